@@ -1,0 +1,449 @@
+#include "control/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+#include "dataplane/eal.h"
+
+namespace sluice::control {
+namespace {
+
+using dataplane::PortConfig;
+
+// A configuration error, thrown inside the loader only and turned into LoadResult::error.
+struct ConfigError {
+  std::string message;
+};
+
+[[noreturn]] void fail(const std::string& key, const std::string& what) { throw ConfigError{"key '" + key + "': " + what}; }
+
+std::string where(const YAML::Node& n) {
+  return n.Mark().line >= 0 ? " (line " + std::to_string(n.Mark().line + 1) + ")" : "";
+}
+
+std::string scalar_text(const YAML::Node& n) {
+  if (n.IsScalar()) return "'" + n.Scalar() + "'";
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a mapping";
+  return "nothing";
+}
+
+// One declared parameter. `apply` parses the YAML value into the target; the default is YAML
+// text applied through the same function, so it is written in exactly one place.
+template <typename Target>
+struct Param {
+  std::string path;
+  std::string type;
+  std::string default_yaml;  // empty: required (list members) or no default
+  std::string help;
+  std::function<void(const YAML::Node&, Target&, const std::string& key)> apply;
+};
+
+long long parse_integer(const YAML::Node& n, const std::string& key, long long lo, long long hi) {
+  const std::string range = "an integer " + std::to_string(lo) + ".." + std::to_string(hi);
+  if (!n.IsScalar()) fail(key, "expected " + range + ", got " + scalar_text(n) + where(n));
+  const std::string& s = n.Scalar();
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || errno != 0 || v < lo || v > hi)
+    fail(key, "expected " + range + ", got " + scalar_text(n) + where(n));
+  return v;
+}
+
+std::string parse_choice(const YAML::Node& n, const std::string& key, const std::vector<std::string>& choices) {
+  std::string list;
+  for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+  if (!n.IsScalar() || std::find(choices.begin(), choices.end(), n.Scalar()) == choices.end())
+    fail(key, "expected one of " + list + ", got " + scalar_text(n) + where(n));
+  return n.Scalar();
+}
+
+bool parse_bool(const YAML::Node& n, const std::string& key) {
+  return parse_choice(n, key, {"true", "false"}) == "true";
+}
+
+std::string parse_string(const YAML::Node& n, const std::string& key) {
+  if (!n.IsScalar() && !n.IsNull()) fail(key, "expected a string, got " + scalar_text(n) + where(n));
+  return n.IsNull() ? std::string() : n.Scalar();
+}
+
+template <typename Target, typename Setter>
+Param<Target> integer(std::string path, long long lo, long long hi, std::string def, std::string help, Setter set) {
+  std::string type = "integer " + std::to_string(lo) + ".." + std::to_string(hi);
+  return {std::move(path), std::move(type), std::move(def), std::move(help),
+          [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse_integer(n, key, lo, hi)); }};
+}
+
+template <typename Target, typename Setter>
+Param<Target> choice(std::string path, std::vector<std::string> choices, std::string def, std::string help, Setter set) {
+  std::string type;
+  for (const auto& c : choices) type += (type.empty() ? "" : " | ") + c;
+  return {std::move(path), std::move(type), std::move(def), std::move(help),
+          [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse_choice(n, key, choices)); }};
+}
+
+template <typename Target, typename Setter>
+Param<Target> boolean(std::string path, std::string def, std::string help, Setter set) {
+  return {std::move(path), "true | false", std::move(def), std::move(help),
+          [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse_bool(n, key)); }};
+}
+
+template <typename Target, typename Setter>
+Param<Target> string(std::string path, std::string def, std::string help, Setter set) {
+  return {std::move(path), "string", std::move(def), std::move(help),
+          [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse_string(n, key)); }};
+}
+
+template <typename Target, typename Setter>
+Param<Target> integer_list(std::string path, long long lo, long long hi, std::string def, std::string help, Setter set) {
+  std::string type = "list of integers " + std::to_string(lo) + ".." + std::to_string(hi);
+  return {std::move(path), std::move(type), std::move(def), std::move(help),
+          [=](const YAML::Node& n, Target& t, const std::string& key) {
+            if (!n.IsSequence()) fail(key, "expected a list, got " + scalar_text(n) + where(n));
+            std::vector<unsigned> v;
+            for (std::size_t i = 0; i < n.size(); ++i)
+              v.push_back(static_cast<unsigned>(parse_integer(n[i], key + "[" + std::to_string(i) + "]", lo, hi)));
+            set(t, std::move(v));
+          }};
+}
+
+template <typename Target, typename Setter>
+Param<Target> string_list(std::string path, std::string def, std::string help, Setter set) {
+  return {std::move(path), "list of strings", std::move(def), std::move(help),
+          [=](const YAML::Node& n, Target& t, const std::string& key) {
+            if (!n.IsSequence()) fail(key, "expected a list, got " + scalar_text(n) + where(n));
+            std::vector<std::string> v;
+            for (std::size_t i = 0; i < n.size(); ++i) v.push_back(parse_string(n[i], key + "[" + std::to_string(i) + "]"));
+            set(t, std::move(v));
+          }};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The declarations. Each default lives here and nowhere else.
+
+// Pairs are resolved by port name once every port is known.
+struct Loading {
+  Config config;
+  std::vector<std::pair<std::string, std::string>> pair_names;
+  bool ports_given = false;
+};
+
+const std::vector<Param<PortConfig>>& port_params() {
+  static const std::vector<Param<PortConfig>> params = {
+      string<PortConfig>("ports[].name", "", "Required. Name used in pairs, stats and events: 1-32 characters of "
+                         "letters, digits, '_' or '-'.",
+                         [](PortConfig& p, std::string v) { p.name = std::move(v); }),
+      string<PortConfig>("ports[].device", "", "Required. A PCI address (`0000:03:00.0`, bound to vfio-pci) or a "
+                         "DPDK virtual device: `net_af_packet0,iface=eth1`, `net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap`, "
+                         "`net_ring0`, `net_null0`. Virtual device names must be unique and start with `net_`.",
+                         [](PortConfig& p, std::string v) { p.device = std::move(v); }),
+      integer<PortConfig>("ports[].rx_desc", 64, 16384, "1024", "RX descriptors per queue (the PMD may round). "
+                          "When the ring is full the NIC drops and counts `rx_missed`.",
+                          [](PortConfig& p, long long v) { p.rx_desc = static_cast<uint16_t>(v); }),
+      integer<PortConfig>("ports[].tx_desc", 64, 16384, "1024", "TX descriptors per queue. When full, Sluice retries "
+                          "`dataplane.tx_retries` times, then drops and counts `dropped`.",
+                          [](PortConfig& p, long long v) { p.tx_desc = static_cast<uint16_t>(v); }),
+      boolean<PortConfig>("ports[].promiscuous", "true", "Receive frames for every MAC address (a bump in the wire "
+                          "must). Ignored by PMDs without the notion (pcap files).",
+                          [](PortConfig& p, bool v) { p.promiscuous = v; }),
+  };
+  return params;
+}
+
+void apply_port(const YAML::Node& n, PortConfig& port, const std::string& key);
+
+const std::vector<Param<Loading>>& params() {
+  using dataplane::Hugepages;
+  using dataplane::Mode;
+  static const std::vector<Param<Loading>> params = {
+      choice<Loading>("mode", {"inline", "tap", "replay"}, "inline",
+                      "`inline`: port pairs, every frame forwarded A<->B. `tap`: ports only receive (SPAN copy). "
+                      "`replay`: `replay.input` is read through DPDK's pcap PMD and Sluice exits at its end.",
+                      [](Loading& l, const std::string& v) {
+                        l.config.dataplane.mode = v == "inline" ? Mode::inline_ : v == "tap" ? Mode::tap : Mode::replay;
+                      }),
+      string<Loading>("eal.file_prefix", "\"\"", "EAL `--file-prefix`; empty: `sluice-<pid>`, so instances never share "
+                      "DPDK runtime files.",
+                      [](Loading& l, std::string v) { l.config.dataplane.eal.file_prefix = std::move(v); }),
+      choice<Loading>("eal.hugepages", {"auto", "on", "off"}, "auto",
+                      "`auto`: use hugepages when some are free, else run with `--no-huge`. `off` always runs "
+                      "without (slower DMA setup, fine for af_packet and pcap).",
+                      [](Loading& l, const std::string& v) {
+                        l.config.dataplane.eal.hugepages = v == "on" ? Hugepages::on : v == "off" ? Hugepages::off : Hugepages::automatic;
+                      }),
+      integer<Loading>("eal.memory_mb", 64, 1048576, "512", "Memory the EAL reserves when running without hugepages "
+                       "(`-m`). Too small: the mbuf pool cannot be created and Sluice exits naming `dataplane.mbufs`.",
+                       [](Loading& l, long long v) { l.config.dataplane.eal.memory_mb = static_cast<unsigned>(v); }),
+      string_list<Loading>("eal.args", "[]", "Further EAL arguments, appended after the generated ones "
+                           "(arguments after `--` on the command line come last).",
+                           [](Loading& l, std::vector<std::string> v) { l.config.dataplane.eal.args = std::move(v); }),
+      {"ports", "list of port mappings (keys below)", "[]",
+       "The DPDK ports. In `replay` mode leave empty: the port is built from `replay.input`/`replay.output`.",
+       [](const YAML::Node& n, Loading& l, const std::string& key) {
+         if (!n.IsSequence()) fail(key, "expected a list of port mappings, got " + scalar_text(n) + where(n));
+         l.config.dataplane.ports.clear();
+         for (std::size_t i = 0; i < n.size(); ++i) {
+           PortConfig port;
+           apply_port(n[i], port, key + "[" + std::to_string(i) + "]");
+           l.config.dataplane.ports.push_back(std::move(port));
+         }
+         l.ports_given = n.size() > 0;
+       }},
+      {"pairs", "list of [port, port]", "[]",
+       "Inline mode: which ports form a bump in the wire. Every frame received on one is sent on the other. "
+       "Each port belongs to exactly one pair.",
+       [](const YAML::Node& n, Loading& l, const std::string& key) {
+         if (!n.IsSequence()) fail(key, "expected a list of [port, port], got " + scalar_text(n) + where(n));
+         l.pair_names.clear();
+         for (std::size_t i = 0; i < n.size(); ++i) {
+           const std::string k = key + "[" + std::to_string(i) + "]";
+           if (!n[i].IsSequence() || n[i].size() != 2)
+             fail(k, "expected a list of two port names, got " + scalar_text(n[i]) + where(n[i]));
+           l.pair_names.emplace_back(parse_string(n[i][0], k), parse_string(n[i][1], k));
+         }
+       }},
+      integer<Loading>("lcores.main", 0, 127, "0", "The main lcore: control plane, signals, stats. Never polls ports.",
+                       [](Loading& l, long long v) { l.config.dataplane.lcores.main = static_cast<unsigned>(v); }),
+      integer_list<Loading>("lcores.rx", 0, 127, "[1]", "RX/reassembly lcores (DESIGN.md section 3). RX lcore k polls "
+                            "queue k of every port and transmits on its own TX queue k. Each lcore id runs on CPU "
+                            "(id modulo the CPUs available); use `eal.args: [--lcores, ...]` for another map.",
+                            [](Loading& l, std::vector<unsigned> v) { l.config.dataplane.lcores.rx = std::move(v); }),
+      integer_list<Loading>("lcores.workers", 0, 127, "[]", "Worker lcores (attachment decoding, hashing, archives: "
+                            "issue 5). Reserved in the EAL map; idle until then.",
+                            [](Loading& l, std::vector<unsigned> v) { l.config.dataplane.lcores.workers = std::move(v); }),
+      integer<Loading>("dataplane.burst", 1, 256, "32", "Frames per rx_burst/tx_burst call.",
+                       [](Loading& l, long long v) { l.config.dataplane.burst = static_cast<unsigned>(v); }),
+      integer<Loading>("dataplane.mbufs", 1023, 16777215, "16383", "Size of the mbuf pool shared by all ports "
+                       "(best 2^n - 1). Must cover every RX descriptor plus bursts in flight; when it runs out the PMD "
+                       "counts `rx_nombuf` and drops.",
+                       [](Loading& l, long long v) { l.config.dataplane.mbufs = static_cast<unsigned>(v); }),
+      integer<Loading>("dataplane.mbuf_cache", 0, 512, "256", "Per-lcore mbuf cache of the pool.",
+                       [](Loading& l, long long v) { l.config.dataplane.mbuf_cache = static_cast<unsigned>(v); }),
+      integer<Loading>("dataplane.tx_retries", 0, 1000, "8", "How many more times a TX burst is retried when the TX "
+                       "queue is full; then the frames left are dropped and counted (`dropped`).",
+                       [](Loading& l, long long v) { l.config.dataplane.tx_retries = static_cast<unsigned>(v); }),
+      integer<Loading>("dataplane.dispatch_ring_size", 64, 1048576, "4096", "With several RX lcores and a port "
+                       "without symmetric RSS: size of each lcore's inbound ring (power of two). A full ring drops "
+                       "the frame and counts it (`dropped`).",
+                       [](Loading& l, long long v) { l.config.dataplane.dispatch_ring_size = static_cast<unsigned>(v); }),
+      choice<Loading>("dataplane.flow_hash", {"ip_pair", "five_tuple"}, "ip_pair",
+                      "Software flow hash for ports without symmetric RSS. `ip_pair` keeps IP fragments (which carry "
+                      "no ports) with their connection; `five_tuple` spreads one host pair over lcores.",
+                      [](Loading& l, const std::string& v) {
+                        l.config.dataplane.flow_hash =
+                            v == "ip_pair" ? reassembly::FlowHashMode::ip_pair : reassembly::FlowHashMode::five_tuple;
+                      }),
+      string<Loading>("replay.input", "\"\"", "Replay mode: the pcap to read (`--replay`). Sluice exits at its end.",
+                      [](Loading& l, std::string v) { l.config.replay_input = std::move(v); }),
+      string<Loading>("replay.output", "\"\"", "Replay mode: write the frames inline mode would have forwarded to "
+                      "this pcap (`--replay-out`); empty: forward nothing.",
+                      [](Loading& l, std::string v) { l.config.replay_output = std::move(v); }),
+      string<Loading>("events.path", "\"\"", "JSON-lines event file (`--events`); `-` is standard output; empty: "
+                      "no events. Appended to.",
+                      [](Loading& l, std::string v) { l.config.events_path = std::move(v); }),
+      integer<Loading>("stats.interval_s", 0, 86400, "0", "Seconds between `stats` events; 0: one at exit only.",
+                       [](Loading& l, long long v) { l.config.stats_interval_s = static_cast<unsigned>(v); }),
+  };
+  return params;
+}
+
+// Walks a mapping and applies the parameters it names; any key that is neither a parameter nor a
+// section holding parameters is an error listing what is accepted at that level.
+template <typename Target>
+void apply_map(const YAML::Node& map, Target& target, const std::vector<Param<Target>>& table,
+               const std::string& table_prefix, const std::string& key_prefix, const std::string& section) {
+  if (!map.IsMap()) fail(key_prefix.empty() ? "(top)" : key_prefix, "expected a mapping, got " + scalar_text(map) + where(map));
+  for (const auto& kv : map) {
+    const std::string name = kv.first.as<std::string>();
+    const std::string path = section.empty() ? name : section + "." + name;
+    const std::string full = table_prefix + path;
+    const std::string key = key_prefix.empty() ? path : key_prefix + "." + name;
+    auto param = std::find_if(table.begin(), table.end(), [&](const Param<Target>& p) { return p.path == full; });
+    if (param != table.end()) {
+      param->apply(kv.second, target, key);
+      continue;
+    }
+    const bool is_section = std::any_of(table.begin(), table.end(),
+                                        [&](const Param<Target>& p) { return p.path.rfind(full + ".", 0) == 0; });
+    if (is_section) {
+      apply_map(kv.second, target, table, table_prefix, key, path);
+      continue;
+    }
+    std::set<std::string> accepted;
+    const std::string level = table_prefix + (section.empty() ? "" : section + ".");
+    for (const auto& p : table)
+      if (p.path.rfind(level, 0) == 0) accepted.insert(p.path.substr(level.size(), p.path.find('.', level.size()) - level.size()));
+    std::string list;
+    for (const auto& a : accepted) list += (list.empty() ? "" : ", ") + a;
+    fail(key, "unknown key" + where(kv.first) + "; accepted here: " + list);
+  }
+}
+
+void apply_port(const YAML::Node& n, PortConfig& port, const std::string& key) {
+  for (const auto& p : port_params())
+    if (!p.default_yaml.empty()) p.apply(YAML::Load(p.default_yaml), port, p.path);
+  apply_map(n, port, port_params(), "ports[].", key, "");
+  static const std::regex name_re("^[A-Za-z0-9_-]{1,32}$");
+  if (!n["name"]) fail(key + ".name", "required" + where(n));
+  if (!std::regex_match(port.name, name_re))
+    fail(key + ".name", "expected 1-32 letters, digits, '_' or '-', got '" + port.name + "'");
+  if (!n["device"]) fail(key + ".device", "required" + where(n));
+  if (!dataplane::is_pci_address(port.device) && port.device.rfind("net_", 0) != 0)
+    fail(key + ".device", "expected a PCI address (0000:03:00.0) or a DPDK vdev starting with net_ "
+                          "(net_af_packet0,iface=eth1; net_pcap0,rx_pcap=...; net_ring0; net_null0), got '" + port.device + "'");
+}
+
+void check_readable(const std::string& key, const std::string& path) {
+  if (access(path.c_str(), R_OK) != 0) fail(key, "cannot read '" + path + "': " + std::strerror(errno));
+}
+
+void check_writable_dir(const std::string& key, const std::string& path) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  if (access(dir.c_str(), W_OK) != 0) fail(key, "cannot write in '" + dir + "': " + std::strerror(errno));
+}
+
+void finish(Loading& l) {
+  using dataplane::Mode;
+  Config& c = l.config;
+  dataplane::Config& d = c.dataplane;
+
+  if (d.mode == Mode::replay) {
+    if (l.ports_given) fail("ports", "replay mode builds its own net_pcap port from replay.input; leave ports empty");
+    if (c.replay_input.empty()) fail("replay.input", "replay mode needs a pcap to read (or --replay FILE)");
+    check_readable("replay.input", c.replay_input);
+    for (const auto* f : {&c.replay_input, &c.replay_output})
+      if (f->find(',') != std::string::npos)
+        fail(f == &c.replay_input ? "replay.input" : "replay.output", "a path with ',' cannot be given to the pcap PMD");
+    if (!c.replay_output.empty()) check_writable_dir("replay.output", c.replay_output);
+    if (!l.pair_names.empty()) fail("pairs", "not used in replay mode: frames leave by the replay port itself");
+    if (d.lcores.rx.size() != 1) fail("lcores.rx", "replay reads one pcap through one queue: list exactly one RX lcore");
+    // The output is a second dumper on the same port, so it carries exactly what inline mode would
+    // have sent; without an output nothing is forwarded (tap semantics).
+    std::string dev = "net_pcap0,rx_pcap=" + c.replay_input + ",tx_pcap=" + (c.replay_output.empty() ? "/dev/null" : c.replay_output);
+    d.ports = {PortConfig{"replay", dev, 1024, 1024, false}};
+    if (!c.replay_output.empty()) d.pairs = {{0, 0}};
+  } else {
+    if (!c.replay_input.empty() || !c.replay_output.empty())
+      fail("replay.input", std::string("only used in replay mode, and mode is ") + dataplane::mode_name(d.mode));
+    if (d.ports.empty()) fail("ports", std::string("mode ") + dataplane::mode_name(d.mode) + " needs at least one port");
+    std::set<std::string> names, devices;
+    for (std::size_t i = 0; i < d.ports.size(); ++i) {
+      const std::string k = "ports[" + std::to_string(i) + "]";
+      if (!names.insert(d.ports[i].name).second) fail(k + ".name", "duplicate port name '" + d.ports[i].name + "'");
+      if (!devices.insert(dataplane::device_name(d.ports[i].device)).second)
+        fail(k + ".device", "device '" + dataplane::device_name(d.ports[i].device) + "' is used twice");
+    }
+    auto index_of = [&](const std::string& name, const std::string& key) {
+      for (std::size_t i = 0; i < d.ports.size(); ++i)
+        if (d.ports[i].name == name) return i;
+      std::string list;
+      for (const auto& p : d.ports) list += (list.empty() ? "" : ", ") + p.name;
+      fail(key, "no port named '" + name + "'; ports are: " + list);
+    };
+    d.pairs.clear();
+    std::vector<int> paired(d.ports.size(), 0);
+    for (std::size_t i = 0; i < l.pair_names.size(); ++i) {
+      const std::string k = "pairs[" + std::to_string(i) + "]";
+      const std::size_t a = index_of(l.pair_names[i].first, k), b = index_of(l.pair_names[i].second, k);
+      if (a == b) fail(k, "a port cannot be paired with itself");
+      if (++paired[a] > 1 || ++paired[b] > 1) fail(k, "a port belongs to at most one pair");
+      d.pairs.emplace_back(a, b);
+    }
+    if (d.mode == Mode::inline_) {
+      for (std::size_t i = 0; i < d.ports.size(); ++i)
+        if (!paired[i]) fail("pairs", "inline mode: port '" + d.ports[i].name + "' is in no pair (every port needs one)");
+    } else if (!d.pairs.empty()) {
+      fail("pairs", "only used in inline mode; tap ports only receive");
+    }
+  }
+
+  std::set<unsigned> used{d.lcores.main};
+  if (d.lcores.rx.empty()) fail("lcores.rx", "at least one RX lcore is needed");
+  for (unsigned id : d.lcores.rx)
+    if (!used.insert(id).second) fail("lcores.rx", "lcore " + std::to_string(id) + " is listed twice or is the main lcore");
+  for (unsigned id : d.lcores.workers)
+    if (!used.insert(id).second) fail("lcores.workers", "lcore " + std::to_string(id) + " is already the main lcore, an RX lcore or listed twice");
+  if (d.dispatch_ring_size & (d.dispatch_ring_size - 1)) fail("dataplane.dispatch_ring_size", "expected a power of two, got " + std::to_string(d.dispatch_ring_size));
+
+  // Every RX descriptor holds an mbuf, every lcore may cache some and hold a burst.
+  unsigned long need = 0;
+  for (const auto& p : d.ports) need += static_cast<unsigned long>(p.rx_desc) * d.lcores.rx.size();
+  need += static_cast<unsigned long>(d.lcores.rx.size() + 1) * (d.mbuf_cache + d.burst);
+  if (d.mbufs < need)
+    fail("dataplane.mbufs", std::to_string(d.mbufs) + " mbufs cannot fill the RX rings of this configuration: at least " +
+                                std::to_string(need) + " are needed (or lower ports[].rx_desc)");
+  if (d.mbuf_cache > d.mbufs / 1.5) fail("dataplane.mbuf_cache", "must be at most mbufs / 1.5 (DPDK mempool rule)");
+
+  if (!c.events_path.empty() && c.events_path != "-") check_writable_dir("events.path", c.events_path);
+}
+
+LoadResult load(const YAML::Node* root, const std::string& origin, const Overrides& o) {
+  LoadResult result;
+  try {
+    Loading l;
+    for (const auto& p : params())
+      if (!p.default_yaml.empty()) p.apply(YAML::Load(p.default_yaml), l, p.path);
+    if (root && !root->IsNull()) apply_map(*root, l, params(), "", "", "");
+    if (o.replay_input) {
+      l.config.dataplane.mode = dataplane::Mode::replay;
+      l.config.replay_input = *o.replay_input;
+    }
+    if (o.replay_output) l.config.replay_output = *o.replay_output;
+    if (o.events_path) l.config.events_path = *o.events_path;
+    finish(l);
+    result.config = std::move(l.config);
+  } catch (const ConfigError& e) {
+    result.error = origin + ": " + e.message;
+  } catch (const YAML::Exception& e) {
+    result.error = origin + ": invalid YAML: " + e.what();
+  }
+  return result;
+}
+
+}  // namespace
+
+LoadResult load_config_text(const std::string& yaml, const std::string& origin, const Overrides& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    return {std::nullopt, origin + ": invalid YAML: " + e.what()};
+  }
+  return load(&root, origin, overrides);
+}
+
+LoadResult load_config(const std::string& path, const Overrides& overrides) {
+  if (path.empty()) return load(nullptr, "command line", overrides);
+  std::ifstream f(path);
+  if (!f) return {std::nullopt, "config " + path + ": cannot open: " + std::strerror(errno)};
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return load_config_text(ss.str(), "config " + path, overrides);
+}
+
+std::string config_reference_markdown() {
+  std::ostringstream out;
+  out << "| key | type | default | meaning |\n| --- | --- | --- | --- |\n";
+  auto row = [&](const std::string& path, const std::string& type, const std::string& def, const std::string& help) {
+    out << "| `" << path << "` | " << type << " | " << (def.empty() ? "required" : "`" + def + "`") << " | " << help << " |\n";
+  };
+  for (const auto& p : params()) {
+    row(p.path, p.type, p.default_yaml, p.help);
+    if (p.path == "ports")
+      for (const auto& pp : port_params()) row(pp.path, pp.type, pp.default_yaml, pp.help);
+  }
+  return out.str();
+}
+
+}  // namespace sluice::control

@@ -1,0 +1,37 @@
+// EAL bootstrap: turns the data-plane configuration into EAL arguments and initialises DPDK.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "dataplane/dataplane_config.h"
+
+namespace sluice::dataplane {
+
+struct EalArgsInput {
+  const Config* config;
+  std::vector<std::string> passthrough;  // what followed "--" on the command line
+  unsigned host_cpus;                     // CPUs this process may run on
+  bool hugepages_available;               // free hugepages in /sys/kernel/mm/hugepages
+  int pid;
+};
+
+// Pure function, unit-tested: the argv (without argv[0]) given to rte_eal_init.
+// - lcores: main + rx + workers, each mapped to CPU (id % host_cpus) so a lab config with more
+//   lcores than CPUs still starts (lcores then share CPUs; fine for tests, not for production);
+// - memory: --no-huge -m memory_mb when hugepages are off, or auto and none are free;
+// - devices: PCI addresses as -a, everything else as --vdev; --no-pci when no PCI port is
+//   configured, so Sluice never takes a NIC it was not given;
+// - --file-prefix from eal.file_prefix or sluice-<pid>; then eal.args, then the passthrough.
+std::vector<std::string> build_eal_args(const EalArgsInput& in);
+
+bool is_pci_address(const std::string& device);
+
+// The ethdev name DPDK gives the device: the vdev name before the first comma, or the PCI address.
+std::string device_name(const std::string& device);
+
+// Reads the host facts build_eal_args needs, then calls rte_eal_init.
+// On failure returns false with a one-line reason in `error`.
+bool eal_init(const Config& config, const std::vector<std::string>& passthrough, std::string& error);
+
+}  // namespace sluice::dataplane

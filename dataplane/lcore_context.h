@@ -1,0 +1,60 @@
+// Internal to dataplane/: the per-lcore state of an RX lcore, cache-aligned and owned by that lcore
+// alone (STYLE.md, share-nothing). Other threads only read the plain counters, and only the
+// control thread writes `quit`.
+#pragma once
+
+#include <rte_common.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "reassembly/packet_decode.h"
+
+namespace sluice::dataplane {
+
+inline constexpr unsigned kMaxPorts = 16;      // ports in one configuration
+inline constexpr unsigned kMaxRxLcores = 16;   // RX lcores in one configuration (dispatch staging is per-lcore x burst)
+inline constexpr unsigned kMaxBurst = 256;
+inline constexpr uint16_t kNoPeer = UINT16_MAX;
+
+struct PortCounters {
+  uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, dropped, dispatched_out;
+};
+
+struct RxQueueRef {
+  uint16_t port_index;  // index into the configuration's ports
+  uint16_t queue;
+  bool dispatch;        // frames may belong to another lcore: hash and hand them over
+};
+
+// Shared, read-only once the lcores run.
+struct PortTable {
+  unsigned n_ports;
+  uint16_t port_id[kMaxPorts];  // DPDK port id of each configured port
+  uint16_t peer[kMaxPorts];     // index of the port frames received here leave by; kNoPeer: consume
+  rte_mempool* pool;
+  unsigned n_rx_lcores;
+  rte_ring* inbound[kMaxRxLcores];  // per RX lcore: frames other lcores dispatched to it (MP/SC)
+  unsigned burst;
+  unsigned tx_retries;
+  bool replay;
+  reassembly::FlowHashMode flow_hash;
+};
+
+struct alignas(RTE_CACHE_LINE_SIZE) RxLcoreContext {
+  unsigned lcore_id;
+  unsigned index;  // 0..n_rx_lcores-1: its TX queue on every port, its inbound ring
+  const PortTable* table;
+  RxQueueRef queues[kMaxPorts];
+  unsigned n_queues;
+  PortCounters counters[kMaxPorts];
+  std::atomic<bool>* quit;
+  std::atomic<bool> finished;  // replay: input exhausted and everything sent
+};
+
+// The RX lcore main loop, launched with rte_eal_remote_launch; arg is an RxLcoreContext*.
+int rx_lcore_main(void* arg);
+
+}  // namespace sluice::dataplane

@@ -1,0 +1,139 @@
+// RX lcore main loop: receive bursts, send every frame to its owner lcore, forward or consume.
+//
+// Ownership of mbufs (STYLE.md). A frame received here has exactly one next step:
+//  - dispatched: enqueued on the owning lcore's inbound ring; ownership moves only for the frames
+//    the enqueue accepted, the rest are freed here and counted as dropped;
+//  - forwarded: given to rte_eth_tx_burst on this lcore's TX queue of the peer port; what the
+//    queue does not take after `tx_retries` attempts is freed here and counted as dropped;
+//  - consumed: tap mode, or replay without an output: freed after inspection.
+// Later issues add "held" (the segment that ends a message, DESIGN.md section 5).
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "dataplane/lcore_context.h"
+
+namespace sluice::dataplane {
+namespace {
+
+void transmit(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n) {
+  const PortTable& t = *ctx.table;
+  const uint16_t out = t.peer[in_port];
+  if (out == kNoPeer) {
+    rte_pktmbuf_free_bulk(pkts, n);
+    return;
+  }
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(pkts[i]);
+  uint16_t sent = 0;
+  for (unsigned attempt = 0; sent < n && attempt <= t.tx_retries; ++attempt)
+    sent += rte_eth_tx_burst(t.port_id[out], static_cast<uint16_t>(ctx.index), pkts + sent, n - sent);
+  PortCounters& c = ctx.counters[out];
+  if (sent < n) {
+    for (uint16_t i = sent; i < n; ++i) bytes -= rte_pktmbuf_pkt_len(pkts[i]);
+    rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+    c.dropped += n - sent;
+  }
+  c.tx_packets += sent;
+  c.tx_bytes += bytes;
+}
+
+// Frames of one input port, all owned by this lcore. The inspection stages of later issues
+// (reassembly, SMTP, MIME) run here, between receive and transmit.
+void process(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n) {
+  transmit(ctx, in_port, pkts, n);
+}
+
+unsigned owner_of(const RxLcoreContext& ctx, const rte_mbuf* m) {
+  reassembly::PacketInfo info;
+  const auto* data = rte_pktmbuf_mtod(m, const uint8_t*);
+  if (reassembly::decode_packet(data, rte_pktmbuf_data_len(m), info) != reassembly::DecodeStatus::ok)
+    return ctx.index;  // no flow: whoever received it forwards it
+  return reassembly::symmetric_flow_hash(info, ctx.table->flow_hash) % ctx.table->n_rx_lcores;
+}
+
+// Keeps this lcore's frames in place (compacted to the front) and enqueues the others to their
+// owners. Returns how many stay.
+uint16_t dispatch(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n) {
+  const PortTable& t = *ctx.table;
+  rte_mbuf* out[kMaxRxLcores][kMaxBurst];
+  uint16_t n_out[kMaxRxLcores] = {};
+  uint16_t kept = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    const unsigned owner = owner_of(ctx, pkts[i]);
+    if (owner == ctx.index)
+      pkts[kept++] = pkts[i];
+    else
+      out[owner][n_out[owner]++] = pkts[i];
+  }
+  PortCounters& c = ctx.counters[in_port];
+  for (unsigned o = 0; o < t.n_rx_lcores; ++o) {
+    if (n_out[o] == 0) continue;
+    const unsigned done = rte_ring_enqueue_burst(t.inbound[o], reinterpret_cast<void**>(out[o]), n_out[o], nullptr);
+    c.dispatched_out += done;
+    if (done < n_out[o]) {
+      rte_pktmbuf_free_bulk(out[o] + done, n_out[o] - done);
+      c.dropped += n_out[o] - done;
+    }
+  }
+  return kept;
+}
+
+// Groups a run of frames by input port (mbuf->port holds the DPDK port id) and processes each run.
+void process_inbound(RxLcoreContext& ctx, rte_mbuf** pkts, unsigned n) {
+  const PortTable& t = *ctx.table;
+  unsigned start = 0;
+  while (start < n) {
+    const uint16_t port_id = pkts[start]->port;
+    unsigned end = start + 1;
+    while (end < n && pkts[end]->port == port_id) ++end;
+    uint16_t idx = 0;
+    while (idx < t.n_ports && t.port_id[idx] != port_id) ++idx;
+    process(ctx, idx, pkts + start, static_cast<uint16_t>(end - start));
+    start = end;
+  }
+}
+
+}  // namespace
+
+int rx_lcore_main(void* arg) {
+  auto& ctx = *static_cast<RxLcoreContext*>(arg);
+  const PortTable& t = *ctx.table;
+  rte_mbuf* pkts[kMaxBurst];
+  const uint16_t burst = static_cast<uint16_t>(t.burst);
+  bool input_left[kMaxPorts];
+  for (unsigned q = 0; q < ctx.n_queues; ++q) input_left[q] = true;
+
+  while (!ctx.quit->load(std::memory_order_relaxed)) {
+    bool any_input_left = false;
+    for (unsigned q = 0; q < ctx.n_queues; ++q) {
+      const RxQueueRef& ref = ctx.queues[q];
+      const uint16_t n = rte_eth_rx_burst(t.port_id[ref.port_index], ref.queue, pkts, burst);
+      if (n == 0) {
+        // net_pcap returns nothing only at the end of its file, or when the pool is empty.
+        if (t.replay && rte_mempool_avail_count(t.pool) >= burst) input_left[q] = false;
+      } else {
+        input_left[q] = true;
+      }
+      any_input_left |= input_left[q];
+      if (n == 0) continue;
+      PortCounters& c = ctx.counters[ref.port_index];
+      c.rx_packets += n;
+      for (uint16_t i = 0; i < n; ++i) c.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
+      const uint16_t mine = ref.dispatch ? dispatch(ctx, ref.port_index, pkts, n) : n;
+      if (mine) process(ctx, ref.port_index, pkts, mine);
+    }
+    if (t.n_rx_lcores > 1) {
+      const unsigned n = rte_ring_dequeue_burst(t.inbound[ctx.index], reinterpret_cast<void**>(pkts), burst, nullptr);
+      if (n) process_inbound(ctx, pkts, n);
+      any_input_left |= n != 0;
+    }
+    if (t.replay && !any_input_left) {
+      ctx.finished.store(true, std::memory_order_release);
+      break;
+    }
+  }
+  return 0;
+}
+
+}  // namespace sluice::dataplane

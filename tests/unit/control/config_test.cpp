@@ -1,0 +1,164 @@
+#include "control/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+using namespace sluice;
+using control::load_config_text;
+using control::Overrides;
+
+namespace {
+
+const char* kInline = R"(
+mode: inline
+ports:
+  - name: outside
+    device: net_af_packet0,iface=veth-a
+  - name: inside
+    device: 0000:03:00.1
+    rx_desc: 512
+pairs:
+  - [outside, inside]
+lcores:
+  main: 0
+  rx: [1]
+)";
+
+std::string error_of(const std::string& yaml, const Overrides& o = {}) {
+  auto r = load_config_text(yaml, "config test.yaml", o);
+  EXPECT_FALSE(r.config) << yaml;
+  return r.error;
+}
+
+}  // namespace
+
+TEST(Config, InlineConfigurationLoadsWithDefaults) {
+  auto r = load_config_text(kInline, "config test.yaml", {});
+  ASSERT_TRUE(r.config) << r.error;
+  const auto& d = r.config->dataplane;
+  EXPECT_EQ(d.mode, dataplane::Mode::inline_);
+  ASSERT_EQ(d.ports.size(), 2u);
+  EXPECT_EQ(d.ports[0].rx_desc, 1024);  // default
+  EXPECT_EQ(d.ports[1].rx_desc, 512);
+  EXPECT_TRUE(d.ports[0].promiscuous);
+  ASSERT_EQ(d.pairs.size(), 1u);
+  EXPECT_EQ(d.pairs[0], std::make_pair(std::size_t{0}, std::size_t{1}));
+  EXPECT_EQ(d.burst, 32u);
+  EXPECT_EQ(d.eal.hugepages, dataplane::Hugepages::automatic);
+  EXPECT_EQ(d.flow_hash, reassembly::FlowHashMode::ip_pair);
+  EXPECT_EQ(r.config->events_path, "");
+}
+
+TEST(Config, UnknownKeyNamesTheKeyAndWhatIsAccepted) {
+  const std::string e = error_of("eal:\n  memroy_mb: 12\n");
+  EXPECT_NE(e.find("config test.yaml"), std::string::npos) << e;
+  EXPECT_NE(e.find("'eal.memroy_mb': unknown key (line 2)"), std::string::npos) << e;
+  EXPECT_NE(e.find("accepted here: args, file_prefix, hugepages, memory_mb"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos);
+}
+
+TEST(Config, UnknownKeyInsideAPort) {
+  const std::string e = error_of("mode: tap\nports:\n  - name: a\n    device: net_null0\n    speed: 10\n");
+  EXPECT_NE(e.find("'ports[0].speed': unknown key"), std::string::npos) << e;
+  EXPECT_NE(e.find("device, name, promiscuous, rx_desc, tx_desc"), std::string::npos) << e;
+}
+
+TEST(Config, BadValuesNameTheAcceptedValues) {
+  EXPECT_NE(error_of("mode: bridge\n").find("'mode': expected one of inline, tap, replay, got 'bridge'"), std::string::npos);
+  EXPECT_NE(error_of("dataplane:\n  burst: 0\n").find("'dataplane.burst': expected an integer 1..256, got '0'"), std::string::npos);
+  EXPECT_NE(error_of("dataplane:\n  burst: many\n").find("got 'many'"), std::string::npos);
+  EXPECT_NE(error_of("lcores:\n  rx: 1\n").find("'lcores.rx': expected a list"), std::string::npos);
+  EXPECT_NE(error_of("ports: 3\n").find("'ports': expected a list of port mappings"), std::string::npos);
+}
+
+TEST(Config, BadPortDevice) {
+  const std::string e = error_of("mode: tap\nports:\n  - name: a\n    device: eth0\n");
+  EXPECT_NE(e.find("'ports[0].device': expected a PCI address"), std::string::npos) << e;
+  EXPECT_NE(error_of("mode: tap\nports:\n  - name: a\n").find("'ports[0].device': required"), std::string::npos);
+  EXPECT_NE(error_of("mode: tap\nports:\n  - name: a b\n    device: net_null0\n").find("'ports[0].name'"), std::string::npos);
+  EXPECT_NE(error_of("mode: tap\nports:\n  - {name: a, device: net_null0}\n  - {name: a, device: net_null1}\n")
+                .find("duplicate port name 'a'"), std::string::npos);
+  EXPECT_NE(error_of("mode: tap\nports:\n  - {name: a, device: net_null0}\n  - {name: b, device: 'net_null0,size=64'}\n")
+                .find("is used twice"), std::string::npos);
+}
+
+TEST(Config, PairsAreChecked) {
+  const char* base = "mode: inline\nports:\n  - {name: a, device: net_ring0}\n  - {name: b, device: net_ring1}\n";
+  EXPECT_NE(error_of(base).find("port 'a' is in no pair"), std::string::npos);
+  EXPECT_NE(error_of(std::string(base) + "pairs: [[a, c]]\n").find("no port named 'c'; ports are: a, b"), std::string::npos);
+  EXPECT_NE(error_of(std::string(base) + "pairs: [[a, a]]\n").find("cannot be paired with itself"), std::string::npos);
+  EXPECT_NE(error_of("mode: tap\nports:\n  - {name: a, device: net_ring0}\n  - {name: b, device: net_ring1}\npairs: [[a, b]]\n")
+                .find("only used in inline mode"), std::string::npos);
+  EXPECT_NE(error_of("mode: inline\n").find("needs at least one port"), std::string::npos);
+}
+
+TEST(Config, LcoresAreChecked) {
+  const char* tap = "mode: tap\nports:\n  - {name: a, device: net_null0}\n";
+  EXPECT_NE(error_of(std::string(tap) + "lcores: {main: 1, rx: [1]}\n").find("'lcores.rx': lcore 1"), std::string::npos);
+  EXPECT_NE(error_of(std::string(tap) + "lcores: {rx: []}\n").find("at least one RX lcore"), std::string::npos);
+  EXPECT_NE(error_of(std::string(tap) + "lcores: {rx: [1], workers: [1]}\n").find("'lcores.workers'"), std::string::npos);
+}
+
+TEST(Config, MbufPoolMustCoverTheRxRings) {
+  const std::string e = error_of(
+      "mode: tap\nports:\n  - {name: a, device: net_null0, rx_desc: 4096}\ndataplane: {mbufs: 2047}\n");
+  EXPECT_NE(e.find("'dataplane.mbufs': 2047 mbufs cannot fill the RX rings"), std::string::npos) << e;
+}
+
+TEST(Config, ReplayFromTheCommandLine) {
+  const std::string pcap = ::testing::TempDir() + "/in.pcap";
+  std::ofstream(pcap) << "x";
+  Overrides o;
+  o.replay_input = pcap;
+  o.replay_output = ::testing::TempDir() + "/out.pcap";
+  o.events_path = "-";
+  auto r = control::load_config("", o);
+  ASSERT_TRUE(r.config) << r.error;
+  const auto& d = r.config->dataplane;
+  EXPECT_EQ(d.mode, dataplane::Mode::replay);
+  ASSERT_EQ(d.ports.size(), 1u);
+  EXPECT_EQ(d.ports[0].device, "net_pcap0,rx_pcap=" + pcap + ",tx_pcap=" + *o.replay_output);
+  ASSERT_EQ(d.pairs.size(), 1u);  // frames leave by the port they came in on, into the output pcap
+  EXPECT_EQ(r.config->events_path, "-");
+}
+
+TEST(Config, ReplayWithoutOutputForwardsNothing) {
+  const std::string pcap = ::testing::TempDir() + "/in2.pcap";
+  std::ofstream(pcap) << "x";
+  Overrides o;
+  o.replay_input = pcap;
+  auto r = control::load_config("", o);
+  ASSERT_TRUE(r.config) << r.error;
+  EXPECT_TRUE(r.config->dataplane.pairs.empty());
+}
+
+TEST(Config, MissingPcapIsReported) {
+  Overrides o;
+  o.replay_input = "/nonexistent/in.pcap";
+  auto r = control::load_config("", o);
+  ASSERT_FALSE(r.config);
+  EXPECT_EQ(r.error, "command line: key 'replay.input': cannot read '/nonexistent/in.pcap': No such file or directory");
+}
+
+TEST(Config, ReplayModeRejectsPorts) {
+  const std::string pcap = ::testing::TempDir() + "/in3.pcap";
+  std::ofstream(pcap) << "x";
+  Overrides o;
+  o.replay_input = pcap;
+  EXPECT_NE(error_of("ports:\n  - {name: a, device: net_null0}\n", o).find("leave ports empty"), std::string::npos);
+}
+
+TEST(Config, InvalidYaml) {
+  EXPECT_NE(error_of("mode: [inline\n").find("invalid YAML"), std::string::npos);
+  auto r = control::load_config("/nonexistent.yaml", {});
+  EXPECT_NE(r.error.find("config /nonexistent.yaml: cannot open"), std::string::npos);
+}
+
+TEST(Config, ReferenceListsEveryKeyWithItsDefault) {
+  const std::string ref = control::config_reference_markdown();
+  EXPECT_NE(ref.find("| `dataplane.burst` | integer 1..256 | `32` |"), std::string::npos);
+  EXPECT_NE(ref.find("| `ports[].device` | string | required |"), std::string::npos);
+  EXPECT_NE(ref.find("| `mode` | inline | tap | replay | `inline` |"), std::string::npos);
+}

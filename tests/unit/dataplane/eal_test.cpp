@@ -1,0 +1,65 @@
+#include "dataplane/eal.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+using namespace sluice::dataplane;
+
+namespace {
+
+Config base() {
+  Config c{};
+  c.mode = Mode::inline_;
+  c.eal.hugepages = Hugepages::automatic;
+  c.eal.memory_mb = 512;
+  c.lcores.main = 0;
+  c.lcores.rx = {1, 2};
+  c.ports = {{"a", "net_af_packet0,iface=veth0", 1024, 1024, true}, {"b", "net_af_packet1,iface=veth1", 1024, 1024, true}};
+  return c;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& a : v) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+}  // namespace
+
+TEST(EalArgs, NoHugepagesAvailableMeansNoHuge) {
+  Config c = base();
+  const auto args = build_eal_args({&c, {}, 2, false, 42});
+  EXPECT_EQ(joined(args),
+            "--lcores 0@0,1@1,2@0 --main-lcore 0 --file-prefix sluice-42 --no-huge -m 512 "
+            "--vdev net_af_packet0,iface=veth0 --vdev net_af_packet1,iface=veth1 --no-pci");
+}
+
+TEST(EalArgs, HugepagesWhenFree) {
+  Config c = base();
+  c.eal.file_prefix = "lab";
+  const std::string s = joined(build_eal_args({&c, {"--log-level=debug"}, 8, true, 1}));
+  EXPECT_EQ(s.find("--no-huge"), std::string::npos);
+  EXPECT_NE(s.find("--file-prefix lab"), std::string::npos);
+  EXPECT_NE(s.find("--lcores 0@0,1@1,2@2"), std::string::npos);
+  EXPECT_EQ(s.substr(s.size() - 17), "--log-level=debug");
+  c.eal.hugepages = Hugepages::off;
+  EXPECT_NE(joined(build_eal_args({&c, {}, 8, true, 1})).find("--no-huge -m 512"), std::string::npos);
+}
+
+TEST(EalArgs, PciDevicesAreAllowListedAndPciStaysOn) {
+  Config c = base();
+  c.ports[1].device = "0000:3b:00.1";
+  const std::string s = joined(build_eal_args({&c, {}, 2, false, 1}));
+  EXPECT_NE(s.find("-a 0000:3b:00.1"), std::string::npos);
+  EXPECT_EQ(s.find("--no-pci"), std::string::npos);
+}
+
+TEST(EalArgs, DeviceNames) {
+  EXPECT_TRUE(is_pci_address("0000:03:00.0"));
+  EXPECT_TRUE(is_pci_address("03:00.1"));
+  EXPECT_FALSE(is_pci_address("net_pcap0"));
+  EXPECT_EQ(device_name("03:00.1"), "0000:03:00.1");
+  EXPECT_EQ(device_name("net_pcap0,rx_pcap=a.pcap,tx_pcap=b.pcap"), "net_pcap0");
+  EXPECT_EQ(device_name("net_null0"), "net_null0");
+}

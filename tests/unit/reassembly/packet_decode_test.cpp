@@ -1,0 +1,183 @@
+#include "reassembly/packet_decode.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+using namespace sluice::reassembly;
+
+namespace {
+
+struct Frame {
+  std::vector<uint8_t> b;
+  void u8(uint8_t v) { b.push_back(v); }
+  void u16(uint16_t v) { b.push_back(uint8_t(v >> 8)); b.push_back(uint8_t(v)); }
+  void bytes(std::initializer_list<uint8_t> v) { b.insert(b.end(), v); }
+  void zeros(std::size_t n) { b.insert(b.end(), n, 0); }
+};
+
+Frame ether(std::initializer_list<uint16_t> tags, uint16_t type) {
+  Frame f;
+  f.zeros(12);  // MACs
+  for (uint16_t tpid : tags) {
+    f.u16(tpid);
+    f.u16(100);  // TCI
+  }
+  f.u16(type);
+  return f;
+}
+
+void ipv4(Frame& f, uint8_t proto, uint16_t frag = 0, uint8_t ihl = 5) {
+  f.u8(uint8_t(0x40 | ihl));
+  f.u8(0);
+  f.u16(40);
+  f.u16(1);
+  f.u16(frag);
+  f.u8(64);
+  f.u8(proto);
+  f.u16(0);
+  f.bytes({198, 51, 100, 7});
+  f.bytes({192, 0, 2, 25});
+  f.zeros((ihl - 5) * 4u);
+}
+
+void tcp_ports(Frame& f, uint16_t sp, uint16_t dp) {
+  f.u16(sp);
+  f.u16(dp);
+  f.zeros(16);
+}
+
+}  // namespace
+
+TEST(PacketDecode, Ipv4Tcp) {
+  Frame f = ether({}, 0x0800);
+  ipv4(f, 6);
+  tcp_ports(f, 40000, 25);
+  PacketInfo info;
+  ASSERT_EQ(decode_packet(f.b.data(), f.b.size(), info), DecodeStatus::ok);
+  EXPECT_EQ(info.ip_version, 4);
+  EXPECT_EQ(info.l4_proto, 6);
+  EXPECT_EQ(info.src_port, 40000);
+  EXPECT_EQ(info.dst_port, 25);
+  EXPECT_EQ(info.l3_offset, 14);
+  EXPECT_EQ(info.l4_offset, 34);
+  EXPECT_EQ(info.src_addr[0], 198);
+  EXPECT_FALSE(info.fragment);
+}
+
+TEST(PacketDecode, Ipv4OptionsAndQinQ) {
+  Frame f = ether({0x88A8, 0x8100}, 0x0800);
+  ipv4(f, 6, 0, 7);
+  tcp_ports(f, 1025, 587);
+  PacketInfo info;
+  ASSERT_EQ(decode_packet(f.b.data(), f.b.size(), info), DecodeStatus::ok);
+  EXPECT_EQ(info.vlan_depth, 2);
+  EXPECT_EQ(info.l3_offset, 22);
+  EXPECT_EQ(info.l4_offset, 22 + 28);
+  EXPECT_EQ(info.dst_port, 587);
+}
+
+TEST(PacketDecode, TooManyTagsIsNotIp) {
+  Frame f = ether({0x8100, 0x8100, 0x8100, 0x8100}, 0x0800);
+  ipv4(f, 6);
+  tcp_ports(f, 1, 2);
+  PacketInfo info;
+  EXPECT_EQ(decode_packet(f.b.data(), f.b.size(), info), DecodeStatus::not_ip);
+}
+
+TEST(PacketDecode, Ipv4FragmentsCarryNoPortsAfterTheFirst) {
+  Frame first = ether({}, 0x0800);
+  ipv4(first, 6, 0x2000);  // MF
+  tcp_ports(first, 40000, 25);
+  Frame later = ether({}, 0x0800);
+  ipv4(later, 6, 185);  // offset 185*8, no MF
+  later.zeros(20);
+  PacketInfo a, b;
+  ASSERT_EQ(decode_packet(first.b.data(), first.b.size(), a), DecodeStatus::ok);
+  ASSERT_EQ(decode_packet(later.b.data(), later.b.size(), b), DecodeStatus::ok);
+  EXPECT_TRUE(a.fragment);
+  EXPECT_EQ(a.dst_port, 25);
+  EXPECT_TRUE(b.fragment);
+  EXPECT_EQ(b.l4_offset, 0);
+  EXPECT_EQ(b.dst_port, 0);
+  // ip_pair keeps every fragment with its connection.
+  EXPECT_EQ(symmetric_flow_hash(a, FlowHashMode::ip_pair), symmetric_flow_hash(b, FlowHashMode::ip_pair));
+}
+
+TEST(PacketDecode, Ipv6WithExtensionHeaders) {
+  Frame f = ether({0x8100}, 0x86DD);
+  f.bytes({0x60, 0, 0, 0});
+  f.u16(48);
+  f.u8(0);  // next: hop-by-hop
+  f.u8(64);
+  f.zeros(15);
+  f.u8(1);  // src ::1
+  f.zeros(15);
+  f.u8(2);  // dst ::2
+  f.u8(60);  // hop-by-hop: next = destination options, len 0 (8 bytes)
+  f.u8(0);
+  f.zeros(6);
+  f.u8(6);  // destination options: next = TCP
+  f.u8(0);
+  f.zeros(6);
+  tcp_ports(f, 50000, 25);
+  PacketInfo info;
+  ASSERT_EQ(decode_packet(f.b.data(), f.b.size(), info), DecodeStatus::ok);
+  EXPECT_EQ(info.ip_version, 6);
+  EXPECT_EQ(info.l4_proto, 6);
+  EXPECT_EQ(info.l4_offset, 18 + 40 + 16);
+  EXPECT_EQ(info.src_port, 50000);
+  EXPECT_EQ(info.src_addr[15], 1);
+  EXPECT_EQ(info.dst_addr[15], 2);
+}
+
+TEST(PacketDecode, TruncatedAndMalformedNeverOverread) {
+  Frame f = ether({}, 0x0800);
+  ipv4(f, 6);
+  tcp_ports(f, 1, 2);
+  PacketInfo info;
+  // Every prefix of a valid frame decodes to a status, never past its length (ASan builds check).
+  for (std::size_t n = 0; n < f.b.size(); ++n) {
+    std::vector<uint8_t> cut(f.b.begin(), f.b.begin() + n);
+    const DecodeStatus s = decode_packet(cut.data(), cut.size(), info);
+    EXPECT_TRUE(s == DecodeStatus::truncated || s == DecodeStatus::ok) << n;
+  }
+  f.b[14] = 0x43;  // IHL 3
+  EXPECT_EQ(decode_packet(f.b.data(), f.b.size(), info), DecodeStatus::malformed);
+  Frame arp = ether({}, 0x0806);
+  arp.zeros(28);
+  EXPECT_EQ(decode_packet(arp.b.data(), arp.b.size(), info), DecodeStatus::not_ip);
+}
+
+TEST(PacketDecode, FlowHashIsSymmetricInBothModes) {
+  for (int i = 0; i < 300; ++i) {
+    PacketInfo a{};
+    a.ip_version = 4;
+    a.l4_proto = 6;
+    a.src_addr[0] = 10, a.src_addr[3] = uint8_t(i);
+    a.dst_addr[0] = 192, a.dst_addr[3] = uint8_t(i * 5);
+    a.src_port = uint16_t(1024 + i);
+    a.dst_port = 25;
+    PacketInfo b = a;
+    std::swap(b.src_port, b.dst_port);
+    std::swap(b.src_addr, b.dst_addr);
+    EXPECT_EQ(symmetric_flow_hash(a, FlowHashMode::five_tuple), symmetric_flow_hash(b, FlowHashMode::five_tuple));
+    EXPECT_EQ(symmetric_flow_hash(a, FlowHashMode::ip_pair), symmetric_flow_hash(b, FlowHashMode::ip_pair));
+  }
+}
+
+TEST(PacketDecode, FiveTupleHashSpreadsConnectionsOfOneHostPair) {
+  int buckets[2] = {};
+  PacketInfo a{};
+  a.ip_version = 4;
+  a.l4_proto = 6;
+  a.src_addr[0] = 10;
+  a.dst_addr[0] = 192;
+  a.dst_port = 25;
+  for (int i = 0; i < 1000; ++i) {
+    a.src_port = uint16_t(30000 + i);
+    buckets[symmetric_flow_hash(a, FlowHashMode::five_tuple) % 2]++;
+  }
+  EXPECT_GT(buckets[0], 400);
+  EXPECT_GT(buckets[1], 400);
+}
