@@ -45,6 +45,8 @@ std::vector<std::string> build_eal_args(const EalArgsInput& in) {
     map += std::to_string(id) + "@" + std::to_string(id % cpus);
   }
   args.insert(args.end(), {"--lcores", map, "--main-lcore", std::to_string(c.lcores.main)});
+  // Start-up chatter (detected CPUs, IOVA mode) only at --log-level=info, given after "--".
+  args.push_back("--log-level=notice");
 
   args.push_back("--file-prefix");
   args.push_back(c.eal.file_prefix.empty() ? "sluice-" + std::to_string(in.pid) : c.eal.file_prefix);

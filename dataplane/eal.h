@@ -22,6 +22,7 @@ struct EalArgsInput {
 // - memory: --no-huge -m memory_mb when hugepages are off, or auto and none are free;
 // - devices: PCI addresses as -a, everything else as --vdev; --no-pci when no PCI port is
 //   configured, so Sluice never takes a NIC it was not given;
+// - --log-level=notice (EAL start-up chatter is info; a later --log-level overrides it);
 // - --file-prefix from eal.file_prefix or sluice-<pid>; then eal.args, then the passthrough.
 std::vector<std::string> build_eal_args(const EalArgsInput& in);
 

@@ -31,7 +31,7 @@ TEST(EalArgs, NoHugepagesAvailableMeansNoHuge) {
   Config c = base();
   const auto args = build_eal_args({&c, {}, 2, false, 42});
   EXPECT_EQ(joined(args),
-            "--lcores 0@0,1@1,2@0 --main-lcore 0 --file-prefix sluice-42 --no-huge -m 512 "
+            "--lcores 0@0,1@1,2@0 --main-lcore 0 --log-level=notice --file-prefix sluice-42 --no-huge -m 512 "
             "--vdev net_af_packet0,iface=veth0 --vdev net_af_packet1,iface=veth1 --no-pci");
 }
 

@@ -1,0 +1,61 @@
+"""Network namespaces joined through DPDK net_af_packet ports (DESIGN.md section 9):
+
+    [ns client: <c>i 192.0.2.1] <-veth-> <c>o ==sluiced== <s>o <-veth-> [ns server: <s>i 192.0.2.2]
+
+The outer ends have ARP and IPv6 off (the host must not answer for them) and GRO off; the inner
+ends have TX checksum offload off, so frames cross the appliance with real checksums. Everything is
+named after a per-test tag, and removed by close(); nothing else on the host is touched."""
+import os
+import subprocess
+
+
+def sh(*cmd, check=True):
+    return subprocess.run(list(cmd), check=check, capture_output=True, text=True)
+
+
+class BumpInTheWire:
+    CLIENT_IP = "192.0.2.1"
+    SERVER_IP = "192.0.2.2"
+
+    def __init__(self, tag=None):
+        tag = tag or str(os.getpid() % 100000)
+        self.ns_client, self.ns_server = f"slc-c{tag}", f"slc-s{tag}"
+        self.client_out, self.client_in = f"slcc{tag}o", f"slcc{tag}i"
+        self.server_out, self.server_in = f"slcs{tag}o", f"slcs{tag}i"
+        self.created = []
+        try:
+            self._side(self.ns_client, self.client_out, self.client_in, self.CLIENT_IP)
+            self._side(self.ns_server, self.server_out, self.server_in, self.SERVER_IP)
+        except Exception:
+            self.close()
+            raise
+
+    def _side(self, ns, outer, inner, ip):
+        sh("ip", "netns", "add", ns)
+        self.created.append(ns)
+        sh("ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
+        sh("ip", "link", "set", inner, "netns", ns)
+        sh("sysctl", "-qw", f"net.ipv6.conf.{outer}.disable_ipv6=1", check=False)
+        sh("ip", "link", "set", outer, "arp", "off")
+        sh("ethtool", "-K", outer, "gro", "off", check=False)
+        sh("ip", "link", "set", outer, "up")
+        self.netns(ns, "ip", "link", "set", "lo", "up")
+        self.netns(ns, "ip", "addr", "add", ip + "/24", "dev", inner)
+        self.netns(ns, "ethtool", "-K", inner, "tx", "off")
+        self.netns(ns, "sysctl", "-qw", f"net.ipv6.conf.{inner}.disable_ipv6=1", check=False)
+        self.netns(ns, "ip", "link", "set", inner, "up")
+
+    @staticmethod
+    def netns(ns, *cmd, check=True):
+        return sh("ip", "netns", "exec", ns, *cmd, check=check)
+
+    def popen(self, ns, cmd, **kw):
+        return subprocess.Popen(["ip", "netns", "exec", ns] + list(cmd), **kw)
+
+    def close(self):
+        # Deleting an outer end deletes its pair at once; a namespace's own teardown is lazy.
+        for link in (self.client_out, self.server_out):
+            sh("ip", "link", "del", link, check=False)
+        for ns in reversed(self.created):
+            sh("ip", "netns", "del", ns, check=False)
+        self.created = []
