@@ -12,6 +12,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "control/pcap_file.h"
 #include "dataplane/eal.h"
 
 namespace sluice::control {
@@ -193,7 +194,7 @@ const std::vector<Param<Loading>>& params() {
          if (!n.IsSequence()) fail(key, "expected a list of port mappings, got " + scalar_text(n) + where(n));
          l.config.dataplane.ports.clear();
          for (std::size_t i = 0; i < n.size(); ++i) {
-           PortConfig port;
+           PortConfig port{};
            apply_port(n[i], port, key + "[" + std::to_string(i) + "]");
            l.config.dataplane.ports.push_back(std::move(port));
          }
@@ -253,6 +254,56 @@ const std::vector<Param<Loading>>& params() {
                       [](Loading& l, std::string v) { l.config.events_path = std::move(v); }),
       integer<Loading>("stats.interval_s", 0, 86400, "0", "Seconds between `stats` events; 0: one at exit only.",
                        [](Loading& l, long long v) { l.config.stats_interval_s = static_cast<unsigned>(v); }),
+      integer<Loading>("events.ring_kb", 64, 1048576, "4096", "Per RX lcore: the ring carrying events to the "
+                       "control thread. When it is full an event is lost and counted (`events_dropped` in `stats`); "
+                       "at end of input and at shutdown the lcore waits instead.",
+                       [](Loading& l, long long v) { l.config.dataplane.event_ring_bytes = std::size_t(v) * 1024; }),
+      integer_list<Loading>("smtp.ports", 1, 65535, "[25, 587, 2525]", "TCP server ports parsed as SMTP (sessions "
+                            "picked up mid-stream too).",
+                            [](Loading& l, std::vector<unsigned> v) {
+                              l.config.dataplane.reassembly.smtp_ports.assign(v.begin(), v.end());
+                            }),
+      integer_list<Loading>("smtp.implicit_tls_ports", 1, 65535, "[465]", "TCP server ports of SMTP over implicit "
+                            "TLS (RFC 8314): tracked and logged as `smtps` flows, not parsed.",
+                            [](Loading& l, std::vector<unsigned> v) {
+                              l.config.dataplane.reassembly.implicit_tls_ports.assign(v.begin(), v.end());
+                            }),
+      integer<Loading>("reassembly.max_flows", 1024, 16777216, "65536", "Flow table entries per RX lcore (SMTP and "
+                       "implicit-TLS ports only). When full, idle flows are expired first; a new flow that still does "
+                       "not fit is forwarded uninspected and counted (`flows_table_full`).",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.max_flows = static_cast<uint32_t>(v); }),
+      integer<Loading>("reassembly.max_sessions", 16, 1048576, "2048", "SMTP sessions inspected at once per RX "
+                       "lcore (about 20 KiB each, allocated at start). Beyond, a new session is forwarded "
+                       "uninspected, counted (`sessions_pool_full`) and reported as an `anomaly` event.",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.max_sessions = static_cast<uint32_t>(v); }),
+      integer<Loading>("reassembly.memcap_mb", 1, 65536, "64", "Out-of-order TCP data buffered per RX lcore, all "
+                       "flows together. When exhausted, the stream that needs room skips its hole: the message is "
+                       "reported `incomplete` with reason `memcap`.",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.memcap_mb = static_cast<uint32_t>(v); }),
+      integer<Loading>("reassembly.stream_max_buffered_kb", 4, 65536, "1024", "Out-of-order data buffered per flow "
+                       "and direction; beyond, the hole is skipped (`memcap`), as above.",
+                       [](Loading& l, long long v) {
+                         l.config.dataplane.reassembly.stream.max_buffered_bytes = static_cast<uint32_t>(v * 1024);
+                       }),
+      integer<Loading>("reassembly.stream_max_segments", 4, 65536, "1024", "Out-of-order segments buffered per flow "
+                       "and direction; beyond, as above.",
+                       [](Loading& l, long long v) {
+                         l.config.dataplane.reassembly.stream.max_buffered_segments = static_cast<uint32_t>(v);
+                       }),
+      integer<Loading>("reassembly.idle_timeout_s", 1, 86400, "600", "An open flow without packets for this long is "
+                       "closed and reported (RFC 5321 4.5.3.2: servers wait 5 minutes for a command, 10 for the end "
+                       "of data). Packet time in replay.",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.idle_timeout_s = static_cast<uint32_t>(v); }),
+      integer<Loading>("reassembly.closed_timeout_s", 1, 3600, "10", "A flow closed by FIN both ways or RST is kept "
+                       "this long to absorb late retransmissions, then forgotten.",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.closed_timeout_s = static_cast<uint32_t>(v); }),
+      integer<Loading>("reassembly.max_fragment_sets", 1, 65536, "64", "IP datagrams in fragment reassembly at once "
+                       "per RX lcore (64 KiB each). When all are busy, a new fragmented datagram is not inspected "
+                       "(`fragments_dropped`).",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.max_fragment_sets = static_cast<uint32_t>(v); }),
+      integer<Loading>("reassembly.fragment_timeout_s", 1, 600, "30", "An incomplete fragmented datagram is dropped "
+                       "after this long (RFC 791 suggests 15 s to 2 min).",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.fragment_timeout_s = static_cast<uint32_t>(v); }),
   };
   return params;
 }
@@ -331,7 +382,9 @@ void finish(Loading& l) {
     // The output is a second dumper on the same port, so it carries exactly what inline mode would
     // have sent; without an output nothing is forwarded (tap semantics).
     std::string dev = "net_pcap0,rx_pcap=" + c.replay_input + ",tx_pcap=" + (c.replay_output.empty() ? "/dev/null" : c.replay_output);
-    d.ports = {PortConfig{"replay", dev, 1024, 1024, false}};
+    const auto dlt = pcap_link_type(c.replay_input);
+    d.ports = {PortConfig{"replay", dev, 1024, 1024, false,
+                          dlt ? reassembly::link_type_from_dlt(*dlt) : reassembly::LinkType::ethernet}};
     if (!c.replay_output.empty()) d.pairs = {{0, 0}};
   } else {
     if (!c.replay_input.empty() || !c.replay_output.empty())

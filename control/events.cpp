@@ -37,6 +37,12 @@ void EventWriter::write(const std::string& type, Json body) {
   std::fflush(out_);
 }
 
+void EventWriter::write_line(std::string_view json) {
+  if (!out_) return;
+  std::fwrite(json.data(), 1, json.size(), out_);
+  std::fputc('\n', out_);
+}
+
 int64_t now_unix_us() {
   using namespace std::chrono;
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
@@ -61,11 +67,22 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                      {"dropped", p.dropped}, {"rx_missed", p.rx_missed}, {"rx_errors", p.rx_errors},
                      {"tx_errors", p.tx_errors}, {"rx_nombuf", p.rx_nombuf},
                      {"symmetric_rss", p.symmetric_rss}, {"software_dispatch", p.software_dispatch}});
-  for (const auto& l : s.lcores)
+  for (const auto& l : s.lcores) {
+    const auto& r = l.reassembly;
     lcores.push_back({{"lcore", l.lcore}, {"role", l.role},
                       {"rx_packets", l.rx_packets}, {"rx_bytes", l.rx_bytes},
                       {"tx_packets", l.tx_packets}, {"tx_bytes", l.tx_bytes},
-                      {"dropped", l.dropped}, {"dispatched_out", l.dispatched_out}});
+                      {"dropped", l.dropped}, {"dispatched_out", l.dispatched_out},
+                      {"events", l.events}, {"events_dropped", l.events_dropped},
+                      {"reassembly", {{"packets", r.packets}, {"flows", r.flows_created},
+                                      {"flows_table_full", r.flows_table_full},
+                                      {"sessions_pool_full", r.sessions_pool_full}, {"messages", r.messages},
+                                      {"messages_incomplete", r.messages_incomplete},
+                                      {"overlap_conflicts", r.overlap_conflicts}, {"gaps", r.gaps},
+                                      {"memcap_flushes", r.memcap_flushes}, {"fragments", r.fragments},
+                                      {"fragments_reassembled", r.fragments_reassembled},
+                                      {"fragments_dropped", r.fragments_dropped}}}});
+  }
   return {{"ports", ports}, {"lcores", lcores}};
 }
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "dataplane/dataplane.h"
 
@@ -26,6 +27,9 @@ class EventWriter {
   bool enabled() const noexcept { return out_ != nullptr; }
   // Writes {"timestamp":..., "event_type": type, type: body} and flushes the line.
   void write(const std::string& type, Json body);
+  // A complete event produced elsewhere (the data plane renders its own), written as one line.
+  void write_line(std::string_view json);
+  void flush() { if (out_) std::fflush(out_); }
 
  private:
   std::FILE* out_ = nullptr;

@@ -142,15 +142,19 @@ int main(int argc, char** argv) {
                dataplane::mode_name(cfg.dataplane.mode), cfg.dataplane.ports.size(), cfg.dataplane.lcores.rx.size());
   std::fflush(human);
 
+  auto write_event = [&](std::string_view line) { events.write_line(line); };
   auto next_stats = t0 + std::chrono::seconds(cfg.stats_interval_s);
   while (!g_signalled.load() && !dp->finished()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (dp->drain_events(write_event) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    else
+      events.flush();
     if (cfg.stats_interval_s && std::chrono::steady_clock::now() >= next_stats) {
       events.write("stats", control::stats_json(dp->stats()));
       next_stats += std::chrono::seconds(cfg.stats_interval_s);
     }
   }
-  dp->stop();
+  dp->stop(write_event);  // the lcores report their open flows on the way out
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto snapshot = dp->stats();
   auto body = control::stats_json(snapshot);

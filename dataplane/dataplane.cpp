@@ -5,7 +5,9 @@
 #include <rte_lcore.h>
 #include <rte_log.h>
 #include <rte_malloc.h>
+#include <rte_cycles.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_ring.h>
 
 #include <algorithm>
@@ -20,7 +22,13 @@ struct Dataplane::Impl {
   Config config;
   PortTable table{};
   RxLcoreContext* lcores = nullptr;  // n_rx_lcores contexts, cache-aligned array
+  std::vector<std::unique_ptr<reassembly::Reassembler>> reassemblers;
+  std::vector<std::unique_ptr<EventRing>> rings;
+  std::vector<std::unique_ptr<RingEventOutput>> outputs;
+  std::vector<std::unique_ptr<uint8_t[]>> scratch;
+  std::string drain_scratch;
   std::atomic<bool> quit{false};
+  std::atomic<bool> abort_flush{false};
   bool launched = false;
   bool stopped = false;
   bool port_started[kMaxPorts] = {};
@@ -88,6 +96,9 @@ bool Dataplane::Impl::setup_port(unsigned idx, std::string& error) {
   // Frames larger than one mbuf (jumbo, or captures made with segmentation offload) chain.
   if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
   if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+  // Capture time on each frame (net_pcap): events of a replay carry the time of the packet.
+  if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
+  table.link_type[idx] = pc.link_type;
 
   if (int rc = rte_eth_dev_configure(port_id, rxq, want, &conf); rc != 0) {
     error = label + ": configure failed: " + rte_strerror(-rc);
@@ -180,6 +191,25 @@ bool Dataplane::Impl::start(std::string& error) {
   }
   for (unsigned i = 0; i < table.n_ports; ++i)
     if (!setup_port(i, error)) return false;
+  // Registered by PMDs that deliver RX timestamps; absent otherwise.
+  table.timestamp_offset = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, nullptr);
+  const int flag_bit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, nullptr);
+  table.timestamp_flag = flag_bit >= 0 ? (uint64_t{1} << flag_bit) : 0;
+  if (flag_bit < 0) table.timestamp_offset = -1;
+
+  // Reassembly and its event ring, per RX lcore; allocated here, never on the lcore.
+  for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
+    RxLcoreContext& lc = lcores[i];
+    rings.push_back(std::make_unique<EventRing>(c.event_ring_bytes));
+    outputs.push_back(std::make_unique<RingEventOutput>(rings.back().get()));
+    reassemblers.push_back(std::make_unique<reassembly::Reassembler>(c.reassembly, *outputs.back(), i));
+    scratch.push_back(std::make_unique<uint8_t[]>(kScratchBytes));
+    lc.event_ring = rings.back().get();
+    lc.events = outputs.back().get();
+    lc.reasm = reassemblers.back().get();
+    lc.scratch = scratch.back().get();
+    lc.abort_flush = &abort_flush;
+  }
 
   for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
     if (int rc = rte_eal_remote_launch(rx_lcore_main, &lcores[i], lcores[i].lcore_id); rc != 0) {
@@ -211,10 +241,28 @@ bool Dataplane::finished() const noexcept {
   return true;
 }
 
-void Dataplane::stop() noexcept {
+std::size_t Dataplane::drain_events(const std::function<void(std::string_view)>& fn) {
+  std::size_t n = 0;
+  for (auto& ring : impl_->rings) n += ring->drain(fn, impl_->drain_scratch);
+  return n;
+}
+
+void Dataplane::stop(const std::function<void(std::string_view)>& fn) noexcept {
   if (!impl_ || impl_->stopped) return;
   impl_->quit.store(true);
-  if (impl_->launched) rte_eal_mp_wait_lcore();
+  if (impl_->launched) {
+    // The lcores report their open flows on the way out; keep their rings moving meanwhile.
+    auto sink = fn ? fn : [](std::string_view) {};
+    for (;;) {
+      bool all_exited = true;
+      for (unsigned i = 0; i < impl_->table.n_rx_lcores; ++i)
+        all_exited &= impl_->lcores[i].exited.load(std::memory_order_acquire);
+      if (drain_events(sink) == 0 && all_exited) break;
+      if (!all_exited) rte_delay_us_sleep(1000);
+    }
+    rte_eal_mp_wait_lcore();
+    drain_events(sink);
+  }
   impl_->stopped = true;
 }
 
@@ -257,6 +305,9 @@ StatsSnapshot Dataplane::stats() const {
       ls.dropped += c.dropped;
       ls.dispatched_out += c.dispatched_out;
     }
+    ls.events = d.lcores[l].events->emitted;
+    ls.events_dropped = d.lcores[l].events->dropped;
+    ls.reassembly = d.lcores[l].reasm->stats();
     s.lcores.push_back(ls);
   }
   return s;

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,8 @@ struct LcoreStats {
   uint64_t tx_packets = 0, tx_bytes = 0;
   uint64_t dropped = 0;
   uint64_t dispatched_out = 0;  // frames handed to the lcore that owns their flow
+  uint64_t events = 0, events_dropped = 0;  // event ring: written, lost because it was full
+  reassembly::ReassemblyStats reassembly{};
 };
 
 struct StatsSnapshot {
@@ -44,10 +48,14 @@ class Dataplane {
   static std::unique_ptr<Dataplane> start(const Config& config, std::string& error);
   ~Dataplane();
 
-  // Replay mode: true once every RX lcore has read its input to the end and sent what it had.
+  // Replay mode: true once every RX lcore has read its input to the end, sent what it had and
+  // reported every flow.
   bool finished() const noexcept;
-  // Tells the lcores to stop after their current burst and waits for them. Idempotent.
-  void stop() noexcept;
+  // Moves the events the lcores wrote (JSON lines) to `fn`. Control thread only.
+  std::size_t drain_events(const std::function<void(std::string_view)>& fn);
+  // Tells the lcores to stop, keeps draining their events into `fn` while they report their
+  // flows, and waits for them. Idempotent.
+  void stop(const std::function<void(std::string_view)>& fn = {}) noexcept;
   // Per-lcore counters are plain integers summed here (STYLE.md): exact once stopped,
   // a consistent-enough view while running.
   StatsSnapshot stats() const;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "reassembly/packet_decode.h"
+#include "reassembly/reassembler.h"
 
 namespace sluice::dataplane {
 
@@ -21,6 +22,7 @@ struct PortConfig {
   uint16_t rx_desc;
   uint16_t tx_desc;
   bool promiscuous;
+  reassembly::LinkType link_type;  // ethernet, except replays of other pcap link types
 };
 
 struct EalConfig {
@@ -48,6 +50,8 @@ struct Config {
   unsigned tx_retries;
   unsigned dispatch_ring_size;
   reassembly::FlowHashMode flow_hash;
+  reassembly::ReassemblyConfig reassembly;
+  std::size_t event_ring_bytes;  // per RX lcore
 };
 
 const char* mode_name(Mode m) noexcept;

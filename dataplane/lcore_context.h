@@ -10,7 +10,9 @@
 #include <atomic>
 #include <cstdint>
 
+#include "dataplane/event_ring.h"
 #include "reassembly/packet_decode.h"
+#include "reassembly/reassembler.h"
 
 namespace sluice::dataplane {
 
@@ -18,6 +20,7 @@ inline constexpr unsigned kMaxPorts = 16;      // ports in one configuration
 inline constexpr unsigned kMaxRxLcores = 16;   // RX lcores in one configuration (dispatch staging is per-lcore x burst)
 inline constexpr unsigned kMaxBurst = 256;
 inline constexpr uint16_t kNoPeer = UINT16_MAX;
+inline constexpr uint32_t kScratchBytes = 65536 + 256;  // an IP datagram plus its link headers
 
 struct PortCounters {
   uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, dropped, dispatched_out;
@@ -41,6 +44,30 @@ struct PortTable {
   unsigned tx_retries;
   bool replay;
   reassembly::FlowHashMode flow_hash;
+  reassembly::LinkType link_type[kMaxPorts];
+  int timestamp_offset;     // mbuf dynfield of RX timestamps (pcap PMD), or -1
+  uint64_t timestamp_flag;  // ol_flags bit saying the field is set
+};
+
+// The reassembly stage's events go to the control thread over the lcore's EventRing.
+class RingEventOutput final : public reassembly::EventOutput {
+ public:
+  explicit RingEventOutput(EventRing* ring) : ring_(ring) {}
+  void emit(std::string_view line) noexcept override {
+    const bool ok = flushing_ ? ring_->push_wait(line, *quit_abort_) : ring_->push(line);
+    ok ? ++emitted : ++dropped;
+  }
+  // While flushing (end of input, shutdown), wait for room instead of dropping, until `abort`.
+  void set_flushing(bool on, const std::atomic<bool>* abort) noexcept {
+    flushing_ = on;
+    quit_abort_ = abort;
+  }
+  uint64_t emitted = 0, dropped = 0;
+
+ private:
+  EventRing* ring_;
+  const std::atomic<bool>* quit_abort_ = nullptr;
+  bool flushing_ = false;
 };
 
 struct alignas(RTE_CACHE_LINE_SIZE) RxLcoreContext {
@@ -51,7 +78,15 @@ struct alignas(RTE_CACHE_LINE_SIZE) RxLcoreContext {
   unsigned n_queues;
   PortCounters counters[kMaxPorts];
   std::atomic<bool>* quit;
+  std::atomic<bool>* abort_flush;  // set when the control thread will no longer drain events
   std::atomic<bool> finished;  // replay: input exhausted and everything sent
+  std::atomic<bool> exited;    // the loop returned
+  reassembly::Reassembler* reasm;
+  RingEventOutput* events;
+  EventRing* event_ring;
+  int64_t now_us;              // time of the last frame (packet time in replay)
+  int64_t last_expire_us;
+  uint8_t* scratch;            // linearised multi-segment frames (64 KiB + headroom)
 };
 
 // The RX lcore main loop, launched with rte_eal_remote_launch; arg is an RxLcoreContext*.

@@ -7,9 +7,13 @@
 //    queue does not take after `tx_retries` attempts is freed here and counted as dropped;
 //  - consumed: tap mode, or replay without an output: freed after inspection.
 // Later issues add "held" (the segment that ends a message, DESIGN.md section 5).
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_mempool.h>
+
+#include <ctime>
 
 #include "dataplane/lcore_context.h"
 
@@ -38,10 +42,48 @@ void transmit(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n
   c.tx_bytes += bytes;
 }
 
-// Frames of one input port, all owned by this lcore. The inspection stages of later issues
-// (reassembly, SMTP, MIME) run here, between receive and transmit.
+int64_t wall_clock_us() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no system call
+  return int64_t{ts.tv_sec} * 1000000 + ts.tv_nsec / 1000;
+}
+
+// Hands one frame to the reassembly stage when it is TCP on an SMTP port (or a fragment). The
+// frame is read in place; a frame chained over several mbufs is copied to the lcore's scratch.
+void inspect(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf* m) noexcept {
+  const PortTable& t = *ctx.table;
+  const uint32_t len = rte_pktmbuf_pkt_len(m);
+  const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+  if (m->nb_segs > 1) {
+    if (len > kScratchBytes) return;  // larger than any IP datagram: not ours to parse
+    frame = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, ctx.scratch));
+  }
+  reassembly::PacketInfo info;
+  if (reassembly::decode_packet(frame, len, info, t.link_type[in_port]) != reassembly::DecodeStatus::ok) return;
+  if (!ctx.reasm->wants(info)) return;
+  if (t.timestamp_offset >= 0 && (m->ol_flags & t.timestamp_flag)) {
+    // net_pcap stores the capture time in microseconds since 1970.
+    ctx.now_us = static_cast<int64_t>(*RTE_MBUF_DYNFIELD(m, t.timestamp_offset, uint64_t*));
+  } else if (!t.replay) {
+    ctx.now_us = wall_clock_us();
+  }
+  ctx.reasm->on_packet(info, frame, ctx.now_us);
+}
+
+// Frames of one input port, all owned by this lcore: inspected, then forwarded (or consumed).
 void process(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n) {
+  if (ctx.reasm)
+    for (uint16_t i = 0; i < n; ++i) inspect(ctx, in_port, pkts[i]);
   transmit(ctx, in_port, pkts, n);
+}
+
+// End of input or shutdown: every flow is closed and reported. Events wait for room in the ring
+// (the control thread drains it until this lcore has exited) instead of being dropped.
+void flush(RxLcoreContext& ctx) noexcept {
+  if (!ctx.reasm) return;
+  ctx.events->set_flushing(true, ctx.abort_flush);
+  ctx.reasm->flush_all(ctx.table->replay ? ctx.now_us : wall_clock_us());
+  ctx.events->set_flushing(false, nullptr);
 }
 
 unsigned owner_of(const RxLcoreContext& ctx, const rte_mbuf* m) {
@@ -104,6 +146,10 @@ int rx_lcore_main(void* arg) {
   bool input_left[kMaxPorts];
   for (unsigned q = 0; q < ctx.n_queues; ++q) input_left[q] = true;
 
+  const uint64_t tsc_hz = rte_get_tsc_hz();
+  uint64_t last_tick = rte_rdtsc();
+  if (!t.replay) ctx.now_us = wall_clock_us();
+
   while (!ctx.quit->load(std::memory_order_relaxed)) {
     bool any_input_left = false;
     for (unsigned q = 0; q < ctx.n_queues; ++q) {
@@ -128,11 +174,21 @@ int rx_lcore_main(void* arg) {
       if (n) process_inbound(ctx, pkts, n);
       any_input_left |= n != 0;
     }
+    // About once a second: expire idle and closed flows (packet time in replay).
+    if (ctx.reasm && (t.replay ? ctx.now_us - ctx.last_expire_us >= 1000000 : rte_rdtsc() - last_tick > tsc_hz)) {
+      last_tick = rte_rdtsc();
+      if (!t.replay) ctx.now_us = wall_clock_us();
+      ctx.reasm->expire(ctx.now_us);
+      ctx.last_expire_us = ctx.now_us;
+    }
     if (t.replay && !any_input_left) {
+      flush(ctx);
       ctx.finished.store(true, std::memory_order_release);
       break;
     }
   }
+  if (!t.replay) flush(ctx);
+  ctx.exited.store(true, std::memory_order_release);
   return 0;
 }
 

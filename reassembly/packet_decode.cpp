@@ -16,13 +16,37 @@ constexpr uint8_t kProtoUdp = 17;
 
 inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
+inline uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
 DecodeStatus read_ports(const uint8_t* frame, std::size_t len, PacketInfo& out) {
   if (out.fragment && out.l4_offset == 0) return DecodeStatus::ok;
   if (out.l4_proto != kProtoTcp && out.l4_proto != kProtoUdp) return DecodeStatus::ok;
   if (len < std::size_t{out.l4_offset} + 4) return DecodeStatus::truncated;
   out.src_port = be16(frame + out.l4_offset);
   out.dst_port = be16(frame + out.l4_offset + 2);
+  if (out.l4_proto != kProtoTcp || out.fragment) return DecodeStatus::ok;
+  // RFC 9293 3.1: data offset in 32-bit words, at least 5.
+  const std::size_t l4 = out.l4_offset;
+  if (len < l4 + 20 || out.ip_end < l4 + 20) return DecodeStatus::truncated;
+  const std::size_t doff = static_cast<std::size_t>(frame[l4 + 12] >> 4) * 4;
+  if (doff < 20) return DecodeStatus::malformed;
+  if (out.ip_end < l4 + doff) return DecodeStatus::truncated;
+  out.tcp = true;
+  out.tcp_seq = be32(frame + l4 + 4);
+  out.tcp_ack = be32(frame + l4 + 8);
+  out.tcp_flags = frame[l4 + 13];
+  out.payload_offset = static_cast<uint16_t>(l4 + doff);
+  out.payload_len = static_cast<uint16_t>(out.ip_end - out.payload_offset);
   return DecodeStatus::ok;
+}
+
+// The end of the datagram: its declared length, never past the captured bytes (a capture cut by
+// snaplen keeps what it has; Ethernet padding after a short datagram is excluded).
+uint16_t datagram_end(std::size_t off, std::size_t declared, std::size_t len) {
+  const std::size_t end = off + declared;
+  return static_cast<uint16_t>(end < len ? end : len);
 }
 
 DecodeStatus decode_ipv4(const uint8_t* frame, std::size_t len, PacketInfo& out) {
@@ -37,10 +61,17 @@ DecodeStatus decode_ipv4(const uint8_t* frame, std::size_t len, PacketInfo& out)
   out.l4_proto = ip[9];
   std::memcpy(out.src_addr, ip + 12, 4);
   std::memcpy(out.dst_addr, ip + 16, 4);
+  const std::size_t total = be16(ip + 2);
+  if (total < ihl) return DecodeStatus::malformed;
+  out.ip_end = datagram_end(off, total, len);
   const uint16_t frag = be16(ip + 6);
   const uint16_t frag_offset = frag & 0x1fff;
   const bool more_fragments = (frag & 0x2000) != 0;
   out.fragment = more_fragments || frag_offset != 0;
+  out.more_fragments = more_fragments;
+  out.fragment_offset = static_cast<uint16_t>(frag_offset * 8);
+  out.fragment_id = be16(ip + 4);
+  out.fragment_payload = static_cast<uint16_t>(off + ihl);
   out.l4_offset = frag_offset == 0 ? static_cast<uint16_t>(off + ihl) : 0;
   return read_ports(frame, len, out);
 }
@@ -53,6 +84,7 @@ DecodeStatus decode_ipv6(const uint8_t* frame, std::size_t len, PacketInfo& out)
   out.ip_version = 6;
   std::memcpy(out.src_addr, ip + 8, 16);
   std::memcpy(out.dst_addr, ip + 24, 16);
+  out.ip_end = datagram_end(off + 40, be16(ip + 4), len);
   uint8_t next = ip[6];
   off += 40;
   // RFC 8200 section 4.1: extension headers in any order; bounded by the frame length.
@@ -67,8 +99,13 @@ DecodeStatus decode_ipv6(const uint8_t* frame, std::size_t len, PacketInfo& out)
       if (len < off + 8) return DecodeStatus::truncated;
       const uint16_t frag = be16(frame + off + 2);
       out.fragment = true;
+      out.more_fragments = (frag & 1) != 0;
+      out.fragment_offset = static_cast<uint16_t>(frag & 0xfff8);
+      out.fragment_id = be32(frame + off + 4);
       next = frame[off];
       off += 8;
+      out.fragment_payload = static_cast<uint16_t>(off);
+      if (!out.more_fragments && out.fragment_offset == 0) out.fragment = false;  // atomic fragment (RFC 6946)
       if ((frag >> 3) != 0) {  // not the first fragment: no transport header here
         out.l4_proto = next;
         out.l4_offset = 0;
@@ -102,10 +139,43 @@ inline uint64_t load64(const uint8_t* p) {
 
 }  // namespace
 
-DecodeStatus decode_packet(const uint8_t* frame, std::size_t len, PacketInfo& out) noexcept {
+LinkType link_type_from_dlt(uint32_t dlt) noexcept {
+  switch (dlt) {
+    case 0:
+    case 108: return LinkType::null;
+    case 12:
+    case 14:
+    case 101: return LinkType::raw;
+    case 113: return LinkType::linux_sll;
+    default: return LinkType::ethernet;
+  }
+}
+
+DecodeStatus decode_ip(const uint8_t* ip, std::size_t len, PacketInfo& out) noexcept {
   std::memset(&out, 0, sizeof(out));
-  if (len < 14) return DecodeStatus::truncated;
-  std::size_t off = 12;
+  if (len < 1) return DecodeStatus::truncated;
+  const unsigned version = ip[0] >> 4;
+  if (version == 4) return decode_ipv4(ip, len, out);
+  if (version == 6) return decode_ipv6(ip, len, out);
+  return DecodeStatus::not_ip;
+}
+
+DecodeStatus decode_packet(const uint8_t* frame, std::size_t len, PacketInfo& out, LinkType link) noexcept {
+  std::memset(&out, 0, sizeof(out));
+  if (link == LinkType::raw) return decode_ip(frame, len, out);
+  if (link == LinkType::null) {
+    // Address family in host order of the capturing machine: AF_INET is 2 everywhere; AF_INET6 is
+    // 10 (Linux), 24, 28 or 30 (BSDs, macOS). Either byte order is accepted.
+    if (len < 5) return DecodeStatus::truncated;
+    uint32_t family;
+    std::memcpy(&family, frame, 4);
+    if (family > 0xffff) family = __builtin_bswap32(family);
+    if (family != 2 && family != 10 && family != 24 && family != 28 && family != 30) return DecodeStatus::not_ip;
+    out.l3_offset = 4;
+    return (frame[4] >> 4) == 4 ? decode_ipv4(frame, len, out) : decode_ipv6(frame, len, out);
+  }
+  std::size_t off = link == LinkType::linux_sll ? 14 : 12;
+  if (len < off + 2) return DecodeStatus::truncated;
   uint16_t ether_type = be16(frame + off);
   while (ether_type == kEtherVlan || ether_type == kEtherQinQ || ether_type == kEtherQinQOld) {
     if (out.vlan_depth == kMaxVlanTags) return DecodeStatus::not_ip;

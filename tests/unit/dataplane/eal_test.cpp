@@ -15,7 +15,8 @@ Config base() {
   c.eal.memory_mb = 512;
   c.lcores.main = 0;
   c.lcores.rx = {1, 2};
-  c.ports = {{"a", "net_af_packet0,iface=veth0", 1024, 1024, true}, {"b", "net_af_packet1,iface=veth1", 1024, 1024, true}};
+  c.ports = {{"a", "net_af_packet0,iface=veth0", 1024, 1024, true, sluice::reassembly::LinkType::ethernet},
+             {"b", "net_af_packet1,iface=veth1", 1024, 1024, true, sluice::reassembly::LinkType::ethernet}};
   return c;
 }
 

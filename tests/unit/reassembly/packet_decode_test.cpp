@@ -30,7 +30,7 @@ Frame ether(std::initializer_list<uint16_t> tags, uint16_t type) {
 void ipv4(Frame& f, uint8_t proto, uint16_t frag = 0, uint8_t ihl = 5) {
   f.u8(uint8_t(0x40 | ihl));
   f.u8(0);
-  f.u16(40);
+  f.u16(uint16_t(ihl * 4 + 20));  // header + a bare TCP header
   f.u16(1);
   f.u16(frag);
   f.u8(64);
@@ -44,7 +44,9 @@ void ipv4(Frame& f, uint8_t proto, uint16_t frag = 0, uint8_t ihl = 5) {
 void tcp_ports(Frame& f, uint16_t sp, uint16_t dp) {
   f.u16(sp);
   f.u16(dp);
-  f.zeros(16);
+  f.zeros(8);   // seq, ack
+  f.u8(0x50);   // data offset: 5 words
+  f.zeros(7);
 }
 
 }  // namespace
@@ -147,6 +149,52 @@ TEST(PacketDecode, TruncatedAndMalformedNeverOverread) {
   Frame arp = ether({}, 0x0806);
   arp.zeros(28);
   EXPECT_EQ(decode_packet(arp.b.data(), arp.b.size(), info), DecodeStatus::not_ip);
+}
+
+TEST(PacketDecode, TcpHeaderAndPayloadExcludeEthernetPadding) {
+  Frame f = ether({}, 0x0800);
+  ipv4(f, 6);
+  f.u16(40000);
+  f.u16(25);
+  f.bytes({0, 0, 0, 7});      // seq 7
+  f.bytes({0, 0, 1, 0});      // ack 256
+  f.u8(0x50);                 // data offset 5
+  f.u8(0x18);                 // PSH ACK
+  f.zeros(6);
+  f.zeros(6);                 // padding to 60 bytes: not payload
+  PacketInfo info;
+  ASSERT_EQ(decode_packet(f.b.data(), f.b.size(), info), DecodeStatus::ok);
+  EXPECT_TRUE(info.tcp);
+  EXPECT_EQ(info.tcp_seq, 7u);
+  EXPECT_EQ(info.tcp_ack, 256u);
+  EXPECT_EQ(info.tcp_flags, 0x18);
+  EXPECT_EQ(info.payload_offset, 54);
+  EXPECT_EQ(info.payload_len, 0);
+  EXPECT_EQ(info.ip_end, 54);
+}
+
+TEST(PacketDecode, OtherLinkTypes) {
+  Frame ip;
+  ipv4(ip, 6);
+  tcp_ports(ip, 40000, 25);
+  PacketInfo info;
+  ASSERT_EQ(decode_packet(ip.b.data(), ip.b.size(), info, LinkType::raw), DecodeStatus::ok);
+  EXPECT_EQ(info.dst_port, 25);
+  Frame null;
+  null.bytes({2, 0, 0, 0});  // AF_INET, little-endian capture
+  null.b.insert(null.b.end(), ip.b.begin(), ip.b.end());
+  ASSERT_EQ(decode_packet(null.b.data(), null.b.size(), info, LinkType::null), DecodeStatus::ok);
+  EXPECT_EQ(info.l3_offset, 4);
+  EXPECT_EQ(info.dst_port, 25);
+  Frame sll;
+  sll.zeros(14);
+  sll.u16(0x0800);
+  sll.b.insert(sll.b.end(), ip.b.begin(), ip.b.end());
+  ASSERT_EQ(decode_packet(sll.b.data(), sll.b.size(), info, LinkType::linux_sll), DecodeStatus::ok);
+  EXPECT_EQ(info.l3_offset, 16);
+  EXPECT_EQ(link_type_from_dlt(0), LinkType::null);
+  EXPECT_EQ(link_type_from_dlt(1), LinkType::ethernet);
+  EXPECT_EQ(link_type_from_dlt(101), LinkType::raw);
 }
 
 TEST(PacketDecode, FlowHashIsSymmetricInBothModes) {

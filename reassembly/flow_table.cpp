@@ -1,0 +1,92 @@
+#include "reassembly/flow_table.h"
+
+#include <new>
+
+namespace sluice::reassembly {
+
+FlowKey make_flow_key(const PacketInfo& info, bool& src_is_lo) noexcept {
+  FlowKey k;
+  std::memset(&k, 0, sizeof(k));
+  const std::size_t alen = info.ip_version == 6 ? 16 : 4;
+  const int c = std::memcmp(info.src_addr, info.dst_addr, alen);
+  src_is_lo = c < 0 || (c == 0 && info.src_port <= info.dst_port);
+  const uint8_t* lo = src_is_lo ? info.src_addr : info.dst_addr;
+  const uint8_t* hi = src_is_lo ? info.dst_addr : info.src_addr;
+  std::memcpy(k.addr_lo, lo, alen);
+  std::memcpy(k.addr_hi, hi, alen);
+  k.port_lo = src_is_lo ? info.src_port : info.dst_port;
+  k.port_hi = src_is_lo ? info.dst_port : info.src_port;
+  k.ip_version = info.ip_version;
+  k.proto = info.l4_proto;
+  return k;
+}
+
+FlowTable::FlowTable(std::size_t capacity) : capacity_(capacity) {
+  entries_ = new Flow[capacity]();
+  std::size_t buckets = 1;
+  while (buckets < capacity * 2) buckets <<= 1;  // load factor at most 0.5
+  buckets_ = new Flow*[buckets]();
+  bucket_mask_ = buckets - 1;
+  free_list_ = nullptr;
+  for (std::size_t i = capacity; i-- > 0;) {
+    entries_[i].bucket_next = free_list_;
+    free_list_ = &entries_[i];
+  }
+}
+
+FlowTable::~FlowTable() {
+  delete[] entries_;
+  delete[] buckets_;
+}
+
+Flow* FlowTable::find(const FlowKey& key, uint32_t hash) noexcept {
+  for (Flow* f = buckets_[hash & bucket_mask_]; f; f = f->bucket_next)
+    if (f->hash == hash && f->key == key) return f;
+  return nullptr;
+}
+
+Flow* FlowTable::insert(const FlowKey& key, uint32_t hash) noexcept {
+  Flow* f = free_list_;
+  if (!f) return nullptr;
+  free_list_ = f->bucket_next;
+  *f = Flow{};
+  f->key = key;
+  f->hash = hash;
+  Flow*& bucket = buckets_[hash & bucket_mask_];
+  f->bucket_next = bucket;
+  bucket = f;
+  lru_append(f);
+  ++size_;
+  return f;
+}
+
+void FlowTable::remove(Flow* f) noexcept {
+  Flow** p = &buckets_[f->hash & bucket_mask_];
+  while (*p && *p != f) p = &(*p)->bucket_next;
+  if (*p) *p = f->bucket_next;
+  lru_unlink(f);
+  f->bucket_next = free_list_;
+  free_list_ = f;
+  --size_;
+}
+
+void FlowTable::touch(Flow* f) noexcept {
+  if (lru_tail_ == f) return;
+  lru_unlink(f);
+  lru_append(f);
+}
+
+void FlowTable::lru_unlink(Flow* f) noexcept {
+  (f->lru_prev ? f->lru_prev->lru_next : lru_head_) = f->lru_next;
+  (f->lru_next ? f->lru_next->lru_prev : lru_tail_) = f->lru_prev;
+  f->lru_prev = f->lru_next = nullptr;
+}
+
+void FlowTable::lru_append(Flow* f) noexcept {
+  f->lru_prev = lru_tail_;
+  f->lru_next = nullptr;
+  (lru_tail_ ? lru_tail_->lru_next : lru_head_) = f;
+  lru_tail_ = f;
+}
+
+}  // namespace sluice::reassembly

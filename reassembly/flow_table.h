@@ -1,0 +1,83 @@
+// Per-lcore flow table: fixed capacity, allocated once, no locks (one RX lcore owns it).
+// Keyed by the symmetric 5-tuple (endpoints sorted), so both directions find the same entry.
+// Entries are kept in least-recently-used order for idle expiry.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "reassembly/packet_decode.h"
+
+namespace sluice::reassembly {
+
+struct FlowKey {
+  uint8_t addr_lo[16];  // the lower (address, port) endpoint
+  uint8_t addr_hi[16];
+  uint16_t port_lo;
+  uint16_t port_hi;
+  uint8_t ip_version;
+  uint8_t proto;
+  uint8_t pad[2];
+
+  bool operator==(const FlowKey& o) const noexcept { return std::memcmp(this, &o, sizeof(*this)) == 0; }
+};
+
+// Builds the canonical key of a decoded packet; `src_is_lo` tells which endpoint sent it.
+FlowKey make_flow_key(const PacketInfo& info, bool& src_is_lo) noexcept;
+
+struct SmtpFlow;  // inspection state, owned by the reassembler
+
+struct Flow {
+  FlowKey key;
+  uint64_t flow_id;
+  int64_t first_seen_us;
+  int64_t last_seen_us;
+  uint64_t packets[2];  // [0] client->server, [1] server->client
+  uint64_t bytes[2];
+  SmtpFlow* smtp;       // nullptr: tracked, not inspected
+  bool client_is_lo;    // which endpoint of the key is the SMTP client
+  bool fin[2];
+  bool rst;
+  bool reported;        // its flow event was written
+  uint8_t app;          // Reassembler's AppProto
+  // table links
+  uint32_t hash;
+  Flow* bucket_next;
+  Flow* lru_prev;
+  Flow* lru_next;
+};
+
+class FlowTable {
+ public:
+  explicit FlowTable(std::size_t capacity);  // start-up only: allocates entries and buckets
+  ~FlowTable();
+  FlowTable(const FlowTable&) = delete;
+  FlowTable& operator=(const FlowTable&) = delete;
+
+  Flow* find(const FlowKey& key, uint32_t hash) noexcept;
+  // A new zeroed entry for `key`, most recently used; nullptr when the table is full.
+  Flow* insert(const FlowKey& key, uint32_t hash) noexcept;
+  void remove(Flow* f) noexcept;
+  // Marks the flow most recently used.
+  void touch(Flow* f) noexcept;
+  // The least recently used flow, or nullptr.
+  Flow* oldest() const noexcept { return lru_head_; }
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+
+ private:
+  void lru_unlink(Flow* f) noexcept;
+  void lru_append(Flow* f) noexcept;
+
+  Flow* entries_;
+  Flow* free_list_;
+  Flow** buckets_;
+  std::size_t bucket_mask_;
+  std::size_t capacity_;
+  std::size_t size_ = 0;
+  Flow* lru_head_ = nullptr;
+  Flow* lru_tail_ = nullptr;
+};
+
+}  // namespace sluice::reassembly

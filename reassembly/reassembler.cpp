@@ -1,0 +1,612 @@
+// Reassembly stage of one RX lcore. See reassembler.h for the contract.
+//
+// Per packet: find or create the flow (symmetric key), decide the direction (client = the side
+// that sent the SYN, or that talks to the SMTP port when the handshake was not seen), feed the
+// segment to that direction's TcpStream and its ACK to the other; in-order bytes go to the
+// SmtpSession, whose callbacks build the transaction; a message's content is hashed (SHA-256) and
+// its header scanned (Subject, Message-ID) as it streams by; the `smtp` event is written when the
+// server's reply to the end of data arrives, or when the flow ends without one.
+#include "reassembly/reassembler.h"
+
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <bitset>
+#include <cstdio>
+#include <ctime>
+
+#include "reassembly/flow_table.h"
+#include "reassembly/ip_defrag.h"
+#include "reassembly/json_line.h"
+#include "reassembly/message_headers.h"
+#include "reassembly/smtp_session.h"
+
+namespace sluice::reassembly {
+namespace {
+
+enum class AppProto : uint8_t { none, smtp, smtps };
+enum : int { kToServer = 0, kToClient = 1 };
+
+constexpr std::size_t kEventBytes = 16 * 1024;  // one rendered event; longer lists are truncated
+constexpr std::size_t kHeloBytes = 256;
+constexpr std::size_t kAddrBytes = 256;         // RFC 5321 4.5.3.1.3: path up to 256 octets
+constexpr std::size_t kRcptBytes = 2048;        // recipients kept per transaction, NUL-separated
+constexpr std::size_t kPendingReplies = 2;      // messages awaiting their final reply (pipelining)
+constexpr std::size_t kMaxAnomalies = 32;
+
+template <std::size_t N>
+struct Text {
+  char data[N];
+  uint16_t len = 0;
+  void set(std::string_view s) noexcept {
+    len = static_cast<uint16_t>(std::min(s.size(), N));
+    std::memcpy(data, s.data(), len);
+  }
+  std::string_view view() const noexcept { return {data, len}; }
+};
+
+struct Transaction {
+  Text<kAddrBytes> mail_from;
+  char rcpts[kRcptBytes];
+  uint16_t rcpt_bytes = 0;
+  uint16_t rcpt_count = 0;   // all RCPT commands, also those not kept
+  uint16_t rcpt_kept = 0;
+  uint32_t index = 0;
+  SmtpTransfer method = SmtpTransfer::data;
+  SmtpMessageStatus status = SmtpMessageStatus::complete;
+  const char* incomplete_reason = nullptr;
+  uint64_t size = 0;
+  uint8_t sha256[32];
+  Text<MessageHeaderScan::kMaxValue> subject;
+  Text<MessageHeaderScan::kMaxValue> message_id;
+  bool has_subject = false, has_message_id = false;
+
+  void clear() noexcept {
+    mail_from.len = 0;
+    rcpt_bytes = rcpt_count = rcpt_kept = 0;
+    size = 0;
+    status = SmtpMessageStatus::complete;
+    incomplete_reason = nullptr;
+    has_subject = has_message_id = false;
+  }
+  void add_rcpt(std::string_view addr) noexcept {
+    ++rcpt_count;
+    if (rcpt_bytes + addr.size() + 1 > kRcptBytes) return;
+    std::memcpy(rcpts + rcpt_bytes, addr.data(), addr.size());
+    rcpt_bytes = static_cast<uint16_t>(rcpt_bytes + addr.size());
+    rcpts[rcpt_bytes++] = '\0';
+    ++rcpt_kept;
+  }
+};
+
+// The address of a MAIL FROM / RCPT TO argument: between '<' and '>' (RFC 5321 4.1.2), or the
+// first word after the colon when a client omits the brackets.
+std::string_view path_of(std::string_view arg) noexcept {
+  const auto lt = arg.find('<');
+  if (lt != std::string_view::npos) {
+    const auto gt = arg.find('>', lt + 1);
+    return arg.substr(lt + 1, gt == std::string_view::npos ? std::string_view::npos : gt - lt - 1);
+  }
+  const auto colon = arg.find(':');
+  std::string_view rest = colon == std::string_view::npos ? arg : arg.substr(colon + 1);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  return rest.substr(0, rest.find(' '));
+}
+
+void format_time(int64_t us, char (&out)[40]) noexcept {
+  const std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  const std::size_t n = std::strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(out + n, sizeof(out) - n, ".%06dZ", static_cast<int>(us % 1000000));
+}
+
+void format_addr(const uint8_t* a, uint8_t version, char (&out)[INET6_ADDRSTRLEN]) noexcept {
+  if (!inet_ntop(version == 6 ? AF_INET6 : AF_INET, a, out, sizeof(out))) out[0] = '\0';
+}
+
+void hex(const uint8_t* p, std::size_t n, char* out) noexcept {
+  static const char digits[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < n; ++i) {
+    out[2 * i] = digits[p[i] >> 4];
+    out[2 * i + 1] = digits[p[i] & 15];
+  }
+}
+
+}  // namespace
+
+struct SmtpFlow;
+
+struct Reassembler::Impl {
+  Impl(const ReassemblyConfig& c, EventOutput& o, uint32_t lcore);
+  ~Impl();
+
+  ReassemblyConfig config;
+  EventOutput& out;
+  uint64_t next_flow_id;
+  FlowTable flows;
+  SegmentPool pool;
+  IpDefrag defrag;
+  std::vector<SmtpFlow*> sessions;  // all session slots (owned)
+  SmtpFlow* free_sessions = nullptr;
+  std::bitset<65536> smtp_port, tls_port;
+  ReassemblyStats stats{};
+  int64_t now = 0;
+  char event_buf[kEventBytes];
+
+  void on_tcp(const PacketInfo& info, const uint8_t* ip_base) noexcept;
+  Flow* lookup(const PacketInfo& info, bool& from_client) noexcept;
+  void end_flow(Flow* f, const char* reason) noexcept;
+  void expire() noexcept;
+  void release_session(Flow* f, const char* reason) noexcept;
+
+  // Event rendering
+  void begin_event(JsonLine& j, const char* type, const Flow* f) noexcept;
+  void emit_flow(const Flow* f, const char* reason) noexcept;
+  void emit_smtp(const SmtpFlow& s, const Transaction& t, int reply) noexcept;
+  void emit_anomaly(const Flow* f, const char* layer, const char* what, int direction) noexcept;
+};
+
+// Inspection state of one SMTP flow: both TCP directions, the SMTP parser and the transaction
+// being built. One slot of a fixed pool; reset on reuse.
+struct SmtpFlow final : SmtpCallbacks {
+  struct DirectionSink final : StreamSink {
+    SmtpFlow* owner;
+    int dir;
+    void on_data(const uint8_t* d, std::size_t n) noexcept override {
+      dir == kToServer ? owner->session.on_client_data(d, n) : owner->session.on_server_data(d, n);
+    }
+    void on_gap(uint32_t n) noexcept override {
+      owner->gap_reason = owner->memcap_pending[dir] ? "memcap" : "gap";
+      owner->memcap_pending[dir] = false;
+      dir == kToServer ? owner->session.on_client_gap(n) : owner->session.on_server_gap(n);
+    }
+    void on_end(StreamEnd) noexcept override { owner->ended[dir] = true; }
+    void on_anomaly(StreamAnomaly a) noexcept override {
+      if (a == StreamAnomaly::memcap) owner->memcap_pending[dir] = true;
+      owner->stream_anomaly(a, dir);
+    }
+  };
+
+  Reassembler::Impl* r = nullptr;
+  Flow* flow = nullptr;
+  SmtpFlow* next_free = nullptr;
+  TcpStream stream[2];
+  DirectionSink sink[2];
+  SmtpSession session;
+  EVP_MD_CTX* sha = nullptr;
+  MessageHeaderScan headers;
+  Text<kHeloBytes> helo;
+  Transaction current;
+  Transaction pending[kPendingReplies];
+  std::size_t pending_head = 0, pending_count = 0;
+  bool message_open = false;
+  bool encrypted = false;
+  bool ended[2] = {false, false};
+  bool memcap_pending[2] = {false, false};
+  const char* gap_reason = nullptr;  // why the open message lost bytes
+  uint32_t transactions = 0;
+  uint32_t caps = 0;
+  uint16_t smtp_anomalies[kMaxAnomalies];
+  uint32_t reported;  // bit per SmtpAnomaly / StreamAnomaly already sent as an event
+
+  void start(Reassembler::Impl* impl, Flow* f, bool from_start) noexcept {
+    r = impl;
+    flow = f;
+    for (int d = 0; d < 2; ++d) {
+      stream[d].reset();
+      sink[d].owner = this;
+      sink[d].dir = d;
+      ended[d] = memcap_pending[d] = false;
+    }
+    session.init(this, from_start);
+    helo.len = 0;
+    current.clear();
+    pending_head = pending_count = 0;
+    message_open = encrypted = false;
+    gap_reason = nullptr;
+    transactions = caps = 0;
+    std::memset(smtp_anomalies, 0, sizeof(smtp_anomalies));
+    reported = 0;
+  }
+
+  void stream_anomaly(StreamAnomaly a, int dir) noexcept {
+    if (a == StreamAnomaly::overlap_conflict) ++r->stats.overlap_conflicts;
+    if (a == StreamAnomaly::gap) ++r->stats.gaps;
+    if (a == StreamAnomaly::memcap) ++r->stats.memcap_flushes;
+    const uint32_t bit = 1u << (20 + static_cast<unsigned>(a));
+    if (reported & bit) return;  // one event per kind and flow; the flow event has the counts
+    reported |= bit;
+    static const char* names[] = {"overlap_conflict", "gap", "memcap"};
+    r->emit_anomaly(flow, "tcp", names[static_cast<unsigned>(a)], dir);
+  }
+
+  // SmtpCallbacks
+  void on_command(const SmtpCommand& c) noexcept override {
+    switch (c.verb) {
+      case SmtpVerb::helo:
+      case SmtpVerb::ehlo:
+        helo.set(c.argument.substr(0, c.argument.find(' ')));
+        break;
+      case SmtpVerb::mail:
+        current.clear();
+        current.mail_from.set(path_of(c.argument));
+        break;
+      case SmtpVerb::rcpt:
+        current.add_rcpt(path_of(c.argument));
+        break;
+      case SmtpVerb::rset:
+        current.clear();
+        break;
+      default:
+        break;
+    }
+  }
+  void on_reply(const SmtpReply& reply) noexcept override {
+    if (reply.answers != SmtpVerb::message_end || pending_count == 0) return;
+    Transaction& t = pending[pending_head];
+    pending_head = (pending_head + 1) % kPendingReplies;
+    --pending_count;
+    r->emit_smtp(*this, t, reply.code);
+  }
+  void on_capabilities(uint32_t c) noexcept override { caps = c; }
+  void on_message_begin(SmtpTransfer how) noexcept override {
+    message_open = true;
+    current.method = how;
+    current.index = transactions++;
+    current.size = 0;
+    gap_reason = nullptr;
+    EVP_DigestInit_ex(sha, EVP_sha256(), nullptr);
+    headers.reset();
+  }
+  void on_message_data(const uint8_t* d, std::size_t n) noexcept override {
+    if (!message_open) return;
+    EVP_DigestUpdate(sha, d, n);
+    current.size += n;
+    if (!headers.done()) headers.feed(d, n);
+  }
+  void on_message_end(SmtpMessageStatus status) noexcept override {
+    if (!message_open) return;
+    message_open = false;
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(sha, current.sha256, &len);
+    current.status = status;
+    current.incomplete_reason = status == SmtpMessageStatus::complete ? nullptr
+                                : status == SmtpMessageStatus::aborted ? "aborted"
+                                                                       : (gap_reason ? gap_reason : "gap");
+    current.has_subject = headers.has_subject();
+    current.has_message_id = headers.has_message_id();
+    current.subject.set(headers.subject());
+    current.message_id.set(headers.message_id());
+    if (status == SmtpMessageStatus::aborted) {  // no final reply will come
+      r->emit_smtp(*this, current, 0);
+      return;
+    }
+    if (pending_count == kPendingReplies) {  // too deep a pipeline: report the oldest without reply
+      r->emit_smtp(*this, pending[pending_head], 0);
+      pending_head = (pending_head + 1) % kPendingReplies;
+      --pending_count;
+    }
+    pending[(pending_head + pending_count) % kPendingReplies] = current;
+    ++pending_count;
+  }
+  // Called from inside a stream's delivery: the streams are released by on_tcp afterwards.
+  void on_tls() noexcept override { encrypted = true; }
+  void on_anomaly(SmtpAnomaly a) noexcept override {
+    const unsigned i = static_cast<unsigned>(a);
+    if (i < kMaxAnomalies && smtp_anomalies[i] < UINT16_MAX) ++smtp_anomalies[i];
+    if (i < 20 && !(reported & (1u << i))) {
+      reported |= 1u << i;
+      r->emit_anomaly(flow, "smtp", smtp_anomaly_name(a), -1);
+    }
+  }
+
+  // The flow is over: flush what the streams hold, close the parser, report what is left.
+  void finish() noexcept {
+    if (!encrypted) {
+      for (int d = 0; d < 2; ++d) stream[d].flush(sink[d]);
+      session.on_close();
+    }
+    while (pending_count) {
+      r->emit_smtp(*this, pending[pending_head], 0);
+      pending_head = (pending_head + 1) % kPendingReplies;
+      --pending_count;
+    }
+    for (auto& s : stream) s.reset();
+  }
+};
+
+Reassembler::Impl::Impl(const ReassemblyConfig& c, EventOutput& o, uint32_t lcore)
+    : config(c),
+      out(o),
+      next_flow_id(static_cast<uint64_t>(lcore) << 48),
+      flows(c.max_flows),
+      pool(std::max<std::size_t>(16, std::size_t{c.memcap_mb} * 1024 * 1024 / sizeof(SegmentPool::Block))),
+      defrag(c.max_fragment_sets, c.fragment_timeout_s) {
+  for (uint16_t p : c.smtp_ports) smtp_port.set(p);
+  for (uint16_t p : c.implicit_tls_ports) tls_port.set(p);
+  sessions.reserve(c.max_sessions);
+  for (uint32_t i = 0; i < c.max_sessions; ++i) {
+    auto* s = new SmtpFlow();
+    s->sha = EVP_MD_CTX_new();
+    for (auto& st : s->stream) st.init(&config.stream, &pool);
+    s->next_free = free_sessions;
+    free_sessions = s;
+    sessions.push_back(s);
+  }
+}
+
+Reassembler::Impl::~Impl() {
+  for (SmtpFlow* s : sessions) {
+    for (auto& st : s->stream) st.reset();
+    EVP_MD_CTX_free(s->sha);
+    delete s;
+  }
+}
+
+Flow* Reassembler::Impl::lookup(const PacketInfo& info, bool& from_client) noexcept {
+  bool src_is_lo;
+  const FlowKey key = make_flow_key(info, src_is_lo);
+  const uint32_t hash = symmetric_flow_hash(info, FlowHashMode::five_tuple);
+  Flow* f = flows.find(key, hash);
+  if (f) {
+    from_client = src_is_lo == f->client_is_lo;
+    return f;
+  }
+  if (info.tcp_flags & tcp_flags::rst) return nullptr;  // nothing to learn from a lone reset
+  if (flows.size() == flows.capacity()) {
+    expire();
+    if (flows.size() == flows.capacity()) {
+      ++stats.flows_table_full;
+      return nullptr;
+    }
+  }
+  f = flows.insert(key, hash);
+  ++stats.flows_created;
+  f->flow_id = ++next_flow_id;
+  f->first_seen_us = now;
+  // The client sent the SYN; without one, the client is the side talking to the service port.
+  const bool syn_only = (info.tcp_flags & (tcp_flags::syn | tcp_flags::ack)) == tcp_flags::syn;
+  const bool syn_ack = (info.tcp_flags & (tcp_flags::syn | tcp_flags::ack)) == (tcp_flags::syn | tcp_flags::ack);
+  const bool to_service = smtp_port.test(info.dst_port) || tls_port.test(info.dst_port);
+  from_client = syn_only || (!syn_ack && to_service);
+  f->client_is_lo = from_client ? src_is_lo : !src_is_lo;
+  const uint16_t server_port = from_client ? info.dst_port : info.src_port;
+  f->app = static_cast<uint8_t>(smtp_port.test(server_port) ? AppProto::smtp
+                                : tls_port.test(server_port) ? AppProto::smtps
+                                                             : AppProto::none);
+  if (f->app == static_cast<uint8_t>(AppProto::smtp)) {
+    if (free_sessions) {
+      f->smtp = free_sessions;
+      free_sessions = free_sessions->next_free;
+      f->smtp->start(this, f, syn_only);
+    } else {
+      ++stats.sessions_pool_full;
+      emit_anomaly(f, "flow", "session_pool_full", -1);
+    }
+  }
+  return f;
+}
+
+void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noexcept {
+  bool from_client = true;
+  Flow* f = lookup(info, from_client);
+  if (!f) return;
+  const int dir = from_client ? kToServer : kToClient;
+  ++f->packets[dir];
+  f->bytes[dir] += info.ip_end - info.l3_offset;
+  f->last_seen_us = now;
+  flows.touch(f);
+  if (info.tcp_flags & tcp_flags::fin) f->fin[dir] = true;
+  if (info.tcp_flags & tcp_flags::rst) f->rst = true;
+
+  SmtpFlow* s = f->smtp;
+  if (s && !s->encrypted) {
+    s->stream[dir].on_segment(info.tcp_seq, info.tcp_flags, base + info.payload_offset, info.payload_len, s->sink[dir]);
+    if ((info.tcp_flags & tcp_flags::ack) && !s->encrypted)
+      s->stream[dir ^ 1].on_ack(info.tcp_ack, s->sink[dir ^ 1]);
+    if (s->encrypted)
+      for (auto& st : s->stream) st.reset();  // STARTTLS: nothing more to reassemble
+  }
+  // Both sides done (FIN each way, or a reset): report now; the entry stays until the closed
+  // timeout so that late retransmissions do not start a new flow.
+  if (s && (f->rst || (f->fin[0] && f->fin[1] && (s->encrypted || (s->ended[0] && s->ended[1])))))
+    release_session(f, f->rst ? "rst" : "fin");
+}
+
+void Reassembler::Impl::release_session(Flow* f, const char* reason) noexcept {
+  SmtpFlow* s = f->smtp;
+  s->finish();           // flushes the streams: last smtp events first
+  emit_flow(f, reason);  // then the flow, with the session's counters
+  f->reported = true;
+  f->smtp = nullptr;
+  s->next_free = free_sessions;
+  free_sessions = s;
+}
+
+void Reassembler::Impl::end_flow(Flow* f, const char* reason) noexcept {
+  if (f->smtp)
+    release_session(f, reason);
+  else if (!f->reported)
+    emit_flow(f, reason);
+  flows.remove(f);
+}
+
+void Reassembler::Impl::begin_event(JsonLine& j, const char* type, const Flow* f) noexcept {
+  char ts[40];
+  format_time(now, ts);
+  j.begin_object();
+  j.key("timestamp").str(ts);
+  j.key("event_type").str(type);
+  if (!f) return;
+  j.key("flow_id").num(f->flow_id);
+  char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+  const uint8_t* client = f->client_is_lo ? f->key.addr_lo : f->key.addr_hi;
+  const uint8_t* server = f->client_is_lo ? f->key.addr_hi : f->key.addr_lo;
+  format_addr(client, f->key.ip_version, a);
+  format_addr(server, f->key.ip_version, b);
+  j.key("src_ip").str(a);
+  j.key("src_port").num(f->client_is_lo ? f->key.port_lo : f->key.port_hi);
+  j.key("dest_ip").str(b);
+  j.key("dest_port").num(f->client_is_lo ? f->key.port_hi : f->key.port_lo);
+  j.key("proto").str("TCP");
+}
+
+void Reassembler::Impl::emit_smtp(const SmtpFlow& s, const Transaction& t, int reply) noexcept {
+  JsonLine j(event_buf, sizeof(event_buf));
+  begin_event(j, "smtp", s.flow);
+  j.key("transaction").num(t.index);
+  j.key("smtp").begin_object();
+  j.key("helo").str(s.helo.view());
+  j.key("mail_from").str(t.mail_from.view());
+  j.key("rcpt_to").begin_array();
+  for (uint16_t i = 0, off = 0; i < t.rcpt_kept; ++i) {
+    const std::string_view r(t.rcpts + off);
+    j.str(r);
+    off = static_cast<uint16_t>(off + r.size() + 1);
+  }
+  j.end_array();
+  if (t.rcpt_count != t.rcpt_kept) j.key("rcpt_count").num(t.rcpt_count);
+  j.key("method").str(t.method == SmtpTransfer::bdat ? "BDAT" : "DATA");
+  j.key("starttls").boolean(s.encrypted);
+  char sha[65];
+  hex(t.sha256, 32, sha);
+  sha[64] = '\0';
+  j.key("message_sha256").str(sha);
+  j.key("message_size").num(t.size);
+  if (t.has_subject) j.key("subject").str(t.subject.view());
+  if (t.has_message_id) j.key("message_id").str(t.message_id.view());
+  if (reply > 0)
+    j.key("server_reply").num(static_cast<uint64_t>(reply));
+  else
+    j.key("server_reply").null();
+  j.key("status").str(t.status == SmtpMessageStatus::complete ? "complete" : "incomplete");
+  if (t.incomplete_reason) j.key("incomplete_reason").str(t.incomplete_reason);
+  j.end_object();
+  out.emit(j.finish());
+  ++stats.messages;
+  if (t.status != SmtpMessageStatus::complete) ++stats.messages_incomplete;
+}
+
+void Reassembler::Impl::emit_flow(const Flow* f, const char* reason) noexcept {
+  JsonLine j(event_buf, sizeof(event_buf));
+  begin_event(j, "flow", f);
+  const AppProto app = static_cast<AppProto>(f->app);
+  j.key("app_proto").str(app == AppProto::smtp ? "smtp" : app == AppProto::smtps ? "smtps" : "unknown");
+  j.key("flow").begin_object();
+  j.key("pkts_toserver").num(f->packets[kToServer]);
+  j.key("pkts_toclient").num(f->packets[kToClient]);
+  j.key("bytes_toserver").num(f->bytes[kToServer]);
+  j.key("bytes_toclient").num(f->bytes[kToClient]);
+  char ts[40];
+  format_time(f->first_seen_us, ts);
+  j.key("start").str(ts);
+  format_time(f->last_seen_us, ts);
+  j.key("end").str(ts);
+  j.key("reason").str(reason);
+  j.key("inspected").boolean(f->smtp != nullptr);
+  if (app == AppProto::smtps) j.key("encrypted").boolean(true);
+  if (const SmtpFlow* s = f->smtp) {
+    j.key("starttls").boolean(s->encrypted);
+    j.key("messages").num(s->transactions);
+    j.key("tcp").begin_object();
+    static const char* dirs[] = {"toserver", "toclient"};
+    for (int d = 0; d < 2; ++d) {
+      const TcpStreamStats& st = s->stream[d].stats();
+      j.key(dirs[d]).begin_object();
+      j.key("bytes").num(st.delivered_bytes);
+      j.key("retransmitted_bytes").num(st.retransmitted_bytes);
+      j.key("out_of_order_segments").num(st.out_of_order_segments);
+      j.key("overlap_conflicts").num(st.overlap_conflicts);
+      j.key("gaps").num(st.gaps);
+      j.key("gap_bytes").num(st.gap_bytes);
+      j.key("memcap_flushes").num(st.memcap_flushes);
+      j.end_object();
+    }
+    j.end_object();
+    j.key("smtp_anomalies").begin_object();
+    for (unsigned i = 0; i < kMaxAnomalies; ++i)
+      if (s->smtp_anomalies[i]) j.key(smtp_anomaly_name(static_cast<SmtpAnomaly>(i))).num(s->smtp_anomalies[i]);
+    j.end_object();
+  }
+  j.end_object();
+  out.emit(j.finish());
+}
+
+void Reassembler::Impl::emit_anomaly(const Flow* f, const char* layer, const char* what, int direction) noexcept {
+  JsonLine j(event_buf, sizeof(event_buf));
+  begin_event(j, "anomaly", f);
+  j.key("anomaly").begin_object();
+  j.key("layer").str(layer);
+  j.key("type").str(what);
+  if (direction >= 0) j.key("direction").str(direction == kToServer ? "toserver" : "toclient");
+  j.end_object();
+  out.emit(j.finish());
+}
+
+Reassembler::Reassembler(const ReassemblyConfig& config, EventOutput& out, uint32_t lcore_index)
+    : impl_(std::make_unique<Impl>(config, out, lcore_index)) {}
+
+Reassembler::~Reassembler() = default;
+
+bool Reassembler::wants(const PacketInfo& info) const noexcept {
+  if (info.l4_proto != 6) return false;
+  if (info.fragment) return true;  // ports are known only once the datagram is whole
+  return impl_->smtp_port.test(info.dst_port) || impl_->smtp_port.test(info.src_port) ||
+         impl_->tls_port.test(info.dst_port) || impl_->tls_port.test(info.src_port);
+}
+
+void Reassembler::on_packet(const PacketInfo& info, const uint8_t* frame, int64_t now_us) noexcept {
+  Impl& d = *impl_;
+  if (now_us > d.now) d.now = now_us;
+  if (info.fragment) {
+    ++d.stats.fragments;
+    const uint8_t* whole = nullptr;
+    std::size_t whole_len = 0;
+    const DefragResult r = d.defrag.add(info, frame, d.now, whole, whole_len);
+    if (r == DefragResult::dropped) ++d.stats.fragments_dropped;
+    if (r != DefragResult::complete) return;
+    ++d.stats.fragments_reassembled;
+    PacketInfo inner;
+    if (decode_ip(whole, whole_len, inner) == DecodeStatus::ok && inner.tcp && !inner.fragment && wants(inner)) {
+      ++d.stats.packets;
+      d.on_tcp(inner, whole);
+    }
+    return;
+  }
+  if (!info.tcp) return;
+  ++d.stats.packets;
+  d.on_tcp(info, frame);
+}
+
+void Reassembler::Impl::expire() noexcept {
+  defrag.expire(now);
+  const int64_t idle = int64_t{config.idle_timeout_s} * 1000000;
+  const int64_t closed = int64_t{config.closed_timeout_s} * 1000000;
+  const int64_t shortest = std::min(idle, closed);
+  // Least recently used first: once a flow is too recent for the shortest timeout, all after it are.
+  unsigned budget = 1024;
+  for (Flow* f = flows.oldest(); f && budget; --budget) {
+    Flow* next = f->lru_next;
+    if (f->last_seen_us + shortest > now) break;
+    const bool done = f->rst || (f->fin[0] && f->fin[1]);
+    if (f->last_seen_us + (done ? closed : idle) <= now) end_flow(f, f->rst ? "rst" : done ? "fin" : "timeout");
+    f = next;
+  }
+}
+
+void Reassembler::expire(int64_t now_us) noexcept {
+  if (now_us > impl_->now) impl_->now = now_us;
+  impl_->expire();
+}
+
+void Reassembler::flush_all(int64_t now_us) noexcept {
+  Impl& d = *impl_;
+  if (now_us > d.now) d.now = now_us;
+  while (Flow* f = d.flows.oldest()) d.end_flow(f, f->rst ? "rst" : (f->fin[0] && f->fin[1]) ? "fin" : "end_of_input");
+}
+
+const ReassemblyStats& Reassembler::stats() const noexcept { return impl_->stats; }
+
+}  // namespace sluice::reassembly

@@ -1,0 +1,81 @@
+// The reassembly stage of one RX lcore: flow table, TCP reassembly per direction, SMTP session
+// parsing and message framing, producing `smtp`, `flow` and `anomaly` events.
+//
+// Input: decoded frames (PacketInfo + the frame's bytes up to info.ip_end) with their timestamp.
+// Output: JSON event lines through EventOutput (the data plane moves them to the control plane over
+// a ring). Owned by exactly one lcore: no locks; all memory (flows, sessions, out-of-order blocks)
+// is allocated at construction and bounded by ReassemblyConfig.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "reassembly/packet_decode.h"
+#include "reassembly/tcp_stream.h"
+
+namespace sluice::reassembly {
+
+struct ReassemblyConfig {
+  std::vector<uint16_t> smtp_ports;          // parsed as SMTP
+  std::vector<uint16_t> implicit_tls_ports;  // SMTP over TLS from the first byte: logged only
+  uint32_t max_flows;          // flow table entries per lcore
+  uint32_t max_sessions;       // SMTP sessions inspected at once per lcore
+  uint32_t memcap_mb;          // out-of-order buffer per lcore
+  TcpStreamLimits stream;      // per direction
+  uint32_t idle_timeout_s;     // an open flow with no packet for this long is closed
+  uint32_t closed_timeout_s;   // a flow that saw FIN both ways or RST is forgotten after this
+  uint32_t max_fragment_sets;  // IP datagrams being reassembled at once per lcore
+  uint32_t fragment_timeout_s;
+};
+
+class EventOutput {
+ public:
+  virtual ~EventOutput() = default;
+  // One complete JSON object, without a newline; valid only during the call.
+  virtual void emit(std::string_view json_line) noexcept = 0;
+};
+
+struct ReassemblyStats {
+  uint64_t packets;            // TCP packets on SMTP / implicit-TLS ports
+  uint64_t flows_created;
+  uint64_t flows_table_full;   // packets of new flows not tracked: the table was full
+  uint64_t sessions_pool_full; // SMTP flows not inspected: no free session
+  uint64_t messages;           // smtp events emitted
+  uint64_t messages_incomplete;
+  uint64_t overlap_conflicts;
+  uint64_t gaps;
+  uint64_t memcap_flushes;
+  uint64_t fragments;          // IP fragments seen on SMTP traffic
+  uint64_t fragments_reassembled;
+  uint64_t fragments_dropped;  // fragment sets dropped: table full, timeout, overlap conflict
+};
+
+class Reassembler {
+ public:
+  // Start-up only: allocates everything. `lcore_index` goes into the high bits of flow ids.
+  Reassembler(const ReassemblyConfig& config, EventOutput& out, uint32_t lcore_index);
+  ~Reassembler();
+  Reassembler(const Reassembler&) = delete;
+  Reassembler& operator=(const Reassembler&) = delete;
+
+  // Whether a decoded frame belongs to this stage (TCP, or an IP fragment, to or from a
+  // configured port). Cheap: a bitmap lookup.
+  bool wants(const PacketInfo& info) const noexcept;
+  // `frame` holds at least info.ip_end bytes. `now_us`: packet time (replay) or wall clock.
+  void on_packet(const PacketInfo& info, const uint8_t* frame, int64_t now_us) noexcept;
+  // Closes idle and closed flows whose timeout passed. Call about once a second.
+  void expire(int64_t now_us) noexcept;
+  // End of input: every flow is closed now (its messages reported).
+  void flush_all(int64_t now_us) noexcept;
+
+  const ReassemblyStats& stats() const noexcept;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::reassembly

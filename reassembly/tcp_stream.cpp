@@ -1,0 +1,285 @@
+// Per-direction TCP reassembly (contract in tcp_stream.h).
+//
+// Invariant between calls: the buffered blocks are sorted, do not overlap, and all lie after
+// `next_` (a block that `next_` reaches is delivered at once). Every path that moves `next_`
+// (deliver, drain, gap_to) keeps it, so the code below never has to look behind `next_`.
+#include "reassembly/tcp_stream.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace sluice::reassembly {
+
+namespace {
+
+using Block = SegmentPool::Block;
+
+// RFC 9293 section 3.4: sequence numbers compare modulo 2^32.
+bool seq_lt(uint32_t a, uint32_t b) { return int32_t(a - b) < 0; }
+bool seq_leq(uint32_t a, uint32_t b) { return int32_t(a - b) <= 0; }
+uint32_t seq_max(uint32_t a, uint32_t b) { return seq_lt(a, b) ? b : a; }
+uint32_t seq_min(uint32_t a, uint32_t b) { return seq_lt(a, b) ? a : b; }
+uint32_t block_end(const Block* b) { return b->seq + b->len; }
+
+// Bigger than any real segment (64 KiB with segmentation offload, 512 KiB with BIG TCP), small
+// enough that a segment's end stays comparable with its start modulo 2^32.
+constexpr std::size_t kMaxSegment = std::size_t{1} << 20;
+// RFC 7323 section 2.3: window scale 14 at most, so no sender may be 2^30 bytes ahead. Data
+// further ahead is bogus; refusing it keeps every buffered sequence number comparable.
+constexpr uint32_t kMaxWindow = uint32_t{1} << 30;
+
+}  // namespace
+
+SegmentPool::SegmentPool(std::size_t blocks)
+    : storage_(new Block[blocks]), free_list_(nullptr), available_(blocks), capacity_(blocks) {
+  for (std::size_t i = blocks; i-- > 0;) {
+    storage_[i].next = free_list_;
+    free_list_ = &storage_[i];
+  }
+}
+
+SegmentPool::~SegmentPool() { delete[] storage_; }
+
+Block* SegmentPool::alloc() noexcept {
+  Block* b = free_list_;
+  if (b == nullptr) return nullptr;
+  free_list_ = b->next;
+  b->next = nullptr;
+  --available_;
+  return b;
+}
+
+void SegmentPool::free(Block* b) noexcept {
+  if (b == nullptr) return;
+  b->next = free_list_;
+  free_list_ = b;
+  ++available_;
+}
+
+void TcpStream::init(const TcpStreamLimits* limits, SegmentPool* pool) noexcept {
+  reset();  // blocks of a previous life go back to the pool they came from
+  limits_ = limits;
+  pool_ = pool;
+}
+
+void TcpStream::reset() noexcept {
+  release();
+  next_ = fin_seq_ = 0;
+  started_ = fin_seen_ = ended_ = false;
+  stats_ = {};
+}
+
+void TcpStream::on_segment(uint32_t seq, uint8_t flags, const uint8_t* payload, std::size_t len,
+                           StreamSink& sink) noexcept {
+  if (ended_) return;  // late retransmissions and strays after the end
+  if (flags & tcp_flags::rst) {  // the connection is gone: what is buffered will never be needed
+    end(StreamEnd::reset, sink);
+    return;
+  }
+  len = payload == nullptr ? 0 : std::min(len, kMaxSegment);
+  if (flags & tcp_flags::syn) seq += 1;  // the SYN takes one sequence number; its data follows
+  start(seq, flags, len);
+  if (!started_) return;  // nothing to anchor sequence numbers on yet (e.g. a bare FIN)
+  if (flags & tcp_flags::fin) note_fin(seq + uint32_t(len));
+  accept(seq, payload, uint32_t(len), sink);
+  maybe_end(sink);
+}
+
+// `seq` is where this segment's data starts. Only the first SYN anchors the stream, so a
+// retransmitted SYN cannot rewind it; without one, the first data does (mid-connection capture).
+void TcpStream::start(uint32_t seq, uint8_t flags, std::size_t len) noexcept {
+  if (started_ || (!(flags & tcp_flags::syn) && len == 0)) return;
+  next_ = seq;
+  started_ = true;
+}
+
+// The first FIN fixes the end of the stream; data buffered beyond it can never be delivered.
+void TcpStream::note_fin(uint32_t fin_seq) noexcept {
+  if (fin_seen_) return;
+  fin_seen_ = true;
+  fin_seq_ = fin_seq;
+  Block** link = &head_;
+  while (*link && seq_lt((*link)->seq, fin_seq)) {
+    Block* b = *link;
+    if (seq_lt(fin_seq, block_end(b))) {
+      buffered_bytes_ -= block_end(b) - fin_seq;
+      b->len = uint16_t(fin_seq - b->seq);
+    }
+    link = &b->next;
+  }
+  while (Block* b = *link) {
+    *link = b->next;
+    buffered_bytes_ -= b->len;
+    --buffered_segments_;
+    pool_->free(b);
+  }
+}
+
+void TcpStream::accept(uint32_t seq, const uint8_t* p, uint32_t len, StreamSink& sink) noexcept {
+  if (seq_lt(seq, next_)) {  // already delivered: we cannot compare it any more, only count it
+    const uint32_t old = std::min(len, next_ - seq);
+    stats_.retransmitted_bytes += old;
+    seq += old, p += old, len -= old;
+  }
+  if (fin_seen_ && seq_lt(fin_seq_, seq + len)) len = seq_lt(seq, fin_seq_) ? fin_seq_ - seq : 0;
+  if (len == 0 || seq - next_ >= kMaxWindow) return;
+  if (seq != next_) ++stats_.out_of_order_segments;
+  // Compare with what is buffered before anything moves, so each segment is judged once.
+  if (check_overlaps(seq, p, len)) {
+    ++stats_.overlap_conflicts;
+    sink.on_anomaly(StreamAnomaly::overlap_conflict);
+  }
+  while (len > 0) {
+    uint32_t n;
+    if (seq_lt(seq, next_)) {
+      n = std::min(len, next_ - seq);  // covered by buffered bytes just delivered: they won
+    } else if (seq == next_) {
+      n = deliver_in_order(p, len, sink);
+    } else {
+      n = buffer_out_of_order(seq, p, len, sink);
+    }
+    seq += n, p += n, len -= n;
+  }
+}
+
+// Bytes of [seq, seq + len) already buffered count as retransmitted; returns whether any differ.
+bool TcpStream::check_overlaps(uint32_t seq, const uint8_t* p, uint32_t len) noexcept {
+  const uint32_t end = seq + len;
+  bool conflict = false;
+  for (const Block* b = head_; b && seq_lt(b->seq, end); b = b->next) {
+    const uint32_t lo = seq_max(seq, b->seq), hi = seq_min(end, block_end(b));
+    if (!seq_lt(lo, hi)) continue;
+    stats_.retransmitted_bytes += hi - lo;
+    conflict |= std::memcmp(b->data + (lo - b->seq), p + (lo - seq), hi - lo) != 0;
+  }
+  return conflict;
+}
+
+// `p` is at next_: delivered from the caller's buffer without a copy, up to the first buffered
+// block (whose bytes win), then the buffer delivers what it holds from there.
+uint32_t TcpStream::deliver_in_order(const uint8_t* p, uint32_t len, StreamSink& sink) noexcept {
+  const uint32_t n = head_ ? std::min(len, head_->seq - next_) : len;
+  deliver(p, n, sink);
+  drain(sink);
+  return n;
+}
+
+// `seq` is after next_. Returns how many bytes it consumed: skipped (already buffered), stored,
+// or 0 after a memcap flush has brought next_ up to `seq` (the caller then delivers in order).
+uint32_t TcpStream::buffer_out_of_order(uint32_t seq, const uint8_t* p, uint32_t len, StreamSink& sink) noexcept {
+  Block* prev = nullptr;
+  for (Block* b = head_; b && seq_leq(b->seq, seq); b = b->next) prev = b;
+  if (prev && seq_lt(seq, block_end(prev))) return std::min(len, block_end(prev) - seq);
+  const Block* after = prev ? prev->next : head_;
+  const uint32_t hole = after ? std::min(len, after->seq - seq) : len;
+  if (const uint32_t n = store(prev, seq, p, hole)) return n;
+  // Out of memory for this stream: give up the holes before this data rather than the data, so
+  // the stream always progresses and the buffer is freed up to here.
+  ++stats_.memcap_flushes;
+  sink.on_anomaly(StreamAnomaly::memcap);
+  skip_to(seq, sink);
+  return 0;
+}
+
+// Copies up to `len` bytes at `seq` into the buffer right after `prev`, within the limits:
+// appended to `prev` when it ends at `seq` and has room (so tiny segments share a block), else
+// into a new block. Returns the bytes stored, 0 when limits or pool allow none.
+uint32_t TcpStream::store(Block* prev, uint32_t seq, const uint8_t* p, uint32_t len) noexcept {
+  if (limits_ == nullptr || pool_ == nullptr) return 0;
+  const uint32_t cap = limits_->max_buffered_bytes;
+  len = std::min(len, cap > buffered_bytes_ ? cap - buffered_bytes_ : 0);
+  if (len == 0) return 0;
+  Block* b = prev;
+  if (!b || block_end(b) != seq || b->len == SegmentPool::kBlockSize) {
+    if (buffered_segments_ >= limits_->max_buffered_segments || !(b = pool_->alloc())) return 0;
+    b->seq = seq;
+    b->len = 0;
+    Block** link = prev ? &prev->next : &head_;
+    b->next = *link;
+    *link = b;
+    ++buffered_segments_;
+  }
+  len = std::min(len, uint32_t(SegmentPool::kBlockSize - b->len));
+  std::memcpy(b->data + b->len, p, len);
+  b->len = uint16_t(b->len + len);
+  buffered_bytes_ += len;
+  return len;
+}
+
+void TcpStream::deliver(const uint8_t* p, uint32_t len, StreamSink& sink) noexcept {
+  if (len == 0) return;
+  next_ += len;
+  stats_.delivered_bytes += len;
+  sink.on_data(p, len);
+}
+
+// Delivers the buffered blocks that next_ has reached, in order, and frees them.
+void TcpStream::drain(StreamSink& sink) noexcept {
+  while (head_ && seq_leq(head_->seq, next_)) {
+    Block* b = head_;
+    const uint32_t seen = next_ - b->seq;  // 0 while the invariant holds; robust if not
+    if (seen < b->len) deliver(b->data + seen, b->len - seen, sink);
+    head_ = b->next;
+    buffered_bytes_ -= b->len;
+    --buffered_segments_;
+    pool_->free(b);
+  }
+}
+
+// Declares [next_, seq) lost for good.
+void TcpStream::gap_to(uint32_t seq, StreamSink& sink) noexcept {
+  if (!seq_lt(next_, seq)) return;
+  const uint32_t missing = seq - next_;
+  next_ = seq;
+  ++stats_.gaps;
+  stats_.gap_bytes += missing;
+  sink.on_anomaly(StreamAnomaly::gap);
+  sink.on_gap(missing);
+}
+
+// Brings next_ to at least `seq`: buffered data before it is delivered, every hole a gap.
+void TcpStream::skip_to(uint32_t seq, StreamSink& sink) noexcept {
+  while (head_ && seq_lt(head_->seq, seq)) {
+    gap_to(head_->seq, sink);
+    drain(sink);
+  }
+  gap_to(seq, sink);
+}
+
+void TcpStream::on_ack(uint32_t ack, StreamSink& sink) noexcept {
+  if (!started_ || ended_) return;
+  if (fin_seen_ && seq_lt(fin_seq_, ack)) ack = fin_seq_;  // acknowledging the FIN acks no data
+  skip_to(ack, sink);  // the receiver holds everything before ack: what we lack there is lost
+  maybe_end(sink);
+}
+
+void TcpStream::flush(StreamSink& sink) noexcept {
+  if (!started_ || ended_) return;
+  while (head_) {
+    gap_to(head_->seq, sink);
+    drain(sink);
+  }
+  if (fin_seen_) gap_to(fin_seq_, sink);
+  maybe_end(sink);
+}
+
+void TcpStream::maybe_end(StreamSink& sink) noexcept {
+  if (fin_seen_ && !ended_ && seq_leq(fin_seq_, next_)) end(StreamEnd::fin, sink);
+}
+
+void TcpStream::end(StreamEnd how, StreamSink& sink) noexcept {
+  ended_ = true;
+  release();
+  sink.on_end(how);
+}
+
+void TcpStream::release() noexcept {
+  while (Block* b = head_) {
+    head_ = b->next;
+    pool_->free(b);
+  }
+  buffered_bytes_ = 0;
+  buffered_segments_ = 0;
+}
+
+}  // namespace sluice::reassembly
