@@ -22,16 +22,14 @@ FlowKey make_flow_key(const PacketInfo& info, bool& src_is_lo) noexcept {
 }
 
 FlowTable::FlowTable(std::size_t capacity) : capacity_(capacity) {
-  entries_ = new Flow[capacity]();
+  // Entries are handed out in order until all have been used once, then from the free list, so
+  // the table's pages are touched only as flows arrive.
+  entries_ = new Flow[capacity];
   std::size_t buckets = 1;
   while (buckets < capacity * 2) buckets <<= 1;  // load factor at most 0.5
   buckets_ = new Flow*[buckets]();
   bucket_mask_ = buckets - 1;
   free_list_ = nullptr;
-  for (std::size_t i = capacity; i-- > 0;) {
-    entries_[i].bucket_next = free_list_;
-    free_list_ = &entries_[i];
-  }
 }
 
 FlowTable::~FlowTable() {
@@ -47,8 +45,13 @@ Flow* FlowTable::find(const FlowKey& key, uint32_t hash) noexcept {
 
 Flow* FlowTable::insert(const FlowKey& key, uint32_t hash) noexcept {
   Flow* f = free_list_;
-  if (!f) return nullptr;
-  free_list_ = f->bucket_next;
+  if (f) {
+    free_list_ = f->bucket_next;
+  } else if (untouched_ < capacity_) {
+    f = &entries_[untouched_++];
+  } else {
+    return nullptr;
+  }
   *f = Flow{};
   f->key = key;
   f->hash = hash;

@@ -76,6 +76,7 @@ class FlowTable {
   std::size_t bucket_mask_;
   std::size_t capacity_;
   std::size_t size_ = 0;
+  std::size_t untouched_ = 0;  // entries_[untouched_..] never used yet
   Flow* lru_head_ = nullptr;
   Flow* lru_tail_ = nullptr;
 };

@@ -15,6 +15,7 @@
 #include <bitset>
 #include <cstdio>
 #include <ctime>
+#include <new>
 
 #include "reassembly/flow_table.h"
 #include "reassembly/ip_defrag.h"
@@ -128,8 +129,13 @@ struct Reassembler::Impl {
   FlowTable flows;
   SegmentPool pool;
   IpDefrag defrag;
-  std::vector<SmtpFlow*> sessions;  // all session slots (owned)
+  // Session slots: raw storage for max_sessions, constructed on first use (so start-up does not
+  // fault in every page), then recycled through the free list. Digest contexts are made at start.
+  SmtpFlow* session_slots = nullptr;
+  std::size_t sessions_built = 0;
+  std::vector<EVP_MD_CTX*> digests;
   SmtpFlow* free_sessions = nullptr;
+  SmtpFlow* take_session() noexcept;
   std::bitset<65536> smtp_port, tls_port;
   ReassemblyStats stats{};
   int64_t now = 0;
@@ -313,7 +319,6 @@ struct SmtpFlow final : SmtpCallbacks {
       pending_head = (pending_head + 1) % kPendingReplies;
       --pending_count;
     }
-    for (auto& s : stream) s.reset();
   }
 };
 
@@ -326,23 +331,30 @@ Reassembler::Impl::Impl(const ReassemblyConfig& c, EventOutput& o, uint32_t lcor
       defrag(c.max_fragment_sets, c.fragment_timeout_s) {
   for (uint16_t p : c.smtp_ports) smtp_port.set(p);
   for (uint16_t p : c.implicit_tls_ports) tls_port.set(p);
-  sessions.reserve(c.max_sessions);
-  for (uint32_t i = 0; i < c.max_sessions; ++i) {
-    auto* s = new SmtpFlow();
-    s->sha = EVP_MD_CTX_new();
-    for (auto& st : s->stream) st.init(&config.stream, &pool);
-    s->next_free = free_sessions;
-    free_sessions = s;
-    sessions.push_back(s);
+  session_slots = static_cast<SmtpFlow*>(::operator new(sizeof(SmtpFlow) * std::max<uint32_t>(1, c.max_sessions)));
+  digests.reserve(c.max_sessions);
+  for (uint32_t i = 0; i < c.max_sessions; ++i) digests.push_back(EVP_MD_CTX_new());
+}
+
+SmtpFlow* Reassembler::Impl::take_session() noexcept {
+  if (SmtpFlow* s = free_sessions) {
+    free_sessions = s->next_free;
+    return s;
   }
+  if (sessions_built == config.max_sessions) return nullptr;
+  SmtpFlow* s = new (&session_slots[sessions_built]) SmtpFlow;
+  s->sha = digests[sessions_built++];
+  for (auto& st : s->stream) st.init(&config.stream, &pool);
+  return s;
 }
 
 Reassembler::Impl::~Impl() {
-  for (SmtpFlow* s : sessions) {
-    for (auto& st : s->stream) st.reset();
-    EVP_MD_CTX_free(s->sha);
-    delete s;
+  for (std::size_t i = 0; i < sessions_built; ++i) {
+    for (auto& st : session_slots[i].stream) st.reset();
+    session_slots[i].~SmtpFlow();
   }
+  ::operator delete(session_slots);
+  for (EVP_MD_CTX* d : digests) EVP_MD_CTX_free(d);
 }
 
 Flow* Reassembler::Impl::lookup(const PacketInfo& info, bool& from_client) noexcept {
@@ -377,9 +389,7 @@ Flow* Reassembler::Impl::lookup(const PacketInfo& info, bool& from_client) noexc
                                 : tls_port.test(server_port) ? AppProto::smtps
                                                              : AppProto::none);
   if (f->app == static_cast<uint8_t>(AppProto::smtp)) {
-    if (free_sessions) {
-      f->smtp = free_sessions;
-      free_sessions = free_sessions->next_free;
+    if ((f->smtp = take_session())) {
       f->smtp->start(this, f, syn_only);
     } else {
       ++stats.sessions_pool_full;
@@ -403,11 +413,13 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
 
   SmtpFlow* s = f->smtp;
   if (s && !s->encrypted) {
-    s->stream[dir].on_segment(info.tcp_seq, info.tcp_flags, base + info.payload_offset, info.payload_len, s->sink[dir]);
-    if ((info.tcp_flags & tcp_flags::ack) && !s->encrypted)
-      s->stream[dir ^ 1].on_ack(info.tcp_ack, s->sink[dir ^ 1]);
-    if (s->encrypted)
-      for (auto& st : s->stream) st.reset();  // STARTTLS: nothing more to reassemble
+    // The ACK says what the sender had received before it sent this segment: a hole it covers in
+    // the other direction is a gap that comes before this segment's data (a server's reply that
+    // acknowledges client bytes the capture lost must find the client's command stream caught up).
+    if (info.tcp_flags & tcp_flags::ack) s->stream[dir ^ 1].on_ack(info.tcp_ack, s->sink[dir ^ 1]);
+    if (!s->encrypted)
+      s->stream[dir].on_segment(info.tcp_seq, info.tcp_flags, base + info.payload_offset, info.payload_len, s->sink[dir]);
+    // After STARTTLS the streams are no longer fed; their counters stay for the flow event.
   }
   // Both sides done (FIN each way, or a reset): report now; the entry stays until the closed
   // timeout so that late retransmissions do not start a new flow.
@@ -419,6 +431,7 @@ void Reassembler::Impl::release_session(Flow* f, const char* reason) noexcept {
   SmtpFlow* s = f->smtp;
   s->finish();           // flushes the streams: last smtp events first
   emit_flow(f, reason);  // then the flow, with the session's counters
+  for (auto& st : s->stream) st.reset();  // blocks back to the pool
   f->reported = true;
   f->smtp = nullptr;
   s->next_free = free_sessions;

@@ -30,19 +30,22 @@ constexpr uint32_t kMaxWindow = uint32_t{1} << 30;
 
 }  // namespace
 
+// Blocks never used are handed out in order (`untouched_`), so a pool's pages are faulted in
+// only when out-of-order data needs them, not all at start-up.
 SegmentPool::SegmentPool(std::size_t blocks)
-    : storage_(new Block[blocks]), free_list_(nullptr), available_(blocks), capacity_(blocks) {
-  for (std::size_t i = blocks; i-- > 0;) {
-    storage_[i].next = free_list_;
-    free_list_ = &storage_[i];
-  }
-}
+    : storage_(new Block[blocks]), free_list_(nullptr), available_(blocks), capacity_(blocks) {}
 
 SegmentPool::~SegmentPool() { delete[] storage_; }
 
 Block* SegmentPool::alloc() noexcept {
   Block* b = free_list_;
-  if (b == nullptr) return nullptr;
+  if (b == nullptr) {
+    if (untouched_ == capacity_) return nullptr;
+    b = &storage_[untouched_++];
+    b->next = nullptr;
+    --available_;
+    return b;
+  }
   free_list_ = b->next;
   b->next = nullptr;
   --available_;

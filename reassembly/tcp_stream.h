@@ -58,6 +58,7 @@ class SegmentPool {
   Block* free_list_;
   std::size_t available_;
   std::size_t capacity_;
+  std::size_t untouched_ = 0;  // storage_[untouched_..] has never been handed out
 };
 
 struct TcpStreamLimits {
