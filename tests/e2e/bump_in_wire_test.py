@@ -140,7 +140,29 @@ events: {{path: {cls.events}}}
         out, err = self.daemon.communicate(timeout=30)
         self.assertEqual(self.daemon.returncode, 0, err)
         self.assertIn("ran", out)
-        ev = sluiced.events(self.events)[-1]
+        events = sluiced.events(self.events)
+        # sluiced saw every message the server stored, hashed as the server received it.
+        stored = {}
+        for name in sorted(os.listdir(self.mail_dir)):
+            if name.endswith(".eml"):
+                with open(os.path.join(self.mail_dir, name), "rb") as f:
+                    data = f.read()
+                stored[hashlib.sha256(data).hexdigest()] = data
+        smtp = [e for e in events if e["event_type"] == "smtp"]
+        self.assertEqual(sorted(e["smtp"]["message_sha256"] for e in smtp), sorted(stored))
+        for e in smtp:
+            m = e["smtp"]
+            self.assertEqual((e["src_ip"], e["dest_ip"], e["dest_port"]), (self.lab.CLIENT_IP, self.lab.SERVER_IP, 25))
+            self.assertEqual(m["helo"], "client.example.org")
+            self.assertEqual(m["mail_from"], "alice@example.org")
+            self.assertEqual(m["rcpt_to"], ["bob@example.net"])
+            self.assertEqual(m["message_size"], len(stored[m["message_sha256"]]))
+            self.assertEqual((m["server_reply"], m["status"]), (250, "complete"))
+            self.assertIn(m["subject"], ("report", "three"))
+        flows = [e for e in events if e["event_type"] == "flow" and e["flow"]["messages"] > 0]
+        self.assertEqual(len(flows), len(smtp), flows)
+        self.assertTrue(all(f["app_proto"] == "smtp" and f["flow"]["reason"] == "fin" for f in flows))
+        ev = events[-1]
         self.assertEqual(ev["event_type"], "stats")
         self.assertEqual(ev["stats"]["reason"], "sigterm")
         ports = {p["name"]: p for p in ev["stats"]["ports"]}
