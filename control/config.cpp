@@ -164,6 +164,9 @@ const std::vector<Param<PortConfig>>& port_params() {
 void apply_port(const YAML::Node& n, PortConfig& port, const std::string& key);
 
 const std::vector<Param<Loading>>& params() {
+  // The MIME parser's limits carry their defaults in pipeline/mime_parser.h (its tools and tests
+  // use them too); the declarations below read them from there rather than repeat them.
+  static const pipeline::MimeLimits kMime{};
   using dataplane::Hugepages;
   using dataplane::Mode;
   static const std::vector<Param<Loading>> params = {
@@ -301,6 +304,25 @@ const std::vector<Param<Loading>>& params() {
                        "per RX lcore (64 KiB each). When all are busy, a new fragmented datagram is not inspected "
                        "(`fragments_dropped`).",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_fragment_sets = static_cast<uint32_t>(v); }),
+      integer<Loading>("mime.max_depth", 1, 256, std::to_string(kMime.max_depth), "Multipart and message/rfc822 nesting followed in a message; "
+                       "deeper bodies are read as one part (anomaly `depth_exceeded`).",
+                       [](Loading& l, long long v) { l.config.dataplane.inspector.mime.max_depth = static_cast<uint32_t>(v); }),
+      integer<Loading>("mime.max_parts", 1, 1000000, std::to_string(kMime.max_parts), "Leaf parts reported per message; beyond, the rest of "
+                       "the message is not inspected (anomaly `too_many_parts`).",
+                       [](Loading& l, long long v) { l.config.dataplane.inspector.mime.max_parts = static_cast<uint32_t>(v); }),
+      integer<Loading>("mime.max_field_kb", 1, 1024, std::to_string(kMime.max_field_bytes / 1024), "One unfolded header field (RFC 2231 file names can be "
+                       "long); beyond, the field is truncated (anomaly `header_too_long`).",
+                       [](Loading& l, long long v) { l.config.dataplane.inspector.mime.max_field_bytes = static_cast<uint32_t>(v * 1024); }),
+      boolean<Loading>("mime.parse_rfc822", kMime.parse_rfc822 ? "true" : "false", "Descend into attached messages (message/rfc822) and report their "
+                       "attachments; false: an attached message is one file.",
+                       [](Loading& l, bool v) { l.config.dataplane.inspector.mime.parse_rfc822 = v; }),
+      boolean<Loading>("mime.uuencode", kMime.uuencode ? "true" : "false", "Report uuencoded blocks (`begin 644 name`) inside text bodies as "
+                       "attachments.",
+                       [](Loading& l, bool v) { l.config.dataplane.inspector.mime.uuencode = v; }),
+      integer<Loading>("mime.max_file_records", 1, 4096, std::to_string(pipeline::InspectorLimits{}.max_file_records), "`file` events held per message until the message's "
+                       "SHA-256 is known (at its end); beyond, the oldest is written at once without "
+                       "`message_sha256`.",
+                       [](Loading& l, long long v) { l.config.dataplane.inspector.max_file_records = static_cast<uint32_t>(v); }),
       integer<Loading>("reassembly.fragment_timeout_s", 1, 600, "30", "An incomplete fragmented datagram is dropped "
                        "after this long (RFC 791 suggests 15 s to 2 min).",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.fragment_timeout_s = static_cast<uint32_t>(v); }),

@@ -22,6 +22,7 @@ struct Dataplane::Impl {
   Config config;
   PortTable table{};
   RxLcoreContext* lcores = nullptr;  // n_rx_lcores contexts, cache-aligned array
+  std::unique_ptr<pipeline::MessageInspectorFactory> inspectors;  // shared by the lcores' reassemblers
   std::vector<std::unique_ptr<reassembly::Reassembler>> reassemblers;
   std::vector<std::unique_ptr<EventRing>> rings;
   std::vector<std::unique_ptr<RingEventOutput>> outputs;
@@ -198,11 +199,13 @@ bool Dataplane::Impl::start(std::string& error) {
   if (flag_bit < 0) table.timestamp_offset = -1;
 
   // Reassembly and its event ring, per RX lcore; allocated here, never on the lcore.
+  inspectors = std::make_unique<pipeline::MessageInspectorFactory>(c.inspector);
+  config.reassembly.observers = inspectors.get();
   for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
     RxLcoreContext& lc = lcores[i];
     rings.push_back(std::make_unique<EventRing>(c.event_ring_bytes));
     outputs.push_back(std::make_unique<RingEventOutput>(rings.back().get()));
-    reassemblers.push_back(std::make_unique<reassembly::Reassembler>(c.reassembly, *outputs.back(), i));
+    reassemblers.push_back(std::make_unique<reassembly::Reassembler>(config.reassembly, *outputs.back(), i));
     scratch.push_back(std::make_unique<uint8_t[]>(kScratchBytes));
     lc.event_ring = rings.back().get();
     lc.events = outputs.back().get();

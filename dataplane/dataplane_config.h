@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "reassembly/packet_decode.h"
+#include "pipeline/message_inspector.h"
 #include "reassembly/reassembler.h"
 
 namespace sluice::dataplane {
@@ -50,7 +51,8 @@ struct Config {
   unsigned tx_retries;
   unsigned dispatch_ring_size;
   reassembly::FlowHashMode flow_hash;
-  reassembly::ReassemblyConfig reassembly;
+  reassembly::ReassemblyConfig reassembly;  // `observers` is set by the data plane
+  pipeline::InspectorLimits inspector;      // MIME parsing and attachments of every message
   std::size_t event_ring_bytes;  // per RX lcore
 };
 

@@ -8,9 +8,19 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string_view>
 
 namespace sluice::reassembly {
+
+// RFC 3339 with microseconds, UTC (2026-11-28T00:07:47.554996Z); `us` since 1970.
+inline void format_rfc3339(int64_t us, char (&out)[40]) noexcept {
+  const std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  const std::size_t n = std::strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(out + n, sizeof(out) - n, ".%06dZ", static_cast<int>(us % 1000000));
+}
 
 class JsonLine {
  public:
@@ -49,6 +59,13 @@ class JsonLine {
   void raw_value(std::string_view json) noexcept {
     comma();
     raw(json.data(), json.size());
+  }
+
+  // Members already rendered as JSON text (`"a":1,"b":[2]`), spliced into the open object.
+  void raw_members(std::string_view members) noexcept {
+    if (members.empty()) return;
+    comma();
+    raw(members.data(), members.size());
   }
 
   // Closes every open scope (adding "truncated":true to the outer object if text was lost) and
@@ -98,11 +115,13 @@ class JsonLine {
       truncated_ = true;
       return;
     }
+    if (n == 0) return;  // an empty view may carry a null pointer: memcpy must not see it
     std::memcpy(buf_ + len_, s, n);
     len_ += n;
   }
   void force(std::string_view s) noexcept {
     const std::size_t n = s.size() < cap_ - len_ ? s.size() : cap_ - len_;
+    if (n == 0) return;
     std::memcpy(buf_ + len_, s.data(), n);
     len_ += n;
   }

@@ -87,16 +87,17 @@ DecodeStatus decode_ipv6(const uint8_t* frame, std::size_t len, PacketInfo& out)
   out.ip_end = datagram_end(off + 40, be16(ip + 4), len);
   uint8_t next = ip[6];
   off += 40;
-  // RFC 8200 section 4.1: extension headers in any order; bounded by the frame length.
+  // RFC 8200 section 4.1: extension headers in any order; bounded by the datagram (its payload
+  // length), not the frame: bytes after it are Ethernet padding or the capture's, never headers.
   for (unsigned hops = 0; hops < 8; ++hops) {
     if (next == 0 || next == 43 || next == 60) {  // hop-by-hop, routing, destination options
-      if (len < off + 8) return DecodeStatus::truncated;
+      if (out.ip_end < off + 8) return DecodeStatus::truncated;
       next = frame[off];
       off += (std::size_t{frame[off + 1]} + 1) * 8;
       continue;
     }
     if (next == 44) {  // fragment header
-      if (len < off + 8) return DecodeStatus::truncated;
+      if (out.ip_end < off + 8) return DecodeStatus::truncated;
       const uint16_t frag = be16(frame + off + 2);
       out.fragment = true;
       out.more_fragments = (frag & 1) != 0;
@@ -115,7 +116,7 @@ DecodeStatus decode_ipv6(const uint8_t* frame, std::size_t len, PacketInfo& out)
     }
     break;
   }
-  if (off > 0xffff) return DecodeStatus::malformed;
+  if (off > out.ip_end) return DecodeStatus::truncated;  // the last extension header's length
   out.l4_proto = next;
   out.l4_offset = static_cast<uint16_t>(off);
   return read_ports(frame, len, out);

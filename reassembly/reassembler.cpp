@@ -35,6 +35,7 @@ constexpr std::size_t kAddrBytes = 256;         // RFC 5321 4.5.3.1.3: path up t
 constexpr std::size_t kRcptBytes = 2048;        // recipients kept per transaction, NUL-separated
 constexpr std::size_t kPendingReplies = 2;      // messages awaiting their final reply (pipelining)
 constexpr std::size_t kMaxAnomalies = 32;
+constexpr std::size_t kObserverSummaryBytes = 1024;
 
 template <std::size_t N>
 struct Text {
@@ -42,7 +43,7 @@ struct Text {
   uint16_t len = 0;
   void set(std::string_view s) noexcept {
     len = static_cast<uint16_t>(std::min(s.size(), N));
-    std::memcpy(data, s.data(), len);
+    if (len) std::memcpy(data, s.data(), len);  // an empty view may hold nullptr: memcpy's is nonnull
   }
   std::string_view view() const noexcept { return {data, len}; }
 };
@@ -62,6 +63,7 @@ struct Transaction {
   Text<MessageHeaderScan::kMaxValue> subject;
   Text<MessageHeaderScan::kMaxValue> message_id;
   bool has_subject = false, has_message_id = false;
+  Text<kObserverSummaryBytes> observer_summary;  // the pipeline's members of the smtp event
 
   void clear() noexcept {
     mail_from.len = 0;
@@ -70,11 +72,12 @@ struct Transaction {
     status = SmtpMessageStatus::complete;
     incomplete_reason = nullptr;
     has_subject = has_message_id = false;
+    observer_summary.len = 0;
   }
   void add_rcpt(std::string_view addr) noexcept {
     ++rcpt_count;
     if (rcpt_bytes + addr.size() + 1 > kRcptBytes) return;
-    std::memcpy(rcpts + rcpt_bytes, addr.data(), addr.size());
+    if (!addr.empty()) std::memcpy(rcpts + rcpt_bytes, addr.data(), addr.size());  // "RCPT" alone: nullptr
     rcpt_bytes = static_cast<uint16_t>(rcpt_bytes + addr.size());
     rcpts[rcpt_bytes++] = '\0';
     ++rcpt_kept;
@@ -93,14 +96,6 @@ std::string_view path_of(std::string_view arg) noexcept {
   std::string_view rest = colon == std::string_view::npos ? arg : arg.substr(colon + 1);
   while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
   return rest.substr(0, rest.find(' '));
-}
-
-void format_time(int64_t us, char (&out)[40]) noexcept {
-  const std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  const std::size_t n = std::strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(out + n, sizeof(out) - n, ".%06dZ", static_cast<int>(us % 1000000));
 }
 
 void format_addr(const uint8_t* a, uint8_t version, char (&out)[INET6_ADDRSTRLEN]) noexcept {
@@ -152,6 +147,10 @@ struct Reassembler::Impl {
   void emit_flow(const Flow* f, const char* reason) noexcept;
   void emit_smtp(const SmtpFlow& s, const Transaction& t, int reply) noexcept;
   void emit_anomaly(const Flow* f, const char* layer, const char* what, int direction) noexcept;
+
+  // The identity of a message for the pipeline's events; strings valid until the next call.
+  MessageContext message_context(const Flow* f, uint32_t transaction) noexcept;
+  char ctx_src[INET6_ADDRSTRLEN], ctx_dst[INET6_ADDRSTRLEN];
 };
 
 // Inspection state of one SMTP flow: both TCP directions, the SMTP parser and the transaction
@@ -177,6 +176,7 @@ struct SmtpFlow final : SmtpCallbacks {
 
   Reassembler::Impl* r = nullptr;
   Flow* flow = nullptr;
+  std::unique_ptr<MessageObserver> observer;  // the attachment pipeline's state for this slot
   SmtpFlow* next_free = nullptr;
   TcpStream stream[2];
   DirectionSink sink[2];
@@ -265,12 +265,15 @@ struct SmtpFlow final : SmtpCallbacks {
     gap_reason = nullptr;
     EVP_DigestInit_ex(sha, EVP_sha256(), nullptr);
     headers.reset();
+    current.observer_summary.len = 0;
+    if (observer) observer->begin(r->message_context(flow, current.index));
   }
   void on_message_data(const uint8_t* d, std::size_t n) noexcept override {
     if (!message_open) return;
     EVP_DigestUpdate(sha, d, n);
     current.size += n;
     if (!headers.done()) headers.feed(d, n);
+    if (observer) observer->data(d, n);
   }
   void on_message_end(SmtpMessageStatus status) noexcept override {
     if (!message_open) return;
@@ -285,6 +288,11 @@ struct SmtpFlow final : SmtpCallbacks {
     current.has_message_id = headers.has_message_id();
     current.subject.set(headers.subject());
     current.message_id.set(headers.message_id());
+    if (observer) {
+      observer->end(status == SmtpMessageStatus::complete, current.sha256, r->message_context(flow, current.index));
+      current.observer_summary.len = static_cast<uint16_t>(
+          observer->summary(current.observer_summary.data, sizeof(current.observer_summary.data)));
+    }
     if (status == SmtpMessageStatus::aborted) {  // no final reply will come
       r->emit_smtp(*this, current, 0);
       return;
@@ -344,6 +352,8 @@ SmtpFlow* Reassembler::Impl::take_session() noexcept {
   if (sessions_built == config.max_sessions) return nullptr;
   SmtpFlow* s = new (&session_slots[sessions_built]) SmtpFlow;
   s->sha = digests[sessions_built++];
+  // Once per slot in the process's life, not per packet: the pipeline's per-session state.
+  if (config.observers) s->observer = config.observers->make(out);
   for (auto& st : s->stream) st.init(&config.stream, &pool);
   return s;
 }
@@ -448,7 +458,7 @@ void Reassembler::Impl::end_flow(Flow* f, const char* reason) noexcept {
 
 void Reassembler::Impl::begin_event(JsonLine& j, const char* type, const Flow* f) noexcept {
   char ts[40];
-  format_time(now, ts);
+  format_rfc3339(now, ts);
   j.begin_object();
   j.key("timestamp").str(ts);
   j.key("event_type").str(type);
@@ -490,6 +500,7 @@ void Reassembler::Impl::emit_smtp(const SmtpFlow& s, const Transaction& t, int r
   j.key("message_size").num(t.size);
   if (t.has_subject) j.key("subject").str(t.subject.view());
   if (t.has_message_id) j.key("message_id").str(t.message_id.view());
+  j.raw_members(t.observer_summary.view());
   if (reply > 0)
     j.key("server_reply").num(static_cast<uint64_t>(reply));
   else
@@ -513,9 +524,9 @@ void Reassembler::Impl::emit_flow(const Flow* f, const char* reason) noexcept {
   j.key("bytes_toserver").num(f->bytes[kToServer]);
   j.key("bytes_toclient").num(f->bytes[kToClient]);
   char ts[40];
-  format_time(f->first_seen_us, ts);
+  format_rfc3339(f->first_seen_us, ts);
   j.key("start").str(ts);
-  format_time(f->last_seen_us, ts);
+  format_rfc3339(f->last_seen_us, ts);
   j.key("end").str(ts);
   j.key("reason").str(reason);
   j.key("inspected").boolean(f->smtp != nullptr);
@@ -556,6 +567,20 @@ void Reassembler::Impl::emit_anomaly(const Flow* f, const char* layer, const cha
   if (direction >= 0) j.key("direction").str(direction == kToServer ? "toserver" : "toclient");
   j.end_object();
   out.emit(j.finish());
+}
+
+MessageContext Reassembler::Impl::message_context(const Flow* f, uint32_t transaction) noexcept {
+  const uint8_t* client = f->client_is_lo ? f->key.addr_lo : f->key.addr_hi;
+  const uint8_t* server = f->client_is_lo ? f->key.addr_hi : f->key.addr_lo;
+  format_addr(client, f->key.ip_version, ctx_src);
+  format_addr(server, f->key.ip_version, ctx_dst);
+  return MessageContext{f->flow_id,
+                        transaction,
+                        ctx_src,
+                        f->client_is_lo ? f->key.port_lo : f->key.port_hi,
+                        ctx_dst,
+                        f->client_is_lo ? f->key.port_hi : f->key.port_lo,
+                        now};
 }
 
 Reassembler::Reassembler(const ReassemblyConfig& config, EventOutput& out, uint32_t lcore_index)

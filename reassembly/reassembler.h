@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "reassembly/message_observer.h"
 #include "reassembly/packet_decode.h"
 #include "reassembly/tcp_stream.h"
 
@@ -28,6 +29,9 @@ struct ReassemblyConfig {
   uint32_t closed_timeout_s;   // a flow that saw FIN both ways or RST is forgotten after this
   uint32_t max_fragment_sets;  // IP datagrams being reassembled at once per lcore
   uint32_t fragment_timeout_s;
+  // Receives each message's content (the attachment pipeline); nullptr: messages are only hashed.
+  // Must outlive the Reassembler.
+  MessageObserverFactory* observers = nullptr;
 };
 
 class EventOutput {

@@ -133,6 +133,37 @@ TEST(PacketDecode, Ipv6WithExtensionHeaders) {
   EXPECT_EQ(info.dst_addr[15], 2);
 }
 
+// Found by tests/fuzz/packet_decode_fuzz: the extension-header walk was bounded by the frame, not
+// by the IPv6 payload length, so headers read from the padding after the datagram gave `ok` with
+// an l4_offset past ip_end (past the frame itself for a large header length).
+TEST(PacketDecode, Ipv6ExtensionHeadersEndWithTheDatagram) {
+  Frame f = ether({}, 0x86DD);
+  f.bytes({0x60, 0, 0, 0});
+  f.u16(0);  // payload length 0: the datagram is the bare header
+  f.u8(0);   // next: hop-by-hop
+  f.u8(64);
+  f.zeros(32);
+  f.u8(17);  // padding that looks like a hop-by-hop header (next UDP, len 0) then UDP ports
+  f.u8(0);
+  f.zeros(6);
+  f.u16(53);
+  f.u16(25);
+  f.zeros(4);
+  PacketInfo info;
+  EXPECT_EQ(decode_packet(f.b.data(), f.b.size(), info), DecodeStatus::truncated);
+  // A header length reaching past the frame (the fuzzer's input): 255 * 8 + 8 bytes from byte 54.
+  f.b[14 + 5] = 8;   // payload length 8: the hop-by-hop header is inside the datagram
+  f.b[14 + 41] = 255;
+  f.b[14 + 40] = 156;  // and announces a protocol without ports
+  EXPECT_EQ(decode_packet(f.b.data(), f.b.size(), info), DecodeStatus::truncated);
+  f.b[14 + 41] = 0;   // now well formed: UDP header missing (payload ends at the extension header)
+  f.b[14 + 40] = 59;  // no next header (RFC 8200 4.7)
+  ASSERT_EQ(decode_packet(f.b.data(), f.b.size(), info), DecodeStatus::ok);
+  EXPECT_EQ(info.l4_proto, 59);
+  EXPECT_EQ(info.l4_offset, 14 + 48);
+  EXPECT_EQ(info.ip_end, 14 + 48);
+}
+
 TEST(PacketDecode, TruncatedAndMalformedNeverOverread) {
   Frame f = ether({}, 0x0800);
   ipv4(f, 6);

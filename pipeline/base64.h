@@ -1,0 +1,41 @@
+// base64 Content-Transfer-Encoding decoder (RFC 2045 6.8), behind the Decoder interface of
+// pipeline/decoder.h.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "pipeline/decoder.h"
+
+namespace sluice::pipeline {
+
+// base64 (RFC 2045 6.8), tolerant as mail clients are: whitespace and line lengths of any size;
+// characters outside the alphabet skipped and counted; '=' ends the current quantum (emitting
+// its 1 or 2 bytes) and decoding resumes with the next alphabet character, so split or misplaced
+// padding ("NA=\r\n=Mg\r\n==") yields every quantum ("42"); a final partial quantum of 2 or 3
+// characters yields its 1 or 2 bytes, a lone final character is counted invalid.
+//
+// Details: the alphabet is RFC 4648 section 4 ("+/"; the URL-safe "-_" are counted invalid).
+// Whitespace is SP, HT, CR and LF; skipped, not counted. A '=' with no pending quantum is skipped
+// and not counted; a '=' after a lone character counts that character invalid, as the end of input
+// does. Missing padding is not an error. Unused low bits of a partial quantum are ignored.
+//
+// Speed: runs of alphabet characters decode 8 characters per step through four 256-entry tables
+// of pre-shifted 32-bit values ORed together, a sentinel bit flagging any lane that is not in the
+// alphabet; the characters around line breaks, padding and noise go one at a time.
+class Base64Decoder final : public Decoder {
+ public:
+  void reset(uint64_t max_output = 0) noexcept override;
+  DecodeStatus feed(const uint8_t* in, std::size_t len, ByteSink& out) noexcept override;
+  DecodeStatus finish(ByteSink& out) noexcept override;
+  uint64_t invalid() const noexcept override { return invalid_; }
+  uint64_t produced() const noexcept override { return out_.produced(); }
+
+ private:
+  OutputLimit out_;
+  uint64_t invalid_ = 0;
+  uint32_t acc_ = 0;   // the 6-bit values of the pending quantum, oldest highest
+  uint8_t count_ = 0;  // characters in the pending quantum, 0-3
+};
+
+}  // namespace sluice::pipeline

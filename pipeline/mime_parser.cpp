@@ -1,0 +1,976 @@
+// Streaming MIME parser (see mime_parser.h for the contract).
+//
+// How bytes move: header blocks are copied one unfolded field at a time into field_ (capped);
+// bodies are scanned in place with memchr('\n'), and only lines that start with a character that
+// could begin a special line ('-' for delimiters, 'b'/'e' for uuencode) are looked at. Everything
+// between two such lines is handed to the decoder as one span. The line end in front of a line
+// start is held back (eol_) until that line is known not to be a delimiter (RFC 2046 5.1.1: the
+// CRLF before a delimiter belongs to it). A candidate line that is cut by the end of a feed is
+// copied to carry_ (bounded) and completed from the next feed.
+#include "pipeline/mime_parser.h"
+
+#include <cstring>
+#include <new>
+
+#include "pipeline/header_fields.h"
+
+namespace sluice::pipeline {
+
+namespace {
+
+char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
+
+bool ieq(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+bool is_wsp(uint8_t c) noexcept { return c == ' ' || c == '\t'; }
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (is_wsp(uint8_t(s.front())) || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (is_wsp(uint8_t(s.back())) || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// RFC 5322 2.1.1: 998 octets per line, without the CRLF.
+constexpr uint64_t kMaxLine = 998;
+
+const char* const kAnomalyNames[] = {
+    "missing_mime_version", "missing_boundary",       "boundary_too_long", "missing_close_delimiter",
+    "invalid_transfer_encoding", "encoding_not_allowed", "header_too_long", "line_too_long",
+    "depth_exceeded",       "too_many_parts",         "duplicate_header",  "bad_base64",
+    "bad_quoted_printable", "bad_uuencode",           "bad_encoded_word",  "eight_bit_header",
+    "bare_lf",              "nul_byte"};
+static_assert(sizeof kAnomalyNames / sizeof kAnomalyNames[0] == std::size_t(MimeAnomaly::count_));
+
+TransferEncoding parse_cte(std::string_view v) noexcept {
+  if (ieq(v, "7bit")) return TransferEncoding::seven_bit;
+  if (ieq(v, "8bit")) return TransferEncoding::eight_bit;
+  if (ieq(v, "binary")) return TransferEncoding::binary;
+  if (ieq(v, "base64")) return TransferEncoding::base64;
+  if (ieq(v, "quoted-printable")) return TransferEncoding::quoted_printable;
+  if (ieq(v, "x-uuencode") || ieq(v, "uuencode") || ieq(v, "x-uue") || ieq(v, "uue") || ieq(v, "x-uu"))
+    return TransferEncoding::uuencode;
+  if (ieq(v, "x-gzip64") || ieq(v, "gzip64")) return TransferEncoding::gzip64;
+  return TransferEncoding::unknown;
+}
+
+// "begin" SP 3-4 octal digits SP name. Returns the name (trimmed) or an empty view.
+std::string_view uu_begin(const uint8_t* s, std::size_t n) noexcept {
+  std::string_view l(reinterpret_cast<const char*>(s), n);
+  if (l.size() < 11 || l.substr(0, 6) != "begin ") return {};
+  std::size_t i = 6;
+  while (i < l.size() && l[i] == ' ') ++i;
+  std::size_t d = i;
+  while (i < l.size() && l[i] >= '0' && l[i] <= '7') ++i;
+  if (i - d < 3 || i - d > 4 || i >= l.size() || !is_wsp(uint8_t(l[i]))) return {};
+  return trim(l.substr(i));
+}
+
+// "Name:" with a name of printable characters (RFC 5322 3.6.8; whitespace before the colon is
+// the obsolete syntax of RFC 5322 4.5, still accepted).
+bool is_header_line(const char* f, std::size_t n) noexcept {
+  const void* c = std::memchr(f, ':', n);
+  if (!c) return false;
+  std::size_t e = std::size_t(static_cast<const char*>(c) - f);
+  while (e > 0 && is_wsp(uint8_t(f[e - 1]))) --e;
+  if (e == 0) return false;
+  for (std::size_t i = 0; i < e; ++i)
+    if (uint8_t(f[i]) <= 32 || uint8_t(f[i]) >= 127) return false;
+  return true;
+}
+
+bool uu_end(const uint8_t* s, std::size_t n) noexcept {
+  return trim(std::string_view(reinterpret_cast<const char*>(s), n)) == "end";
+}
+
+}  // namespace
+
+const char* transfer_encoding_name(TransferEncoding e) noexcept {
+  switch (e) {
+    case TransferEncoding::seven_bit: return "7bit";
+    case TransferEncoding::eight_bit: return "8bit";
+    case TransferEncoding::binary: return "binary";
+    case TransferEncoding::base64: return "base64";
+    case TransferEncoding::quoted_printable: return "quoted-printable";
+    case TransferEncoding::uuencode: return "x-uuencode";
+    case TransferEncoding::gzip64: return "x-gzip64";
+    case TransferEncoding::unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+const char* mime_anomaly_name(MimeAnomaly a) noexcept {
+  auto i = std::size_t(a);
+  return i < std::size_t(MimeAnomaly::count_) ? kAnomalyNames[i] : "unknown";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sinks
+
+void MimeParser::DataSink::on_bytes(const uint8_t* data, std::size_t len) noexcept {
+  if (self->mode_ == Mode::nested) {
+    if (self->child_active_) self->child_->feed(data, len);
+  } else if (self->cb_) {
+    self->cb_->on_part_data(data, len);
+  }
+}
+
+void MimeParser::ChildForward::on_part_begin(const PartInfo& part) noexcept {
+  std::size_t n = prefix_len;
+  std::size_t add = part.path.size() < kPathCap - n ? part.path.size() : kPathCap - n;
+  std::memcpy(path + n, part.path.data(), add);
+  PartInfo p = part;
+  p.path = std::string_view(path, n + add);
+  self->parts_++;
+  if (p.attachment) self->attachments_++;
+  if (self->cb_) self->cb_->on_part_begin(p);
+}
+void MimeParser::ChildForward::on_part_data(const uint8_t* data, std::size_t len) noexcept {
+  if (self->cb_) self->cb_->on_part_data(data, len);
+}
+void MimeParser::ChildForward::on_part_end(PartEnd how) noexcept {
+  if (self->cb_) self->cb_->on_part_end(how);
+}
+void MimeParser::ChildForward::on_anomaly(MimeAnomaly what) noexcept { self->note(what); }
+
+// ---------------------------------------------------------------------------------------------
+// Set-up
+
+MimeParser::MimeParser(const MimeLimits& limits) noexcept : MimeParser(limits, false) {}
+
+MimeParser::MimeParser(const MimeLimits& limits, bool child) noexcept : limits_(limits), is_child_(child) {
+  if (limits_.max_depth > uint32_t(kMaxFrames)) limits_.max_depth = kMaxFrames;
+  field_cap_ = limits_.max_field_bytes < kFieldCap - 2 ? limits_.max_field_bytes : kFieldCap - 2;
+  if (field_cap_ < 64) field_cap_ = 64;
+  sink_.self = this;
+  child_cb_.self = this;
+  if (!child) child_.reset(new (std::nothrow) MimeParser(limits_, true));
+  reset(nullptr);
+}
+
+MimeParser::~MimeParser() = default;
+
+void MimeParser::reset(MimeCallbacks* callbacks) noexcept {
+  cb_ = callbacks;
+  anomalies_ = attachments_ = parts_ = 0;
+  finished_ = false;
+  depth_ = 0;
+  mode_ = Mode::skip;
+  line_start_ = true;
+  cr_pending_ = false;
+  eol_len_ = 0;
+  line_len_ = 0;
+  carry_len_ = 0;
+  leaf_reported_ = uu_open_ = child_active_ = false;
+  active_ = nullptr;
+  seen_version_ = false;
+  start_entity(true, 0, 1, false);
+}
+
+uint32_t MimeParser::anomalies() const noexcept { return anomalies_; }
+uint32_t MimeParser::attachments() const noexcept { return attachments_; }
+
+void MimeParser::note(MimeAnomaly a) noexcept {
+  uint32_t bit = 1u << unsigned(a);
+  if (anomalies_ & bit) return;
+  anomalies_ |= bit;
+  if (cb_) cb_->on_anomaly(a);
+}
+
+void MimeParser::path_append_num(uint32_t n) noexcept {
+  char tmp[12];
+  int k = 0;
+  do { tmp[k++] = char('0' + n % 10); n /= 10; } while (n && k < 11);
+  while (k > 0 && path_len_ < kPathCap) path_[path_len_++] = tmp[--k];
+}
+
+void MimeParser::start_entity(bool message_body, std::size_t prefix_len, uint32_t num, bool digest_child) noexcept {
+  path_len_ = prefix_len;
+  path_append_num(num);
+  leaf_len_ = path_len_;
+  ent_message_body_ = message_body;
+  ent_prefix_len_ = prefix_len;
+  ent_digest_child_ = digest_child;
+  seen_ct_ = seen_cd_ = seen_cte_ = false;
+  cte_ = TransferEncoding::seven_bit;
+  ctype_len_ = cdisp_len_ = bnd_len_ = ct_name_len_ = cd_name_len_ = 0;
+  phase_ = Phase::headers;
+  field_len_ = 0;
+  have_field_ = field_trunc_ = false;
+  hdr_line_start_ = true;
+  hdr_cr_ = hdr_cont_ = false;
+  hdr_line_off_ = 0;
+  hdr_line_len_ = 0;
+  mode_ = Mode::skip;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feeding
+
+void MimeParser::feed(const uint8_t* data, std::size_t len) noexcept {
+  if (finished_) return;
+  while (len > 0) {
+    std::size_t used;
+    if (phase_ == Phase::headers) {
+      used = header_bytes(data, len);
+    } else if (carry_len_ > 0) {
+      // Complete the held line start: up to its '\n', or until it is too long to be special.
+      const void* nl = std::memchr(data, '\n', len);
+      std::size_t take = nl ? std::size_t(static_cast<const uint8_t*>(nl) - data) + 1 : len;
+      bool full = false;
+      if (carry_len_ + take >= kCarryCap) { take = kCarryCap - carry_len_; full = true; nl = nullptr; }
+      std::memcpy(carry_ + carry_len_, data, take);
+      carry_len_ += take;
+      used = take;
+      if (nl || full) {
+        std::size_t n = carry_len_;
+        carry_len_ = 0;
+        body_span(carry_, n, full, false);
+      }
+    } else {
+      used = body_span(data, len, false, false);
+    }
+    data += used;
+    len -= used;
+  }
+}
+
+void MimeParser::finish(bool complete) noexcept {
+  if (finished_) return;
+  if (phase_ == Phase::body && carry_len_ > 0) {
+    std::size_t n = carry_len_;
+    carry_len_ = 0;
+    body_span(carry_, n, false, true);
+  }
+  // A header block cut by the end: the entity has an empty body.
+  while (phase_ == Phase::headers) {
+    if (have_field_) {
+      if (field_len_ > hdr_line_off_ && field_[field_len_ - 1] == '\r') --field_len_;
+      process_field();
+      have_field_ = false;
+    }
+    headers_done();
+  }
+  if (line_start_ && eol_len_) emit(eol_, eol_len_);
+  eol_len_ = 0;
+  if (cr_pending_) {
+    static const uint8_t cr = '\r';
+    emit(&cr, 1);
+    cr_pending_ = false;
+  }
+  PartEnd how = complete ? PartEnd::complete : PartEnd::truncated;
+  end_leaf(how);
+  for (int k = depth_ - 1; k >= 0; --k)
+    if (frames_[k].multipart && !frames_[k].closed && complete) note(MimeAnomaly::missing_close_delimiter);
+  depth_ = 0;
+  finished_ = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header blocks
+
+std::size_t MimeParser::header_bytes(const uint8_t* p, std::size_t n) noexcept {
+  std::size_t i = 0;
+  while (i < n) {
+    if (hdr_line_start_) {
+      uint8_t c = p[i];
+      if (hdr_cr_) {
+        hdr_cr_ = false;
+        if (c == '\n') {
+          ++i;
+          if (have_field_) process_field();
+          have_field_ = false;
+          headers_done();
+          return i;
+        }
+        // A lone CR at a line start: dropped.
+      }
+      if (c == '\n') {
+        ++i;
+        note(MimeAnomaly::bare_lf);
+        if (have_field_) process_field();
+        have_field_ = false;
+        headers_done();
+        return i;
+      }
+      if (c == '\r') { hdr_cr_ = true; ++i; continue; }
+      hdr_line_start_ = false;
+      hdr_line_len_ = 0;
+      if (is_wsp(c) && have_field_) {
+        hdr_cont_ = true;  // folded: unfolding removes the line break only (RFC 5322 2.2.3)
+      } else {
+        if (have_field_) process_field();
+        have_field_ = true;
+        field_len_ = 0;
+        field_trunc_ = false;
+        hdr_cont_ = false;
+      }
+      hdr_line_off_ = field_len_;
+    }
+    const void* nlp = std::memchr(p + i, '\n', n - i);
+    std::size_t end = nlp ? std::size_t(static_cast<const uint8_t*>(nlp) - p) : n;
+    std::size_t take = end - i;
+    if (field_len_ + take > field_cap_) {
+      if (!field_trunc_) note(MimeAnomaly::header_too_long);
+      field_trunc_ = true;
+      take = field_cap_ - field_len_;
+    }
+    std::memcpy(field_ + field_len_, p + i, take);
+    field_len_ += take;
+    hdr_line_len_ += end - i;
+    if (end > i) hdr_last_ = p[end - 1];
+    if (!nlp) return n;
+    // A complete line.
+    bool line_crlf = hdr_last_ == '\r' && hdr_line_len_ > 0;
+    if (line_crlf) {
+      if (field_len_ > hdr_line_off_ && field_[field_len_ - 1] == '\r') --field_len_;
+      --hdr_line_len_;
+    } else {
+      note(MimeAnomaly::bare_lf);
+    }
+    if (hdr_line_len_ > kMaxLine) note(MimeAnomaly::line_too_long);
+    hdr_last_ = 0;
+    i = end + 1;
+    hdr_line_start_ = true;
+    if (hdr_cont_) continue;
+    // A delimiter line inside a header block ends the block (the part has no body).
+    if (field_len_ >= 2 && field_[0] == '-' && field_[1] == '-') {
+      int k;
+      bool close;
+      if (match_delimiter(reinterpret_cast<const uint8_t*>(field_), field_len_, k, close)) {
+        have_field_ = false;
+        field_len_ = 0;
+        headers_done();
+        delimiter(k, close);
+        return i;
+      }
+    }
+    // A line that is not a header field ("name:") ends the header block without the empty line
+    // and is the first body line, as mail clients (and Python's email package) read it. An mbox
+    // "From " line at the top is skipped.
+    if (!is_header_line(field_, field_len_) &&
+        !(depth_ == 0 && ent_message_body_ && field_len_ >= 5 && std::memcmp(field_, "From ", 5) == 0)) {
+      std::size_t flen = field_len_;
+      have_field_ = false;
+      field_len_ = 0;
+      headers_done();
+      if (line_crlf) field_[flen++] = '\r';
+      field_[flen++] = '\n';
+      if (phase_ == Phase::body) {
+        // field_ is not touched in the body phase; the line goes through the body scanner.
+        body_span(reinterpret_cast<const uint8_t*>(field_), flen, false, false);
+      } else {
+        // The header block of a message/rfc822 entity begins with it.
+        if (flen > kCarryCap) flen = kCarryCap;
+        std::memcpy(carry_, field_, flen);
+        header_bytes(carry_, flen);
+      }
+      return i;
+    }
+  }
+  return n;
+}
+
+void MimeParser::process_field() noexcept {
+  // A lone CR inside a field followed by another "Name:" is a line break (old Mac line ends;
+  // clients split there): the fields are processed one by one.
+  for (std::size_t q = 0; q + 1 < field_len_; ++q) {
+    if (field_[q] != '\r' || field_[q + 1] == '\n' || is_wsp(uint8_t(field_[q + 1]))) continue;
+    if (!is_header_line(field_ + q + 1, field_len_ - q - 1)) continue;
+    std::size_t total = field_len_;
+    field_len_ = q;
+    process_one_field();
+    std::memmove(field_, field_ + q + 1, total - q - 1);
+    field_len_ = total - q - 1;
+    q = std::size_t(-1);
+  }
+  process_one_field();
+}
+
+void MimeParser::process_one_field() noexcept {
+  std::size_t len = field_len_;
+  bool eight = false, nul = false;
+  for (std::size_t i = 0; i < len; ++i) {
+    uint8_t c = uint8_t(field_[i]);
+    eight |= c >= 0x80;
+    nul |= c == 0;
+  }
+  if (eight) note(MimeAnomaly::eight_bit_header);
+  if (nul) note(MimeAnomaly::nul_byte);
+  const void* colon = std::memchr(field_, ':', len);
+  if (!colon) return;
+  std::size_t c = std::size_t(static_cast<const char*>(colon) - field_);
+  std::string_view name = trim(std::string_view(field_, c));
+  char* value = field_ + c + 1;
+  std::size_t vlen = len - c - 1;
+  if (ieq(name, "content-type")) {
+    if (seen_ct_) { note(MimeAnomaly::duplicate_header); return; }
+    seen_ct_ = true;
+    ParamRequest req;
+    req.names[0] = "boundary";
+    req.names[1] = "name";
+    req.n = 2;
+    ParsedField pf;
+    parse_field(value, vlen, req, pf);
+    ctype_len_ = 0;
+    for (char ch : pf.value)
+      if (ctype_len_ < sizeof ctype_ - 1) ctype_[ctype_len_++] = lower(ch);
+    bool bad = false;
+    {
+      // The boundary: RFC 2231 forms decoded, no RFC 2047 (a boundary is compared as bytes).
+      Utf8Out o(bnd_, sizeof bnd_);
+      if (assemble_param(pf, 0, conv_, scratch_, sizeof scratch_, o, bad, false)) bnd_len_ = o.size();
+      // RFC 2046 5.1.1: a boundary does not end in a space; delimiter lines may add some.
+      while (bnd_len_ > 0 && is_wsp(uint8_t(bnd_[bnd_len_ - 1]))) --bnd_len_;
+    }
+    {
+      Utf8Out o(ct_name_, sizeof ct_name_);
+      if (assemble_param(pf, 1, conv_, scratch_, sizeof scratch_, o, bad, true)) ct_name_len_ = o.finish();
+    }
+    if (bad) note(MimeAnomaly::bad_encoded_word);
+  } else if (ieq(name, "content-disposition")) {
+    if (seen_cd_) { note(MimeAnomaly::duplicate_header); return; }
+    seen_cd_ = true;
+    ParamRequest req;
+    req.names[0] = "filename";
+    req.names[1] = "name";  // not RFC 2183, but clients read it when filename is absent
+    req.n = 2;
+    ParsedField pf;
+    parse_field(value, vlen, req, pf);
+    cdisp_len_ = 0;
+    for (char ch : pf.value)
+      if (cdisp_len_ < sizeof cdisp_ - 1) cdisp_[cdisp_len_++] = lower(ch);
+    bool bad = false;
+    Utf8Out o(cd_name_, sizeof cd_name_);
+    if (assemble_param(pf, 0, conv_, scratch_, sizeof scratch_, o, bad, true) ||
+        assemble_param(pf, 1, conv_, scratch_, sizeof scratch_, o, bad, true))
+      cd_name_len_ = o.finish();
+    if (bad) note(MimeAnomaly::bad_encoded_word);
+  } else if (ieq(name, "content-transfer-encoding")) {
+    if (seen_cte_) { note(MimeAnomaly::duplicate_header); return; }
+    seen_cte_ = true;
+    ParamRequest req;
+    ParsedField pf;
+    parse_field(value, vlen, req, pf);
+    cte_ = parse_cte(pf.value);
+    if (cte_ == TransferEncoding::unknown) note(MimeAnomaly::invalid_transfer_encoding);
+  } else if (ieq(name, "mime-version")) {
+    seen_version_ = true;
+  }
+}
+
+void MimeParser::headers_done() noexcept {
+  std::string_view type(ctype_, ctype_len_);
+  if (!seen_ct_ || type.empty()) {
+    type = ent_digest_child_ ? "message/rfc822" : "text/plain";
+    std::memcpy(ctype_, type.data(), type.size());
+    ctype_len_ = type.size();
+    type = std::string_view(ctype_, ctype_len_);
+  }
+  // RFC 2045 5.2: a syntactically invalid Content-Type means text/plain ("multipart" without a
+  // subtype is still read as multipart/mixed, as clients do).
+  if (type.find('/') == std::string_view::npos && type != "multipart") {
+    type = "text/plain";
+    std::memcpy(ctype_, type.data(), type.size());
+    ctype_len_ = type.size();
+    type = std::string_view(ctype_, ctype_len_);
+  }
+  bool multipart = type.substr(0, 9) == "multipart";
+  bool message = type == "message/rfc822" || type == "message/global";
+  bool encoded = cte_ == TransferEncoding::base64 || cte_ == TransferEncoding::quoted_printable ||
+                 cte_ == TransferEncoding::uuencode;
+  if (depth_ == 0 && ent_message_body_ && !seen_version_ && !is_child_ && (multipart || seen_cte_))
+    note(MimeAnomaly::missing_mime_version);
+  if ((multipart || message) && encoded && type != "message/global")
+    note(MimeAnomaly::encoding_not_allowed);  // RFC 2045 6.4; RFC 6532 3.5 allows it for message/global
+
+  if (multipart && bnd_len_ == 0) note(MimeAnomaly::missing_boundary);  // sniffed, see sniff_line
+  if ((multipart || (message && limits_.parse_rfc822)) && uint32_t(depth_) >= limits_.max_depth) {
+    note(MimeAnomaly::depth_exceeded);
+    multipart = message = false;
+  }
+  if (multipart && bnd_len_ > 70) note(MimeAnomaly::boundary_too_long);
+
+  // An encoded multipart that names a file or asks to be an attachment is taken as the file it
+  // claims to be (decoded, one leaf): its body is often not a multipart at all. (An encoded
+  // message/rfc822 is still parsed: a forwarded message keeps its own attachments.)
+  bool names_file = ct_name_len_ || cd_name_len_ || std::string_view(cdisp_, cdisp_len_) == "attachment";
+  if (encoded && names_file) multipart = false;
+  if (message && limits_.parse_rfc822 && encoded && cte_ != TransferEncoding::uuencode) {
+    // RFC 2045 6.4 forbids the encoding (RFC 6532 allows it for message/global) and both kinds
+    // are seen: a body that is really encoded (mime4j decodes it) and one that is not, where a
+    // reader that ignores the declared encoding finds the inner message (Python, Suricata issue
+    // 8649). The first body line decides: a header field means not encoded.
+    enter_body(Mode::msg_sniff);
+    return;
+  }
+  if (multipart && encoded && cte_ != TransferEncoding::uuencode && child_) {
+    begin_nested(true);
+    return;
+  }
+  if (multipart && !encoded) {
+    Frame& f = frames_[depth_++];
+    f.multipart = true;
+    f.closed = false;
+    f.digest = type == "multipart/digest";
+    f.children = 0;
+    f.sniff = true;
+    f.blen = uint16_t(bnd_len_);
+    f.alen = 0;
+    std::memcpy(f.boundary, bnd_, bnd_len_);
+    if (ent_message_body_) {
+      f.prefix_len = uint16_t(ent_prefix_len_);
+    } else {
+      path_len_ = leaf_len_;
+      if (path_len_ < kPathCap) path_[path_len_++] = '.';
+      f.prefix_len = uint16_t(path_len_);
+    }
+    enter_body(Mode::skip);
+    return;
+  }
+  if (message && !encoded && limits_.parse_rfc822) {
+    Frame& f = frames_[depth_++];
+    f.multipart = false;
+    f.closed = false;
+    f.digest = false;
+    f.children = 1;
+    f.sniff = false;
+    f.blen = f.alen = 0;
+    path_len_ = leaf_len_;
+    if (path_len_ < kPathCap) path_[path_len_++] = '.';
+    f.prefix_len = uint16_t(path_len_);
+    start_entity(true, path_len_, 1, false);
+    return;
+  }
+  begin_leaf();
+}
+
+void MimeParser::enter_body(Mode m) noexcept {
+  phase_ = Phase::body;
+  mode_ = m;
+  line_start_ = true;
+  eol_len_ = 0;
+  cr_pending_ = false;
+  line_len_ = 0;
+}
+
+void MimeParser::begin_leaf() noexcept {
+  path_len_ = leaf_len_;
+  if (parts_ >= limits_.max_parts) {
+    note(MimeAnomaly::too_many_parts);
+    enter_body(Mode::skip);
+    return;
+  }
+  std::string_view type(ctype_, ctype_len_);
+  std::string_view disp(cdisp_, cdisp_len_);
+  // RFC 2183: the Content-Disposition filename first, the Content-Type name as the fallback.
+  make_valid_utf8(cd_name_, cd_name_len_);
+  make_valid_utf8(ct_name_, ct_name_len_);
+  const std::string_view cd_name(cd_name_, cd_name_len_), ct_name(ct_name_, ct_name_len_);
+  std::string_view fname = cd_name_len_ ? cd_name : ct_name;
+  PartInfo info;
+  info.path = std::string_view(path_, leaf_len_);
+  info.content_type = type;
+  info.filename = fname;
+  // Thunderbird and RFC 2183 show the disposition's name, some clients the type's: a policy must
+  // see both when they differ ("file.png" declared, "file.zip" in the type).
+  info.alt_filename = (cd_name_len_ && ct_name_len_ && cd_name != ct_name) ? ct_name : std::string_view();
+  info.disposition = (disp == "attachment" || disp == "inline") ? disp : std::string_view();
+  info.encoding = cte_;
+  info.attachment = !fname.empty() || disp == "attachment" || type.substr(0, 5) != "text/";
+  info.uuencoded = false;
+  parts_++;
+  leaf_reported_ = true;
+  leaf_cte_ = cte_;
+  uu_count_ = 0;
+  if (cb_) cb_->on_part_begin(info);
+  if (!info.attachment) {
+    enter_body(limits_.uuencode ? Mode::text : Mode::skip);
+    return;
+  }
+  attachments_++;
+  switch (cte_) {
+    case TransferEncoding::base64: active_ = &b64_; break;
+    case TransferEncoding::quoted_printable: active_ = &qp_; break;
+    case TransferEncoding::uuencode: active_ = &uu_; break;
+    case TransferEncoding::gzip64: active_ = &gz_; break;
+    default: active_ = &id_; break;
+  }
+  active_->reset(0);
+  enter_body(cte_ == TransferEncoding::uuencode ? Mode::uu_wait : Mode::decode);
+}
+
+void MimeParser::begin_nested(bool multipart) noexcept {
+  // The child reads the decoded body as a message: its leaf "1" is our "<entity>.1" (or, for a
+  // multipart entity that is a message body, its children are ours).
+  std::size_t plen;
+  if (multipart && ent_message_body_) {
+    plen = ent_prefix_len_;
+  } else {
+    path_len_ = leaf_len_;
+    if (path_len_ < kPathCap) path_[path_len_++] = '.';
+    plen = path_len_;
+  }
+  std::memcpy(child_cb_.path, path_, plen);
+  child_cb_.prefix_len = plen;
+  MimeLimits cl = limits_;
+  cl.max_depth = limits_.max_depth - uint32_t(depth_) - 1;
+  cl.max_parts = limits_.max_parts > parts_ ? limits_.max_parts - parts_ : 0;
+  child_->limits_.max_depth = cl.max_depth;
+  child_->limits_.max_parts = cl.max_parts;
+  child_->reset(&child_cb_);
+  child_active_ = true;
+  active_ = cte_ == TransferEncoding::base64 ? static_cast<Decoder*>(&b64_) : static_cast<Decoder*>(&qp_);
+  leaf_cte_ = cte_;
+  active_->reset(0);
+  enter_body(Mode::nested);
+  if (multipart) {
+    // The decoded body is the multipart's body: give the child the header it belongs to.
+    char hdr[kMaxBoundary * 2 + 200];
+    std::size_t n = 0;
+    auto put = [&](std::string_view s) {
+      for (char ch : s)
+        if (n < sizeof hdr) hdr[n++] = ch;
+    };
+    put("Content-Type: ");
+    put(std::string_view(ctype_, ctype_len_));
+    put("; boundary=\"");
+    for (std::size_t i = 0; i < bnd_len_; ++i) {
+      if (bnd_[i] == '"' || bnd_[i] == '\\') put("\\");
+      put(std::string_view(bnd_ + i, 1));
+    }
+    put("\"\r\n\r\n");
+    child_->feed(reinterpret_cast<const uint8_t*>(hdr), n);
+  }
+}
+
+void MimeParser::end_leaf(PartEnd how) noexcept {
+  if (uu_open_) end_uu(how, false);
+  if (mode_ == Mode::nested && child_active_) {
+    active_->finish(sink_);
+    if (active_->invalid()) note(leaf_cte_ == TransferEncoding::base64 ? MimeAnomaly::bad_base64 : MimeAnomaly::bad_quoted_printable);
+    child_->finish(how == PartEnd::complete);
+    child_active_ = false;
+  }
+  if (leaf_reported_) {
+    if (mode_ == Mode::decode || mode_ == Mode::uu_wait || mode_ == Mode::uu_data) {
+      if (mode_ != Mode::uu_wait) active_->finish(sink_);
+      if (active_->invalid()) {
+        if (leaf_cte_ == TransferEncoding::base64) note(MimeAnomaly::bad_base64);
+        else if (leaf_cte_ == TransferEncoding::quoted_printable) note(MimeAnomaly::bad_quoted_printable);
+        else if (leaf_cte_ == TransferEncoding::uuencode) note(MimeAnomaly::bad_uuencode);
+      }
+    }
+    leaf_reported_ = false;
+    if (cb_) cb_->on_part_end(how);
+  }
+  mode_ = Mode::skip;
+}
+
+void MimeParser::begin_uu(const uint8_t* name, std::size_t len) noexcept {
+  if (parts_ >= limits_.max_parts) {
+    note(MimeAnomaly::too_many_parts);
+    return;
+  }
+  ++uu_count_;
+  path_len_ = leaf_len_;
+  if (path_len_ + 2 < kPathCap) {
+    path_[path_len_++] = '.';
+    path_[path_len_++] = 'u';
+  }
+  path_append_num(uu_count_);
+  Utf8Out o(uu_name_, sizeof uu_name_);
+  append_raw_text(name, len, o);
+  std::size_t nlen = o.finish();
+  PartInfo info;
+  info.path = std::string_view(path_, path_len_);
+  info.content_type = "application/octet-stream";
+  make_valid_utf8(uu_name_, nlen);
+  info.filename = std::string_view(uu_name_, nlen);
+  info.disposition = {};
+  info.encoding = TransferEncoding::uuencode;
+  info.attachment = true;
+  info.uuencoded = true;
+  parts_++;
+  attachments_++;
+  uu_open_ = true;
+  uu_.reset(0);
+  if (cb_) cb_->on_part_begin(info);
+  mode_ = Mode::uu_text;
+}
+
+void MimeParser::end_uu(PartEnd how, bool saw_end) noexcept {
+  uu_.finish(sink_);
+  if (uu_.invalid() || !saw_end) note(MimeAnomaly::bad_uuencode);
+  uu_open_ = false;
+  mode_ = Mode::text;
+  if (cb_) cb_->on_part_end(how);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies
+
+bool MimeParser::match_delimiter(const uint8_t* s, std::size_t n, int& frame, bool& close) const noexcept {
+  if (n < 2 || s[0] != '-' || s[1] != '-') return false;
+  // Innermost first: the enclosing boundaries are recognised too (a missing inner close delimiter
+  // does not swallow the rest of the message).
+  for (int k = depth_ - 1; k >= 0; --k) {
+    const Frame& f = frames_[k];
+    if (!f.multipart) continue;
+    for (int which = 0; which < 2; ++which) {
+    const char* b = which ? f.alt : f.boundary;
+    std::size_t blen = which ? f.alen : f.blen;
+    if (blen == 0 || n - 2 < blen || std::memcmp(s + 2, b, blen) != 0) continue;
+    std::size_t i = 2 + blen;
+    bool c = false;
+    // Whitespace before the "--" too: boundaries declared with a trailing space (which RFC 2046
+    // forbids, and which is trimmed from f.boundary) show up as "--b --" in close delimiters.
+    std::size_t w = i;
+    while (w < n && is_wsp(s[w])) ++w;
+    if (w + 1 < n && s[w] == '-' && s[w + 1] == '-') { c = true; i = w + 2; }
+    while (i < n && (is_wsp(s[i]) || s[i] == '\r')) ++i;
+    if (i != n) continue;
+    frame = k;
+    close = c;
+    return true;
+    }
+  }
+  return false;
+}
+
+// Boundary sniffing. A multipart without a usable boundary parameter (missing, hidden inside
+// another parameter's quotes, misspelled) whose body starts with a "--X" line is read with X as
+// its boundary, as several clients do; one whose declared boundary differs from such a first line
+// gets X as a second boundary (the declared one still works). Only the first non-empty line of
+// the preamble is looked at, so ordinary preambles are unaffected. A multipart without a boundary
+// whose first line is not "--X" is read as one leaf. Returns true when the line was consumed.
+bool MimeParser::sniff_line(const uint8_t* s, std::size_t n) noexcept {
+  Frame& f = frames_[depth_ - 1];
+  std::size_t e = n;
+  while (e > 0 && (is_wsp(s[e - 1]) || s[e - 1] == '\r')) --e;
+  if (e == 0) return false;  // empty lines: keep looking
+  f.sniff = false;
+  int k;
+  bool close;
+  if (match_delimiter(s, n, k, close)) return false;  // the normal path takes it
+  if (e > 2 && s[0] == '-' && s[1] == '-' && e - 2 <= kMaxBoundary) {
+    std::size_t b = 2;
+    if (f.blen == 0) {
+      std::memcpy(f.boundary, s + b, e - b);
+      f.blen = uint16_t(e - b);
+    } else {
+      std::memcpy(f.alt, s + b, e - b);
+      f.alen = uint16_t(e - b);
+    }
+    eol_len_ = 0;
+    delimiter(depth_ - 1, false);
+    return true;
+  }
+  if (f.blen == 0) {
+    --depth_;
+    begin_leaf();  // the line is the first content line of that leaf
+  }
+  return false;
+}
+
+bool MimeParser::candidate(uint8_t c) const noexcept {
+  if (c == '-' || mode_ == Mode::msg_sniff) return true;
+  if (mode_ == Mode::skip && depth_ > 0 && frames_[depth_ - 1].sniff) return true;
+  switch (mode_) {
+    case Mode::text: return c == 'b';
+    case Mode::uu_wait: return true;  // until the first non-empty line
+    case Mode::uu_text:
+    case Mode::uu_data: return c == 'e';
+    default: return false;
+  }
+}
+
+void MimeParser::delimiter(int k, bool close) noexcept {
+  end_leaf(PartEnd::complete);
+  while (depth_ > k + 1) {
+    --depth_;
+    if (frames_[depth_].multipart && !frames_[depth_].closed) note(MimeAnomaly::missing_close_delimiter);
+  }
+  Frame& f = frames_[k];
+  if (close) {
+    f.closed = true;
+    enter_body(Mode::skip);
+    return;
+  }
+  f.closed = false;  // a delimiter after the close delimiter: the parts go on, as clients show them
+  ++f.children;
+  start_entity(false, f.prefix_len, f.children, f.digest);
+}
+
+// A complete line (without its line end) at a line start. Returns true when it was consumed as
+// a special line (a delimiter, a uuencode "begin"/"end").
+bool MimeParser::special_line(const uint8_t* s, std::size_t n) noexcept {
+  if (mode_ == Mode::skip && depth_ > 0 && frames_[depth_ - 1].sniff && sniff_line(s, n)) return true;
+  int k;
+  bool close;
+  if (n >= 2 && s[0] == '-' && s[1] == '-' && match_delimiter(s, n, k, close)) {
+    eol_len_ = 0;  // the line end in front belongs to the delimiter
+    delimiter(k, close);
+    return true;
+  }
+  if (mode_ == Mode::msg_sniff) {
+    std::string_view line = trim(std::string_view(reinterpret_cast<const char*>(s), n));
+    if (line.empty()) return true;  // blank lines before the content: dropped
+    if (is_header_line(reinterpret_cast<const char*>(s), n)) {
+      // Not encoded after all (or no child to decode it): the inner message starts here.
+      Frame& f = frames_[depth_++];
+      f.multipart = false;
+      f.closed = f.digest = f.sniff = false;
+      f.children = 1;
+      f.blen = f.alen = 0;
+      path_len_ = leaf_len_;
+      if (path_len_ < kPathCap) path_[path_len_++] = '.';
+      f.prefix_len = uint16_t(path_len_);
+      start_entity(true, path_len_, 1, false);
+      std::size_t len = n < kCarryCap - 2 ? n : kCarryCap - 2;
+      std::memmove(carry_, s, len);
+      carry_[len++] = '\r';
+      carry_[len++] = '\n';
+      header_bytes(carry_, len);
+      return true;
+    }
+    // Encoded: decoded and parsed by the child, or (inside the child: one level only) decoded
+    // and reported as one leaf.
+    if (child_) begin_nested(false);
+    else begin_leaf();
+    return false;  // the line is the first encoded line
+  }
+  switch (mode_) {
+    case Mode::text:
+    case Mode::uu_wait: {
+      std::string_view name = n > 0 && s[0] == 'b' ? uu_begin(s, n) : std::string_view();
+      if (name.empty()) {
+        // A uuencode body without its "begin" line: the lines are the data (as clients read it).
+        if (mode_ == Mode::uu_wait && trim(std::string_view(reinterpret_cast<const char*>(s), n)).size() > 0)
+          mode_ = Mode::uu_data;
+        return false;
+      }
+      eol_len_ = 0;
+      if (mode_ == Mode::text) begin_uu(reinterpret_cast<const uint8_t*>(name.data()), name.size());
+      else mode_ = Mode::uu_data;
+      return true;
+    }
+    case Mode::uu_text:
+    case Mode::uu_data: {
+      if (n == 0 || s[0] != 'e' || !uu_end(s, n)) return false;
+      emit(eol_, eol_len_);
+      eol_len_ = 0;
+      if (mode_ == Mode::uu_text) {
+        end_uu(PartEnd::complete, true);
+      } else {
+        // The "end" of an x-uuencode body: the rest of the part is not content.
+        active_->finish(sink_);
+        if (uu_.invalid()) note(MimeAnomaly::bad_uuencode);
+        mode_ = Mode::skip;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void MimeParser::emit(const uint8_t* p, std::size_t n) noexcept {
+  if (n == 0) return;
+  switch (mode_) {
+    case Mode::decode:
+    case Mode::uu_data:
+    case Mode::nested:
+      active_->feed(p, n, sink_);
+      break;
+    case Mode::uu_text:
+      uu_.feed(p, n, sink_);
+      break;
+    default:
+      break;
+  }
+}
+
+std::size_t MimeParser::body_span(const uint8_t* p, std::size_t n, bool no_hold, bool at_end) noexcept {
+  std::size_t i = 0;
+  while (i < n) {
+    if (cr_pending_) {
+      cr_pending_ = false;
+      if (p[i] == '\n') {
+        if (line_len_ > kMaxLine) note(MimeAnomaly::line_too_long);
+        eol_[0] = '\r';
+        eol_[1] = '\n';
+        eol_len_ = 2;
+        line_start_ = true;
+        line_len_ = 0;
+        ++i;
+        continue;
+      }
+      static const uint8_t cr = '\r';
+      emit(&cr, 1);
+    }
+    if (line_start_) {
+      const void* nlp = std::memchr(p + i, '\n', n - i);
+      if (candidate(p[i])) {
+        if (!nlp && !no_hold && !at_end && n - i < kCarryCap) {
+          std::memcpy(carry_, p + i, n - i);  // complete it from the next feed
+          carry_len_ = n - i;
+          return n;
+        }
+        if (nlp || at_end) {
+          std::size_t end = nlp ? std::size_t(static_cast<const uint8_t*>(nlp) - p) : n;
+          std::size_t cl = end - i;
+          bool crlf = cl > 0 && p[end - 1] == '\r';
+          if (crlf) --cl;
+          if (special_line(p + i, cl)) {
+            if (nlp && !crlf) note(MimeAnomaly::bare_lf);
+            i = nlp ? end + 1 : n;
+            line_start_ = true;
+            line_len_ = 0;
+            if (phase_ == Phase::headers) return i;
+            continue;
+          }
+        }
+      }
+      // An ordinary line: the held line end was content.
+      emit(eol_, eol_len_);
+      eol_len_ = 0;
+      line_start_ = false;
+    }
+    // Inside a line: run to the next line start that could be special.
+    std::size_t j = i;
+    for (;;) {
+      const void* nlp = std::memchr(p + j, '\n', n - j);
+      if (!nlp) {
+        std::size_t end = n;
+        if (!at_end && end > i && p[end - 1] == '\r') { --end; cr_pending_ = true; }
+        line_len_ += n - j;
+        emit(p + i, end - i);
+        return n;
+      }
+      std::size_t k = std::size_t(static_cast<const uint8_t*>(nlp) - p);
+      bool crlf = k > j && p[k - 1] == '\r';
+      if (!crlf) note(MimeAnomaly::bare_lf);
+      line_len_ += k - j;
+      if (crlf) --line_len_;
+      if (line_len_ > kMaxLine) note(MimeAnomaly::line_too_long);
+      line_len_ = 0;
+      std::size_t next = k + 1;
+      if (next < n && !candidate(p[next])) { j = next; continue; }
+      std::size_t eol_start = crlf ? k - 1 : k;
+      emit(p + i, eol_start - i);
+      if (crlf) { eol_[0] = '\r'; eol_[1] = '\n'; eol_len_ = 2; }
+      else { eol_[0] = '\n'; eol_len_ = 1; }
+      line_start_ = true;
+      i = next;
+      break;
+    }
+  }
+  return n;
+}
+
+}  // namespace sluice::pipeline

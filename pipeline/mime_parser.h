@@ -1,0 +1,281 @@
+// Streaming MIME parser (RFC 2045, 2046, 2047, 2231, RFC 5322 header syntax): the message content
+// of one SMTP transaction in, split anywhere; parts out, through callbacks (STYLE.md, "parsers
+// behind callbacks"). It never buffers a whole message or part: header fields are kept one at a
+// time up to a cap, bodies stream through the decoders. No exceptions, no allocation after
+// construction; one parser per SMTP session, reset per message.
+//
+// What it reports
+// - Every leaf part (a body that is not multipart/*, nor a message/rfc822 parsed recursively):
+//   on_part_begin with its PartInfo, then, for parts that are attachments, the decoded content in
+//   on_part_data calls, then on_part_end. Parts that are not attachments (text bodies) get no
+//   on_part_data: they are scanned only for boundaries and uuencoded blocks.
+// - Attachment rule: a leaf part with a file name (Content-Disposition filename or Content-Type
+//   name, RFC 2231/2047 decoded to UTF-8), or Content-Disposition: attachment, or a type that is
+//   not text/*; plus every uuencoded block ("begin NNN name" ... "end") inside a text body, which
+//   is reported as its own part (PartInfo::uuencoded).
+// - Part paths number leaf parts as IMAP does (RFC 3501 6.4.5): a non-multipart message's body is
+//   "1"; the children of a multipart are 1, 2, ... and nest as "2.1"; a message/rfc822 part "3"
+//   holds its own body as "3.1" (or, when that body is multipart, its children "3.1", "3.2", ...).
+//   A uuencoded block inside part P gets P plus ".uN" (N = 1, 2, ... in that part).
+// - Deviations from the RFCs are anomalies (on_anomaly and a per-message bit set): extraction goes
+//   on best-effort, the way mail clients read such mail.
+//
+// Robustness rules (mail clients find files where a gateway must too)
+// - Line ends: CRLF or bare LF, mixed. A delimiter line is "--" boundary followed by optional
+//   "--" and optional whitespace (RFC 2046 5.1.1); the CRLF before it belongs to the delimiter.
+// - Boundaries of enclosing multiparts are recognised inside nested parts (a missing inner close
+//   delimiter does not swallow the rest of the message); a missing final delimiter ends the parts
+//   at the end of the message.
+// - Header fields: folded lines unfolded; names case-insensitive; duplicated fields: the first
+//   wins for Content-Type/-Disposition/-Transfer-Encoding (anomaly); 8-bit bytes in headers kept
+//   (decoded as UTF-8 when valid, else Latin-1).
+// - Parameters: quoted strings with backslash escapes, RFC 2231 continuations (name*0, name*1*,
+//   in any order) and charsets (name*=utf-8''...), RFC 2047 encoded words in (quoted) parameter
+//   values as clients accept them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "pipeline/base64.h"
+#include "pipeline/decoder.h"
+#include "pipeline/encoded_words.h"
+#include "pipeline/quoted_printable.h"
+#include "pipeline/gzip64.h"
+#include "pipeline/uudecode.h"
+
+namespace sluice::pipeline {
+
+enum class TransferEncoding : uint8_t { seven_bit, eight_bit, binary, base64, quoted_printable, uuencode, gzip64, unknown };
+const char* transfer_encoding_name(TransferEncoding e) noexcept;  // "7bit", "base64", ...
+
+struct PartInfo {
+  std::string_view path;          // "1", "2.1", "3.1.u1"
+  std::string_view content_type;  // declared type/subtype, lower case; "text/plain" when absent
+  std::string_view filename;      // UTF-8; empty when none
+  std::string_view alt_filename;  // the Content-Type name when it differs from the
+                                  // Content-Disposition filename (clients disagree on which wins)
+  std::string_view disposition;   // "attachment", "inline" or "" (lower case)
+  TransferEncoding encoding;
+  bool attachment;                // the attachment rule above
+  bool uuencoded;                 // a uuencoded block found inside a text body
+};
+
+enum class PartEnd : uint8_t {
+  complete,   // its closing delimiter (or the end of the message) was reached
+  truncated,  // the message ended early (incomplete SMTP transfer) or a limit cut the part
+};
+
+enum class MimeAnomaly : uint8_t {
+  missing_mime_version,      // MIME structure without MIME-Version (RFC 2045 4)
+  missing_boundary,          // multipart/* without a boundary parameter: body read as one part
+  boundary_too_long,         // over 70 characters (RFC 2046 5.1.1); still used
+  missing_close_delimiter,   // a multipart ended without its "--boundary--"
+  invalid_transfer_encoding, // unknown Content-Transfer-Encoding value: body taken as is
+  encoding_not_allowed,      // base64/quoted-printable on multipart or message (RFC 2045 6.4): decoded
+  header_too_long,           // a header field over the field cap: truncated
+  line_too_long,             // a line over 998 octets (RFC 5322 2.1.1)
+  depth_exceeded,            // nesting over the depth limit: deeper bodies read as one leaf
+  too_many_parts,            // over the part limit: the rest is not reported
+  duplicate_header,          // a second Content-Type / -Disposition / -Transfer-Encoding
+  bad_base64,                // invalid characters or lone final character in a base64 body
+  bad_quoted_printable,      // invalid "=" sequences
+  bad_uuencode,
+  bad_encoded_word,          // an RFC 2047 word or RFC 2231 value that does not decode
+  eight_bit_header,          // raw 8-bit bytes in a header (RFC 6532 allows UTF-8)
+  bare_lf,                   // lines ended by LF alone
+  nul_byte,
+  count_
+};
+const char* mime_anomaly_name(MimeAnomaly a) noexcept;  // lower_snake_case of the enumerator
+
+struct MimeLimits {
+  uint32_t max_depth = 32;          // multipart / message nesting
+  uint32_t max_parts = 10000;       // leaf parts reported per message
+  uint32_t max_field_bytes = 16384; // one unfolded header field
+  bool parse_rfc822 = true;         // descend into message/rfc822 (and message/global) parts
+  bool uuencode = true;             // look for uuencoded blocks in text bodies
+};
+
+class MimeCallbacks {
+ public:
+  virtual ~MimeCallbacks() = default;
+  virtual void on_part_begin(const PartInfo& part) noexcept = 0;
+  virtual void on_part_data(const uint8_t* data, std::size_t len) noexcept = 0;
+  virtual void on_part_end(PartEnd how) noexcept = 0;
+  virtual void on_anomaly(MimeAnomaly what) noexcept = 0;
+};
+
+// Callback order: on_part_begin, on_part_data*, on_part_end per leaf part. A uuencoded block is
+// reported while its enclosing text part is open (begin/data/end nested inside that part's
+// begin/end); on_part_data always belongs to the innermost open part. on_anomaly is called on the
+// first occurrence of each kind in a message.
+class MimeParser {
+ public:
+  explicit MimeParser(const MimeLimits& limits = {}) noexcept;
+  ~MimeParser();
+  MimeParser(const MimeParser&) = delete;
+  MimeParser& operator=(const MimeParser&) = delete;
+  // Starts a new message.
+  void reset(MimeCallbacks* callbacks) noexcept;
+  void feed(const uint8_t* data, std::size_t len) noexcept;
+  // End of the message content. `complete`: the SMTP transfer ended normally (else open parts end
+  // `truncated`).
+  void finish(bool complete) noexcept;
+  // Anomalies of the current message, one bit per MimeAnomaly.
+  uint32_t anomalies() const noexcept;
+  uint32_t attachments() const noexcept;  // attachment parts reported so far
+
+ private:
+  // RFC 2046 5.1.1 allows 70 characters; longer boundaries are still used up to this size.
+  static constexpr std::size_t kMaxBoundary = 200;
+  static constexpr int kMaxFrames = 40;            // hard cap behind MimeLimits::max_depth (32 by default)
+  static constexpr std::size_t kFieldCap = 16384;  // hard cap behind max_field_bytes
+  // A line start held across feeds while it may still be a delimiter / "begin" / "end" line:
+  // "--" + boundary + "--" + some trailing whitespace fits; longer lines are ordinary.
+  static constexpr std::size_t kCarryCap = 1024;
+  static constexpr std::size_t kNameCap = 1024;    // file names (UTF-8); longer: head + tail kept
+  static constexpr std::size_t kPathCap = 1024;
+
+  enum class Phase : uint8_t { headers, body };
+  enum class Mode : uint8_t {
+    skip,     // preamble, epilogue, unreported part: delimiters only
+    text,     // text body: delimiters and "begin NNN name" lines
+    uu_text,  // inside a uuencoded block of a text body
+    decode,   // attachment body through the active decoder
+    uu_wait,  // Content-Transfer-Encoding: x-uuencode attachment, before its "begin" line
+    uu_data,  // ... after it
+    nested,   // an encoded multipart/message body: decoded and parsed by child_
+    msg_sniff,  // an encoded message/*, before its first line tells whether it is encoded at all
+  };
+  struct Frame {
+    bool multipart;       // else a message/rfc822 frame (no boundary; paths only)
+    bool closed;          // close delimiter seen: epilogue (a later delimiter resumes the parts)
+    bool digest;          // multipart/digest: children default to message/rfc822
+    uint16_t prefix_len;  // path_ prefix of the children ("" or "2.")
+    uint32_t children;
+    bool sniff;           // no preamble line seen yet (see "boundary sniffing" in the .cpp)
+    uint16_t blen;
+    uint16_t alen;
+    char boundary[kMaxBoundary];
+    char alt[kMaxBoundary];  // a boundary taken from the first body line when it differs
+  };
+  class DataSink final : public ByteSink {
+   public:
+    MimeParser* self = nullptr;
+    void on_bytes(const uint8_t* data, std::size_t len) noexcept override;
+  };
+  class ChildForward final : public MimeCallbacks {
+   public:
+    MimeParser* self = nullptr;
+    std::size_t prefix_len = 0;
+    char path[kPathCap];
+    void on_part_begin(const PartInfo& part) noexcept override;
+    void on_part_data(const uint8_t* data, std::size_t len) noexcept override;
+    void on_part_end(PartEnd how) noexcept override;
+    void on_anomaly(MimeAnomaly what) noexcept override;
+  };
+
+  MimeParser(const MimeLimits& limits, bool child) noexcept;
+  void note(MimeAnomaly a) noexcept;
+  std::size_t header_bytes(const uint8_t* p, std::size_t n) noexcept;
+  std::size_t body_span(const uint8_t* p, std::size_t n, bool no_hold, bool at_end) noexcept;
+  bool candidate(uint8_t c) const noexcept;
+  bool special_line(const uint8_t* s, std::size_t n) noexcept;
+  bool sniff_line(const uint8_t* s, std::size_t n) noexcept;
+  bool match_delimiter(const uint8_t* s, std::size_t n, int& frame, bool& close) const noexcept;
+  void emit(const uint8_t* p, std::size_t n) noexcept;
+  void process_field() noexcept;
+  void process_one_field() noexcept;
+  void start_entity(bool message_body, std::size_t prefix_len, uint32_t num, bool digest_child) noexcept;
+  void headers_done() noexcept;
+  void begin_leaf() noexcept;
+  void begin_nested(bool multipart) noexcept;
+  void end_leaf(PartEnd how) noexcept;
+  void begin_uu(const uint8_t* name, std::size_t len) noexcept;
+  void end_uu(PartEnd how, bool saw_end) noexcept;
+  void delimiter(int frame, bool close) noexcept;
+  void enter_body(Mode m) noexcept;
+  void path_append_num(uint32_t n) noexcept;
+
+  MimeLimits limits_;
+  bool is_child_;
+  MimeCallbacks* cb_ = nullptr;
+  uint32_t anomalies_ = 0;
+  uint32_t attachments_ = 0;
+  uint32_t parts_ = 0;
+  bool finished_ = false;
+
+  Phase phase_ = Phase::headers;
+  Mode mode_ = Mode::skip;
+  int depth_ = 0;
+  Frame frames_[kMaxFrames];
+  char path_[kPathCap];
+  std::size_t path_len_ = 0;
+  std::size_t leaf_len_ = 0;  // path_[0..leaf_len_) is the current entity's own path
+
+  // The entity whose header block is being read.
+  bool ent_message_body_ = true;
+  bool ent_digest_child_ = false;
+  std::size_t ent_prefix_len_ = 0;
+  bool seen_ct_ = false, seen_cd_ = false, seen_cte_ = false, seen_version_ = false;
+  TransferEncoding cte_ = TransferEncoding::seven_bit;
+  char ctype_[128];
+  std::size_t ctype_len_ = 0;
+  char cdisp_[32];
+  std::size_t cdisp_len_ = 0;
+  char bnd_[kMaxBoundary];
+  std::size_t bnd_len_ = 0;
+  char ct_name_[kNameCap];
+  std::size_t ct_name_len_ = 0;
+  char cd_name_[kNameCap];
+  std::size_t cd_name_len_ = 0;
+
+  // Header block reading.
+  char field_[kFieldCap];
+  std::size_t field_len_ = 0;
+  std::size_t field_cap_ = kFieldCap;
+  std::size_t hdr_line_off_ = 0;
+  uint64_t hdr_line_len_ = 0;
+  bool have_field_ = false;
+  bool field_trunc_ = false;
+  bool hdr_line_start_ = true;
+  bool hdr_cr_ = false;
+  bool hdr_cont_ = false;
+  uint8_t hdr_last_ = 0;
+
+  // Body reading.
+  bool line_start_ = true;
+  bool cr_pending_ = false;
+  uint8_t eol_[2] = {};
+  uint8_t eol_len_ = 0;
+  uint64_t line_len_ = 0;
+  uint8_t carry_[kCarryCap];
+  std::size_t carry_len_ = 0;
+
+  // The current leaf.
+  bool leaf_reported_ = false;  // on_part_begin was called for a MIME leaf still open
+  bool uu_open_ = false;        // a uuencoded block of a text body is open
+  uint32_t uu_count_ = 0;
+  TransferEncoding leaf_cte_ = TransferEncoding::seven_bit;
+  Decoder* active_ = nullptr;
+  Base64Decoder b64_;
+  QuotedPrintableDecoder qp_;
+  UuDecoder uu_;
+  Gzip64Decoder gz_;
+  IdentityDecoder id_;
+  DataSink sink_;
+
+  // Encoded multipart/message bodies (RFC 6532 message/global, mime4j-style base64 multiparts).
+  std::unique_ptr<MimeParser> child_;
+  ChildForward child_cb_;
+  bool child_active_ = false;
+
+  CharsetConverter conv_;
+  uint8_t scratch_[8192];
+  char uu_name_[kNameCap];
+};
+
+}  // namespace sluice::pipeline

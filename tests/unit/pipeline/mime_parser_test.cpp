@@ -1,0 +1,632 @@
+// pipeline/mime_parser: structure, paths, names (RFC 2047/2231), decoded contents, delimiters and
+// line ends, limits, and the split-anywhere property (every message fed whole, byte by byte and
+// in random splits gives the same callback log).
+#include "pipeline/mime_parser.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace sluice::pipeline {
+namespace {
+
+struct Part {
+  std::string path, type, name, disp;
+  TransferEncoding enc{};
+  bool attachment = false, uu = false;
+  std::string data;
+  bool ended = false;
+  PartEnd how{};
+};
+
+class Recorder final : public MimeCallbacks {
+ public:
+  std::vector<Part> parts;
+  std::vector<std::string> log;
+  std::vector<MimeAnomaly> anomalies;
+
+  void on_part_begin(const PartInfo& p) noexcept override {
+    Part x;
+    x.path = std::string(p.path);
+    x.type = std::string(p.content_type);
+    x.name = std::string(p.filename);
+    x.disp = std::string(p.disposition);
+    x.enc = p.encoding;
+    x.attachment = p.attachment;
+    x.uu = p.uuencoded;
+    stack_.push_back(parts.size());
+    parts.push_back(x);
+    log.push_back("begin " + x.path + " " + x.type + " [" + x.name + "] " + x.disp + " " +
+                  transfer_encoding_name(x.enc) + (x.attachment ? " att" : "") + (x.uu ? " uu" : ""));
+  }
+  void on_part_data(const uint8_t* d, std::size_t n) noexcept override {
+    if (stack_.empty()) { log.push_back("DATA OUTSIDE A PART"); return; }
+    parts[stack_.back()].data.append(reinterpret_cast<const char*>(d), n);
+  }
+  void on_part_end(PartEnd how) noexcept override {
+    if (stack_.empty()) { log.push_back("END OUTSIDE A PART"); return; }
+    Part& p = parts[stack_.back()];
+    stack_.pop_back();
+    p.ended = true;
+    p.how = how;
+    // The data joined: the log does not depend on how the decoders cut their output.
+    log.push_back("end " + p.path + (how == PartEnd::complete ? " complete " : " truncated ") + p.data);
+  }
+  void on_anomaly(MimeAnomaly a) noexcept override {
+    anomalies.push_back(a);
+    log.push_back(std::string("anomaly ") + mime_anomaly_name(a));
+  }
+  bool has(MimeAnomaly a) const {
+    for (auto x : anomalies)
+      if (x == a) return true;
+    return false;
+  }
+  const Part* find(const std::string& path) const {
+    for (const auto& p : parts)
+      if (p.path == path) return &p;
+    return nullptr;
+  }
+
+ private:
+  std::vector<std::size_t> stack_;
+};
+
+// Feeds `msg` cut at `cuts` (increasing offsets).
+Recorder run_cuts(const std::string& msg, const std::vector<std::size_t>& cuts, const MimeLimits& lim = {},
+                  bool complete = true) {
+  auto parser = std::make_unique<MimeParser>(lim);
+  Recorder r;
+  parser->reset(&r);
+  const auto* p = reinterpret_cast<const uint8_t*>(msg.data());
+  std::size_t off = 0;
+  for (std::size_t c : cuts) {
+    if (c < off || c > msg.size()) continue;
+    parser->feed(p + off, c - off);
+    off = c;
+  }
+  parser->feed(p + off, msg.size() - off);
+  parser->finish(complete);
+  EXPECT_EQ(parser->attachments(), [&] {
+    uint32_t n = 0;
+    for (const auto& x : r.parts) n += x.attachment;
+    return n;
+  }());
+  return r;
+}
+
+Recorder run(const std::string& msg, const MimeLimits& lim = {}, bool complete = true) {
+  return run_cuts(msg, {}, lim, complete);
+}
+
+// The split-anywhere property: whole, byte by byte, random splits.
+Recorder run_all_ways(const std::string& msg, const MimeLimits& lim = {}) {
+  Recorder whole = run(msg, lim);
+  std::vector<std::size_t> bytes;
+  for (std::size_t i = 1; i < msg.size(); ++i) bytes.push_back(i);
+  Recorder one = run_cuts(msg, bytes, lim);
+  EXPECT_EQ(whole.log, one.log) << "byte by byte";
+  std::mt19937 rng(12345);
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::size_t> cuts;
+    std::size_t off = 0;
+    while (off < msg.size()) {
+      off += 1 + rng() % (round < 10 ? 8 : 200);
+      cuts.push_back(off);
+    }
+    Recorder r = run_cuts(msg, cuts, lim);
+    EXPECT_EQ(whole.log, r.log) << "random split round " << round;
+  }
+  return whole;
+}
+
+std::string crlf(std::string s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '\n') o += '\r';
+    o += c;
+  }
+  return o;
+}
+
+std::string b64(const std::string& in) {
+  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string o;
+  std::size_t i = 0, col = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = uint8_t(in[i]) << 16 | uint8_t(in[i + 1]) << 8 | uint8_t(in[i + 2]);
+    o += a[v >> 18]; o += a[(v >> 12) & 63]; o += a[(v >> 6) & 63]; o += a[v & 63];
+    if ((col += 4) == 76) { o += "\n"; col = 0; }
+  }
+  if (in.size() - i == 1) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    o += a[v >> 18]; o += a[(v >> 12) & 63]; o += "==";
+  } else if (in.size() - i == 2) {
+    uint32_t v = uint8_t(in[i]) << 16 | uint8_t(in[i + 1]) << 8;
+    o += a[v >> 18]; o += a[(v >> 12) & 63]; o += a[(v >> 6) & 63]; o += "=";
+  }
+  return o + "\n";
+}
+
+std::string uuencode(const std::string& in) {
+  auto enc = [](uint32_t v) { return char(v ? v + 0x20 : '`'); };
+  std::string o;
+  for (std::size_t i = 0; i < in.size(); i += 45) {
+    std::string line = in.substr(i, 45);
+    o += enc(uint32_t(line.size()));
+    for (std::size_t j = 0; j < line.size(); j += 3) {
+      uint8_t b0 = uint8_t(line[j]), b1 = j + 1 < line.size() ? uint8_t(line[j + 1]) : 0,
+              b2 = j + 2 < line.size() ? uint8_t(line[j + 2]) : 0;
+      o += enc(b0 >> 2); o += enc(((b0 & 3) << 4) | (b1 >> 4));
+      o += enc(((b1 & 15) << 2) | (b2 >> 6)); o += enc(b2 & 63);
+    }
+    o += "\n";
+  }
+  return o + "`\n";
+}
+
+std::string binary_blob(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = char(rng());
+  return s;
+}
+
+TEST(MimeParser, SinglePartTextIsReportedWithoutData) {
+  Recorder r = run_all_ways(crlf("From: a@b\nSubject: hi\n\nHello\nworld\n"));
+  ASSERT_EQ(r.parts.size(), 1u);
+  EXPECT_EQ(r.parts[0].path, "1");
+  EXPECT_EQ(r.parts[0].type, "text/plain");
+  EXPECT_FALSE(r.parts[0].attachment);
+  EXPECT_EQ(r.parts[0].data, "");
+  EXPECT_TRUE(r.parts[0].ended);
+  EXPECT_EQ(r.parts[0].how, PartEnd::complete);
+}
+
+TEST(MimeParser, SinglePartBase64AttachmentDecodes) {
+  std::string blob = binary_blob(1000, 1);
+  Recorder r = run_all_ways(crlf("MIME-Version: 1.0\nContent-Type: application/pdf; name=\"report.pdf\"\n"
+                                 "Content-Transfer-Encoding: base64\n\n" + b64(blob)));
+  ASSERT_EQ(r.parts.size(), 1u);
+  EXPECT_EQ(r.parts[0].path, "1");
+  EXPECT_EQ(r.parts[0].name, "report.pdf");
+  EXPECT_TRUE(r.parts[0].attachment);
+  EXPECT_EQ(r.parts[0].data, blob);
+  EXPECT_TRUE(r.anomalies.empty());
+}
+
+const std::string kMixed = crlf(
+    "MIME-Version: 1.0\n"
+    "Content-Type: multipart/mixed; boundary=\"XYZ\"\n"
+    "\n"
+    "preamble\n"
+    "--XYZ\n"
+    "Content-Type: text/plain\n"
+    "\n"
+    "body text\n"
+    "--XYZ\n"
+    "Content-Type: application/octet-stream\n"
+    "Content-Disposition: attachment; filename=\"data.bin\"\n"
+    "Content-Transfer-Encoding: base64\n"
+    "\n") + crlf(b64("0123456789abcdef\r\n-- not a boundary\r\n")) + crlf(
+    "--XYZ\n"
+    "Content-Type: application/x-raw; name=raw.dat\n"
+    "\n"
+    "line one\n"
+    "line two\n"
+    "--XYZ--\n"
+    "epilogue\n");
+
+TEST(MimeParser, MultipartMixedTextAndBase64Attachment) {
+  Recorder r = run_all_ways(kMixed);
+  ASSERT_EQ(r.parts.size(), 3u);
+  EXPECT_EQ(r.parts[0].path, "1");
+  EXPECT_FALSE(r.parts[0].attachment);
+  EXPECT_EQ(r.parts[1].path, "2");
+  EXPECT_EQ(r.parts[1].name, "data.bin");
+  EXPECT_EQ(r.parts[1].disp, "attachment");
+  EXPECT_EQ(r.parts[1].enc, TransferEncoding::base64);
+  EXPECT_EQ(r.parts[1].data, "0123456789abcdef\r\n-- not a boundary\r\n");
+  // RFC 2046 5.1.1: the CRLF before "--XYZ--" belongs to the delimiter, not to the content.
+  EXPECT_EQ(r.parts[2].path, "3");
+  EXPECT_EQ(r.parts[2].name, "raw.dat");
+  EXPECT_EQ(r.parts[2].data, "line one\r\nline two");
+  EXPECT_TRUE(r.anomalies.empty()) << r.log.back();
+}
+
+TEST(MimeParser, NestedAlternativeInsideMixed) {
+  std::string blob = binary_blob(300, 2);
+  std::string msg = crlf(
+      "MIME-Version: 1.0\n"
+      "Content-Type: multipart/mixed; boundary=outer\n"
+      "\n"
+      "--outer\n"
+      "Content-Type: multipart/alternative; boundary=\"inner\"\n"
+      "\n"
+      "--inner\n"
+      "Content-Type: text/plain\n"
+      "\n"
+      "plain\n"
+      "--inner\n"
+      "Content-Type: text/html\n"
+      "\n"
+      "<p>html</p>\n"
+      "--inner--\n"
+      "\n"
+      "--outer\n"
+      "Content-Type: image/png\n"
+      "Content-Transfer-Encoding: base64\n"
+      "\n") + crlf(b64(blob)) + crlf("--outer--\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 3u);
+  EXPECT_EQ(r.parts[0].path, "1.1");
+  EXPECT_EQ(r.parts[0].type, "text/plain");
+  EXPECT_EQ(r.parts[1].path, "1.2");
+  EXPECT_EQ(r.parts[1].type, "text/html");
+  EXPECT_EQ(r.parts[2].path, "2");
+  EXPECT_TRUE(r.parts[2].attachment);  // not text/*
+  EXPECT_EQ(r.parts[2].data, blob);
+}
+
+TEST(MimeParser, MessageRfc822PartWithItsOwnAttachment) {
+  std::string blob = binary_blob(200, 3);
+  std::string msg = crlf(
+      "MIME-Version: 1.0\n"
+      "Content-Type: multipart/mixed; boundary=b1\n"
+      "\n"
+      "--b1\n"
+      "\n"
+      "cover note\n"
+      "--b1\n"
+      "Content-Type: message/rfc822\n"
+      "\n"
+      "Subject: forwarded\n"
+      "Content-Type: multipart/mixed; boundary=b2\n"
+      "\n"
+      "--b2\n"
+      "Content-Type: text/plain\n"
+      "\n"
+      "inner text\n"
+      "--b2\n"
+      "Content-Type: application/zip; name=inner.zip\n"
+      "Content-Transfer-Encoding: base64\n"
+      "\n") + crlf(b64(blob)) + crlf(
+      "--b2--\n"
+      "--b1\n"
+      "Content-Type: message/rfc822\n"
+      "\n"
+      "Subject: simple\n"
+      "\n"
+      "just text\n"
+      "--b1--\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 4u);
+  EXPECT_EQ(r.parts[0].path, "1");
+  EXPECT_EQ(r.parts[1].path, "2.1");
+  EXPECT_EQ(r.parts[2].path, "2.2");
+  EXPECT_EQ(r.parts[2].name, "inner.zip");
+  EXPECT_EQ(r.parts[2].data, blob);
+  EXPECT_EQ(r.parts[3].path, "3.1");
+  EXPECT_FALSE(r.parts[3].attachment);
+}
+
+TEST(MimeParser, Base64EncodedMessageGlobalIsParsed) {
+  std::string blob = binary_blob(120, 4);
+  std::string inner = crlf("Content-Type: multipart/mixed; boundary=in\n\n--in\n\ntext\n--in\n"
+                           "Content-Type: application/zip; name=x.zip\nContent-Transfer-Encoding: base64\n\n") +
+                      crlf(b64(blob)) + crlf("--in--\n");
+  std::string msg = crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=out\n\n--out\n"
+                         "Content-Type: message/global\nContent-Transfer-Encoding: base64\n\n") +
+                    crlf(b64(inner)) + crlf("--out--\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 2u);
+  EXPECT_EQ(r.parts[0].path, "1.1");
+  EXPECT_EQ(r.parts[1].path, "1.2");
+  EXPECT_EQ(r.parts[1].name, "x.zip");
+  EXPECT_EQ(r.parts[1].data, blob);
+}
+
+TEST(MimeParser, MessageRfc822DeclaredBase64ButNotEncoded) {
+  // Suricata issue 8649: the declared encoding is not applied; the inner message is read as is.
+  std::string msg = crlf("MIME-Version: 1.0\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n"
+                         "Content-Disposition: attachment; filename=\"innocent.txt\"\n\n"
+                         "Subject: inner\nContent-Type: application/octet-stream\n"
+                         "Content-Disposition: attachment; filename=\"malware.exe\"\n\nPAYLOAD\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 1u);
+  EXPECT_EQ(r.parts[0].path, "1.1");
+  EXPECT_EQ(r.parts[0].name, "malware.exe");
+  EXPECT_EQ(r.parts[0].data, "PAYLOAD\r\n");
+  EXPECT_TRUE(r.has(MimeAnomaly::encoding_not_allowed));
+  // Really encoded: decoded and parsed.
+  std::string inner = crlf("Subject: inner\nContent-Type: application/zip; name=in.zip\n\nZIPDATA");
+  Recorder e = run_all_ways(crlf("MIME-Version: 1.0\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n") +
+                            crlf(b64(inner)));
+  ASSERT_EQ(e.parts.size(), 1u);
+  EXPECT_EQ(e.parts[0].path, "1.1");
+  EXPECT_EQ(e.parts[0].name, "in.zip");
+  EXPECT_EQ(e.parts[0].data, "ZIPDATA");
+}
+
+std::string one_attachment(const std::string& headers) {
+  return crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n--B\n" + headers +
+              "\n\nQUJD\n--B--\n");
+}
+
+TEST(MimeParser, Rfc2231ContinuationsAndCharsets) {
+  Recorder r = run_all_ways(one_attachment(
+      "Content-Type: application/octet-stream\n"
+      "Content-Disposition: attachment;\n filename*0*=utf-8''%E2%82%AC%20rate;\n filename*1*=s%20%C3%A9t%C3%A9.pdf"));
+  ASSERT_EQ(r.parts.size(), 1u);
+  EXPECT_EQ(r.parts[0].name, "\xE2\x82\xAC rates \xC3\xA9t\xC3\xA9.pdf");
+  EXPECT_EQ(r.parts[0].data, "QUJD");  // no Content-Transfer-Encoding: as is
+
+  r = run_all_ways(one_attachment(
+      "Content-Type: application/octet-stream;\n name*2=\".exe\"; name*0=\"in\"; name*1=voice"));
+  EXPECT_EQ(r.parts[0].name, "invoice.exe");
+
+  r = run_all_ways(one_attachment("Content-Type: application/octet-stream; name*=iso-8859-1'fr'caf%E9.txt"));
+  EXPECT_EQ(r.parts[0].name, "caf\xC3\xA9.txt");
+
+  // The RFC 2231 form wins over a plain one, whichever comes first.
+  r = run_all_ways(one_attachment("Content-Type: application/octet-stream; name=\"a.png\"; name*0=b.; name*1=zip"));
+  EXPECT_EQ(r.parts[0].name, "b.zip");
+}
+
+TEST(MimeParser, Rfc2047EncodedWordFilenames) {
+  Recorder r = run_all_ways(one_attachment(
+      "Content-Type: application/pdf\nContent-Disposition: attachment; filename=\"=?UTF-8?B?w6l0w6kucGRm?=\""));
+  EXPECT_EQ(r.parts[0].name, "\xC3\xA9t\xC3\xA9.pdf");
+  r = run_all_ways(one_attachment(
+      "Content-Type: application/pdf\nContent-Disposition: attachment;\n filename=\"=?iso-8859-1?Q?r=E9sum=E9_final?= =?iso-8859-1?Q?.doc?=\""));
+  EXPECT_EQ(r.parts[0].name, "r\xC3\xA9sum\xC3\xA9 final.doc");
+  r = run_all_ways(one_attachment("Content-Type: application/pdf; name==?utf-8?q?na=C3=AFve.txt?="));
+  EXPECT_EQ(r.parts[0].name, "na\xC3\xAFve.txt");
+  r = run_all_ways(one_attachment("Content-Type: application/pdf; name=\"=?iso-8859-1?B?Z3L832Uuemlw?=\""));
+  EXPECT_EQ(r.parts[0].name, "gr\xC3\xBC\xC3\x9F" "e.zip");
+}
+
+TEST(MimeParser, NameParameterIsTheFallback) {
+  Recorder r = run_all_ways(one_attachment("Content-Type: text/plain; name=\"notes.txt\""));
+  EXPECT_EQ(r.parts[0].name, "notes.txt");
+  EXPECT_TRUE(r.parts[0].attachment);  // a file name makes a text part an attachment
+  EXPECT_EQ(r.parts[0].data, "QUJD");  // 7bit: as is
+  r = run_all_ways(one_attachment("Content-Type: text/plain; name=a.txt\nContent-Disposition: attachment; filename=b.txt"));
+  EXPECT_EQ(r.parts[0].name, "b.txt");
+}
+
+TEST(MimeParser, MissingFinalBoundaryEndsAtTheEnd) {
+  std::string msg = crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n--B\n"
+                         "Content-Type: application/octet-stream\n\nabc\n--B\n"
+                         "Content-Type: application/octet-stream\n\nlast\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 2u);
+  EXPECT_EQ(r.parts[0].data, "abc");
+  EXPECT_EQ(r.parts[1].data, "last\r\n");  // no delimiter follows: its line end is content
+  EXPECT_EQ(r.parts[1].how, PartEnd::complete);
+  EXPECT_TRUE(r.has(MimeAnomaly::missing_close_delimiter));
+  // An incomplete transfer: the open part is truncated.
+  Recorder t = run(msg, {}, false);
+  EXPECT_EQ(t.parts[1].how, PartEnd::truncated);
+}
+
+TEST(MimeParser, MissingInnerCloseDelimiterDoesNotSwallowTheRest) {
+  std::string msg = crlf("Content-Type: multipart/mixed; boundary=out\n\n--out\n"
+                         "Content-Type: multipart/alternative; boundary=in\n\n--in\n\ntext\n"
+                         "--out\nContent-Type: application/zip; name=z.zip\n\nZIP\n--out--\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 2u);
+  EXPECT_EQ(r.parts[0].path, "1.1");
+  EXPECT_EQ(r.parts[1].path, "2");
+  EXPECT_EQ(r.parts[1].data, "ZIP");
+  EXPECT_TRUE(r.has(MimeAnomaly::missing_close_delimiter));
+}
+
+TEST(MimeParser, BoundarySplitAcrossFeedsAtEveryPosition) {
+  Recorder whole = run(kMixed);
+  for (std::size_t i = 1; i < kMixed.size(); ++i) {
+    Recorder r = run_cuts(kMixed, {i});
+    ASSERT_EQ(whole.log, r.log) << "cut at " << i;
+  }
+  for (std::size_t i = 1; i + 1 < kMixed.size(); i += 3) {
+    Recorder r = run_cuts(kMixed, {i, i + 1});
+    ASSERT_EQ(whole.log, r.log) << "cuts at " << i;
+  }
+}
+
+TEST(MimeParser, BareLfLineEnds) {
+  std::string msg =
+      "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n--B\n"
+      "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n" +
+      b64("bare lf content") + "--B\nContent-Type: application/x-y; name=r.txt\n\nr1\nr2\n--B--\n";
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 2u);
+  EXPECT_EQ(r.parts[0].data, "bare lf content");
+  EXPECT_EQ(r.parts[1].data, "r1\nr2");
+  EXPECT_TRUE(r.has(MimeAnomaly::bare_lf));
+  // CRLF and LF mixed.
+  Recorder m = run_all_ways("Content-Type: multipart/mixed; boundary=B\r\n\n--B\r\nContent-Type: a/b\n\r\nx\r\ny\n--B--\r\n");
+  ASSERT_EQ(m.parts.size(), 1u);
+  EXPECT_EQ(m.parts[0].data, "x\r\ny");
+}
+
+TEST(MimeParser, PreambleAndEpilogueWithBoundaryLikeLines) {
+  std::string msg = crlf(
+      "Content-Type: multipart/mixed; boundary=\"B\"\n\n"
+      "This is a multi-part message.\n"
+      "--Bx not ours\n"
+      "-- B\n"
+      "--B-\n"
+      "--B\n"
+      "Content-Type: application/octet-stream\n\n"
+      "--Bfoo\n"
+      " --B\n"
+      "--B--x\n"
+      "--B  \t\n"
+      "Content-Type: application/octet-stream\n\n"
+      "second\n"
+      "--B-- \n"
+      "--Bepilogue\n"
+      "--B--\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 2u);
+  EXPECT_EQ(r.parts[0].data, "--Bfoo\r\n --B\r\n--B--x");
+  EXPECT_EQ(r.parts[1].data, "second");
+}
+
+TEST(MimeParser, BoundarySniffedFromTheFirstBodyLine) {
+  // No usable boundary parameter (hidden in another parameter's quotes): the first body line
+  // "--X" gives it.
+  Recorder r = run_all_ways(crlf("Content-Type: multipart/mixed; foo=\"bar;boundary=b1\"\n\n--b1\n"
+                                 "Content-Type: application/zip; name=a.zip\n\nZIP\n--b1--\n"));
+  ASSERT_EQ(r.parts.size(), 1u);
+  EXPECT_EQ(r.parts[0].path, "1");
+  EXPECT_EQ(r.parts[0].data, "ZIP");
+  EXPECT_TRUE(r.has(MimeAnomaly::missing_boundary));
+  // A declared boundary that differs from the first line: both work.
+  Recorder d = run_all_ways(crlf("Content-Type: multipart/mixed; boundary=\"a b\"\n\n--ab\n"
+                                 "Content-Type: application/zip; name=a.zip\n\nZIP\n--a b\n\ntext\n--ab--\n"));
+  ASSERT_EQ(d.parts.size(), 2u);
+  EXPECT_EQ(d.parts[0].data, "ZIP");
+  // No boundary and no "--X" first line: the body is one leaf.
+  Recorder l = run_all_ways(crlf("Content-Type: multipart/mixed\n\n\nhello\n--x\n"));
+  ASSERT_EQ(l.parts.size(), 1u);
+  EXPECT_EQ(l.parts[0].data, "hello\r\n--x\r\n");
+}
+
+TEST(MimeParser, UuencodedBlockInsideATextBody) {
+  std::string blob = binary_blob(100, 5);
+  std::string msg = crlf("Subject: old style\n\nHere is the file:\n\nbegin 644 hello.bin\n") +
+                    crlf(uuencode(blob)) + crlf("end\nbye\nbegin 0755 two.exe\n") + crlf(uuencode("MZ")) +
+                    crlf("end\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 3u);
+  EXPECT_EQ(r.parts[0].path, "1");
+  EXPECT_FALSE(r.parts[0].attachment);
+  EXPECT_EQ(r.parts[1].path, "1.u1");
+  EXPECT_TRUE(r.parts[1].uu);
+  EXPECT_TRUE(r.parts[1].attachment);
+  EXPECT_EQ(r.parts[1].name, "hello.bin");
+  EXPECT_EQ(r.parts[1].data, blob);
+  EXPECT_EQ(r.parts[2].path, "1.u2");
+  EXPECT_EQ(r.parts[2].name, "two.exe");
+  EXPECT_EQ(r.parts[2].data, "MZ");
+  // Nested inside the text part: begin 1, begin 1.u1, end 1.u1, ..., end 1.
+  EXPECT_EQ(r.log.front().substr(0, 8), "begin 1 ");
+  EXPECT_EQ(r.log.back().substr(0, 6), "end 1 ");
+  // "begin" lines that are not uuencode headers.
+  Recorder n = run_all_ways(crlf("\nbegin here\nbegin 64 x\nbegin 644\n"));
+  EXPECT_EQ(n.parts.size(), 1u);
+}
+
+TEST(MimeParser, DepthLimit) {
+  MimeLimits lim;
+  lim.max_depth = 2;
+  std::string msg = crlf(
+      "Content-Type: multipart/mixed; boundary=a\n\n--a\n"
+      "Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+      "Content-Type: multipart/mixed; boundary=c\n\n--c\n\ndeep\n--c--\n"
+      "--b--\n--a--\n");
+  Recorder r = run_all_ways(msg, lim);
+  EXPECT_TRUE(r.has(MimeAnomaly::depth_exceeded));
+  ASSERT_EQ(r.parts.size(), 1u);
+  EXPECT_EQ(r.parts[0].path, "1.1");
+  EXPECT_EQ(r.parts[0].type, "multipart/mixed");
+  EXPECT_EQ(r.parts[0].data, "--c\r\n\r\ndeep\r\n--c--");
+  Recorder ok = run_all_ways(msg);
+  ASSERT_EQ(ok.parts.size(), 1u);
+  EXPECT_EQ(ok.parts[0].path, "1.1.1");
+}
+
+TEST(MimeParser, PartLimit) {
+  MimeLimits lim;
+  lim.max_parts = 2;
+  std::string msg = crlf("Content-Type: multipart/mixed; boundary=a\n\n--a\n\n1\n--a\n\n2\n--a\n\n3\n--a--\n");
+  Recorder r = run_all_ways(msg, lim);
+  EXPECT_EQ(r.parts.size(), 2u);
+  EXPECT_TRUE(r.has(MimeAnomaly::too_many_parts));
+}
+
+TEST(MimeParser, LongFileNameKeepsItsExtension) {
+  std::string name(276, 'a');
+  name += ".exe";
+  Recorder r = run_all_ways(one_attachment("Content-Type: application/octet-stream; name=\"" + name + "\""));
+  EXPECT_EQ(r.parts[0].name, name);
+  std::string huge(5000, 'b');
+  huge += ".exe";
+  r = run_all_ways(one_attachment("Content-Type: application/octet-stream; name=\"" + huge + "\""));
+  ASSERT_GT(r.parts[0].name.size(), 100u);
+  EXPECT_LT(r.parts[0].name.size(), huge.size());
+  EXPECT_EQ(r.parts[0].name.substr(r.parts[0].name.size() - 4), ".exe");
+}
+
+TEST(MimeParser, QuotedPrintableAttachmentAndCrlfBeforeDelimiter) {
+  std::string msg = crlf("Content-Type: multipart/mixed; boundary=q\n\n--q\n"
+                         "Content-Type: application/octet-stream; name=q.bin\n"
+                         "Content-Transfer-Encoding: quoted-printable\n\n"
+                         "caf=C3=A9 =\nsoft\n\n--q--\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 1u);
+  EXPECT_EQ(r.parts[0].data, "caf\xC3\xA9 soft\r\n");  // the last CRLF before the delimiter is not content
+}
+
+TEST(MimeParser, HeaderQuirks) {
+  // Folded parameters, comments, duplicate Content-Type (first wins), unusual boundary quoting.
+  std::string msg = crlf("Content-Type: multipart/mixed (comment);\n\tboundary=\"=_x y\"\n"
+                         "Content-Type: text/plain\n\n--=_x y\n"
+                         "Content-Type: application/octet-stream; name=file.zip(.gif)\n\nZ\n--=_x y--\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 1u);
+  EXPECT_EQ(r.parts[0].name, "file.zip");
+  EXPECT_TRUE(r.has(MimeAnomaly::duplicate_header));
+  // Single quotes, backslash escapes in a token, trailing space in a quoted boundary.
+  Recorder s = run_all_ways(crlf("Content-Type: multipart/mixed; boundary='b c'\n\n--b c\n\nx\n--b c--\n"));
+  EXPECT_EQ(s.parts.size(), 1u);
+  Recorder t = run_all_ways(crlf("Content-Type: multipart/mixed; foo=bla\\\";boundary=b_1\n\n--b_1\n\nx\n--b_1--\n"));
+  EXPECT_EQ(t.parts.size(), 1u);
+  Recorder u = run_all_ways(crlf("Content-Type: multipart/mixed; boundary=\"b_2 \"\n\n--b_2 \n\nx\n--b_2 --\n"));
+  ASSERT_EQ(u.parts.size(), 1u);
+  EXPECT_FALSE(u.has(MimeAnomaly::missing_close_delimiter));
+  // A header block that ends without its empty line: the first non-header line starts the body.
+  Recorder v = run_all_ways(crlf("Content-Type: multipart/mixed; boundary=B\n\n--B\n"
+                                 "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n"
+                                 "QUJD\n--B--\n"));
+  ASSERT_EQ(v.parts.size(), 1u);
+  EXPECT_EQ(v.parts[0].data, "ABC");
+}
+
+TEST(MimeParser, AnomaliesAreReported) {
+  std::string msg = crlf("Content-Type: multipart/mixed; boundary=B\nContent-Transfer-Encoding: x-foo\n\n--B\n"
+                         "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"
+                         "QU!JD\n--B--\n");
+  Recorder r = run_all_ways(msg);
+  EXPECT_TRUE(r.has(MimeAnomaly::missing_mime_version));
+  EXPECT_TRUE(r.has(MimeAnomaly::invalid_transfer_encoding));
+  EXPECT_TRUE(r.has(MimeAnomaly::bad_base64));
+  Recorder nb = run_all_ways(crlf("Content-Type: multipart/mixed\n\nbody\n"));
+  EXPECT_TRUE(nb.has(MimeAnomaly::missing_boundary));
+  ASSERT_EQ(nb.parts.size(), 1u);
+  EXPECT_TRUE(nb.parts[0].attachment);
+  std::string long_line(1200, 'x');
+  Recorder ll = run_all_ways(crlf("Subject: s\n\n" + long_line + "\n"));
+  EXPECT_TRUE(ll.has(MimeAnomaly::line_too_long));
+}
+
+TEST(MimeParser, ResetBetweenMessages) {
+  auto parser = std::make_unique<MimeParser>();
+  Recorder a, b;
+  parser->reset(&a);
+  parser->feed(reinterpret_cast<const uint8_t*>(kMixed.data()), kMixed.size() / 2);
+  parser->finish(false);
+  parser->reset(&b);
+  parser->feed(reinterpret_cast<const uint8_t*>(kMixed.data()), kMixed.size());
+  parser->finish(true);
+  Recorder whole = run(kMixed);
+  EXPECT_EQ(b.log, whole.log);
+  EXPECT_EQ(parser->attachments(), 2u);
+}
+
+}  // namespace
+}  // namespace sluice::pipeline
