@@ -276,7 +276,8 @@ const std::vector<Param<Loading>>& params() {
                        "not fit is forwarded uninspected and counted (`flows_table_full`).",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_flows = static_cast<uint32_t>(v); }),
       integer<Loading>("reassembly.max_sessions", 16, 1048576, "2048", "SMTP sessions inspected at once per RX "
-                       "lcore (about 20 KiB each, allocated at start). Beyond, a new session is forwarded "
+                       "lcore (about 20 KiB each for reassembly plus about 190 KiB for MIME parsing, allocated the "
+                       "first time a slot is used). Beyond, a new session is forwarded "
                        "uninspected, counted (`sessions_pool_full`) and reported as an `anomaly` event.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_sessions = static_cast<uint32_t>(v); }),
       integer<Loading>("reassembly.memcap_mb", 1, 65536, "64", "Out-of-order TCP data buffered per RX lcore, all "

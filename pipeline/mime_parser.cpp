@@ -58,16 +58,18 @@ TransferEncoding parse_cte(std::string_view v) noexcept {
   return TransferEncoding::unknown;
 }
 
-// "begin" SP 3-4 octal digits SP name. Returns the name (trimmed) or an empty view.
-std::string_view uu_begin(const uint8_t* s, std::size_t n) noexcept {
+// "begin" SP 3-4 octal digits SP name. Sets the name (trimmed; it may be empty: "begin 644 "
+// with the name lost still opens a block that uudecode and clients decode).
+bool uu_begin(const uint8_t* s, std::size_t n, std::string_view& name) noexcept {
   std::string_view l(reinterpret_cast<const char*>(s), n);
-  if (l.size() < 11 || l.substr(0, 6) != "begin ") return {};
+  if (l.size() < 10 || l.substr(0, 6) != "begin ") return false;
   std::size_t i = 6;
   while (i < l.size() && l[i] == ' ') ++i;
   std::size_t d = i;
   while (i < l.size() && l[i] >= '0' && l[i] <= '7') ++i;
-  if (i - d < 3 || i - d > 4 || i >= l.size() || !is_wsp(uint8_t(l[i]))) return {};
-  return trim(l.substr(i));
+  if (i - d < 3 || i - d > 4 || i >= l.size() || !is_wsp(uint8_t(l[i]))) return false;
+  name = trim(l.substr(i));
+  return true;
 }
 
 // "Name:" with a name of printable characters (RFC 5322 3.6.8; whitespace before the colon is
@@ -119,6 +121,10 @@ void MimeParser::DataSink::on_bytes(const uint8_t* data, std::size_t len) noexce
   }
 }
 
+void MimeParser::TextSink::on_bytes(const uint8_t* data, std::size_t len) noexcept {
+  self->text_dec_bytes(data, len);
+}
+
 void MimeParser::ChildForward::on_part_begin(const PartInfo& part) noexcept {
   std::size_t n = prefix_len;
   std::size_t add = part.path.size() < kPathCap - n ? part.path.size() : kPathCap - n;
@@ -140,15 +146,16 @@ void MimeParser::ChildForward::on_anomaly(MimeAnomaly what) noexcept { self->not
 // ---------------------------------------------------------------------------------------------
 // Set-up
 
-MimeParser::MimeParser(const MimeLimits& limits) noexcept : MimeParser(limits, false) {}
+MimeParser::MimeParser(const MimeLimits& limits) noexcept : MimeParser(limits, 0) {}
 
-MimeParser::MimeParser(const MimeLimits& limits, bool child) noexcept : limits_(limits), is_child_(child) {
+MimeParser::MimeParser(const MimeLimits& limits, int level) noexcept : limits_(limits), is_child_(level > 0) {
   if (limits_.max_depth > uint32_t(kMaxFrames)) limits_.max_depth = kMaxFrames;
   field_cap_ = limits_.max_field_bytes < kFieldCap - 2 ? limits_.max_field_bytes : kFieldCap - 2;
   if (field_cap_ < 64) field_cap_ = 64;
   sink_.self = this;
+  tsink_.self = this;
   child_cb_.self = this;
-  if (!child) child_.reset(new (std::nothrow) MimeParser(limits_, true));
+  if (level < kEncodedLevels) child_.reset(new (std::nothrow) MimeParser(limits_, level + 1));
   reset(nullptr);
 }
 
@@ -589,6 +596,16 @@ void MimeParser::begin_leaf() noexcept {
   uu_count_ = 0;
   if (cb_) cb_->on_part_begin(info);
   if (!info.attachment) {
+    if (limits_.uuencode && (cte_ == TransferEncoding::base64 || cte_ == TransferEncoding::quoted_printable)) {
+      // "begin NNN name" is only visible in the decoded text: decode it and scan that.
+      active_ = cte_ == TransferEncoding::base64 ? static_cast<Decoder*>(&b64_) : static_cast<Decoder*>(&qp_);
+      active_->reset(0);
+      dl_start_ = true;
+      dl_hold_ = false;
+      dline_len_ = 0;
+      enter_body(Mode::text_dec);
+      return;
+    }
     enter_body(limits_.uuencode ? Mode::text : Mode::skip);
     return;
   }
@@ -649,6 +666,7 @@ void MimeParser::begin_nested(bool multipart) noexcept {
 }
 
 void MimeParser::end_leaf(PartEnd how) noexcept {
+  if (mode_ == Mode::text_dec) text_dec_end(how);
   if (uu_open_) end_uu(how, false);
   if (mode_ == Mode::nested && child_active_) {
     active_->finish(sink_);
@@ -700,15 +718,80 @@ void MimeParser::begin_uu(const uint8_t* name, std::size_t len) noexcept {
   uu_open_ = true;
   uu_.reset(0);
   if (cb_) cb_->on_part_begin(info);
-  mode_ = Mode::uu_text;
+  if (mode_ == Mode::text) mode_ = Mode::uu_text;
 }
 
 void MimeParser::end_uu(PartEnd how, bool saw_end) noexcept {
   uu_.finish(sink_);
   if (uu_.invalid() || !saw_end) note(MimeAnomaly::bad_uuencode);
   uu_open_ = false;
-  mode_ = Mode::text;
+  if (mode_ == Mode::uu_text) mode_ = Mode::text;
   if (cb_) cb_->on_part_end(how);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoded text bodies (Mode::text_dec): the decoded bytes arrive in pieces that depend on how the
+// input was split, so a line that may be special ('b' outside a uuencoded block, 'e' inside) is
+// held in dline_ until its LF; a held line over kCarryCap is ordinary. Inside a block, ordinary
+// lines (with their line ends) go to the uuencode decoder as they come.
+
+void MimeParser::text_dec_bytes(const uint8_t* p, std::size_t n) noexcept {
+  while (n > 0) {
+    if (dl_start_) {
+      dl_start_ = false;
+      dl_hold_ = uu_open_ ? p[0] == 'e' : p[0] == 'b';
+      dline_len_ = 0;
+    }
+    const void* nlp = std::memchr(p, '\n', n);
+    std::size_t take = nlp ? std::size_t(static_cast<const uint8_t*>(nlp) - p) + 1 : n;
+    if (dl_hold_) {
+      if (take <= kCarryCap - dline_len_) {
+        std::memcpy(dline_ + dline_len_, p, take);
+        dline_len_ += take;
+        p += take;
+        n -= take;
+        if (nlp) {
+          text_dec_line();
+          dl_start_ = true;
+        }
+        continue;
+      }
+      // Too long to be special: an ordinary line.
+      if (uu_open_) uu_.feed(dline_, dline_len_, sink_);
+      dl_hold_ = false;
+      dline_len_ = 0;
+    }
+    if (uu_open_) uu_.feed(p, take, sink_);
+    p += take;
+    n -= take;
+    if (nlp) dl_start_ = true;
+  }
+}
+
+void MimeParser::text_dec_line() noexcept {
+  std::size_t cl = dline_len_;
+  if (cl > 0 && dline_[cl - 1] == '\n') --cl;
+  if (cl > 0 && dline_[cl - 1] == '\r') --cl;
+  dl_hold_ = false;
+  if (!uu_open_) {
+    std::string_view name;
+    if (uu_begin(dline_, cl, name)) begin_uu(reinterpret_cast<const uint8_t*>(name.data()), name.size());
+  } else if (uu_end(dline_, cl)) {
+    end_uu(PartEnd::complete, true);
+  } else {
+    uu_.feed(dline_, dline_len_, sink_);
+  }
+  dline_len_ = 0;
+}
+
+void MimeParser::text_dec_end(PartEnd how) noexcept {
+  active_->finish(tsink_);
+  if (active_->invalid()) note(leaf_cte_ == TransferEncoding::base64 ? MimeAnomaly::bad_base64 : MimeAnomaly::bad_quoted_printable);
+  if (!dl_start_ && dl_hold_) text_dec_line();  // the last line, without its line end
+  if (uu_open_) end_uu(how, false);
+  dl_start_ = true;
+  dl_hold_ = false;
+  dline_len_ = 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -772,6 +855,12 @@ bool MimeParser::sniff_line(const uint8_t* s, std::size_t n) noexcept {
   }
   if (f.blen == 0) {
     --depth_;
+    // No boundary at all: the multipart cannot be split, and a leaf is never multipart/*
+    // (mime_parser.h). RFC 2045 5.2 reads an unusable Content-Type as text/plain, as Python and
+    // clients show such a body (as text; a file name or "attachment" still makes it one).
+    static constexpr std::string_view kText = "text/plain";
+    std::memcpy(ctype_, kText.data(), kText.size());
+    ctype_len_ = kText.size();
     begin_leaf();  // the line is the first content line of that leaf
   }
   return false;
@@ -838,7 +927,7 @@ bool MimeParser::special_line(const uint8_t* s, std::size_t n) noexcept {
       header_bytes(carry_, len);
       return true;
     }
-    // Encoded: decoded and parsed by the child, or (inside the child: one level only) decoded
+    // Encoded: decoded and parsed by the child, or (in the last child of the chain, kEncodedLevels) decoded
     // and reported as one leaf.
     if (child_) begin_nested(false);
     else begin_leaf();
@@ -847,8 +936,8 @@ bool MimeParser::special_line(const uint8_t* s, std::size_t n) noexcept {
   switch (mode_) {
     case Mode::text:
     case Mode::uu_wait: {
-      std::string_view name = n > 0 && s[0] == 'b' ? uu_begin(s, n) : std::string_view();
-      if (name.empty()) {
+      std::string_view name;
+      if (!(n > 0 && s[0] == 'b' && uu_begin(s, n, name))) {
         // A uuencode body without its "begin" line: the lines are the data (as clients read it).
         if (mode_ == Mode::uu_wait && trim(std::string_view(reinterpret_cast<const char*>(s), n)).size() > 0)
           mode_ = Mode::uu_data;
@@ -889,6 +978,9 @@ void MimeParser::emit(const uint8_t* p, std::size_t n) noexcept {
       break;
     case Mode::uu_text:
       uu_.feed(p, n, sink_);
+      break;
+    case Mode::text_dec:
+      active_->feed(p, n, tsink_);
       break;
     default:
       break;

@@ -70,7 +70,7 @@ enum class PartEnd : uint8_t {
 
 enum class MimeAnomaly : uint8_t {
   missing_mime_version,      // MIME structure without MIME-Version (RFC 2045 4)
-  missing_boundary,          // multipart/* without a boundary parameter: body read as one part
+  missing_boundary,          // multipart/* without a boundary parameter: sniffed, else the body is one text/plain part
   boundary_too_long,         // over 70 characters (RFC 2046 5.1.1); still used
   missing_close_delimiter,   // a multipart ended without its "--boundary--"
   invalid_transfer_encoding, // unknown Content-Transfer-Encoding value: body taken as is
@@ -149,6 +149,7 @@ class MimeParser {
     uu_data,  // ... after it
     nested,   // an encoded multipart/message body: decoded and parsed by child_
     msg_sniff,  // an encoded message/*, before its first line tells whether it is encoded at all
+    text_dec,   // base64/quoted-printable text body: decoded, the decoded lines scanned for uuencode
   };
   struct Frame {
     bool multipart;       // else a message/rfc822 frame (no boundary; paths only)
@@ -167,6 +168,12 @@ class MimeParser {
     MimeParser* self = nullptr;
     void on_bytes(const uint8_t* data, std::size_t len) noexcept override;
   };
+  // The decoded text of a text_dec body: its lines are scanned for "begin"/"end" (held in dline_).
+  class TextSink final : public ByteSink {
+   public:
+    MimeParser* self = nullptr;
+    void on_bytes(const uint8_t* data, std::size_t len) noexcept override;
+  };
   class ChildForward final : public MimeCallbacks {
    public:
     MimeParser* self = nullptr;
@@ -178,7 +185,10 @@ class MimeParser {
     void on_anomaly(MimeAnomaly what) noexcept override;
   };
 
-  MimeParser(const MimeLimits& limits, bool child) noexcept;
+  // Encoded containers (a base64 message/rfc822 inside another, as mime4j's tests have) are
+  // parsed by a chain of child parsers allocated at construction: this many levels.
+  static constexpr int kEncodedLevels = 2;
+  MimeParser(const MimeLimits& limits, int level) noexcept;
   void note(MimeAnomaly a) noexcept;
   std::size_t header_bytes(const uint8_t* p, std::size_t n) noexcept;
   std::size_t body_span(const uint8_t* p, std::size_t n, bool no_hold, bool at_end) noexcept;
@@ -199,6 +209,9 @@ class MimeParser {
   void delimiter(int frame, bool close) noexcept;
   void enter_body(Mode m) noexcept;
   void path_append_num(uint32_t n) noexcept;
+  void text_dec_bytes(const uint8_t* p, std::size_t n) noexcept;
+  void text_dec_line() noexcept;
+  void text_dec_end(PartEnd how) noexcept;
 
   MimeLimits limits_;
   bool is_child_;
@@ -267,6 +280,12 @@ class MimeParser {
   Gzip64Decoder gz_;
   IdentityDecoder id_;
   DataSink sink_;
+  TextSink tsink_;
+  // Decoded text scanning (Mode::text_dec).
+  bool dl_start_ = true;    // at the start of a decoded line
+  bool dl_hold_ = false;    // the current line is held in dline_ (it may be "begin"/"end")
+  std::size_t dline_len_ = 0;
+  uint8_t dline_[kCarryCap];
 
   // Encoded multipart/message bodies (RFC 6532 message/global, mime4j-style base64 multiparts).
   std::unique_ptr<MimeParser> child_;

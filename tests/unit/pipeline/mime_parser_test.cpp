@@ -348,6 +348,22 @@ TEST(MimeParser, MessageRfc822DeclaredBase64ButNotEncoded) {
   EXPECT_EQ(e.parts[0].path, "1.1");
   EXPECT_EQ(e.parts[0].name, "in.zip");
   EXPECT_EQ(e.parts[0].data, "ZIPDATA");
+  // Encoded inside encoded (mime4j base64encoded-rfc822message-nested): both levels decoded and
+  // parsed; the text body at the bottom is a text part, not an opaque message/rfc822 attachment.
+  std::string deepest = crlf("Content-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: text/plain\n\n"
+                             "Text body\n--x\nContent-Type: application/zip; name=deep.zip\n"
+                             "Content-Transfer-Encoding: base64\n\n") + crlf(b64("DEEPZIP")) + crlf("--x--\n");
+  std::string middle = crlf("Subject: middle\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n") +
+                       crlf(b64(deepest));
+  Recorder d = run_all_ways(crlf("MIME-Version: 1.0\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n") +
+                            crlf(b64(middle)));
+  ASSERT_EQ(d.parts.size(), 2u);
+  EXPECT_EQ(d.parts[0].path, "1.1.1");
+  EXPECT_EQ(d.parts[0].type, "text/plain");
+  EXPECT_FALSE(d.parts[0].attachment);
+  EXPECT_EQ(d.parts[1].path, "1.1.2");
+  EXPECT_EQ(d.parts[1].name, "deep.zip");
+  EXPECT_EQ(d.parts[1].data, "DEEPZIP");
 }
 
 std::string one_attachment(const std::string& headers) {
@@ -490,10 +506,22 @@ TEST(MimeParser, BoundarySniffedFromTheFirstBodyLine) {
                                  "Content-Type: application/zip; name=a.zip\n\nZIP\n--a b\n\ntext\n--ab--\n"));
   ASSERT_EQ(d.parts.size(), 2u);
   EXPECT_EQ(d.parts[0].data, "ZIP");
-  // No boundary and no "--X" first line: the body is one leaf.
-  Recorder l = run_all_ways(crlf("Content-Type: multipart/mixed\n\n\nhello\n--x\n"));
-  ASSERT_EQ(l.parts.size(), 1u);
-  EXPECT_EQ(l.parts[0].data, "hello\r\n--x\r\n");
+  // No boundary and no "--X" first line: the body is one leaf, read as text/plain (RFC 2045 5.2;
+  // a leaf is never multipart/*), so not an attachment (cpython msg_25, msg_41), still scanned
+  // for uuencoded blocks.
+  Recorder l = run_all_ways(crlf("Content-Type: multipart/mixed\n\n\nhello\n--x\nbegin 644 a.bin\n") +
+                            crlf(uuencode("abc")) + crlf("end\n"));
+  ASSERT_EQ(l.parts.size(), 2u);
+  EXPECT_EQ(l.parts[0].type, "text/plain");
+  EXPECT_FALSE(l.parts[0].attachment);
+  EXPECT_EQ(l.parts[0].data, "");
+  EXPECT_EQ(l.parts[1].path, "1.u1");
+  EXPECT_EQ(l.parts[1].data, "abc");
+  // ... unless it names a file.
+  Recorder n = run_all_ways(crlf("Content-Type: multipart/mixed; name=x.zip\n\nZIP\n"));
+  ASSERT_EQ(n.parts.size(), 1u);
+  EXPECT_TRUE(n.parts[0].attachment);
+  EXPECT_EQ(n.parts[0].data, "ZIP\r\n");  // no delimiter: the last line end is content
 }
 
 TEST(MimeParser, UuencodedBlockInsideATextBody) {
@@ -519,6 +547,70 @@ TEST(MimeParser, UuencodedBlockInsideATextBody) {
   // "begin" lines that are not uuencode headers.
   Recorder n = run_all_ways(crlf("\nbegin here\nbegin 64 x\nbegin 644\n"));
   EXPECT_EQ(n.parts.size(), 1u);
+  // "begin 644 " with the name lost: still a block (mime4j sig-uu; uudecode decodes it).
+  Recorder e = run_all_ways(crlf("\nbegin 644 \n") + crlf(uuencode("xyz")) + crlf("end\n"));
+  ASSERT_EQ(e.parts.size(), 2u);
+  EXPECT_EQ(e.parts[1].name, "");
+  EXPECT_EQ(e.parts[1].data, "xyz");
+}
+
+TEST(MimeParser, UuencodedBlockInsideEncodedTextBodies) {
+  // "begin NNN name" is only visible once the text body is decoded (base64 or quoted-printable).
+  std::string blob = binary_blob(200, 7);
+  std::string text = crlf("Here is the file:\nbegin 644 inside.bin\n") + crlf(uuencode(blob)) +
+                     crlf("end\nbye\nbegin 600 last.exe\n") + crlf(uuencode("MZ\x90")) + "end";
+  // Quoted-printable: '=' escaped, and a soft line break inside the first "begin" line.
+  std::string qp;
+  for (char c : text) {
+    if (c == '=') qp += "=3D";
+    else qp += c;
+  }
+  std::size_t at = qp.find("begin 644");
+  qp.insert(at + 3, "=\r\n");
+  std::string msg = crlf("From: a@example.com\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n"
+                         "--b\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n") +
+                    crlf(b64(text)) +
+                    crlf("--b\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n") + qp +
+                    crlf("\n--b--\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_EQ(r.parts.size(), 6u);
+  for (const char* part : {"1", "2"}) {
+    std::string p = part;
+    const Part* t = r.find(p);
+    ASSERT_NE(t, nullptr) << p;
+    EXPECT_FALSE(t->attachment);
+    EXPECT_EQ(t->data, "");  // text parts get no data
+    const Part* u1 = r.find(p + ".u1");
+    ASSERT_NE(u1, nullptr) << p;
+    EXPECT_TRUE(u1->uu);
+    EXPECT_TRUE(u1->attachment);
+    EXPECT_EQ(u1->name, "inside.bin");
+    EXPECT_EQ(u1->data, blob);
+    EXPECT_EQ(u1->how, PartEnd::complete);
+    const Part* u2 = r.find(p + ".u2");
+    ASSERT_NE(u2, nullptr) << p;
+    EXPECT_EQ(u2->name, "last.exe");
+    EXPECT_EQ(u2->data, "MZ\x90");
+  }
+  // Nested inside their text part.
+  ASSERT_GE(r.log.size(), 12u);
+  EXPECT_EQ(r.log[0].substr(0, 8), "begin 1 ");
+  EXPECT_EQ(r.log[1].substr(0, 11), "begin 1.u1 ");
+  EXPECT_EQ(r.log[5].substr(0, 6), "end 1 ");
+  EXPECT_FALSE(r.has(MimeAnomaly::bad_uuencode));
+  EXPECT_FALSE(r.has(MimeAnomaly::bad_quoted_printable));
+  // A block cut by the end of the part: reported, the anomaly noted.
+  std::string cut = crlf("Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n") +
+                    crlf(b64("begin 644 cut.bin\n" + uuencode("abc").substr(0, 5)));
+  Recorder c = run_all_ways(cut);
+  ASSERT_EQ(c.parts.size(), 2u);
+  EXPECT_EQ(c.parts[1].name, "cut.bin");
+  EXPECT_EQ(c.parts[1].data, "abc");
+  EXPECT_TRUE(c.has(MimeAnomaly::bad_uuencode));
+  // Turned off: no blocks.
+  MimeLimits off;
+  off.uuencode = false;
+  EXPECT_EQ(run_all_ways(msg, off).parts.size(), 2u);
 }
 
 TEST(MimeParser, DepthLimit) {
@@ -608,7 +700,8 @@ TEST(MimeParser, AnomaliesAreReported) {
   Recorder nb = run_all_ways(crlf("Content-Type: multipart/mixed\n\nbody\n"));
   EXPECT_TRUE(nb.has(MimeAnomaly::missing_boundary));
   ASSERT_EQ(nb.parts.size(), 1u);
-  EXPECT_TRUE(nb.parts[0].attachment);
+  EXPECT_EQ(nb.parts[0].type, "text/plain");  // unsplittable: read as text (RFC 2045 5.2)
+  EXPECT_FALSE(nb.parts[0].attachment);
   std::string long_line(1200, 'x');
   Recorder ll = run_all_ways(crlf("Subject: s\n\n" + long_line + "\n"));
   EXPECT_TRUE(ll.has(MimeAnomaly::line_too_long));
