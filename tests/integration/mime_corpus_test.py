@@ -68,6 +68,14 @@ _OPAQUE = ("Python parses the body of message/delivery-status, /external-body an
            "header blocks and cannot give its bytes back; Sluice descends only into message/rfc822 and "
            "message/global, so this is an opaque non-text leaf, an attachment of its raw body "
            "(CRLF before the delimiter excluded)")
+# Three stalwart messages share one difference: a raw Latin-1 byte in a quoted file name.
+LATIN1_NAME = dict(
+    reason="a raw ISO-8859-1 0xF6 in the quoted filename: Python replaces the undecodable byte with "
+           "U+FFFD; Sluice keeps 8-bit header bytes as UTF-8 when valid, else Latin-1 (mime_parser.h), "
+           "the name the (Latin-1 era) sender meant and clients with a Latin-1 fallback show",
+    rfc="RFC 2045 5.1 (parameter values are US-ASCII), RFC 6532 3.2 (UTF-8 only); RFC 2047/2231 not used")
+
+
 EXPECTED_DIFFERENCES = {
     ("james-mime4j/mimetools-testmsgs/twopart.eml", "2"): dict(
         python=("/home1/eucyon/data/img_event/postcard/uk7200_110_6.jpg", 41381,
@@ -188,24 +196,15 @@ EXPECTED_DIFFERENCES = {
     ("stalwart-mail-parser/legacy/016.eml", "3"): dict(
         python=("HasenundFr\ufffdsche.txt", 1131, "a8b4af6514723dd90bb0b0ad567c9b816a305ccbd886f761ecd924fb74f490be"),
         sluice=("HasenundFrösche.txt", 1131, "a8b4af6514723dd90bb0b0ad567c9b816a305ccbd886f761ecd924fb74f490be"),
-        reason="a raw ISO-8859-1 0xF6 in the quoted filename: Python replaces the undecodable byte with "
-               "U+FFFD; Sluice keeps 8-bit header bytes as UTF-8 when valid, else Latin-1 (mime_parser.h), "
-               "the name the (Latin-1 era) sender meant and clients with a Latin-1 fallback show",
-        rfc="RFC 2045 5.1 (parameter values are US-ASCII), RFC 6532 3.2 (UTF-8 only); RFC 2047/2231 not used"),
+        **LATIN1_NAME),
     ("stalwart-mail-parser/legacy/023.eml", "4"): dict(
         python=("HasenundFr\ufffdsche.txt", 747, "d965dc2e4de4cfbd76ce9ab40ca99efb50360c76592826f922eecc4416a0c012"),
         sluice=("HasenundFrösche.txt", 747, "d965dc2e4de4cfbd76ce9ab40ca99efb50360c76592826f922eecc4416a0c012"),
-        reason="a raw ISO-8859-1 0xF6 in the quoted filename: Python replaces the undecodable byte with "
-               "U+FFFD; Sluice keeps 8-bit header bytes as UTF-8 when valid, else Latin-1 (mime_parser.h), "
-               "the name the (Latin-1 era) sender meant and clients with a Latin-1 fallback show",
-        rfc="RFC 2045 5.1 (parameter values are US-ASCII), RFC 6532 3.2 (UTF-8 only); RFC 2047/2231 not used"),
+        **LATIN1_NAME),
     ("stalwart-mail-parser/legacy/026.eml", "2"): dict(
         python=("HasenundFr\ufffdsche.txt", 747, "d965dc2e4de4cfbd76ce9ab40ca99efb50360c76592826f922eecc4416a0c012"),
         sluice=("HasenundFrösche.txt", 747, "d965dc2e4de4cfbd76ce9ab40ca99efb50360c76592826f922eecc4416a0c012"),
-        reason="a raw ISO-8859-1 0xF6 in the quoted filename: Python replaces the undecodable byte with "
-               "U+FFFD; Sluice keeps 8-bit header bytes as UTF-8 when valid, else Latin-1 (mime_parser.h), "
-               "the name the (Latin-1 era) sender meant and clients with a Latin-1 fallback show",
-        rfc="RFC 2045 5.1 (parameter values are US-ASCII), RFC 6532 3.2 (UTF-8 only); RFC 2047/2231 not used"),
+        **LATIN1_NAME),
     ("stalwart-mail-parser/malformed/017.eml", "1"): dict(
         python=None,
         sluice=("image001.png", 12, "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447"),
