@@ -193,6 +193,7 @@ class MimeParser {
   std::size_t header_bytes(const uint8_t* p, std::size_t n) noexcept;
   std::size_t body_span(const uint8_t* p, std::size_t n, bool no_hold, bool at_end) noexcept;
   bool candidate(uint8_t c) const noexcept;
+  uint8_t candidate_extra() const noexcept;
   bool special_line(const uint8_t* s, std::size_t n) noexcept;
   bool sniff_line(const uint8_t* s, std::size_t n) noexcept;
   bool match_delimiter(const uint8_t* s, std::size_t n, int& frame, bool& close) const noexcept;
