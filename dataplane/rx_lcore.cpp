@@ -61,19 +61,19 @@ void inspect(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf* m) noexcept {
   reassembly::PacketInfo info;
   if (reassembly::decode_packet(frame, len, info, t.link_type[in_port]) != reassembly::DecodeStatus::ok) return;
   if (!ctx.reasm->wants(info)) return;
-  if (t.timestamp_offset >= 0 && (m->ol_flags & t.timestamp_flag)) {
-    // net_pcap stores the capture time in microseconds since 1970.
+  // net_pcap stores the capture time in microseconds since 1970; live ports use the time of the
+  // burst (set by process()).
+  if (t.timestamp_offset >= 0 && (m->ol_flags & t.timestamp_flag))
     ctx.now_us = static_cast<int64_t>(*RTE_MBUF_DYNFIELD(m, t.timestamp_offset, uint64_t*));
-  } else if (!t.replay) {
-    ctx.now_us = wall_clock_us();
-  }
   ctx.reasm->on_packet(info, frame, ctx.now_us);
 }
 
 // Frames of one input port, all owned by this lcore: inspected, then forwarded (or consumed).
 void process(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n) {
-  if (ctx.reasm)
+  if (ctx.reasm) {
+    if (!ctx.table->replay) ctx.now_us = wall_clock_us();  // once per burst, not per frame
     for (uint16_t i = 0; i < n; ++i) inspect(ctx, in_port, pkts[i]);
+  }
   transmit(ctx, in_port, pkts, n);
 }
 

@@ -55,15 +55,6 @@ struct FileRecord {
   uint8_t sha256[32];
 };
 
-void hex(const uint8_t* p, std::size_t n, char* out) noexcept {
-  static const char digits[] = "0123456789abcdef";
-  for (std::size_t i = 0; i < n; ++i) {
-    out[2 * i] = digits[p[i] >> 4];
-    out[2 * i + 1] = digits[p[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
 class MessageInspector final : public reassembly::MessageObserver, private MimeCallbacks {
  public:
   MessageInspector(const InspectorLimits& limits, reassembly::EventOutput& out)
@@ -173,10 +164,10 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
     j.key("encoding").str(transfer_encoding_name(r.encoding));
     j.key("size").num(r.size);
     char sha[65];
-    hex(r.sha256, 32, sha);
+    reassembly::hex_lower(r.sha256, 32, sha);
     j.key("sha256").str(sha);
     if (message_sha256) {
-      hex(*message_sha256, 32, sha);
+      reassembly::hex_lower(*message_sha256, 32, sha);
       j.key("message_sha256").str(sha);
     }
     j.key("mime_path").str(r.path.view());

@@ -22,6 +22,16 @@ inline void format_rfc3339(int64_t us, char (&out)[40]) noexcept {
   std::snprintf(out + n, sizeof(out) - n, ".%06dZ", static_cast<int>(us % 1000000));
 }
 
+// Lower-case hex of `n` bytes into `out` (2n characters, then a NUL): digests in events.
+inline void hex_lower(const uint8_t* p, std::size_t n, char* out) noexcept {
+  static const char digits[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < n; ++i) {
+    out[2 * i] = digits[p[i] >> 4];
+    out[2 * i + 1] = digits[p[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
 class JsonLine {
  public:
   JsonLine(char* buf, std::size_t cap) noexcept : buf_(buf), cap_(cap) {}

@@ -102,14 +102,6 @@ void format_addr(const uint8_t* a, uint8_t version, char (&out)[INET6_ADDRSTRLEN
   if (!inet_ntop(version == 6 ? AF_INET6 : AF_INET, a, out, sizeof(out))) out[0] = '\0';
 }
 
-void hex(const uint8_t* p, std::size_t n, char* out) noexcept {
-  static const char digits[] = "0123456789abcdef";
-  for (std::size_t i = 0; i < n; ++i) {
-    out[2 * i] = digits[p[i] >> 4];
-    out[2 * i + 1] = digits[p[i] & 15];
-  }
-}
-
 }  // namespace
 
 struct SmtpFlow;
@@ -494,8 +486,7 @@ void Reassembler::Impl::emit_smtp(const SmtpFlow& s, const Transaction& t, int r
   j.key("method").str(t.method == SmtpTransfer::bdat ? "BDAT" : "DATA");
   j.key("starttls").boolean(s.encrypted);
   char sha[65];
-  hex(t.sha256, 32, sha);
-  sha[64] = '\0';
+  hex_lower(t.sha256, 32, sha);
   j.key("message_sha256").str(sha);
   j.key("message_size").num(t.size);
   if (t.has_subject) j.key("subject").str(t.subject.view());
