@@ -53,15 +53,6 @@ std::string random_bytes(std::mt19937_64& rng, std::size_t n) {
   return s;
 }
 
-Decoded expect(std::string out, uint64_t invalid = 0, DecodeStatus st = DecodeStatus::ok) {
-  Decoded d;
-  d.produced = out.size();
-  d.out = std::move(out);
-  d.invalid = invalid;
-  d.status = st;
-  return d;
-}
-
 }  // namespace
 
 TEST(Base64Decoder, Rfc4648Vectors) {

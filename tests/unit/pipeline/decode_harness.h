@@ -32,6 +32,16 @@ struct Decoded {
   bool operator==(const Decoded&) const = default;
 };
 
+// The result a test expects: `out`, with produced() equal to its size.
+inline Decoded expect(std::string out, uint64_t invalid = 0, DecodeStatus st = DecodeStatus::ok) {
+  Decoded d;
+  d.produced = out.size();
+  d.out = std::move(out);
+  d.invalid = invalid;
+  d.status = st;
+  return d;
+}
+
 inline const char* status_name(DecodeStatus s) {
   switch (s) {
     case DecodeStatus::ok: return "ok";

@@ -14,15 +14,6 @@ using namespace std::literals;
 
 namespace {
 
-Decoded expect(std::string out, uint64_t invalid = 0, DecodeStatus st = DecodeStatus::ok) {
-  Decoded d;
-  d.produced = out.size();
-  d.out = std::move(out);
-  d.invalid = invalid;
-  d.status = st;
-  return d;
-}
-
 // Whole, byte by byte and cut once anywhere: all must agree, on done() too.
 void check(std::string_view in, const Decoded& want, bool done) {
   UuDecoder d;
