@@ -38,10 +38,35 @@ int hexval(uint8_t c) noexcept {
   return -1;
 }
 
-// %XX decoding of an RFC 2231 extended value; a '%' not followed by two hex digits stays.
-void pct_decode(std::string_view v, uint8_t* out, std::size_t cap, std::size_t& len, bool& bad) noexcept {
+// A double quote written in a file name value that is not a quoted string: dropped.
+//
+// RFC 2045 5.1 allows '"' (a tspecial) in a parameter value only as a quoted-pair inside a quoted
+// string, so 'name=file\".zip' or 'name=file".zip' has no standard meaning (mime-is-broken
+// "nEQx", level 1 "unusual", and "nQx", level 0). What clients make of it:
+// - Outlook / Exchange: MS-OXCMAIL 2.2.3.4.1.1 says a MIME reader SHOULD sanitize the attachment
+//   file name by removing the characters not legal in it, '"' (U+0022) among them (MAY
+//   replace them by '_'): the file is file.zip;
+// - Thunderbird: reads the token raw, then DecodeParameter (nsMIMEHeaderParamImpl.cpp) strips a
+//   backslash before '"', so it shows file".zip, and saving on Windows replaces '"' (one of
+//   Gecko's FILE_ILLEGAL_CHARACTERS there) by '_': file_.zip;
+// - Windows cannot store a '"' in a file name at all; Python's email package (default policy)
+//   stops at the quote and reports "file", losing the extension.
+// No client keeps the quote in the file it writes, and the one that removes it (Outlook) yields
+// the name with the real extension: 'file.exe"' becomes file.exe, which a policy must see. The
+// backslash escape of unquoted values is kept (Thunderbird strips '\' before '"' too).
+// A '"' of a quoted string ('name="file\".zip"', RFC 822 quoted-pair) is a real character of the
+// name and stays: file".zip, as Thunderbird shows and Python reads it.
+bool drop_quotes(const ParsedField::Entry& e, bool file_name) noexcept {
+  return file_name && !e.quoted;
+}
+
+// %XX decoding of an RFC 2231 extended value; a '%' not followed by two hex digits stays. With
+// `no_quotes`, a raw '"' is dropped (an encoded %22 stays: it is no stray quote).
+void pct_decode(std::string_view v, uint8_t* out, std::size_t cap, std::size_t& len, bool& bad,
+                bool no_quotes) noexcept {
   for (std::size_t i = 0; i < v.size(); ++i) {
     uint8_t c = uint8_t(v[i]);
+    if (c == '"' && no_quotes) continue;
     if (c == '%' && i + 2 < v.size()) {
       int h = hexval(uint8_t(v[i + 1])), l = hexval(uint8_t(v[i + 2]));
       if (h >= 0 && l >= 0) { c = uint8_t(h * 16 + l); i += 2; }
@@ -120,7 +145,9 @@ void parse_field(char* f, std::size_t len, const ParamRequest& req, ParsedField&
     }
     // The value.
     std::size_t vs = w;
+    bool quoted = false;
     if (i < len && f[i] == '"') {
+      quoted = true;
       ++i;
       while (i < len && f[i] != '"') {
         if (f[i] == '\\' && i + 1 < len) ++i;
@@ -157,7 +184,7 @@ void parse_field(char* f, std::size_t len, const ParamRequest& req, ParsedField&
     std::string_view value(f + vs, w - vs);
     for (int r = 0; r < req.n; ++r) {
       if (base == req.names[r] && out.count < ParsedField::kMaxEntries) {
-        out.entries[out.count++] = {value, index, extended, uint8_t(r)};
+        out.entries[out.count++] = {value, index, extended, quoted, uint8_t(r)};
         break;
       }
     }
@@ -165,7 +192,7 @@ void parse_field(char* f, std::size_t len, const ParamRequest& req, ParsedField&
 }
 
 bool assemble_param(const ParsedField& f, uint8_t which, CharsetConverter& conv, uint8_t* scratch,
-                    std::size_t cap, Utf8Out& out, bool& bad, bool words) noexcept {
+                    std::size_t cap, Utf8Out& out, bool& bad, bool file_name) noexcept {
   const ParsedField::Entry* plain = nullptr;
   const ParsedField::Entry* ext = nullptr;
   const ParsedField::Entry* sec[ParsedField::kMaxEntries];
@@ -193,9 +220,9 @@ bool assemble_param(const ParsedField& f, uint8_t which, CharsetConverter& conv,
   if (ext) {
     std::string_view charset, rest;
     if (!split_charset(ext->value, charset, rest)) { rest = ext->value; bad = true; }
-    pct_decode(rest, scratch, cap, len, bad);
+    pct_decode(rest, scratch, cap, len, bad, drop_quotes(*ext, file_name));
     if (!charset.empty()) bad |= !conv.convert(charset, scratch, len, out);
-    else if (words) bad |= !conv.decode_words(scratch, len, out);
+    else if (file_name) bad |= !conv.decode_words(scratch, len, out);
     else out.put_bytes(scratch, len);
     return true;
   }
@@ -208,21 +235,29 @@ bool assemble_param(const ParsedField& f, uint8_t which, CharsetConverter& conv,
           std::string_view rest;
           if (split_charset(v, charset, rest)) v = rest;
         }
-        pct_decode(v, scratch, cap, len, bad);
+        pct_decode(v, scratch, cap, len, bad, drop_quotes(*sec[k], file_name));
       } else {
+        const bool no_quotes = drop_quotes(*sec[k], file_name);
         for (char c : v)
-          if (len < cap) scratch[len++] = uint8_t(c);
+          if (len < cap && !(c == '"' && no_quotes)) scratch[len++] = uint8_t(c);
       }
     }
     if (!charset.empty()) bad |= !conv.convert(charset, scratch, len, out);
-    else if (words) bad |= !conv.decode_words(scratch, len, out);
+    else if (file_name) bad |= !conv.decode_words(scratch, len, out);
     else out.put_bytes(scratch, len);
     return true;
   }
   if (plain) {
     const auto* v = reinterpret_cast<const uint8_t*>(plain->value.data());
-    if (words) bad |= !conv.decode_words(v, plain->value.size(), out);
-    else out.put_bytes(v, plain->value.size());
+    std::size_t n = plain->value.size();
+    if (drop_quotes(*plain, file_name) && plain->value.find('"') != std::string_view::npos) {
+      for (std::size_t i = 0; i < n; ++i)
+        if (v[i] != '"' && len < cap) scratch[len++] = v[i];
+      v = scratch;
+      n = len;
+    }
+    if (file_name) bad |= !conv.decode_words(v, n, out);
+    else out.put_bytes(v, n);
     return true;
   }
   return false;

@@ -6,6 +6,9 @@
 // - a value is a quoted string (backslash escapes; a missing closing quote runs to the end), a
 //   value in single quotes when they close before the next ';', or else everything up to the next
 //   ';' with trailing whitespace removed and backslash escapes applied;
+// - in a file name, a double quote of a value that is not a quoted string is dropped
+//   ('name=file\".zip' and 'name=file".zip' are file.zip; 'name="file\".zip"' stays file".zip):
+//   see assemble_param;
 // - RFC 2231: "attr*" (charset'language'%XX), "attr*N" and "attr*N*" continuations in any order;
 //   they win over a plain "attr=" (a client that knows RFC 2231 shows those);
 // - the first plain occurrence of an attribute wins.
@@ -33,6 +36,7 @@ struct ParsedField {
     std::string_view value;
     int16_t index;   // -1 plain, -2 extended without index, >= 0 continuation section
     bool extended;
+    bool quoted;     // written as a quoted string (its '"' characters are escaped ones)
     uint8_t which;
   };
   static constexpr int kMaxEntries = 96;
@@ -42,10 +46,14 @@ struct ParsedField {
 
 void parse_field(char* field, std::size_t len, const ParamRequest& req, ParsedField& out) noexcept;
 
-// Assembles parameter `which` of a parsed field into UTF-8 (RFC 2231 first, then the plain form
-// with RFC 2047 words decoded when `words`; without, raw bytes only). `scratch` holds the joined raw bytes. Returns false when nothing
-// was found; `bad` is set when a charset or encoded word did not decode.
+// Assembles parameter `which` of a parsed field into UTF-8 (RFC 2231 first, then the plain form).
+// `file_name`: the value is a file name (Content-Type name, Content-Disposition filename): RFC 2047
+// words are decoded and the '"' characters of sections that were not quoted strings are dropped
+// (a token cannot hold one, RFC 2045 5.1; Outlook/Exchange remove '"' from attachment names,
+// MS-OXCMAIL 2.2.3.4.1.1). Otherwise (a boundary, compared as bytes) the raw bytes are kept.
+// `scratch` holds the joined raw bytes. Returns false when nothing was found; `bad` is set when a
+// charset or encoded word did not decode.
 bool assemble_param(const ParsedField& f, uint8_t which, CharsetConverter& conv, uint8_t* scratch,
-                    std::size_t scratch_cap, Utf8Out& out, bool& bad, bool words) noexcept;
+                    std::size_t scratch_cap, Utf8Out& out, bool& bad, bool file_name) noexcept;
 
 }  // namespace sluice::pipeline

@@ -55,8 +55,8 @@ RATCHET = {
     # level: {"content": hide-content mails with eicar.zip found, "filename": hide-filename mails with file.zip}
     3: {"content": 0, "filename": 2},
     2: {"content": 4, "filename": 5},
-    1: {"content": 29, "filename": 20},
-    0: {"content": 100, "filename": 40},
+    1: {"content": 29, "filename": 22},
+    0: {"content": 100, "filename": 41},
 }
 
 E = hashlib.sha256(b"").hexdigest()

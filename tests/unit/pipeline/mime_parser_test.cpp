@@ -413,6 +413,32 @@ TEST(MimeParser, NameParameterIsTheFallback) {
   EXPECT_EQ(r.parts[0].name, "b.txt");
 }
 
+TEST(MimeParser, QuoteInAnUnquotedFileNameIsDropped) {
+  // mime-is-broken "nEQx" / "nQx": a '"' cannot be part of a token (RFC 2045 5.1); Outlook removes
+  // it from attachment names (MS-OXCMAIL 2.2.3.4.1.1), so the file is file.zip (header_fields.cpp).
+  Recorder r = run_all_ways(one_attachment("Content-Type: application/octet-stream; name=file\\\".zip"));
+  EXPECT_EQ(r.parts[0].name, "file.zip");
+  r = run_all_ways(one_attachment("Content-Type: application/octet-stream\n"
+                                  "Content-Disposition: attachment; filename=file\\\".zip"));
+  EXPECT_EQ(r.parts[0].name, "file.zip");
+  r = run_all_ways(one_attachment("Content-Type: application/octet-stream; name=file.exe\""));
+  EXPECT_EQ(r.parts[0].name, "file.exe");  // the real extension, as Outlook saves it
+  r = run_all_ways(one_attachment("Content-Type: application/octet-stream; name*0=fi\"le.; name*1*=z%69p\""));
+  EXPECT_EQ(r.parts[0].name, "file.zip");
+  // A quoted-pair inside a quoted string is a real '"' of the name (RFC 822), and so is an
+  // RFC 2231 %22: both stay.
+  r = run_all_ways(one_attachment("Content-Type: application/octet-stream; name=\"file\\\".zip\""));
+  EXPECT_EQ(r.parts[0].name, "file\".zip");
+  r = run_all_ways(one_attachment("Content-Type: application/octet-stream; name*=utf-8''file%22.zip"));
+  EXPECT_EQ(r.parts[0].name, "file\".zip");
+  // Not in a boundary: it is compared as written with the delimiter lines.
+  Recorder b = run_all_ways(crlf("Content-Type: multipart/mixed; boundary=a\"b\n\n--a\"b\n"
+                                 "Content-Type: application/octet-stream\n\nx\n--a\"b--\n"));
+  ASSERT_EQ(b.parts.size(), 1u);
+  EXPECT_EQ(b.parts[0].type, "application/octet-stream");
+  EXPECT_FALSE(b.has(MimeAnomaly::missing_close_delimiter));
+}
+
 TEST(MimeParser, MissingFinalBoundaryEndsAtTheEnd) {
   std::string msg = crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n--B\n"
                          "Content-Type: application/octet-stream\n\nabc\n--B\n"
