@@ -167,6 +167,9 @@ const std::vector<Param<Loading>>& params() {
   // The MIME parser's limits carry their defaults in pipeline/mime_parser.h (its tools and tests
   // use them too); the declarations below read them from there rather than repeat them.
   static const pipeline::MimeLimits kMime{};
+  static const pipeline::WorkerLimits kWorker{};
+  static const pipeline::HandoffLimits kHandoff{};
+  static const pipeline::ArchiveLimits kArchive{};
   using dataplane::Hugepages;
   using dataplane::Mode;
   static const std::vector<Param<Loading>> params = {
@@ -222,8 +225,8 @@ const std::vector<Param<Loading>>& params() {
                             "queue k of every port and transmits on its own TX queue k. Each lcore id runs on CPU "
                             "(id modulo the CPUs available); use `eal.args: [--lcores, ...]` for another map.",
                             [](Loading& l, std::vector<unsigned> v) { l.config.dataplane.lcores.rx = std::move(v); }),
-      integer_list<Loading>("lcores.workers", 0, 127, "[]", "Worker lcores (attachment decoding, hashing, archives: "
-                            "issue 5). Reserved in the EAL map; idle until then.",
+      integer_list<Loading>("lcores.workers", 0, 127, "[]", "Worker lcores: SHA-256, file typing and archives of "
+                            "attachments (DESIGN.md section 3). Empty: each RX lcore does that work itself.",
                             [](Loading& l, std::vector<unsigned> v) { l.config.dataplane.lcores.workers = std::move(v); }),
       integer<Loading>("dataplane.burst", 1, 256, "32", "Frames per rx_burst/tx_burst call.",
                        [](Loading& l, long long v) { l.config.dataplane.burst = static_cast<unsigned>(v); }),
@@ -307,23 +310,83 @@ const std::vector<Param<Loading>>& params() {
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_fragment_sets = static_cast<uint32_t>(v); }),
       integer<Loading>("mime.max_depth", 1, 256, std::to_string(kMime.max_depth), "Multipart and message/rfc822 nesting followed in a message; "
                        "deeper bodies are read as one part (anomaly `depth_exceeded`).",
-                       [](Loading& l, long long v) { l.config.dataplane.inspector.mime.max_depth = static_cast<uint32_t>(v); }),
+                       [](Loading& l, long long v) { l.config.dataplane.mime.max_depth = static_cast<uint32_t>(v); }),
       integer<Loading>("mime.max_parts", 1, 1000000, std::to_string(kMime.max_parts), "Leaf parts reported per message; beyond, the rest of "
                        "the message is not inspected (anomaly `too_many_parts`).",
-                       [](Loading& l, long long v) { l.config.dataplane.inspector.mime.max_parts = static_cast<uint32_t>(v); }),
+                       [](Loading& l, long long v) { l.config.dataplane.mime.max_parts = static_cast<uint32_t>(v); }),
       integer<Loading>("mime.max_field_kb", 1, 1024, std::to_string(kMime.max_field_bytes / 1024), "One unfolded header field (RFC 2231 file names can be "
                        "long); beyond, the field is truncated (anomaly `header_too_long`).",
-                       [](Loading& l, long long v) { l.config.dataplane.inspector.mime.max_field_bytes = static_cast<uint32_t>(v * 1024); }),
+                       [](Loading& l, long long v) { l.config.dataplane.mime.max_field_bytes = static_cast<uint32_t>(v * 1024); }),
       boolean<Loading>("mime.parse_rfc822", kMime.parse_rfc822 ? "true" : "false", "Descend into attached messages (message/rfc822) and report their "
                        "attachments; false: an attached message is one file.",
-                       [](Loading& l, bool v) { l.config.dataplane.inspector.mime.parse_rfc822 = v; }),
+                       [](Loading& l, bool v) { l.config.dataplane.mime.parse_rfc822 = v; }),
       boolean<Loading>("mime.uuencode", kMime.uuencode ? "true" : "false", "Report uuencoded blocks (`begin 644 name`) inside text bodies as "
                        "attachments.",
-                       [](Loading& l, bool v) { l.config.dataplane.inspector.mime.uuencode = v; }),
-      integer<Loading>("mime.max_file_records", 1, 4096, std::to_string(pipeline::InspectorLimits{}.max_file_records), "`file` events held per message until the message's "
-                       "SHA-256 is known (at its end); beyond, the oldest is written at once without "
-                       "`message_sha256`.",
-                       [](Loading& l, long long v) { l.config.dataplane.inspector.max_file_records = static_cast<uint32_t>(v); }),
+                       [](Loading& l, bool v) { l.config.dataplane.mime.uuencode = v; }),
+      integer<Loading>("workers.chunk_pool", 1023, 4194303, "8191", "Attachment chunks (4 KiB each) per RX lcore, "
+                       "in flight to the worker lcores (best 2^n - 1). When none is free, see `workers.overload_wait_us`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.chunk_pool = static_cast<unsigned>(v); }),
+      integer<Loading>("workers.chunk_ring_size", 64, 1048576, "1024", "Chunks queued from one RX lcore to one worker "
+                       "lcore (power of two). When full, see `workers.overload_wait_us`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.chunk_ring_size = static_cast<unsigned>(v); }),
+      integer<Loading>("workers.result_pool", 1023, 4194303, "4095", "Result records per worker lcore (one per "
+                       "attachment and per archive member, about 1.3 KiB each). When none is free, the worker waits "
+                       "for its RX lcores to take results in.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.result_pool = static_cast<unsigned>(v); }),
+      integer<Loading>("workers.result_ring_size", 64, 1048576, "1024", "Results queued from one worker to one RX lcore "
+                       "(power of two). When full, the worker waits.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.result_ring_size = static_cast<unsigned>(v); }),
+      integer<Loading>("workers.overload_wait_us", 0, 1000000, "1000", "Back-pressure: when no chunk is free or a "
+                       "worker's ring stays full, the RX lcore keeps retrying (taking results in) this long; then the "
+                       "attachment is reported unscannable `overload`, without SHA-256, and counted. 0: at once. The "
+                       "RX lcore does not read packets while it waits.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.handoff.wait_us = static_cast<uint32_t>(v); }),
+      integer<Loading>("workers.max_pending_messages", 1, 1048576, std::to_string(kHandoff.max_messages), "Messages per "
+                       "RX lcore whose `file` events wait for worker results. Beyond, a new message's attachments are "
+                       "reported at once, unscannable `overload` (no size, no hash).",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.handoff.max_messages = static_cast<uint32_t>(v); }),
+      integer<Loading>("workers.max_pending_files", 1, 16777215, std::to_string(kHandoff.max_files), "Attachments per RX "
+                       "lcore waiting for worker results (about 2.5 KiB each). Beyond, as `max_pending_messages`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.handoff.max_files = static_cast<uint32_t>(v); }),
+      integer<Loading>("workers.max_pending_members", 0, 16777216, std::to_string(kHandoff.max_members), "Archive member "
+                       "results per RX lcore held until their message is written (about 1.3 KiB each). Beyond, a "
+                       "member's event is written at once, without `message_sha256`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.handoff.max_members = static_cast<uint32_t>(v); }),
+      integer<Loading>("workers.max_in_flight", 1, 1048576, std::to_string(kWorker.max_in_flight), "Attachments open at "
+                       "once on one worker (64 KiB of typing state each). Beyond, a new attachment is unscannable "
+                       "`overload`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.limits.max_in_flight = static_cast<uint32_t>(v); }),
+      integer<Loading>("workers.type_head_kb", 33, 1024, std::to_string(kWorker.type_head_bytes / 1024), "Bytes at the "
+                       "start of a file that typing keeps (ISO 9660 is recognised at 32 KiB + 6).",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.limits.type_head_bytes = static_cast<uint32_t>(v * 1024); }),
+      integer<Loading>("archives.max_buffer_mb", 1, 65536, std::to_string(kWorker.max_archive_bytes >> 20), "An archive "
+                       "attachment is buffered whole (on its worker) up to this; a larger one is hashed and typed but "
+                       "not unpacked: unscannable `limit_exceeded`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.limits.max_archive_bytes = static_cast<uint64_t>(v) << 20; }),
+      integer<Loading>("archives.buffer_total_mb", 1, 1048576, std::to_string(kWorker.max_buffered_bytes >> 20), "All "
+                       "archive buffers of one worker together; an archive that does not fit is `limit_exceeded`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.limits.max_buffered_bytes = static_cast<uint64_t>(v) << 20; }),
+      integer<Loading>("archives.max_depth", 1, 64, std::to_string(kArchive.max_depth), "Archive nesting unpacked "
+                       "(members of the attachment are depth 1); deeper archives are reported as files, not unpacked: "
+                       "unscannable `limit_exceeded`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_depth = static_cast<uint32_t>(v); }),
+      integer<Loading>("archives.max_members", 1, 10000000, std::to_string(kArchive.max_members), "Members of one "
+                       "attachment's whole archive tree; the rest are not read: unscannable `limit_exceeded`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_members = static_cast<uint32_t>(v); }),
+      integer<Loading>("archives.max_member_mb", 1, 65536, std::to_string(kArchive.max_member_bytes >> 20), "Expanded "
+                       "size of one member; bytes beyond are not read (the member is hashed as cut, "
+                       "`limit_exceeded`).",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_member_bytes = static_cast<uint64_t>(v) << 20; }),
+      integer<Loading>("archives.max_total_mb", 1, 1048576, std::to_string(kArchive.max_total_bytes >> 20), "Expanded "
+                       "bytes of one attachment's whole tree; extraction stops there: `limit_exceeded`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_total_bytes = static_cast<uint64_t>(v) << 20; }),
+      integer<Loading>("archives.max_ratio", 1, 1000000, std::to_string(kArchive.max_ratio), "Expanded bytes over the "
+                       "archive's size (zip bombs); extraction stops there: `limit_exceeded`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_ratio = static_cast<uint32_t>(v); }),
+      integer<Loading>("archives.max_ms", 1, 3600000, std::to_string(kArchive.max_millis), "Wall time to unpack one "
+                       "attachment's tree (the worker does nothing else meanwhile); extraction stops there: "
+                       "`limit_exceeded`.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_millis = static_cast<uint32_t>(v); }),
       integer<Loading>("reassembly.fragment_timeout_s", 1, 600, "30", "An incomplete fragmented datagram is dropped "
                        "after this long (RFC 791 suggests 15 s to 2 min).",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.fragment_timeout_s = static_cast<uint32_t>(v); }),
@@ -450,6 +513,9 @@ void finish(Loading& l) {
     if (!used.insert(id).second) fail("lcores.rx", "lcore " + std::to_string(id) + " is listed twice or is the main lcore");
   for (unsigned id : d.lcores.workers)
     if (!used.insert(id).second) fail("lcores.workers", "lcore " + std::to_string(id) + " is already the main lcore, an RX lcore or listed twice");
+  for (auto [key, v] : {std::pair{"workers.chunk_ring_size", d.workers.chunk_ring_size},
+                        std::pair{"workers.result_ring_size", d.workers.result_ring_size}})
+    if (v & (v - 1)) fail(key, "expected a power of two, got " + std::to_string(v));
   if (d.dispatch_ring_size & (d.dispatch_ring_size - 1)) fail("dataplane.dispatch_ring_size", "expected a power of two, got " + std::to_string(d.dispatch_ring_size));
 
   // Every RX descriptor holds an mbuf, every lcore may cache some and hold a burst.

@@ -68,6 +68,25 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                      {"tx_errors", p.tx_errors}, {"rx_nombuf", p.rx_nombuf},
                      {"symmetric_rss", p.symmetric_rss}, {"software_dispatch", p.software_dispatch}});
   for (const auto& l : s.lcores) {
+    const auto& w = l.worker;
+    Json worker = {{"chunks", w.chunks}, {"bytes", w.bytes}, {"attachments", w.attachments},
+                   {"archives", w.archives}, {"members", w.members}, {"in_flight_full", w.in_flight_full},
+                   {"stray_chunks", w.stray_chunks}, {"results_dropped", l.results_dropped}};
+    Json unscannable = Json::object();
+    for (unsigned u = 1; u < std::size(w.unscannable); ++u) {
+      const auto name = pipeline::unscannable_name(static_cast<pipeline::Unscannable>(u));
+      if (!name.empty()) unscannable[std::string(name)] = w.unscannable[u];
+    }
+    worker["unscannable"] = unscannable;
+    if (l.role == "worker") {
+      lcores.push_back({{"lcore", l.lcore}, {"role", l.role}, {"worker", worker}});
+      continue;
+    }
+    const auto& h = l.handoff;
+    Json handoff = {{"files", h.files}, {"chunks", h.chunks}, {"bytes", h.bytes}, {"results", h.results},
+                    {"overload", h.overload}, {"no_chunk", h.no_chunk}, {"ring_full", h.ring_full},
+                    {"records_full", h.records_full}, {"members_unheld", h.members_unheld},
+                    {"stale_results", h.stale_results}};
     const auto& r = l.reassembly;
     lcores.push_back({{"lcore", l.lcore}, {"role", l.role},
                       {"rx_packets", l.rx_packets}, {"rx_bytes", l.rx_bytes},
@@ -81,7 +100,10 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                       {"overlap_conflicts", r.overlap_conflicts}, {"gaps", r.gaps},
                                       {"memcap_flushes", r.memcap_flushes}, {"fragments", r.fragments},
                                       {"fragments_reassembled", r.fragments_reassembled},
-                                      {"fragments_dropped", r.fragments_dropped}}}});
+                                      {"fragments_dropped", r.fragments_dropped}}},
+                      {"handoff", handoff}});
+    // Without worker lcores the RX lcore does the workers' job itself.
+    if (l.runs_worker) lcores.back()["worker"] = worker;
   }
   return {{"ports", ports}, {"lcores", lcores}};
 }

@@ -14,7 +14,9 @@
 
 #include "dataplane/eal.h"
 #include "dataplane/lcore_context.h"
+#include "dataplane/worker_rings.h"
 #include "hw/rss_key.h"
+#include "pipeline/message_inspector.h"
 
 namespace sluice::dataplane {
 
@@ -22,6 +24,11 @@ struct Dataplane::Impl {
   Config config;
   PortTable table{};
   RxLcoreContext* lcores = nullptr;  // n_rx_lcores contexts, cache-aligned array
+  WorkerTable workers{};
+  WorkerLcoreContext* worker_lcores = nullptr;  // workers.n_workers contexts
+  std::vector<std::unique_ptr<pipeline::AttachmentWorker>> attachment_workers;
+  std::vector<std::unique_ptr<pipeline::ChunkChannel>> channels;  // per RX lcore
+  std::vector<std::unique_ptr<pipeline::AttachmentHandoff>> handoffs;  // per RX lcore
   std::unique_ptr<pipeline::MessageInspectorFactory> inspectors;  // shared by the lcores' reassemblers
   std::vector<std::unique_ptr<reassembly::Reassembler>> reassemblers;
   std::vector<std::unique_ptr<EventRing>> rings;
@@ -43,11 +50,24 @@ struct Dataplane::Impl {
         rte_eth_dev_close(table.port_id[i]);
       }
     for (unsigned i = 0; i < table.n_rx_lcores; ++i) rte_ring_free(table.inbound[i]);
+    handoffs.clear();  // gives partial chunks back to their pools
+    channels.clear();
+    for (unsigned i = 0; i < kMaxRxForWorkers; ++i)
+      for (unsigned j = 0; j < kMaxWorkers; ++j) {
+        rte_ring_free(workers.chunk_ring[i][j]);
+        rte_ring_free(workers.result_ring[j][i]);
+      }
+    for (auto* p : workers.chunks) rte_mempool_free(p);
+    for (auto* p : workers.results) rte_mempool_free(p);
+    if (worker_lcores)
+      for (unsigned j = 0; j < workers.n_workers; ++j) worker_lcores[j].~WorkerLcoreContext();
+    rte_free(worker_lcores);
     rte_free(lcores);
     rte_mempool_free(table.pool);
   }
 
   bool setup_port(unsigned idx, std::string& error);
+  bool setup_workers(std::string& error);
   bool start(std::string& error);
 };
 
@@ -138,6 +158,66 @@ bool Dataplane::Impl::setup_port(unsigned idx, std::string& error) {
   return true;
 }
 
+// Pools and rings between RX lcores and worker lcores (worker_rings.h), and the workers' state.
+bool Dataplane::Impl::setup_workers(std::string& error) {
+  const Config& c = config;
+  const unsigned n_workers = static_cast<unsigned>(c.lcores.workers.size());
+  workers.n_rx = table.n_rx_lcores;
+  workers.n_workers = n_workers;
+  for (unsigned i = 0; i < table.n_rx_lcores; ++i) workers.rx_exited[i] = &lcores[i].exited;
+  if (n_workers == 0) return true;
+  if (n_workers > kMaxWorkers) {
+    error = "lcores.workers: at most " + std::to_string(kMaxWorkers) + " worker lcores";
+    return false;
+  }
+  const int socket = static_cast<int>(rte_socket_id());
+  auto fail = [&](const std::string& key, const std::string& what) {
+    error = key + ": cannot create " + what + ": " + rte_strerror(rte_errno) + " (lower it or raise eal.memory_mb)";
+    return false;
+  };
+  for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
+    const std::string name = "sluice_chunks_" + std::to_string(i);
+    workers.chunks[i] = rte_mempool_create(name.c_str(), c.workers.chunk_pool, sizeof(pipeline::WorkChunk),
+                                           std::min(64u, c.workers.chunk_pool / 8), 0, nullptr, nullptr, nullptr,
+                                           nullptr, socket, 0);
+    if (!workers.chunks[i]) return fail("workers.chunk_pool", "a pool of " + std::to_string(c.workers.chunk_pool) + " chunks");
+    for (unsigned j = 0; j < n_workers; ++j) {
+      const std::string rn = "sluice_chunk_" + std::to_string(i) + "_" + std::to_string(j);
+      workers.chunk_ring[i][j] = rte_ring_create(rn.c_str(), c.workers.chunk_ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+      if (!workers.chunk_ring[i][j]) return fail("workers.chunk_ring_size", "ring " + rn);
+    }
+  }
+  worker_lcores = static_cast<WorkerLcoreContext*>(
+      rte_zmalloc("sluice_workers", sizeof(WorkerLcoreContext) * n_workers, RTE_CACHE_LINE_SIZE));
+  if (!worker_lcores) {
+    error = "cannot allocate worker lcore contexts";
+    return false;
+  }
+  for (unsigned j = 0; j < n_workers; ++j) {
+    WorkerLcoreContext& w = *new (&worker_lcores[j]) WorkerLcoreContext;
+    const std::string name = "sluice_results_" + std::to_string(j);
+    workers.results[j] = rte_mempool_create(name.c_str(), c.workers.result_pool, sizeof(pipeline::WorkResult),
+                                            std::min(64u, c.workers.result_pool / 8), 0, nullptr, nullptr, nullptr,
+                                            nullptr, socket, 0);
+    if (!workers.results[j]) return fail("workers.result_pool", "a pool of " + std::to_string(c.workers.result_pool) + " results");
+    for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
+      const std::string rn = "sluice_result_" + std::to_string(j) + "_" + std::to_string(i);
+      workers.result_ring[j][i] = rte_ring_create(rn.c_str(), c.workers.result_ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+      if (!workers.result_ring[j][i]) return fail("workers.result_ring_size", "ring " + rn);
+    }
+    attachment_workers.push_back(std::make_unique<pipeline::AttachmentWorker>(c.workers.limits));
+    w.lcore_id = c.lcores.workers[j];
+    w.index = j;
+    w.table = &workers;
+    w.worker = attachment_workers.back().get();
+    if (!rte_lcore_is_enabled(w.lcore_id)) {
+      error = "lcores.workers: lcore " + std::to_string(w.lcore_id) + " is not enabled in the EAL";
+      return false;
+    }
+  }
+  return true;
+}
+
 bool Dataplane::Impl::start(std::string& error) {
   const Config& c = config;
   table.n_ports = static_cast<unsigned>(c.ports.size());
@@ -198,26 +278,52 @@ bool Dataplane::Impl::start(std::string& error) {
   table.timestamp_flag = flag_bit >= 0 ? (uint64_t{1} << flag_bit) : 0;
   if (flag_bit < 0) table.timestamp_offset = -1;
 
-  // Reassembly and its event ring, per RX lcore; allocated here, never on the lcore.
-  inspectors = std::make_unique<pipeline::MessageInspectorFactory>(c.inspector);
+  if (!setup_workers(error)) return false;
+  // Per RX lcore: its event ring, its attachment hand-off (to the worker lcores, or to a worker
+  // running on the RX lcore itself), its reassembly stage. Allocated here, never on the lcore.
+  std::vector<pipeline::AttachmentHandoff*> handoff_of;
+  for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
+    rings.push_back(std::make_unique<EventRing>(c.event_ring_bytes));
+    outputs.push_back(std::make_unique<RingEventOutput>(rings.back().get()));
+    if (workers.n_workers) {
+      channels.push_back(std::make_unique<RingChannel>(workers, i));
+      handoffs.push_back(std::make_unique<pipeline::AttachmentHandoff>(c.workers.handoff, *channels.back(), *outputs.back(), i));
+    } else {
+      auto local = std::make_unique<pipeline::LocalChannel>(c.workers.limits);
+      handoffs.push_back(std::make_unique<pipeline::AttachmentHandoff>(c.workers.handoff, *local, *outputs.back(), i));
+      local->set_handler(handoffs.back().get());
+      channels.push_back(std::move(local));
+    }
+    handoff_of.push_back(handoffs.back().get());
+  }
+  inspectors = std::make_unique<pipeline::MessageInspectorFactory>(c.mime, handoff_of);
   config.reassembly.observers = inspectors.get();
   for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
     RxLcoreContext& lc = lcores[i];
-    rings.push_back(std::make_unique<EventRing>(c.event_ring_bytes));
-    outputs.push_back(std::make_unique<RingEventOutput>(rings.back().get()));
-    reassemblers.push_back(std::make_unique<reassembly::Reassembler>(config.reassembly, *outputs.back(), i));
+    lc.handoff = handoffs[i].get();
+    reassemblers.push_back(std::make_unique<reassembly::Reassembler>(config.reassembly, *outputs[i], i));
     scratch.push_back(std::make_unique<uint8_t[]>(kScratchBytes));
-    lc.event_ring = rings.back().get();
-    lc.events = outputs.back().get();
+    lc.event_ring = rings[i].get();
+    lc.events = outputs[i].get();
     lc.reasm = reassemblers.back().get();
     lc.scratch = scratch.back().get();
     lc.abort_flush = &abort_flush;
   }
 
+  // Workers first: they wait for chunks; they end once every RX lcore has exited.
+  for (unsigned j = 0; j < workers.n_workers; ++j) {
+    if (int rc = rte_eal_remote_launch(worker_lcore_main, &worker_lcores[j], worker_lcores[j].lcore_id); rc != 0) {
+      error = "cannot launch worker lcore " + std::to_string(worker_lcores[j].lcore_id) + ": " + rte_strerror(-rc);
+      for (unsigned i = 0; i < table.n_rx_lcores; ++i) lcores[i].exited.store(true);
+      rte_eal_mp_wait_lcore();
+      return false;
+    }
+  }
   for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
     if (int rc = rte_eal_remote_launch(rx_lcore_main, &lcores[i], lcores[i].lcore_id); rc != 0) {
       error = "cannot launch RX lcore " + std::to_string(lcores[i].lcore_id) + ": " + rte_strerror(-rc);
       quit.store(true);
+      for (unsigned k = i; k < table.n_rx_lcores; ++k) lcores[k].exited.store(true);
       rte_eal_mp_wait_lcore();
       return false;
     }
@@ -311,6 +417,19 @@ StatsSnapshot Dataplane::stats() const {
     ls.events = d.lcores[l].events->emitted;
     ls.events_dropped = d.lcores[l].events->dropped;
     ls.reassembly = d.lcores[l].reasm->stats();
+    ls.handoff = d.handoffs[l]->stats();
+    ls.runs_worker = d.workers.n_workers == 0;
+    if (ls.runs_worker)  // the worker runs on this lcore
+      ls.worker = static_cast<const pipeline::LocalChannel&>(*d.channels[l]).worker().stats();
+    s.lcores.push_back(ls);
+  }
+  for (unsigned j = 0; j < d.workers.n_workers; ++j) {
+    LcoreStats ls;
+    ls.lcore = d.worker_lcores[j].lcore_id;
+    ls.role = "worker";
+    ls.runs_worker = true;
+    ls.worker = d.worker_lcores[j].worker->stats();
+    ls.results_dropped = d.worker_lcores[j].counters.results_dropped;
     s.lcores.push_back(ls);
   }
   return s;

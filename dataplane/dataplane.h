@@ -27,13 +27,17 @@ struct PortStats {
 
 struct LcoreStats {
   unsigned lcore = 0;
-  std::string role;  // "rx"
+  std::string role;  // "rx" or "worker"
   uint64_t rx_packets = 0, rx_bytes = 0;
   uint64_t tx_packets = 0, tx_bytes = 0;
   uint64_t dropped = 0;
   uint64_t dispatched_out = 0;  // frames handed to the lcore that owns their flow
   uint64_t events = 0, events_dropped = 0;  // event ring: written, lost because it was full
   reassembly::ReassemblyStats reassembly{};
+  pipeline::HandoffStats handoff{};  // rx: attachments to workers, results back
+  pipeline::WorkerStats worker{};    // worker (or rx without worker lcores): hashing, typing, archives
+  uint64_t results_dropped = 0;      // worker: results for an RX lcore that had exited
+  bool runs_worker = false;          // hashing, typing and archives happen on this lcore
 };
 
 struct StatsSnapshot {

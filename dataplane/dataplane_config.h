@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "reassembly/packet_decode.h"
-#include "pipeline/message_inspector.h"
+#include "pipeline/attachment_handoff.h"
+#include "pipeline/mime_parser.h"
 #include "reassembly/reassembler.h"
 
 namespace sluice::dataplane {
@@ -39,6 +40,17 @@ struct LcoreConfig {
   std::vector<unsigned> workers;
 };
 
+// RX lcores hand attachments to worker lcores (DESIGN.md section 3); without worker lcores, each RX
+// lcore runs the worker's code itself.
+struct WorkerConfig {
+  unsigned chunk_pool;        // 4 KiB chunks per RX lcore
+  unsigned chunk_ring_size;   // per RX lcore -> worker ring (power of two)
+  unsigned result_pool;       // result records per worker
+  unsigned result_ring_size;  // per worker -> RX lcore ring (power of two)
+  pipeline::WorkerLimits limits;    // per worker: in flight, typing head, archives
+  pipeline::HandoffLimits handoff;  // per RX lcore: records waiting for results, back-pressure
+};
+
 struct Config {
   Mode mode;
   EalConfig eal;
@@ -52,7 +64,8 @@ struct Config {
   unsigned dispatch_ring_size;
   reassembly::FlowHashMode flow_hash;
   reassembly::ReassemblyConfig reassembly;  // `observers` is set by the data plane
-  pipeline::InspectorLimits inspector;      // MIME parsing and attachments of every message
+  pipeline::MimeLimits mime;                // MIME parsing of every message (on the RX lcores)
+  WorkerConfig workers;
   std::size_t event_ring_bytes;  // per RX lcore
 };
 

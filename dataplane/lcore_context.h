@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "dataplane/event_ring.h"
+#include "pipeline/attachment_handoff.h"
 #include "reassembly/packet_decode.h"
 #include "reassembly/reassembler.h"
 
@@ -82,6 +83,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) RxLcoreContext {
   std::atomic<bool> finished;  // replay: input exhausted and everything sent
   std::atomic<bool> exited;    // the loop returned
   reassembly::Reassembler* reasm;
+  pipeline::AttachmentHandoff* handoff;  // attachments to workers, results back
   RingEventOutput* events;
   EventRing* event_ring;
   int64_t now_us;              // time of the last frame (packet time in replay)

@@ -83,6 +83,8 @@ void flush(RxLcoreContext& ctx) noexcept {
   if (!ctx.reasm) return;
   ctx.events->set_flushing(true, ctx.abort_flush);
   ctx.reasm->flush_all(ctx.table->replay ? ctx.now_us : wall_clock_us());
+  // Every message's attachments are with the workers now: wait for their results.
+  if (ctx.handoff) ctx.handoff->drain(*ctx.abort_flush);
   ctx.events->set_flushing(false, nullptr);
 }
 
@@ -174,6 +176,8 @@ int rx_lcore_main(void* arg) {
       if (n) process_inbound(ctx, pkts, n);
       any_input_left |= n != 0;
     }
+    // Chunks staged in this iteration go to the workers; their results come back.
+    if (ctx.handoff) ctx.handoff->poll();
     // About once a second: expire idle and closed flows (packet time in replay).
     if (ctx.reasm && (t.replay ? ctx.now_us - ctx.last_expire_us >= 1000000 : rte_rdtsc() - last_tick > tsc_hz)) {
       last_tick = rte_rdtsc();

@@ -52,6 +52,7 @@ Cause cause_of(Unscannable r) noexcept {
     case Unscannable::extraction_failed: return Cause::failed;
     case Unscannable::limit_exceeded: return Cause::cut;
     case Unscannable::encrypted: return Cause::encrypted;
+    case Unscannable::overload: return Cause::failed;  // not produced by the explorer
   }
   return Cause::none;
 }
@@ -62,6 +63,7 @@ int severity(Unscannable r) noexcept {
     case Unscannable::extraction_failed: return 1;
     case Unscannable::limit_exceeded: return 2;
     case Unscannable::encrypted: return 3;
+    case Unscannable::overload: return 1;  // not produced by the explorer
   }
   return 0;
 }
@@ -191,6 +193,7 @@ std::string_view unscannable_name(Unscannable reason) noexcept {
     case Unscannable::encrypted: return "encrypted";
     case Unscannable::extraction_failed: return "extraction_failed";
     case Unscannable::limit_exceeded: return "limit_exceeded";
+    case Unscannable::overload: return "overload";
   }
   return "";
 }

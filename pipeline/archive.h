@@ -44,7 +44,9 @@ struct ArchiveLimits {
 // encrypted (nothing inside can ever be scanned, and password-protected archives are a classic way
 // to carry malware past a gateway), limit_exceeded (a bomb or a tree too large: an unknown part was
 // never read), extraction_failed (corrupt or unsupported data: often a benign truncation).
-enum class Unscannable : uint8_t { none, encrypted, extraction_failed, limit_exceeded };
+// `overload` is never produced here: the attachment hand-off uses it for a file that back-pressure
+// or a full record pool kept from being scanned (pipeline/attachment_handoff.h).
+enum class Unscannable : uint8_t { none, encrypted, extraction_failed, limit_exceeded, overload };
 std::string_view unscannable_name(Unscannable reason) noexcept;  // "" for none
 
 struct ArchiveMember {

@@ -1,32 +1,29 @@
 // The attachment pipeline's view of one SMTP session slot: it receives each message's content from
-// the reassembler (reassembly::MessageObserver), parses its MIME structure as it streams by,
-// hashes every attachment (SHA-256) and writes one `file` event per attachment when the message
-// ends, with the message's SHA-256, its transaction and the part's MIME path.
-//
-// Runs on the RX lcore today (decoding and hashing where the parts are framed); the worker issue
-// moves decoding and hashing to worker lcores behind the same events.
+// the reassembler (reassembly::MessageObserver), parses its MIME structure as it streams by
+// (decoding on the RX lcore, in the same pass that frames the parts) and hands every attachment's
+// decoded bytes to the RX lcore's AttachmentHandoff, which sends them to a worker for SHA-256,
+// typing and archives, and writes the `file` events once the message and its results are complete.
 #pragma once
 
 #include <memory>
+#include <vector>
 
+#include "pipeline/attachment_handoff.h"
 #include "pipeline/mime_parser.h"
 #include "reassembly/message_observer.h"
 
 namespace sluice::pipeline {
 
-struct InspectorLimits {
-  MimeLimits mime;
-  uint32_t max_file_records = 32;  // file events held per message until its SHA-256 is known;
-                                   // beyond, the oldest is written at once without message_sha256
-};
-
 class MessageInspectorFactory final : public reassembly::MessageObserverFactory {
  public:
-  explicit MessageInspectorFactory(const InspectorLimits& limits) : limits_(limits) {}
-  std::unique_ptr<reassembly::MessageObserver> make(reassembly::EventOutput& out) override;
+  // `handoffs[i]`: the hand-off of RX lcore i (owned by the caller, outliving the factory's products).
+  MessageInspectorFactory(const MimeLimits& limits, std::vector<AttachmentHandoff*> handoffs)
+      : limits_(limits), handoffs_(std::move(handoffs)) {}
+  std::unique_ptr<reassembly::MessageObserver> make(reassembly::EventOutput& out, unsigned lcore) override;
 
  private:
-  InspectorLimits limits_;
+  MimeLimits limits_;
+  std::vector<AttachmentHandoff*> handoffs_;
 };
 
 }  // namespace sluice::pipeline

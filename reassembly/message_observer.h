@@ -44,7 +44,8 @@ class MessageObserverFactory {
  public:
   virtual ~MessageObserverFactory() = default;
   // Start-up only (or on an lcore the first time a session slot is used, once per slot).
-  virtual std::unique_ptr<MessageObserver> make(EventOutput& out) = 0;
+  // `lcore`: the index of the RX lcore (its Reassembler's lcore_index) the observer will run on.
+  virtual std::unique_ptr<MessageObserver> make(EventOutput& out, unsigned lcore) = 0;
 };
 
 }  // namespace sluice::reassembly

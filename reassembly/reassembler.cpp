@@ -111,6 +111,7 @@ struct Reassembler::Impl {
   ~Impl();
 
   ReassemblyConfig config;
+  uint32_t lcore_index;
   EventOutput& out;
   uint64_t next_flow_id;
   FlowTable flows;
@@ -325,6 +326,7 @@ struct SmtpFlow final : SmtpCallbacks {
 Reassembler::Impl::Impl(const ReassemblyConfig& c, EventOutput& o, uint32_t lcore)
     : config(c),
       out(o),
+      lcore_index(lcore),
       next_flow_id(static_cast<uint64_t>(lcore) << 48),
       flows(c.max_flows),
       pool(std::max<std::size_t>(16, std::size_t{c.memcap_mb} * 1024 * 1024 / sizeof(SegmentPool::Block))),
@@ -345,7 +347,7 @@ SmtpFlow* Reassembler::Impl::take_session() noexcept {
   SmtpFlow* s = new (&session_slots[sessions_built]) SmtpFlow;
   s->sha = digests[sessions_built++];
   // Once per slot in the process's life, not per packet: the pipeline's per-session state.
-  if (config.observers) s->observer = config.observers->make(out);
+  if (config.observers) s->observer = config.observers->make(out, lcore_index);
   for (auto& st : s->stream) st.init(&config.stream, &pool);
   return s;
 }

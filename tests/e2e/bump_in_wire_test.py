@@ -159,6 +159,13 @@ events: {{path: {cls.events}}}
             self.assertEqual(m["message_size"], len(stored[m["message_sha256"]]))
             self.assertEqual((m["server_reply"], m["status"]), (250, "complete"))
             self.assertIn(m["subject"], ("report", "three"))
+        # Every attachment is a file event with the SHA-256 of its bytes (computed by a worker).
+        files = {(e["file"]["filename"], e["file"].get("sha256")) for e in events if e["event_type"] == "file"}
+        rng1, rng2 = random.Random(1), random.Random(2)
+        sent = [("report.bin", rng1.randbytes(300_000))] + \
+               list(zip(("a.zip", "b.pdf", "c.exe"), (rng2.randbytes(10), rng2.randbytes(70_000), rng2.randbytes(1))))
+        for name, data in sent:
+            self.assertIn((name, hashlib.sha256(data).hexdigest()), files)
         flows = [e for e in events if e["event_type"] == "flow" and e["flow"]["messages"] > 0]
         self.assertEqual(len(flows), len(smtp), flows)
         self.assertTrue(all(f["app_proto"] == "smtp" and f["flow"]["reason"] == "fin" for f in flows))
@@ -186,6 +193,20 @@ class BumpInTheWireTwoRxLcores(BumpInTheWire):
         ev = super().test_3_sigterm_stops_and_reports_counters()
         self.assertTrue(all(p["software_dispatch"] for p in ev["stats"]["ports"]))
         self.assertEqual([l["lcore"] for l in ev["stats"]["lcores"]], [1, 2])
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root for network namespaces")
+class BumpInTheWireWorker(BumpInTheWire):
+    """One RX lcore and one worker lcore: attachments are hashed on the worker, and SIGTERM waits for
+    the worker's results before the last events are written."""
+    LCORES = "{main: 0, rx: [1], workers: [2]}"
+
+    def test_3_sigterm_stops_and_reports_counters(self):
+        ev = super().test_3_sigterm_stops_and_reports_counters()
+        lcores = ev["stats"]["lcores"]
+        self.assertEqual([l["role"] for l in lcores], ["rx", "worker"])
+        self.assertEqual(lcores[1]["worker"]["attachments"], 4)
+        self.assertEqual(lcores[0]["handoff"]["overload"], 0)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The captures of ../shared/corpus/pcap: every message the corpus expects is found, with the same
-SHA-256 and size of its content, complete or not as expected, and no message that is not there.
+SHA-256 and size of its content, complete or not as expected, and no message that is not there;
+every expected attachment is a `file` event with the SHA-256 computed by a worker lcore (the
+replays run with one RX lcore and one worker lcore).
 The expectations (<name>.attachments.json) come from an independent reassembly; where it is known
 to be wrong (replies misaligned by a server greeting without CRLF), the RFC reading wins and the
 difference is listed in KNOWN below with the reason."""
@@ -46,13 +48,16 @@ class Corpus(unittest.TestCase):
             self.skipTest("no corpus at " + sluiced.CORPUS)
         total = total_files = 0
         with tempfile.TemporaryDirectory() as tmp:
+            cfg = os.path.join(tmp, "workers.yaml")
+            with open(cfg, "w") as f:
+                f.write("lcores:\n  rx: [1]\n  workers: [2]\n")
             for path in files:
                 with open(path) as f:
                     att = json.load(f)
                 pcap = os.path.join(os.path.dirname(path), att["pcap"])
                 with self.subTest(pcap=att["pcap"]):
                     ev = os.path.join(tmp, att["pcap"] + ".json")
-                    r = sluiced.run(["--replay", pcap, "--events", ev])
+                    r = sluiced.run(["--replay", pcap, "--events", ev, "--config", cfg])
                     self.assertEqual(r.returncode, 0, r.stderr)
                     events = sluiced.events(ev)
                     smtp = [e["smtp"] for e in events if e["event_type"] == "smtp"]
@@ -78,6 +83,9 @@ class Corpus(unittest.TestCase):
                             total_files += 1
                     # Every flow is reported, and the stats event closes the file.
                     self.assertEqual(events[-1]["event_type"], "stats")
+                    roles = [l["role"] for l in events[-1]["stats"]["lcores"]]
+                    self.assertEqual(roles, ["rx", "worker"])
+                    self.assertEqual(sum(1 for f in files if "sha256" not in f["file"]), 0, "every file hashed")
                     self.assertGreaterEqual(sum(1 for e in events if e["event_type"] == "flow"), len(att["sessions"]))
         self.assertGreater(total, 60)
         self.assertGreaterEqual(total_files, 16)

@@ -1,0 +1,72 @@
+// Worker lcore main loop: chunks in from every RX lcore's ring, AttachmentWorker on each, chunks
+// back to their pool, results out to the RX lcore that owns the attachment. The ownership rules
+// of chunks and results are at the top of worker_rings.h.
+#include "dataplane/worker_rings.h"
+
+namespace sluice::dataplane {
+namespace {
+
+class RingResultOutput final : public pipeline::ResultOutput {
+ public:
+  explicit RingResultOutput(WorkerLcoreContext& ctx) : ctx_(ctx) {}
+  void put(const pipeline::WorkResult& r) noexcept override {
+    const WorkerTable& t = *ctx_.table;
+    const unsigned rx = pipeline::attachment_rx(r.attachment);
+    if (rx >= t.n_rx) return;
+    void* p = nullptr;
+    // Wait for room while the RX lcore runs: it frees results in every loop iteration.
+    while (rte_mempool_get(t.results[ctx_.index], &p) != 0) {
+      if (t.rx_exited[rx]->load(std::memory_order_acquire)) return drop();
+      rte_pause();
+    }
+    *static_cast<pipeline::WorkResult*>(p) = r;
+    while (rte_ring_enqueue(t.result_ring[ctx_.index][rx], p) != 0) {
+      if (t.rx_exited[rx]->load(std::memory_order_acquire)) {
+        rte_mempool_put(t.results[ctx_.index], p);
+        return drop();
+      }
+      rte_pause();
+    }
+  }
+
+ private:
+  void drop() noexcept { ++ctx_.counters.results_dropped; }
+  WorkerLcoreContext& ctx_;
+};
+
+bool all_rx_exited(const WorkerTable& t) {
+  for (unsigned i = 0; i < t.n_rx; ++i)
+    if (!t.rx_exited[i]->load(std::memory_order_acquire)) return false;
+  return true;
+}
+
+}  // namespace
+
+int worker_lcore_main(void* arg) {
+  auto& ctx = *static_cast<WorkerLcoreContext*>(arg);
+  const WorkerTable& t = *ctx.table;
+  RingResultOutput out(ctx);
+  void* got[kStage];
+  for (;;) {
+    // Read before polling: when every RX lcore had exited before this round and the round finds
+    // nothing, nothing can come any more.
+    const bool producers_gone = all_rx_exited(t);
+    unsigned total = 0;
+    for (unsigned i = 0; i < t.n_rx; ++i) {
+      const unsigned n = rte_ring_dequeue_burst(t.chunk_ring[i][ctx.index], got, kStage, nullptr);
+      for (unsigned k = 0; k < n; ++k) ctx.worker->on_chunk(*static_cast<const pipeline::WorkChunk*>(got[k]), out);
+      if (n) rte_mempool_put_bulk(t.chunks[i], got, n);
+      total += n;
+    }
+    ctx.counters.chunks += total;
+    if (total == 0) {
+      if (producers_gone) break;
+      ++ctx.counters.idle_polls;
+      rte_pause();
+    }
+  }
+  ctx.exited.store(true, std::memory_order_release);
+  return 0;
+}
+
+}  // namespace sluice::dataplane

@@ -1,0 +1,612 @@
+#include "pipeline/attachment_handoff.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "reassembly/json_line.h"
+#include "reassembly/reassembler.h"
+
+namespace sluice::pipeline {
+namespace {
+
+using reassembly::JsonLine;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+constexpr std::size_t kName = 1024;   // file name bytes kept (UTF-8); longer names keep their end
+constexpr std::size_t kType = 128;
+constexpr std::size_t kPath = 64;
+constexpr std::size_t kEventBytes = 8192;
+constexpr uint32_t kNil = UINT32_MAX;
+constexpr unsigned kSlotBits = 24;  // attachment id: rx (8) | generation (32) | slot (24)
+
+template <std::size_t N>
+struct Text {
+  char data[N];
+  std::size_t len = 0;
+  // Keeps the start and the end of an over-long value: the extension of a file name is what
+  // matters most (a Suricata defect truncated "...exe" away).
+  void set(std::string_view s) noexcept {
+    if (s.size() <= N || N < 128) {  // short fields (types, paths) are simply cut
+      len = std::min(s.size(), N);
+      std::memcpy(data, s.data(), len);
+      return;
+    }
+    static constexpr std::string_view kCut = "\xe2\x80\xa6";  // U+2026 HORIZONTAL ELLIPSIS
+    const std::size_t tail = 64, head = N - tail - kCut.size();
+    std::memcpy(data, s.data(), head);
+    std::memcpy(data + head, kCut.data(), kCut.size());
+    std::memcpy(data + head + kCut.size(), s.data() + s.size() - tail, tail);
+    len = N;
+  }
+  std::string_view view() const noexcept { return {data, len}; }
+};
+
+// What a message's events need once its session slot has moved on.
+struct Context {
+  uint64_t flow_id = 0;
+  uint32_t transaction = 0;
+  uint16_t src_port = 0, dest_port = 0;
+  int64_t now_us = 0;
+  char src[48] = {}, dst[48] = {};
+  void set(const reassembly::MessageContext& c) noexcept {
+    flow_id = c.flow_id;
+    transaction = c.transaction;
+    src_port = c.src_port;
+    dest_port = c.dest_port;
+    now_us = c.now_us;
+    std::snprintf(src, sizeof(src), "%s", c.src_ip ? c.src_ip : "");
+    std::snprintf(dst, sizeof(dst), "%s", c.dest_ip ? c.dest_ip : "");
+  }
+};
+
+struct Message {
+  bool used = false, ended = false;
+  uint32_t outstanding = 0;  // files without their result
+  uint32_t first = kNil, last = kNil;
+  uint32_t next_free = kNil;
+  uint8_t sha256[32];
+  Context ctx;
+};
+
+struct Member {
+  uint32_t next = kNil;
+  WorkResult r;  // name, hashes, type, depth (the record as the worker sent it)
+};
+
+struct File {
+  bool used = false, done = false, hashed = false, truncated = false, uuencoded = false, sent_any = false;
+  uint64_t id = 0;
+  uint32_t message = kNil, next = kNil, next_free = kNil;
+  uint32_t first_member = kNil, last_member = kNil, members = 0;
+  unsigned worker = 0;
+  WorkChunk* chunk = nullptr;  // partly filled, sent when full or at the next poll()
+  bool dirty = false;          // listed in `dirty`
+  Text<kPath> path;
+  Text<kName> filename, alt_filename;
+  Text<kType> content_type;
+  Text<16> disposition;
+  TransferEncoding encoding{};
+  uint64_t size = 0;
+  FileType type = FileType::unknown;
+  Unscannable unscannable = Unscannable::none;
+  Text<128> detail;
+  uint8_t sha256[32];
+};
+
+void put_mismatch(JsonLine& j, uint8_t bits) {
+  if (!bits) return;
+  j.key("type_mismatch").begin_array();
+  if (bits & kMismatchExtension) j.str("extension");
+  if (bits & kMismatchContentType) j.str("content_type");
+  j.end_array();
+}
+
+}  // namespace
+
+struct AttachmentHandoff::Impl {
+  Impl(const HandoffLimits& l, ChunkChannel& ch, reassembly::EventOutput& o, unsigned rx)
+      : limits(l), channel(ch), out(o), rx(rx) {
+    messages.resize(std::max<uint32_t>(1, l.max_messages));
+    files.resize(std::min<uint32_t>(std::max<uint32_t>(1, l.max_files), (1u << kSlotBits) - 1));
+    members.resize(l.max_members);
+    for (uint32_t i = 0; i < messages.size(); ++i) messages[i].next_free = i + 1 < messages.size() ? i + 1 : kNil;
+    for (uint32_t i = 0; i < files.size(); ++i) files[i].next_free = i + 1 < files.size() ? i + 1 : kNil;
+    for (uint32_t i = 0; i < members.size(); ++i) members[i].next = i + 1 < members.size() ? i + 1 : kNil;
+    free_message = 0;
+    free_file = 0;
+    free_member = members.empty() ? kNil : 0;
+    dirty.reserve(files.size());
+    deferred.resize(2 * files.size());
+  }
+
+  // ---- records ----
+  uint32_t take_message() noexcept {
+    const uint32_t m = free_message;
+    if (m == kNil) return kNil;
+    free_message = messages[m].next_free;
+    Message& msg = messages[m];
+    msg.used = true;
+    msg.ended = false;
+    msg.outstanding = 0;
+    msg.first = msg.last = kNil;
+    ++used_messages;
+    return m;
+  }
+  void free_message_record(uint32_t m) noexcept {
+    Message& msg = messages[m];
+    for (uint32_t f = msg.first; f != kNil;) {
+      const uint32_t next = files[f].next;
+      free_file_record(f);
+      f = next;
+    }
+    msg.used = false;
+    msg.next_free = free_message;
+    free_message = m;
+    --used_messages;
+  }
+  void free_file_record(uint32_t f) noexcept {
+    File& file = files[f];
+    for (uint32_t k = file.first_member; k != kNil;) {
+      const uint32_t next = members[k].next;
+      members[k].next = free_member;
+      free_member = k;
+      k = next;
+    }
+    if (file.chunk) {
+      channel.release(file.chunk);
+      file.chunk = nullptr;
+    }
+    file.used = false;
+    file.next_free = free_file;
+    free_file = f;
+  }
+
+  // ---- chunks ----
+  // Sends `c` to `worker`, waiting up to wait_us (polling results meanwhile) when there is no room.
+  bool send(unsigned worker, WorkChunk* c) noexcept {
+    if (channel.send(worker, c)) return count_sent(c);
+    ++stats.ring_full;
+    if (limits.wait_us) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(limits.wait_us);
+      do {
+        channel.flush();
+        channel.poll(*owner);
+        if (channel.send(worker, c)) return count_sent(c);
+        cpu_relax();
+      } while (std::chrono::steady_clock::now() < deadline);
+    }
+    return false;
+  }
+  bool count_sent(const WorkChunk* c) noexcept {
+    ++stats.chunks;
+    stats.bytes += c->len;
+    return true;
+  }
+  WorkChunk* alloc() noexcept {
+    if (WorkChunk* c = channel.alloc()) return c;
+    ++stats.no_chunk;
+    send_dirty();  // local channel: sending frees chunks at once
+    if (WorkChunk* c = channel.alloc()) return c;
+    if (limits.wait_us) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(limits.wait_us);
+      do {
+        channel.flush();
+        channel.poll(*owner);
+        if (WorkChunk* c = channel.alloc()) return c;
+        cpu_relax();
+      } while (std::chrono::steady_clock::now() < deadline);
+    }
+    return nullptr;
+  }
+  WorkChunk* fresh_chunk(File& f) noexcept {
+    WorkChunk* c = alloc();
+    if (!c) return nullptr;
+    c->attachment = f.id;
+    c->len = 0;
+    c->flags = f.sent_any ? 0 : kChunkFirst;
+    c->end = AttachmentEnd::complete;
+    return c;
+  }
+  // The file's partial chunk goes now (full, or the end of a burst).
+  bool push_chunk(File& f) noexcept {
+    WorkChunk* c = f.chunk;
+    f.chunk = nullptr;
+    if (!send(f.worker, c)) {
+      give_up(f, c);
+      return false;
+    }
+    f.sent_any = true;
+    return true;
+  }
+  // Back-pressure won: the file is reported unscannable `overload`; if the worker has its first
+  // bytes, it is told to forget them (that terminal chunk is retried at every poll).
+  void give_up(File& f, WorkChunk* c) noexcept {
+    ++stats.overload;
+    if (f.sent_any) {
+      if (!c) c = channel.alloc();
+      if (c) {
+        c->attachment = f.id;
+        c->len = 0;
+        c->flags = kChunkLast;
+        c->end = AttachmentEnd::overload;
+        defer(f.worker, c);
+      }
+    } else if (c) {
+      channel.release(c);
+    }
+    f.unscannable = Unscannable::overload;
+    f.hashed = false;
+    finish_file(f);
+  }
+  void defer(unsigned worker, WorkChunk* c) noexcept {
+    if (n_deferred == deferred.size()) {  // cannot happen while files are bounded; counted if it does
+      channel.release(c);
+      ++stats.overload;
+      return;
+    }
+    deferred[(deferred_head + n_deferred++) % deferred.size()] = {c, worker};
+  }
+  void send_deferred() noexcept {
+    while (n_deferred) {
+      auto& d = deferred[deferred_head];
+      if (!channel.send(d.worker, d.chunk)) return;
+      count_sent(d.chunk);
+      deferred_head = (deferred_head + 1) % deferred.size();
+      --n_deferred;
+    }
+  }
+  void send_dirty() noexcept {
+    for (uint32_t f : dirty) {
+      File& file = files[f];
+      file.dirty = false;
+      if (file.used && !file.done && file.chunk && file.chunk->len) push_chunk(file);
+    }
+    dirty.clear();
+  }
+
+  // ---- results and events ----
+  void finish_file(File& f) noexcept {
+    if (f.done) return;
+    f.done = true;
+    if (f.chunk) {
+      channel.release(f.chunk);
+      f.chunk = nullptr;
+    }
+    Message& m = messages[f.message];
+    --m.outstanding;
+    if (m.ended && m.outstanding == 0) write_message(f.message);
+  }
+
+  void write_message(uint32_t m) noexcept {
+    Message& msg = messages[m];
+    for (uint32_t f = msg.first; f != kNil; f = files[f].next) {
+      const File& file = files[f];
+      write_file(file, msg.ctx, &msg.sha256);
+      for (uint32_t k = file.first_member; k != kNil; k = members[k].next)
+        write_member(members[k].r, file, msg.ctx, &msg.sha256);
+    }
+    free_message_record(m);
+  }
+
+  void head(JsonLine& j, const Context& ctx) const noexcept {
+    char ts[40];
+    reassembly::format_rfc3339(ctx.now_us, ts);
+    j.begin_object();
+    j.key("timestamp").str(ts);
+    j.key("event_type").str("file");
+    j.key("flow_id").num(ctx.flow_id);
+    j.key("src_ip").str(ctx.src);
+    j.key("src_port").num(ctx.src_port);
+    j.key("dest_ip").str(ctx.dst);
+    j.key("dest_port").num(ctx.dest_port);
+    j.key("proto").str("TCP");
+    j.key("transaction").num(ctx.transaction);
+  }
+
+  void write_file(const File& f, const Context& ctx, const uint8_t (*message_sha256)[32]) noexcept {
+    char buf[kEventBytes];
+    JsonLine j(buf, sizeof(buf));
+    head(j, ctx);
+    j.key("file").begin_object();
+    j.key("filename").str(f.filename.view());
+    if (f.alt_filename.len) j.key("filename_alt").str(f.alt_filename.view());
+    j.key("content_type").str(f.content_type.view());
+    if (f.disposition.len) j.key("disposition").str(f.disposition.view());
+    j.key("encoding").str(transfer_encoding_name(f.encoding));
+    j.key("size").num(f.size);
+    char sha[65];
+    if (f.hashed) {
+      reassembly::hex_lower(f.sha256, 32, sha);
+      j.key("sha256").str(sha);
+    }
+    if (message_sha256) {
+      reassembly::hex_lower(*message_sha256, 32, sha);
+      j.key("message_sha256").str(sha);
+    }
+    j.key("mime_path").str(f.path.view());
+    if (f.uuencoded) j.key("uuencoded").boolean(true);
+    j.key("status").str(f.truncated ? "truncated" : "complete");
+    if (f.hashed) {
+      j.key("file_type").str(file_type_name(f.type));
+      put_mismatch(j, type_mismatch(f.type, f.filename.view(), f.content_type.view()));
+    }
+    if (f.members) j.key("members").num(f.members);
+    if (f.unscannable != Unscannable::none) {
+      j.key("unscannable").str(unscannable_name(f.unscannable));
+      if (f.detail.len) j.key("unscannable_detail").str(f.detail.view());
+    }
+    j.end_object();
+    out.emit(j.finish());
+  }
+
+  void write_member(const WorkResult& r, const File& parent, const Context& ctx,
+                    const uint8_t (*message_sha256)[32]) noexcept {
+    char buf[kEventBytes];
+    JsonLine j(buf, sizeof(buf));
+    head(j, ctx);
+    j.key("file").begin_object();
+    j.key("filename").str(std::string_view(r.name, r.name_len));
+    j.key("size").num(r.size);
+    char sha[65];
+    if (r.hashed) {
+      reassembly::hex_lower(r.sha256, 32, sha);
+      j.key("sha256").str(sha);
+    }
+    reassembly::hex_lower(r.parent_sha256, 32, sha);
+    j.key("parent_sha256").str(sha);
+    j.key("depth").num(r.depth);
+    if (message_sha256) {
+      reassembly::hex_lower(*message_sha256, 32, sha);
+      j.key("message_sha256").str(sha);
+    }
+    j.key("mime_path").str(parent.path.view());
+    j.key("archive_filename").str(parent.filename.view());
+    if (r.hashed) {
+      j.key("file_type").str(file_type_name(r.type));
+      put_mismatch(j, r.mismatch);
+    }
+    if (r.unscannable != Unscannable::none) j.key("unscannable").str(unscannable_name(r.unscannable));
+    j.end_object();
+    out.emit(j.finish());
+  }
+
+  // A file that cannot be tracked is reported at once, with what its headers say.
+  void write_untracked(const PartInfo& part, const reassembly::MessageContext& c) noexcept {
+    ++stats.records_full;
+    ++stats.overload;
+    File& f = spare;
+    f.path.set(part.path);
+    f.filename.set(part.filename);
+    f.alt_filename.set(part.alt_filename);
+    f.content_type.set(part.content_type);
+    f.disposition.set(part.disposition);
+    f.encoding = part.encoding;
+    f.uuencoded = part.uuencoded;
+    f.truncated = false;
+    f.hashed = false;
+    f.size = 0;
+    f.members = 0;
+    f.unscannable = Unscannable::overload;
+    f.detail.set("workers.max_pending_messages or workers.max_pending_files reached: size and hash not computed");
+    Context ctx;
+    ctx.set(c);
+    write_file(f, ctx, nullptr);
+  }
+
+  void on_result(const WorkResult& r) noexcept {
+    ++stats.results;
+    const uint32_t slot = static_cast<uint32_t>(r.attachment & ((1u << kSlotBits) - 1));
+    if (slot >= files.size() || !files[slot].used || files[slot].id != r.attachment || files[slot].done) {
+      ++stats.stale_results;
+      return;
+    }
+    File& f = files[slot];
+    if (!r.final) {
+      ++f.members;
+      const uint32_t k = free_member;
+      if (k == kNil) {
+        ++stats.members_unheld;
+        write_member(r, f, messages[f.message].ctx, nullptr);
+        return;
+      }
+      free_member = members[k].next;
+      members[k].next = kNil;
+      members[k].r = r;
+      (f.last_member == kNil ? f.first_member : members[f.last_member].next) = k;
+      f.last_member = k;
+      return;
+    }
+    f.hashed = r.hashed;
+    f.type = r.type;
+    f.unscannable = r.unscannable;
+    f.detail.set(std::string_view(r.detail, r.detail_len));
+    std::memcpy(f.sha256, r.sha256, 32);
+    finish_file(f);
+  }
+
+  HandoffLimits limits;
+  ChunkChannel& channel;
+  reassembly::EventOutput& out;
+  ResultHandler* owner = nullptr;
+  unsigned rx;
+  uint32_t generation = 0;
+  std::vector<Message> messages;
+  std::vector<File> files;
+  std::vector<Member> members;
+  uint32_t free_message = kNil, free_file = kNil, free_member = kNil;
+  std::size_t used_messages = 0;
+  std::vector<uint32_t> dirty;  // files with a partial chunk
+  struct Deferred {
+    WorkChunk* chunk;
+    unsigned worker;
+  };
+  std::vector<Deferred> deferred;  // terminal chunks waiting for ring room, in order
+  std::size_t deferred_head = 0, n_deferred = 0;
+  File spare;
+  HandoffStats stats;
+};
+
+AttachmentHandoff::AttachmentHandoff(const HandoffLimits& limits, ChunkChannel& channel, reassembly::EventOutput& out,
+                                     unsigned rx_index)
+    : impl_(std::make_unique<Impl>(limits, channel, out, rx_index)) {
+  impl_->owner = this;
+}
+
+AttachmentHandoff::~AttachmentHandoff() {
+  for (auto& f : impl_->files)
+    if (f.chunk) impl_->channel.release(f.chunk);
+  for (std::size_t i = 0; i < impl_->n_deferred; ++i)
+    impl_->channel.release(impl_->deferred[(impl_->deferred_head + i) % impl_->deferred.size()].chunk);
+}
+
+AttachmentHandoff::Handle AttachmentHandoff::message_begin(const reassembly::MessageContext& ctx) noexcept {
+  Impl& d = *impl_;
+  const uint32_t m = d.take_message();
+  if (m == kNil) {
+    ++d.stats.records_full;
+    return kNone;
+  }
+  d.messages[m].ctx.set(ctx);
+  return m;
+}
+
+AttachmentHandoff::Handle AttachmentHandoff::file_begin(Handle message, const PartInfo& part,
+                                                        const reassembly::MessageContext& ctx) noexcept {
+  Impl& d = *impl_;
+  if (message == kNone || d.free_file == kNil) {
+    d.write_untracked(part, ctx);
+    return kNone;
+  }
+  const uint32_t s = d.free_file;
+  d.free_file = d.files[s].next_free;
+  File& f = d.files[s];
+  f.used = true;
+  f.done = f.hashed = f.truncated = f.sent_any = f.dirty = false;
+  f.id = (uint64_t{d.rx} << kAttachmentRxShift) | (uint64_t{++d.generation} << kSlotBits) | s;
+  f.message = message;
+  f.next = kNil;
+  f.first_member = f.last_member = kNil;
+  f.members = 0;
+  f.worker = static_cast<unsigned>((f.id * 0x9E3779B97F4A7C15ull) >> 40) % d.channel.workers();
+  f.chunk = nullptr;
+  f.path.set(part.path);
+  f.filename.set(part.filename);
+  f.alt_filename.set(part.alt_filename);
+  f.content_type.set(part.content_type);
+  f.disposition.set(part.disposition);
+  f.encoding = part.encoding;
+  f.uuencoded = part.uuencoded;
+  f.size = 0;
+  f.type = FileType::unknown;
+  f.unscannable = Unscannable::none;
+  f.detail.len = 0;
+  Message& m = d.messages[message];
+  (m.last == kNil ? m.first : d.files[m.last].next) = s;
+  m.last = s;
+  ++m.outstanding;
+  ++d.stats.files;
+  return s;
+}
+
+void AttachmentHandoff::file_data(Handle file, const uint8_t* data, std::size_t len) noexcept {
+  if (file == kNone) return;
+  Impl& d = *impl_;
+  File& f = d.files[file];
+  f.size += len;
+  if (f.done) return;  // given up (overload): only counted
+  while (len) {
+    if (!f.chunk && !(f.chunk = d.fresh_chunk(f))) return d.give_up(f, nullptr);
+    WorkChunk& c = *f.chunk;
+    const std::size_t n = std::min(len, kChunkData - c.len);
+    std::memcpy(c.data + c.len, data, n);
+    c.len += static_cast<uint32_t>(n);
+    data += n;
+    len -= n;
+    if (c.len == kChunkData) {
+      if (!d.push_chunk(f)) return;
+    } else if (!f.dirty) {
+      f.dirty = true;
+      d.dirty.push_back(file);
+    }
+  }
+}
+
+void AttachmentHandoff::file_end(Handle file, PartEnd how) noexcept {
+  if (file == kNone) return;
+  Impl& d = *impl_;
+  File& f = d.files[file];
+  f.truncated = how == PartEnd::truncated;
+  if (f.done) return;
+  if (!f.chunk && !(f.chunk = d.fresh_chunk(f))) return d.give_up(f, nullptr);
+  WorkChunk* c = f.chunk;
+  f.chunk = nullptr;
+  c->flags |= kChunkLast;
+  c->end = f.truncated ? AttachmentEnd::truncated : AttachmentEnd::complete;
+  if (d.send(f.worker, c)) {
+    f.sent_any = true;
+    return;  // the result comes back through on_result (possibly already, on a local channel)
+  }
+  // The last chunk carries data the worker needs: it waits for room in order, the file stays open.
+  d.defer(f.worker, c);
+}
+
+void AttachmentHandoff::message_end(Handle message, bool, const uint8_t (&sha256)[32],
+                                    const reassembly::MessageContext& ctx) noexcept {
+  if (message == kNone) return;
+  Impl& d = *impl_;
+  Message& m = d.messages[message];
+  m.ended = true;
+  m.ctx.now_us = ctx.now_us;
+  std::memcpy(m.sha256, sha256, 32);
+  if (m.outstanding == 0) d.write_message(message);
+}
+
+void AttachmentHandoff::poll() noexcept {
+  Impl& d = *impl_;
+  d.send_deferred();
+  d.send_dirty();
+  d.channel.flush();
+  d.channel.poll(*this);
+}
+
+void AttachmentHandoff::drain(const std::atomic<bool>& abort) noexcept {
+  Impl& d = *impl_;
+  while (d.used_messages && !abort.load(std::memory_order_relaxed)) {
+    poll();
+    cpu_relax();
+  }
+  // Given up on: every message still waiting is written with what is known.
+  for (uint32_t m = 0; m < d.messages.size(); ++m) {
+    Message& msg = d.messages[m];
+    if (!msg.used) continue;
+    msg.ended = true;
+    for (uint32_t f = msg.first; f != kNil;) {
+      const uint32_t next = d.files[f].next;
+      File& file = d.files[f];
+      if (!file.done) {
+        ++d.stats.overload;
+        file.unscannable = Unscannable::overload;
+        file.hashed = false;
+        file.detail.set("no result from the worker before shutdown");
+        d.finish_file(file);  // the last one writes and frees the message
+        if (!msg.used) break;
+      }
+      f = next;
+    }
+    if (msg.used && msg.outstanding == 0) d.write_message(m);
+  }
+}
+
+std::size_t AttachmentHandoff::pending() const noexcept { return impl_->used_messages; }
+const HandoffStats& AttachmentHandoff::stats() const noexcept { return impl_->stats; }
+void AttachmentHandoff::on_result(const WorkResult& r) noexcept { impl_->on_result(r); }
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,120 @@
+// The RX lcore's side of the attachment hand-off (DESIGN.md section 3). One per RX lcore, shared by
+// that lcore's message inspectors (one per SMTP session slot):
+// - each attachment gets an id and a record; its decoded bytes are copied into 4 KiB chunks that
+//   go, in order, to one worker (chosen by the id) over the ChunkChannel;
+// - results come back over the same channel; a message's `file` events (the attachment, then
+//   the members of an archive) are written once the message has ended and every one of its
+//   attachments has its result. That record of a message is where its verdict will be assembled
+//   (inline enforcement holds the message's last segment meanwhile, DESIGN.md section 5).
+//
+// Back-pressure: when no chunk is free or a worker's ring stays full, `wait_us` > 0 keeps polling
+// results and retrying for that long; then (or at once with 0) the attachment becomes unscannable
+// `overload`: it is still reported, without SHA-256, and counted. Records are fixed pools
+// allocated at construction; exhausting one is counted and the file is still reported (see
+// HandoffLimits). Everything runs on the owning RX lcore: no locks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "pipeline/attachment_worker.h"
+#include "pipeline/handoff.h"
+#include "pipeline/mime_parser.h"
+#include "reassembly/message_observer.h"
+
+namespace sluice::pipeline {
+
+struct HandoffLimits {
+  uint32_t max_messages = 1024;   // messages whose file events wait for results; beyond, a new
+                                  // message's attachments are reported at once, unscannable `overload`
+  uint32_t max_files = 4096;      // attachments waiting (same fallback)
+  uint32_t max_members = 16384;   // archive member records waiting; beyond, a member's event is
+                                  // written at once, without message_sha256
+  uint32_t wait_us = 0;           // back-pressure: retry this long before `overload` (0: at once)
+};
+
+struct HandoffStats {
+  uint64_t files = 0;             // attachments handed off
+  uint64_t chunks = 0, bytes = 0; // sent to workers
+  uint64_t results = 0;           // result records received
+  uint64_t overload = 0;          // attachments made unscannable by back-pressure
+  uint64_t no_chunk = 0;          // chunk pool empty (each occurrence)
+  uint64_t ring_full = 0;         // a worker's ring had no room (each occurrence)
+  uint64_t records_full = 0;      // message or file record pool exhausted
+  uint64_t members_unheld = 0;    // member events written before their message ended
+  uint64_t stale_results = 0;     // results of attachments already reported (after overload)
+};
+
+class AttachmentHandoff final : public ResultHandler {
+ public:
+  using Handle = uint32_t;
+  static constexpr Handle kNone = UINT32_MAX;
+
+  // `rx_index` goes into the attachment ids (results come back to this lcore).
+  AttachmentHandoff(const HandoffLimits& limits, ChunkChannel& channel, reassembly::EventOutput& out, unsigned rx_index);
+  ~AttachmentHandoff() override;
+
+  Handle message_begin(const reassembly::MessageContext& ctx) noexcept;
+  // kNone when the message or the file cannot be tracked: the file's event is written at once.
+  Handle file_begin(Handle message, const PartInfo& part, const reassembly::MessageContext& ctx) noexcept;
+  void file_data(Handle file, const uint8_t* data, std::size_t len) noexcept;
+  void file_end(Handle file, PartEnd how) noexcept;
+  void message_end(Handle message, bool complete, const uint8_t (&sha256)[32], const reassembly::MessageContext& ctx) noexcept;
+
+  // Between bursts: sends what was staged or deferred, takes in results, writes finished messages.
+  void poll() noexcept;
+  // End of input or shutdown: polls until every message is written or `abort` is set; then
+  // writes what is left with what is known (unfinished files unscannable `overload`).
+  void drain(const std::atomic<bool>& abort) noexcept;
+  // Messages still waiting for results.
+  std::size_t pending() const noexcept;
+  const HandoffStats& stats() const noexcept;
+
+  void on_result(const WorkResult& r) noexcept override;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// No worker lcore: the worker runs on the RX lcore, inside send(). Results reach the handler
+// (set_handler, the AttachmentHandoff) at once.
+class LocalChannel final : public ChunkChannel, private ResultOutput {
+ public:
+  // `chunks`: partly filled chunks held at once (one per attachment written to since the last
+  // poll); when they run out, the hand-off sends the partial ones, which frees them.
+  explicit LocalChannel(const WorkerLimits& limits, std::size_t chunks = 64) : worker_(limits), pool_(chunks) {
+    for (auto& c : pool_) free_.push_back(&c);
+  }
+  void set_handler(ResultHandler* h) noexcept { handler_ = h; }
+  unsigned workers() const noexcept override { return 1; }
+  WorkChunk* alloc() noexcept override {
+    if (free_.empty()) return nullptr;
+    WorkChunk* c = free_.back();
+    free_.pop_back();
+    return c;
+  }
+  void release(WorkChunk* c) noexcept override { free_.push_back(c); }  // capacity reserved: no allocation
+  bool send(unsigned, WorkChunk* c) noexcept override {
+    worker_.on_chunk(*c, *this);
+    release(c);
+    return true;
+  }
+  bool flush() noexcept override { return true; }
+  std::size_t poll(ResultHandler&) noexcept override { return 0; }
+  const AttachmentWorker& worker() const noexcept { return worker_; }
+
+ private:
+  void put(const WorkResult& r) noexcept override {
+    if (handler_) handler_->on_result(r);
+  }
+  AttachmentWorker worker_;
+  ResultHandler* handler_ = nullptr;
+  std::vector<WorkChunk> pool_;
+  std::vector<WorkChunk*> free_;
+};
+
+}  // namespace sluice::pipeline
