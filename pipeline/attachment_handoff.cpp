@@ -99,6 +99,21 @@ struct File {
   Unscannable unscannable = Unscannable::none;
   Text<128> detail;
   uint8_t sha256[32];
+
+  // What the MIME headers say; the worker's part is unknown yet.
+  void describe(const PartInfo& part) noexcept {
+    path.set(part.path);
+    filename.set(part.filename);
+    alt_filename.set(part.alt_filename);
+    content_type.set(part.content_type);
+    disposition.set(part.disposition);
+    encoding = part.encoding;
+    uuencoded = part.uuencoded;
+    size = 0;
+    type = FileType::unknown;
+    unscannable = Unscannable::none;
+    detail.len = 0;
+  }
 };
 
 void put_mismatch(JsonLine& j, uint8_t bits) {
@@ -383,16 +398,9 @@ struct AttachmentHandoff::Impl {
     ++stats.records_full;
     ++stats.overload;
     File& f = spare;
-    f.path.set(part.path);
-    f.filename.set(part.filename);
-    f.alt_filename.set(part.alt_filename);
-    f.content_type.set(part.content_type);
-    f.disposition.set(part.disposition);
-    f.encoding = part.encoding;
-    f.uuencoded = part.uuencoded;
+    f.describe(part);
     f.truncated = false;
     f.hashed = false;
-    f.size = 0;
     f.members = 0;
     f.unscannable = Unscannable::overload;
     f.detail.set("workers.max_pending_messages or workers.max_pending_files reached: size and hash not computed");
@@ -497,17 +505,7 @@ AttachmentHandoff::Handle AttachmentHandoff::file_begin(Handle message, const Pa
   f.members = 0;
   f.worker = static_cast<unsigned>((f.id * 0x9E3779B97F4A7C15ull) >> 40) % d.channel.workers();
   f.chunk = nullptr;
-  f.path.set(part.path);
-  f.filename.set(part.filename);
-  f.alt_filename.set(part.alt_filename);
-  f.content_type.set(part.content_type);
-  f.disposition.set(part.disposition);
-  f.encoding = part.encoding;
-  f.uuencoded = part.uuencoded;
-  f.size = 0;
-  f.type = FileType::unknown;
-  f.unscannable = Unscannable::none;
-  f.detail.len = 0;
+  f.describe(part);
   Message& m = d.messages[message];
   (m.last == kNil ? m.first : d.files[m.last].next) = s;
   m.last = s;
