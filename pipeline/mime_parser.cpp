@@ -10,6 +10,8 @@
 // copied to carry_ (bounded) and completed from the next feed.
 #include "pipeline/mime_parser.h"
 
+#include <hs/hs.h>
+
 #include <bit>
 #include <cstring>
 #include <new>
@@ -206,6 +208,109 @@ void MimeParser::ChildForward::on_part_end(PartEnd how) noexcept {
 void MimeParser::ChildForward::on_anomaly(MimeAnomaly what) noexcept { self->note(what); }
 
 // ---------------------------------------------------------------------------------------------
+// Hyperscan body scanning (use_body_scan). feed() scans its input on the parser's stream, then
+// parses it; the match callback only records (position in the input, event) pairs, so the events
+// of a feed are consumed in the same feed() call and the body is never copied. When the list is
+// full, the position of the first event left out ends what is known: from there to the end of the
+// feed, body_span uses the SSE2 scan (the input is not cut: the parser's output must not depend on
+// how a message is split, and a held line start longer than kCarryCap would).
+
+struct MimeParser::BodyScanState {
+  // 1460-byte feeds hold a few dozen events in ordinary mail; bounded per parser.
+  static constexpr uint32_t kMaxEvents = 1024;
+  const MimeBodyScan* scan = nullptr;
+  hs_scratch* scratch = nullptr;
+  hs_stream* stream = nullptr;
+  const uint8_t* base = nullptr;  // the feed being parsed
+  uint64_t stream_off = 0;        // stream offset of base
+  uint64_t known = 0;             // events are complete in base[0, known)
+  uint32_t seen = 0;              // anomaly bits when the feed was scanned: those events are not kept
+  uint32_t n = 0, next = 0;
+  uint64_t ev[kMaxEvents];        // position << 2 | MimeBodyScan::Event
+  ~BodyScanState() {
+    if (stream) hs_close_stream(stream, nullptr, nullptr, nullptr);
+  }
+};
+
+namespace {
+
+constexpr uint32_t bit(MimeAnomaly a) noexcept { return 1u << unsigned(a); }
+
+int on_body_event(unsigned id, unsigned long long, unsigned long long to, unsigned, void* ctx) {
+  auto* h = static_cast<MimeParser::BodyScanState*>(ctx);
+  if (id == MimeBodyScan::bare_lf && (h->seen & bit(MimeAnomaly::bare_lf))) return 0;
+  if (id == MimeBodyScan::long_line && (h->seen & bit(MimeAnomaly::line_too_long))) return 0;
+  const uint64_t pos = to - 1 - h->stream_off;
+  if (h->n < MimeParser::BodyScanState::kMaxEvents) h->ev[h->n++] = pos << 2 | id;
+  else if (pos < h->known) h->known = pos;
+  return 0;
+}
+
+}  // namespace
+
+bool MimeParser::use_body_scan(const MimeBodyScan* scan, MimeBodyScan::Scratch* scratch) noexcept {
+  hs_.reset();
+  if (!scan || !scratch) return true;
+  std::unique_ptr<BodyScanState> h(new (std::nothrow) BodyScanState());
+  if (!h || hs_open_stream(scan->db(), 0, &h->stream) != HS_SUCCESS) return false;
+  h->scan = scan;
+  h->scratch = scratch->s;
+  hs_ = std::move(h);
+  return true;
+}
+
+// From j (inside a line of p[0..n), the current piece from p on), the start of the last line s
+// before the first event that matters now such that the per-line loop would pass over [j, s)
+// without any effect: every '\n' there ends a line that is CRLF-terminated (or bare_lf is noted),
+// not over kMaxLine (or line_too_long is noted) and followed by a byte that cannot start a
+// candidate line. Returns j when no line can be skipped; retry: where to call again.
+std::size_t MimeParser::hs_skip(const uint8_t* p, std::size_t j, std::size_t n, uint8_t extra,
+                                std::size_t& retry) noexcept {
+  BodyScanState& h = *hs_;
+  const std::size_t off = std::size_t(p - h.base);
+  const std::size_t known = std::size_t(h.known) - off;  // > j (body_span checks)
+  const bool bare_seen = anomalies_ & bit(MimeAnomaly::bare_lf);
+  const bool long_seen = anomalies_ & bit(MimeAnomaly::line_too_long);
+  // The line holding j began in an earlier piece: its length so far is only in line_len_.
+  if (!long_seen && line_len_ > 0) {
+    const void* nlp = std::memchr(p + j, '\n', n - j);
+    const std::size_t k = nlp ? std::size_t(static_cast<const uint8_t*>(nlp) - p) : n;
+    if (line_len_ + (k - j) >= kMaxLine) {
+      retry = k + 1;
+      return j;
+    }
+  }
+  // Without events: up to the line holding the first unknown byte (the line end at n - 1, if
+  // any, is left to the per-line loop).
+  std::size_t limit = known < n ? known - 1 : n - 1;
+  retry = known < n ? known : n;
+  while (h.next < h.n) {
+    const uint32_t e = h.ev[h.next];
+    std::size_t pos = std::size_t(e >> 2);
+    const unsigned kind = e & 3;
+    // Behind j; a line start at j is the current line, already looked at.
+    if (pos < off + j || (pos == off + j && kind == MimeBodyScan::line_start)) { ++h.next; continue; }
+    pos -= off;
+    if (kind == MimeBodyScan::line_start) {
+      if (p[pos] != '-' && p[pos] != extra) { ++h.next; continue; }
+      limit = pos - 1;  // the line ended by the '\n' in front is the last one to skip
+    } else if (kind == MimeBodyScan::bare_lf) {
+      if (bare_seen) { ++h.next; continue; }
+      limit = pos;
+    } else {
+      if (long_seen) { ++h.next; continue; }
+      retry = pos + 1;
+      return pos >= 998 && pos - 998 > j ? pos - 998 : j;  // the line start is exact
+    }
+    retry = pos + 1;
+    break;
+  }
+  if (limit <= j) return j;
+  const void* nlp = memrchr(p + j, '\n', limit - j);
+  return nlp ? std::size_t(static_cast<const uint8_t*>(nlp) - p) + 1 : j;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Set-up
 
 MimeParser::MimeParser(const MimeLimits& limits) noexcept : MimeParser(limits, 0) {}
@@ -225,6 +330,12 @@ MimeParser::~MimeParser() = default;
 
 void MimeParser::reset(MimeCallbacks* callbacks) noexcept {
   cb_ = callbacks;
+  if (hs_) {
+    hs_reset_stream(hs_->stream, 0, hs_->scratch, nullptr, nullptr);
+    hs_->stream_off = 0;
+    hs_->n = hs_->next = 0;
+    hs_->base = nullptr;
+  }
   anomalies_ = attachments_ = parts_ = 0;
   finished_ = false;
   depth_ = 0;
@@ -282,6 +393,27 @@ void MimeParser::start_entity(bool message_body, std::size_t prefix_len, uint32_
 
 void MimeParser::feed(const uint8_t* data, std::size_t len) noexcept {
   if (finished_) return;
+  if (!hs_) {
+    feed_piece(data, len);
+    return;
+  }
+  BodyScanState& h = *hs_;
+  h.base = data;
+  h.n = h.next = 0;
+  h.known = len;
+  h.seen = anomalies_;
+  // One call per feed (Hyperscan takes unsigned lengths: more calls for feeds over 1 GiB).
+  for (std::size_t off = 0; off < len;) {
+    const std::size_t m = len - off < (1u << 30) ? len - off : (1u << 30);
+    hs_scan_stream(h.stream, reinterpret_cast<const char*>(data + off), unsigned(m), 0, h.scratch, on_body_event, &h);
+    off += m;
+  }
+  feed_piece(data, len);
+  h.stream_off += len;
+  h.base = nullptr;
+}
+
+void MimeParser::feed_piece(const uint8_t* data, std::size_t len) noexcept {
   while (len > 0) {
     std::size_t used;
     if (phase_ == Phase::headers) {
@@ -301,7 +433,9 @@ void MimeParser::feed(const uint8_t* data, std::size_t len) noexcept {
         body_span(carry_, n, full, false);
       }
     } else {
+      hs_span_ = data;
       used = body_span(data, len, false, false);
+      hs_span_ = nullptr;
     }
     data += used;
     len -= used;
@@ -1107,8 +1241,17 @@ std::size_t MimeParser::body_span(const uint8_t* p, std::size_t n, bool no_hold,
     std::size_t j = i;
     const uint8_t extra = candidate_extra();
     std::size_t retry = extra ? j : n;
+    const bool use_hs = hs_ && p == hs_span_;
     for (;;) {
-      if (j >= retry && n - j >= 64) {
+      if (use_hs && std::size_t(p - hs_->base) + j < hs_->known) {
+        if (j >= retry) {
+          const std::size_t to = hs_skip(p, j, n, extra, retry);
+          if (to != j) {
+            j = to;
+            line_len_ = 0;
+          }
+        }
+      } else if (j >= retry && n - j >= 64) {
         LineSkip s = skip_plain_lines(p, j, n, extra, anomalies_ & (1u << unsigned(MimeAnomaly::bare_lf)),
                                       anomalies_ & (1u << unsigned(MimeAnomaly::line_too_long)), line_len_);
         if (s.to != j) {

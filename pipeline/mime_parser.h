@@ -44,6 +44,7 @@
 #include "pipeline/encoded_words.h"
 #include "pipeline/quoted_printable.h"
 #include "pipeline/gzip64.h"
+#include "pipeline/mime_body_scan.h"
 #include "pipeline/uudecode.h"
 
 namespace sluice::pipeline {
@@ -121,6 +122,13 @@ class MimeParser {
   // Starts a new message.
   void reset(MimeCallbacks* callbacks) noexcept;
   void feed(const uint8_t* data, std::size_t len) noexcept;
+  // Body skipping driven by Hyperscan (mime_body_scan.h) instead of the SSE2 line scan: `scan`
+  // (compiled once) and `scratch` (one per lcore) outlive the parser; opens the parser's stream,
+  // reset with each message. Set-up only (allocates); nullptr goes back to the SSE2 scan. False
+  // when the stream cannot be opened (the SSE2 scan stays). Child parsers of encoded containers
+  // always use the SSE2 scan (their input is decoded text, not the stream).
+  bool use_body_scan(const MimeBodyScan* scan, MimeBodyScan::Scratch* scratch) noexcept;
+  struct BodyScanState;  // internal (mime_parser.cpp)
   // End of the message content. `complete`: the SMTP transfer ended normally (else open parts end
   // `truncated`).
   void finish(bool complete) noexcept;
@@ -189,6 +197,8 @@ class MimeParser {
   // parsed by a chain of child parsers allocated at construction: this many levels.
   static constexpr int kEncodedLevels = 2;
   MimeParser(const MimeLimits& limits, int level) noexcept;
+  void feed_piece(const uint8_t* data, std::size_t len) noexcept;
+  std::size_t hs_skip(const uint8_t* p, std::size_t j, std::size_t n, uint8_t extra, std::size_t& retry) noexcept;
   void note(MimeAnomaly a) noexcept;
   std::size_t header_bytes(const uint8_t* p, std::size_t n) noexcept;
   std::size_t body_span(const uint8_t* p, std::size_t n, bool no_hold, bool at_end) noexcept;
@@ -292,6 +302,10 @@ class MimeParser {
   std::unique_ptr<MimeParser> child_;
   ChildForward child_cb_;
   bool child_active_ = false;
+
+  // Hyperscan body scanning (use_body_scan): null when the SSE2 scan is used.
+  std::unique_ptr<BodyScanState> hs_;
+  const uint8_t* hs_span_ = nullptr;  // the body_span input the current events describe
 
   CharsetConverter conv_;
   uint8_t scratch_[8192];

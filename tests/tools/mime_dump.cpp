@@ -1,10 +1,11 @@
 // sluice_mime_dump: runs pipeline/mime_parser over .eml files and prints one JSON line per file
 // (parts, attachments with size and SHA-256, anomalies). A development and test tool.
 //
-//   sluice_mime_dump [--split SEED] FILE.eml... | -
+//   sluice_mime_dump [--split SEED] [--hyperscan] FILE.eml... | -
 //
 // --split SEED feeds each message in random-sized pieces (1..64 bytes, some larger) chosen by SEED:
-// the output must not change.
+// the output must not change. --hyperscan skips bodies with the Hyperscan body scan
+// (MimeParser::use_body_scan) instead of the SSE2 scan: the output must not change either.
 #include <openssl/evp.h>
 
 #include <cstdio>
@@ -102,21 +103,32 @@ class Collector final : public MimeCallbacks {
 
 int main(int argc, char** argv) {
   bool split = false;
+  bool hyperscan = false;
   unsigned long seed = 0;
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--split" && i + 1 < argc) { split = true; seed = std::strtoul(argv[++i], nullptr, 10); }
+    else if (a == "--hyperscan") hyperscan = true;
     else if (a == "-h" || a == "--help") {
-      std::puts("usage: sluice_mime_dump [--split SEED] FILE.eml... | -");
+      std::puts("usage: sluice_mime_dump [--split SEED] [--hyperscan] FILE.eml... | -");
       return 0;
     } else files.push_back(a);
   }
   if (files.empty()) {
-    std::fputs("usage: sluice_mime_dump [--split SEED] FILE.eml... | -\n", stderr);
+    std::fputs("usage: sluice_mime_dump [--split SEED] [--hyperscan] FILE.eml... | -\n", stderr);
     return 2;
   }
   auto parser = std::make_unique<MimeParser>();
+  std::unique_ptr<sluice::pipeline::MimeBodyScan> scan;
+  std::unique_ptr<sluice::pipeline::MimeBodyScan::Scratch> scratch;
+  if (hyperscan) {
+    std::string error;
+    scan = sluice::pipeline::MimeBodyScan::compile(error);
+    if (!scan) { std::fprintf(stderr, "%s\n", error.c_str()); return 1; }
+    scratch = scan->make_scratch();
+    if (!parser->use_body_scan(scan.get(), scratch.get())) { std::fputs("hs_open_stream failed\n", stderr); return 1; }
+  }
   int rc = 0;
   for (const auto& f : files) {
     std::string data;

@@ -1,0 +1,39 @@
+#include "pipeline/mime_body_scan.h"
+
+#include <hs/hs.h>
+
+namespace sluice::pipeline {
+
+namespace {
+
+// '^' with HS_FLAG_MULTILINE matches after every '\n': "^[^\n]{999}" ends exactly once per line
+// of 999 bytes or more, on its 999th byte (RFC 5322 2.1.1: 998 octets plus CRLF; the CR of a
+// 998-octet line is counted, so such a line is one false alarm the parser resolves exactly).
+const char* const kPatterns[] = {"\\n[-be]", "[^\\r]\\n", "^[^\\n]{999}"};
+const unsigned kFlags[] = {0, 0, HS_FLAG_MULTILINE};
+const unsigned kIds[] = {MimeBodyScan::line_start, MimeBodyScan::bare_lf, MimeBodyScan::long_line};
+
+}  // namespace
+
+MimeBodyScan::Scratch::~Scratch() { hs_free_scratch(s); }
+
+std::unique_ptr<MimeBodyScan> MimeBodyScan::compile(std::string& error) {
+  std::unique_ptr<MimeBodyScan> p(new MimeBodyScan());
+  hs_compile_error_t* err = nullptr;
+  if (hs_compile_multi(kPatterns, kFlags, kIds, 3, HS_MODE_STREAM, nullptr, &p->db_, &err) != HS_SUCCESS) {
+    error = std::string("Hyperscan: ") + (err && err->message ? err->message : "compile failed");
+    hs_free_compile_error(err);
+    return nullptr;
+  }
+  return p;
+}
+
+MimeBodyScan::~MimeBodyScan() { hs_free_database(db_); }
+
+std::unique_ptr<MimeBodyScan::Scratch> MimeBodyScan::make_scratch() const {
+  auto s = std::make_unique<Scratch>();
+  hs_alloc_scratch(db_, &s->s);
+  return s;
+}
+
+}  // namespace sluice::pipeline
