@@ -12,15 +12,21 @@ namespace {
 const char* const kPatterns[] = {"\\n[-be]", "[^\\r]\\n", "^[^\\n]{999}"};
 const unsigned kFlags[] = {0, 0, HS_FLAG_MULTILINE};
 const unsigned kIds[] = {MimeBodyScan::line_start, MimeBodyScan::bare_lf, MimeBodyScan::long_line};
+// Without line accounting: the line starts that can be special, spelled out (fewer matches).
+const char* const kLitePatterns[] = {"\\n-", "\\nbegin ", "\\nend"};
+const unsigned kLiteFlags[] = {0, 0, 0};
+const unsigned kLiteIds[] = {MimeBodyScan::line_start, MimeBodyScan::line_start, MimeBodyScan::line_start};
 
 }  // namespace
 
 MimeBodyScan::Scratch::~Scratch() { hs_free_scratch(s); }
 
-std::unique_ptr<MimeBodyScan> MimeBodyScan::compile(std::string& error) {
+std::unique_ptr<MimeBodyScan> MimeBodyScan::compile(std::string& error, bool exact_lines) {
   std::unique_ptr<MimeBodyScan> p(new MimeBodyScan());
+  p->exact_ = exact_lines;
   hs_compile_error_t* err = nullptr;
-  if (hs_compile_multi(kPatterns, kFlags, kIds, 3, HS_MODE_STREAM, nullptr, &p->db_, &err) != HS_SUCCESS) {
+  if (hs_compile_multi(exact_lines ? kPatterns : kLitePatterns, exact_lines ? kFlags : kLiteFlags,
+                       exact_lines ? kIds : kLiteIds, 3, HS_MODE_STREAM, nullptr, &p->db_, &err) != HS_SUCCESS) {
     error = std::string("Hyperscan: ") + (err && err->message ? err->message : "compile failed");
     hs_free_compile_error(err);
     return nullptr;

@@ -269,8 +269,9 @@ std::size_t MimeParser::hs_skip(const uint8_t* p, std::size_t j, std::size_t n, 
   BodyScanState& h = *hs_;
   const std::size_t off = std::size_t(p - h.base);
   const std::size_t known = std::size_t(h.known) - off;  // > j (body_span checks)
-  const bool bare_seen = anomalies_ & bit(MimeAnomaly::bare_lf);
-  const bool long_seen = anomalies_ & bit(MimeAnomaly::line_too_long);
+  const bool exact = h.scan->exact_lines();
+  const bool bare_seen = !exact || (anomalies_ & bit(MimeAnomaly::bare_lf));
+  const bool long_seen = !exact || (anomalies_ & bit(MimeAnomaly::line_too_long));
   // The line holding j began in an earlier piece: its length so far is only in line_len_.
   if (!long_seen && line_len_ > 0) {
     const void* nlp = std::memchr(p + j, '\n', n - j);

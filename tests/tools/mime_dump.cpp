@@ -104,12 +104,14 @@ class Collector final : public MimeCallbacks {
 int main(int argc, char** argv) {
   bool split = false;
   bool hyperscan = false;
+  bool lite = false;  // --hyperscan-no-line-checks: MimeBodyScan::compile(exact_lines false)
   unsigned long seed = 0;
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--split" && i + 1 < argc) { split = true; seed = std::strtoul(argv[++i], nullptr, 10); }
     else if (a == "--hyperscan") hyperscan = true;
+    else if (a == "--hyperscan-no-line-checks") hyperscan = lite = true;
     else if (a == "-h" || a == "--help") {
       std::puts("usage: sluice_mime_dump [--split SEED] [--hyperscan] FILE.eml... | -");
       return 0;
@@ -124,7 +126,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<sluice::pipeline::MimeBodyScan::Scratch> scratch;
   if (hyperscan) {
     std::string error;
-    scan = sluice::pipeline::MimeBodyScan::compile(error);
+    scan = sluice::pipeline::MimeBodyScan::compile(error, !lite);
     if (!scan) { std::fprintf(stderr, "%s\n", error.c_str()); return 1; }
     scratch = scan->make_scratch();
     if (!parser->use_body_scan(scan.get(), scratch.get())) { std::fputs("hs_open_stream failed\n", stderr); return 1; }
