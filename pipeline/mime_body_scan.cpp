@@ -15,7 +15,7 @@ const unsigned kIds[] = {MimeBodyScan::line_start, MimeBodyScan::bare_lf, MimeBo
 // Without line accounting: the line starts that can be special, spelled out (fewer matches).
 const char* const kLitePatterns[] = {"\\n-", "\\nbegin ", "\\nend"};
 const unsigned kLiteFlags[] = {0, 0, 0};
-const unsigned kLiteIds[] = {MimeBodyScan::line_start, MimeBodyScan::line_start, MimeBodyScan::line_start};
+const unsigned kLiteIds[] = {MimeBodyScan::line_start, MimeBodyScan::begin_start, MimeBodyScan::end_start};
 
 }  // namespace
 

@@ -18,8 +18,9 @@ namespace sluice::pipeline {
 
 class MimeBodyScan {
  public:
-  // Pattern ids, reported with the match's last byte.
-  enum Event : unsigned { line_start = 0, bare_lf = 1, long_line = 2 };
+  // Pattern ids, reported with the match's last byte; begin_start / end_start (exact_lines false)
+  // end 5 / 2 bytes after their line start and are recorded as line_start.
+  enum Event : unsigned { line_start = 0, bare_lf = 1, long_line = 2, begin_start = 4, end_start = 5 };
 
   // Control plane: nullptr with `error` set when Hyperscan refuses. `exact_lines` false: only the
   // line starts "--"... are looked for ("-", "begin ", "end"), and bare_lf / line_too_long are

@@ -240,7 +240,15 @@ int on_body_event(unsigned id, unsigned long long, unsigned long long to, unsign
   auto* h = static_cast<MimeParser::BodyScanState*>(ctx);
   if (id == MimeBodyScan::bare_lf && (h->seen & bit(MimeAnomaly::bare_lf))) return 0;
   if (id == MimeBodyScan::long_line && (h->seen & bit(MimeAnomaly::line_too_long))) return 0;
-  const uint64_t pos = to - 1 - h->stream_off;
+  uint64_t pos = to - 1 - h->stream_off;
+  if (id == MimeBodyScan::begin_start || id == MimeBodyScan::end_start) {
+    // "\nbegin " / "\nend": back to the line start. One in an earlier feed was left to the
+    // per-line loop there (hs_skip stops kLiteTail bytes before the end of a feed).
+    const uint64_t back = id == MimeBodyScan::begin_start ? 5 : 2;
+    if (pos < back) return 0;
+    pos -= back;
+    id = MimeBodyScan::line_start;
+  }
   if (h->n < MimeParser::BodyScanState::kMaxEvents) h->ev[h->n++] = pos << 2 | id;
   else if (pos < h->known) h->known = pos;
   return 0;
@@ -283,7 +291,10 @@ std::size_t MimeParser::hs_skip(const uint8_t* p, std::size_t j, std::size_t n, 
   }
   // Without events: up to the line holding the first unknown byte (the line end at n - 1, if
   // any, is left to the per-line loop).
-  std::size_t limit = known < n ? known - 1 : n - 1;
+  // Without line checks, a line start in the last 5 bytes may be a "begin " whose match ends in
+  // the next feed: those lines are left to the per-line loop too.
+  const std::size_t tail = exact ? 1 : 6;
+  std::size_t limit = known < n ? known - 1 : (n >= tail ? n - tail : 0);
   retry = known < n ? known : n;
   while (h.next < h.n) {
     const uint32_t e = h.ev[h.next];
