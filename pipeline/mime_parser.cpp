@@ -1208,7 +1208,8 @@ std::size_t MimeParser::body_span(const uint8_t* p, std::size_t n, bool no_hold,
     if (cr_pending_) {
       cr_pending_ = false;
       if (p[i] == '\n') {
-        if (line_len_ > kMaxLine) note(MimeAnomaly::line_too_long);
+        // line_len_ counted the held CR (the no-'\n' path below): it is the line end's.
+        if (line_len_ - 1 > kMaxLine) note(MimeAnomaly::line_too_long);
         eol_[0] = '\r';
         eol_[1] = '\n';
         eol_len_ = 2;
