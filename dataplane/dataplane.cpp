@@ -29,6 +29,8 @@ struct Dataplane::Impl {
   std::vector<std::unique_ptr<pipeline::AttachmentWorker>> attachment_workers;
   std::vector<std::unique_ptr<pipeline::ChunkChannel>> channels;  // per RX lcore
   std::vector<std::unique_ptr<pipeline::AttachmentHandoff>> handoffs;  // per RX lcore
+  std::unique_ptr<pipeline::MimeBodyScan> body_scan;  // mime.body_scan: hyperscan (compiled here, at start)
+  std::vector<std::unique_ptr<pipeline::MimeBodyScan::Scratch>> body_scratch;  // one per RX lcore
   std::unique_ptr<pipeline::MessageInspectorFactory> inspectors;  // shared by the lcores' reassemblers
   std::vector<std::unique_ptr<reassembly::Reassembler>> reassemblers;
   std::vector<std::unique_ptr<EventRing>> rings;
@@ -296,7 +298,24 @@ bool Dataplane::Impl::start(std::string& error) {
     }
     handoff_of.push_back(handoffs.back().get());
   }
-  inspectors = std::make_unique<pipeline::MessageInspectorFactory>(c.mime, handoff_of);
+  std::vector<pipeline::MimeBodyScan::Scratch*> scratch_of;
+  if (c.mime_hyperscan) {
+    std::string why;
+    body_scan = pipeline::MimeBodyScan::compile(why, /*exact_lines=*/false);
+    if (!body_scan) {
+      error = "mime.body_scan: " + why;
+      return false;
+    }
+    for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
+      body_scratch.push_back(body_scan->make_scratch());
+      if (!body_scratch.back()->s) {
+        error = "mime.body_scan: cannot allocate Hyperscan scratch";
+        return false;
+      }
+      scratch_of.push_back(body_scratch.back().get());
+    }
+  }
+  inspectors = std::make_unique<pipeline::MessageInspectorFactory>(c.mime, handoff_of, body_scan.get(), scratch_of);
   config.reassembly.observers = inspectors.get();
   for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
     RxLcoreContext& lc = lcores[i];

@@ -65,6 +65,7 @@ struct Config {
   reassembly::FlowHashMode flow_hash;
   reassembly::ReassemblyConfig reassembly;  // `observers` is set by the data plane
   pipeline::MimeLimits mime;                // MIME parsing of every message (on the RX lcores)
+  bool mime_hyperscan;                      // bodies skipped by Hyperscan instead of the SSE2 scan
   WorkerConfig workers;
   std::size_t event_ring_bytes;  // per RX lcore
 };

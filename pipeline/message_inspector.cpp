@@ -36,6 +36,9 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
     handoff_.message_end(message_, complete, message_sha256, ctx);
     message_ = AttachmentHandoff::kNone;
   }
+  void use_body_scan(const MimeBodyScan* scan, MimeBodyScan::Scratch* scratch) noexcept {
+    mime_.use_body_scan(scan, scratch);
+  }
   std::size_t summary(char* buf, std::size_t cap) const noexcept override {
     // Rendered as members of the smtp object: "attachments":N,"mime_anomalies":[...]
     char scratch[1024];
@@ -97,7 +100,10 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
 }  // namespace
 
 std::unique_ptr<reassembly::MessageObserver> MessageInspectorFactory::make(reassembly::EventOutput&, unsigned lcore) {
-  return std::make_unique<MessageInspector>(limits_, *handoffs_.at(lcore));
+  auto inspector = std::make_unique<MessageInspector>(limits_, *handoffs_.at(lcore));
+  // Opens the parser's Hyperscan stream; if that fails the parser keeps its SSE2 scan (same parts).
+  if (body_scan_) inspector->use_body_scan(body_scan_, scratches_.at(lcore));
+  return inspector;
 }
 
 }  // namespace sluice::pipeline

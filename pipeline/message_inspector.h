@@ -16,14 +16,19 @@ namespace sluice::pipeline {
 
 class MessageInspectorFactory final : public reassembly::MessageObserverFactory {
  public:
-  // `handoffs[i]`: the hand-off of RX lcore i (owned by the caller, outliving the factory's products).
-  MessageInspectorFactory(const MimeLimits& limits, std::vector<AttachmentHandoff*> handoffs)
-      : limits_(limits), handoffs_(std::move(handoffs)) {}
+  // `handoffs[i]`: the hand-off of RX lcore i (owned by the caller, outliving the factory's
+  // products). With `body_scan`, parsers skip bodies with Hyperscan (mime_body_scan.h), using
+  // `scratches[i]` on RX lcore i; without, with their SSE2 scan.
+  MessageInspectorFactory(const MimeLimits& limits, std::vector<AttachmentHandoff*> handoffs,
+                          const MimeBodyScan* body_scan = nullptr, std::vector<MimeBodyScan::Scratch*> scratches = {})
+      : limits_(limits), handoffs_(std::move(handoffs)), body_scan_(body_scan), scratches_(std::move(scratches)) {}
   std::unique_ptr<reassembly::MessageObserver> make(reassembly::EventOutput& out, unsigned lcore) override;
 
  private:
   MimeLimits limits_;
   std::vector<AttachmentHandoff*> handoffs_;
+  const MimeBodyScan* body_scan_;
+  std::vector<MimeBodyScan::Scratch*> scratches_;
 };
 
 }  // namespace sluice::pipeline

@@ -1,7 +1,8 @@
 """The captures of ../shared/corpus/pcap: every message the corpus expects is found, with the same
 SHA-256 and size of its content, complete or not as expected, and no message that is not there;
 every expected attachment is a `file` event with the SHA-256 computed by a worker lcore (the
-replays run with one RX lcore and one worker lcore).
+replays run with one RX lcore and one worker lcore, and with the Hyperscan body scan,
+mime.body_scan: hyperscan; the other replay tests use the default SSE2 scan).
 The expectations (<name>.attachments.json) come from an independent reassembly; where it is known
 to be wrong (replies misaligned by a server greeting without CRLF), the RFC reading wins and the
 difference is listed in KNOWN below with the reason."""
@@ -50,7 +51,7 @@ class Corpus(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = os.path.join(tmp, "workers.yaml")
             with open(cfg, "w") as f:
-                f.write("lcores:\n  rx: [1]\n  workers: [2]\n")
+                f.write("lcores:\n  rx: [1]\n  workers: [2]\nmime:\n  body_scan: hyperscan\n")
             for path in files:
                 with open(path) as f:
                     att = json.load(f)
