@@ -1229,7 +1229,10 @@ std::size_t MimeParser::body_span(const uint8_t* p, std::size_t n, bool no_hold,
           carry_len_ = n - i;
           return n;
         }
-        if (nlp || at_end) {
+        // A line of kCarryCap bytes or more (its LF included) is ordinary, as it is when a feed
+        // ends inside it (held line start full, feed_piece): the same answer however it is split.
+        if ((nlp || at_end) &&
+            !(nlp && std::size_t(static_cast<const uint8_t*>(nlp) - p) + 1 - i >= kCarryCap)) {
           std::size_t end = nlp ? std::size_t(static_cast<const uint8_t*>(nlp) - p) : n;
           std::size_t cl = end - i;
           bool crlf = cl > 0 && p[end - 1] == '\r';

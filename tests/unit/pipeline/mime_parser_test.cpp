@@ -581,6 +581,19 @@ TEST(MimeParser, UuencodedBlockInsideATextBody) {
   EXPECT_EQ(e.parts[1].data, "xyz");
 }
 
+TEST(MimeParser, CandidateLinesOfAKibibyteOrMoreAreOrdinaryHoweverSplit) {
+  // kCarryCap (1024) bytes with the LF: a held line start that long is ordinary, so the same line
+  // fed whole must be ordinary too. One byte shorter: a uuencoded block, whole or split.
+  for (std::size_t total : {1022u, 1023u, 1024u, 1025u, 3000u}) {
+    const std::string head = "begin 644 ";
+    const std::string name(total - head.size() - 2, 'n');  // + CRLF
+    const std::string msg = crlf("\n") + head + name + "\r\n" + crlf(uuencode("data")) + crlf("end\n");
+    Recorder r = run_all_ways(msg);
+    SCOPED_TRACE(total);
+    EXPECT_EQ(r.parts.size(), total < 1024 ? 2u : 1u);
+  }
+}
+
 TEST(MimeParser, UuencodedBlockInsideEncodedTextBodies) {
   // "begin NNN name" is only visible once the text body is decoded (base64 or quoted-printable).
   std::string blob = binary_blob(200, 7);
