@@ -30,7 +30,7 @@ struct HandoffLimits {
   uint32_t max_messages = 1024;   // messages whose file events wait for results; beyond, a new
                                   // message's attachments are reported at once, unscannable `overload`
   uint32_t max_files = 4096;      // attachments waiting (same fallback)
-  uint32_t max_members = 16384;   // archive member records waiting; beyond, a member's event is
+  uint32_t max_members = 4096;    // archive member records waiting; beyond, a member's event is
                                   // written at once, without message_sha256
   uint32_t wait_us = 0;           // back-pressure: retry this long before `overload` (0: at once)
 };
