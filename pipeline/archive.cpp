@@ -394,7 +394,7 @@ void ArchiveExplorer::walk(Walk& w, const uint8_t* data, std::size_t len, uint32
   register_readers(a);
   // archive_read_open_memory gives libarchive a seek callback, which the seekable zip reader needs.
   if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
-    w.note(classify(a, nullptr, false), "%s (depth %u)", error_text(a), depth);
+    w.note(classify(a, nullptr, true), "%s (depth %u)", error_text(a), depth);
     return;
   }
   std::vector<uint8_t>& buffer = buffers_[depth - 1];
