@@ -16,6 +16,7 @@ import email.policy
 import gzip
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -149,6 +150,15 @@ class Archives(unittest.TestCase):
             f.write("lcores:\n  rx: [1]\n  workers: [2]\n")
         cls.ev = sluiced.replay_frames(frames, cls.tmp, "archives", args=["--config", cfg], timeout=300)
         cls.files = [e["file"] for e in cls.ev.of("file")]
+        # The same capture with two worker lcores (attachments spread by id) and with none (the RX
+        # lcore does the work): the same events.
+        for name, workers in (("two", "[2, 3]"), ("none", "[]")):
+            other = os.path.join(cls.tmp, name + ".yaml")
+            with open(other, "w") as f:
+                f.write("lcores:\n  rx: [1]\n  workers: %s\n" % workers)
+            ev = sluiced.replay_frames(frames, cls.tmp, "archives-" + name, args=["--config", other], timeout=300)
+            setattr(cls, "files_" + name, [e["file"] for e in ev.of("file")])
+            setattr(cls, "stats_" + name, ev.stats)
 
     @classmethod
     def tearDownClass(cls):
@@ -180,6 +190,17 @@ class Archives(unittest.TestCase):
         worker = [l for l in stats["lcores"] if l["role"] == "worker"]
         self.assertEqual(len(worker), 1)
         self.assertGreaterEqual(worker[0]["worker"]["attachments"], len(self.attachments))
+
+    def test_same_events_with_two_workers_and_without_workers(self):
+        key = lambda f: json.dumps(f, sort_keys=True)
+        self.assertEqual(sorted(map(key, self.files_two)), sorted(map(key, self.files)))
+        self.assertEqual(sorted(map(key, self.files_none)), sorted(map(key, self.files)))
+        roles = [l["role"] for l in self.stats_two["lcores"]]
+        self.assertEqual(roles, ["rx", "worker", "worker"])
+        # Both workers got attachments.
+        self.assertTrue(all(l["worker"]["attachments"] > 0 for l in self.stats_two["lcores"][1:]))
+        self.assertEqual([l["role"] for l in self.stats_none["lcores"]], ["rx"])
+        self.assertEqual(self.stats_none["lcores"][0]["worker"]["attachments"], len(self.attachments))
 
     def test_zip_and_tar_members_match_python(self):
         for name in ("nested.zip", "data.tar.gz"):
