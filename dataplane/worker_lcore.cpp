@@ -12,7 +12,7 @@ class RingResultOutput final : public pipeline::ResultOutput {
   void put(const pipeline::WorkResult& r) noexcept override {
     const WorkerTable& t = *ctx_.table;
     const unsigned rx = pipeline::attachment_rx(r.attachment);
-    if (rx >= t.n_rx) return;
+    if (rx >= t.n_rx) return drop();  // not an id of this data plane: counted
     void* p = nullptr;
     // Wait for room while the RX lcore runs: it frees results in every loop iteration.
     while (rte_mempool_get(t.results[ctx_.index], &p) != 0) {
