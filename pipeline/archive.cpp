@@ -426,6 +426,11 @@ void ArchiveExplorer::walk(Walk& w, const uint8_t* data, std::size_t len, uint32
     const char* p = archive_entry_pathname_utf8(e);
     if (p == nullptr) p = archive_entry_pathname(e);
     if (!is_member(e)) {
+      // A directory that declares no data has none to read (RAR 5 refuses the attempt: "Can't
+      // decompress an entry marked as a directory"); one that declares data is read like any
+      // other non-member, so that its bytes still count against the budgets.
+      if (archive_entry_filetype(e) == AE_IFDIR && (!archive_entry_size_is_set(e) || archive_entry_size(e) == 0))
+        continue;
       sanitise_utf8(p != nullptr ? p : "", path_, kMaxPathBytes);
       DataReader skip{limits_, a, e, nullptr, path_, depth};
       if (!skip.run(w)) break;
