@@ -36,7 +36,7 @@ struct Text {
   void set(std::string_view s) noexcept {
     if (s.size() <= N || N < 128) {  // short fields (types, paths) are simply cut
       len = std::min(s.size(), N);
-      std::memcpy(data, s.data(), len);
+      if (len) std::memcpy(data, s.data(), len);  // an empty view may have no data pointer
       return;
     }
     static constexpr std::string_view kCut = "\xe2\x80\xa6";  // U+2026 HORIZONTAL ELLIPSIS
