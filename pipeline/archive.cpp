@@ -87,14 +87,18 @@ bool contains_nocase(const char* s, std::string_view word) noexcept {
 
 // libarchive has no error code for encryption: its readers say so in the message ("Passphrase
 // required for this entry", "The archive header is encrypted, but currently not supported", "RAR
-// encryption support unavailable", "Encrypted file is unsupported"...).
-Unscannable classify(archive* a, archive_entry* e, bool entry_seen) noexcept {
+// encryption support unavailable", "Encrypted file is unsupported"...). `ask_format`: a format was
+// chosen and no entry is seen yet, so the reader may be asked. Never after a failed open:
+// libarchive 3.6's choose_format() then leaves a->format one past formats[], and
+// archive_read_has_encrypted_entries() would call through whatever lies beyond the struct (an
+// empty gzip/bzip2/xz/zstd stream got there: found by archive_fuzz).
+Unscannable classify(archive* a, archive_entry* e, bool ask_format) noexcept {
   if (e != nullptr && archive_entry_is_encrypted(e)) return Unscannable::encrypted;
   const char* s = archive_error_string(a);
   if (s != nullptr && (contains_nocase(s, "encrypt") || contains_nocase(s, "passphrase")))
     return Unscannable::encrypted;
   // Before any entry (7z with encrypted headers, rar -hp), the reader may know only this.
-  if (!entry_seen && archive_read_has_encrypted_entries(a) > 0) return Unscannable::encrypted;
+  if (ask_format && archive_read_has_encrypted_entries(a) > 0) return Unscannable::encrypted;
   return Unscannable::extraction_failed;
 }
 
@@ -306,7 +310,7 @@ struct DataReader {
         return !w.stop;
       }
       if (r < ARCHIVE_WARN) {  // ARCHIVE_RETRY, ARCHIVE_FAILED, ARCHIVE_FATAL
-        fail(w, classify(a, e, true));
+        fail(w, classify(a, e, false));
         return r != ARCHIVE_FATAL;
       }
       if (r == ARCHIVE_WARN) {  // the block is good, something around it is not (bad CRC...)
@@ -394,7 +398,7 @@ void ArchiveExplorer::walk(Walk& w, const uint8_t* data, std::size_t len, uint32
   register_readers(a);
   // archive_read_open_memory gives libarchive a seek callback, which the seekable zip reader needs.
   if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
-    w.note(classify(a, nullptr, true), "%s (depth %u)", error_text(a), depth);
+    w.note(classify(a, nullptr, false), "%s (depth %u)", error_text(a), depth);
     return;
   }
   std::vector<uint8_t>& buffer = buffers_[depth - 1];
@@ -405,12 +409,12 @@ void ArchiveExplorer::walk(Walk& w, const uint8_t* data, std::size_t len, uint32
     const int r = archive_read_next_header(a, &e);
     if (r == ARCHIVE_EOF) break;
     if (r == ARCHIVE_FATAL) {
-      w.note(classify(a, nullptr, entry_seen), "%s (depth %u)", error_text(a), depth);
+      w.note(classify(a, nullptr, !entry_seen), "%s (depth %u)", error_text(a), depth);
       break;
     }
     if (r == ARCHIVE_RETRY || r == ARCHIVE_FAILED) {
       // The entry is not usable (libarchive refuses its data in this state); the next may be.
-      w.note(classify(a, e, entry_seen), "%s (depth %u)", error_text(a), depth);
+      w.note(classify(a, e, !entry_seen), "%s (depth %u)", error_text(a), depth);
       if (++failures > kMaxHeaderFailures) break;
       continue;
     }

@@ -1133,3 +1133,16 @@ TEST(ArchiveRar, StoredDataWithWrongCrcIsNotNoticed) {
     EXPECT_EQ(r.seen[1].sha256, kRarDataSha);
   }
 }
+
+TEST(ArchiveEmptyStreams, EmptyCompressedStreamsEndExtractionFailedWithoutCrashing) {
+  // gzip/bzip2/xz/zstd of nothing: no reader claims the empty output and the open fails; the
+  // explorer must not ask the reader anything after that (archive_fuzz: a call through memory
+  // beyond libarchive's struct). The fuzz regressions hold the 20-byte gzip.
+  const std::filesystem::path dir = kFixtures / "../../fuzz/regressions/archive_fuzz";
+  for (const char* name : {"empty_stream_open_fails.gz", "gzip_empty_deflate_fuzzed.bin"}) {
+    SCOPED_TRACE(name);
+    Outcome r = explore(read_file(dir / name));
+    EXPECT_EQ(r.result.reason, Unscannable::extraction_failed);
+    EXPECT_EQ(r.result.members, 0u);
+  }
+}
