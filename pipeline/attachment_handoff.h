@@ -86,18 +86,11 @@ class LocalChannel final : public ChunkChannel, private ResultOutput {
  public:
   // `chunks`: partly filled chunks held at once (one per attachment written to since the last
   // poll); when they run out, the hand-off sends the partial ones, which frees them.
-  explicit LocalChannel(const WorkerLimits& limits, std::size_t chunks = 64) : worker_(limits), pool_(chunks) {
-    for (auto& c : pool_) free_.push_back(&c);
-  }
+  explicit LocalChannel(const WorkerLimits& limits, std::size_t chunks = 64) : worker_(limits), pool_(chunks) {}
   void set_handler(ResultHandler* h) noexcept { handler_ = h; }
   unsigned workers() const noexcept override { return 1; }
-  WorkChunk* alloc() noexcept override {
-    if (free_.empty()) return nullptr;
-    WorkChunk* c = free_.back();
-    free_.pop_back();
-    return c;
-  }
-  void release(WorkChunk* c) noexcept override { free_.push_back(c); }  // capacity reserved: no allocation
+  WorkChunk* alloc() noexcept override { return pool_.get(); }
+  void release(WorkChunk* c) noexcept override { pool_.put(c); }
   bool send(unsigned, WorkChunk* c) noexcept override {
     worker_.on_chunk(*c, *this);
     release(c);
@@ -113,8 +106,7 @@ class LocalChannel final : public ChunkChannel, private ResultOutput {
   }
   AttachmentWorker worker_;
   ResultHandler* handler_ = nullptr;
-  std::vector<WorkChunk> pool_;
-  std::vector<WorkChunk*> free_;
+  ChunkPool pool_;
 };
 
 }  // namespace sluice::pipeline

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "pipeline/archive.h"
 #include "pipeline/file_type.h"
@@ -68,6 +69,27 @@ struct WorkResult {
   char name[kResultName];
   uint16_t detail_len;      // final: short reason text (which limit, libarchive's message)
   char detail[128];
+};
+
+// A fixed set of chunks allocated once, handed out and taken back without allocating: the pool of
+// transports that are not DPDK's (LocalChannel, test doubles).
+class ChunkPool {
+ public:
+  explicit ChunkPool(std::size_t n) : chunks_(n) {
+    free_.reserve(n);
+    for (auto& c : chunks_) free_.push_back(&c);
+  }
+  WorkChunk* get() noexcept {
+    if (free_.empty()) return nullptr;
+    WorkChunk* c = free_.back();
+    free_.pop_back();
+    return c;
+  }
+  void put(WorkChunk* c) noexcept { free_.push_back(c); }  // capacity reserved: no allocation
+
+ private:
+  std::vector<WorkChunk> chunks_;
+  std::vector<WorkChunk*> free_;
 };
 
 class ResultHandler {

@@ -51,18 +51,10 @@ struct Events final : sluice::reassembly::EventOutput {
 // A transport whose ring refuses at times (input-driven) and whose worker runs when polled.
 class FlakyChannel final : public ChunkChannel, public ResultOutput {
  public:
-  FlakyChannel(const WorkerLimits& l, Input& in) : worker_(l), in_(in) {
-    storage_.resize(8);
-    for (auto& c : storage_) free_.push_back(&c);
-  }
+  FlakyChannel(const WorkerLimits& l, Input& in) : worker_(l), in_(in), pool_(8) {}
   unsigned workers() const noexcept override { return 1; }
-  WorkChunk* alloc() noexcept override {
-    if (free_.empty()) return nullptr;
-    WorkChunk* c = free_.back();
-    free_.pop_back();
-    return c;
-  }
-  void release(WorkChunk* c) noexcept override { free_.push_back(c); }
+  WorkChunk* alloc() noexcept override { return pool_.get(); }
+  void release(WorkChunk* c) noexcept override { pool_.put(c); }
   bool send(unsigned, WorkChunk* c) noexcept override {
     if (queue_.size() >= 4 || (in_.byte() & 7) == 0) return false;
     queue_.push_back(c);
@@ -91,8 +83,7 @@ class FlakyChannel final : public ChunkChannel, public ResultOutput {
   }
   AttachmentWorker worker_;
   Input& in_;
-  std::vector<WorkChunk> storage_;
-  std::vector<WorkChunk*> free_;
+  ChunkPool pool_;
   std::deque<WorkChunk*> queue_;
   std::vector<WorkResult> results_;
 };

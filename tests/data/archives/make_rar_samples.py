@@ -28,17 +28,10 @@ import struct
 import sys
 import zlib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_python_samples import stream  # noqa: E402  (the same reproducible bytes)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def stream(seed: str, n: int) -> bytes:
-    """n bytes of SHA-256 counter output: incompressible, reproducible."""
-    out = bytearray()
-    i = 0
-    while len(out) < n:
-        out += hashlib.sha256(f"{seed}:{i}".encode()).digest()
-        i += 1
-    return bytes(out[:n])
 
 
 HELLO = b"".join(b"hello from a stored RAR member, line %d\n" % i for i in range(12))

@@ -71,18 +71,11 @@ struct Capture final : reassembly::EventOutput {
 // worker runs. Results queue up until the RX side polls.
 class QueueChannel final : public ChunkChannel, public ResultOutput {
  public:
-  QueueChannel(const WorkerLimits& limits, std::size_t pool, std::size_t ring) : worker_(limits), ring_(ring) {
-    storage_.resize(pool);
-    for (auto& c : storage_) free_.push_back(&c);
-  }
+  QueueChannel(const WorkerLimits& limits, std::size_t pool, std::size_t ring)
+      : worker_(limits), ring_(ring), pool_(pool) {}
   unsigned workers() const noexcept override { return 1; }
-  WorkChunk* alloc() noexcept override {
-    if (free_.empty()) return nullptr;
-    WorkChunk* c = free_.back();
-    free_.pop_back();
-    return c;
-  }
-  void release(WorkChunk* c) noexcept override { free_.push_back(c); }
+  WorkChunk* alloc() noexcept override { return pool_.get(); }
+  void release(WorkChunk* c) noexcept override { pool_.put(c); }
   bool send(unsigned, WorkChunk* c) noexcept override {
     if (queue_.size() == ring_) return false;
     queue_.push_back(c);
@@ -109,8 +102,7 @@ class QueueChannel final : public ChunkChannel, public ResultOutput {
 
  private:
   std::size_t ring_;
-  std::vector<WorkChunk> storage_;
-  std::vector<WorkChunk*> free_;
+  ChunkPool pool_;
   std::deque<WorkChunk*> queue_;
   std::deque<WorkResult> results_;
 };
