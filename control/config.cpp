@@ -327,8 +327,8 @@ const std::vector<Param<Loading>>& params() {
                       "How the parser passes over body lines it does not need. `sse2`: 64 bytes a step, every "
                       "line end checked, so `bare_lf` and `line_too_long` are exact. `hyperscan`: a Hyperscan "
                       "stream per message finds the line starts that matter (`--`, `begin `, `end`), compiled "
-                      "once at start, one scratch per RX lcore; the same attachments, about 2x faster on "
-                      "text-heavy mail and +12% on attachment-heavy mail (docs/benchmarks.md), but `bare_lf` and "
+                      "once at start, one scratch per RX lcore; the same attachments, about 1.8x faster on "
+                      "text-heavy mail and +10% on attachment-heavy mail (docs/benchmarks.md), but `bare_lf` and "
                       "`line_too_long` are then reported only for lines the parser reads (headers, boundaries "
                       "and their neighbours).",
                       [](Loading& l, const std::string& v) { l.config.dataplane.mime_hyperscan = v == "hyperscan"; }),

@@ -51,7 +51,8 @@ constexpr uint64_t kMaxLine = 998;
 // line of which line_len raw bytes came before j) it goes to the start of the last line s such
 // that every '\n' in [j, s) ends a line that is (a) CRLF-terminated (or bare_seen: bare_lf is
 // already noted, so noting it again is a no-op), (b) not over kMaxLine (or long_seen), and (c)
-// is followed by a byte that cannot start a candidate line ('-' or extra). The length test counts
+// is followed by a byte that cannot start a candidate line ('-' or extra; for extra 'b', the text
+// body's uuencode test, only a line starting "begin "). The length test counts
 // the CR, so it stops early on a line of exactly 998 + CR: stopping early is always exact, as the
 // per-line loop then takes over. to == j when no line could be skipped; retry is where the
 // per-line loop should call again (the end of the step that stopped).
@@ -82,7 +83,17 @@ inline LineSkip skip_plain_lines(const uint8_t* p, std::size_t j, std::size_t n,
       cand |= uint64_t(uint16_t(_mm_movemask_epi8(c))) << (16 * q);
     }
     uint64_t starts = (nl << 1) | nl_prev;  // line starts in [b, b + 64)
-    if (cand & starts) break;
+    if (uint64_t hit = cand & starts) {
+      // In a text body (extra 'b'), a line starting with 'b' is special only as "begin "
+      // (uu_begin): ordinary words starting with 'b' are skipped too; the 6 bytes must be in view.
+      if (extra != 'b') break;
+      bool special = false;
+      for (; hit && !special; hit &= hit - 1) {
+        const std::size_t at = b + std::size_t(std::countr_zero(hit));
+        special = p[at] == '-' || at + 6 > n || std::memcmp(p + at, "begin ", 6) == 0;
+      }
+      if (special) break;
+    }
     if (!bare_seen && (nl & ~((cr << 1) | cr_prev))) break;
     if (nl == 0) {
       cur += 64;
