@@ -180,7 +180,6 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
     r.index = 0;
     r.parent = -1;
     r.depth = 0;
-    r.members = 0;
     r.size = 0;
     r.name_len = 0;
     r.detail_len = 0;
@@ -226,11 +225,9 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
     attachment_id = a.id;
     output = &out;
     std::memcpy(parent_sha[0], result.sha256, 32);
-    members = 0;
     ArchiveResult ar = explorer.explore(a.buffer.data(), a.buffer.size(), *this);
     // explore() reused `member`, not `result`: the final record is intact.
     result.unscannable = ar.reason;
-    result.members = members;
     result.detail_len = static_cast<uint16_t>(put_text(result.detail, sizeof(result.detail), ar.detail));
   }
 
@@ -260,7 +257,6 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
       descend = m.complete && is_archive(r.type);
       if (d < kMaxDepth) std::memcpy(parent_sha[d], r.sha256, 32);
     }
-    ++members;
     count(r);
     output->put(r);
     return descend;
@@ -281,7 +277,6 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
   WorkResult member{};
   uint64_t attachment_id = 0;
   ResultOutput* output = nullptr;
-  uint32_t members = 0;
   uint8_t parent_sha[kMaxDepth][32]{};
   WorkerStats stats;
 };

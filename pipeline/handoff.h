@@ -61,7 +61,6 @@ struct WorkResult {
   uint32_t index;           // members: 0-based in the archive tree
   int32_t parent;           // members: index of the containing member, -1: the attachment
   uint32_t depth;           // members: 1 for the attachment's own members
-  uint32_t members;         // final: members reported for the attachment
   uint64_t size;            // bytes hashed
   uint8_t sha256[32];
   uint8_t parent_sha256[32];  // members: SHA-256 of the containing file

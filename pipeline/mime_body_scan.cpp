@@ -2,6 +2,8 @@
 
 #include <hs/hs.h>
 
+#include "pipeline/hs_compile.h"
+
 namespace sluice::pipeline {
 
 namespace {
@@ -24,13 +26,9 @@ MimeBodyScan::Scratch::~Scratch() { hs_free_scratch(s); }
 std::unique_ptr<MimeBodyScan> MimeBodyScan::compile(std::string& error, bool exact_lines) {
   std::unique_ptr<MimeBodyScan> p(new MimeBodyScan());
   p->exact_ = exact_lines;
-  hs_compile_error_t* err = nullptr;
-  if (hs_compile_multi(exact_lines ? kPatterns : kLitePatterns, exact_lines ? kFlags : kLiteFlags,
-                       exact_lines ? kIds : kLiteIds, 3, HS_MODE_STREAM, nullptr, &p->db_, &err) != HS_SUCCESS) {
-    error = std::string("Hyperscan: ") + (err && err->message ? err->message : "compile failed");
-    hs_free_compile_error(err);
-    return nullptr;
-  }
+  p->db_ = compile_stream_db(exact_lines ? kPatterns : kLitePatterns, exact_lines ? kFlags : kLiteFlags,
+                             exact_lines ? kIds : kLiteIds, 3, HS_MODE_STREAM, error);
+  if (!p->db_) return nullptr;
   return p;
 }
 

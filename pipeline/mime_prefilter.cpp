@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "pipeline/hs_compile.h"
+
 namespace sluice::pipeline {
 
 // ---------------------------------------------------------------------------------------------
@@ -40,13 +42,8 @@ int on_match(unsigned id, unsigned long long from, unsigned long long to, unsign
 
 std::unique_ptr<HyperscanPrefilter> HyperscanPrefilter::compile(std::string& error) {
   std::unique_ptr<HyperscanPrefilter> p(new HyperscanPrefilter());
-  hs_compile_error_t* err = nullptr;
-  if (hs_compile_multi(kPatterns, kFlags, kIds, 3, HS_MODE_STREAM | HS_MODE_SOM_HORIZON_LARGE, nullptr, &p->db_, &err) !=
-      HS_SUCCESS) {
-    error = std::string("Hyperscan: ") + (err && err->message ? err->message : "compile failed");
-    hs_free_compile_error(err);
-    return nullptr;
-  }
+  p->db_ = compile_stream_db(kPatterns, kFlags, kIds, 3, HS_MODE_STREAM | HS_MODE_SOM_HORIZON_LARGE, error);
+  if (!p->db_) return nullptr;
   (void)kContentLen;
   return p;
 }
