@@ -1,19 +1,14 @@
-// Event output: one JSON object per line (DESIGN.md section 7), written by control-plane threads
-// only. Every event carries `timestamp` (RFC 3339, UTC) and `event_type`; the object named after
-// the event type holds the rest.
+// Event output: one JSON object per line (DESIGN.md section 7), written by the control plane's
+// service loop only. Lcore records and control-plane events are rendered by control/event_render.
 #pragma once
 
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
-#include "dataplane/dataplane.h"
+#include "control/event_render.h"
 
 namespace sluice::control {
-
-// Keys keep the order they are written in: timestamp and event_type first, as a reader expects.
-using Json = nlohmann::ordered_json;
 
 class EventWriter {
  public:
@@ -24,23 +19,27 @@ class EventWriter {
 
   // "-" is standard output; an empty path disables events. Appends to an existing file.
   bool open(const std::string& path, std::string& error);
+  // Closes the current output and opens `path` (a reload of events.path). On failure the current
+  // output stays and `error` says why.
+  bool reopen(const std::string& path, std::string& error);
   bool enabled() const noexcept { return out_ != nullptr; }
-  // Writes {"timestamp":..., "event_type": type, type: body} and flushes the line.
-  void write(const std::string& type, Json body);
-  // A complete event produced elsewhere (the data plane renders its own), written as one line.
+  const std::string& path() const noexcept { return path_; }
+  // A control-plane event: {"timestamp": now, "event_type": type, type: body}, flushed.
+  void write(const std::string& type, const Json& body, const records::FlowIdentity* flow = nullptr);
+  // One lcore record (records/event_records.h), rendered; not flushed (see flush()).
+  void write_record(const void* record, std::size_t size);
   void write_line(std::string_view json);
   void flush() { if (out_) std::fflush(out_); }
+  uint64_t written() const noexcept { return written_; }
+  uint64_t unrenderable() const noexcept { return unrenderable_; }  // records of an unknown type or size
 
  private:
+  void close();
   std::FILE* out_ = nullptr;
   bool owned_ = false;
+  std::string path_;
+  EventRenderer renderer_;
+  uint64_t written_ = 0, unrenderable_ = 0;
 };
-
-// RFC 3339 with microseconds, UTC: 2026-11-27T23:56:50.123456Z. `unix_us`: microseconds since 1970.
-std::string rfc3339(int64_t unix_us);
-int64_t now_unix_us();
-
-// The body of a `stats` event.
-Json stats_json(const dataplane::StatsSnapshot& s);
 
 }  // namespace sluice::control

@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
                dataplane::mode_name(cfg.dataplane.mode), cfg.dataplane.ports.size(), cfg.dataplane.lcores.rx.size());
   std::fflush(human);
 
-  auto write_event = [&](std::string_view line) { events.write_line(line); };
+  auto write_event = [&](const void* record, std::size_t size) { events.write_record(record, size); };
   auto next_stats = t0 + std::chrono::seconds(cfg.stats_interval_s);
   while (!g_signalled.load() && !dp->finished()) {
     if (dp->drain_events(write_event) == 0)

@@ -36,7 +36,7 @@ struct Dataplane::Impl {
   std::vector<std::unique_ptr<EventRing>> rings;
   std::vector<std::unique_ptr<RingEventOutput>> outputs;
   std::vector<std::unique_ptr<uint8_t[]>> scratch;
-  std::string drain_scratch;
+  std::vector<std::max_align_t> drain_scratch;
   std::atomic<bool> quit{false};
   std::atomic<bool> abort_flush{false};
   bool launched = false;
@@ -369,18 +369,18 @@ bool Dataplane::finished() const noexcept {
   return true;
 }
 
-std::size_t Dataplane::drain_events(const std::function<void(std::string_view)>& fn) {
+std::size_t Dataplane::drain_events(const RecordFn& fn) {
   std::size_t n = 0;
   for (auto& ring : impl_->rings) n += ring->drain(fn, impl_->drain_scratch);
   return n;
 }
 
-void Dataplane::stop(const std::function<void(std::string_view)>& fn) noexcept {
+void Dataplane::stop(const RecordFn& fn) noexcept {
   if (!impl_ || impl_->stopped) return;
   impl_->quit.store(true);
   if (impl_->launched) {
     // The lcores report their open flows on the way out; keep their rings moving meanwhile.
-    auto sink = fn ? fn : [](std::string_view) {};
+    const RecordFn sink = fn ? fn : [](const void*, std::size_t) {};
     for (;;) {
       bool all_exited = true;
       for (unsigned i = 0; i < impl_->table.n_rx_lcores; ++i)

@@ -55,11 +55,13 @@ class Dataplane {
   // Replay mode: true once every RX lcore has read its input to the end, sent what it had and
   // reported every flow.
   bool finished() const noexcept;
-  // Moves the events the lcores wrote (JSON lines) to `fn`. Control thread only.
-  std::size_t drain_events(const std::function<void(std::string_view)>& fn);
+  // Hands the event records the lcores wrote (records/event_records.h; `record` valid during the
+  // call only) to `fn`. Control thread only.
+  using RecordFn = std::function<void(const void* record, std::size_t size)>;
+  std::size_t drain_events(const RecordFn& fn);
   // Tells the lcores to stop, keeps draining their events into `fn` while they report their
   // flows, and waits for them. Idempotent.
-  void stop(const std::function<void(std::string_view)>& fn = {}) noexcept;
+  void stop(const RecordFn& fn = {}) noexcept;
   // Per-lcore counters are plain integers summed here (STYLE.md): exact once stopped,
   // a consistent-enough view while running.
   StatsSnapshot stats() const;

@@ -50,12 +50,13 @@ struct PortTable {
   uint64_t timestamp_flag;  // ol_flags bit saying the field is set
 };
 
-// The reassembly stage's events go to the control thread over the lcore's EventRing.
-class RingEventOutput final : public reassembly::EventOutput {
+// The lcore's event records (reassembly and attachments) go to the control thread over its
+// EventRing.
+class RingEventOutput final : public records::RecordSink {
  public:
   explicit RingEventOutput(EventRing* ring) : ring_(ring) {}
-  void emit(std::string_view line) noexcept override {
-    const bool ok = flushing_ ? ring_->push_wait(line, *quit_abort_) : ring_->push(line);
+  void emit(const void* record, std::size_t size) noexcept override {
+    const bool ok = flushing_ ? ring_->push_wait(record, size, *quit_abort_) : ring_->push(record, size);
     ok ? ++emitted : ++dropped;
   }
   // While flushing (end of input, shutdown), wait for room instead of dropping, until `abort`.

@@ -2,17 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <vector>
-
-#include "reassembly/json_line.h"
-#include "reassembly/reassembler.h"
 
 namespace sluice::pipeline {
 namespace {
 
-using reassembly::JsonLine;
+using records::Text;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -20,52 +16,14 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-constexpr std::size_t kName = 1024;   // file name bytes kept (UTF-8); longer names keep their end
-constexpr std::size_t kType = 128;
-constexpr std::size_t kPath = 64;
-constexpr std::size_t kEventBytes = 8192;
+constexpr std::size_t kName = records::kFileNameBytes;  // file name bytes kept (UTF-8); longer names keep their end
+constexpr std::size_t kType = records::kContentTypeBytes;
+constexpr std::size_t kPath = records::kMimePathBytes;
 constexpr uint32_t kNil = UINT32_MAX;
 constexpr unsigned kSlotBits = 24;  // attachment id: rx (8) | generation (32) | slot (24)
 
-template <std::size_t N>
-struct Text {
-  char data[N];
-  std::size_t len = 0;
-  // Keeps the start and the end of an over-long value: the extension of a file name is what
-  // matters most (a Suricata defect truncated "...exe" away).
-  void set(std::string_view s) noexcept {
-    if (s.size() <= N || N < 128) {  // short fields (types, paths) are simply cut
-      len = std::min(s.size(), N);
-      if (len) std::memcpy(data, s.data(), len);  // an empty view may have no data pointer
-      return;
-    }
-    static constexpr std::string_view kCut = "\xe2\x80\xa6";  // U+2026 HORIZONTAL ELLIPSIS
-    const std::size_t tail = 64, head = N - tail - kCut.size();
-    std::memcpy(data, s.data(), head);
-    std::memcpy(data + head, kCut.data(), kCut.size());
-    std::memcpy(data + head + kCut.size(), s.data() + s.size() - tail, tail);
-    len = N;
-  }
-  std::string_view view() const noexcept { return {data, len}; }
-};
-
 // What a message's events need once its session slot has moved on.
-struct Context {
-  uint64_t flow_id = 0;
-  uint32_t transaction = 0;
-  uint16_t src_port = 0, dest_port = 0;
-  int64_t now_us = 0;
-  char src[48] = {}, dst[48] = {};
-  void set(const reassembly::MessageContext& c) noexcept {
-    flow_id = c.flow_id;
-    transaction = c.transaction;
-    src_port = c.src_port;
-    dest_port = c.dest_port;
-    now_us = c.now_us;
-    std::snprintf(src, sizeof(src), "%s", c.src_ip ? c.src_ip : "");
-    std::snprintf(dst, sizeof(dst), "%s", c.dest_ip ? c.dest_ip : "");
-  }
-};
+using Context = records::MessageContext;
 
 struct Message {
   bool used = false, ended = false;
@@ -97,15 +55,15 @@ struct File {
   uint64_t size = 0;
   FileType type = FileType::unknown;
   Unscannable unscannable = Unscannable::none;
-  Text<128> detail;
+  Text<records::kDetailBytes> detail;
   uint8_t sha256[32];
 
   // What the MIME headers say; the worker's part is unknown yet.
   void describe(const PartInfo& part) noexcept {
     path.set(part.path);
-    filename.set(part.filename);
-    alt_filename.set(part.alt_filename);
-    content_type.set(part.content_type);
+    filename.set_keep_end(part.filename);
+    alt_filename.set_keep_end(part.alt_filename);
+    content_type.set_keep_end(part.content_type);  // as every field of 128 bytes or more
     disposition.set(part.disposition);
     encoding = part.encoding;
     uuencoded = part.uuencoded;
@@ -116,18 +74,10 @@ struct File {
   }
 };
 
-void put_mismatch(JsonLine& j, uint8_t bits) {
-  if (!bits) return;
-  j.key("type_mismatch").begin_array();
-  if (bits & kMismatchExtension) j.str("extension");
-  if (bits & kMismatchContentType) j.str("content_type");
-  j.end_array();
-}
-
 }  // namespace
 
 struct AttachmentHandoff::Impl {
-  Impl(const HandoffLimits& l, ChunkChannel& ch, reassembly::EventOutput& o, unsigned rx)
+  Impl(const HandoffLimits& l, ChunkChannel& ch, records::RecordSink& o, unsigned rx)
       : limits(l), channel(ch), out(o), rx(rx) {
     messages.resize(std::max<uint32_t>(1, l.max_messages));
     files.resize(std::min<uint32_t>(std::max<uint32_t>(1, l.max_files), (1u << kSlotBits) - 1));
@@ -311,90 +261,56 @@ struct AttachmentHandoff::Impl {
     free_message_record(m);
   }
 
-  void head(JsonLine& j, const Context& ctx) const noexcept {
-    char ts[40];
-    reassembly::format_rfc3339(ctx.now_us, ts);
-    j.begin_object();
-    j.key("timestamp").str(ts);
-    j.key("event_type").str("file");
-    j.key("flow_id").num(ctx.flow_id);
-    j.key("src_ip").str(ctx.src);
-    j.key("src_port").num(ctx.src_port);
-    j.key("dest_ip").str(ctx.dst);
-    j.key("dest_port").num(ctx.dest_port);
-    j.key("proto").str("TCP");
-    j.key("transaction").num(ctx.transaction);
-  }
-
   void write_file(const File& f, const Context& ctx, const uint8_t (*message_sha256)[32]) noexcept {
-    char buf[kEventBytes];
-    JsonLine j(buf, sizeof(buf));
-    head(j, ctx);
-    j.key("file").begin_object();
-    j.key("filename").str(f.filename.view());
-    if (f.alt_filename.len) j.key("filename_alt").str(f.alt_filename.view());
-    j.key("content_type").str(f.content_type.view());
-    if (f.disposition.len) j.key("disposition").str(f.disposition.view());
-    j.key("encoding").str(transfer_encoding_name(f.encoding));
-    j.key("size").num(f.size);
-    char sha[65];
-    if (f.hashed) {
-      reassembly::hex_lower(f.sha256, 32, sha);
-      j.key("sha256").str(sha);
-    }
-    if (message_sha256) {
-      reassembly::hex_lower(*message_sha256, 32, sha);
-      j.key("message_sha256").str(sha);
-    }
-    j.key("mime_path").str(f.path.view());
-    if (f.uuencoded) j.key("uuencoded").boolean(true);
-    j.key("status").str(f.truncated ? "truncated" : "complete");
-    if (f.hashed) {
-      j.key("file_type").str(file_type_name(f.type));
-      put_mismatch(j, type_mismatch(f.type, f.filename.view(), f.content_type.view()));
-    }
-    if (f.members) j.key("members").num(f.members);
-    if (f.unscannable != Unscannable::none) {
-      j.key("unscannable").str(unscannable_name(f.unscannable));
-      if (f.detail.len) j.key("unscannable_detail").str(f.detail.view());
-    }
-    j.end_object();
-    out.emit(j.finish());
+    records::FileRecord& r = file_rec;
+    r.timestamp_us = ctx.now_us;
+    r.flow = ctx.flow;
+    r.transaction = ctx.transaction;
+    r.filename = f.filename;
+    r.filename_alt = f.alt_filename;
+    r.content_type = f.content_type;
+    r.disposition = f.disposition;
+    r.encoding = static_cast<uint8_t>(f.encoding);
+    r.size = f.size;
+    r.hashed = f.hashed;
+    std::memcpy(r.sha256, f.sha256, 32);
+    r.has_message_sha256 = message_sha256 != nullptr;
+    if (message_sha256) std::memcpy(r.message_sha256, *message_sha256, 32);
+    r.mime_path = f.path;
+    r.uuencoded = f.uuencoded;
+    r.truncated = f.truncated;
+    r.file_type = static_cast<uint8_t>(f.type);
+    r.mismatch = f.hashed ? type_mismatch(f.type, f.filename.view(), f.content_type.view()) : 0;
+    r.members = f.members;
+    r.unscannable = static_cast<uint8_t>(f.unscannable);
+    r.unscannable_detail = f.detail;
+    out.put(r);
   }
 
-  void write_member(const WorkResult& r, const File& parent, const Context& ctx,
+  void write_member(const WorkResult& w, const File& parent, const Context& ctx,
                     const uint8_t (*message_sha256)[32]) noexcept {
-    char buf[kEventBytes];
-    JsonLine j(buf, sizeof(buf));
-    head(j, ctx);
-    j.key("file").begin_object();
-    j.key("filename").str(std::string_view(r.name, r.name_len));
-    j.key("size").num(r.size);
-    char sha[65];
-    if (r.hashed) {
-      reassembly::hex_lower(r.sha256, 32, sha);
-      j.key("sha256").str(sha);
-    }
-    reassembly::hex_lower(r.parent_sha256, 32, sha);
-    j.key("parent_sha256").str(sha);
-    j.key("depth").num(r.depth);
-    if (message_sha256) {
-      reassembly::hex_lower(*message_sha256, 32, sha);
-      j.key("message_sha256").str(sha);
-    }
-    j.key("mime_path").str(parent.path.view());
-    j.key("archive_filename").str(parent.filename.view());
-    if (r.hashed) {
-      j.key("file_type").str(file_type_name(r.type));
-      put_mismatch(j, r.mismatch);
-    }
-    if (r.unscannable != Unscannable::none) j.key("unscannable").str(unscannable_name(r.unscannable));
-    j.end_object();
-    out.emit(j.finish());
+    records::MemberRecord& r = member_rec;
+    r.timestamp_us = ctx.now_us;
+    r.flow = ctx.flow;
+    r.transaction = ctx.transaction;
+    r.filename.set(std::string_view(w.name, w.name_len));
+    r.size = w.size;
+    r.hashed = w.hashed;
+    std::memcpy(r.sha256, w.sha256, 32);
+    std::memcpy(r.parent_sha256, w.parent_sha256, 32);
+    r.depth = w.depth;
+    r.has_message_sha256 = message_sha256 != nullptr;
+    if (message_sha256) std::memcpy(r.message_sha256, *message_sha256, 32);
+    r.mime_path = parent.path;
+    r.archive_filename = parent.filename;
+    r.file_type = static_cast<uint8_t>(w.type);
+    r.mismatch = w.mismatch;
+    r.unscannable = static_cast<uint8_t>(w.unscannable);
+    out.put(r);
   }
 
   // A file that cannot be tracked is reported at once, with what its headers say.
-  void write_untracked(const PartInfo& part, const reassembly::MessageContext& c) noexcept {
+  void write_untracked(const PartInfo& part, const records::MessageContext& c) noexcept {
     ++stats.records_full;
     ++stats.overload;
     File& f = spare;
@@ -404,9 +320,7 @@ struct AttachmentHandoff::Impl {
     f.members = 0;
     f.unscannable = Unscannable::overload;
     f.detail.set("workers.max_pending_messages or workers.max_pending_files reached: size and hash not computed");
-    Context ctx;
-    ctx.set(c);
-    write_file(f, ctx, nullptr);
+    write_file(f, c, nullptr);
   }
 
   void on_result(const WorkResult& r) noexcept {
@@ -435,14 +349,16 @@ struct AttachmentHandoff::Impl {
     f.hashed = r.hashed;
     f.type = r.type;
     f.unscannable = r.unscannable;
-    f.detail.set(std::string_view(r.detail, r.detail_len));
+    f.detail.set_keep_end(std::string_view(r.detail, r.detail_len));
     std::memcpy(f.sha256, r.sha256, 32);
     finish_file(f);
   }
 
   HandoffLimits limits;
   ChunkChannel& channel;
-  reassembly::EventOutput& out;
+  records::RecordSink& out;
+  records::FileRecord file_rec;      // filled per event, then copied by the sink
+  records::MemberRecord member_rec;
   ResultHandler* owner = nullptr;
   unsigned rx;
   uint32_t generation = 0;
@@ -462,7 +378,7 @@ struct AttachmentHandoff::Impl {
   HandoffStats stats;
 };
 
-AttachmentHandoff::AttachmentHandoff(const HandoffLimits& limits, ChunkChannel& channel, reassembly::EventOutput& out,
+AttachmentHandoff::AttachmentHandoff(const HandoffLimits& limits, ChunkChannel& channel, records::RecordSink& out,
                                      unsigned rx_index)
     : impl_(std::make_unique<Impl>(limits, channel, out, rx_index)) {
   impl_->owner = this;
@@ -475,19 +391,19 @@ AttachmentHandoff::~AttachmentHandoff() {
     impl_->channel.release(impl_->deferred[(impl_->deferred_head + i) % impl_->deferred.size()].chunk);
 }
 
-AttachmentHandoff::Handle AttachmentHandoff::message_begin(const reassembly::MessageContext& ctx) noexcept {
+AttachmentHandoff::Handle AttachmentHandoff::message_begin(const records::MessageContext& ctx) noexcept {
   Impl& d = *impl_;
   const uint32_t m = d.take_message();
   if (m == kNil) {
     ++d.stats.records_full;
     return kNone;
   }
-  d.messages[m].ctx.set(ctx);
+  d.messages[m].ctx = ctx;
   return m;
 }
 
 AttachmentHandoff::Handle AttachmentHandoff::file_begin(Handle message, const PartInfo& part,
-                                                        const reassembly::MessageContext& ctx) noexcept {
+                                                        const records::MessageContext& ctx) noexcept {
   Impl& d = *impl_;
   if (message == kNone || d.free_file == kNil) {
     d.write_untracked(part, ctx);
@@ -557,7 +473,7 @@ void AttachmentHandoff::file_end(Handle file, PartEnd how) noexcept {
 }
 
 void AttachmentHandoff::message_end(Handle message, bool, const uint8_t (&sha256)[32],
-                                    const reassembly::MessageContext& ctx) noexcept {
+                                    const records::MessageContext& ctx) noexcept {
   if (message == kNone) return;
   Impl& d = *impl_;
   Message& m = d.messages[message];

@@ -53,15 +53,15 @@ class AttachmentHandoff final : public ResultHandler {
   static constexpr Handle kNone = UINT32_MAX;
 
   // `rx_index` goes into the attachment ids (results come back to this lcore).
-  AttachmentHandoff(const HandoffLimits& limits, ChunkChannel& channel, reassembly::EventOutput& out, unsigned rx_index);
+  AttachmentHandoff(const HandoffLimits& limits, ChunkChannel& channel, records::RecordSink& out, unsigned rx_index);
   ~AttachmentHandoff() override;
 
-  Handle message_begin(const reassembly::MessageContext& ctx) noexcept;
+  Handle message_begin(const records::MessageContext& ctx) noexcept;
   // kNone when the message or the file cannot be tracked: the file's event is written at once.
-  Handle file_begin(Handle message, const PartInfo& part, const reassembly::MessageContext& ctx) noexcept;
+  Handle file_begin(Handle message, const PartInfo& part, const records::MessageContext& ctx) noexcept;
   void file_data(Handle file, const uint8_t* data, std::size_t len) noexcept;
   void file_end(Handle file, PartEnd how) noexcept;
-  void message_end(Handle message, bool complete, const uint8_t (&sha256)[32], const reassembly::MessageContext& ctx) noexcept;
+  void message_end(Handle message, bool complete, const uint8_t (&sha256)[32], const records::MessageContext& ctx) noexcept;
 
   // Between bursts: sends what was staged or deferred, takes in results, writes finished messages.
   void poll() noexcept;

@@ -22,7 +22,7 @@ class MessageInspectorFactory final : public reassembly::MessageObserverFactory 
   MessageInspectorFactory(const MimeLimits& limits, std::vector<AttachmentHandoff*> handoffs,
                           const MimeBodyScan* body_scan = nullptr, std::vector<MimeBodyScan::Scratch*> scratches = {})
       : limits_(limits), handoffs_(std::move(handoffs)), body_scan_(body_scan), scratches_(std::move(scratches)) {}
-  std::unique_ptr<reassembly::MessageObserver> make(reassembly::EventOutput& out, unsigned lcore) override;
+  std::unique_ptr<reassembly::MessageObserver> make(records::RecordSink& out, unsigned lcore) override;
 
  private:
   MimeLimits limits_;

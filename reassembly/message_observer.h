@@ -4,27 +4,18 @@
 // BDAT chunks) to a MessageObserver; the pipeline (MIME parsing, attachments) implements it.
 // One observer per SMTP session slot, made by a factory at start-up (an observer may hold large
 // per-message state such as a MIME parser); it runs on the RX lcore and must not block, lock or
-// allocate per call. Events it writes go to the same EventOutput as the reassembler's.
+// allocate per call. Events it writes go to the same RecordSink as the reassembler's.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 
+#include "records/event_records.h"
+
 namespace sluice::reassembly {
 
-class EventOutput;
-
-// What identifies a message in events (DESIGN.md section 7).
-struct MessageContext {
-  uint64_t flow_id;
-  uint32_t transaction;
-  const char* src_ip;  // client
-  uint16_t src_port;
-  const char* dest_ip;  // server
-  uint16_t dest_port;
-  int64_t now_us;      // time of the packet that carried the bytes
-};
+using records::MessageContext;
 
 class MessageObserver {
  public:
@@ -34,10 +25,9 @@ class MessageObserver {
   // The content ended (`complete` false: bytes were lost or the transfer was aborted).
   // `message_sha256` is the SHA-256 of the whole content; the observer writes its events now.
   virtual void end(bool complete, const uint8_t (&message_sha256)[32], const MessageContext& ctx) noexcept = 0;
-  // After end(): the observer's members of the message's `smtp` event object, as JSON text without
-  // braces (e.g. `"attachments":2,"mime_anomalies":["bare_lf"]`), at most `cap` bytes. Returns
-  // the length written. Kept by the reassembler until the server's reply completes the event.
-  virtual std::size_t summary(char* buf, std::size_t cap) const noexcept = 0;
+  // After end(): the observer's part of the message's `smtp` event (attachments, MIME anomalies).
+  // Kept by the reassembler until the server's reply completes the event.
+  virtual void summary(records::MessageSummary& out) const noexcept = 0;
 };
 
 class MessageObserverFactory {
@@ -45,7 +35,7 @@ class MessageObserverFactory {
   virtual ~MessageObserverFactory() = default;
   // Start-up only (or on an lcore the first time a session slot is used, once per slot).
   // `lcore`: the index of the RX lcore (its Reassembler's lcore_index) the observer will run on.
-  virtual std::unique_ptr<MessageObserver> make(EventOutput& out, unsigned lcore) = 0;
+  virtual std::unique_ptr<MessageObserver> make(records::RecordSink& out, unsigned lcore) = 0;
 };
 
 }  // namespace sluice::reassembly

@@ -8,7 +8,6 @@
 // server's reply to the end of data arrives, or when the flow ends without one.
 #include "reassembly/reassembler.h"
 
-#include <arpa/inet.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -19,7 +18,6 @@
 
 #include "reassembly/flow_table.h"
 #include "reassembly/ip_defrag.h"
-#include "reassembly/json_line.h"
 #include "reassembly/message_headers.h"
 #include "reassembly/smtp_session.h"
 
@@ -29,50 +27,38 @@ namespace {
 enum class AppProto : uint8_t { none, smtp, smtps };
 enum : int { kToServer = 0, kToClient = 1 };
 
-constexpr std::size_t kEventBytes = 16 * 1024;  // one rendered event; longer lists are truncated
-constexpr std::size_t kHeloBytes = 256;
-constexpr std::size_t kAddrBytes = 256;         // RFC 5321 4.5.3.1.3: path up to 256 octets
-constexpr std::size_t kRcptBytes = 2048;        // recipients kept per transaction, NUL-separated
+using records::kAddrBytes;
+using records::kHeloBytes;
+using records::kRcptBytes;
+using records::Text;
 constexpr std::size_t kPendingReplies = 2;      // messages awaiting their final reply (pipelining)
-constexpr std::size_t kMaxAnomalies = 32;
-constexpr std::size_t kObserverSummaryBytes = 1024;
-
-template <std::size_t N>
-struct Text {
-  char data[N];
-  uint16_t len = 0;
-  void set(std::string_view s) noexcept {
-    len = static_cast<uint16_t>(std::min(s.size(), N));
-    if (len) std::memcpy(data, s.data(), len);  // an empty view may hold nullptr: memcpy's is nonnull
-  }
-  std::string_view view() const noexcept { return {data, len}; }
-};
+constexpr std::size_t kMaxAnomalies = records::kSmtpAnomalyKinds;
 
 struct Transaction {
   Text<kAddrBytes> mail_from;
   char rcpts[kRcptBytes];
   uint16_t rcpt_bytes = 0;
-  uint16_t rcpt_count = 0;   // all RCPT commands, also those not kept
+  uint32_t rcpt_count = 0;   // all RCPT commands, also those not kept
   uint16_t rcpt_kept = 0;
   uint32_t index = 0;
   SmtpTransfer method = SmtpTransfer::data;
   SmtpMessageStatus status = SmtpMessageStatus::complete;
-  const char* incomplete_reason = nullptr;
+  records::IncompleteReason incomplete_reason = records::IncompleteReason::none;
   uint64_t size = 0;
   uint8_t sha256[32];
   Text<MessageHeaderScan::kMaxValue> subject;
   Text<MessageHeaderScan::kMaxValue> message_id;
   bool has_subject = false, has_message_id = false;
-  Text<kObserverSummaryBytes> observer_summary;  // the pipeline's members of the smtp event
+  records::MessageSummary observer_summary;  // the pipeline's part of the smtp event
 
   void clear() noexcept {
     mail_from.len = 0;
     rcpt_bytes = rcpt_count = rcpt_kept = 0;
     size = 0;
     status = SmtpMessageStatus::complete;
-    incomplete_reason = nullptr;
+    incomplete_reason = records::IncompleteReason::none;
     has_subject = has_message_id = false;
-    observer_summary.len = 0;
+    observer_summary = {};
   }
   void add_rcpt(std::string_view addr) noexcept {
     ++rcpt_count;
@@ -98,21 +84,18 @@ std::string_view path_of(std::string_view arg) noexcept {
   return rest.substr(0, rest.find(' '));
 }
 
-void format_addr(const uint8_t* a, uint8_t version, char (&out)[INET6_ADDRSTRLEN]) noexcept {
-  if (!inet_ntop(version == 6 ? AF_INET6 : AF_INET, a, out, sizeof(out))) out[0] = '\0';
-}
 
 }  // namespace
 
 struct SmtpFlow;
 
 struct Reassembler::Impl {
-  Impl(const ReassemblyConfig& c, EventOutput& o, uint32_t lcore);
+  Impl(const ReassemblyConfig& c, records::RecordSink& o, uint32_t lcore);
   ~Impl();
 
   ReassemblyConfig config;
   uint32_t lcore_index;
-  EventOutput& out;
+  records::RecordSink& out;
   uint64_t next_flow_id;
   FlowTable flows;
   SegmentPool pool;
@@ -127,23 +110,22 @@ struct Reassembler::Impl {
   std::bitset<65536> smtp_port, tls_port;
   ReassemblyStats stats{};
   int64_t now = 0;
-  char event_buf[kEventBytes];
+  records::MessageRecord message_rec;  // filled per event, then copied by the sink
+  records::FlowRecord flow_rec;
 
   void on_tcp(const PacketInfo& info, const uint8_t* ip_base) noexcept;
   Flow* lookup(const PacketInfo& info, bool& from_client) noexcept;
-  void end_flow(Flow* f, const char* reason) noexcept;
+  void end_flow(Flow* f, records::FlowEndReason reason) noexcept;
   void expire() noexcept;
-  void release_session(Flow* f, const char* reason) noexcept;
+  void release_session(Flow* f, records::FlowEndReason reason) noexcept;
 
-  // Event rendering
-  void begin_event(JsonLine& j, const char* type, const Flow* f) noexcept;
-  void emit_flow(const Flow* f, const char* reason) noexcept;
+  // Events, as typed records (records/event_records.h)
+  void emit_flow(const Flow* f, records::FlowEndReason reason) noexcept;
   void emit_smtp(const SmtpFlow& s, const Transaction& t, int reply) noexcept;
-  void emit_anomaly(const Flow* f, const char* layer, const char* what, int direction) noexcept;
+  void emit_anomaly(const Flow* f, records::AnomalyLayer layer, uint8_t code, int direction) noexcept;
 
-  // The identity of a message for the pipeline's events; strings valid until the next call.
-  MessageContext message_context(const Flow* f, uint32_t transaction) noexcept;
-  char ctx_src[INET6_ADDRSTRLEN], ctx_dst[INET6_ADDRSTRLEN];
+  // The identity of a message for the pipeline's events.
+  MessageContext message_context(const Flow* f, uint32_t transaction) const noexcept;
 };
 
 // Inspection state of one SMTP flow: both TCP directions, the SMTP parser and the transaction
@@ -156,7 +138,7 @@ struct SmtpFlow final : SmtpCallbacks {
       dir == kToServer ? owner->session.on_client_data(d, n) : owner->session.on_server_data(d, n);
     }
     void on_gap(uint32_t n) noexcept override {
-      owner->gap_reason = owner->memcap_pending[dir] ? "memcap" : "gap";
+      owner->gap_reason = owner->memcap_pending[dir] ? records::IncompleteReason::memcap : records::IncompleteReason::gap;
       owner->memcap_pending[dir] = false;
       dir == kToServer ? owner->session.on_client_gap(n) : owner->session.on_server_gap(n);
     }
@@ -184,7 +166,7 @@ struct SmtpFlow final : SmtpCallbacks {
   bool encrypted = false;
   bool ended[2] = {false, false};
   bool memcap_pending[2] = {false, false};
-  const char* gap_reason = nullptr;  // why the open message lost bytes
+  records::IncompleteReason gap_reason = records::IncompleteReason::none;  // why the open message lost bytes
   uint32_t transactions = 0;
   uint32_t caps = 0;
   uint16_t smtp_anomalies[kMaxAnomalies];
@@ -204,7 +186,7 @@ struct SmtpFlow final : SmtpCallbacks {
     current.clear();
     pending_head = pending_count = 0;
     message_open = encrypted = false;
-    gap_reason = nullptr;
+    gap_reason = records::IncompleteReason::none;
     transactions = caps = 0;
     std::memset(smtp_anomalies, 0, sizeof(smtp_anomalies));
     reported = 0;
@@ -217,8 +199,7 @@ struct SmtpFlow final : SmtpCallbacks {
     const uint32_t bit = 1u << (20 + static_cast<unsigned>(a));
     if (reported & bit) return;  // one event per kind and flow; the flow event has the counts
     reported |= bit;
-    static const char* names[] = {"overlap_conflict", "gap", "memcap"};
-    r->emit_anomaly(flow, "tcp", names[static_cast<unsigned>(a)], dir);
+    r->emit_anomaly(flow, records::AnomalyLayer::tcp, static_cast<uint8_t>(a), dir);
   }
 
   // SmtpCallbacks
@@ -255,10 +236,10 @@ struct SmtpFlow final : SmtpCallbacks {
     current.method = how;
     current.index = transactions++;
     current.size = 0;
-    gap_reason = nullptr;
+    gap_reason = records::IncompleteReason::none;
     EVP_DigestInit_ex(sha, EVP_sha256(), nullptr);
     headers.reset();
-    current.observer_summary.len = 0;
+    current.observer_summary = {};
     if (observer) observer->begin(r->message_context(flow, current.index));
   }
   void on_message_data(const uint8_t* d, std::size_t n) noexcept override {
@@ -274,17 +255,17 @@ struct SmtpFlow final : SmtpCallbacks {
     unsigned int len = 0;
     EVP_DigestFinal_ex(sha, current.sha256, &len);
     current.status = status;
-    current.incomplete_reason = status == SmtpMessageStatus::complete ? nullptr
-                                : status == SmtpMessageStatus::aborted ? "aborted"
-                                                                       : (gap_reason ? gap_reason : "gap");
+    current.incomplete_reason = status == SmtpMessageStatus::complete ? records::IncompleteReason::none
+                                : status == SmtpMessageStatus::aborted ? records::IncompleteReason::aborted
+                                                                       : gap_reason != records::IncompleteReason::none ? gap_reason
+                                                                       : records::IncompleteReason::gap;
     current.has_subject = headers.has_subject();
     current.has_message_id = headers.has_message_id();
     current.subject.set(headers.subject());
     current.message_id.set(headers.message_id());
     if (observer) {
       observer->end(status == SmtpMessageStatus::complete, current.sha256, r->message_context(flow, current.index));
-      current.observer_summary.len = static_cast<uint16_t>(
-          observer->summary(current.observer_summary.data, sizeof(current.observer_summary.data)));
+      observer->summary(current.observer_summary);
     }
     if (status == SmtpMessageStatus::aborted) {  // no final reply will come
       r->emit_smtp(*this, current, 0);
@@ -305,7 +286,7 @@ struct SmtpFlow final : SmtpCallbacks {
     if (i < kMaxAnomalies && smtp_anomalies[i] < UINT16_MAX) ++smtp_anomalies[i];
     if (i < 20 && !(reported & (1u << i))) {
       reported |= 1u << i;
-      r->emit_anomaly(flow, "smtp", smtp_anomaly_name(a), -1);
+      r->emit_anomaly(flow, records::AnomalyLayer::smtp, static_cast<uint8_t>(a), -1);
     }
   }
 
@@ -323,10 +304,10 @@ struct SmtpFlow final : SmtpCallbacks {
   }
 };
 
-Reassembler::Impl::Impl(const ReassemblyConfig& c, EventOutput& o, uint32_t lcore)
+Reassembler::Impl::Impl(const ReassemblyConfig& c, records::RecordSink& o, uint32_t lcore)
     : config(c),
-      out(o),
       lcore_index(lcore),
+      out(o),
       next_flow_id(static_cast<uint64_t>(lcore) << 48),
       flows(c.max_flows),
       pool(std::max<std::size_t>(16, std::size_t{c.memcap_mb} * 1024 * 1024 / sizeof(SegmentPool::Block))),
@@ -397,7 +378,7 @@ Flow* Reassembler::Impl::lookup(const PacketInfo& info, bool& from_client) noexc
       f->smtp->start(this, f, syn_only);
     } else {
       ++stats.sessions_pool_full;
-      emit_anomaly(f, "flow", "session_pool_full", -1);
+      emit_anomaly(f, records::AnomalyLayer::flow, static_cast<uint8_t>(records::FlowAnomaly::session_pool_full), -1);
     }
   }
   return f;
@@ -428,10 +409,10 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
   // Both sides done (FIN each way, or a reset): report now; the entry stays until the closed
   // timeout so that late retransmissions do not start a new flow.
   if (s && (f->rst || (f->fin[0] && f->fin[1] && (s->encrypted || (s->ended[0] && s->ended[1])))))
-    release_session(f, f->rst ? "rst" : "fin");
+    release_session(f, f->rst ? records::FlowEndReason::rst : records::FlowEndReason::fin);
 }
 
-void Reassembler::Impl::release_session(Flow* f, const char* reason) noexcept {
+void Reassembler::Impl::release_session(Flow* f, records::FlowEndReason reason) noexcept {
   SmtpFlow* s = f->smtp;
   s->finish();           // flushes the streams: last smtp events first
   emit_flow(f, reason);  // then the flow, with the session's counters
@@ -442,7 +423,7 @@ void Reassembler::Impl::release_session(Flow* f, const char* reason) noexcept {
   free_sessions = s;
 }
 
-void Reassembler::Impl::end_flow(Flow* f, const char* reason) noexcept {
+void Reassembler::Impl::end_flow(Flow* f, records::FlowEndReason reason) noexcept {
   if (f->smtp)
     release_session(f, reason);
   else if (!f->reported)
@@ -450,133 +431,97 @@ void Reassembler::Impl::end_flow(Flow* f, const char* reason) noexcept {
   flows.remove(f);
 }
 
-void Reassembler::Impl::begin_event(JsonLine& j, const char* type, const Flow* f) noexcept {
-  char ts[40];
-  format_rfc3339(now, ts);
-  j.begin_object();
-  j.key("timestamp").str(ts);
-  j.key("event_type").str(type);
-  if (!f) return;
-  j.key("flow_id").num(f->flow_id);
-  char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
-  const uint8_t* client = f->client_is_lo ? f->key.addr_lo : f->key.addr_hi;
-  const uint8_t* server = f->client_is_lo ? f->key.addr_hi : f->key.addr_lo;
-  format_addr(client, f->key.ip_version, a);
-  format_addr(server, f->key.ip_version, b);
-  j.key("src_ip").str(a);
-  j.key("src_port").num(f->client_is_lo ? f->key.port_lo : f->key.port_hi);
-  j.key("dest_ip").str(b);
-  j.key("dest_port").num(f->client_is_lo ? f->key.port_hi : f->key.port_lo);
-  j.key("proto").str("TCP");
+namespace {
+
+records::FlowIdentity identity_of(const Flow* f) noexcept {
+  records::FlowIdentity id;
+  id.flow_id = f->flow_id;
+  id.ip_version = f->key.ip_version;
+  const std::size_t n = f->key.ip_version == 6 ? 16 : 4;
+  std::memcpy(id.client_ip, f->client_is_lo ? f->key.addr_lo : f->key.addr_hi, n);
+  std::memcpy(id.server_ip, f->client_is_lo ? f->key.addr_hi : f->key.addr_lo, n);
+  id.client_port = f->client_is_lo ? f->key.port_lo : f->key.port_hi;
+  id.server_port = f->client_is_lo ? f->key.port_hi : f->key.port_lo;
+  return id;
 }
 
+}  // namespace
+
 void Reassembler::Impl::emit_smtp(const SmtpFlow& s, const Transaction& t, int reply) noexcept {
-  JsonLine j(event_buf, sizeof(event_buf));
-  begin_event(j, "smtp", s.flow);
-  j.key("transaction").num(t.index);
-  j.key("smtp").begin_object();
-  j.key("helo").str(s.helo.view());
-  j.key("mail_from").str(t.mail_from.view());
-  j.key("rcpt_to").begin_array();
-  for (uint16_t i = 0, off = 0; i < t.rcpt_kept; ++i) {
-    const std::string_view r(t.rcpts + off);
-    j.str(r);
-    off = static_cast<uint16_t>(off + r.size() + 1);
-  }
-  j.end_array();
-  if (t.rcpt_count != t.rcpt_kept) j.key("rcpt_count").num(t.rcpt_count);
-  j.key("method").str(t.method == SmtpTransfer::bdat ? "BDAT" : "DATA");
-  j.key("starttls").boolean(s.encrypted);
-  char sha[65];
-  hex_lower(t.sha256, 32, sha);
-  j.key("message_sha256").str(sha);
-  j.key("message_size").num(t.size);
-  if (t.has_subject) j.key("subject").str(t.subject.view());
-  if (t.has_message_id) j.key("message_id").str(t.message_id.view());
-  j.raw_members(t.observer_summary.view());
-  if (reply > 0)
-    j.key("server_reply").num(static_cast<uint64_t>(reply));
-  else
-    j.key("server_reply").null();
-  j.key("status").str(t.status == SmtpMessageStatus::complete ? "complete" : "incomplete");
-  if (t.incomplete_reason) j.key("incomplete_reason").str(t.incomplete_reason);
-  j.end_object();
-  out.emit(j.finish());
+  records::MessageRecord& m = message_rec;
+  m.timestamp_us = now;
+  m.flow = identity_of(s.flow);
+  m.transaction = t.index;
+  m.helo.set(s.helo.view());
+  m.mail_from.set(t.mail_from.view());
+  if (t.rcpt_bytes) std::memcpy(m.rcpts, t.rcpts, t.rcpt_bytes);
+  m.rcpt_bytes = t.rcpt_bytes;
+  m.rcpt_kept = t.rcpt_kept;
+  m.rcpt_count = t.rcpt_count;
+  m.bdat = t.method == SmtpTransfer::bdat;
+  m.starttls = s.encrypted;
+  std::memcpy(m.sha256, t.sha256, 32);
+  m.size = t.size;
+  m.has_subject = t.has_subject;
+  m.has_message_id = t.has_message_id;
+  m.subject.set(t.has_subject ? t.subject.view() : std::string_view());
+  m.message_id.set(t.has_message_id ? t.message_id.view() : std::string_view());
+  m.summary = t.observer_summary;
+  m.server_reply = reply > 0 ? static_cast<uint16_t>(reply) : 0;
+  m.complete = t.status == SmtpMessageStatus::complete;
+  m.incomplete_reason = t.incomplete_reason;
+  out.put(m);
   ++stats.messages;
   if (t.status != SmtpMessageStatus::complete) ++stats.messages_incomplete;
 }
 
-void Reassembler::Impl::emit_flow(const Flow* f, const char* reason) noexcept {
-  JsonLine j(event_buf, sizeof(event_buf));
-  begin_event(j, "flow", f);
+void Reassembler::Impl::emit_flow(const Flow* f, records::FlowEndReason reason) noexcept {
+  records::FlowRecord& r = flow_rec;
+  r = records::FlowRecord{};
+  r.timestamp_us = now;
+  r.flow = identity_of(f);
   const AppProto app = static_cast<AppProto>(f->app);
-  j.key("app_proto").str(app == AppProto::smtp ? "smtp" : app == AppProto::smtps ? "smtps" : "unknown");
-  j.key("flow").begin_object();
-  j.key("pkts_toserver").num(f->packets[kToServer]);
-  j.key("pkts_toclient").num(f->packets[kToClient]);
-  j.key("bytes_toserver").num(f->bytes[kToServer]);
-  j.key("bytes_toclient").num(f->bytes[kToClient]);
-  char ts[40];
-  format_rfc3339(f->first_seen_us, ts);
-  j.key("start").str(ts);
-  format_rfc3339(f->last_seen_us, ts);
-  j.key("end").str(ts);
-  j.key("reason").str(reason);
-  j.key("inspected").boolean(f->smtp != nullptr);
-  if (app == AppProto::smtps) j.key("encrypted").boolean(true);
+  r.app = app == AppProto::smtp ? records::AppProto::smtp : app == AppProto::smtps ? records::AppProto::smtps : records::AppProto::none;
+  for (int d = 0; d < 2; ++d) {
+    r.packets[d] = f->packets[d];
+    r.bytes[d] = f->bytes[d];
+  }
+  r.start_us = f->first_seen_us;
+  r.end_us = f->last_seen_us;
+  r.reason = reason;
+  r.inspected = f->smtp != nullptr;
   if (const SmtpFlow* s = f->smtp) {
-    j.key("starttls").boolean(s->encrypted);
-    j.key("messages").num(s->transactions);
-    j.key("tcp").begin_object();
-    static const char* dirs[] = {"toserver", "toclient"};
+    r.starttls = s->encrypted;
+    r.messages = s->transactions;
     for (int d = 0; d < 2; ++d) {
       const TcpStreamStats& st = s->stream[d].stats();
-      j.key(dirs[d]).begin_object();
-      j.key("bytes").num(st.delivered_bytes);
-      j.key("retransmitted_bytes").num(st.retransmitted_bytes);
-      j.key("out_of_order_segments").num(st.out_of_order_segments);
-      j.key("overlap_conflicts").num(st.overlap_conflicts);
-      j.key("gaps").num(st.gaps);
-      j.key("gap_bytes").num(st.gap_bytes);
-      j.key("memcap_flushes").num(st.memcap_flushes);
-      j.end_object();
+      r.tcp[d] = {st.delivered_bytes, st.retransmitted_bytes, st.out_of_order_segments, st.overlap_conflicts,
+                  st.gaps,           st.gap_bytes,           st.memcap_flushes};
     }
-    j.end_object();
-    j.key("smtp_anomalies").begin_object();
-    for (unsigned i = 0; i < kMaxAnomalies; ++i)
-      if (s->smtp_anomalies[i]) j.key(smtp_anomaly_name(static_cast<SmtpAnomaly>(i))).num(s->smtp_anomalies[i]);
-    j.end_object();
+    std::memcpy(r.smtp_anomalies, s->smtp_anomalies, sizeof(r.smtp_anomalies));
   }
-  j.end_object();
-  out.emit(j.finish());
+  out.put(r);
 }
 
-void Reassembler::Impl::emit_anomaly(const Flow* f, const char* layer, const char* what, int direction) noexcept {
-  JsonLine j(event_buf, sizeof(event_buf));
-  begin_event(j, "anomaly", f);
-  j.key("anomaly").begin_object();
-  j.key("layer").str(layer);
-  j.key("type").str(what);
-  if (direction >= 0) j.key("direction").str(direction == kToServer ? "toserver" : "toclient");
-  j.end_object();
-  out.emit(j.finish());
+void Reassembler::Impl::emit_anomaly(const Flow* f, records::AnomalyLayer layer, uint8_t code, int direction) noexcept {
+  records::AnomalyRecord a;
+  a.timestamp_us = now;
+  a.flow = identity_of(f);
+  a.layer = layer;
+  a.code = code;
+  a.direction = static_cast<int8_t>(direction);
+  out.put(a);
 }
 
-MessageContext Reassembler::Impl::message_context(const Flow* f, uint32_t transaction) noexcept {
-  const uint8_t* client = f->client_is_lo ? f->key.addr_lo : f->key.addr_hi;
-  const uint8_t* server = f->client_is_lo ? f->key.addr_hi : f->key.addr_lo;
-  format_addr(client, f->key.ip_version, ctx_src);
-  format_addr(server, f->key.ip_version, ctx_dst);
-  return MessageContext{f->flow_id,
-                        transaction,
-                        ctx_src,
-                        f->client_is_lo ? f->key.port_lo : f->key.port_hi,
-                        ctx_dst,
-                        f->client_is_lo ? f->key.port_hi : f->key.port_lo,
-                        now};
+MessageContext Reassembler::Impl::message_context(const Flow* f, uint32_t transaction) const noexcept {
+  MessageContext c;
+  c.flow = identity_of(f);
+  c.transaction = transaction;
+  c.now_us = now;
+  return c;
 }
 
-Reassembler::Reassembler(const ReassemblyConfig& config, EventOutput& out, uint32_t lcore_index)
+Reassembler::Reassembler(const ReassemblyConfig& config, records::RecordSink& out, uint32_t lcore_index)
     : impl_(std::make_unique<Impl>(config, out, lcore_index)) {}
 
 Reassembler::~Reassembler() = default;
@@ -622,7 +567,8 @@ void Reassembler::Impl::expire() noexcept {
     Flow* next = f->lru_next;
     if (f->last_seen_us + shortest > now) break;
     const bool done = f->rst || (f->fin[0] && f->fin[1]);
-    if (f->last_seen_us + (done ? closed : idle) <= now) end_flow(f, f->rst ? "rst" : done ? "fin" : "timeout");
+    if (f->last_seen_us + (done ? closed : idle) <= now)
+      end_flow(f, f->rst ? records::FlowEndReason::rst : done ? records::FlowEndReason::fin : records::FlowEndReason::timeout);
     f = next;
   }
 }
@@ -635,7 +581,10 @@ void Reassembler::expire(int64_t now_us) noexcept {
 void Reassembler::flush_all(int64_t now_us) noexcept {
   Impl& d = *impl_;
   if (now_us > d.now) d.now = now_us;
-  while (Flow* f = d.flows.oldest()) d.end_flow(f, f->rst ? "rst" : (f->fin[0] && f->fin[1]) ? "fin" : "end_of_input");
+  while (Flow* f = d.flows.oldest())
+    d.end_flow(f, f->rst                       ? records::FlowEndReason::rst
+                  : (f->fin[0] && f->fin[1]) ? records::FlowEndReason::fin
+                                             : records::FlowEndReason::end_of_input);
 }
 
 const ReassemblyStats& Reassembler::stats() const noexcept { return impl_->stats; }

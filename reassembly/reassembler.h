@@ -2,8 +2,8 @@
 // parsing and message framing, producing `smtp`, `flow` and `anomaly` events.
 //
 // Input: decoded frames (PacketInfo + the frame's bytes up to info.ip_end) with their timestamp.
-// Output: JSON event lines through EventOutput (the data plane moves them to the control plane over
-// a ring). Owned by exactly one lcore: no locks; all memory (flows, sessions, out-of-order blocks)
+// Output: typed event records (records/event_records.h: message, flow, anomaly) to a RecordSink
+// (the data plane moves them to the control plane over a ring; the control side renders them). Owned by exactly one lcore: no locks; all memory (flows, sessions, out-of-order blocks)
 // is allocated at construction and bounded by ReassemblyConfig.
 #pragma once
 
@@ -34,13 +34,6 @@ struct ReassemblyConfig {
   MessageObserverFactory* observers = nullptr;
 };
 
-class EventOutput {
- public:
-  virtual ~EventOutput() = default;
-  // One complete JSON object, without a newline; valid only during the call.
-  virtual void emit(std::string_view json_line) noexcept = 0;
-};
-
 struct ReassemblyStats {
   uint64_t packets;            // TCP packets on SMTP / implicit-TLS ports
   uint64_t flows_created;
@@ -59,7 +52,7 @@ struct ReassemblyStats {
 class Reassembler {
  public:
   // Start-up only: allocates everything. `lcore_index` goes into the high bits of flow ids.
-  Reassembler(const ReassemblyConfig& config, EventOutput& out, uint32_t lcore_index);
+  Reassembler(const ReassemblyConfig& config, records::RecordSink& out, uint32_t lcore_index);
   ~Reassembler();
   Reassembler(const Reassembler&) = delete;
   Reassembler& operator=(const Reassembler&) = delete;

@@ -24,11 +24,11 @@ struct Frame {
   int64_t ts_us;
 };
 
-struct CountingOutput final : EventOutput {
-  uint64_t events = 0, bytes = 0;
-  void emit(std::string_view line) noexcept override {
+struct CountingOutput final : sluice::records::RecordSink {
+  uint64_t events = 0, bytes = 0;  // records and their bytes (rendering is the control side's)
+  void emit(const void*, std::size_t size) noexcept override {
     ++events;
-    bytes += line.size();
+    bytes += size;
   }
 };
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "control/event_render.h"
 #include "pipeline/attachment_handoff.h"
 #include "reassembly/reassembler.h"
 
@@ -30,9 +31,11 @@ struct Input {
   uint16_t u16() { return static_cast<uint16_t>(byte() | byte() << 8); }
 };
 
-struct Events final : sluice::reassembly::EventOutput {
+struct Events final : sluice::records::RecordSink {
   std::size_t attachments = 0, members = 0;
-  void emit(std::string_view line) noexcept override {
+  sluice::control::EventRenderer renderer;
+  void emit(const void* record, std::size_t size) noexcept override {
+    const std::string_view line = renderer.render(record, size);
     const auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || j["event_type"] != "file" || !j.contains("file")) std::abort();
     const auto& f = j["file"];
@@ -109,7 +112,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   Events out;
   AttachmentHandoff h(hl, ch, out, 0);
 
-  const sluice::reassembly::MessageContext ctx{1, 0, "192.0.2.1", 1, "192.0.2.2", 25, 0};
+  sluice::records::MessageContext ctx;
+  ctx.flow.flow_id = 1;
+  ctx.flow.client_ip[0] = 192, ctx.flow.client_ip[2] = 2, ctx.flow.client_ip[3] = 1;
+  ctx.flow.server_ip[0] = 192, ctx.flow.server_ip[2] = 2, ctx.flow.server_ip[3] = 2;
+  ctx.flow.client_port = 1;
+  ctx.flow.server_port = 25;
   const uint8_t sha[32] = {};
   struct Msg {
     AttachmentHandoff::Handle m;

@@ -33,6 +33,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "control/event_render.h"
 #include "reassembly/packet_decode.h"
 #include "reassembly/reassembler.h"
 
@@ -46,12 +47,15 @@ namespace {
   std::abort();
 }
 
-class CheckingOutput final : public EventOutput {
+// Every record is rendered as the control side renders it, and the line checked.
+class CheckingOutput final : public sluice::records::RecordSink {
  public:
   uint64_t events = 0;
+  sluice::control::EventRenderer renderer;
   // SLUICE_FUZZ_PRINT=1: every event on standard error (to look at what an input does).
   const bool print_ = std::getenv("SLUICE_FUZZ_PRINT") != nullptr;
-  void emit(std::string_view line) noexcept override {
+  void emit(const void* record, std::size_t size) noexcept override {
+    const std::string_view line = renderer.render(record, size);
     ++events;
     if (print_) std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
     if (line.empty()) fail("empty event line");

@@ -6,6 +6,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <gtest/gtest.h>
+
+#include "control/event_render.h"
 #include <openssl/sha.h>
 
 #include <deque>
@@ -61,9 +63,13 @@ Bytes make_zip(const std::vector<std::pair<std::string, Bytes>>& members) {
   return out;
 }
 
-struct Capture final : reassembly::EventOutput {
+// Records rendered as the control side renders them.
+struct Capture final : records::RecordSink {
   std::vector<Json> events;
-  void emit(std::string_view line) noexcept override { events.push_back(Json::parse(line)); }
+  control::EventRenderer renderer;
+  void emit(const void* record, std::size_t size) noexcept override {
+    events.push_back(Json::parse(renderer.render(record, size)));
+  }
 };
 
 // Stands in for the DPDK rings and the worker lcore (dataplane/worker_rings.h, tested end to end
@@ -107,8 +113,18 @@ class QueueChannel final : public ChunkChannel, public ResultOutput {
   std::deque<WorkResult> results_;
 };
 
-reassembly::MessageContext context(uint32_t transaction) {
-  return reassembly::MessageContext{77, transaction, "192.0.2.1", 40000, "192.0.2.2", 25, 1700000000000000};
+records::MessageContext context(uint32_t transaction) {
+  records::MessageContext c;
+  c.flow.flow_id = 77;
+  c.flow.ip_version = 4;
+  const uint8_t client[4] = {192, 0, 2, 1}, server[4] = {192, 0, 2, 2};
+  std::memcpy(c.flow.client_ip, client, 4);
+  std::memcpy(c.flow.server_ip, server, 4);
+  c.flow.client_port = 40000;
+  c.flow.server_port = 25;
+  c.transaction = transaction;
+  c.now_us = 1700000000000000;
+  return c;
 }
 
 PartInfo part(const char* path, const char* name, const char* type = "application/octet-stream") {

@@ -1,5 +1,7 @@
 #include "reassembly/reassembler.h"
 
+#include "control/event_render.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -12,9 +14,11 @@ using namespace sluice::reassembly;
 
 namespace {
 
-struct Collect final : EventOutput {
+// Records rendered as the control side renders them.
+struct Collect final : sluice::records::RecordSink {
   std::vector<std::string> lines;
-  void emit(std::string_view line) noexcept override { lines.emplace_back(line); }
+  sluice::control::EventRenderer renderer;
+  void emit(const void* record, std::size_t size) noexcept override { lines.emplace_back(renderer.render(record, size)); }
 };
 
 // One SMTP connection 10.0.0.1:40000 -> 10.0.1.1:25 over Ethernet/IPv4, both directions in order.

@@ -1,5 +1,5 @@
-// A JSON object written into a fixed buffer, for events produced on RX lcores (no allocation, no
-// exceptions). Strings from the wire are escaped; bytes that are not valid UTF-8 become U+FFFD, so
+// A JSON object written into a fixed buffer: how the control side renders event records
+// (control/event_render.h) without allocating per event. Strings from the wire are escaped; bytes that are not valid UTF-8 become U+FFFD, so
 // the line is always valid JSON. When the buffer would overflow, the writer stops adding values
 // and marks the line truncated: close() still produces a valid object with "truncated":true.
 #pragma once
@@ -8,29 +8,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <string_view>
 
-namespace sluice::reassembly {
-
-// RFC 3339 with microseconds, UTC (2026-11-28T00:07:47.554996Z); `us` since 1970.
-inline void format_rfc3339(int64_t us, char (&out)[40]) noexcept {
-  const std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  const std::size_t n = std::strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(out + n, sizeof(out) - n, ".%06dZ", static_cast<int>(us % 1000000));
-}
-
-// Lower-case hex of `n` bytes into `out` (2n characters, then a NUL): digests in events.
-inline void hex_lower(const uint8_t* p, std::size_t n, char* out) noexcept {
-  static const char digits[] = "0123456789abcdef";
-  for (std::size_t i = 0; i < n; ++i) {
-    out[2 * i] = digits[p[i] >> 4];
-    out[2 * i + 1] = digits[p[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
+namespace sluice::control {
 
 class JsonLine {
  public:
@@ -82,7 +62,10 @@ class JsonLine {
   // returns the line, without a newline.
   std::string_view finish() noexcept {
     if (truncated_) {
-      // Reserve was kept for this: drop to the outer object and say so.
+      // Back to the end of the last complete value (a string, key or escape may have been cut),
+      // then, with the reserve kept for this, drop to the outer object and say so.
+      len_ = checkpoint_len_;
+      depth_ = checkpoint_depth_;
       while (depth_ > 1) close_scope(scopes_[depth_ - 1] == '{' ? '}' : ']', true);
       force(",\"truncated\":true");
     }
@@ -116,6 +99,10 @@ class JsonLine {
       after_key_ = false;
       return;
     }
+    if (!truncated_) {  // everything before this member or element is complete
+      checkpoint_len_ = len_;
+      checkpoint_depth_ = depth_;
+    }
     if (!first_) put(',');
     first_ = false;
   }
@@ -142,6 +129,8 @@ class JsonLine {
   std::size_t len_ = 0;
   char scopes_[kMaxDepth];
   int depth_ = 0;
+  std::size_t checkpoint_len_ = 0;
+  int checkpoint_depth_ = 0;
   bool first_ = true;
   bool after_key_ = false;
   bool truncated_ = false;
@@ -185,4 +174,4 @@ inline void JsonLine::string(std::string_view s) noexcept {
   put('"');
 }
 
-}  // namespace sluice::reassembly
+}  // namespace sluice::control

@@ -1,0 +1,360 @@
+#include "control/event_render.h"
+
+#include <arpa/inet.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <iterator>
+
+#include "control/json_line.h"
+#include "pipeline/archive.h"
+#include "pipeline/file_type.h"
+#include "pipeline/mime_parser.h"
+#include "reassembly/smtp_session.h"
+
+namespace sluice::control {
+namespace {
+
+using namespace sluice::records;
+
+const char* const kDirections[] = {"toserver", "toclient"};
+
+void begin_event(JsonLine& j, std::string_view type, int64_t timestamp_us, const FlowIdentity* flow) noexcept {
+  char ts[40];
+  format_rfc3339(timestamp_us, ts);
+  j.begin_object();
+  j.key("timestamp").str(ts);
+  j.key("event_type").str(type);
+  if (!flow) return;
+  j.key("flow_id").num(flow->flow_id);
+  char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+  const int af = flow->ip_version == 6 ? AF_INET6 : AF_INET;
+  if (!inet_ntop(af, flow->client_ip, a, sizeof(a))) a[0] = '\0';
+  if (!inet_ntop(af, flow->server_ip, b, sizeof(b))) b[0] = '\0';
+  j.key("src_ip").str(a);
+  j.key("src_port").num(flow->client_port);
+  j.key("dest_ip").str(b);
+  j.key("dest_port").num(flow->server_port);
+  j.key("proto").str("TCP");
+}
+
+void sha_member(JsonLine& j, std::string_view key, const uint8_t (&sha)[32]) noexcept {
+  char hex[65];
+  hex_lower(sha, 32, hex);
+  j.key(key).str(hex);
+}
+
+void put_mismatch(JsonLine& j, uint8_t bits) noexcept {
+  if (!bits) return;
+  j.key("type_mismatch").begin_array();
+  if (bits & pipeline::kMismatchExtension) j.str("extension");
+  if (bits & pipeline::kMismatchContentType) j.str("content_type");
+  j.end_array();
+}
+
+std::string_view file_type_of(uint8_t t) noexcept { return pipeline::file_type_name(static_cast<pipeline::FileType>(t)); }
+std::string_view unscannable_of(uint8_t u) noexcept {
+  return pipeline::unscannable_name(static_cast<pipeline::Unscannable>(u));
+}
+
+const char* incomplete_reason_name(IncompleteReason r) noexcept {
+  switch (r) {
+    case IncompleteReason::gap: return "gap";
+    case IncompleteReason::memcap: return "memcap";
+    case IncompleteReason::aborted: return "aborted";
+    case IncompleteReason::none: break;
+  }
+  return nullptr;
+}
+
+const char* flow_end_name(FlowEndReason r) noexcept {
+  switch (r) {
+    case FlowEndReason::fin: return "fin";
+    case FlowEndReason::rst: return "rst";
+    case FlowEndReason::timeout: return "timeout";
+    case FlowEndReason::end_of_input: return "end_of_input";
+  }
+  return "fin";
+}
+
+const char* anomaly_name(AnomalyLayer layer, uint8_t code) noexcept {
+  switch (layer) {
+    case AnomalyLayer::tcp: {
+      static const char* const names[] = {"overlap_conflict", "gap", "memcap"};
+      return code < std::size(names) ? names[code] : "unknown";
+    }
+    case AnomalyLayer::smtp: return reassembly::smtp_anomaly_name(static_cast<reassembly::SmtpAnomaly>(code));
+    case AnomalyLayer::flow: return "session_pool_full";
+  }
+  return "unknown";
+}
+
+const char* layer_name(AnomalyLayer layer) noexcept {
+  return layer == AnomalyLayer::tcp ? "tcp" : layer == AnomalyLayer::smtp ? "smtp" : "flow";
+}
+
+}  // namespace
+
+void format_rfc3339(int64_t us, char (&out)[40]) noexcept {
+  const std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  const std::size_t n = std::strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(out + n, sizeof(out) - n, ".%06dZ", static_cast<int>(us % 1000000));
+}
+
+std::string rfc3339(int64_t us) {
+  char buf[40];
+  format_rfc3339(us, buf);
+  return buf;
+}
+
+int64_t now_unix_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+void hex_lower(const uint8_t* p, std::size_t n, char* out) noexcept {
+  static const char digits[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < n; ++i) {
+    out[2 * i] = digits[p[i] >> 4];
+    out[2 * i + 1] = digits[p[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+std::string ip_text(const FlowIdentity& flow, bool client) {
+  char a[INET6_ADDRSTRLEN];
+  if (!inet_ntop(flow.ip_version == 6 ? AF_INET6 : AF_INET, client ? flow.client_ip : flow.server_ip, a, sizeof(a)))
+    return {};
+  return a;
+}
+
+std::string_view EventRenderer::render(const void* record, std::size_t size) noexcept {
+  if (size == 0) return {};
+  RecordType type;
+  std::memcpy(&type, record, sizeof(type));
+  // Every record starts with its type; the ring hands buffers aligned for any of them.
+  switch (type) {
+    case RecordType::message:
+      return size == sizeof(MessageRecord) ? message(*static_cast<const MessageRecord*>(record)) : std::string_view();
+    case RecordType::file:
+      return size == sizeof(FileRecord) ? file(*static_cast<const FileRecord*>(record)) : std::string_view();
+    case RecordType::member:
+      return size == sizeof(MemberRecord) ? member(*static_cast<const MemberRecord*>(record)) : std::string_view();
+    case RecordType::flow:
+      return size == sizeof(FlowRecord) ? flow(*static_cast<const FlowRecord*>(record)) : std::string_view();
+    case RecordType::anomaly:
+      return size == sizeof(AnomalyRecord) ? anomaly(*static_cast<const AnomalyRecord*>(record)) : std::string_view();
+  }
+  return {};
+}
+
+std::string_view EventRenderer::message(const MessageRecord& m) noexcept {
+  JsonLine j(buf_, kSessionEventBytes);
+  begin_event(j, "smtp", m.timestamp_us, &m.flow);
+  j.key("transaction").num(m.transaction);
+  j.key("smtp").begin_object();
+  j.key("helo").str(m.helo.view());
+  j.key("mail_from").str(m.mail_from.view());
+  j.key("rcpt_to").begin_array();
+  for (uint16_t i = 0, off = 0; i < m.rcpt_kept && off < m.rcpt_bytes; ++i) {
+    const std::string_view r(m.rcpts + off, strnlen(m.rcpts + off, m.rcpt_bytes - off));
+    j.str(r);
+    off = static_cast<uint16_t>(off + r.size() + 1);
+  }
+  j.end_array();
+  if (m.rcpt_count != m.rcpt_kept) j.key("rcpt_count").num(m.rcpt_count);
+  j.key("method").str(m.bdat ? "BDAT" : "DATA");
+  j.key("starttls").boolean(m.starttls);
+  sha_member(j, "message_sha256", m.sha256);
+  j.key("message_size").num(m.size);
+  if (m.has_subject) j.key("subject").str(m.subject.view());
+  if (m.has_message_id) j.key("message_id").str(m.message_id.view());
+  if (m.summary.present) {
+    j.key("attachments").num(m.summary.attachments);
+    j.key("mime_anomalies").begin_array();
+    for (unsigned i = 0; i < static_cast<unsigned>(pipeline::MimeAnomaly::count_); ++i)
+      if (m.summary.mime_anomalies & (1u << i)) j.str(pipeline::mime_anomaly_name(static_cast<pipeline::MimeAnomaly>(i)));
+    j.end_array();
+  }
+  if (m.server_reply > 0)
+    j.key("server_reply").num(m.server_reply);
+  else
+    j.key("server_reply").null();
+  j.key("status").str(m.complete ? "complete" : "incomplete");
+  if (const char* why = incomplete_reason_name(m.incomplete_reason)) j.key("incomplete_reason").str(why);
+  j.end_object();
+  return j.finish();
+}
+
+std::string_view EventRenderer::file(const FileRecord& f) noexcept {
+  JsonLine j(buf_, kFileEventBytes);
+  begin_event(j, "file", f.timestamp_us, &f.flow);
+  j.key("transaction").num(f.transaction);
+  j.key("file").begin_object();
+  j.key("filename").str(f.filename.view());
+  if (f.filename_alt.len) j.key("filename_alt").str(f.filename_alt.view());
+  j.key("content_type").str(f.content_type.view());
+  if (f.disposition.len) j.key("disposition").str(f.disposition.view());
+  j.key("encoding").str(pipeline::transfer_encoding_name(static_cast<pipeline::TransferEncoding>(f.encoding)));
+  j.key("size").num(f.size);
+  if (f.hashed) sha_member(j, "sha256", f.sha256);
+  if (f.has_message_sha256) sha_member(j, "message_sha256", f.message_sha256);
+  j.key("mime_path").str(f.mime_path.view());
+  if (f.uuencoded) j.key("uuencoded").boolean(true);
+  j.key("status").str(f.truncated ? "truncated" : "complete");
+  if (f.hashed) {
+    j.key("file_type").str(file_type_of(f.file_type));
+    put_mismatch(j, f.mismatch);
+  }
+  if (f.members) j.key("members").num(f.members);
+  if (f.unscannable) {
+    j.key("unscannable").str(unscannable_of(f.unscannable));
+    if (f.unscannable_detail.len) j.key("unscannable_detail").str(f.unscannable_detail.view());
+  }
+  j.end_object();
+  return j.finish();
+}
+
+std::string_view EventRenderer::member(const MemberRecord& r) noexcept {
+  JsonLine j(buf_, kFileEventBytes);
+  begin_event(j, "file", r.timestamp_us, &r.flow);
+  j.key("transaction").num(r.transaction);
+  j.key("file").begin_object();
+  j.key("filename").str(r.filename.view());
+  j.key("size").num(r.size);
+  if (r.hashed) sha_member(j, "sha256", r.sha256);
+  sha_member(j, "parent_sha256", r.parent_sha256);
+  j.key("depth").num(r.depth);
+  if (r.has_message_sha256) sha_member(j, "message_sha256", r.message_sha256);
+  j.key("mime_path").str(r.mime_path.view());
+  j.key("archive_filename").str(r.archive_filename.view());
+  if (r.hashed) {
+    j.key("file_type").str(file_type_of(r.file_type));
+    put_mismatch(j, r.mismatch);
+  }
+  if (r.unscannable) j.key("unscannable").str(unscannable_of(r.unscannable));
+  j.end_object();
+  return j.finish();
+}
+
+std::string_view EventRenderer::flow(const FlowRecord& f) noexcept {
+  JsonLine j(buf_, kSessionEventBytes);
+  begin_event(j, "flow", f.timestamp_us, &f.flow);
+  j.key("app_proto").str(f.app == AppProto::smtp ? "smtp" : f.app == AppProto::smtps ? "smtps" : "unknown");
+  j.key("flow").begin_object();
+  j.key("pkts_toserver").num(f.packets[0]);
+  j.key("pkts_toclient").num(f.packets[1]);
+  j.key("bytes_toserver").num(f.bytes[0]);
+  j.key("bytes_toclient").num(f.bytes[1]);
+  char ts[40];
+  format_rfc3339(f.start_us, ts);
+  j.key("start").str(ts);
+  format_rfc3339(f.end_us, ts);
+  j.key("end").str(ts);
+  j.key("reason").str(flow_end_name(f.reason));
+  j.key("inspected").boolean(f.inspected);
+  if (f.app == AppProto::smtps) j.key("encrypted").boolean(true);
+  if (f.inspected) {
+    j.key("starttls").boolean(f.starttls);
+    j.key("messages").num(f.messages);
+    j.key("tcp").begin_object();
+    for (int d = 0; d < 2; ++d) {
+      const StreamCounters& st = f.tcp[d];
+      j.key(kDirections[d]).begin_object();
+      j.key("bytes").num(st.bytes);
+      j.key("retransmitted_bytes").num(st.retransmitted_bytes);
+      j.key("out_of_order_segments").num(st.out_of_order_segments);
+      j.key("overlap_conflicts").num(st.overlap_conflicts);
+      j.key("gaps").num(st.gaps);
+      j.key("gap_bytes").num(st.gap_bytes);
+      j.key("memcap_flushes").num(st.memcap_flushes);
+      j.end_object();
+    }
+    j.end_object();
+    j.key("smtp_anomalies").begin_object();
+    for (unsigned i = 0; i < kSmtpAnomalyKinds; ++i)
+      if (f.smtp_anomalies[i])
+        j.key(reassembly::smtp_anomaly_name(static_cast<reassembly::SmtpAnomaly>(i))).num(f.smtp_anomalies[i]);
+    j.end_object();
+  }
+  j.end_object();
+  return j.finish();
+}
+
+std::string_view EventRenderer::anomaly(const AnomalyRecord& a) noexcept {
+  JsonLine j(buf_, kSessionEventBytes);
+  begin_event(j, "anomaly", a.timestamp_us, &a.flow);
+  j.key("anomaly").begin_object();
+  j.key("layer").str(layer_name(a.layer));
+  j.key("type").str(anomaly_name(a.layer, a.code));
+  if (a.direction == 0 || a.direction == 1) j.key("direction").str(kDirections[a.direction]);
+  j.end_object();
+  return j.finish();
+}
+
+std::string EventRenderer::control_event(std::string_view type, const Json& body, int64_t timestamp_us,
+                                         const FlowIdentity* flow) {
+  const std::string text = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out(text.size() + 512 + type.size() * 6, '\0');
+  JsonLine j(out.data(), out.size());
+  begin_event(j, type, timestamp_us, flow);
+  j.key(type).raw_value(text);
+  out.resize(j.finish().size());
+  return out;
+}
+
+Json stats_json(const dataplane::StatsSnapshot& s) {
+  Json ports = Json::array(), lcores = Json::array();
+  for (const auto& p : s.ports)
+    ports.push_back({{"name", p.name}, {"device", p.device},
+                     {"rx_packets", p.rx_packets}, {"rx_bytes", p.rx_bytes},
+                     {"tx_packets", p.tx_packets}, {"tx_bytes", p.tx_bytes},
+                     {"dropped", p.dropped}, {"rx_missed", p.rx_missed}, {"rx_errors", p.rx_errors},
+                     {"tx_errors", p.tx_errors}, {"rx_nombuf", p.rx_nombuf},
+                     {"symmetric_rss", p.symmetric_rss}, {"software_dispatch", p.software_dispatch}});
+  for (const auto& l : s.lcores) {
+    const auto& w = l.worker;
+    Json worker = {{"chunks", w.chunks}, {"bytes", w.bytes}, {"attachments", w.attachments},
+                   {"archives", w.archives}, {"members", w.members}, {"in_flight_full", w.in_flight_full},
+                   {"stray_chunks", w.stray_chunks}, {"results_dropped", l.results_dropped}};
+    Json unscannable = Json::object();
+    for (unsigned u = 1; u < std::size(w.unscannable); ++u) {
+      const auto name = pipeline::unscannable_name(static_cast<pipeline::Unscannable>(u));
+      if (!name.empty()) unscannable[std::string(name)] = w.unscannable[u];
+    }
+    worker["unscannable"] = unscannable;
+    if (l.role == "worker") {
+      lcores.push_back({{"lcore", l.lcore}, {"role", l.role}, {"worker", worker}});
+      continue;
+    }
+    const auto& h = l.handoff;
+    Json handoff = {{"files", h.files}, {"chunks", h.chunks}, {"bytes", h.bytes}, {"results", h.results},
+                    {"overload", h.overload}, {"no_chunk", h.no_chunk}, {"ring_full", h.ring_full},
+                    {"records_full", h.records_full}, {"members_unheld", h.members_unheld},
+                    {"stale_results", h.stale_results}};
+    const auto& r = l.reassembly;
+    lcores.push_back({{"lcore", l.lcore}, {"role", l.role},
+                      {"rx_packets", l.rx_packets}, {"rx_bytes", l.rx_bytes},
+                      {"tx_packets", l.tx_packets}, {"tx_bytes", l.tx_bytes},
+                      {"dropped", l.dropped}, {"dispatched_out", l.dispatched_out},
+                      {"events", l.events}, {"events_dropped", l.events_dropped},
+                      {"reassembly", {{"packets", r.packets}, {"flows", r.flows_created},
+                                      {"flows_table_full", r.flows_table_full},
+                                      {"sessions_pool_full", r.sessions_pool_full}, {"messages", r.messages},
+                                      {"messages_incomplete", r.messages_incomplete},
+                                      {"overlap_conflicts", r.overlap_conflicts}, {"gaps", r.gaps},
+                                      {"memcap_flushes", r.memcap_flushes}, {"fragments", r.fragments},
+                                      {"fragments_reassembled", r.fragments_reassembled},
+                                      {"fragments_dropped", r.fragments_dropped}}},
+                      {"handoff", handoff}});
+    // Without worker lcores the RX lcore does the workers' job itself.
+    if (l.runs_worker) lcores.back()["worker"] = worker;
+  }
+  return {{"ports", ports}, {"lcores", lcores}};
+}
+
+}  // namespace sluice::control

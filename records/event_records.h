@@ -1,0 +1,223 @@
+// The event model (DESIGN.md section 7): what the lcores tell the control plane, as typed,
+// fixed-size records. Lcores fill a record and hand it to a RecordSink (the data plane carries
+// it over the lcore's event ring); the control side acts on it (renders it to JSON in
+// control/event_render, and later issues look files up, store messages, raise alerts) without
+// parsing any text.
+//
+// Rules of the records:
+// - plain structs (trivially copyable): the ring copies them byte for byte; no pointer to memory
+//   an lcore may reuse, no std::string;
+// - identity is binary: addresses are 16 bytes (IPv4 in the first 4), ports host order; text is
+//   made on the control side;
+// - enumerations of other modules travel as their underlying uint8_t (the field's comment names
+//   the enum): this header sits below reassembly/ and pipeline/ and includes neither;
+// - every text field is a Text<N>: bounded, cut on overflow as its producer decides (file names
+//   keep their end, see Text::set_keep_end).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+#include <type_traits>
+
+namespace sluice::records {
+
+template <std::size_t N>
+struct Text {
+  uint16_t len = 0;
+  char data[N];
+
+  std::string_view view() const noexcept { return {data, len}; }
+  // Keeps the first N bytes.
+  void set(std::string_view s) noexcept {
+    len = static_cast<uint16_t>(s.size() < N ? s.size() : N);
+    if (len) std::memcpy(data, s.data(), len);  // an empty view may hold nullptr: memcpy's is nonnull
+  }
+  // Keeps the start and the end of an over-long value (N >= 128): the extension of a file name is
+  // what matters most (a Suricata defect truncated "...exe" away). The middle becomes U+2026.
+  void set_keep_end(std::string_view s) noexcept {
+    static_assert(N >= 128);
+    if (s.size() <= N) return set(s);
+    static constexpr std::string_view kCut = "\xe2\x80\xa6";
+    constexpr std::size_t tail = 64, head = N - tail - kCut.size();
+    std::memcpy(data, s.data(), head);
+    std::memcpy(data + head, kCut.data(), kCut.size());
+    std::memcpy(data + head + kCut.size(), s.data() + s.size() - tail, tail);
+    len = N;
+  }
+};
+
+// Which record a buffer holds: the first member of every record.
+enum class RecordType : uint8_t { message = 1, file, member, flow, anomaly };
+
+// A TCP connection as events name it: the client is `src`, the server `dest`.
+struct FlowIdentity {
+  uint64_t flow_id = 0;
+  uint8_t ip_version = 4;  // 4 or 6
+  uint8_t client_ip[16] = {};
+  uint8_t server_ip[16] = {};
+  uint16_t client_port = 0;
+  uint16_t server_port = 0;
+};
+
+// What identifies a message in events (DESIGN.md section 7), handed from the reassembler to the
+// pipeline with each message.
+struct MessageContext {
+  FlowIdentity flow;
+  uint32_t transaction = 0;  // index of the message in its session
+  int64_t now_us = 0;        // time of the packet that carried the bytes
+};
+
+// What the attachment pipeline adds to a message's `smtp` event.
+struct MessageSummary {
+  bool present = false;         // a pipeline observed the message
+  uint32_t attachments = 0;
+  uint32_t mime_anomalies = 0;  // bit i: pipeline::MimeAnomaly(i)
+};
+
+inline constexpr std::size_t kHeloBytes = 256;
+inline constexpr std::size_t kAddrBytes = 256;   // RFC 5321 4.5.3.1.3: path up to 256 octets
+inline constexpr std::size_t kRcptBytes = 2048;  // recipients kept per message, NUL-separated
+inline constexpr std::size_t kHeaderValueBytes = 998;  // RFC 5322 2.1.1: a line's limit
+inline constexpr std::size_t kFileNameBytes = 1024;
+inline constexpr std::size_t kContentTypeBytes = 128;
+inline constexpr std::size_t kMimePathBytes = 64;
+inline constexpr std::size_t kDetailBytes = 128;
+
+enum class IncompleteReason : uint8_t { none, gap, memcap, aborted };
+
+// One message (DATA or BDAT): the `smtp` event. Written when the server answers the end of data
+// or when the connection ends first.
+struct MessageRecord {
+  RecordType type = RecordType::message;
+  int64_t timestamp_us = 0;
+  FlowIdentity flow;
+  uint32_t transaction = 0;
+  Text<kHeloBytes> helo;
+  Text<kAddrBytes> mail_from;
+  char rcpts[kRcptBytes];       // rcpt_kept addresses, each NUL-terminated
+  uint16_t rcpt_bytes = 0;
+  uint16_t rcpt_kept = 0;
+  uint32_t rcpt_count = 0;      // every RCPT command, also those not kept
+  bool bdat = false;            // method BDAT, else DATA
+  bool starttls = false;
+  uint8_t sha256[32];
+  uint64_t size = 0;
+  bool has_subject = false, has_message_id = false;
+  Text<kHeaderValueBytes> subject;
+  Text<kHeaderValueBytes> message_id;
+  MessageSummary summary;
+  uint16_t server_reply = 0;    // 0: no reply seen
+  bool complete = true;
+  IncompleteReason incomplete_reason = IncompleteReason::none;
+};
+
+// One attachment: the `file` event.
+struct FileRecord {
+  RecordType type = RecordType::file;
+  int64_t timestamp_us = 0;
+  FlowIdentity flow;
+  uint32_t transaction = 0;
+  Text<kFileNameBytes> filename;
+  Text<kFileNameBytes> filename_alt;  // empty: none
+  Text<kContentTypeBytes> content_type;
+  Text<16> disposition;
+  uint8_t encoding = 0;      // pipeline::TransferEncoding
+  uint64_t size = 0;
+  bool hashed = false;       // sha256, file_type and type_mismatch are valid
+  uint8_t sha256[32];
+  bool has_message_sha256 = false;
+  uint8_t message_sha256[32];
+  Text<kMimePathBytes> mime_path;
+  bool uuencoded = false;
+  bool truncated = false;
+  uint8_t file_type = 0;     // pipeline::FileType
+  uint8_t mismatch = 0;      // pipeline::TypeMismatch bits
+  uint32_t members = 0;
+  uint8_t unscannable = 0;   // pipeline::Unscannable
+  Text<kDetailBytes> unscannable_detail;
+};
+
+// One archive member: also a `file` event.
+struct MemberRecord {
+  RecordType type = RecordType::member;
+  int64_t timestamp_us = 0;
+  FlowIdentity flow;
+  uint32_t transaction = 0;
+  Text<kFileNameBytes> filename;  // its path in the archive
+  uint64_t size = 0;
+  bool hashed = false;
+  uint8_t sha256[32];
+  uint8_t parent_sha256[32];
+  uint32_t depth = 0;
+  bool has_message_sha256 = false;
+  uint8_t message_sha256[32];
+  Text<kMimePathBytes> mime_path;            // the attachment's
+  Text<kFileNameBytes> archive_filename;     // the attachment's
+  uint8_t file_type = 0;   // pipeline::FileType
+  uint8_t mismatch = 0;    // pipeline::TypeMismatch bits (extension only)
+  uint8_t unscannable = 0; // pipeline::Unscannable
+};
+
+enum class AppProto : uint8_t { none, smtp, smtps };
+enum class FlowEndReason : uint8_t { fin, rst, timeout, end_of_input };
+
+struct StreamCounters {
+  uint64_t bytes, retransmitted_bytes, out_of_order_segments, overlap_conflicts, gaps, gap_bytes, memcap_flushes;
+};
+
+inline constexpr std::size_t kSmtpAnomalyKinds = 32;
+
+// One TCP connection on an SMTP or implicit-TLS port: the `flow` event.
+struct FlowRecord {
+  RecordType type = RecordType::flow;
+  int64_t timestamp_us = 0;
+  FlowIdentity flow;
+  AppProto app = AppProto::none;
+  uint64_t packets[2] = {};  // [0] to the server, [1] to the client
+  uint64_t bytes[2] = {};
+  int64_t start_us = 0, end_us = 0;
+  FlowEndReason reason = FlowEndReason::fin;
+  bool inspected = false;    // an SMTP session slot parsed it; the fields below are valid
+  bool starttls = false;
+  uint32_t messages = 0;
+  StreamCounters tcp[2] = {};
+  uint16_t smtp_anomalies[kSmtpAnomalyKinds] = {};  // count per reassembly::SmtpAnomaly
+};
+
+enum class AnomalyLayer : uint8_t { tcp, smtp, flow };
+enum class FlowAnomaly : uint8_t { session_pool_full };
+
+// The first occurrence of an anomaly kind in a flow: the `anomaly` event.
+struct AnomalyRecord {
+  RecordType type = RecordType::anomaly;
+  int64_t timestamp_us = 0;
+  FlowIdentity flow;
+  AnomalyLayer layer = AnomalyLayer::tcp;
+  uint8_t code = 0;        // tcp: reassembly::StreamAnomaly; smtp: reassembly::SmtpAnomaly; flow: FlowAnomaly
+  int8_t direction = -1;   // 0 toserver, 1 toclient, -1 none
+};
+
+// Records an lcore may produce, for buffers that must hold any of them.
+inline constexpr std::size_t kMaxRecordBytes =
+    std::max({sizeof(MessageRecord), sizeof(FileRecord), sizeof(MemberRecord), sizeof(FlowRecord), sizeof(AnomalyRecord)});
+
+static_assert(std::is_trivially_copyable_v<MessageRecord> && std::is_trivially_copyable_v<FileRecord> &&
+              std::is_trivially_copyable_v<MemberRecord> && std::is_trivially_copyable_v<FlowRecord> &&
+              std::is_trivially_copyable_v<AnomalyRecord>);
+
+// Where an lcore's records go (the data plane's event ring, or a test's collector). Runs on the
+// lcore: must not block, lock or allocate; the record is valid only during the call.
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  virtual void emit(const void* record, std::size_t size) noexcept = 0;
+  template <typename R>
+  void put(const R& r) noexcept {
+    emit(&r, sizeof(R));
+  }
+};
+
+}  // namespace sluice::records
