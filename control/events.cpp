@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 
 namespace sluice::control {
 
@@ -65,6 +66,12 @@ void EventWriter::write_record(const void* record, std::size_t size) {
     return;
   }
   write_line(line);
+}
+
+void EventWriter::write_block(std::string_view lines) {
+  if (!out_ || lines.empty()) return;
+  std::fwrite(lines.data(), 1, lines.size(), out_);
+  written_ += static_cast<uint64_t>(std::count(lines.begin(), lines.end(), '\n'));
 }
 
 void EventWriter::write_line(std::string_view json) {

@@ -29,6 +29,8 @@ class EventWriter {
   // One lcore record (records/event_records.h), rendered; not flushed (see flush()).
   void write_record(const void* record, std::size_t size);
   void write_line(std::string_view json);
+  // Lines already rendered, each ending in a newline.
+  void write_block(std::string_view lines);
   void flush() { if (out_) std::fflush(out_); }
   uint64_t written() const noexcept { return written_; }
   uint64_t unrenderable() const noexcept { return unrenderable_; }  // records of an unknown type or size

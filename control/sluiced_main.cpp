@@ -6,28 +6,22 @@
 #include <rte_eal.h>
 
 #include <boost/program_options.hpp>
-#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-#include <thread>
 
 #include "control/config.h"
 #include "control/events.h"
 #include "control/pcap_file.h"
+#include "control/service_loop.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
 
 namespace {
 
-std::atomic<bool> g_signalled{false};
-std::atomic<int> g_signal{0};
-
-void on_signal(int sig) {
-  g_signal.store(sig);
-  g_signalled.store(true);
-}
+// Jobs queued on the control plane's pool at most (event batches, stats): control/service_loop.h.
+constexpr std::size_t kMaxPendingJobs = 64;
 
 void print_stats(std::FILE* out, const sluice::dataplane::StatsSnapshot& s, double seconds) {
   std::fprintf(out, "sluiced: ran %.3f s\n", seconds);
@@ -124,8 +118,14 @@ int main(int argc, char** argv) {
   }
   std::FILE* human = cfg.events_path == "-" ? stderr : stdout;
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  // The control plane's loop (control/service_loop.h): signals, timers, the lcores' event rings;
+  // event lines are written by the pool, in order, never on the loop.
+  control::ServiceLoop loop(/*threads=*/2, kMaxPendingJobs);
+  int stop_signal = 0;
+  loop.on_signals({SIGINT, SIGTERM}, [&](int sig) {
+    stop_signal = sig;
+    loop.stop();
+  });
 
   if (!dataplane::eal_init(cfg.dataplane, passthrough, error)) {
     std::fprintf(stderr, "sluiced: %s\n", error.c_str());
@@ -142,25 +142,55 @@ int main(int argc, char** argv) {
                dataplane::mode_name(cfg.dataplane.mode), cfg.dataplane.ports.size(), cfg.dataplane.lcores.rx.size());
   std::fflush(human);
 
-  auto write_event = [&](const void* record, std::size_t size) { events.write_record(record, size); };
-  auto next_stats = t0 + std::chrono::seconds(cfg.stats_interval_s);
-  while (!g_signalled.load() && !dp->finished()) {
-    if (dp->drain_events(write_event) == 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    else
+  // Records are rendered on the loop into a batch; the batch is written by the ordered pool.
+  control::EventRenderer renderer;
+  std::string batch;
+  uint64_t unrenderable = 0;
+  auto render = [&](const void* record, std::size_t size) {
+    const std::string_view line = renderer.render(record, size);
+    if (line.empty()) return void(++unrenderable);
+    batch.append(line).push_back('\n');
+  };
+  auto write_batch = [&] {
+    if (batch.empty()) return;
+    loop.submit_ordered([&events, lines = std::move(batch)] {
+      events.write_block(lines);
       events.flush();
+    });
+    batch.clear();
+  };
+  // Every millisecond: move what the lcores wrote. While the writer is behind (disk slower than
+  // the lcores), the rings are left to fill: the lcores count what they cannot push.
+  loop.every(std::chrono::milliseconds(1), [&] {
+    if (loop.jobs_pending() < kMaxPendingJobs / 2) {
+      dp->drain_events(render);
+      write_batch();
+    }
+    if (dp->finished()) loop.stop();
+    return true;
+  });
+  auto next_stats = t0 + std::chrono::seconds(cfg.stats_interval_s);
+  loop.every(std::chrono::milliseconds(100), [&] {
     if (cfg.stats_interval_s && std::chrono::steady_clock::now() >= next_stats) {
-      events.write("stats", control::stats_json(dp->stats()));
+      auto body = control::stats_json(dp->stats());
+      loop.submit_ordered([&events, body = std::move(body)] { events.write("stats", body); });
       next_stats += std::chrono::seconds(cfg.stats_interval_s);
     }
-  }
-  dp->stop(write_event);  // the lcores report their open flows on the way out
+    return true;
+  });
+  loop.run();
+
+  // The lcores report their open flows on the way out; the writer finishes before the last stats.
+  dp->stop(render);
+  write_batch();
+  loop.drain_pool();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto snapshot = dp->stats();
   auto body = control::stats_json(snapshot);
-  body["reason"] = g_signalled.load() ? (g_signal.load() == SIGINT ? "sigint" : "sigterm") : "end_of_replay";
+  body["reason"] = stop_signal == SIGINT ? "sigint" : stop_signal == SIGTERM ? "sigterm" : "end_of_replay";
   body["uptime_s"] = secs;
   events.write("stats", body);
+  if (unrenderable) std::fprintf(stderr, "sluiced: %llu event records could not be rendered\n", (unsigned long long)unrenderable);
   print_stats(human, snapshot, secs);
   dp.reset();  // closes the ports: the output pcap is complete
   rte_eal_cleanup();
