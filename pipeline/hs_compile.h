@@ -1,5 +1,5 @@
 // Internal to pipeline/: compiling a Hyperscan streaming database from a small pattern table, for
-// the units that own one (mime_prefilter, mime_body_scan). Control plane only (allocates).
+// the units that own one (mime_body_scan, and the benchmark baseline tests/bench/mime_prefilter). Control plane only (allocates).
 #pragma once
 
 #include <hs/hs.h>

@@ -17,7 +17,7 @@
 
 #include "pipeline/mime_body_scan.h"
 #include "pipeline/mime_parser.h"
-#include "pipeline/mime_prefilter.h"
+#include "tests/bench/mime_prefilter.h"
 
 using namespace sluice::pipeline;
 

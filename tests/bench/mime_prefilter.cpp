@@ -1,4 +1,4 @@
-#include "pipeline/mime_prefilter.h"
+#include "tests/bench/mime_prefilter.h"
 
 #include <hs/hs.h>
 #include <strings.h>

@@ -1,4 +1,4 @@
-#include "pipeline/mime_prefilter.h"
+#include "tests/bench/mime_prefilter.h"
 
 #include <gtest/gtest.h>
 
