@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "control/alert.h"
 #include "control/config.h"
 #include "control/events.h"
 #include "control/pcap_file.h"
@@ -169,6 +170,22 @@ int main(int argc, char** argv) {
     if (dp->finished()) loop.stop();
     return true;
   });
+  // Records lost to a full event ring are the operator's to act on: one alert per second at most.
+  uint64_t lost_reported = 0;
+  auto check_lost = [&] {
+    uint64_t lost = 0;
+    for (const auto& l : dp->stats().lcores) lost += l.events_dropped;
+    if (lost > lost_reported) {
+      control::Alert a{"events_lost", control::Severity::warning,
+                       std::to_string(lost - lost_reported) + " event records lost (" + std::to_string(lost) +
+                           " in all): an RX lcore's event ring was full; raise events.ring_kb or check that "
+                           "events.path keeps up", std::nullopt, ""};
+      loop.submit_ordered([&events, body = control::alert_body(a)] { events.write("alert", body); });
+      lost_reported = lost;
+    }
+    return true;
+  };
+  loop.every(std::chrono::seconds(1), check_lost);
   auto next_stats = t0 + std::chrono::seconds(cfg.stats_interval_s);
   loop.every(std::chrono::milliseconds(100), [&] {
     if (cfg.stats_interval_s && std::chrono::steady_clock::now() >= next_stats) {
@@ -183,6 +200,7 @@ int main(int argc, char** argv) {
   // The lcores report their open flows on the way out; the writer finishes before the last stats.
   dp->stop(render);
   write_batch();
+  check_lost();
   loop.drain_pool();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto snapshot = dp->stats();

@@ -240,3 +240,24 @@ TEST(EventRenderTest, OverlongLineIsCutAndMarked) {
 
 }  // namespace
 }  // namespace sluice::control
+
+#include "control/alert.h"
+
+namespace sluice::control {
+namespace {
+
+TEST(AlertTest, RenderedAsAnAlertEvent) {
+  EventRenderer r;
+  Alert a{"events_lost", Severity::warning, "3 event records lost", std::nullopt, ""};
+  EXPECT_EQ(r.control_event("alert", alert_body(a), kTime),
+            R"({"timestamp":"2023-11-14T22:13:20.036000Z","event_type":"alert","alert":{"type":"events_lost",)"
+            R"("severity":"warning","message":"3 event records lost"}})");
+  Alert b{"endpoint_down", Severity::critical, "no answer", std::nullopt, "cloud-eu"};
+  const FlowIdentity f = v4_flow();
+  EXPECT_EQ(r.control_event("alert", alert_body(b), kTime, &f),
+            head("alert") + R"("alert":{"type":"endpoint_down","severity":"critical","message":"no answer",)"
+                            R"("endpoint":"cloud-eu"}})");
+}
+
+}  // namespace
+}  // namespace sluice::control
