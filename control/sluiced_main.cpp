@@ -23,6 +23,7 @@ namespace {
 
 // Jobs queued on the control plane's pool at most (event batches, stats): control/service_loop.h.
 constexpr std::size_t kMaxPendingJobs = 64;
+constexpr std::size_t kBatchBytes = 4 << 20;  // event lines handed to the writer at once, at most
 
 void print_stats(std::FILE* out, const sluice::dataplane::StatsSnapshot& s, double seconds) {
   std::fprintf(out, "sluiced: ran %.3f s\n", seconds);
@@ -143,6 +144,23 @@ int main(int argc, char** argv) {
                dataplane::mode_name(cfg.dataplane.mode), cfg.dataplane.ports.size(), cfg.dataplane.lcores.rx.size());
   std::fflush(human);
 
+  // Every lcore answers the control channel before the loop starts, and takes its first
+  // configuration snapshot (generation 1). An lcore that does not answer in 2 s is an alert (a
+  // replay may already have ended: its lcores have exited, which is not one).
+  auto check_lcores = [&](dataplane::Request rq, const char* what) {
+    const auto results = dp->channels().call_all(rq, std::chrono::steady_clock::now() + std::chrono::seconds(2));
+    for (std::size_t k = 0; k < results.size(); ++k)
+      if (results[k].status != dataplane::CallStatus::ok && !dp->finished()) {
+        control::Alert a{"lcore_unresponsive", control::Severity::critical,
+                         "lcore channel " + std::to_string(k) + " did not answer " + what + " within 2 s", std::nullopt, ""};
+        events.write("alert", control::alert_body(a));
+        std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
+      }
+  };
+  check_lcores(dataplane::make_request(dataplane::RequestType::ping, dataplane::Ping{1}), "a ping");
+  check_lcores(dataplane::snapshot_request(std::make_shared<const dataplane::LcoreSnapshot>(dataplane::LcoreSnapshot{1})),
+               "its configuration snapshot");
+
   // Records are rendered on the loop into a batch; the batch is written by the ordered pool.
   control::EventRenderer renderer;
   std::string batch;
@@ -163,8 +181,11 @@ int main(int argc, char** argv) {
   // Every millisecond: move what the lcores wrote. While the writer is behind (disk slower than
   // the lcores), the rings are left to fill: the lcores count what they cannot push.
   loop.every(std::chrono::milliseconds(1), [&] {
+    // Drain until the rings are empty (lcores may produce a burst: every message of a link
+    // ending at once), a batch at most kBatchBytes.
     if (loop.jobs_pending() < kMaxPendingJobs / 2) {
-      dp->drain_events(render);
+      while (dp->drain_events(render) && batch.size() < kBatchBytes) {
+      }
       write_batch();
     }
     if (dp->finished()) loop.stop();

@@ -37,6 +37,8 @@ struct Dataplane::Impl {
   std::vector<std::unique_ptr<RingEventOutput>> outputs;
   std::vector<std::unique_ptr<uint8_t[]>> scratch;
   std::vector<std::max_align_t> drain_scratch;
+  std::unique_ptr<LcoreChannels> control;  // RX lcores, then workers
+  std::vector<std::shared_ptr<const LcoreSnapshot>> snapshots;  // one slot per lcore, swapped by it
   std::atomic<bool> quit{false};
   std::atomic<bool> abort_flush{false};
   bool launched = false;
@@ -329,6 +331,18 @@ bool Dataplane::Impl::start(std::string& error) {
     lc.abort_flush = &abort_flush;
   }
 
+  // Control requests: one port per lcore (64 requests, 64 responses each).
+  control = std::make_unique<LcoreChannels>(table.n_rx_lcores + workers.n_workers, 64, 64);
+  snapshots.resize(table.n_rx_lcores + workers.n_workers, std::make_shared<const LcoreSnapshot>());
+  for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
+    lcores[i].control = &control->port(i);
+    lcores[i].snapshot = &snapshots[i];
+  }
+  for (unsigned j = 0; j < workers.n_workers; ++j) {
+    worker_lcores[j].control = &control->port(table.n_rx_lcores + j);
+    worker_lcores[j].snapshot = &snapshots[table.n_rx_lcores + j];
+  }
+
   // Workers first: they wait for chunks; they end once every RX lcore has exited.
   for (unsigned j = 0; j < workers.n_workers; ++j) {
     if (int rc = rte_eal_remote_launch(worker_lcore_main, &worker_lcores[j], worker_lcores[j].lcore_id); rc != 0) {
@@ -361,6 +375,8 @@ std::unique_ptr<Dataplane> Dataplane::start(const Config& config, std::string& e
   if (!impl->start(error)) return nullptr;
   return std::unique_ptr<Dataplane>(new Dataplane(std::move(impl)));
 }
+
+LcoreChannels& Dataplane::channels() noexcept { return *impl_->control; }
 
 bool Dataplane::finished() const noexcept {
   if (!impl_->table.replay) return false;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dataplane/dataplane_config.h"
+#include "dataplane/lcore_channel.h"
 
 namespace sluice::dataplane {
 
@@ -45,6 +46,12 @@ struct StatsSnapshot {
   std::vector<LcoreStats> lcores;
 };
 
+// What lcores read of the configuration at run time, replaced whole by a config_snapshot request
+// (lcore_channel.h): immutable once sent. Later issues add the policy keys lcores apply.
+struct LcoreSnapshot {
+  uint64_t generation = 0;
+};
+
 class Dataplane {
  public:
   // Creates the mbuf pool, configures and starts the ports, launches the RX lcores.
@@ -62,6 +69,10 @@ class Dataplane {
   // Tells the lcores to stop, keeps draining their events into `fn` while they report their
   // flows, and waits for them. Idempotent.
   void stop(const RecordFn& fn = {}) noexcept;
+  // Requests to the lcores and their answers (lcore_channel.h), control thread only. Port k is RX
+  // lcore k (k < lcores.rx.size()), then the worker lcores in order. Every lcore answers `ping`
+  // and `config_snapshot` (an LcoreSnapshot) between bursts.
+  LcoreChannels& channels() noexcept;
   // Per-lcore counters are plain integers summed here (STYLE.md): exact once stopped,
   // a consistent-enough view while running.
   StatsSnapshot stats() const;

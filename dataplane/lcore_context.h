@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "dataplane/event_ring.h"
+#include "dataplane/lcore_channel.h"
 #include "pipeline/attachment_handoff.h"
 #include "reassembly/packet_decode.h"
 #include "reassembly/reassembler.h"
@@ -90,7 +91,12 @@ struct alignas(RTE_CACHE_LINE_SIZE) RxLcoreContext {
   int64_t now_us;              // time of the last frame (packet time in replay)
   int64_t last_expire_us;
   uint8_t* scratch;            // linearised multi-segment frames (64 KiB + headroom)
+  LcorePort* control;          // requests from the control thread, polled between bursts
+  std::shared_ptr<const struct LcoreSnapshot>* snapshot;  // this lcore's current one (owned by Dataplane)
 };
+
+// Answers a control request on any lcore (ping, config_snapshot); other types stay unknown_type.
+void answer_control(const Request& rq, Response& rs, std::shared_ptr<const struct LcoreSnapshot>& snapshot) noexcept;
 
 // The RX lcore main loop, launched with rte_eal_remote_launch; arg is an RxLcoreContext*.
 int rx_lcore_main(void* arg);

@@ -15,6 +15,7 @@
 
 #include <ctime>
 
+#include "dataplane/dataplane.h"
 #include "dataplane/lcore_context.h"
 
 namespace sluice::dataplane {
@@ -140,6 +141,19 @@ void process_inbound(RxLcoreContext& ctx, rte_mbuf** pkts, unsigned n) {
 
 }  // namespace
 
+void answer_control(const Request& rq, Response& rs, std::shared_ptr<const LcoreSnapshot>& snapshot) noexcept {
+  switch (rq.type) {
+    case RequestType::ping:
+      rs.status = ResponseStatus::ok;  // the payload (its token) is echoed
+      break;
+    case RequestType::config_snapshot:
+      take_snapshot(rq, rs, snapshot);  // the old one goes back to the control thread
+      break;
+    default:
+      break;  // unknown_type: later issues add message verdicts and cache updates
+  }
+}
+
 int rx_lcore_main(void* arg) {
   auto& ctx = *static_cast<RxLcoreContext*>(arg);
   const PortTable& t = *ctx.table;
@@ -178,6 +192,8 @@ int rx_lcore_main(void* arg) {
     }
     // Chunks staged in this iteration go to the workers; their results come back.
     if (ctx.handoff) ctx.handoff->poll();
+    // Requests from the control thread (DPDK ip_pipeline's model): a few per iteration.
+    ctx.control->poll([&ctx](const Request& rq, Response& rs) noexcept { answer_control(rq, rs, *ctx.snapshot); }, 8);
     // About once a second: expire idle and closed flows (packet time in replay).
     if (ctx.reasm && (t.replay ? ctx.now_us - ctx.last_expire_us >= 1000000 : rte_rdtsc() - last_tick > tsc_hz)) {
       last_tick = rte_rdtsc();

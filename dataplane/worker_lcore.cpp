@@ -1,6 +1,8 @@
 // Worker lcore main loop: chunks in from every RX lcore's ring, AttachmentWorker on each, chunks
 // back to their pool, results out to the RX lcore that owns the attachment. The ownership rules
 // of chunks and results are at the top of worker_rings.h.
+#include "dataplane/dataplane.h"
+#include "dataplane/lcore_context.h"
 #include "dataplane/worker_rings.h"
 
 namespace sluice::dataplane {
@@ -59,6 +61,7 @@ int worker_lcore_main(void* arg) {
       total += n;
     }
     ctx.counters.chunks += total;
+    ctx.control->poll([&ctx](const Request& rq, Response& rs) noexcept { answer_control(rq, rs, *ctx.snapshot); }, 8);
     if (total == 0) {
       if (producers_gone) break;
       ++ctx.counters.idle_polls;

@@ -14,6 +14,8 @@
 //    once that RX lcore has exited, results for it are counted and dropped.
 #pragma once
 
+#include "dataplane/lcore_channel.h"
+
 #include <rte_common.h>
 #include <rte_mempool.h>
 #include <rte_pause.h>
@@ -101,6 +103,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerLcoreContext {
   pipeline::AttachmentWorker* worker = nullptr;
   WorkerCounters counters;
   std::atomic<bool> exited{false};
+  LcorePort* control = nullptr;  // requests from the control thread, polled between rounds
+  std::shared_ptr<const struct LcoreSnapshot>* snapshot = nullptr;
 };
 
 // The worker lcore main loop, launched with rte_eal_remote_launch; arg is a WorkerLcoreContext*.
