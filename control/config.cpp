@@ -7,6 +7,8 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -78,59 +80,88 @@ std::string parse_string(const YAML::Node& n, const std::string& key) {
   return n.IsNull() ? std::string() : n.Scalar();
 }
 
-template <typename Target, typename Setter>
-Param<Target> integer(std::string path, long long lo, long long hi, std::string def, std::string help, Setter set) {
-  std::string type = "integer " + std::to_string(lo) + ".." + std::to_string(hi);
+// The typed helpers below take each default as a value of the key's own type and write it as YAML
+// text, which load() applies through the same parser as the file: a default is range-checked like
+// any value, and the reference shows exactly what is applied.
+std::string yaml_text(const std::string& s) {
+  YAML::Emitter e;
+  e << YAML::DoubleQuoted << s;
+  return e.c_str();
+}
+
+template <typename T, typename Show>
+std::string yaml_list(const std::vector<T>& v, Show show) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + show(x);
+  return "[" + s + "]";
+}
+
+// A parameter from its parser (YAML node -> validated value, failing with the key) and its setter
+// (value -> target).
+template <typename Target, typename Parse, typename Setter>
+Param<Target> declare(std::string path, std::string type, std::string def, std::string help, Parse parse, Setter set) {
   return {std::move(path), std::move(type), std::move(def), std::move(help),
-          [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse_integer(n, key, lo, hi)); }};
+          [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse(n, key)); }};
+}
+
+template <typename Target, typename Setter>
+Param<Target> integer(std::string path, long long lo, long long hi, long long def, std::string help, Setter set) {
+  std::string type = "integer " + std::to_string(lo) + ".." + std::to_string(hi);
+  return declare<Target>(std::move(path), std::move(type), std::to_string(def), std::move(help),
+                         [=](const YAML::Node& n, const std::string& key) { return parse_integer(n, key, lo, hi); }, set);
 }
 
 template <typename Target, typename Setter>
 Param<Target> choice(std::string path, std::vector<std::string> choices, std::string def, std::string help, Setter set) {
   std::string type;
   for (const auto& c : choices) type += (type.empty() ? "" : " | ") + c;
-  return {std::move(path), std::move(type), std::move(def), std::move(help),
-          [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse_choice(n, key, choices)); }};
+  return declare<Target>(std::move(path), std::move(type), std::move(def), std::move(help),
+                         [=](const YAML::Node& n, const std::string& key) { return parse_choice(n, key, choices); }, set);
 }
 
 template <typename Target, typename Setter>
-Param<Target> boolean(std::string path, std::string def, std::string help, Setter set) {
-  return {std::move(path), "true | false", std::move(def), std::move(help),
-          [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse_bool(n, key)); }};
+Param<Target> boolean(std::string path, bool def, std::string help, Setter set) {
+  return declare<Target>(std::move(path), "true | false", def ? "true" : "false", std::move(help), parse_bool, set);
+}
+
+// `def` nullopt: the key is required (list members only).
+template <typename Target, typename Setter>
+Param<Target> string(std::string path, std::optional<std::string> def, std::string help, Setter set) {
+  return declare<Target>(std::move(path), "string", def ? yaml_text(*def) : "", std::move(help), parse_string, set);
 }
 
 template <typename Target, typename Setter>
-Param<Target> string(std::string path, std::string def, std::string help, Setter set) {
-  return {std::move(path), "string", std::move(def), std::move(help),
-          [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse_string(n, key)); }};
-}
-
-template <typename Target, typename Setter>
-Param<Target> integer_list(std::string path, long long lo, long long hi, std::string def, std::string help, Setter set) {
+Param<Target> integer_list(std::string path, long long lo, long long hi, std::vector<long long> def, std::string help,
+                           Setter set) {
   std::string type = "list of integers " + std::to_string(lo) + ".." + std::to_string(hi);
-  return {std::move(path), std::move(type), std::move(def), std::move(help),
-          [=](const YAML::Node& n, Target& t, const std::string& key) {
-            if (!n.IsSequence()) fail(key, "expected a list, got " + scalar_text(n) + where(n));
-            std::vector<unsigned> v;
-            for (std::size_t i = 0; i < n.size(); ++i)
-              v.push_back(static_cast<unsigned>(parse_integer(n[i], key + "[" + std::to_string(i) + "]", lo, hi)));
-            set(t, std::move(v));
-          }};
+  auto parse = [=](const YAML::Node& n, const std::string& key) {
+    if (!n.IsSequence()) fail(key, "expected a list, got " + scalar_text(n) + where(n));
+    std::vector<unsigned> v;
+    for (std::size_t i = 0; i < n.size(); ++i)
+      v.push_back(static_cast<unsigned>(parse_integer(n[i], key + "[" + std::to_string(i) + "]", lo, hi)));
+    return v;
+  };
+  return declare<Target>(std::move(path), std::move(type), yaml_list(def, [](long long x) { return std::to_string(x); }),
+                         std::move(help), parse, set);
 }
 
 template <typename Target, typename Setter>
-Param<Target> string_list(std::string path, std::string def, std::string help, Setter set) {
-  return {std::move(path), "list of strings", std::move(def), std::move(help),
-          [=](const YAML::Node& n, Target& t, const std::string& key) {
-            if (!n.IsSequence()) fail(key, "expected a list, got " + scalar_text(n) + where(n));
-            std::vector<std::string> v;
-            for (std::size_t i = 0; i < n.size(); ++i) v.push_back(parse_string(n[i], key + "[" + std::to_string(i) + "]"));
-            set(t, std::move(v));
-          }};
+Param<Target> string_list(std::string path, std::vector<std::string> def, std::string help, Setter set) {
+  auto parse = [](const YAML::Node& n, const std::string& key) {
+    if (!n.IsSequence()) fail(key, "expected a list, got " + scalar_text(n) + where(n));
+    std::vector<std::string> v;
+    for (std::size_t i = 0; i < n.size(); ++i) v.push_back(parse_string(n[i], key + "[" + std::to_string(i) + "]"));
+    return v;
+  };
+  return declare<Target>(std::move(path), "list of strings", yaml_list(def, yaml_text), std::move(help), parse, set);
 }
 
 // ---------------------------------------------------------------------------------------------
-// The declarations. Each default lives here and nowhere else.
+// The declarations, one table per section. Each default is written once, in its declaration, as a
+// value: read from the consuming unit's struct where that struct carries it (the pipeline's
+// MimeLimits, WorkerLimits, HandoffLimits, ArchiveLimits, whose tools and tests use them too),
+// otherwise written there (the data plane's and reassembly's structs are plain values without
+// defaults).
 
 // Pairs are resolved by port name once every port is known.
 struct Loading {
@@ -139,47 +170,56 @@ struct Loading {
   bool ports_given = false;
 };
 
+using Params = std::vector<Param<Loading>>;
+
 const std::vector<Param<PortConfig>>& port_params() {
   static const std::vector<Param<PortConfig>> params = {
-      string<PortConfig>("ports[].name", "", "Required. Name used in pairs, stats and events: 1-32 characters of "
-                         "letters, digits, '_' or '-'.",
+      string<PortConfig>("ports[].name", std::nullopt, "Required. Name used in pairs, stats and events: 1-32 "
+                         "characters of letters, digits, '_' or '-'.",
                          [](PortConfig& p, std::string v) { p.name = std::move(v); }),
-      string<PortConfig>("ports[].device", "", "Required. A PCI address (`0000:03:00.0`, bound to vfio-pci) or a "
-                         "DPDK virtual device: `net_af_packet0,iface=eth1`, `net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap`, "
+      string<PortConfig>("ports[].device", std::nullopt, "Required. A PCI address (`0000:03:00.0`, bound to vfio-pci) "
+                         "or a DPDK virtual device: `net_af_packet0,iface=eth1`, `net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap`, "
                          "`net_ring0`, `net_null0`. Virtual device names must be unique and start with `net_`.",
                          [](PortConfig& p, std::string v) { p.device = std::move(v); }),
-      integer<PortConfig>("ports[].rx_desc", 64, 16384, "1024", "RX descriptors per queue (the PMD may round). "
+      integer<PortConfig>("ports[].rx_desc", 64, 16384, 1024, "RX descriptors per queue (the PMD may round). "
                           "When the ring is full the NIC drops and counts `rx_missed`.",
                           [](PortConfig& p, long long v) { p.rx_desc = static_cast<uint16_t>(v); }),
-      integer<PortConfig>("ports[].tx_desc", 64, 16384, "1024", "TX descriptors per queue. When full, Sluice retries "
+      integer<PortConfig>("ports[].tx_desc", 64, 16384, 1024, "TX descriptors per queue. When full, Sluice retries "
                           "`dataplane.tx_retries` times, then drops and counts `dropped`.",
                           [](PortConfig& p, long long v) { p.tx_desc = static_cast<uint16_t>(v); }),
-      boolean<PortConfig>("ports[].promiscuous", "true", "Receive frames for every MAC address (a bump in the wire "
+      boolean<PortConfig>("ports[].promiscuous", true, "Receive frames for every MAC address (a bump in the wire "
                           "must). Ignored by PMDs without the notion (pcap files).",
                           [](PortConfig& p, bool v) { p.promiscuous = v; }),
   };
   return params;
 }
 
+// A port with every default applied (the replay port is one too).
+PortConfig default_port() {
+  PortConfig port{};
+  for (const auto& p : port_params())
+    if (!p.default_yaml.empty()) p.apply(YAML::Load(p.default_yaml), port, p.path);
+  return port;
+}
+
 void apply_port(const YAML::Node& n, PortConfig& port, const std::string& key);
 
-const std::vector<Param<Loading>>& params() {
-  // The MIME parser's limits carry their defaults in pipeline/mime_parser.h (its tools and tests
-  // use them too); the declarations below read them from there rather than repeat them.
-  static const pipeline::MimeLimits kMime{};
-  static const pipeline::WorkerLimits kWorker{};
-  static const pipeline::HandoffLimits kHandoff{};
-  static const pipeline::ArchiveLimits kArchive{};
-  using dataplane::Hugepages;
+Params mode_params() {
   using dataplane::Mode;
-  static const std::vector<Param<Loading>> params = {
+  return {
       choice<Loading>("mode", {"inline", "tap", "replay"}, "inline",
                       "`inline`: port pairs, every frame forwarded A<->B. `tap`: ports only receive (SPAN copy). "
                       "`replay`: `replay.input` is read through DPDK's pcap PMD and Sluice exits at its end.",
                       [](Loading& l, const std::string& v) {
                         l.config.dataplane.mode = v == "inline" ? Mode::inline_ : v == "tap" ? Mode::tap : Mode::replay;
                       }),
-      string<Loading>("eal.file_prefix", "\"\"", "EAL `--file-prefix`; empty: `sluice-<pid>`, so instances never share "
+  };
+}
+
+Params eal_params() {
+  using dataplane::Hugepages;
+  return {
+      string<Loading>("eal.file_prefix", "", "EAL `--file-prefix`; empty: `sluice-<pid>`, so instances never share "
                       "DPDK runtime files.",
                       [](Loading& l, std::string v) { l.config.dataplane.eal.file_prefix = std::move(v); }),
       choice<Loading>("eal.hugepages", {"auto", "on", "off"}, "auto",
@@ -188,19 +228,25 @@ const std::vector<Param<Loading>>& params() {
                       [](Loading& l, const std::string& v) {
                         l.config.dataplane.eal.hugepages = v == "on" ? Hugepages::on : v == "off" ? Hugepages::off : Hugepages::automatic;
                       }),
-      integer<Loading>("eal.memory_mb", 64, 1048576, "512", "Memory the EAL reserves when running without hugepages "
+      integer<Loading>("eal.memory_mb", 64, 1048576, 512, "Memory the EAL reserves when running without hugepages "
                        "(`-m`). Too small: the mbuf pool cannot be created and Sluice exits naming `dataplane.mbufs`.",
                        [](Loading& l, long long v) { l.config.dataplane.eal.memory_mb = static_cast<unsigned>(v); }),
-      string_list<Loading>("eal.args", "[]", "Further EAL arguments, appended after the generated ones "
+      string_list<Loading>("eal.args", {}, "Further EAL arguments, appended after the generated ones "
                            "(arguments after `--` on the command line come last).",
                            [](Loading& l, std::vector<std::string> v) { l.config.dataplane.eal.args = std::move(v); }),
+  };
+}
+
+// `ports` members are declared in port_params(); pairs name ports and are resolved in finish().
+Params port_and_pair_params() {
+  return {
       {"ports", "list of port mappings (keys below)", "[]",
        "The DPDK ports. In `replay` mode leave empty: the port is built from `replay.input`/`replay.output`.",
        [](const YAML::Node& n, Loading& l, const std::string& key) {
          if (!n.IsSequence()) fail(key, "expected a list of port mappings, got " + scalar_text(n) + where(n));
          l.config.dataplane.ports.clear();
          for (std::size_t i = 0; i < n.size(); ++i) {
-           PortConfig port{};
+           PortConfig port = default_port();
            apply_port(n[i], port, key + "[" + std::to_string(i) + "]");
            l.config.dataplane.ports.push_back(std::move(port));
          }
@@ -219,27 +265,37 @@ const std::vector<Param<Loading>>& params() {
            l.pair_names.emplace_back(parse_string(n[i][0], k), parse_string(n[i][1], k));
          }
        }},
-      integer<Loading>("lcores.main", 0, 127, "0", "The main lcore: control plane, signals, stats. Never polls ports.",
+  };
+}
+
+Params lcore_params() {
+  return {
+      integer<Loading>("lcores.main", 0, 127, 0, "The main lcore: control plane, signals, stats. Never polls ports.",
                        [](Loading& l, long long v) { l.config.dataplane.lcores.main = static_cast<unsigned>(v); }),
-      integer_list<Loading>("lcores.rx", 0, 127, "[1]", "RX/reassembly lcores (DESIGN.md section 3). RX lcore k polls "
+      integer_list<Loading>("lcores.rx", 0, 127, {1}, "RX/reassembly lcores (DESIGN.md section 3). RX lcore k polls "
                             "queue k of every port and transmits on its own TX queue k. Each lcore id runs on CPU "
                             "(id modulo the CPUs available); use `eal.args: [--lcores, ...]` for another map.",
                             [](Loading& l, std::vector<unsigned> v) { l.config.dataplane.lcores.rx = std::move(v); }),
-      integer_list<Loading>("lcores.workers", 0, 127, "[]", "Worker lcores: SHA-256, file typing and archives of "
+      integer_list<Loading>("lcores.workers", 0, 127, {}, "Worker lcores: SHA-256, file typing and archives of "
                             "attachments (DESIGN.md section 3). Empty: each RX lcore does that work itself.",
                             [](Loading& l, std::vector<unsigned> v) { l.config.dataplane.lcores.workers = std::move(v); }),
-      integer<Loading>("dataplane.burst", 1, 256, "32", "Frames per rx_burst/tx_burst call.",
+  };
+}
+
+Params dataplane_params() {
+  return {
+      integer<Loading>("dataplane.burst", 1, 256, 32, "Frames per rx_burst/tx_burst call.",
                        [](Loading& l, long long v) { l.config.dataplane.burst = static_cast<unsigned>(v); }),
-      integer<Loading>("dataplane.mbufs", 1023, 16777215, "16383", "Size of the mbuf pool shared by all ports "
+      integer<Loading>("dataplane.mbufs", 1023, 16777215, 16383, "Size of the mbuf pool shared by all ports "
                        "(best 2^n - 1). Must cover every RX descriptor plus bursts in flight; when it runs out the PMD "
                        "counts `rx_nombuf` and drops.",
                        [](Loading& l, long long v) { l.config.dataplane.mbufs = static_cast<unsigned>(v); }),
-      integer<Loading>("dataplane.mbuf_cache", 0, 512, "256", "Per-lcore mbuf cache of the pool.",
+      integer<Loading>("dataplane.mbuf_cache", 0, 512, 256, "Per-lcore mbuf cache of the pool.",
                        [](Loading& l, long long v) { l.config.dataplane.mbuf_cache = static_cast<unsigned>(v); }),
-      integer<Loading>("dataplane.tx_retries", 0, 1000, "8", "How many more times a TX burst is retried when the TX "
+      integer<Loading>("dataplane.tx_retries", 0, 1000, 8, "How many more times a TX burst is retried when the TX "
                        "queue is full; then the frames left are dropped and counted (`dropped`).",
                        [](Loading& l, long long v) { l.config.dataplane.tx_retries = static_cast<unsigned>(v); }),
-      integer<Loading>("dataplane.dispatch_ring_size", 64, 1048576, "4096", "With several RX lcores and a port "
+      integer<Loading>("dataplane.dispatch_ring_size", 64, 1048576, 4096, "With several RX lcores and a port "
                        "without symmetric RSS: size of each lcore's inbound ring (power of two). A full ring drops "
                        "the frame and counts it (`dropped`).",
                        [](Loading& l, long long v) { l.config.dataplane.dispatch_ring_size = static_cast<unsigned>(v); }),
@@ -250,80 +306,110 @@ const std::vector<Param<Loading>>& params() {
                         l.config.dataplane.flow_hash =
                             v == "ip_pair" ? reassembly::FlowHashMode::ip_pair : reassembly::FlowHashMode::five_tuple;
                       }),
-      string<Loading>("replay.input", "\"\"", "Replay mode: the pcap to read (`--replay`). Sluice exits at its end.",
+  };
+}
+
+Params replay_params() {
+  return {
+      string<Loading>("replay.input", "", "Replay mode: the pcap to read (`--replay`). Sluice exits at its end.",
                       [](Loading& l, std::string v) { l.config.replay_input = std::move(v); }),
-      string<Loading>("replay.output", "\"\"", "Replay mode: write the frames inline mode would have forwarded to "
+      string<Loading>("replay.output", "", "Replay mode: write the frames inline mode would have forwarded to "
                       "this pcap (`--replay-out`); empty: forward nothing.",
                       [](Loading& l, std::string v) { l.config.replay_output = std::move(v); }),
-      string<Loading>("events.path", "\"\"", "JSON-lines event file (`--events`); `-` is standard output; empty: "
+  };
+}
+
+// Events and the periodic `stats` event, which travels with them.
+Params event_params() {
+  return {
+      string<Loading>("events.path", "", "JSON-lines event file (`--events`); `-` is standard output; empty: "
                       "no events. Appended to.",
                       [](Loading& l, std::string v) { l.config.events_path = std::move(v); }),
-      integer<Loading>("stats.interval_s", 0, 86400, "0", "Seconds between `stats` events; 0: one at exit only.",
+      integer<Loading>("stats.interval_s", 0, 86400, 0, "Seconds between `stats` events; 0: one at exit only.",
                        [](Loading& l, long long v) { l.config.stats_interval_s = static_cast<unsigned>(v); }),
-      integer<Loading>("events.ring_kb", 64, 1048576, "16384", "Per RX lcore: the ring carrying event records "
+      integer<Loading>("events.ring_kb", 64, 1048576, 16384, "Per RX lcore: the ring carrying event records "
                        "to the control thread (a message record is 4.7 KiB, a file 2.5 KiB: 16 MiB hold about 2200 "
                        "messages with an attachment each; pages are touched only when used). When it is full a "
                        "record is lost and counted (`events_dropped` in `stats`, an `events_lost` alert); at end of "
                        "input and at shutdown the lcore waits instead.",
                        [](Loading& l, long long v) { l.config.dataplane.event_ring_bytes = std::size_t(v) * 1024; }),
-      integer_list<Loading>("smtp.ports", 1, 65535, "[25, 587, 2525]", "TCP server ports parsed as SMTP (sessions "
+  };
+}
+
+Params smtp_params() {
+  return {
+      integer_list<Loading>("smtp.ports", 1, 65535, {25, 587, 2525}, "TCP server ports parsed as SMTP (sessions "
                             "picked up mid-stream too).",
                             [](Loading& l, std::vector<unsigned> v) {
                               l.config.dataplane.reassembly.smtp_ports.assign(v.begin(), v.end());
                             }),
-      integer_list<Loading>("smtp.implicit_tls_ports", 1, 65535, "[465]", "TCP server ports of SMTP over implicit "
+      integer_list<Loading>("smtp.implicit_tls_ports", 1, 65535, {465}, "TCP server ports of SMTP over implicit "
                             "TLS (RFC 8314): tracked and logged as `smtps` flows, not parsed.",
                             [](Loading& l, std::vector<unsigned> v) {
                               l.config.dataplane.reassembly.implicit_tls_ports.assign(v.begin(), v.end());
                             }),
-      integer<Loading>("reassembly.max_flows", 1024, 16777216, "65536", "Flow table entries per RX lcore (SMTP and "
+  };
+}
+
+Params reassembly_params() {
+  return {
+      integer<Loading>("reassembly.max_flows", 1024, 16777216, 65536, "Flow table entries per RX lcore (SMTP and "
                        "implicit-TLS ports only). When full, idle flows are expired first; a new flow that still does "
                        "not fit is forwarded uninspected and counted (`flows_table_full`).",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_flows = static_cast<uint32_t>(v); }),
-      integer<Loading>("reassembly.max_sessions", 16, 1048576, "2048", "SMTP sessions inspected at once per RX "
+      integer<Loading>("reassembly.max_sessions", 16, 1048576, 2048, "SMTP sessions inspected at once per RX "
                        "lcore (about 20 KiB each for reassembly plus about 190 KiB for MIME parsing, allocated the "
                        "first time a slot is used). Beyond, a new session is forwarded "
                        "uninspected, counted (`sessions_pool_full`) and reported as an `anomaly` event.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_sessions = static_cast<uint32_t>(v); }),
-      integer<Loading>("reassembly.memcap_mb", 1, 65536, "64", "Out-of-order TCP data buffered per RX lcore, all "
+      integer<Loading>("reassembly.memcap_mb", 1, 65536, 64, "Out-of-order TCP data buffered per RX lcore, all "
                        "flows together. When exhausted, the stream that needs room skips its hole: the message is "
                        "reported `incomplete` with reason `memcap`.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.memcap_mb = static_cast<uint32_t>(v); }),
-      integer<Loading>("reassembly.stream_max_buffered_kb", 4, 65536, "1024", "Out-of-order data buffered per flow "
+      integer<Loading>("reassembly.stream_max_buffered_kb", 4, 65536, 1024, "Out-of-order data buffered per flow "
                        "and direction; beyond, the hole is skipped (`memcap`), as above.",
                        [](Loading& l, long long v) {
                          l.config.dataplane.reassembly.stream.max_buffered_bytes = static_cast<uint32_t>(v * 1024);
                        }),
-      integer<Loading>("reassembly.stream_max_segments", 4, 65536, "1024", "Out-of-order segments buffered per flow "
+      integer<Loading>("reassembly.stream_max_segments", 4, 65536, 1024, "Out-of-order segments buffered per flow "
                        "and direction; beyond, as above.",
                        [](Loading& l, long long v) {
                          l.config.dataplane.reassembly.stream.max_buffered_segments = static_cast<uint32_t>(v);
                        }),
-      integer<Loading>("reassembly.idle_timeout_s", 1, 86400, "600", "An open flow without packets for this long is "
+      integer<Loading>("reassembly.idle_timeout_s", 1, 86400, 600, "An open flow without packets for this long is "
                        "closed and reported (RFC 5321 4.5.3.2: servers wait 5 minutes for a command, 10 for the end "
                        "of data). Packet time in replay.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.idle_timeout_s = static_cast<uint32_t>(v); }),
-      integer<Loading>("reassembly.closed_timeout_s", 1, 3600, "10", "A flow closed by FIN both ways or RST is kept "
+      integer<Loading>("reassembly.closed_timeout_s", 1, 3600, 10, "A flow closed by FIN both ways or RST is kept "
                        "this long to absorb late retransmissions, then forgotten.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.closed_timeout_s = static_cast<uint32_t>(v); }),
-      integer<Loading>("reassembly.max_fragment_sets", 1, 65536, "64", "IP datagrams in fragment reassembly at once "
+      integer<Loading>("reassembly.max_fragment_sets", 1, 65536, 64, "IP datagrams in fragment reassembly at once "
                        "per RX lcore (64 KiB each). When all are busy, a new fragmented datagram is not inspected "
                        "(`fragments_dropped`).",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_fragment_sets = static_cast<uint32_t>(v); }),
-      integer<Loading>("mime.max_depth", 1, 256, std::to_string(kMime.max_depth), "Multipart and message/rfc822 nesting followed in a message; "
-                       "deeper bodies are read as one part (anomaly `depth_exceeded`).",
+      integer<Loading>("reassembly.fragment_timeout_s", 1, 600, 30, "An incomplete fragmented datagram is dropped "
+                       "after this long (RFC 791 suggests 15 s to 2 min).",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.fragment_timeout_s = static_cast<uint32_t>(v); }),
+  };
+}
+
+Params mime_params() {
+  const pipeline::MimeLimits defaults{};
+  return {
+      integer<Loading>("mime.max_depth", 1, 256, defaults.max_depth, "Multipart and message/rfc822 nesting followed "
+                       "in a message; deeper bodies are read as one part (anomaly `depth_exceeded`).",
                        [](Loading& l, long long v) { l.config.dataplane.mime.max_depth = static_cast<uint32_t>(v); }),
-      integer<Loading>("mime.max_parts", 1, 1000000, std::to_string(kMime.max_parts), "Leaf parts reported per message; beyond, the rest of "
-                       "the message is not inspected (anomaly `too_many_parts`).",
+      integer<Loading>("mime.max_parts", 1, 1000000, defaults.max_parts, "Leaf parts reported per message; beyond, "
+                       "the rest of the message is not inspected (anomaly `too_many_parts`).",
                        [](Loading& l, long long v) { l.config.dataplane.mime.max_parts = static_cast<uint32_t>(v); }),
-      integer<Loading>("mime.max_field_kb", 1, 1024, std::to_string(kMime.max_field_bytes / 1024), "One unfolded header field (RFC 2231 file names can be "
-                       "long); beyond, the field is truncated (anomaly `header_too_long`).",
+      integer<Loading>("mime.max_field_kb", 1, 1024, defaults.max_field_bytes / 1024, "One unfolded header field "
+                       "(RFC 2231 file names can be long); beyond, the field is truncated (anomaly `header_too_long`).",
                        [](Loading& l, long long v) { l.config.dataplane.mime.max_field_bytes = static_cast<uint32_t>(v * 1024); }),
-      boolean<Loading>("mime.parse_rfc822", kMime.parse_rfc822 ? "true" : "false", "Descend into attached messages (message/rfc822) and report their "
-                       "attachments; false: an attached message is one file.",
+      boolean<Loading>("mime.parse_rfc822", defaults.parse_rfc822, "Descend into attached messages (message/rfc822) "
+                       "and report their attachments; false: an attached message is one file.",
                        [](Loading& l, bool v) { l.config.dataplane.mime.parse_rfc822 = v; }),
-      boolean<Loading>("mime.uuencode", kMime.uuencode ? "true" : "false", "Report uuencoded blocks (`begin 644 name`) inside text bodies as "
-                       "attachments.",
+      boolean<Loading>("mime.uuencode", defaults.uuencode, "Report uuencoded blocks (`begin 644 name`) inside text "
+                       "bodies as attachments.",
                        [](Loading& l, bool v) { l.config.dataplane.mime.uuencode = v; }),
       choice<Loading>("mime.body_scan", {"sse2", "hyperscan"}, "sse2",
                       "How the parser passes over body lines it does not need. `sse2`: 64 bytes a step, every "
@@ -334,75 +420,105 @@ const std::vector<Param<Loading>>& params() {
                       "`line_too_long` are then reported only for lines the parser reads (headers, boundaries "
                       "and their neighbours).",
                       [](Loading& l, const std::string& v) { l.config.dataplane.mime_hyperscan = v == "hyperscan"; }),
-      integer<Loading>("workers.chunk_pool", 1023, 4194303, "8191", "Attachment chunks (4 KiB each) per RX lcore, "
+  };
+}
+
+// Pools and rings are the data plane's (dataplane::WorkerConfig, no defaults of its own); pending
+// records and in-flight attachments are the pipeline's limits and take their defaults.
+Params worker_params() {
+  const pipeline::WorkerLimits worker{};
+  const pipeline::HandoffLimits handoff{};
+  return {
+      integer<Loading>("workers.chunk_pool", 1023, 4194303, 8191, "Attachment chunks (4 KiB each) per RX lcore, "
                        "in flight to the worker lcores (best 2^n - 1). When none is free, see `workers.overload_wait_us`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.chunk_pool = static_cast<unsigned>(v); }),
-      integer<Loading>("workers.chunk_ring_size", 64, 1048576, "1024", "Chunks queued from one RX lcore to one worker "
+      integer<Loading>("workers.chunk_ring_size", 64, 1048576, 1024, "Chunks queued from one RX lcore to one worker "
                        "lcore (power of two). When full, see `workers.overload_wait_us`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.chunk_ring_size = static_cast<unsigned>(v); }),
-      integer<Loading>("workers.result_pool", 1023, 4194303, "4095", "Result records per worker lcore (one per "
+      integer<Loading>("workers.result_pool", 1023, 4194303, 4095, "Result records per worker lcore (one per "
                        "attachment and per archive member, about 1.3 KiB each). When none is free, the worker waits "
                        "for its RX lcores to take results in.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.result_pool = static_cast<unsigned>(v); }),
-      integer<Loading>("workers.result_ring_size", 64, 1048576, "1024", "Results queued from one worker to one RX lcore "
+      integer<Loading>("workers.result_ring_size", 64, 1048576, 1024, "Results queued from one worker to one RX lcore "
                        "(power of two). When full, the worker waits.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.result_ring_size = static_cast<unsigned>(v); }),
-      integer<Loading>("workers.overload_wait_us", 0, 1000000, "1000", "Back-pressure: when no chunk is free or a "
+      // Not HandoffLimits::wait_us (0, what the pipeline's tests and tools use): sluiced waits 1 ms
+      // before giving up on a file.
+      integer<Loading>("workers.overload_wait_us", 0, 1000000, 1000, "Back-pressure: when no chunk is free or a "
                        "worker's ring stays full, the RX lcore keeps retrying (taking results in) this long; then the "
                        "attachment is reported unscannable `overload`, without SHA-256, and counted. 0: at once. The "
                        "RX lcore does not read packets while it waits.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.handoff.wait_us = static_cast<uint32_t>(v); }),
-      integer<Loading>("workers.max_pending_messages", 1, 1048576, std::to_string(kHandoff.max_messages), "Messages per "
+      integer<Loading>("workers.max_pending_messages", 1, 1048576, handoff.max_messages, "Messages per "
                        "RX lcore whose `file` events wait for worker results. Beyond, a new message's attachments are "
                        "reported at once, unscannable `overload` (no size, no hash).",
                        [](Loading& l, long long v) { l.config.dataplane.workers.handoff.max_messages = static_cast<uint32_t>(v); }),
-      integer<Loading>("workers.max_pending_files", 1, 16777215, std::to_string(kHandoff.max_files), "Attachments per RX "
+      integer<Loading>("workers.max_pending_files", 1, 16777215, handoff.max_files, "Attachments per RX "
                        "lcore waiting for worker results (about 2.5 KiB each). Beyond, as `max_pending_messages`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.handoff.max_files = static_cast<uint32_t>(v); }),
-      integer<Loading>("workers.max_pending_members", 0, 16777216, std::to_string(kHandoff.max_members), "Archive member "
+      integer<Loading>("workers.max_pending_members", 0, 16777216, handoff.max_members, "Archive member "
                        "results per RX lcore held until their message is written (about 1.3 KiB each). Beyond, a "
                        "member's event is written at once, without `message_sha256`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.handoff.max_members = static_cast<uint32_t>(v); }),
-      integer<Loading>("workers.max_in_flight", 1, 1048576, std::to_string(kWorker.max_in_flight), "Attachments open at "
+      integer<Loading>("workers.max_in_flight", 1, 1048576, worker.max_in_flight, "Attachments open at "
                        "once on one worker (64 KiB of typing state each). Beyond, a new attachment is unscannable "
                        "`overload`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.limits.max_in_flight = static_cast<uint32_t>(v); }),
-      integer<Loading>("workers.type_head_kb", 33, 1024, std::to_string(kWorker.type_head_bytes / 1024), "Bytes at the "
+      integer<Loading>("workers.type_head_kb", 33, 1024, worker.type_head_bytes / 1024, "Bytes at the "
                        "start of a file that typing keeps (ISO 9660 is recognised at 32 KiB + 6).",
                        [](Loading& l, long long v) { l.config.dataplane.workers.limits.type_head_bytes = static_cast<uint32_t>(v * 1024); }),
-      integer<Loading>("archives.max_buffer_mb", 1, 65536, std::to_string(kWorker.max_archive_bytes >> 20), "An archive "
+  };
+}
+
+// Archive buffering is the worker's (WorkerLimits), unpacking the archive reader's (ArchiveLimits).
+Params archive_params() {
+  const pipeline::WorkerLimits worker{};
+  const pipeline::ArchiveLimits archive{};
+  return {
+      integer<Loading>("archives.max_buffer_mb", 1, 65536, worker.max_archive_bytes >> 20, "An archive "
                        "attachment is buffered whole (on its worker) up to this; a larger one is hashed and typed but "
                        "not unpacked: unscannable `limit_exceeded`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.limits.max_archive_bytes = static_cast<uint64_t>(v) << 20; }),
-      integer<Loading>("archives.buffer_total_mb", 1, 1048576, std::to_string(kWorker.max_buffered_bytes >> 20), "All "
+      integer<Loading>("archives.buffer_total_mb", 1, 1048576, worker.max_buffered_bytes >> 20, "All "
                        "archive buffers of one worker together; an archive that does not fit is `limit_exceeded`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.limits.max_buffered_bytes = static_cast<uint64_t>(v) << 20; }),
-      integer<Loading>("archives.max_depth", 1, 64, std::to_string(kArchive.max_depth), "Archive nesting unpacked "
+      integer<Loading>("archives.max_depth", 1, 64, archive.max_depth, "Archive nesting unpacked "
                        "(members of the attachment are depth 1); deeper archives are reported as files, not unpacked: "
                        "unscannable `limit_exceeded`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_depth = static_cast<uint32_t>(v); }),
-      integer<Loading>("archives.max_members", 1, 10000000, std::to_string(kArchive.max_members), "Members of one "
+      integer<Loading>("archives.max_members", 1, 10000000, archive.max_members, "Members of one "
                        "attachment's whole archive tree; the rest are not read: unscannable `limit_exceeded`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_members = static_cast<uint32_t>(v); }),
-      integer<Loading>("archives.max_member_mb", 1, 65536, std::to_string(kArchive.max_member_bytes >> 20), "Expanded "
+      integer<Loading>("archives.max_member_mb", 1, 65536, archive.max_member_bytes >> 20, "Expanded "
                        "size of one member; bytes beyond are not read (the member is hashed as cut, "
                        "`limit_exceeded`).",
                        [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_member_bytes = static_cast<uint64_t>(v) << 20; }),
-      integer<Loading>("archives.max_total_mb", 1, 1048576, std::to_string(kArchive.max_total_bytes >> 20), "Expanded "
+      integer<Loading>("archives.max_total_mb", 1, 1048576, archive.max_total_bytes >> 20, "Expanded "
                        "bytes of one attachment's whole tree; extraction stops there: `limit_exceeded`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_total_bytes = static_cast<uint64_t>(v) << 20; }),
-      integer<Loading>("archives.max_ratio", 1, 1000000, std::to_string(kArchive.max_ratio), "Expanded bytes over the "
+      integer<Loading>("archives.max_ratio", 1, 1000000, archive.max_ratio, "Expanded bytes over the "
                        "archive's size (zip bombs); extraction stops there: `limit_exceeded`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_ratio = static_cast<uint32_t>(v); }),
-      integer<Loading>("archives.max_ms", 1, 3600000, std::to_string(kArchive.max_millis), "Wall time to unpack one "
+      integer<Loading>("archives.max_ms", 1, 3600000, archive.max_millis, "Wall time to unpack one "
                        "attachment's tree (the worker does nothing else meanwhile); extraction stops there: "
                        "`limit_exceeded`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_millis = static_cast<uint32_t>(v); }),
-      integer<Loading>("reassembly.fragment_timeout_s", 1, 600, "30", "An incomplete fragmented datagram is dropped "
-                       "after this long (RFC 791 suggests 15 s to 2 min).",
-                       [](Loading& l, long long v) { l.config.dataplane.reassembly.fragment_timeout_s = static_cast<uint32_t>(v); }),
   };
-  return params;
+}
+
+// Every key, in the order of the reference; built once.
+const Params& params() {
+  static const Params all = [] {
+    Params all;
+    for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
+                                replay_params, event_params, smtp_params, reassembly_params, mime_params,
+                                worker_params, archive_params}) {
+      Params s = section();
+      all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
+    }
+    return all;
+  }();
+  return all;
 }
 
 // Walks a mapping and applies the parameters it names; any key that is neither a parameter nor a
@@ -437,9 +553,8 @@ void apply_map(const YAML::Node& map, Target& target, const std::vector<Param<Ta
   }
 }
 
+// `port` holds the defaults already (default_port()).
 void apply_port(const YAML::Node& n, PortConfig& port, const std::string& key) {
-  for (const auto& p : port_params())
-    if (!p.default_yaml.empty()) p.apply(YAML::Load(p.default_yaml), port, p.path);
   apply_map(n, port, port_params(), "ports[].", key, "");
   static const std::regex name_re("^[A-Za-z0-9_-]{1,32}$");
   if (!n["name"]) fail(key + ".name", "required" + where(n));
@@ -480,8 +595,12 @@ void finish(Loading& l) {
     // have sent; without an output nothing is forwarded (tap semantics).
     std::string dev = "net_pcap0,rx_pcap=" + c.replay_input + ",tx_pcap=" + (c.replay_output.empty() ? "/dev/null" : c.replay_output);
     const auto dlt = pcap_link_type(c.replay_input);
-    d.ports = {PortConfig{"replay", dev, 1024, 1024, false,
-                          dlt ? reassembly::link_type_from_dlt(*dlt) : reassembly::LinkType::ethernet}};
+    PortConfig port = default_port();
+    port.name = "replay";
+    port.device = dev;
+    port.promiscuous = false;
+    port.link_type = dlt ? reassembly::link_type_from_dlt(*dlt) : reassembly::LinkType::ethernet;
+    d.ports = {std::move(port)};
     if (!c.replay_output.empty()) d.pairs = {{0, 0}};
   } else {
     if (!c.replay_input.empty() || !c.replay_output.empty())
