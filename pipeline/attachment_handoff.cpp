@@ -27,6 +27,9 @@ using Context = records::MessageContext;
 
 struct Message {
   bool used = false, ended = false;
+  bool awaiting = false;     // asked the responder, waiting for on_verdict
+  uint32_t generation = 0;   // in the ticket: an answer for an earlier user of the record is stale
+  std::chrono::steady_clock::time_point deadline;
   uint32_t outstanding = 0;  // files without their result
   uint32_t first = kNil, last = kNil;
   uint32_t next_free = kNil;
@@ -89,6 +92,7 @@ struct AttachmentHandoff::Impl {
     free_file = 0;
     free_member = members.empty() ? kNil : 0;
     dirty.reserve(files.size());
+    awaiting.resize(messages.size());
     deferred.resize(2 * files.size());
   }
 
@@ -100,6 +104,8 @@ struct AttachmentHandoff::Impl {
     Message& msg = messages[m];
     msg.used = true;
     msg.ended = false;
+    msg.awaiting = false;
+    ++msg.generation;
     msg.outstanding = 0;
     msg.first = msg.last = kNil;
     ++used_messages;
@@ -247,11 +253,59 @@ struct AttachmentHandoff::Impl {
     }
     Message& m = messages[f.message];
     --m.outstanding;
-    if (m.ended && m.outstanding == 0) write_message(f.message);
+    if (m.ended && m.outstanding == 0) decide(f.message);
   }
 
-  void write_message(uint32_t m) noexcept {
+  // ---- the verdict seam ----
+  static uint64_t ticket_of(uint32_t m, uint32_t generation) noexcept { return uint64_t{generation} << 32 | m; }
+  // Every result is in: decide now, or ask and wait.
+  void decide(uint32_t m) noexcept {
     Message& msg = messages[m];
+    if (msg.awaiting) return;
+    if (!responder) return write_message(m, MessageDecision::no_policy);
+    uint32_t files_n = 0;
+    for (uint32_t f = msg.first; f != kNil; f = files[f].next) ++files_n;
+    if (!responder->ask(ticket_of(m, msg.generation), msg.ctx, files_n)) {
+      ++stats.verdicts_unasked;
+      return write_message(m, MessageDecision::unasked);
+    }
+    ++stats.verdicts_asked;
+    msg.awaiting = true;
+    msg.deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(verdict_deadline_us);
+    awaiting[(awaiting_head + n_awaiting++) % awaiting.size()] = ticket_of(m, msg.generation);
+  }
+  // Deadlines are equal for all, so the oldest question expires first: only the head is looked at.
+  void expire_verdicts(bool all) noexcept {
+    const auto now = std::chrono::steady_clock::now();
+    while (n_awaiting) {
+      const uint64_t t = awaiting[awaiting_head];
+      const uint32_t m = static_cast<uint32_t>(t);
+      Message& msg = messages[m];
+      const bool live = msg.used && msg.awaiting && msg.generation == static_cast<uint32_t>(t >> 32);
+      if (live && !all && msg.deadline > now) return;
+      awaiting_head = (awaiting_head + 1) % awaiting.size();
+      --n_awaiting;
+      if (!live) continue;  // answered meanwhile
+      ++stats.verdicts_timeout;
+      msg.awaiting = false;
+      write_message(m, MessageDecision::timeout);
+    }
+  }
+  void on_verdict(uint64_t ticket, MessageDecision decision) noexcept {
+    const uint32_t m = static_cast<uint32_t>(ticket);
+    if (m >= messages.size() || !messages[m].used || !messages[m].awaiting ||
+        messages[m].generation != static_cast<uint32_t>(ticket >> 32)) {
+      ++stats.verdicts_stale;
+      return;
+    }
+    ++stats.verdicts_answered;
+    messages[m].awaiting = false;
+    write_message(m, decision);
+  }
+
+  void write_message(uint32_t m, MessageDecision decision) noexcept {
+    Message& msg = messages[m];
+    if (responder) responder->decided(msg.ctx, decision);
     for (uint32_t f = msg.first; f != kNil; f = files[f].next) {
       const File& file = files[f];
       write_file(file, msg.ctx, &msg.sha256);
@@ -367,6 +421,10 @@ struct AttachmentHandoff::Impl {
   std::vector<Member> members;
   uint32_t free_message = kNil, free_file = kNil, free_member = kNil;
   std::size_t used_messages = 0;
+  VerdictResponder* responder = nullptr;
+  uint32_t verdict_deadline_us = 0;
+  std::vector<uint64_t> awaiting;  // tickets in the order asked (at most one per message record)
+  std::size_t awaiting_head = 0, n_awaiting = 0;
   std::vector<uint32_t> dirty;  // files with a partial chunk
   struct Deferred {
     WorkChunk* chunk;
@@ -480,7 +538,7 @@ void AttachmentHandoff::message_end(Handle message, bool, const uint8_t (&sha256
   m.ended = true;
   m.ctx.now_us = ctx.now_us;
   std::memcpy(m.sha256, sha256, 32);
-  if (m.outstanding == 0) d.write_message(message);
+  if (m.outstanding == 0) d.decide(message);
 }
 
 void AttachmentHandoff::poll() noexcept {
@@ -489,6 +547,16 @@ void AttachmentHandoff::poll() noexcept {
   d.send_dirty();
   d.channel.flush();
   d.channel.poll(*this);
+  if (d.n_awaiting) d.expire_verdicts(false);
+}
+
+void AttachmentHandoff::set_responder(VerdictResponder* responder, uint32_t deadline_us) noexcept {
+  impl_->responder = responder;
+  impl_->verdict_deadline_us = deadline_us;
+}
+
+void AttachmentHandoff::on_verdict(uint64_t ticket, MessageDecision decision) noexcept {
+  impl_->on_verdict(ticket, decision);
 }
 
 void AttachmentHandoff::drain(const std::atomic<bool>& abort) noexcept {
@@ -515,12 +583,25 @@ void AttachmentHandoff::drain(const std::atomic<bool>& abort) noexcept {
       }
       f = next;
     }
-    if (msg.used && msg.outstanding == 0) d.write_message(m);
+    if (msg.used && msg.outstanding == 0) d.decide(m);
   }
+  d.expire_verdicts(/*all=*/true);  // no answer will come any more
 }
 
 std::size_t AttachmentHandoff::pending() const noexcept { return impl_->used_messages; }
 const HandoffStats& AttachmentHandoff::stats() const noexcept { return impl_->stats; }
 void AttachmentHandoff::on_result(const WorkResult& r) noexcept { impl_->on_result(r); }
+
+const char* message_decision_name(MessageDecision d) noexcept {
+  switch (d) {
+    case MessageDecision::no_policy: return "no_policy";
+    case MessageDecision::pass: return "pass";
+    case MessageDecision::reject: return "reject";
+    case MessageDecision::defer: return "defer";
+    case MessageDecision::timeout: return "timeout";
+    case MessageDecision::unasked: return "unasked";
+  }
+  return "?";
+}
 
 }  // namespace sluice::pipeline

@@ -22,6 +22,7 @@
 #include "pipeline/attachment_worker.h"
 #include "pipeline/handoff.h"
 #include "pipeline/mime_parser.h"
+#include "pipeline/verdict_seam.h"
 #include "reassembly/message_observer.h"
 
 namespace sluice::pipeline {
@@ -45,6 +46,11 @@ struct HandoffStats {
   uint64_t records_full = 0;      // message or file record pool exhausted
   uint64_t members_unheld = 0;    // member events written before their message ended
   uint64_t stale_results = 0;     // results of attachments already reported (after overload)
+  uint64_t verdicts_asked = 0;    // messages whose decision was asked of the responder
+  uint64_t verdicts_answered = 0;
+  uint64_t verdicts_timeout = 0;  // decided by the deadline
+  uint64_t verdicts_unasked = 0;  // the responder could not take the question
+  uint64_t verdicts_stale = 0;    // answers for messages already decided (late, unknown ticket)
 };
 
 class AttachmentHandoff final : public ResultHandler {
@@ -63,7 +69,16 @@ class AttachmentHandoff final : public ResultHandler {
   void file_end(Handle file, PartEnd how) noexcept;
   void message_end(Handle message, bool complete, const uint8_t (&sha256)[32], const records::MessageContext& ctx) noexcept;
 
-  // Between bursts: sends what was staged or deferred, takes in results, writes finished messages.
+  // The verdict seam (verdict_seam.h): with a responder, a message whose results are all in waits
+  // for its answer (on_verdict) at most `deadline_us`, then is decided `timeout`. Without one
+  // (nullptr, the default), every message is decided `no_policy` at once.
+  void set_responder(VerdictResponder* responder, uint32_t deadline_us) noexcept;
+  // The responder's answer for `ticket`; a ticket whose message was already decided is counted
+  // (`verdicts_stale`) and ignored.
+  void on_verdict(uint64_t ticket, MessageDecision decision) noexcept;
+
+  // Between bursts: sends what was staged or deferred, takes in results, writes finished messages,
+  // decides the messages whose verdict deadline passed.
   void poll() noexcept;
   // End of input or shutdown: polls until every message is written or `abort` is set; then
   // writes what is left with what is known (unfinished files unscannable `overload`).
