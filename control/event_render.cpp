@@ -54,7 +54,19 @@ void put_mismatch(JsonLine& j, uint8_t bits) noexcept {
   j.end_array();
 }
 
-std::string_view file_type_of(uint8_t t) noexcept { return pipeline::file_type_name(static_cast<pipeline::FileType>(t)); }
+// The part of a `file` event before its fields, for attachments and archive members alike.
+void begin_file_event(JsonLine& j, int64_t timestamp_us, const FlowIdentity& flow, uint32_t transaction) noexcept {
+  begin_event(j, "file", timestamp_us, &flow);
+  j.key("transaction").num(transaction);
+  j.key("file").begin_object();
+}
+
+// What the content says, once it was hashed (typed): file_type, and type_mismatch when set.
+void put_type(JsonLine& j, bool hashed, uint8_t type, uint8_t mismatch) noexcept {
+  if (!hashed) return;
+  j.key("file_type").str(pipeline::file_type_name(static_cast<pipeline::FileType>(type)));
+  put_mismatch(j, mismatch);
+}
 std::string_view unscannable_of(uint8_t u) noexcept {
   return pipeline::unscannable_name(static_cast<pipeline::Unscannable>(u));
 }
@@ -192,9 +204,7 @@ std::string_view EventRenderer::message(const MessageRecord& m) noexcept {
 
 std::string_view EventRenderer::file(const FileRecord& f) noexcept {
   JsonLine j(buf_, kFileEventBytes);
-  begin_event(j, "file", f.timestamp_us, &f.flow);
-  j.key("transaction").num(f.transaction);
-  j.key("file").begin_object();
+  begin_file_event(j, f.timestamp_us, f.flow, f.transaction);
   j.key("filename").str(f.filename.view());
   if (f.filename_alt.len) j.key("filename_alt").str(f.filename_alt.view());
   j.key("content_type").str(f.content_type.view());
@@ -206,10 +216,7 @@ std::string_view EventRenderer::file(const FileRecord& f) noexcept {
   j.key("mime_path").str(f.mime_path.view());
   if (f.uuencoded) j.key("uuencoded").boolean(true);
   j.key("status").str(f.truncated ? "truncated" : "complete");
-  if (f.hashed) {
-    j.key("file_type").str(file_type_of(f.file_type));
-    put_mismatch(j, f.mismatch);
-  }
+  put_type(j, f.hashed, f.file_type, f.mismatch);
   if (f.members) j.key("members").num(f.members);
   if (f.unscannable) {
     j.key("unscannable").str(unscannable_of(f.unscannable));
@@ -221,9 +228,7 @@ std::string_view EventRenderer::file(const FileRecord& f) noexcept {
 
 std::string_view EventRenderer::member(const MemberRecord& r) noexcept {
   JsonLine j(buf_, kFileEventBytes);
-  begin_event(j, "file", r.timestamp_us, &r.flow);
-  j.key("transaction").num(r.transaction);
-  j.key("file").begin_object();
+  begin_file_event(j, r.timestamp_us, r.flow, r.transaction);
   j.key("filename").str(r.filename.view());
   j.key("size").num(r.size);
   if (r.hashed) sha_member(j, "sha256", r.sha256);
@@ -232,10 +237,7 @@ std::string_view EventRenderer::member(const MemberRecord& r) noexcept {
   if (r.has_message_sha256) sha_member(j, "message_sha256", r.message_sha256);
   j.key("mime_path").str(r.mime_path.view());
   j.key("archive_filename").str(r.archive_filename.view());
-  if (r.hashed) {
-    j.key("file_type").str(file_type_of(r.file_type));
-    put_mismatch(j, r.mismatch);
-  }
+  put_type(j, r.hashed, r.file_type, r.mismatch);
   if (r.unscannable) j.key("unscannable").str(unscannable_of(r.unscannable));
   j.end_object();
   return j.finish();

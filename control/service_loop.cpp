@@ -47,15 +47,16 @@ void ServiceLoop::arm(const std::shared_ptr<Timer>& t) {
 void ServiceLoop::on_signals(std::initializer_list<int> signals, std::function<void(int)> fn) {
   auto set = std::make_unique<boost::asio::signal_set>(io_);
   for (int s : signals) set->add(s);
-  auto handler = std::make_shared<std::function<void(const boost::system::error_code&, int)>>();
-  auto* raw = set.get();
-  *handler = [raw, fn = std::move(fn), handler](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    fn(sig);
-    raw->async_wait(*handler);
-  };
-  raw->async_wait(*handler);
+  wait_signal(set.get(), std::make_shared<std::function<void(int)>>(std::move(fn)));
   signals_.push_back(std::move(set));
+}
+
+void ServiceLoop::wait_signal(boost::asio::signal_set* set, std::shared_ptr<std::function<void(int)>> fn) {
+  set->async_wait([this, set, fn](const boost::system::error_code& ec, int sig) {
+    if (ec) return;  // cancelled: the loop stops
+    (*fn)(sig);
+    wait_signal(set, fn);
+  });
 }
 
 void ServiceLoop::post(std::function<void()> fn) { boost::asio::post(io_, std::move(fn)); }

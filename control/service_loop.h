@@ -63,6 +63,7 @@ class ServiceLoop {
  private:
   struct Timer;
   void arm(const std::shared_ptr<Timer>& t);
+  void wait_signal(boost::asio::signal_set* set, std::shared_ptr<std::function<void(int)>> fn);
   template <typename Executor>
   bool enqueue(Executor& ex, std::function<void()> job);
 
