@@ -49,6 +49,7 @@ struct Param {
   std::string default_yaml;  // empty: required (list members) or no default
   std::string help;
   std::function<void(const YAML::Node&, Target&, const std::string& key)> apply;
+  std::string default_doc;   // the reference shows this instead of default_yaml (a default finish() resolves)
 };
 
 long long parse_integer(const YAML::Node& n, const std::string& key, long long lo, long long hi) {
@@ -96,12 +97,24 @@ std::string yaml_list(const std::vector<T>& v, Show show) {
   return "[" + s + "]";
 }
 
+template <typename Target>
+Param<Target> param(std::string path, std::string type, std::string def, std::string help,
+                    std::function<void(const YAML::Node&, Target&, const std::string& key)> apply) {
+  Param<Target> p;
+  p.path = std::move(path);
+  p.type = std::move(type);
+  p.default_yaml = std::move(def);
+  p.help = std::move(help);
+  p.apply = std::move(apply);
+  return p;
+}
+
 // A parameter from its parser (YAML node -> validated value, failing with the key) and its setter
 // (value -> target).
 template <typename Target, typename Parse, typename Setter>
 Param<Target> declare(std::string path, std::string type, std::string def, std::string help, Parse parse, Setter set) {
-  return {std::move(path), std::move(type), std::move(def), std::move(help),
-          [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse(n, key)); }};
+  return param<Target>(std::move(path), std::move(type), std::move(def), std::move(help),
+                       [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse(n, key)); });
 }
 
 template <typename Target, typename Setter>
@@ -240,31 +253,33 @@ Params eal_params() {
 // `ports` members are declared in port_params(); pairs name ports and are resolved in finish().
 Params port_and_pair_params() {
   return {
-      {"ports", "list of port mappings (keys below)", "[]",
-       "The DPDK ports. In `replay` mode leave empty: the port is built from `replay.input`/`replay.output`.",
-       [](const YAML::Node& n, Loading& l, const std::string& key) {
-         if (!n.IsSequence()) fail(key, "expected a list of port mappings, got " + scalar_text(n) + where(n));
-         l.config.dataplane.ports.clear();
-         for (std::size_t i = 0; i < n.size(); ++i) {
-           PortConfig port = default_port();
-           apply_port(n[i], port, key + "[" + std::to_string(i) + "]");
-           l.config.dataplane.ports.push_back(std::move(port));
-         }
-         l.ports_given = n.size() > 0;
-       }},
-      {"pairs", "list of [port, port]", "[]",
-       "Inline mode: which ports form a bump in the wire. Every frame received on one is sent on the other. "
-       "Each port belongs to exactly one pair.",
-       [](const YAML::Node& n, Loading& l, const std::string& key) {
-         if (!n.IsSequence()) fail(key, "expected a list of [port, port], got " + scalar_text(n) + where(n));
-         l.pair_names.clear();
-         for (std::size_t i = 0; i < n.size(); ++i) {
-           const std::string k = key + "[" + std::to_string(i) + "]";
-           if (!n[i].IsSequence() || n[i].size() != 2)
-             fail(k, "expected a list of two port names, got " + scalar_text(n[i]) + where(n[i]));
-           l.pair_names.emplace_back(parse_string(n[i][0], k), parse_string(n[i][1], k));
-         }
-       }},
+      param<Loading>(
+          "ports", "list of port mappings (keys below)", "[]",
+          "The DPDK ports. In `replay` mode leave empty: the port is built from `replay.input`/`replay.output`.",
+          [](const YAML::Node& n, Loading& l, const std::string& key) {
+            if (!n.IsSequence()) fail(key, "expected a list of port mappings, got " + scalar_text(n) + where(n));
+            l.config.dataplane.ports.clear();
+            for (std::size_t i = 0; i < n.size(); ++i) {
+              PortConfig port = default_port();
+              apply_port(n[i], port, key + "[" + std::to_string(i) + "]");
+              l.config.dataplane.ports.push_back(std::move(port));
+            }
+            l.ports_given = n.size() > 0;
+          }),
+      param<Loading>(
+          "pairs", "list of [port, port]", "[]",
+          "Inline mode: which ports form a bump in the wire. Every frame received on one is sent on the other. "
+          "Each port belongs to exactly one pair.",
+          [](const YAML::Node& n, Loading& l, const std::string& key) {
+            if (!n.IsSequence()) fail(key, "expected a list of [port, port], got " + scalar_text(n) + where(n));
+            l.pair_names.clear();
+            for (std::size_t i = 0; i < n.size(); ++i) {
+              const std::string k = key + "[" + std::to_string(i) + "]";
+              if (!n[i].IsSequence() || n[i].size() != 2)
+                fail(k, "expected a list of two port names, got " + scalar_text(n[i]) + where(n[i]));
+              l.pair_names.emplace_back(parse_string(n[i][0], k), parse_string(n[i][1], k));
+            }
+          }),
   };
 }
 
@@ -504,12 +519,28 @@ Params archive_params() {
   };
 }
 
+// Resolved in finish(), by mode: the one place this default is written.
+const char* const kStateDirDefault = "/var/lib/sluice";
+
+// What outlives a run (control/state_dir.h).
+Params state_params() {
+  auto dir = string<Loading>("state.dir", "", std::string("Directory of what persists across restarts (the verdict "
+                             "cache, quarantine, submissions and sightings, as they are added). Created at start if missing (mode 0750, "
+                             "parents too). `PATH/lock` is held (flock) while sluiced runs, so a second sluiced on "
+                             "the same directory stops at start naming the first one's pid; a killed sluiced never "
+                             "leaves it locked. Empty or left out: `") + kStateDirDefault + "` in inline and tap "
+                             "modes; none in replay mode (nothing persists, no lock is taken).",
+                             [](Loading& l, std::string v) { l.config.state_dir = std::move(v); });
+  dir.default_doc = std::string("`") + kStateDirDefault + "` (inline, tap); none (replay)";
+  return {std::move(dir)};
+}
+
 // Every key, in the order of the reference; built once.
 const Params& params() {
   static const Params all = [] {
     Params all;
     for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
-                                replay_params, event_params, smtp_params, reassembly_params, mime_params,
+                                replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
                                 worker_params, archive_params}) {
       Params s = section();
       all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
@@ -656,6 +687,8 @@ void finish(Loading& l) {
   if (d.mbuf_cache > d.mbufs / 1.5) fail("dataplane.mbuf_cache", "must be at most mbufs / 1.5 (DPDK mempool rule)");
 
   if (!c.events_path.empty() && c.events_path != "-") check_writable_dir("events.path", c.events_path);
+  // Created and locked at start (StateDir::open), not here: --check-config must not take the lock.
+  if (c.state_dir.empty() && d.mode != Mode::replay) c.state_dir = kStateDirDefault;
 }
 
 LoadResult load(const YAML::Node* root, const std::string& origin, const Overrides& o) {
@@ -705,13 +738,14 @@ LoadResult load_config(const std::string& path, const Overrides& overrides) {
 std::string config_reference_markdown() {
   std::ostringstream out;
   out << "| key | type | default | meaning |\n| --- | --- | --- | --- |\n";
-  auto row = [&](const std::string& path, const std::string& type, const std::string& def, const std::string& help) {
-    out << "| `" << path << "` | " << type << " | " << (def.empty() ? "required" : "`" + def + "`") << " | " << help << " |\n";
+  auto row = [&](const auto& p) {
+    const std::string def = !p.default_doc.empty() ? p.default_doc : p.default_yaml.empty() ? "required" : "`" + p.default_yaml + "`";
+    out << "| `" << p.path << "` | " << p.type << " | " << def << " | " << p.help << " |\n";
   };
   for (const auto& p : params()) {
-    row(p.path, p.type, p.default_yaml, p.help);
+    row(p);
     if (p.path == "ports")
-      for (const auto& pp : port_params()) row(pp.path, pp.type, pp.default_yaml, pp.help);
+      for (const auto& pp : port_params()) row(pp);
   }
   return out.str();
 }

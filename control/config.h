@@ -17,6 +17,7 @@ struct Config {
   std::string replay_output;  // replay mode: pcap written with what inline mode would have sent
   std::string events_path;    // JSON lines; "-" is standard output; empty: no events
   unsigned stats_interval_s;  // periodic stats events; 0: only at exit
+  std::string state_dir;      // effective `state.dir` (control/state_dir.h); empty: none, nothing persists
 };
 
 // Command-line values that take precedence over the file (sluiced --replay ... --events ...).

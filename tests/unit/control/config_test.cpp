@@ -162,3 +162,26 @@ TEST(Config, ReferenceListsEveryKeyWithItsDefault) {
   EXPECT_NE(ref.find("| `ports[].device` | string | required |"), std::string::npos);
   EXPECT_NE(ref.find("| `mode` | inline | tap | replay | `inline` |"), std::string::npos);
 }
+
+TEST(Config, StateDirDefaultsByMode) {
+  auto inline_ = load_config_text(kInline, "config test.yaml", {});
+  ASSERT_TRUE(inline_.config) << inline_.error;
+  EXPECT_EQ(inline_.config->state_dir, "/var/lib/sluice");
+
+  auto configured = load_config_text(std::string(kInline) + "state:\n  dir: /srv/sluice\n", "config test.yaml", {});
+  ASSERT_TRUE(configured.config) << configured.error;
+  EXPECT_EQ(configured.config->state_dir, "/srv/sluice");
+
+  const std::string pcap = ::testing::TempDir() + "/in4.pcap";
+  std::ofstream(pcap) << "x";
+  Overrides o;
+  o.replay_input = pcap;
+  auto replay = control::load_config("", o);
+  ASSERT_TRUE(replay.config) << replay.error;
+  EXPECT_EQ(replay.config->state_dir, "");  // nothing persists, no lock
+  auto replay_configured = load_config_text("state: {dir: /tmp/replay-state}\n", "config test.yaml", o);
+  ASSERT_TRUE(replay_configured.config) << replay_configured.error;
+  EXPECT_EQ(replay_configured.config->state_dir, "/tmp/replay-state");
+
+  EXPECT_NE(error_of("state:\n  dir: [a]\n").find("'state.dir': expected a string, got a list (line 2)"), std::string::npos);
+}
