@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <regex>
 #include <set>
@@ -41,7 +42,10 @@ std::string scalar_text(const YAML::Node& n) {
 }
 
 // One declared parameter. `apply` parses the YAML value into the target; the default is YAML
-// text applied through the same function, so it is written in exactly one place.
+// text applied through the same function, so it is written in exactly one place. `canonical`
+// turns a valid value into the text reload_config() compares: the parsed value written back as
+// YAML (`025`, `25` and `'25'` are one integer; lists in their order; mappings with every member,
+// defaults filled in, in declaration order).
 template <typename Target>
 struct Param {
   std::string path;
@@ -49,6 +53,8 @@ struct Param {
   std::string default_yaml;  // empty: required (list members) or no default
   std::string help;
   std::function<void(const YAML::Node&, Target&, const std::string& key)> apply;
+  std::function<std::string(const YAML::Node&)> canonical;
+  bool runtime = false;      // may change at run time (reloadable()); otherwise a reload changing it is refused
   std::string default_doc;   // the reference shows this instead of default_yaml (a default finish() resolves)
 };
 
@@ -99,29 +105,47 @@ std::string yaml_list(const std::vector<T>& v, Show show) {
 
 template <typename Target>
 Param<Target> param(std::string path, std::string type, std::string def, std::string help,
-                    std::function<void(const YAML::Node&, Target&, const std::string& key)> apply) {
+                    std::function<void(const YAML::Node&, Target&, const std::string& key)> apply,
+                    std::function<std::string(const YAML::Node&)> canonical) {
   Param<Target> p;
   p.path = std::move(path);
   p.type = std::move(type);
   p.default_yaml = std::move(def);
   p.help = std::move(help);
   p.apply = std::move(apply);
+  p.canonical = std::move(canonical);
   return p;
 }
 
-// A parameter from its parser (YAML node -> validated value, failing with the key) and its setter
-// (value -> target).
-template <typename Target, typename Parse, typename Setter>
-Param<Target> declare(std::string path, std::string type, std::string def, std::string help, Parse parse, Setter set) {
+// A parameter from its parser (YAML node -> validated value, failing with the key), its setter
+// (value -> target) and how the value is written back as canonical YAML text.
+template <typename Target, typename Parse, typename Setter, typename Show>
+Param<Target> declare(std::string path, std::string type, std::string def, std::string help, Parse parse, Setter set,
+                      Show show) {
+  const std::string key = path;
   return param<Target>(std::move(path), std::move(type), std::move(def), std::move(help),
-                       [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse(n, key)); });
+                       [=](const YAML::Node& n, Target& t, const std::string& k) { set(t, parse(n, k)); },
+                       [=](const YAML::Node& n) { return show(parse(n, key)); });
+}
+
+std::string integer_text(long long v) { return std::to_string(v); }
+std::string bool_text(bool v) { return v ? "true" : "false"; }
+std::string plain_text(const std::string& s) { return s; }  // choices: identifiers
+
+// Marks a key that may change at run time: reload_config() takes its new value instead of refusing
+// the file. Wrap a declaration in it to make the key reloadable; the daemon applies what changed.
+template <typename Target>
+Param<Target> reloadable(Param<Target> p) {
+  p.runtime = true;
+  return p;
 }
 
 template <typename Target, typename Setter>
 Param<Target> integer(std::string path, long long lo, long long hi, long long def, std::string help, Setter set) {
   std::string type = "integer " + std::to_string(lo) + ".." + std::to_string(hi);
   return declare<Target>(std::move(path), std::move(type), std::to_string(def), std::move(help),
-                         [=](const YAML::Node& n, const std::string& key) { return parse_integer(n, key, lo, hi); }, set);
+                         [=](const YAML::Node& n, const std::string& key) { return parse_integer(n, key, lo, hi); }, set,
+                         integer_text);
 }
 
 template <typename Target, typename Setter>
@@ -129,18 +153,20 @@ Param<Target> choice(std::string path, std::vector<std::string> choices, std::st
   std::string type;
   for (const auto& c : choices) type += (type.empty() ? "" : " | ") + c;
   return declare<Target>(std::move(path), std::move(type), std::move(def), std::move(help),
-                         [=](const YAML::Node& n, const std::string& key) { return parse_choice(n, key, choices); }, set);
+                         [=](const YAML::Node& n, const std::string& key) { return parse_choice(n, key, choices); }, set,
+                         plain_text);
 }
 
 template <typename Target, typename Setter>
 Param<Target> boolean(std::string path, bool def, std::string help, Setter set) {
-  return declare<Target>(std::move(path), "true | false", def ? "true" : "false", std::move(help), parse_bool, set);
+  return declare<Target>(std::move(path), "true | false", bool_text(def), std::move(help), parse_bool, set, bool_text);
 }
 
 // `def` nullopt: the key is required (list members only).
 template <typename Target, typename Setter>
 Param<Target> string(std::string path, std::optional<std::string> def, std::string help, Setter set) {
-  return declare<Target>(std::move(path), "string", def ? yaml_text(*def) : "", std::move(help), parse_string, set);
+  return declare<Target>(std::move(path), "string", def ? yaml_text(*def) : "", std::move(help), parse_string, set,
+                         yaml_text);
 }
 
 template <typename Target, typename Setter>
@@ -154,8 +180,9 @@ Param<Target> integer_list(std::string path, long long lo, long long hi, std::ve
       v.push_back(static_cast<unsigned>(parse_integer(n[i], key + "[" + std::to_string(i) + "]", lo, hi)));
     return v;
   };
-  return declare<Target>(std::move(path), std::move(type), yaml_list(def, [](long long x) { return std::to_string(x); }),
-                         std::move(help), parse, set);
+  auto show = [](const std::vector<unsigned>& v) { return yaml_list(v, integer_text); };
+  return declare<Target>(std::move(path), std::move(type), yaml_list(def, integer_text), std::move(help), parse, set,
+                         show);
 }
 
 template <typename Target, typename Setter>
@@ -166,7 +193,9 @@ Param<Target> string_list(std::string path, std::vector<std::string> def, std::s
     for (std::size_t i = 0; i < n.size(); ++i) v.push_back(parse_string(n[i], key + "[" + std::to_string(i) + "]"));
     return v;
   };
-  return declare<Target>(std::move(path), "list of strings", yaml_list(def, yaml_text), std::move(help), parse, set);
+  auto show = [](const std::vector<std::string>& v) { return yaml_list(v, yaml_text); };
+  return declare<Target>(std::move(path), "list of strings", yaml_list(def, yaml_text), std::move(help), parse, set,
+                         show);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,6 +213,31 @@ struct Loading {
 };
 
 using Params = std::vector<Param<Loading>>;
+
+// The node a file gives at a dotted path below `map`, if any: the last one when a key or a section
+// repeats, as apply_map() applies them in order. (Assigning a YAML::Node would write through to the
+// tree; emplace only rebinds.)
+std::optional<YAML::Node> given_at(const YAML::Node& map, const std::string& path) {
+  if (!map.IsMap()) return std::nullopt;
+  const auto dot = path.find('.');
+  const std::string name = path.substr(0, dot);
+  std::optional<YAML::Node> found;
+  for (const auto& kv : map) {
+    if (!kv.first.IsScalar() || kv.first.Scalar() != name) continue;
+    if (dot == std::string::npos) {
+      found.emplace(kv.second);
+    } else if (auto inner = given_at(kv.second, path.substr(dot + 1))) {
+      found.emplace(*inner);
+    }
+  }
+  return found;
+}
+
+// The value a declaration applies: the given node, else its default.
+template <typename Target>
+YAML::Node effective_node(const Param<Target>& p, const std::optional<YAML::Node>& given) {
+  return given ? *given : YAML::Load(p.default_yaml);
+}
 
 const std::vector<Param<PortConfig>>& port_params() {
   static const std::vector<Param<PortConfig>> params = {
@@ -265,6 +319,18 @@ Params port_and_pair_params() {
               l.config.dataplane.ports.push_back(std::move(port));
             }
             l.ports_given = n.size() > 0;
+          },
+          [](const YAML::Node& n) {
+            std::vector<std::string> ports;
+            for (const auto& port : n) {
+              std::string members;
+              for (const auto& pp : port_params()) {
+                const std::string name = pp.path.substr(std::string("ports[].").size());
+                members += (members.empty() ? "" : ", ") + name + ": " + pp.canonical(effective_node(pp, given_at(port, name)));
+              }
+              ports.push_back("{" + members + "}");
+            }
+            return yaml_list(ports, plain_text);
           }),
       param<Loading>(
           "pairs", "list of [port, port]", "[]",
@@ -279,6 +345,13 @@ Params port_and_pair_params() {
                 fail(k, "expected a list of two port names, got " + scalar_text(n[i]) + where(n[i]));
               l.pair_names.emplace_back(parse_string(n[i][0], k), parse_string(n[i][1], k));
             }
+          },
+          [](const YAML::Node& n) {
+            std::vector<std::string> pairs;
+            for (const auto& pair : n)
+              pairs.push_back(yaml_list(std::vector<std::string>{parse_string(pair[0], "pairs"), parse_string(pair[1], "pairs")},
+                                        yaml_text));
+            return yaml_list(pairs, plain_text);
           }),
   };
 }
@@ -337,11 +410,11 @@ Params replay_params() {
 // Events and the periodic `stats` event, which travels with them.
 Params event_params() {
   return {
-      string<Loading>("events.path", "", "JSON-lines event file (`--events`); `-` is standard output; empty: "
-                      "no events. Appended to.",
-                      [](Loading& l, std::string v) { l.config.events_path = std::move(v); }),
-      integer<Loading>("stats.interval_s", 0, 86400, 0, "Seconds between `stats` events; 0: one at exit only.",
-                       [](Loading& l, long long v) { l.config.stats_interval_s = static_cast<unsigned>(v); }),
+      reloadable(string<Loading>("events.path", "", "JSON-lines event file (`--events`); `-` is standard output; "
+                                 "empty: no events. Appended to.",
+                                 [](Loading& l, std::string v) { l.config.events_path = std::move(v); })),
+      reloadable(integer<Loading>("stats.interval_s", 0, 86400, 0, "Seconds between `stats` events; 0: one at exit only.",
+                                  [](Loading& l, long long v) { l.config.stats_interval_s = static_cast<unsigned>(v); })),
       integer<Loading>("events.ring_kb", 64, 1048576, 4096, "Per RX lcore: the ring carrying events to the "
                        "control thread. When it is full an event is lost and counted (`events_dropped` in `stats`); "
                        "at end of input and at shutdown the lcore waits instead.",
@@ -691,19 +764,43 @@ void finish(Loading& l) {
   if (c.state_dir.empty() && d.mode != Mode::replay) c.state_dir = kStateDirDefault;
 }
 
+const Param<Loading>& param_named(const std::string& path) {
+  return *std::find_if(params().begin(), params().end(), [&](const Param<Loading>& p) { return p.path == path; });
+}
+
+// The keys the command line sets, applied after the file through the same declarations.
+std::vector<std::pair<std::string, std::string>> overridden(const Overrides& o) {
+  std::vector<std::pair<std::string, std::string>> keys;
+  if (o.replay_input) {
+    keys.emplace_back("mode", "replay");
+    keys.emplace_back("replay.input", *o.replay_input);
+  }
+  if (o.replay_output) keys.emplace_back("replay.output", *o.replay_output);
+  if (o.events_path) keys.emplace_back("events.path", *o.events_path);
+  return keys;
+}
+
 LoadResult load(const YAML::Node* root, const std::string& origin, const Overrides& o) {
   LoadResult result;
   try {
     Loading l;
     for (const auto& p : params())
       if (!p.default_yaml.empty()) p.apply(YAML::Load(p.default_yaml), l, p.path);
-    if (root && !root->IsNull()) apply_map(*root, l, params(), "", "", "");
-    if (o.replay_input) {
-      l.config.dataplane.mode = dataplane::Mode::replay;
-      l.config.replay_input = *o.replay_input;
+    const bool given = root && !root->IsNull();
+    if (given) apply_map(*root, l, params(), "", "", "");
+    std::map<std::string, YAML::Node> command_line;
+    for (const auto& [key, value] : overridden(o)) {
+      const YAML::Node n(value);
+      param_named(key).apply(n, l, key);
+      command_line.emplace(key, n);
     }
-    if (o.replay_output) l.config.replay_output = *o.replay_output;
-    if (o.events_path) l.config.events_path = *o.events_path;
+    for (const auto& p : params()) {
+      const auto cl = command_line.find(p.path);
+      const std::optional<YAML::Node> node = cl != command_line.end() ? std::optional(cl->second)
+                                             : given                  ? given_at(*root, p.path)
+                                                                      : std::nullopt;
+      l.config.effective[p.path] = p.canonical(effective_node(p, node));
+    }
     finish(l);
     result.config = std::move(l.config);
   } catch (const ConfigError& e) {
@@ -735,12 +832,43 @@ LoadResult load_config(const std::string& path, const Overrides& overrides) {
   return load_config_text(ss.str(), "config " + path, overrides);
 }
 
+ReloadResult reload_config(const Config& running, const std::string& path, const Overrides& overrides) {
+  LoadResult loaded = load_config(path, overrides);
+  if (!loaded.config) return {std::nullopt, {}, std::move(loaded.error)};
+  std::vector<std::string> changed, fixed;
+  for (const auto& p : params()) {
+    const auto was = running.effective.find(p.path);
+    if (was != running.effective.end() && was->second == loaded.config->effective.at(p.path)) continue;
+    (p.runtime ? changed : fixed).push_back(p.path);
+  }
+  if (!fixed.empty()) {
+    std::string keys;
+    for (const auto& k : fixed) keys += (keys.empty() ? "'" : ", '") + k + "'";
+    const bool one = fixed.size() == 1;
+    return {std::nullopt, {},
+            (path.empty() ? std::string("command line") : "config " + path) + ": " + (one ? "key " : "keys ") + keys +
+                " cannot change at run time (restart sluiced to apply " + (one ? "it)" : "them)")};
+  }
+  return {std::move(loaded.config), std::move(changed), {}};
+}
+
+const std::vector<std::string>& reloadable_keys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> k;
+    for (const auto& p : params())
+      if (p.runtime) k.push_back(p.path);
+    return k;
+  }();
+  return keys;
+}
+
 std::string config_reference_markdown() {
   std::ostringstream out;
   out << "| key | type | default | meaning |\n| --- | --- | --- | --- |\n";
   auto row = [&](const auto& p) {
     const std::string def = !p.default_doc.empty() ? p.default_doc : p.default_yaml.empty() ? "required" : "`" + p.default_yaml + "`";
-    out << "| `" << p.path << "` | " << p.type << " | " << def << " | " << p.help << " |\n";
+    out << "| `" << p.path << "` | " << p.type << " | " << def << " | " << p.help
+        << (p.runtime ? " Reloadable: a reload (SIGHUP) applies it without a restart." : "") << " |\n";
   };
   for (const auto& p : params()) {
     row(p);
