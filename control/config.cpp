@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <regex>
 #include <set>
@@ -41,7 +42,10 @@ std::string scalar_text(const YAML::Node& n) {
 }
 
 // One declared parameter. `apply` parses the YAML value into the target; the default is YAML
-// text applied through the same function, so it is written in exactly one place.
+// text applied through the same function, so it is written in exactly one place. `canonical`
+// turns a valid value into the text reload_config() compares: the parsed value written back as
+// YAML (`025`, `25` and `'25'` are one integer; lists in their order; mappings with every member,
+// defaults filled in, in declaration order).
 template <typename Target>
 struct Param {
   std::string path;
@@ -49,6 +53,9 @@ struct Param {
   std::string default_yaml;  // empty: required (list members) or no default
   std::string help;
   std::function<void(const YAML::Node&, Target&, const std::string& key)> apply;
+  std::function<std::string(const YAML::Node&)> canonical;
+  bool runtime = false;      // may change at run time (reloadable()); otherwise a reload changing it is refused
+  std::string default_doc;   // the reference shows this instead of default_yaml (a default finish() resolves)
 };
 
 long long parse_integer(const YAML::Node& n, const std::string& key, long long lo, long long hi) {
@@ -96,19 +103,49 @@ std::string yaml_list(const std::vector<T>& v, Show show) {
   return "[" + s + "]";
 }
 
-// A parameter from its parser (YAML node -> validated value, failing with the key) and its setter
-// (value -> target).
-template <typename Target, typename Parse, typename Setter>
-Param<Target> declare(std::string path, std::string type, std::string def, std::string help, Parse parse, Setter set) {
-  return {std::move(path), std::move(type), std::move(def), std::move(help),
-          [=](const YAML::Node& n, Target& t, const std::string& key) { set(t, parse(n, key)); }};
+template <typename Target>
+Param<Target> param(std::string path, std::string type, std::string def, std::string help,
+                    std::function<void(const YAML::Node&, Target&, const std::string& key)> apply,
+                    std::function<std::string(const YAML::Node&)> canonical) {
+  Param<Target> p;
+  p.path = std::move(path);
+  p.type = std::move(type);
+  p.default_yaml = std::move(def);
+  p.help = std::move(help);
+  p.apply = std::move(apply);
+  p.canonical = std::move(canonical);
+  return p;
+}
+
+// A parameter from its parser (YAML node -> validated value, failing with the key), its setter
+// (value -> target) and how the value is written back as canonical YAML text.
+template <typename Target, typename Parse, typename Setter, typename Show>
+Param<Target> declare(std::string path, std::string type, std::string def, std::string help, Parse parse, Setter set,
+                      Show show) {
+  const std::string key = path;
+  return param<Target>(std::move(path), std::move(type), std::move(def), std::move(help),
+                       [=](const YAML::Node& n, Target& t, const std::string& k) { set(t, parse(n, k)); },
+                       [=](const YAML::Node& n) { return show(parse(n, key)); });
+}
+
+std::string integer_text(long long v) { return std::to_string(v); }
+std::string bool_text(bool v) { return v ? "true" : "false"; }
+std::string plain_text(const std::string& s) { return s; }  // choices: identifiers
+
+// Marks a key that may change at run time: reload_config() takes its new value instead of refusing
+// the file. Wrap a declaration in it to make the key reloadable; the daemon applies what changed.
+template <typename Target>
+Param<Target> reloadable(Param<Target> p) {
+  p.runtime = true;
+  return p;
 }
 
 template <typename Target, typename Setter>
 Param<Target> integer(std::string path, long long lo, long long hi, long long def, std::string help, Setter set) {
   std::string type = "integer " + std::to_string(lo) + ".." + std::to_string(hi);
   return declare<Target>(std::move(path), std::move(type), std::to_string(def), std::move(help),
-                         [=](const YAML::Node& n, const std::string& key) { return parse_integer(n, key, lo, hi); }, set);
+                         [=](const YAML::Node& n, const std::string& key) { return parse_integer(n, key, lo, hi); }, set,
+                         integer_text);
 }
 
 template <typename Target, typename Setter>
@@ -116,18 +153,20 @@ Param<Target> choice(std::string path, std::vector<std::string> choices, std::st
   std::string type;
   for (const auto& c : choices) type += (type.empty() ? "" : " | ") + c;
   return declare<Target>(std::move(path), std::move(type), std::move(def), std::move(help),
-                         [=](const YAML::Node& n, const std::string& key) { return parse_choice(n, key, choices); }, set);
+                         [=](const YAML::Node& n, const std::string& key) { return parse_choice(n, key, choices); }, set,
+                         plain_text);
 }
 
 template <typename Target, typename Setter>
 Param<Target> boolean(std::string path, bool def, std::string help, Setter set) {
-  return declare<Target>(std::move(path), "true | false", def ? "true" : "false", std::move(help), parse_bool, set);
+  return declare<Target>(std::move(path), "true | false", bool_text(def), std::move(help), parse_bool, set, bool_text);
 }
 
 // `def` nullopt: the key is required (list members only).
 template <typename Target, typename Setter>
 Param<Target> string(std::string path, std::optional<std::string> def, std::string help, Setter set) {
-  return declare<Target>(std::move(path), "string", def ? yaml_text(*def) : "", std::move(help), parse_string, set);
+  return declare<Target>(std::move(path), "string", def ? yaml_text(*def) : "", std::move(help), parse_string, set,
+                         yaml_text);
 }
 
 template <typename Target, typename Setter>
@@ -141,8 +180,9 @@ Param<Target> integer_list(std::string path, long long lo, long long hi, std::ve
       v.push_back(static_cast<unsigned>(parse_integer(n[i], key + "[" + std::to_string(i) + "]", lo, hi)));
     return v;
   };
-  return declare<Target>(std::move(path), std::move(type), yaml_list(def, [](long long x) { return std::to_string(x); }),
-                         std::move(help), parse, set);
+  auto show = [](const std::vector<unsigned>& v) { return yaml_list(v, integer_text); };
+  return declare<Target>(std::move(path), std::move(type), yaml_list(def, integer_text), std::move(help), parse, set,
+                         show);
 }
 
 template <typename Target, typename Setter>
@@ -153,7 +193,9 @@ Param<Target> string_list(std::string path, std::vector<std::string> def, std::s
     for (std::size_t i = 0; i < n.size(); ++i) v.push_back(parse_string(n[i], key + "[" + std::to_string(i) + "]"));
     return v;
   };
-  return declare<Target>(std::move(path), "list of strings", yaml_list(def, yaml_text), std::move(help), parse, set);
+  auto show = [](const std::vector<std::string>& v) { return yaml_list(v, yaml_text); };
+  return declare<Target>(std::move(path), "list of strings", yaml_list(def, yaml_text), std::move(help), parse, set,
+                         show);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,6 +213,31 @@ struct Loading {
 };
 
 using Params = std::vector<Param<Loading>>;
+
+// The node a file gives at a dotted path below `map`, if any: the last one when a key or a section
+// repeats, as apply_map() applies them in order. (Assigning a YAML::Node would write through to the
+// tree; emplace only rebinds.)
+std::optional<YAML::Node> given_at(const YAML::Node& map, const std::string& path) {
+  if (!map.IsMap()) return std::nullopt;
+  const auto dot = path.find('.');
+  const std::string name = path.substr(0, dot);
+  std::optional<YAML::Node> found;
+  for (const auto& kv : map) {
+    if (!kv.first.IsScalar() || kv.first.Scalar() != name) continue;
+    if (dot == std::string::npos) {
+      found.emplace(kv.second);
+    } else if (auto inner = given_at(kv.second, path.substr(dot + 1))) {
+      found.emplace(*inner);
+    }
+  }
+  return found;
+}
+
+// The value a declaration applies: the given node, else its default.
+template <typename Target>
+YAML::Node effective_node(const Param<Target>& p, const std::optional<YAML::Node>& given) {
+  return given ? *given : YAML::Load(p.default_yaml);
+}
 
 const std::vector<Param<PortConfig>>& port_params() {
   static const std::vector<Param<PortConfig>> params = {
@@ -240,31 +307,52 @@ Params eal_params() {
 // `ports` members are declared in port_params(); pairs name ports and are resolved in finish().
 Params port_and_pair_params() {
   return {
-      {"ports", "list of port mappings (keys below)", "[]",
-       "The DPDK ports. In `replay` mode leave empty: the port is built from `replay.input`/`replay.output`.",
-       [](const YAML::Node& n, Loading& l, const std::string& key) {
-         if (!n.IsSequence()) fail(key, "expected a list of port mappings, got " + scalar_text(n) + where(n));
-         l.config.dataplane.ports.clear();
-         for (std::size_t i = 0; i < n.size(); ++i) {
-           PortConfig port = default_port();
-           apply_port(n[i], port, key + "[" + std::to_string(i) + "]");
-           l.config.dataplane.ports.push_back(std::move(port));
-         }
-         l.ports_given = n.size() > 0;
-       }},
-      {"pairs", "list of [port, port]", "[]",
-       "Inline mode: which ports form a bump in the wire. Every frame received on one is sent on the other. "
-       "Each port belongs to exactly one pair.",
-       [](const YAML::Node& n, Loading& l, const std::string& key) {
-         if (!n.IsSequence()) fail(key, "expected a list of [port, port], got " + scalar_text(n) + where(n));
-         l.pair_names.clear();
-         for (std::size_t i = 0; i < n.size(); ++i) {
-           const std::string k = key + "[" + std::to_string(i) + "]";
-           if (!n[i].IsSequence() || n[i].size() != 2)
-             fail(k, "expected a list of two port names, got " + scalar_text(n[i]) + where(n[i]));
-           l.pair_names.emplace_back(parse_string(n[i][0], k), parse_string(n[i][1], k));
-         }
-       }},
+      param<Loading>(
+          "ports", "list of port mappings (keys below)", "[]",
+          "The DPDK ports. In `replay` mode leave empty: the port is built from `replay.input`/`replay.output`.",
+          [](const YAML::Node& n, Loading& l, const std::string& key) {
+            if (!n.IsSequence()) fail(key, "expected a list of port mappings, got " + scalar_text(n) + where(n));
+            l.config.dataplane.ports.clear();
+            for (std::size_t i = 0; i < n.size(); ++i) {
+              PortConfig port = default_port();
+              apply_port(n[i], port, key + "[" + std::to_string(i) + "]");
+              l.config.dataplane.ports.push_back(std::move(port));
+            }
+            l.ports_given = n.size() > 0;
+          },
+          [](const YAML::Node& n) {
+            std::vector<std::string> ports;
+            for (const auto& port : n) {
+              std::string members;
+              for (const auto& pp : port_params()) {
+                const std::string name = pp.path.substr(std::string("ports[].").size());
+                members += (members.empty() ? "" : ", ") + name + ": " + pp.canonical(effective_node(pp, given_at(port, name)));
+              }
+              ports.push_back("{" + members + "}");
+            }
+            return yaml_list(ports, plain_text);
+          }),
+      param<Loading>(
+          "pairs", "list of [port, port]", "[]",
+          "Inline mode: which ports form a bump in the wire. Every frame received on one is sent on the other. "
+          "Each port belongs to exactly one pair.",
+          [](const YAML::Node& n, Loading& l, const std::string& key) {
+            if (!n.IsSequence()) fail(key, "expected a list of [port, port], got " + scalar_text(n) + where(n));
+            l.pair_names.clear();
+            for (std::size_t i = 0; i < n.size(); ++i) {
+              const std::string k = key + "[" + std::to_string(i) + "]";
+              if (!n[i].IsSequence() || n[i].size() != 2)
+                fail(k, "expected a list of two port names, got " + scalar_text(n[i]) + where(n[i]));
+              l.pair_names.emplace_back(parse_string(n[i][0], k), parse_string(n[i][1], k));
+            }
+          },
+          [](const YAML::Node& n) {
+            std::vector<std::string> pairs;
+            for (const auto& pair : n)
+              pairs.push_back(yaml_list(std::vector<std::string>{parse_string(pair[0], "pairs"), parse_string(pair[1], "pairs")},
+                                        yaml_text));
+            return yaml_list(pairs, plain_text);
+          }),
   };
 }
 
@@ -322,11 +410,11 @@ Params replay_params() {
 // Events and the periodic `stats` event, which travels with them.
 Params event_params() {
   return {
-      string<Loading>("events.path", "", "JSON-lines event file (`--events`); `-` is standard output; empty: "
-                      "no events. Appended to.",
-                      [](Loading& l, std::string v) { l.config.events_path = std::move(v); }),
-      integer<Loading>("stats.interval_s", 0, 86400, 0, "Seconds between `stats` events; 0: one at exit only.",
-                       [](Loading& l, long long v) { l.config.stats_interval_s = static_cast<unsigned>(v); }),
+      reloadable(string<Loading>("events.path", "", "JSON-lines event file (`--events`); `-` is standard output; "
+                                 "empty: no events. Appended to.",
+                                 [](Loading& l, std::string v) { l.config.events_path = std::move(v); })),
+      reloadable(integer<Loading>("stats.interval_s", 0, 86400, 0, "Seconds between `stats` events; 0: one at exit only.",
+                                  [](Loading& l, long long v) { l.config.stats_interval_s = static_cast<unsigned>(v); })),
       integer<Loading>("events.ring_kb", 64, 1048576, 16384, "Per RX lcore: the ring carrying event records "
                        "to the control thread (a message record is 4.7 KiB, a file 2.5 KiB: 16 MiB hold about 2200 "
                        "messages with an attachment each; pages are touched only when used). When it is full a "
@@ -506,12 +594,28 @@ Params archive_params() {
   };
 }
 
+// Resolved in finish(), by mode: the one place this default is written.
+const char* const kStateDirDefault = "/var/lib/sluice";
+
+// What outlives a run (control/state_dir.h).
+Params state_params() {
+  auto dir = string<Loading>("state.dir", "", std::string("Directory of what persists across restarts (the verdict "
+                             "cache, quarantine, submissions and sightings, as they are added). Created at start if missing (mode 0750, "
+                             "parents too). `PATH/lock` is held (flock) while sluiced runs, so a second sluiced on "
+                             "the same directory stops at start naming the first one's pid; a killed sluiced never "
+                             "leaves it locked. Empty or left out: `") + kStateDirDefault + "` in inline and tap "
+                             "modes; none in replay mode (nothing persists, no lock is taken).",
+                             [](Loading& l, std::string v) { l.config.state_dir = std::move(v); });
+  dir.default_doc = std::string("`") + kStateDirDefault + "` (inline, tap); none (replay)";
+  return {std::move(dir)};
+}
+
 // Every key, in the order of the reference; built once.
 const Params& params() {
   static const Params all = [] {
     Params all;
     for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
-                                replay_params, event_params, smtp_params, reassembly_params, mime_params,
+                                replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
                                 worker_params, archive_params}) {
       Params s = section();
       all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
@@ -658,6 +762,24 @@ void finish(Loading& l) {
   if (d.mbuf_cache > d.mbufs / 1.5) fail("dataplane.mbuf_cache", "must be at most mbufs / 1.5 (DPDK mempool rule)");
 
   if (!c.events_path.empty() && c.events_path != "-") check_writable_dir("events.path", c.events_path);
+  // Created and locked at start (StateDir::open), not here: --check-config must not take the lock.
+  if (c.state_dir.empty() && d.mode != Mode::replay) c.state_dir = kStateDirDefault;
+}
+
+const Param<Loading>& param_named(const std::string& path) {
+  return *std::find_if(params().begin(), params().end(), [&](const Param<Loading>& p) { return p.path == path; });
+}
+
+// The keys the command line sets, applied after the file through the same declarations.
+std::vector<std::pair<std::string, std::string>> overridden(const Overrides& o) {
+  std::vector<std::pair<std::string, std::string>> keys;
+  if (o.replay_input) {
+    keys.emplace_back("mode", "replay");
+    keys.emplace_back("replay.input", *o.replay_input);
+  }
+  if (o.replay_output) keys.emplace_back("replay.output", *o.replay_output);
+  if (o.events_path) keys.emplace_back("events.path", *o.events_path);
+  return keys;
 }
 
 LoadResult load(const YAML::Node* root, const std::string& origin, const Overrides& o) {
@@ -666,13 +788,21 @@ LoadResult load(const YAML::Node* root, const std::string& origin, const Overrid
     Loading l;
     for (const auto& p : params())
       if (!p.default_yaml.empty()) p.apply(YAML::Load(p.default_yaml), l, p.path);
-    if (root && !root->IsNull()) apply_map(*root, l, params(), "", "", "");
-    if (o.replay_input) {
-      l.config.dataplane.mode = dataplane::Mode::replay;
-      l.config.replay_input = *o.replay_input;
+    const bool given = root && !root->IsNull();
+    if (given) apply_map(*root, l, params(), "", "", "");
+    std::map<std::string, YAML::Node> command_line;
+    for (const auto& [key, value] : overridden(o)) {
+      const YAML::Node n(value);
+      param_named(key).apply(n, l, key);
+      command_line.emplace(key, n);
     }
-    if (o.replay_output) l.config.replay_output = *o.replay_output;
-    if (o.events_path) l.config.events_path = *o.events_path;
+    for (const auto& p : params()) {
+      const auto cl = command_line.find(p.path);
+      const std::optional<YAML::Node> node = cl != command_line.end() ? std::optional(cl->second)
+                                             : given                  ? given_at(*root, p.path)
+                                                                      : std::nullopt;
+      l.config.effective[p.path] = p.canonical(effective_node(p, node));
+    }
     finish(l);
     result.config = std::move(l.config);
   } catch (const ConfigError& e) {
@@ -704,16 +834,48 @@ LoadResult load_config(const std::string& path, const Overrides& overrides) {
   return load_config_text(ss.str(), "config " + path, overrides);
 }
 
+ReloadResult reload_config(const Config& running, const std::string& path, const Overrides& overrides) {
+  LoadResult loaded = load_config(path, overrides);
+  if (!loaded.config) return {std::nullopt, {}, std::move(loaded.error)};
+  std::vector<std::string> changed, fixed;
+  for (const auto& p : params()) {
+    const auto was = running.effective.find(p.path);
+    if (was != running.effective.end() && was->second == loaded.config->effective.at(p.path)) continue;
+    (p.runtime ? changed : fixed).push_back(p.path);
+  }
+  if (!fixed.empty()) {
+    std::string keys;
+    for (const auto& k : fixed) keys += (keys.empty() ? "'" : ", '") + k + "'";
+    const bool one = fixed.size() == 1;
+    return {std::nullopt, {},
+            (path.empty() ? std::string("command line") : "config " + path) + ": " + (one ? "key " : "keys ") + keys +
+                " cannot change at run time (restart sluiced to apply " + (one ? "it)" : "them)")};
+  }
+  return {std::move(loaded.config), std::move(changed), {}};
+}
+
+const std::vector<std::string>& reloadable_keys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> k;
+    for (const auto& p : params())
+      if (p.runtime) k.push_back(p.path);
+    return k;
+  }();
+  return keys;
+}
+
 std::string config_reference_markdown() {
   std::ostringstream out;
   out << "| key | type | default | meaning |\n| --- | --- | --- | --- |\n";
-  auto row = [&](const std::string& path, const std::string& type, const std::string& def, const std::string& help) {
-    out << "| `" << path << "` | " << type << " | " << (def.empty() ? "required" : "`" + def + "`") << " | " << help << " |\n";
+  auto row = [&](const auto& p) {
+    const std::string def = !p.default_doc.empty() ? p.default_doc : p.default_yaml.empty() ? "required" : "`" + p.default_yaml + "`";
+    out << "| `" << p.path << "` | " << p.type << " | " << def << " | " << p.help
+        << (p.runtime ? " Reloadable: a reload (SIGHUP) applies it without a restart." : "") << " |\n";
   };
   for (const auto& p : params()) {
-    row(p.path, p.type, p.default_yaml, p.help);
+    row(p);
     if (p.path == "ports")
-      for (const auto& pp : port_params()) row(pp.path, pp.type, pp.default_yaml, pp.help);
+      for (const auto& pp : port_params()) row(pp);
   }
   return out.str();
 }

@@ -3,6 +3,7 @@
 // and the accepted values, in one line.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,11 @@ struct Config {
   std::string replay_output;  // replay mode: pcap written with what inline mode would have sent
   std::string events_path;    // JSON lines; "-" is standard output; empty: no events
   unsigned stats_interval_s;  // periodic stats events; 0: only at exit
+  std::string state_dir;      // effective `state.dir` (control/state_dir.h); empty: none, nothing persists
+  // Every declared key -> its effective value (command line, else file, else default) as canonical
+  // YAML text: the parsed value written back, mappings with every member. reload_config() compares
+  // these key by key.
+  std::map<std::string, std::string> effective;
 };
 
 // Command-line values that take precedence over the file (sluiced --replay ... --events ...).
@@ -35,6 +41,22 @@ struct LoadResult {
 LoadResult load_config(const std::string& path, const Overrides& overrides);
 // Same, from YAML text; `origin` names it in errors.
 LoadResult load_config_text(const std::string& yaml, const std::string& origin, const Overrides& overrides);
+
+struct ReloadResult {
+  std::optional<Config> config;       // the new configuration; empty: refused, nothing changes
+  std::vector<std::string> changed;   // reloadable keys whose effective value changed, in declaration order
+  std::string error;                  // one line, set when config is empty
+};
+
+// Reads `path` again exactly as at start (load_config, the same overrides) and compares each
+// declared key's effective value with `running`'s. A key that is not reloadable and differs
+// refuses the whole file: "config FILE: key 'reassembly.max_flows' cannot change at run time
+// (restart sluiced to apply it)". An invalid file gives the start-up error. `running` must come from
+// load_config() (its `effective` values).
+ReloadResult reload_config(const Config& running, const std::string& path, const Overrides& overrides);
+
+// The keys reload_config() lets change, in declaration order: events.path, stats.interval_s.
+const std::vector<std::string>& reloadable_keys();
 
 // The configuration reference (Markdown), generated from the declarations: docs/configuration.md
 // holds a copy and a test keeps them equal.

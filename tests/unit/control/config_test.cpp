@@ -162,3 +162,152 @@ TEST(Config, ReferenceListsEveryKeyWithItsDefault) {
   EXPECT_NE(ref.find("| `ports[].device` | string | required |"), std::string::npos);
   EXPECT_NE(ref.find("| `mode` | inline | tap | replay | `inline` |"), std::string::npos);
 }
+
+TEST(Config, StateDirDefaultsByMode) {
+  auto inline_ = load_config_text(kInline, "config test.yaml", {});
+  ASSERT_TRUE(inline_.config) << inline_.error;
+  EXPECT_EQ(inline_.config->state_dir, "/var/lib/sluice");
+
+  auto configured = load_config_text(std::string(kInline) + "state:\n  dir: /srv/sluice\n", "config test.yaml", {});
+  ASSERT_TRUE(configured.config) << configured.error;
+  EXPECT_EQ(configured.config->state_dir, "/srv/sluice");
+
+  const std::string pcap = ::testing::TempDir() + "/in4.pcap";
+  std::ofstream(pcap) << "x";
+  Overrides o;
+  o.replay_input = pcap;
+  auto replay = control::load_config("", o);
+  ASSERT_TRUE(replay.config) << replay.error;
+  EXPECT_EQ(replay.config->state_dir, "");  // nothing persists, no lock
+  auto replay_configured = load_config_text("state: {dir: /tmp/replay-state}\n", "config test.yaml", o);
+  ASSERT_TRUE(replay_configured.config) << replay_configured.error;
+  EXPECT_EQ(replay_configured.config->state_dir, "/tmp/replay-state");
+
+  EXPECT_NE(error_of("state:\n  dir: [a]\n").find("'state.dir': expected a string, got a list (line 2)"), std::string::npos);
+}
+
+namespace {
+
+// A configuration file the reload tests rewrite.
+class ConfigReload : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = ::testing::TempDir() + "/reload-" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".yaml";
+  }
+  void TearDown() override { std::remove(path_.c_str()); }
+
+  void write(const std::string& yaml) { std::ofstream(path_, std::ios::trunc) << yaml; }
+  control::Config start(const std::string& yaml, const Overrides& o = {}) {
+    write(yaml);
+    auto r = control::load_config(path_, o);
+    EXPECT_TRUE(r.config) << r.error;
+    return r.config ? *r.config : control::Config{};
+  }
+  control::ReloadResult reload(const control::Config& running, const std::string& yaml, const Overrides& o = {}) {
+    write(yaml);
+    return control::reload_config(running, path_, o);
+  }
+  std::string refused(const std::string& key) {
+    return "config " + path_ + ": key '" + key + "' cannot change at run time (restart sluiced to apply it)";
+  }
+
+  std::string path_;
+};
+
+const std::string kTap = "mode: tap\nports:\n  - {name: a, device: net_null0}\n  - {name: b, device: net_null1, rx_desc: 512}\n";
+
+}  // namespace
+
+TEST_F(ConfigReload, AppliesReloadableKeysAndListsThem) {
+  const auto running = start(kTap + "stats:\n  interval_s: 10\n");
+  const std::string events = ::testing::TempDir() + "/reload-events.json";
+  auto r = reload(running, kTap + "stats:\n  interval_s: 60\nevents:\n  path: " + events + "\n");
+  ASSERT_TRUE(r.config) << r.error;
+  EXPECT_EQ(r.config->stats_interval_s, 60u);
+  EXPECT_EQ(r.config->events_path, events);
+  EXPECT_EQ(r.changed, (std::vector<std::string>{"events.path", "stats.interval_s"}));
+
+  auto same = reload(*r.config, kTap + "events: {path: " + events + "}\nstats: {interval_s: 60}\n");
+  ASSERT_TRUE(same.config) << same.error;
+  EXPECT_TRUE(same.changed.empty());
+}
+
+TEST_F(ConfigReload, ABadFileGivesTheStartUpError) {
+  const auto running = start(kTap);
+  auto r = reload(running, kTap + "stats:\n  interval_s: soon\n");
+  EXPECT_FALSE(r.config);
+  EXPECT_EQ(r.error, control::load_config(path_, {}).error);
+  EXPECT_EQ(r.error, "config " + path_ + ": key 'stats.interval_s': expected an integer 0..86400, got 'soon' (line 6)");
+
+  std::remove(path_.c_str());
+  EXPECT_EQ(control::reload_config(running, path_, {}).error, "config " + path_ + ": cannot open: No such file or directory");
+}
+
+TEST_F(ConfigReload, RefusesAKeyThatCannotChangeAtRunTime) {
+  const auto running = start(kTap);
+  auto r = reload(running, kTap + "reassembly:\n  max_flows: 131072\nstats:\n  interval_s: 5\n");
+  EXPECT_FALSE(r.config);
+  EXPECT_EQ(r.error, refused("reassembly.max_flows"));
+  EXPECT_TRUE(r.changed.empty());
+
+  auto two = reload(running, kTap + "reassembly: {max_flows: 131072}\nlcores: {rx: [2]}\n");
+  EXPECT_EQ(two.error, "config " + path_ + ": keys 'lcores.rx', 'reassembly.max_flows' cannot change at run time "
+                       "(restart sluiced to apply them)");
+
+  // The same value written another way, or a default written out, is no change.
+  auto spelled = reload(running, kTap + "reassembly: {max_flows: 065536}\nlcores: {rx: [1]}\nmode: 'tap'\n");
+  ASSERT_TRUE(spelled.config) << spelled.error;
+  EXPECT_TRUE(spelled.changed.empty());
+}
+
+TEST_F(ConfigReload, ComparesListsAndMappings) {
+  const auto running = start(kTap + "smtp:\n  ports: [25, 587]\n");
+  EXPECT_EQ(reload(running, kTap + "smtp:\n  ports: [25]\n").error, refused("smtp.ports"));
+  EXPECT_EQ(reload(running, kTap + "smtp:\n  ports: [587, 25]\n").error, refused("smtp.ports"));
+  EXPECT_EQ(reload(running, kTap).error, refused("smtp.ports"));  // back to the default [25, 587, 2525]
+  auto block = reload(running, kTap + "smtp:\n  ports:\n    - 25\n    - 587\n");
+  EXPECT_TRUE(block.config) << block.error;
+
+  const std::string smtp = "smtp:\n  ports: [25, 587]\n";
+  EXPECT_EQ(reload(running, "mode: tap\nports:\n  - {name: a, device: net_null0}\n  - {name: b, device: net_null1}\n" + smtp).error,
+            refused("ports"));  // rx_desc 512 -> default 1024
+  EXPECT_EQ(reload(running, "mode: tap\nports:\n  - {name: b, device: net_null1, rx_desc: 512}\n  - {name: a, device: net_null0}\n" + smtp).error,
+            refused("ports"));  // order is port index
+  auto spelled = reload(running, "mode: tap\nports:\n  - device: net_null0\n    name: a\n    promiscuous: true\n"
+                                 "  - {rx_desc: 512, name: b, device: net_null1, tx_desc: 1024}\n" + smtp);
+  ASSERT_TRUE(spelled.config) << spelled.error;  // member order and defaults written out change nothing
+  EXPECT_TRUE(spelled.changed.empty());
+
+  const char* pairs = "mode: inline\nports:\n  - {name: a, device: net_ring0}\n  - {name: b, device: net_ring1}\n";
+  const auto inline_ = start(std::string(pairs) + "pairs: [[a, b]]\n");
+  EXPECT_EQ(reload(inline_, std::string(pairs) + "pairs: [[b, a]]\n").error, refused("pairs"));
+  EXPECT_TRUE(reload(inline_, std::string(pairs) + "pairs:\n  - [a, b]\n").config);
+}
+
+TEST_F(ConfigReload, CommandLineOverridesStillWin) {
+  Overrides o;
+  o.events_path = "-";
+  const auto running = start(kTap + "events: {path: " + ::testing::TempDir() + "/a.json}\n", o);
+  EXPECT_EQ(running.events_path, "-");
+  auto r = reload(running, kTap + "events: {path: " + ::testing::TempDir() + "/b.json}\nstats: {interval_s: 30}\n", o);
+  ASSERT_TRUE(r.config) << r.error;
+  EXPECT_EQ(r.config->events_path, "-");
+  EXPECT_EQ(r.changed, std::vector<std::string>{"stats.interval_s"});
+
+  // Without the override the file's value is a change.
+  auto without = reload(running, kTap + "events: {path: " + ::testing::TempDir() + "/b.json}\n");
+  ASSERT_TRUE(without.config) << without.error;
+  EXPECT_EQ(without.changed, std::vector<std::string>{"events.path"});
+}
+
+TEST(Config, ReloadableKeysAreListedAndMarkedInTheReference) {
+  EXPECT_EQ(control::reloadable_keys(), (std::vector<std::string>{"events.path", "stats.interval_s"}));
+  const std::string ref = control::config_reference_markdown();
+  for (const auto& key : control::reloadable_keys()) {
+    const auto row = ref.find("| `" + key + "` |");
+    ASSERT_NE(row, std::string::npos) << key;
+    EXPECT_NE(ref.substr(row, ref.find('\n', row) - row).find("Reloadable"), std::string::npos) << key;
+  }
+  const auto flows = ref.find("| `reassembly.max_flows` |");
+  EXPECT_EQ(ref.substr(flows, ref.find('\n', flows) - flows).find("Reloadable"), std::string::npos);
+}
