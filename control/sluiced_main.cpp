@@ -1,5 +1,6 @@
-// sluiced: the Sluice daemon. Loads and validates the configuration, starts the EAL and the data
-// plane, writes events, stops on SIGINT/SIGTERM or at the end of a replay, prints its counters.
+// sluiced: the Sluice daemon. Loads and validates the configuration, takes the state directory,
+// starts the EAL and the data plane, writes events, reloads the configuration on SIGHUP, stops on
+// SIGINT/SIGTERM or at the end of a replay, prints its counters.
 //
 //   sluiced --replay IN.pcap [--replay-out OUT.pcap] [--events EVENTS.json] [--config FILE] [-- EAL args]
 //   sluiced --config FILE [--events EVENTS.json] [-- EAL args]
@@ -16,6 +17,7 @@
 #include "control/events.h"
 #include "control/pcap_file.h"
 #include "control/service_loop.h"
+#include "control/state_dir.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
 
@@ -100,21 +102,38 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sluiced: --replay-out needs --replay\n");
     return 2;
   }
-  const auto loaded = control::load_config(vm.count("config") ? vm["config"].as<std::string>() : "", ov);
+  const std::string config_path = vm.count("config") ? vm["config"].as<std::string>() : "";
+  auto loaded = control::load_config(config_path, ov);
   if (!loaded.config) {
     std::fprintf(stderr, "sluiced: %s\n", loaded.error.c_str());
     return 1;
   }
-  const control::Config& cfg = *loaded.config;
+  // The running configuration: replaced as a whole by a reload (SIGHUP); only the reloadable keys
+  // (control::reloadable_keys()) can differ between the two.
+  control::Config cfg = std::move(*loaded.config);
   if (vm.count("check-config")) {
     std::printf("sluiced: configuration is valid (mode %s, %zu port(s))\n", dataplane::mode_name(cfg.dataplane.mode),
                 cfg.dataplane.ports.size());
     return 0;
   }
 
-  control::EventWriter events;
+  // Taken before anything else starts, held until exit: a second sluiced on the same directory
+  // stops here.
+  std::optional<control::StateDir> state;
+  if (!cfg.state_dir.empty()) {
+    auto opened = control::StateDir::open(cfg.state_dir);
+    if (!opened.dir) {
+      std::fprintf(stderr, "sluiced: %s\n", opened.error.c_str());
+      return 1;
+    }
+    state = std::move(opened.dir);
+  }
+
+  // Used by one thread at a time: the main thread before the loop runs and after the pool has
+  // drained, the ordered pool in between (a reload swaps it there, between two batches).
+  auto events = std::make_unique<control::EventWriter>();
   std::string error;
-  if (!events.open(cfg.events_path, error)) {
+  if (!events->open(cfg.events_path, error)) {
     std::fprintf(stderr, "sluiced: %s\n", error.c_str());
     return 1;
   }
@@ -128,6 +147,9 @@ int main(int argc, char** argv) {
     stop_signal = sig;
     loop.stop();
   });
+  // Taken from here on (the default action would end sluiced); acted on once the loop runs.
+  std::function<void()> reload;
+  loop.on_signals({SIGHUP}, [&](int) { if (reload) reload(); });
 
   if (!dataplane::eal_init(cfg.dataplane, passthrough, error)) {
     std::fprintf(stderr, "sluiced: %s\n", error.c_str());
@@ -153,7 +175,7 @@ int main(int argc, char** argv) {
       if (results[k].status != dataplane::CallStatus::ok && !dp->finished()) {
         control::Alert a{"lcore_unresponsive", control::Severity::critical,
                          "lcore channel " + std::to_string(k) + " did not answer " + what + " within 2 s", std::nullopt, ""};
-        events.write("alert", control::alert_body(a));
+        events->write("alert", control::alert_body(a));
         std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
       }
   };
@@ -173,8 +195,8 @@ int main(int argc, char** argv) {
   auto write_batch = [&] {
     if (batch.empty()) return;
     loop.submit_ordered([&events, lines = std::move(batch)] {
-      events.write_block(lines);
-      events.flush();
+      events->write_block(lines);
+      events->flush();
     });
     batch.clear();
   };
@@ -201,21 +223,86 @@ int main(int argc, char** argv) {
                        std::to_string(lost - lost_reported) + " event records lost (" + std::to_string(lost) +
                            " in all): an RX lcore's event ring was full; raise events.ring_kb or check that "
                            "events.path keeps up", std::nullopt, ""};
-      loop.submit_ordered([&events, body = control::alert_body(a)] { events.write("alert", body); });
+      loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
       lost_reported = lost;
     }
     return true;
   };
   loop.every(std::chrono::seconds(1), check_lost);
   auto next_stats = t0 + std::chrono::seconds(cfg.stats_interval_s);
+  // A configuration snapshot sent by a reload and not yet acknowledged by every lcore.
+  uint64_t generation = 1;
+  std::vector<bool> snapshot_answered;
+  std::chrono::steady_clock::time_point snapshot_deadline{};
   loop.every(std::chrono::milliseconds(100), [&] {
-    if (cfg.stats_interval_s && std::chrono::steady_clock::now() >= next_stats) {
+    const auto now = std::chrono::steady_clock::now();
+    if (cfg.stats_interval_s && now >= next_stats) {
       auto body = control::stats_json(dp->stats());
-      loop.submit_ordered([&events, body = std::move(body)] { events.write("stats", body); });
+      loop.submit_ordered([&events, body = std::move(body)] { events->write("stats", body); });
       next_stats += std::chrono::seconds(cfg.stats_interval_s);
+    }
+    dp->channels().poll([&](unsigned lcore, const dataplane::Response& rs) {
+      if (rs.type == dataplane::RequestType::config_snapshot && lcore < snapshot_answered.size())
+        snapshot_answered[lcore] = true;
+    });
+    if (!snapshot_answered.empty() && now >= snapshot_deadline) {
+      for (std::size_t k = 0; k < snapshot_answered.size(); ++k)
+        if (!snapshot_answered[k] && !dp->finished()) {
+          control::Alert a{"lcore_unresponsive", control::Severity::critical,
+                           "lcore channel " + std::to_string(k) + " did not take configuration snapshot " +
+                               std::to_string(generation) + " within 2 s", std::nullopt, ""};
+          loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
+          std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
+        }
+      snapshot_answered.clear();
     }
     return true;
   });
+
+  // SIGHUP: the file is read again as at start, with the same command-line overrides. A file
+  // that is invalid, or that changes a key that cannot change at run time, is refused with its
+  // one-line error and changes nothing; otherwise the new configuration replaces the running one,
+  // the reloadable keys that changed are applied, and every lcore gets the next snapshot.
+  reload = [&] {
+    auto r = control::reload_config(cfg, config_path, ov);
+    if (!r.config) {
+      std::fprintf(stderr, "sluiced: %s\n", r.error.c_str());
+      control::Alert a{"config_reload_refused", control::Severity::warning,
+                       r.error + "; the running configuration stays", std::nullopt, ""};
+      loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
+      return;
+    }
+    cfg = std::move(*r.config);
+    std::string list;
+    for (const auto& key : r.changed) {
+      list += (list.empty() ? "" : ", ") + key;
+      if (key == "stats.interval_s") next_stats = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.stats_interval_s);
+      if (key == "events.path") {
+        // Opened by the pool, in order: every line written before the reload goes to the old
+        // output, every later one to the new. If it cannot be opened the old one stays.
+        loop.submit_ordered([&events, path = cfg.events_path] {
+          auto next = std::make_unique<control::EventWriter>();
+          std::string why;
+          if (!next->open(path, why)) {
+            std::fprintf(stderr, "sluiced: reload: %s; events stay where they were\n", why.c_str());
+            return;
+          }
+          events->flush();
+          events = std::move(next);
+        });
+      }
+    }
+    ++generation;
+    auto rq = dataplane::snapshot_request(
+        std::make_shared<const dataplane::LcoreSnapshot>(dataplane::LcoreSnapshot{generation}));
+    dp->channels().broadcast(rq);
+    snapshot_answered.assign(dp->channels().lcores(), false);
+    snapshot_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    human = cfg.events_path == "-" ? stderr : stdout;
+    std::fprintf(human, "sluiced: reloaded %s: %s\n", config_path.empty() ? "(no file)" : config_path.c_str(),
+                 list.empty() ? "no change" : ("changed " + list).c_str());
+    std::fflush(human);
+  };
   loop.run();
 
   // The lcores report their open flows on the way out; the writer finishes before the last stats.
@@ -228,7 +315,7 @@ int main(int argc, char** argv) {
   auto body = control::stats_json(snapshot);
   body["reason"] = stop_signal == SIGINT ? "sigint" : stop_signal == SIGTERM ? "sigterm" : "end_of_replay";
   body["uptime_s"] = secs;
-  events.write("stats", body);
+  events->write("stats", body);
   if (unrenderable) std::fprintf(stderr, "sluiced: %llu event records could not be rendered\n", (unsigned long long)unrenderable);
   print_stats(human, snapshot, secs);
   dp.reset();  // closes the ports: the output pcap is complete
