@@ -1,0 +1,74 @@
+// The pipeline of each RX lcore (dataplane_impl.h): its event ring, its attachment hand-off (to the
+// worker lcores, or to a worker running on the RX lcore itself), Hyperscan for the MIME body scan,
+// the message inspectors, its reassembly stage; and the control channels of every lcore.
+#include "dataplane/dataplane_impl.h"
+
+namespace sluice::dataplane {
+
+bool Dataplane::Impl::wire_pipeline(std::string& error) {
+  const Config& c = config;
+  std::vector<pipeline::AttachmentHandoff*> handoff_of;
+  for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
+    rings.push_back(std::make_unique<EventRing>(c.event_ring_bytes));
+    outputs.push_back(std::make_unique<RingEventOutput>(rings.back().get()));
+    if (workers.n_workers) {
+      channels.push_back(std::make_unique<RingChannel>(workers, i));
+      handoffs.push_back(std::make_unique<pipeline::AttachmentHandoff>(c.workers.handoff, *channels.back(), *outputs.back(), i));
+    } else {
+      auto local = std::make_unique<pipeline::LocalChannel>(c.workers.limits);
+      handoffs.push_back(std::make_unique<pipeline::AttachmentHandoff>(c.workers.handoff, *local, *outputs.back(), i));
+      local->set_handler(handoffs.back().get());
+      channels.push_back(std::move(local));
+    }
+    handoff_of.push_back(handoffs.back().get());
+  }
+  std::vector<pipeline::MimeBodyScan::Scratch*> scratch_of;
+  if (c.mime_hyperscan) {
+    std::string why;
+    body_scan = pipeline::MimeBodyScan::compile(why, /*exact_lines=*/false);
+    if (!body_scan) {
+      error = "mime.body_scan: " + why;
+      return false;
+    }
+    for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
+      body_scratch.push_back(body_scan->make_scratch());
+      if (!body_scratch.back()->s) {
+        error = "mime.body_scan: cannot allocate Hyperscan scratch";
+        return false;
+      }
+      scratch_of.push_back(body_scratch.back().get());
+    }
+  }
+  inspectors = std::make_unique<pipeline::MessageInspectorFactory>(c.mime, handoff_of, body_scan.get(), scratch_of);
+  config.reassembly.observers = inspectors.get();
+  for (unsigned i = 0; i < table.n_rx_lcores; ++i)
+    if (!wire_rx_lcore(i, error)) return false;
+
+  // Control requests: one port per lcore (64 requests, 64 responses each).
+  control = std::make_unique<LcoreChannels>(table.n_rx_lcores + workers.n_workers, 64, 64);
+  snapshots.resize(table.n_rx_lcores + workers.n_workers, std::make_shared<const LcoreSnapshot>());
+  for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
+    lcores[i].control = &control->port(i);
+    lcores[i].snapshot = &snapshots[i];
+  }
+  for (unsigned j = 0; j < workers.n_workers; ++j) {
+    worker_lcores[j].control = &control->port(table.n_rx_lcores + j);
+    worker_lcores[j].snapshot = &snapshots[table.n_rx_lcores + j];
+  }
+  return true;
+}
+
+bool Dataplane::Impl::wire_rx_lcore(unsigned i, std::string&) {
+  RxLcoreContext& lc = lcores[i];
+  lc.handoff = handoffs[i].get();
+  reassemblers.push_back(std::make_unique<reassembly::Reassembler>(config.reassembly, *outputs[i], i));
+  scratch.push_back(std::make_unique<uint8_t[]>(kScratchBytes));
+  lc.event_ring = rings[i].get();
+  lc.events = outputs[i].get();
+  lc.reasm = reassemblers.back().get();
+  lc.scratch = scratch.back().get();
+  lc.abort_flush = &abort_flush;
+  return true;
+}
+
+}  // namespace sluice::dataplane
