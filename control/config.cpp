@@ -397,6 +397,35 @@ Params dataplane_params() {
   };
 }
 
+// Frames held until their message is decided (dataplane/hold_queue.h). Nothing is held before
+// inline enforcement (issue 13); the queue and its limits are in place.
+Params hold_params() {
+  auto action = [](const std::string& v) { return v == "forward" ? dataplane::HoldAction::forward : dataplane::HoldAction::drop; };
+  return {
+      integer<Loading>("hold.max_frames", 1, 1048576, 512, "Per RX lcore: frames held at once until their "
+                       "message's verdict (inline enforcement holds the segment that ends a message). Held frames are "
+                       "mbufs of the pool, so in inline and replay modes `dataplane.mbufs` must cover them too. When "
+                       "reached, a frame to hold takes `hold.fallback` at once (counted `hold.cap_reached`).",
+                       [](Loading& l, long long v) { l.config.dataplane.hold.limits.max_frames = static_cast<uint32_t>(v); }),
+      integer<Loading>("hold.max_frames_per_message", 1, 4096, 16, "Frames held for one message (its last "
+                       "segment, retransmissions and fragments of it), so that one message cannot take the whole "
+                       "queue. When reached: `hold.fallback`, counted `hold.cap_reached`.",
+                       [](Loading& l, long long v) { l.config.dataplane.hold.limits.max_frames_per_message = static_cast<uint32_t>(v); }),
+      choice<Loading>("hold.fallback", {"forward", "drop"}, "forward",
+                      "What happens to a frame that should be held when a hold limit is reached: `forward` lets the "
+                      "message through undecided (fail open), `drop` discards the frame (the sender retransmits it).",
+                      [action](Loading& l, const std::string& v) { l.config.dataplane.hold.limits.fallback = action(v); }),
+      integer<Loading>("hold.max_hold_ms", 100, 540000, 60000, "Longest a frame stays held: past it, the frame "
+                       "takes `hold.on_deadline` (counted `hold.expired`). Kept under the 10-minute DATA-termination "
+                       "timeout of RFC 5321 4.5.3.2.6 so that the client never gives up first.",
+                       [](Loading& l, long long v) { l.config.dataplane.hold.max_hold_ms = static_cast<uint32_t>(v); }),
+      choice<Loading>("hold.on_deadline", {"forward", "drop"}, "forward",
+                      "What happens to a held frame whose deadline passed, and to frames still held when sluiced "
+                      "stops: `forward` sends it on, `drop` discards it.",
+                      [action](Loading& l, const std::string& v) { l.config.dataplane.hold.limits.on_deadline = action(v); }),
+  };
+}
+
 Params replay_params() {
   return {
       string<Loading>("replay.input", "", "Replay mode: the pcap to read (`--replay`). Sluice exits at its end.",
@@ -615,7 +644,7 @@ const Params& params() {
   static const Params all = [] {
     Params all;
     for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
-                                replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
+                                hold_params, replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
                                 worker_params, archive_params}) {
       Params s = section();
       all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
@@ -756,9 +785,14 @@ void finish(Loading& l) {
   unsigned long need = 0;
   for (const auto& p : d.ports) need += static_cast<unsigned long>(p.rx_desc) * d.lcores.rx.size();
   need += static_cast<unsigned long>(d.lcores.rx.size() + 1) * (d.mbuf_cache + d.burst);
-  if (d.mbufs < need)
+  // Where frames go on (inline, replay into a pcap), held frames keep their mbufs.
+  const unsigned long held = d.mode == Mode::tap ? 0 : static_cast<unsigned long>(d.hold.limits.max_frames) * d.lcores.rx.size();
+  if (d.mbufs < need + held)
     fail("dataplane.mbufs", std::to_string(d.mbufs) + " mbufs cannot fill the RX rings of this configuration: at least " +
-                                std::to_string(need) + " are needed (or lower ports[].rx_desc)");
+                                std::to_string(need + held) + " are needed (or lower ports[].rx_desc" +
+                                (held ? ", hold.max_frames)" : ")"));
+  if (d.hold.limits.max_frames_per_message > d.hold.limits.max_frames)
+    fail("hold.max_frames_per_message", "must be at most hold.max_frames (" + std::to_string(d.hold.limits.max_frames) + ")");
   if (d.mbuf_cache > d.mbufs / 1.5) fail("dataplane.mbuf_cache", "must be at most mbufs / 1.5 (DPDK mempool rule)");
 
   if (!c.events_path.empty() && c.events_path != "-") check_writable_dir("events.path", c.events_path);

@@ -352,7 +352,10 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                       {"memcap_flushes", r.memcap_flushes}, {"fragments", r.fragments},
                                       {"fragments_reassembled", r.fragments_reassembled},
                                       {"fragments_dropped", r.fragments_dropped}}},
-                      {"handoff", handoff}});
+                      {"handoff", handoff},
+                      {"hold", {{"held", l.hold.held}, {"released", l.hold.released}, {"expired", l.hold.expired},
+                                {"cap_reached", l.hold.cap_reached}, {"in_queue", l.hold.in_queue},
+                                {"dropped", l.hold_dropped}}}});
     // Without worker lcores the RX lcore does the workers' job itself.
     if (l.runs_worker) lcores.back()["worker"] = worker;
   }

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "dataplane/hold_queue.h"
 #include "reassembly/packet_decode.h"
 #include "pipeline/attachment_handoff.h"
 #include "pipeline/mime_parser.h"
@@ -51,6 +52,12 @@ struct WorkerConfig {
   pipeline::HandoffLimits handoff;  // per RX lcore: records waiting for results, back-pressure
 };
 
+// Frames held until their message is decided (hold_queue.h, DESIGN.md section 5).
+struct HoldConfig {
+  HoldLimits limits;     // per RX lcore
+  uint32_t max_hold_ms;  // a held frame's deadline: the time it was held plus this
+};
+
 struct Config {
   Mode mode;
   EalConfig eal;
@@ -67,6 +74,7 @@ struct Config {
   pipeline::MimeLimits mime;                // MIME parsing of every message (on the RX lcores)
   bool mime_hyperscan;                      // bodies skipped by Hyperscan instead of the SSE2 scan
   WorkerConfig workers;
+  HoldConfig hold;
   std::size_t event_ring_bytes;  // per RX lcore
 };
 

@@ -199,4 +199,19 @@ std::size_t HoldQueue::frames(const MessageKey& key) const noexcept {
 
 int64_t HoldQueue::next_deadline() const noexcept { return oldest_ == kNone ? INT64_MAX : frames_[oldest_].deadline_us; }
 
+Disposition HoldQueue::settle(const reassembly::FrameStep& step, rte_mbuf* m, int64_t deadline_us) noexcept {
+  switch (step.step) {
+    case reassembly::NextStep::forward:
+      return Disposition::transmit;
+    case reassembly::NextStep::hold: {
+      const HoldResult r = hold(MessageKey{step.flow_id, step.transaction}, m, deadline_us);
+      if (r.held()) return Disposition::held;
+      return r.fallback == HoldAction::forward ? Disposition::transmit : Disposition::free;
+    }
+    case reassembly::NextStep::drop:
+      break;
+  }
+  return Disposition::free;
+}
+
 }  // namespace sluice::dataplane

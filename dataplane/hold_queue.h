@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "reassembly/frame_step.h"
+
 struct rte_mbuf;
 
 namespace sluice::dataplane {
@@ -72,6 +74,13 @@ struct HoldCounters {
   uint64_t in_queue = 0;     // frames held now
 };
 
+// What the RX loop does at once with a frame, once its step (reassembly/frame_step.h) met the queue.
+enum class Disposition : uint8_t {
+  transmit,  // into the TX burst (a forward step, or a refused hold whose fallback is forward)
+  held,      // the queue owns it now
+  free,      // a drop step, or a refused hold whose fallback is drop: free it and count it
+};
+
 class HoldQueue {
  public:
   // Throws std::invalid_argument if a cap is 0 or max_frames exceeds 2^30 (start-up only).
@@ -94,6 +103,10 @@ class HoldQueue {
 
   // Shutdown: hands back up to `cap` frames of any message, earliest deadline first, with `action`.
   Released release_all(HoldAction action, rte_mbuf** out, std::size_t cap) noexcept;
+
+  // Applies a frame's step: forward -> transmit; hold -> hold(step's message, m, deadline_us), and
+  // on refusal the fallback (transmit or free); drop -> free.
+  Disposition settle(const reassembly::FrameStep& step, rte_mbuf* m, int64_t deadline_us) noexcept;
 
   // Frames held for `key` (0 when none).
   std::size_t frames(const MessageKey& key) const noexcept;

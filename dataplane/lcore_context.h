@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "dataplane/event_ring.h"
+#include "dataplane/hold_queue.h"
 #include "dataplane/lcore_channel.h"
 #include "pipeline/attachment_handoff.h"
 #include "reassembly/packet_decode.h"
@@ -91,6 +92,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) RxLcoreContext {
   int64_t now_us;              // time of the last frame (packet time in replay)
   int64_t last_expire_us;
   uint8_t* scratch;            // linearised multi-segment frames (64 KiB + headroom)
+  HoldQueue* hold;             // frames held until their message is decided (frame_step.h)
+  int64_t max_hold_us;         // a held frame's deadline: now_us + this
+  uint64_t hold_dropped;       // frames freed by a drop step, a drop fallback or a drop at their deadline
   LcorePort* control;          // requests from the control thread, polled between bursts
   std::shared_ptr<const struct LcoreSnapshot>* snapshot;  // this lcore's current one (owned by Dataplane)
 };

@@ -1,12 +1,15 @@
-// RX lcore main loop: receive bursts, send every frame to its owner lcore, forward or consume.
+// RX lcore main loop: receive bursts, send every frame to its owner lcore, then give each of its
+// own frames its next step (reassembly/frame_step.h).
 //
 // Ownership of mbufs (STYLE.md). A frame received here has exactly one next step:
 //  - dispatched: enqueued on the owning lcore's inbound ring; ownership moves only for the frames
 //    the enqueue accepted, the rest are freed here and counted as dropped;
 //  - forwarded: given to rte_eth_tx_burst on this lcore's TX queue of the peer port; what the
 //    queue does not take after `tx_retries` attempts is freed here and counted as dropped;
-//  - consumed: tap mode, or replay without an output: freed after inspection.
-// Later issues add "held" (the segment that ends a message, DESIGN.md section 5).
+//    tap mode, or replay without an output, consumes (frees) it instead;
+//  - held: moved into the lcore's HoldQueue (the segment that ends a message, DESIGN.md section 5);
+//    it comes back out exactly once (verdict, deadline, shutdown) and is forwarded or freed then;
+//  - dropped: freed and counted (`hold_dropped`).
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
@@ -51,31 +54,86 @@ int64_t wall_clock_us() noexcept {
 
 // Hands one frame to the reassembly stage when it is TCP on an SMTP port (or a fragment). The
 // frame is read in place; a frame chained over several mbufs is copied to the lcore's scratch.
-void inspect(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf* m) noexcept {
+// Returns the frame's next step: forward unless the reassembly stage says otherwise.
+reassembly::FrameStep inspect(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf* m) noexcept {
   const PortTable& t = *ctx.table;
   const uint32_t len = rte_pktmbuf_pkt_len(m);
   const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
   if (m->nb_segs > 1) {
-    if (len > kScratchBytes) return;  // larger than any IP datagram: not ours to parse
+    if (len > kScratchBytes) return {};  // larger than any IP datagram: not ours to parse
     frame = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, ctx.scratch));
   }
   reassembly::PacketInfo info;
-  if (reassembly::decode_packet(frame, len, info, t.link_type[in_port]) != reassembly::DecodeStatus::ok) return;
-  if (!ctx.reasm->wants(info)) return;
+  if (reassembly::decode_packet(frame, len, info, t.link_type[in_port]) != reassembly::DecodeStatus::ok) return {};
+  if (!ctx.reasm->wants(info)) return {};
   // net_pcap stores the capture time in microseconds since 1970; live ports use the time of the
   // burst (set by process()).
   if (t.timestamp_offset >= 0 && (m->ol_flags & t.timestamp_flag))
     ctx.now_us = static_cast<int64_t>(*RTE_MBUF_DYNFIELD(m, t.timestamp_offset, uint64_t*));
-  ctx.reasm->on_packet(info, frame, ctx.now_us);
+  return ctx.reasm->on_packet(info, frame, ctx.now_us);
 }
 
-// Frames of one input port, all owned by this lcore: inspected, then forwarded (or consumed).
+// Frames of one input port, all owned by this lcore: each is inspected and given its next step;
+// the frames to forward stay in order at the front of `pkts` and leave in one TX burst.
 void process(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n) {
+  uint16_t out = n;
   if (ctx.reasm) {
     if (!ctx.table->replay) ctx.now_us = wall_clock_us();  // once per burst, not per frame
-    for (uint16_t i = 0; i < n; ++i) inspect(ctx, in_port, pkts[i]);
+    out = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+      rte_mbuf* m = pkts[i];
+      const reassembly::FrameStep step = inspect(ctx, in_port, m);
+      if (step.step == reassembly::NextStep::forward) [[likely]] {
+        pkts[out++] = m;
+        continue;
+      }
+      switch (ctx.hold->settle(step, m, ctx.now_us + ctx.max_hold_us)) {
+        case Disposition::transmit:
+          pkts[out++] = m;
+          break;
+        case Disposition::held:
+          break;
+        case Disposition::free:
+          rte_pktmbuf_free(m);
+          ++ctx.hold_dropped;
+          break;
+      }
+    }
   }
-  transmit(ctx, in_port, pkts, n);
+  transmit(ctx, in_port, pkts, out);
+}
+
+// Index into the configuration's ports of a DPDK port id (mbuf->port).
+uint16_t port_index(const PortTable& t, uint16_t port_id) noexcept {
+  uint16_t idx = 0;
+  while (idx < t.n_ports && t.port_id[idx] != port_id) ++idx;
+  return idx;
+}
+
+// Frames that came back out of the hold queue: forwarded (grouped by the port they came in on,
+// which mbuf->port still names) or freed, as `r.action` says.
+void settle_released(RxLcoreContext& ctx, rte_mbuf** pkts, const Released& r) noexcept {
+  if (r.action == HoldAction::drop) {
+    rte_pktmbuf_free_bulk(pkts, static_cast<unsigned>(r.n));
+    ctx.hold_dropped += r.n;
+    return;
+  }
+  std::size_t start = 0;
+  while (start < r.n) {
+    const uint16_t port_id = pkts[start]->port;
+    std::size_t end = start + 1;
+    while (end < r.n && pkts[end]->port == port_id) ++end;
+    transmit(ctx, port_index(*ctx.table, port_id), pkts + start, static_cast<uint16_t>(end - start));
+    start = end;
+  }
+}
+
+// Held frames whose deadline passed leave with `hold.on_deadline`.
+void expire_held(RxLcoreContext& ctx) noexcept {
+  const int64_t now = ctx.table->replay ? ctx.now_us : wall_clock_us();
+  if (ctx.hold->next_deadline() > now) return;
+  rte_mbuf* out[kMaxBurst];
+  for (Released r; (r = ctx.hold->expire(now, out, kMaxBurst)).n;) settle_released(ctx, out, r);
 }
 
 // End of input or shutdown: every flow is closed and reported. Events wait for room in the ring
@@ -87,6 +145,10 @@ void flush(RxLcoreContext& ctx) noexcept {
   // Every message's attachments are with the workers now: wait for their results.
   if (ctx.handoff) ctx.handoff->drain(*ctx.abort_flush);
   ctx.events->set_flushing(false, nullptr);
+  // Nothing decides a held frame any more: it leaves as at its deadline.
+  rte_mbuf* out[kMaxBurst];
+  for (Released r; (r = ctx.hold->release_all(ctx.hold->limits().on_deadline, out, kMaxBurst)).n;)
+    settle_released(ctx, out, r);
 }
 
 unsigned owner_of(const RxLcoreContext& ctx, const rte_mbuf* m) {
@@ -132,9 +194,7 @@ void process_inbound(RxLcoreContext& ctx, rte_mbuf** pkts, unsigned n) {
     const uint16_t port_id = pkts[start]->port;
     unsigned end = start + 1;
     while (end < n && pkts[end]->port == port_id) ++end;
-    uint16_t idx = 0;
-    while (idx < t.n_ports && t.port_id[idx] != port_id) ++idx;
-    process(ctx, idx, pkts + start, static_cast<uint16_t>(end - start));
+    process(ctx, port_index(t, port_id), pkts + start, static_cast<uint16_t>(end - start));
     start = end;
   }
 }
@@ -194,6 +254,7 @@ int rx_lcore_main(void* arg) {
     if (ctx.handoff) ctx.handoff->poll();
     // Requests from the control thread (DPDK ip_pipeline's model): a few per iteration.
     ctx.control->poll([&ctx](const Request& rq, Response& rs) noexcept { answer_control(rq, rs, *ctx.snapshot); }, 8);
+    if (ctx.hold->counters().in_queue) expire_held(ctx);
     // About once a second: expire idle and closed flows (packet time in replay).
     if (ctx.reasm && (t.replay ? ctx.now_us - ctx.last_expire_us >= 1000000 : rte_rdtsc() - last_tick > tsc_hz)) {
       last_tick = rte_rdtsc();

@@ -49,6 +49,8 @@ StatsSnapshot Dataplane::stats() const {
     ls.events_dropped = d.lcores[l].events->dropped;
     ls.reassembly = d.lcores[l].reasm->stats();
     ls.handoff = d.handoffs[l]->stats();
+    ls.hold = d.holds[l]->counters();
+    ls.hold_dropped = d.lcores[l].hold_dropped;
     ls.runs_worker = d.workers.n_workers == 0;
     if (ls.runs_worker)  // the worker runs on this lcore
       ls.worker = static_cast<const pipeline::LocalChannel&>(*d.channels[l]).worker().stats();

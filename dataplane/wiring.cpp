@@ -1,7 +1,9 @@
 // The pipeline of each RX lcore (dataplane_impl.h): its event ring, its attachment hand-off (to the
 // worker lcores, or to a worker running on the RX lcore itself), Hyperscan for the MIME body scan,
-// the message inspectors, its reassembly stage; and the control channels of every lcore.
+// the message inspectors, its reassembly stage, its hold queue; and the control channels of every lcore.
 #include "dataplane/dataplane_impl.h"
+
+#include <exception>
 
 namespace sluice::dataplane {
 
@@ -58,8 +60,16 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
   return true;
 }
 
-bool Dataplane::Impl::wire_rx_lcore(unsigned i, std::string&) {
+bool Dataplane::Impl::wire_rx_lcore(unsigned i, std::string& error) {
   RxLcoreContext& lc = lcores[i];
+  try {
+    holds.push_back(std::make_unique<HoldQueue>(config.hold.limits));
+  } catch (const std::exception& e) {
+    error = std::string("hold.max_frames: ") + e.what();
+    return false;
+  }
+  lc.hold = holds.back().get();
+  lc.max_hold_us = int64_t{config.hold.max_hold_ms} * 1000;
   lc.handoff = handoffs[i].get();
   reassemblers.push_back(std::make_unique<reassembly::Reassembler>(config.reassembly, *outputs[i], i));
   scratch.push_back(std::make_unique<uint8_t[]>(kScratchBytes));

@@ -28,6 +28,10 @@ class MessageObserver {
   // After end(): the observer's part of the message's `smtp` event (attachments, MIME anomalies).
   // Kept by the reassembler until the server's reply completes the event.
   virtual void summary(records::MessageSummary& out) const noexcept = 0;
+  // Asked right after end(): whether the frame that carried the end of the message (the end of
+  // DATA, or BDAT LAST) is to be held until the message is decided (frame_step.h). Only a frame
+  // being processed can be held: an end reached at flow expiry or flush holds nothing.
+  virtual bool hold_end() const noexcept { return false; }
 };
 
 class MessageObserverFactory {

@@ -110,6 +110,7 @@ struct Reassembler::Impl {
   std::bitset<65536> smtp_port, tls_port;
   ReassemblyStats stats{};
   int64_t now = 0;
+  FrameStep step;  // of the frame being processed (on_packet)
   records::MessageRecord message_rec;  // filled per event, then copied by the sink
   records::FlowRecord flow_rec;
 
@@ -266,6 +267,7 @@ struct SmtpFlow final : SmtpCallbacks {
     if (observer) {
       observer->end(status == SmtpMessageStatus::complete, current.sha256, r->message_context(flow, current.index));
       observer->summary(current.observer_summary);
+      if (observer->hold_end()) r->step = FrameStep{NextStep::hold, current.index, flow->flow_id};
     }
     if (status == SmtpMessageStatus::aborted) {  // no final reply will come
       r->emit_smtp(*this, current, 0);
@@ -533,27 +535,29 @@ bool Reassembler::wants(const PacketInfo& info) const noexcept {
          impl_->tls_port.test(info.dst_port) || impl_->tls_port.test(info.src_port);
 }
 
-void Reassembler::on_packet(const PacketInfo& info, const uint8_t* frame, int64_t now_us) noexcept {
+FrameStep Reassembler::on_packet(const PacketInfo& info, const uint8_t* frame, int64_t now_us) noexcept {
   Impl& d = *impl_;
   if (now_us > d.now) d.now = now_us;
+  d.step = FrameStep{};
   if (info.fragment) {
     ++d.stats.fragments;
     const uint8_t* whole = nullptr;
     std::size_t whole_len = 0;
     const DefragResult r = d.defrag.add(info, frame, d.now, whole, whole_len);
     if (r == DefragResult::dropped) ++d.stats.fragments_dropped;
-    if (r != DefragResult::complete) return;
+    if (r != DefragResult::complete) return d.step;
     ++d.stats.fragments_reassembled;
     PacketInfo inner;
     if (decode_ip(whole, whole_len, inner) == DecodeStatus::ok && inner.tcp && !inner.fragment && wants(inner)) {
       ++d.stats.packets;
       d.on_tcp(inner, whole);
     }
-    return;
+    return d.step;
   }
-  if (!info.tcp) return;
+  if (!info.tcp) return d.step;
   ++d.stats.packets;
   d.on_tcp(info, frame);
+  return d.step;
 }
 
 void Reassembler::Impl::expire() noexcept {

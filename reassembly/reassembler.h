@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "reassembly/frame_step.h"
 #include "reassembly/message_observer.h"
 #include "reassembly/packet_decode.h"
 #include "reassembly/tcp_stream.h"
@@ -61,7 +62,10 @@ class Reassembler {
   // configured port). Cheap: a bitmap lookup.
   bool wants(const PacketInfo& info) const noexcept;
   // `frame` holds at least info.ip_end bytes. `now_us`: packet time (replay) or wall clock.
-  void on_packet(const PacketInfo& info, const uint8_t* frame, int64_t now_us) noexcept;
+  // Returns the frame's next step: forward, or hold for the message this frame completed when its
+  // observer asks for it (MessageObserver::hold_end). When one frame ends several messages
+  // (pipelined BDAT), the last one that asked names the hold.
+  FrameStep on_packet(const PacketInfo& info, const uint8_t* frame, int64_t now_us) noexcept;
   // Closes idle and closed flows whose timeout passed. Call about once a second.
   void expire(int64_t now_us) noexcept;
   // End of input: every flow is closed now (its messages reported).

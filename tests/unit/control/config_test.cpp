@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <tuple>
 
 using namespace sluice;
 using control::load_config_text;
@@ -105,6 +106,38 @@ TEST(Config, MbufPoolMustCoverTheRxRings) {
   const std::string e = error_of(
       "mode: tap\nports:\n  - {name: a, device: net_null0, rx_desc: 4096}\ndataplane: {mbufs: 2047}\n");
   EXPECT_NE(e.find("'dataplane.mbufs': 2047 mbufs cannot fill the RX rings"), std::string::npos) << e;
+}
+
+TEST(Config, HoldKeysHaveDefaultsAndLimits) {
+  using dataplane::HoldAction;
+  auto hold_of = [](const std::string& extra) {
+    auto r = load_config_text(std::string(kInline) + extra, "config test.yaml", {});
+    EXPECT_TRUE(r.config) << r.error;
+    const auto& h = r.config ? r.config->dataplane.hold : dataplane::HoldConfig{};
+    return std::tuple(h.limits.max_frames, h.limits.max_frames_per_message, h.limits.fallback, h.limits.on_deadline,
+                      h.max_hold_ms);
+  };
+  EXPECT_EQ(hold_of(""), std::tuple(512u, 16u, HoldAction::forward, HoldAction::forward, 60000u));
+  EXPECT_EQ(hold_of("hold: {max_frames: 64, max_frames_per_message: 4, fallback: drop, on_deadline: drop, "
+                    "max_hold_ms: 5000}\n"),
+            std::tuple(64u, 4u, HoldAction::drop, HoldAction::drop, 5000u));
+
+  EXPECT_NE(error_of(std::string(kInline) + "hold: {max_hold_ms: 600000}\n").find("'hold.max_hold_ms'"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kInline) + "hold: {fallback: pass}\n").find("forward, drop"), std::string::npos);
+  const std::string e = error_of(std::string(kInline) + "hold: {max_frames: 8, max_frames_per_message: 9}\n");
+  EXPECT_NE(e.find("'hold.max_frames_per_message': must be at most hold.max_frames (8)"), std::string::npos) << e;
+}
+
+// Held frames keep their mbufs where frames go on: 1024 + 512 RX descriptors, 2 x (256 + 32) in
+// caches and bursts, and 512 held frames need 2624 mbufs; 64 held frames, 2176.
+TEST(Config, MbufPoolMustCoverHeldFramesInline) {
+  const std::string e = error_of(std::string(kInline) + "dataplane: {mbufs: 2200}\n");
+  EXPECT_NE(e.find("'dataplane.mbufs': 2200 mbufs cannot fill the RX rings of this configuration: at least 2624 are "
+                   "needed (or lower ports[].rx_desc, hold.max_frames)"),
+            std::string::npos)
+      << e;
+  auto r = load_config_text(std::string(kInline) + "dataplane: {mbufs: 2200}\nhold: {max_frames: 64}\n", "t", {});
+  EXPECT_TRUE(r.config) << r.error;
 }
 
 TEST(Config, ReplayFromTheCommandLine) {

@@ -224,3 +224,25 @@ TEST(HoldQueue, InvalidLimitsAreRefusedAtConstruction) {
   EXPECT_THROW(HoldQueue{limits(0, 1)}, std::invalid_argument);
   EXPECT_THROW(HoldQueue{limits(8, 0)}, std::invalid_argument);
 }
+
+// settle(): what the RX loop does with a frame once its step met the queue.
+TEST(HoldQueue, SettleAppliesEachStep) {
+  using sluice::reassembly::FrameStep;
+  using sluice::reassembly::NextStep;
+  HoldQueue q(limits(2, 1, HoldFallback::forward));
+  EXPECT_EQ(q.settle(FrameStep{}, fake(1), 100), Disposition::transmit);
+  EXPECT_EQ(q.settle(FrameStep{NextStep::drop, 0, 0}, fake(2), 100), Disposition::free);
+  EXPECT_EQ(q.settle(FrameStep{NextStep::hold, kA.transaction, kA.flow_id}, fake(3), 100), Disposition::held);
+  EXPECT_EQ(q.frames(kA), 1u);
+  // Past the per-message cap the fallback applies: forward here.
+  EXPECT_EQ(q.settle(FrameStep{NextStep::hold, kA.transaction, kA.flow_id}, fake(4), 100), Disposition::transmit);
+  EXPECT_EQ(q.settle(FrameStep{NextStep::hold, kC.transaction, kC.flow_id}, fake(5), 100), Disposition::held);
+  EXPECT_EQ(q.counters().held, 2u);
+  EXPECT_EQ(q.counters().cap_reached, 1u);
+
+  HoldQueue d(limits(1, 1, HoldFallback::drop));
+  EXPECT_EQ(d.settle(FrameStep{NextStep::hold, kA.transaction, kA.flow_id}, fake(6), 100), Disposition::held);
+  EXPECT_EQ(d.settle(FrameStep{NextStep::hold, kB.transaction, kB.flow_id}, fake(7), 100), Disposition::free);  // queue full
+  rte_mbuf* out[4];
+  EXPECT_EQ(frames(out, d.release(kA, HoldAction::forward, out, 4).n), (std::vector<rte_mbuf*>{fake(6)}));
+}

@@ -6,7 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -59,8 +61,13 @@ class Conversation {
     PacketInfo info;
     ASSERT_EQ(decode_packet(f.data(), f.size(), info), DecodeStatus::ok);
     ASSERT_TRUE(r_.wants(info));
-    r_.on_packet(info, f.data(), now += 1000);
+    last_step = r_.on_packet(info, f.data(), now += 1000);
   }
+
+ public:
+  FrameStep last_step;  // of the last frame sent
+
+ private:
   Reassembler& r_;
   uint32_t next_[2] = {1000, 90000};
 };
@@ -79,7 +86,86 @@ ReassemblyConfig small_config() {
   return c;
 }
 
+// An observer that sees nothing and asks, or not, for the frame ending each message to be held.
+struct HoldingObserver final : MessageObserver {
+  explicit HoldingObserver(bool hold) : hold(hold) {}
+  void begin(const MessageContext&) noexcept override {}
+  void data(const uint8_t*, std::size_t) noexcept override {}
+  void end(bool, const uint8_t (&)[32], const MessageContext&) noexcept override {}
+  void summary(sluice::records::MessageSummary&) const noexcept override {}
+  bool hold_end() const noexcept override { return hold; }
+  bool hold;
+};
+
+struct HoldingFactory final : MessageObserverFactory {
+  explicit HoldingFactory(bool hold) : hold(hold) {}
+  std::unique_ptr<MessageObserver> make(sluice::records::RecordSink&, unsigned) override {
+    return std::make_unique<HoldingObserver>(hold);
+  }
+  bool hold;
+};
+
 }  // namespace
+
+// The per-frame next step (frame_step.h): only the frame that carries the end of a message is held,
+// under that message's flow id and transaction, and only when the observer asks.
+TEST(Reassembler, FrameEndingAMessageIsHeldWhenTheObserverAsks) {
+  for (const bool ask : {true, false}) {
+    SCOPED_TRACE(ask ? "observer asks" : "observer does not ask");
+    Collect out;
+    HoldingFactory factory(ask);
+    ReassemblyConfig c = small_config();
+    c.observers = &factory;
+    Reassembler r(c, out, 0);
+    Conversation s(r);
+    std::vector<std::pair<NextStep, uint32_t>> steps;  // of every client frame carrying data
+    auto client = [&](std::string_view payload) {
+      s.client(tcp_flags::ack | tcp_flags::psh, payload);
+      steps.emplace_back(s.last_step.step, s.last_step.transaction);
+      if (s.last_step.step == NextStep::hold) EXPECT_NE(s.last_step.flow_id, 0u);
+    };
+    s.client(tcp_flags::syn);
+    EXPECT_EQ(s.last_step.step, NextStep::forward);
+    s.server(tcp_flags::syn | tcp_flags::ack);
+    s.client(tcp_flags::ack);
+    s.server(tcp_flags::ack | tcp_flags::psh, "220 mx ESMTP\r\n");
+    client("EHLO c\r\n");
+    s.server(tcp_flags::ack | tcp_flags::psh, "250-mx\r\n250 CHUNKING\r\n");
+    client("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+    s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n250 ok\r\n354 go\r\n");
+    client("Subject: one\r\n\r\nfirst part\r\n");
+    client("second part\r\n.\r\n");  // ends transaction 0
+    EXPECT_EQ(s.last_step.step, ask ? NextStep::hold : NextStep::forward);
+    const uint64_t held_flow = s.last_step.flow_id;
+    s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+    client("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n");
+    s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n250 ok\r\n");
+    client("BDAT 12 LAST\r\nSubject: 2\r\n");  // ends transaction 1
+    EXPECT_EQ(s.last_step.step, ask ? NextStep::hold : NextStep::forward);
+    if (ask) EXPECT_EQ(s.last_step.flow_id, held_flow);
+    s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+    client("QUIT\r\n");
+    s.client(tcp_flags::ack | tcp_flags::fin);
+    s.server(tcp_flags::ack | tcp_flags::fin);
+    r.flush_all(s.now + 1000);
+
+    const NextStep end = ask ? NextStep::hold : NextStep::forward;
+    const std::vector<std::pair<NextStep, uint32_t>> want = {
+        {NextStep::forward, 0}, {NextStep::forward, 0}, {NextStep::forward, 0}, {end, 0},
+        {NextStep::forward, 0}, {end, ask ? 1u : 0u}, {NextStep::forward, 0}};
+    EXPECT_EQ(steps, want);
+    // The held frames name the flow of the messages' events.
+    int messages = 0;
+    for (const std::string& line : out.lines) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.value("event_type", "") != "smtp") continue;
+      EXPECT_EQ(j.at("smtp").value("status", ""), "complete") << line;
+      if (ask) EXPECT_EQ(j.value("flow_id", uint64_t{0}), held_flow) << line;
+      ++messages;
+    }
+    EXPECT_EQ(messages, 2);
+  }
+}
 
 // Found by tests/fuzz/reassembler_fuzz (UBSan): "MAIL" and "RCPT" without an argument hand the
 // transaction an empty std::string_view whose data() is nullptr, and copying it with memcpy (even
