@@ -423,6 +423,10 @@ Params hold_params() {
                       "What happens to a held frame whose deadline passed, and to frames still held when sluiced "
                       "stops: `forward` sends it on, `drop` discards it.",
                       [action](Loading& l, const std::string& v) { l.config.dataplane.hold.limits.on_deadline = action(v); }),
+      boolean<Loading>("hold.debug_hold_every_message", false, "Debug, for tests of the hold path only: the frame "
+                       "that ends every message is held until `hold.max_hold_ms` (no verdict releases it), then takes "
+                       "`hold.on_deadline`. Never in production: every message would wait.",
+                       [](Loading& l, bool v) { l.config.dataplane.hold.debug_hold_every_message = v; }),
   };
 }
 

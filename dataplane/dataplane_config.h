@@ -56,6 +56,7 @@ struct WorkerConfig {
 struct HoldConfig {
   HoldLimits limits;     // per RX lcore
   uint32_t max_hold_ms;  // a held frame's deadline: the time it was held plus this
+  bool debug_hold_every_message;  // tests of the hold path: every message's last frame is held
 };
 
 struct Config {

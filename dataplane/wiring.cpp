@@ -42,6 +42,7 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
     }
   }
   inspectors = std::make_unique<pipeline::MessageInspectorFactory>(c.mime, handoff_of, body_scan.get(), scratch_of);
+  inspectors->hold_every_message_end(c.hold.debug_hold_every_message);
   config.reassembly.observers = inspectors.get();
   for (unsigned i = 0; i < table.n_rx_lcores; ++i)
     if (!wire_rx_lcore(i, error)) return false;

@@ -13,7 +13,8 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
   };
 
  public:
-  MessageInspector(const MimeLimits& limits, AttachmentHandoff& handoff) : mime_(limits), handoff_(handoff) {}
+  MessageInspector(const MimeLimits& limits, AttachmentHandoff& handoff, bool hold_ends)
+      : mime_(limits), handoff_(handoff), hold_ends_(hold_ends) {}
 
   void begin(const records::MessageContext& ctx) noexcept override {
     remember(ctx);
@@ -33,6 +34,7 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
   void use_body_scan(const MimeBodyScan* scan, MimeBodyScan::Scratch* scratch) noexcept {
     mime_.use_body_scan(scan, scratch);
   }
+  bool hold_end() const noexcept override { return hold_ends_; }
   void summary(records::MessageSummary& out) const noexcept override {
     out.present = true;
     out.attachments = attachments_;
@@ -65,6 +67,7 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
   const Open& top() const noexcept { return open_[depth_ == 0 ? 0 : (depth_ <= kDepth ? depth_ - 1 : kDepth - 1)]; }
   MimeParser mime_;
   AttachmentHandoff& handoff_;
+  const bool hold_ends_;
   records::MessageContext ctx_{};
   Handle message_ = AttachmentHandoff::kNone;
   Open open_[kDepth];
@@ -76,7 +79,7 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
 }  // namespace
 
 std::unique_ptr<reassembly::MessageObserver> MessageInspectorFactory::make(records::RecordSink&, unsigned lcore) {
-  auto inspector = std::make_unique<MessageInspector>(limits_, *handoffs_.at(lcore));
+  auto inspector = std::make_unique<MessageInspector>(limits_, *handoffs_.at(lcore), hold_ends_);
   // Opens the parser's Hyperscan stream; if that fails the parser keeps its SSE2 scan (same parts).
   if (body_scan_) inspector->use_body_scan(body_scan_, scratches_.at(lcore));
   return inspector;

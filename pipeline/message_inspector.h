@@ -23,12 +23,17 @@ class MessageInspectorFactory final : public reassembly::MessageObserverFactory 
                           const MimeBodyScan* body_scan = nullptr, std::vector<MimeBodyScan::Scratch*> scratches = {})
       : limits_(limits), handoffs_(std::move(handoffs)), body_scan_(body_scan), scratches_(std::move(scratches)) {}
   std::unique_ptr<reassembly::MessageObserver> make(records::RecordSink& out, unsigned lcore) override;
+  // Debug (`hold.debug_hold_every_message`): every inspector asks for the frame ending each of its
+  // messages to be held (MessageObserver::hold_end), so that the hold path runs without a policy.
+  // Start-up only, before the first make().
+  void hold_every_message_end(bool on) noexcept { hold_ends_ = on; }
 
  private:
   MimeLimits limits_;
   std::vector<AttachmentHandoff*> handoffs_;
   const MimeBodyScan* body_scan_;
   std::vector<MimeBodyScan::Scratch*> scratches_;
+  bool hold_ends_ = false;
 };
 
 }  // namespace sluice::pipeline
