@@ -475,12 +475,15 @@ Params smtp_params() {
 Params reassembly_params() {
   return {
       integer<Loading>("reassembly.max_flows", 1024, 16777216, 65536, "Flow table entries per RX lcore (SMTP and "
-                       "implicit-TLS ports only). When full, idle flows are expired first; a new flow that still does "
-                       "not fit is forwarded uninspected and counted (`flows_table_full`).",
+                       "implicit-TLS ports only). When full, the oldest embryonic flow (no payload yet) is evicted "
+                       "(flow event, reason `evicted`); without one, emergency timeouts apply; a new flow that still "
+                       "does not fit is not tracked: counted (`flows_table_full`), reported once a second "
+                       "(`flow_table_full` anomaly) and handled by `reassembly.untracked_action`.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_flows = static_cast<uint32_t>(v); }),
       integer<Loading>("reassembly.max_sessions", 16, 1048576, 2048, "SMTP sessions inspected at once per RX "
                        "lcore (about 20 KiB each for reassembly plus about 190 KiB for MIME parsing, allocated the "
-                       "first time a slot is used). Beyond, a new session is forwarded "
+                       "first time a slot is used). A flow takes a slot when it shows payload, not at its SYN. When "
+                       "none is free, emergency timeouts apply; a session that still finds none is forwarded "
                        "uninspected, counted (`sessions_pool_full`) and reported as an `anomaly` event.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_sessions = static_cast<uint32_t>(v); }),
       integer<Loading>("reassembly.memcap_mb", 1, 65536, 64, "Out-of-order TCP data buffered per RX lcore, all "
@@ -501,6 +504,27 @@ Params reassembly_params() {
                        "closed and reported (RFC 5321 4.5.3.2: servers wait 5 minutes for a command, 10 for the end "
                        "of data). Packet time in replay.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.idle_timeout_s = static_cast<uint32_t>(v); }),
+      integer<Loading>("reassembly.embryonic_timeout_s", 1, 3600, 30, "A flow that has shown no payload yet "
+                       "(a SYN, a handshake, a half-open connection) and no packet for this long is closed and "
+                       "reported. Such flows hold no session slot and are evicted first when the table is full.",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.embryonic_timeout_s = static_cast<uint32_t>(v); }),
+      integer<Loading>("reassembly.emergency_idle_timeout_s", 1, 86400, 60, "Emergency (the flow table full of "
+                       "active flows, or no session slot free when a flow shows payload): the idle timeout of open "
+                       "flows, in force until usage falls below `reassembly.emergency_recovery_percent`. Counted "
+                       "(`emergency_entered`), and an `alert` (`flow_emergency`).",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.emergency_idle_timeout_s = static_cast<uint32_t>(v); }),
+      integer<Loading>("reassembly.emergency_embryonic_timeout_s", 1, 3600, 5, "Emergency: the timeout of "
+                       "embryonic flows.",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.emergency_embryonic_timeout_s = static_cast<uint32_t>(v); }),
+      integer<Loading>("reassembly.emergency_recovery_percent", 10, 99, 80, "Emergency ends when active flows "
+                       "and session slots in use are both below this share of `max_flows` and `max_sessions`.",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.emergency_recovery_percent = static_cast<uint32_t>(v); }),
+      choice<Loading>("reassembly.untracked_action", {"forward", "drop_syn"}, "forward",
+                      "Inline mode: a new SMTP connection that cannot be tracked or inspected even in emergency. "
+                      "`forward`: its frames pass uninspected (counted `flows_table_full` / `sessions_pool_full`). "
+                      "`drop_syn`: its SYN is dropped (counted `syns_dropped`), so the client retries later and "
+                      "nothing passes uninspected from a new connection. Tap mode only observes: `forward` only.",
+                      [](Loading& l, const std::string& v) { l.config.dataplane.reassembly.drop_untracked_syn = v == "drop_syn"; }),
       integer<Loading>("reassembly.closed_timeout_s", 1, 3600, 10, "A flow closed by FIN both ways or RST is kept "
                        "this long to absorb late retransmissions, then forgotten.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.closed_timeout_s = static_cast<uint32_t>(v); }),
@@ -795,6 +819,8 @@ void finish(Loading& l) {
     fail("dataplane.mbufs", std::to_string(d.mbufs) + " mbufs cannot fill the RX rings of this configuration: at least " +
                                 std::to_string(need + held) + " are needed (or lower ports[].rx_desc" +
                                 (held ? ", hold.max_frames)" : ")"));
+  if (d.mode == Mode::tap && d.reassembly.drop_untracked_syn)
+    fail("reassembly.untracked_action", "drop_syn needs inline mode (a tap cannot drop frames)");
   if (d.hold.limits.max_frames_per_message > d.hold.limits.max_frames)
     fail("hold.max_frames_per_message", "must be at most hold.max_frames (" + std::to_string(d.hold.limits.max_frames) + ")");
   if (d.mbuf_cache > d.mbufs / 1.5) fail("dataplane.mbuf_cache", "must be at most mbufs / 1.5 (DPDK mempool rule)");

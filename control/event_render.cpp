@@ -87,6 +87,7 @@ const char* flow_end_name(FlowEndReason r) noexcept {
     case FlowEndReason::rst: return "rst";
     case FlowEndReason::timeout: return "timeout";
     case FlowEndReason::end_of_input: return "end_of_input";
+    case FlowEndReason::evicted: return "evicted";
   }
   return "fin";
 }
@@ -98,7 +99,9 @@ const char* anomaly_name(AnomalyLayer layer, uint8_t code) noexcept {
       return code < std::size(names) ? names[code] : "unknown";
     }
     case AnomalyLayer::smtp: return reassembly::smtp_anomaly_name(static_cast<reassembly::SmtpAnomaly>(code));
-    case AnomalyLayer::flow: return "session_pool_full";
+    case AnomalyLayer::flow:
+      return static_cast<records::FlowAnomaly>(code) == records::FlowAnomaly::flow_table_full ? "flow_table_full"
+                                                                                             : "session_pool_full";
   }
   return "unknown";
 }
@@ -351,7 +354,10 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                       {"overlap_conflicts", r.overlap_conflicts}, {"gaps", r.gaps},
                                       {"memcap_flushes", r.memcap_flushes}, {"fragments", r.fragments},
                                       {"fragments_reassembled", r.fragments_reassembled},
-                                      {"fragments_dropped", r.fragments_dropped}}},
+                                      {"fragments_dropped", r.fragments_dropped},
+                                      {"flows_evicted", r.flows_evicted}, {"syns_dropped", r.syns_dropped},
+                                      {"emergency_entered", r.emergency_entered}, {"emergency", r.emergency != 0},
+                                      {"sessions_active", r.sessions_active}}},
                       {"handoff", handoff},
                       {"hold", {{"held", l.hold.held}, {"released", l.hold.released}, {"expired", l.hold.expired},
                                 {"cap_reached", l.hold.cap_reached}, {"in_queue", l.hold.in_queue},

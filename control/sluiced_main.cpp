@@ -215,9 +215,37 @@ int main(int argc, char** argv) {
   });
   // Records lost to a full event ring are the operator's to act on: one alert per second at most.
   uint64_t lost_reported = 0;
+  std::vector<uint64_t> emergency_seen;  // per lcore: emergency_entered already alerted, and whether in force
+  std::vector<bool> emergency_on;
   auto check_lost = [&] {
     uint64_t lost = 0;
-    for (const auto& l : dp->stats().lcores) lost += l.events_dropped;
+    const auto snapshot = dp->stats();
+    emergency_seen.resize(snapshot.lcores.size(), 0);
+    emergency_on.resize(snapshot.lcores.size(), false);
+    for (std::size_t i = 0; i < snapshot.lcores.size(); ++i) {
+      const auto& l = snapshot.lcores[i];
+      lost += l.events_dropped;
+      if (l.role != "rx") continue;
+      const auto& r = l.reassembly;
+      const bool on = r.emergency != 0;
+      if (r.emergency_entered > emergency_seen[i] || on != emergency_on[i]) {
+        const std::string lc = "RX lcore " + std::to_string(l.lcore);
+        control::Alert a = on || r.emergency_entered > emergency_seen[i]
+            ? control::Alert{"flow_emergency", control::Severity::warning,
+                             lc + ": the flow table or the session pool is full of active flows (" +
+                                 std::to_string(r.sessions_active) + " sessions in use); emergency timeouts "
+                                 "(reassembly.emergency_*) are in force; new connections may go uninspected "
+                                 "(sessions_pool_full, flows_table_full): raise reassembly.max_flows or max_sessions",
+                             std::nullopt, ""}
+            : control::Alert{"flow_emergency_over", control::Severity::info,
+                             lc + ": flow table and session pool back below reassembly.emergency_recovery_percent; "
+                                  "normal timeouts again",
+                             std::nullopt, ""};
+        loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
+        emergency_seen[i] = r.emergency_entered;
+        emergency_on[i] = on;
+      }
+    }
     if (lost > lost_reported) {
       control::Alert a{"events_lost", control::Severity::warning,
                        std::to_string(lost - lost_reported) + " event records lost (" + std::to_string(lost) +

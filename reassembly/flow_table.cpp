@@ -55,6 +55,7 @@ Flow* FlowTable::insert(const FlowKey& key, uint32_t hash) noexcept {
   *f = Flow{};
   f->key = key;
   f->hash = hash;
+  f->embryonic = true;
   Flow*& bucket = buckets_[hash & bucket_mask_];
   f->bucket_next = bucket;
   bucket = f;
@@ -74,22 +75,33 @@ void FlowTable::remove(Flow* f) noexcept {
 }
 
 void FlowTable::touch(Flow* f) noexcept {
-  if (lru_tail_ == f) return;
+  if (lru_[f->embryonic ? kEmbryonic : kActive].tail == f) return;
   lru_unlink(f);
   lru_append(f);
 }
 
+void FlowTable::activate(Flow* f) noexcept {
+  if (!f->embryonic) return touch(f);
+  lru_unlink(f);
+  f->embryonic = false;
+  lru_append(f);
+}
+
 void FlowTable::lru_unlink(Flow* f) noexcept {
-  (f->lru_prev ? f->lru_prev->lru_next : lru_head_) = f->lru_next;
-  (f->lru_next ? f->lru_next->lru_prev : lru_tail_) = f->lru_prev;
+  Lru& l = lru_[f->embryonic ? kEmbryonic : kActive];
+  (f->lru_prev ? f->lru_prev->lru_next : l.head) = f->lru_next;
+  (f->lru_next ? f->lru_next->lru_prev : l.tail) = f->lru_prev;
   f->lru_prev = f->lru_next = nullptr;
+  --l.size;
 }
 
 void FlowTable::lru_append(Flow* f) noexcept {
-  f->lru_prev = lru_tail_;
+  Lru& l = lru_[f->embryonic ? kEmbryonic : kActive];
+  f->lru_prev = l.tail;
   f->lru_next = nullptr;
-  (lru_tail_ ? lru_tail_->lru_next : lru_head_) = f;
-  lru_tail_ = f;
+  (l.tail ? l.tail->lru_next : l.head) = f;
+  l.tail = f;
+  ++l.size;
 }
 
 }  // namespace sluice::reassembly

@@ -1,6 +1,8 @@
 // Per-lcore flow table: fixed capacity, allocated once, no locks (one RX lcore owns it).
 // Keyed by the symmetric 5-tuple (endpoints sorted), so both directions find the same entry.
-// Entries are kept in least-recently-used order for idle expiry.
+// Entries are kept in least-recently-used order for idle expiry, in two lists: embryonic flows
+// (no payload seen yet in either direction: a SYN, a handshake, a half-open connection), which
+// have their own short timeout and are evicted first under pressure, and active flows.
 #pragma once
 
 #include <cstddef>
@@ -40,7 +42,16 @@ struct Flow {
   bool fin[2];
   bool rst;
   bool reported;        // its flow event was written
+  bool embryonic;       // no payload seen yet (FlowTable's embryonic list)
+  bool session_refused; // SMTP, but no session slot was free when it showed data
   uint8_t app;          // Reassembler's AppProto
+  // What the handshake said, kept until (and for) the session: the streams start from the ISNs,
+  // the receiver's window is checked with its scale (RFC 7323: in effect only if both sent one).
+  bool syn_seen[2];     // [0] client SYN, [1] server SYN-ACK
+  uint8_t wscale[2];    // window scale option of each side's SYN (0 when absent)
+  bool wscale_sent[2];
+  uint32_t isn[2];
+  uint32_t fin_seq[2];  // the first FIN of each side (fin[] set), for a session started after it
   // table links
   uint32_t hash;
   Flow* bucket_next;
@@ -56,17 +67,29 @@ class FlowTable {
   FlowTable& operator=(const FlowTable&) = delete;
 
   Flow* find(const FlowKey& key, uint32_t hash) noexcept;
-  // A new zeroed entry for `key`, most recently used; nullptr when the table is full.
+  // A new zeroed entry for `key`, embryonic and most recently used; nullptr when the table is full.
   Flow* insert(const FlowKey& key, uint32_t hash) noexcept;
   void remove(Flow* f) noexcept;
-  // Marks the flow most recently used.
+  // Marks the flow most recently used in its list.
   void touch(Flow* f) noexcept;
-  // The least recently used flow, or nullptr.
-  Flow* oldest() const noexcept { return lru_head_; }
+  // The flow showed payload: it moves to the active list, most recently used.
+  void activate(Flow* f) noexcept;
+  // The least recently used flow of a list, or nullptr.
+  Flow* oldest_embryonic() const noexcept { return lru_[kEmbryonic].head; }
+  Flow* oldest_active() const noexcept { return lru_[kActive].head; }
+  // The least recently used flow of either list, embryonic first (flush order does not matter).
+  Flow* any() const noexcept { return lru_[kEmbryonic].head ? lru_[kEmbryonic].head : lru_[kActive].head; }
   std::size_t size() const noexcept { return size_; }
+  std::size_t embryonic() const noexcept { return lru_[kEmbryonic].size; }
   std::size_t capacity() const noexcept { return capacity_; }
 
  private:
+  static constexpr int kEmbryonic = 0, kActive = 1;
+  struct Lru {
+    Flow* head = nullptr;
+    Flow* tail = nullptr;
+    std::size_t size = 0;
+  };
   void lru_unlink(Flow* f) noexcept;
   void lru_append(Flow* f) noexcept;
 
@@ -77,8 +100,7 @@ class FlowTable {
   std::size_t capacity_;
   std::size_t size_ = 0;
   std::size_t untouched_ = 0;  // entries_[untouched_..] never used yet
-  Flow* lru_head_ = nullptr;
-  Flow* lru_tail_ = nullptr;
+  Lru lru_[2];
 };
 
 }  // namespace sluice::reassembly

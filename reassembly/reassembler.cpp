@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <bitset>
+#include <climits>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <new>
@@ -114,11 +116,19 @@ struct Reassembler::Impl {
   records::MessageRecord message_rec;  // filled per event, then copied by the sink
   records::FlowRecord flow_rec;
 
+  int64_t untracked_reported_us = INT64_MIN / 2;  // last flow_table_full anomaly (one a second)
+
   void on_tcp(const PacketInfo& info, const uint8_t* ip_base) noexcept;
   Flow* lookup(const PacketInfo& info, bool& from_client) noexcept;
   void end_flow(Flow* f, records::FlowEndReason reason) noexcept;
   void expire() noexcept;
   void release_session(Flow* f, records::FlowEndReason reason) noexcept;
+  // Flows under pressure (below lookup()).
+  bool make_room() noexcept;
+  void enter_emergency() noexcept;
+  void start_session(Flow* f) noexcept;
+  bool sessions_exhausted() const noexcept;
+  void untracked(const PacketInfo& info) noexcept;
 
   // Events, as typed records (records/event_records.h)
   void emit_flow(const Flow* f, records::FlowEndReason reason) noexcept;
@@ -324,9 +334,11 @@ Reassembler::Impl::Impl(const ReassemblyConfig& c, records::RecordSink& o, uint3
 SmtpFlow* Reassembler::Impl::take_session() noexcept {
   if (SmtpFlow* s = free_sessions) {
     free_sessions = s->next_free;
+    ++stats.sessions_active;
     return s;
   }
   if (sessions_built == config.max_sessions) return nullptr;
+  ++stats.sessions_active;
   SmtpFlow* s = new (&session_slots[sessions_built]) SmtpFlow;
   s->sha = digests[sessions_built++];
   // Once per slot in the process's life, not per packet: the pipeline's per-session state.
@@ -344,6 +356,15 @@ Reassembler::Impl::~Impl() {
   for (EVP_MD_CTX* d : digests) EVP_MD_CTX_free(d);
 }
 
+// Flows under pressure. A flow takes no session slot until it shows payload (a greeting, client
+// data, or the first data of a connection picked up mid-stream): a SYN, a handshake or a half-open
+// connection costs a flow entry only, on the embryonic list, with its own short timeout. A new flow
+// that finds the table full evicts the oldest embryonic flow (flow event, reason `evicted`), so a
+// SYN flood cannot keep real connections out. When the table is full of active flows, or the
+// session pool is empty when a flow shows payload, emergency timeouts come into force (counted,
+// `reassembly.emergency` in the stats, an alert on the control side) until usage falls below the
+// recovery share. A connection that still cannot be tracked is counted and, once a second, reported
+// (`flow_table_full` anomaly without a flow id); with drop_untracked_syn its SYN is dropped.
 Flow* Reassembler::Impl::lookup(const PacketInfo& info, bool& from_client) noexcept {
   bool src_is_lo;
   const FlowKey key = make_flow_key(info, src_is_lo);
@@ -354,36 +375,102 @@ Flow* Reassembler::Impl::lookup(const PacketInfo& info, bool& from_client) noexc
     return f;
   }
   if (info.tcp_flags & tcp_flags::rst) return nullptr;  // nothing to learn from a lone reset
-  if (flows.size() == flows.capacity()) {
-    expire();
-    if (flows.size() == flows.capacity()) {
-      ++stats.flows_table_full;
+  const bool syn_only = (info.tcp_flags & (tcp_flags::syn | tcp_flags::ack)) == tcp_flags::syn;
+  const bool syn_ack = (info.tcp_flags & (tcp_flags::syn | tcp_flags::ack)) == (tcp_flags::syn | tcp_flags::ack);
+  const bool to_service = smtp_port.test(info.dst_port) || tls_port.test(info.dst_port);
+  // A new SMTP connection that no session could inspect, even in emergency: refused if so configured.
+  if (syn_only && config.drop_untracked_syn && smtp_port.test(info.dst_port) && sessions_exhausted()) {
+    enter_emergency();
+    if (sessions_exhausted()) {
+      ++stats.syns_dropped;
+      step = FrameStep{NextStep::drop, 0, 0};
       return nullptr;
     }
+  }
+  if (flows.size() == flows.capacity() && !make_room()) {
+    ++stats.flows_table_full;
+    untracked(info);
+    if (syn_only && config.drop_untracked_syn && smtp_port.test(info.dst_port)) {
+      ++stats.syns_dropped;
+      step = FrameStep{NextStep::drop, 0, 0};
+    }
+    return nullptr;
   }
   f = flows.insert(key, hash);
   ++stats.flows_created;
   f->flow_id = ++next_flow_id;
   f->first_seen_us = now;
   // The client sent the SYN; without one, the client is the side talking to the service port.
-  const bool syn_only = (info.tcp_flags & (tcp_flags::syn | tcp_flags::ack)) == tcp_flags::syn;
-  const bool syn_ack = (info.tcp_flags & (tcp_flags::syn | tcp_flags::ack)) == (tcp_flags::syn | tcp_flags::ack);
-  const bool to_service = smtp_port.test(info.dst_port) || tls_port.test(info.dst_port);
   from_client = syn_only || (!syn_ack && to_service);
   f->client_is_lo = from_client ? src_is_lo : !src_is_lo;
   const uint16_t server_port = from_client ? info.dst_port : info.src_port;
   f->app = static_cast<uint8_t>(smtp_port.test(server_port) ? AppProto::smtp
                                 : tls_port.test(server_port) ? AppProto::smtps
                                                              : AppProto::none);
-  if (f->app == static_cast<uint8_t>(AppProto::smtp)) {
-    if ((f->smtp = take_session())) {
-      f->smtp->start(this, f, syn_only);
-    } else {
-      ++stats.sessions_pool_full;
-      emit_anomaly(f, records::AnomalyLayer::flow, static_cast<uint8_t>(records::FlowAnomaly::session_pool_full), -1);
-    }
-  }
   return f;
+}
+
+// Room for one more flow: the oldest embryonic flow goes; without one, emergency timeouts.
+bool Reassembler::Impl::make_room() noexcept {
+  if (Flow* e = flows.oldest_embryonic()) {
+    ++stats.flows_evicted;
+    end_flow(e, records::FlowEndReason::evicted);
+    return true;
+  }
+  enter_emergency();
+  return flows.size() < flows.capacity();
+}
+
+// Emergency timeouts from now on, and an expiry run with them at once.
+void Reassembler::Impl::enter_emergency() noexcept {
+  if (!stats.emergency) {
+    stats.emergency = 1;
+    ++stats.emergency_entered;
+  }
+  expire();
+}
+
+bool Reassembler::Impl::sessions_exhausted() const noexcept {
+  return free_sessions == nullptr && sessions_built == config.max_sessions;
+}
+
+// The flow showed payload: it gets a session, whose streams start from the handshake it saw.
+void Reassembler::Impl::start_session(Flow* f) noexcept {
+  if (sessions_exhausted()) enter_emergency();
+  SmtpFlow* s = take_session();
+  if (!s) {
+    f->session_refused = true;
+    ++stats.sessions_pool_full;
+    emit_anomaly(f, records::AnomalyLayer::flow, static_cast<uint8_t>(records::FlowAnomaly::session_pool_full), -1);
+    return;
+  }
+  f->smtp = s;
+  s->start(this, f, f->syn_seen[kToServer]);
+  if (f->syn_seen[kToServer]) s->stream[kToServer].on_segment(f->isn[kToServer], tcp_flags::syn, nullptr, 0, s->sink[kToServer]);
+  if (f->syn_seen[kToClient])
+    s->stream[kToClient].on_segment(f->isn[kToClient], tcp_flags::syn | tcp_flags::ack, nullptr, 0, s->sink[kToClient]);
+  // A side that closed before the other showed data (a server's FIN after the handshake).
+  for (int d = 0; d < 2; ++d)
+    if (f->fin[d] && f->syn_seen[d]) s->stream[d].on_segment(f->fin_seq[d], tcp_flags::fin, nullptr, 0, s->sink[d]);
+}
+
+// A connection the table has no room for: counted by the caller; reported once a second at most.
+void Reassembler::Impl::untracked(const PacketInfo& info) noexcept {
+  if (now - untracked_reported_us < 1000000) return;
+  untracked_reported_us = now;
+  records::AnomalyRecord a;
+  a.timestamp_us = now;
+  a.flow.flow_id = 0;
+  a.flow.ip_version = info.ip_version;
+  const std::size_t n = info.ip_version == 6 ? 16 : 4;
+  const bool to_service = smtp_port.test(info.dst_port) || tls_port.test(info.dst_port);
+  std::memcpy(a.flow.client_ip, to_service ? info.src_addr : info.dst_addr, n);
+  std::memcpy(a.flow.server_ip, to_service ? info.dst_addr : info.src_addr, n);
+  a.flow.client_port = to_service ? info.src_port : info.dst_port;
+  a.flow.server_port = to_service ? info.dst_port : info.src_port;
+  a.layer = records::AnomalyLayer::flow;
+  a.code = static_cast<uint8_t>(records::FlowAnomaly::flow_table_full);
+  out.put(a);
 }
 
 void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noexcept {
@@ -394,9 +481,21 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
   ++f->packets[dir];
   f->bytes[dir] += info.ip_end - info.l3_offset;
   f->last_seen_us = now;
-  flows.touch(f);
-  if (info.tcp_flags & tcp_flags::fin) f->fin[dir] = true;
+  if ((info.tcp_flags & tcp_flags::fin) && !f->fin[dir]) {
+    f->fin[dir] = true;
+    f->fin_seq[dir] = info.tcp_seq + info.payload_len;
+  }
   if (info.tcp_flags & tcp_flags::rst) f->rst = true;
+  if ((info.tcp_flags & tcp_flags::syn) && !f->syn_seen[dir]) {
+    f->syn_seen[dir] = true;
+    f->isn[dir] = info.tcp_seq;
+  }
+  if (info.payload_len && f->embryonic) {
+    flows.activate(f);
+    if (f->app == static_cast<uint8_t>(AppProto::smtp) && !f->smtp && !f->reported) start_session(f);
+  } else {
+    flows.touch(f);
+  }
 
   SmtpFlow* s = f->smtp;
   if (s && !s->encrypted) {
@@ -416,6 +515,7 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
 
 void Reassembler::Impl::release_session(Flow* f, records::FlowEndReason reason) noexcept {
   SmtpFlow* s = f->smtp;
+  --stats.sessions_active;
   s->finish();           // flushes the streams: last smtp events first
   emit_flow(f, reason);  // then the flow, with the session's counters
   for (auto& st : s->stream) st.reset();  // blocks back to the pool
@@ -491,7 +591,8 @@ void Reassembler::Impl::emit_flow(const Flow* f, records::FlowEndReason reason) 
   r.start_us = f->first_seen_us;
   r.end_us = f->last_seen_us;
   r.reason = reason;
-  r.inspected = f->smtp != nullptr;
+  // An SMTP flow that showed no payload had nothing to inspect, and was not refused.
+  r.inspected = f->smtp != nullptr || (app == AppProto::smtp && !f->session_refused);
   if (const SmtpFlow* s = f->smtp) {
     r.starttls = s->encrypted;
     r.messages = s->transactions;
@@ -560,20 +661,36 @@ FrameStep Reassembler::on_packet(const PacketInfo& info, const uint8_t* frame, i
   return d.step;
 }
 
+// Idle, closed and embryonic flows whose timeout passed, least recently used first in each list
+// (emergency timeouts while in force); at most kExpireBudget flows per list and call, so one call
+// never stalls the lcore (the rest go at the next).
 void Reassembler::Impl::expire() noexcept {
+  constexpr unsigned kExpireBudget = 4096;
   defrag.expire(now);
-  const int64_t idle = int64_t{config.idle_timeout_s} * 1000000;
+  const bool em = stats.emergency != 0;
+  const int64_t idle = int64_t{em ? std::min(config.emergency_idle_timeout_s, config.idle_timeout_s) : config.idle_timeout_s} * 1000000;
+  const int64_t embryonic = int64_t{em ? std::min(config.emergency_embryonic_timeout_s, config.embryonic_timeout_s)
+                                       : config.embryonic_timeout_s} * 1000000;
   const int64_t closed = int64_t{config.closed_timeout_s} * 1000000;
-  const int64_t shortest = std::min(idle, closed);
-  // Least recently used first: once a flow is too recent for the shortest timeout, all after it are.
-  unsigned budget = 1024;
-  for (Flow* f = flows.oldest(); f && budget; --budget) {
-    Flow* next = f->lru_next;
-    if (f->last_seen_us + shortest > now) break;
-    const bool done = f->rst || (f->fin[0] && f->fin[1]);
-    if (f->last_seen_us + (done ? closed : idle) <= now)
-      end_flow(f, f->rst ? records::FlowEndReason::rst : done ? records::FlowEndReason::fin : records::FlowEndReason::timeout);
-    f = next;
+  auto sweep = [&](Flow* (FlowTable::*oldest)() const noexcept, int64_t open_timeout) {
+    const int64_t shortest = std::min(open_timeout, closed);
+    unsigned budget = kExpireBudget;
+    for (Flow* f = (flows.*oldest)(); f && budget; --budget) {
+      Flow* next = f->lru_next;
+      if (f->last_seen_us + shortest > now) break;  // every flow after it is more recent
+      const bool done = f->rst || (f->fin[0] && f->fin[1]);
+      if (f->last_seen_us + (done ? closed : open_timeout) <= now)
+        end_flow(f, f->rst ? records::FlowEndReason::rst : done ? records::FlowEndReason::fin : records::FlowEndReason::timeout);
+      f = next;
+    }
+  };
+  sweep(&FlowTable::oldest_embryonic, embryonic);
+  sweep(&FlowTable::oldest_active, idle);
+  if (em) {
+    const uint64_t pct = config.emergency_recovery_percent;
+    if ((flows.size() - flows.embryonic()) * 100 < pct * flows.capacity() &&
+        stats.sessions_active * 100 < pct * config.max_sessions)
+      stats.emergency = 0;
   }
 }
 
@@ -585,7 +702,7 @@ void Reassembler::expire(int64_t now_us) noexcept {
 void Reassembler::flush_all(int64_t now_us) noexcept {
   Impl& d = *impl_;
   if (now_us > d.now) d.now = now_us;
-  while (Flow* f = d.flows.oldest())
+  while (Flow* f = d.flows.any())
     d.end_flow(f, f->rst                       ? records::FlowEndReason::rst
                   : (f->fin[0] && f->fin[1]) ? records::FlowEndReason::fin
                                              : records::FlowEndReason::end_of_input);

@@ -30,6 +30,18 @@ struct ReassemblyConfig {
   uint32_t closed_timeout_s;   // a flow that saw FIN both ways or RST is forgotten after this
   uint32_t max_fragment_sets;  // IP datagrams being reassembled at once per lcore
   uint32_t fragment_timeout_s;
+  // Under pressure (flows_under_pressure in reassembler.cpp): flows that showed no payload yet
+  // hold no session, have their own timeout and are evicted first; when the table or the session
+  // pool is full of active flows, emergency timeouts apply until usage falls below the recovery
+  // share.
+  uint32_t embryonic_timeout_s;
+  uint32_t emergency_idle_timeout_s;
+  uint32_t emergency_embryonic_timeout_s;
+  uint32_t emergency_recovery_percent;  // leave emergency below this share of flows and sessions
+  // A new SMTP connection that cannot be tracked or inspected (table or session pool full even in
+  // emergency): false: its frames are forwarded uninspected; true: its SYN is dropped (inline), so
+  // the client retries later. Counted either way.
+  bool drop_untracked_syn;
   // Receives each message's content (the attachment pipeline); nullptr: messages are only hashed.
   // Must outlive the Reassembler.
   MessageObserverFactory* observers = nullptr;
@@ -48,6 +60,11 @@ struct ReassemblyStats {
   uint64_t fragments;          // IP fragments seen on SMTP traffic
   uint64_t fragments_reassembled;
   uint64_t fragments_dropped;  // fragment sets dropped: table full, timeout, overlap conflict
+  uint64_t flows_evicted;      // embryonic flows ended to make room for a new flow
+  uint64_t syns_dropped;       // SYNs of connections that could not be tracked (drop_untracked_syn)
+  uint64_t emergency_entered;  // times emergency timeouts came into force
+  uint64_t emergency;          // 1 while they are in force
+  uint64_t sessions_active;    // session slots in use now
 };
 
 class Reassembler {

@@ -162,7 +162,8 @@ struct MemberRecord {
 };
 
 enum class AppProto : uint8_t { none, smtp, smtps };
-enum class FlowEndReason : uint8_t { fin, rst, timeout, end_of_input };
+// evicted: an embryonic flow (no payload yet) ended to make room for a new flow in a full table.
+enum class FlowEndReason : uint8_t { fin, rst, timeout, end_of_input, evicted };
 
 struct StreamCounters {
   uint64_t bytes, retransmitted_bytes, out_of_order_segments, overlap_conflicts, gaps, gap_bytes, memcap_flushes;
@@ -188,7 +189,9 @@ struct FlowRecord {
 };
 
 enum class AnomalyLayer : uint8_t { tcp, smtp, flow };
-enum class FlowAnomaly : uint8_t { session_pool_full };
+// flow_table_full: a new connection could not be tracked (reported without a flow id, at most once a
+// second per RX lcore; every one is counted in the stats).
+enum class FlowAnomaly : uint8_t { session_pool_full, flow_table_full };
 
 // The first occurrence of an anomaly kind in a flow: the `anomaly` event.
 struct AnomalyRecord {

@@ -71,6 +71,10 @@ int main(int argc, char** argv) {
   cfg.closed_timeout_s = 10;
   cfg.max_fragment_sets = 64;
   cfg.fragment_timeout_s = 30;
+  cfg.embryonic_timeout_s = 30;
+  cfg.emergency_idle_timeout_s = 60;
+  cfg.emergency_embryonic_timeout_s = 5;
+  cfg.emergency_recovery_percent = 80;
   const LinkType lt = link_type_from_dlt(link);
 
   double best = 1e9;

@@ -200,6 +200,11 @@ class Harness {
     c.closed_timeout_s = 2;
     c.max_fragment_sets = 2;
     c.fragment_timeout_s = 5;
+    c.embryonic_timeout_s = 10;
+    c.emergency_idle_timeout_s = 10;
+    c.emergency_embryonic_timeout_s = 2;
+    c.drop_untracked_syn = (cfg_byte & 8) != 0;
+    c.emergency_recovery_percent = 80;
     reasm_ = std::make_unique<Reassembler>(c, out_, 0);
     for (int k = 0; k < 6; ++k) {
       FlowState& f = flows_[k];

@@ -26,7 +26,8 @@ struct Collect final : sluice::records::RecordSink {
 // One SMTP connection 10.0.0.1:40000 -> 10.0.1.1:25 over Ethernet/IPv4, both directions in order.
 class Conversation {
  public:
-  explicit Conversation(Reassembler& r) : r_(r) {}
+  explicit Conversation(Reassembler& r, uint16_t client_port = 40000, uint8_t client_host = 1)
+      : r_(r), cport_(client_port), chost_(client_host) {}
   void client(uint8_t flags, std::string_view payload = {}) { send(true, flags, payload); }
   void server(uint8_t flags, std::string_view payload = {}) { send(false, flags, payload); }
   int64_t now = 1000000;
@@ -42,11 +43,11 @@ class Conversation {
     ip[3] = static_cast<uint8_t>(total);
     ip[8] = 64;
     ip[9] = 6;
-    const uint8_t c[4] = {10, 0, 0, 1}, s[4] = {10, 0, 1, 1};
+    const uint8_t c[4] = {10, 0, 0, chost_}, s[4] = {10, 0, 1, 1};
     std::copy(to_server ? c : s, (to_server ? c : s) + 4, ip + 12);
     std::copy(to_server ? s : c, (to_server ? s : c) + 4, ip + 16);
     uint8_t* tcp = ip + 20;
-    const uint16_t sp = to_server ? 40000 : 25, dp = to_server ? 25 : 40000;
+    const uint16_t sp = to_server ? cport_ : 25, dp = to_server ? 25 : cport_;
     tcp[0] = sp >> 8, tcp[1] = sp & 0xff, tcp[2] = dp >> 8, tcp[3] = dp & 0xff;
     uint32_t& seq = next_[to_server ? 0 : 1];
     const uint32_t ack = next_[to_server ? 1 : 0];
@@ -69,8 +70,18 @@ class Conversation {
 
  private:
   Reassembler& r_;
+  uint16_t cport_;
+  uint8_t chost_;
   uint32_t next_[2] = {1000, 90000};
 };
+
+// Handshake and greeting.
+void open_session(Conversation& s) {
+  s.client(tcp_flags::syn);
+  s.server(tcp_flags::syn | tcp_flags::ack);
+  s.client(tcp_flags::ack);
+  s.server(tcp_flags::ack | tcp_flags::psh, "220 mx ESMTP\r\n");
+}
 
 ReassemblyConfig small_config() {
   ReassemblyConfig c{};
@@ -83,6 +94,10 @@ ReassemblyConfig small_config() {
   c.closed_timeout_s = 5;
   c.max_fragment_sets = 4;
   c.fragment_timeout_s = 5;
+  c.embryonic_timeout_s = 30;
+  c.emergency_idle_timeout_s = 60;
+  c.emergency_embryonic_timeout_s = 5;
+  c.emergency_recovery_percent = 80;
   return c;
 }
 
@@ -122,7 +137,9 @@ TEST(Reassembler, FrameEndingAMessageIsHeldWhenTheObserverAsks) {
     auto client = [&](std::string_view payload) {
       s.client(tcp_flags::ack | tcp_flags::psh, payload);
       steps.emplace_back(s.last_step.step, s.last_step.transaction);
-      if (s.last_step.step == NextStep::hold) EXPECT_NE(s.last_step.flow_id, 0u);
+      if (s.last_step.step == NextStep::hold) {
+        EXPECT_NE(s.last_step.flow_id, 0u);
+      }
     };
     s.client(tcp_flags::syn);
     EXPECT_EQ(s.last_step.step, NextStep::forward);
@@ -142,7 +159,9 @@ TEST(Reassembler, FrameEndingAMessageIsHeldWhenTheObserverAsks) {
     s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n250 ok\r\n");
     client("BDAT 12 LAST\r\nSubject: 2\r\n");  // ends transaction 1
     EXPECT_EQ(s.last_step.step, ask ? NextStep::hold : NextStep::forward);
-    if (ask) EXPECT_EQ(s.last_step.flow_id, held_flow);
+    if (ask) {
+      EXPECT_EQ(s.last_step.flow_id, held_flow);
+    }
     s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
     client("QUIT\r\n");
     s.client(tcp_flags::ack | tcp_flags::fin);
@@ -160,7 +179,9 @@ TEST(Reassembler, FrameEndingAMessageIsHeldWhenTheObserverAsks) {
       const auto j = nlohmann::json::parse(line);
       if (j.value("event_type", "") != "smtp") continue;
       EXPECT_EQ(j.at("smtp").value("status", ""), "complete") << line;
-      if (ask) EXPECT_EQ(j.value("flow_id", uint64_t{0}), held_flow) << line;
+      if (ask) {
+        EXPECT_EQ(j.value("flow_id", uint64_t{0}), held_flow) << line;
+      }
       ++messages;
     }
     EXPECT_EQ(messages, 2);
@@ -174,10 +195,7 @@ TEST(Reassembler, MailAndRcptWithoutArgument) {
   Collect out;
   Reassembler r(small_config(), out, 0);
   Conversation s(r);
-  s.client(tcp_flags::syn);
-  s.server(tcp_flags::syn | tcp_flags::ack);
-  s.client(tcp_flags::ack);
-  s.server(tcp_flags::ack | tcp_flags::psh, "220 mx ESMTP\r\n");
+  open_session(s);
   s.client(tcp_flags::ack | tcp_flags::psh, "EHLO c\r\n");
   s.server(tcp_flags::ack | tcp_flags::psh, "250 mx\r\n");
   s.client(tcp_flags::ack | tcp_flags::psh, "MAIL\r\n");
@@ -206,4 +224,158 @@ TEST(Reassembler, MailAndRcptWithoutArgument) {
     EXPECT_EQ(m.value("server_reply", 0), 250) << line;
   }
   EXPECT_EQ(smtp_events, 1);
+}
+
+// Flows under pressure (issue 10). small_config(): 16 flows, 4 sessions, embryonic 30 s, idle 60 s,
+// emergency idle 60 s (set lower per test), emergency embryonic 5 s.
+namespace {
+
+// A whole session carrying one message from `conv`'s client; returns its smtp events.
+void full_mail(Conversation& s) {
+  open_session(s);
+  s.client(tcp_flags::ack | tcp_flags::psh, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+  s.client(tcp_flags::ack | tcp_flags::psh, "Subject: real\r\n\r\nreal mail\r\n.\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+  s.client(tcp_flags::ack | tcp_flags::fin);
+  s.server(tcp_flags::ack | tcp_flags::fin);
+}
+
+std::vector<nlohmann::json> events_of(const Collect& out, const std::string& type) {
+  std::vector<nlohmann::json> v;
+  for (const std::string& line : out.lines) {
+    auto j = nlohmann::json::parse(line);
+    if (j.value("event_type", "") == type) v.push_back(std::move(j));
+  }
+  return v;
+}
+
+}  // namespace
+
+// Before: each bare SYN took a session slot for the idle timeout, so 4 SYNs switched inspection off.
+// Now SYNs hold no session and are evicted oldest first: a real mail after 100 of them is inspected.
+TEST(FlowPressure, SynFloodDoesNotKeepARealMailFromInspection) {
+  Collect out;
+  Reassembler r(small_config(), out, 0);
+  int64_t now = 1000000;
+  for (uint16_t i = 0; i < 100; ++i) {
+    Conversation syn(r, static_cast<uint16_t>(50000 + i), 66);
+    syn.now = now += 100;
+    syn.client(tcp_flags::syn);
+  }
+  Conversation real(r, 40000, 1);
+  real.now = now;
+  full_mail(real);
+  r.flush_all(real.now + 1000);
+
+  const auto smtp = events_of(out, "smtp");
+  ASSERT_EQ(smtp.size(), 1u);
+  EXPECT_EQ(smtp[0]["smtp"]["status"], "complete");
+  EXPECT_EQ(smtp[0]["smtp"]["subject"], "real");
+  const ReassemblyStats& st = r.stats();
+  EXPECT_EQ(st.flows_evicted, 100u - 15u);  // 16 entries: the real flow's needed one more
+  EXPECT_EQ(st.sessions_pool_full, 0u);
+  EXPECT_EQ(st.flows_table_full, 0u);
+  EXPECT_EQ(st.emergency_entered, 0u);
+  int evicted = 0;
+  for (const auto& f : events_of(out, "flow")) evicted += f["flow"]["reason"] == "evicted";
+  EXPECT_EQ(evicted, 85);
+}
+
+// Handshakes completed but silent (half-open from the inspector's view): embryonic too.
+TEST(FlowPressure, SilentHandshakesAreEmbryonicAndTimeOut) {
+  Collect out;
+  Reassembler r(small_config(), out, 0);
+  for (uint16_t i = 0; i < 10; ++i) {
+    Conversation h(r, static_cast<uint16_t>(50000 + i), 66);
+    h.now = 1000000 + i * 1000;
+    h.client(tcp_flags::syn);
+    h.server(tcp_flags::syn | tcp_flags::ack);
+    h.client(tcp_flags::ack);
+  }
+  EXPECT_EQ(r.stats().sessions_active, 0u);
+  r.expire(1000000 + 29 * 1000000);
+  EXPECT_TRUE(events_of(out, "flow").empty());
+  r.expire(1000000 + 31 * 1000000);  // embryonic_timeout_s 30
+  const auto flows = events_of(out, "flow");
+  ASSERT_EQ(flows.size(), 10u);
+  for (const auto& f : flows) {
+    EXPECT_EQ(f["flow"]["reason"], "timeout");
+    EXPECT_EQ(f["flow"]["inspected"], true);  // nothing to inspect, nothing refused
+  }
+}
+
+// Four idle sessions that showed data hold every slot: the fifth flow's payload brings emergency
+// timeouts (here 10 s), which free the idle ones, and it is inspected. Recovery follows.
+TEST(FlowPressure, EmergencyTimeoutsFreeIdleSessions) {
+  Collect out;
+  ReassemblyConfig c = small_config();
+  c.emergency_idle_timeout_s = 10;
+  Reassembler r(c, out, 0);
+  for (uint16_t i = 0; i < 4; ++i) {
+    Conversation idle(r, static_cast<uint16_t>(50000 + i), 66);
+    idle.now = 1000000 + i * 1000;
+    idle.client(tcp_flags::syn);
+    idle.server(tcp_flags::syn | tcp_flags::ack);
+    idle.client(tcp_flags::ack);
+    idle.server(tcp_flags::ack | tcp_flags::psh, "220 mx ESMTP\r\n");
+  }
+  EXPECT_EQ(r.stats().sessions_active, 4u);
+  Conversation real(r, 40000, 1);
+  real.now = 1000000 + 20 * 1000000;  // 20 s later: under the idle timeout, past the emergency one
+  full_mail(real);
+  const ReassemblyStats& st = r.stats();
+  EXPECT_EQ(st.emergency_entered, 1u);
+  EXPECT_EQ(st.sessions_pool_full, 0u);
+  const auto smtp = events_of(out, "smtp");
+  ASSERT_EQ(smtp.size(), 1u);
+  EXPECT_EQ(smtp[0]["smtp"]["status"], "complete");
+  r.expire(real.now + 2000000);
+  EXPECT_EQ(r.stats().emergency, 0u);  // below 80% again
+}
+
+// A connection nothing can track, even in emergency: dropped at its SYN with drop_untracked_syn,
+// forwarded and counted without; either way reported once a second with no flow id.
+TEST(FlowPressure, UntrackedConnectionsFollowThePolicy) {
+  for (const bool drop : {false, true}) {
+    SCOPED_TRACE(drop ? "drop_syn" : "forward");
+    Collect out;
+    ReassemblyConfig c = small_config();
+    c.drop_untracked_syn = drop;
+    Reassembler r(c, out, 0);
+    // 16 active flows (non-SMTP payload on port 25 from the server side keeps them active).
+    for (uint16_t i = 0; i < 16; ++i) {
+      Conversation a(r, static_cast<uint16_t>(50000 + i), 66);
+      a.now = 1000000 + i * 1000;
+      a.client(tcp_flags::syn);
+      a.server(tcp_flags::syn | tcp_flags::ack);
+      a.client(tcp_flags::ack);
+      a.server(tcp_flags::ack | tcp_flags::psh, "220 mx ESMTP\r\n");
+    }
+    for (uint16_t i = 0; i < 3; ++i) {
+      Conversation late(r, static_cast<uint16_t>(40000 + i), 1);
+      late.now = 1000000 + 100000 + i * 1000;
+      late.client(tcp_flags::syn);
+      EXPECT_EQ(late.last_step.step, drop ? NextStep::drop : NextStep::forward);
+    }
+    const ReassemblyStats& st = r.stats();
+    // With drop_syn, once the 4 session slots are taken by flows with data, every new SMTP SYN is
+    // dropped: 12 of the 16 connections above, and the 3 late ones.
+    EXPECT_EQ(st.syns_dropped, drop ? 15u : 0u);
+    EXPECT_GE(st.emergency_entered, 1u);
+    const auto anomalies = events_of(out, "anomaly");
+    int table_full = 0;
+    for (const auto& a : anomalies)
+      if (a["anomaly"]["type"] == "flow_table_full" || a["anomaly"].value("name", "") == "flow_table_full") {
+        ++table_full;
+        EXPECT_EQ(a["flow_id"], 0);
+        EXPECT_EQ(a["src_port"], 40000);
+      }
+    // Sessions ran out first (4 slots, 16 flows with data): with drop_syn, the SYNs go before any
+    // flow entry is looked for; with forward, the table is full and reported once (same second).
+    if (!drop) {
+      EXPECT_EQ(st.flows_table_full, 3u);
+      EXPECT_EQ(table_full, 1);
+    }
+  }
 }
