@@ -5,16 +5,12 @@
 #include <cstring>
 #include <vector>
 
+#include "pipeline/chunk_transport.h"
+
 namespace sluice::pipeline {
 namespace {
 
 using records::Text;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 constexpr std::size_t kName = records::kFileNameBytes;  // file name bytes kept (UTF-8); longer names keep their end
 constexpr std::size_t kType = records::kContentTypeBytes;
@@ -43,13 +39,10 @@ struct Member {
 };
 
 struct File {
-  bool used = false, done = false, hashed = false, truncated = false, uuencoded = false, sent_any = false;
+  bool used = false, done = false, hashed = false, truncated = false, uuencoded = false;
   uint64_t id = 0;
   uint32_t message = kNil, next = kNil, next_free = kNil;
   uint32_t first_member = kNil, last_member = kNil, members = 0;
-  unsigned worker = 0;
-  WorkChunk* chunk = nullptr;  // partly filled, sent when full or at the next poll()
-  bool dirty = false;          // listed in `dirty`
   Text<kPath> path;
   Text<kName> filename, alt_filename;
   Text<kType> content_type;
@@ -79,11 +72,13 @@ struct File {
 
 }  // namespace
 
-struct AttachmentHandoff::Impl {
+// The records; the chunks go through the transport (chunk_transport.h), which tells of results
+// and given-up files through this client.
+struct AttachmentHandoff::Impl final : TransportClient {
   Impl(const HandoffLimits& l, ChunkChannel& ch, records::RecordSink& o, unsigned rx)
-      : limits(l), channel(ch), out(o), rx(rx) {
+      : transport(ch, file_slots(l), l.wait_us, *this), out(o), rx(rx) {
     messages.resize(std::max<uint32_t>(1, l.max_messages));
-    files.resize(std::min<uint32_t>(std::max<uint32_t>(1, l.max_files), (1u << kSlotBits) - 1));
+    files.resize(file_slots(l));
     members.resize(l.max_members);
     for (uint32_t i = 0; i < messages.size(); ++i) messages[i].next_free = i + 1 < messages.size() ? i + 1 : kNil;
     for (uint32_t i = 0; i < files.size(); ++i) files[i].next_free = i + 1 < files.size() ? i + 1 : kNil;
@@ -91,9 +86,10 @@ struct AttachmentHandoff::Impl {
     free_message = 0;
     free_file = 0;
     free_member = members.empty() ? kNil : 0;
-    dirty.reserve(files.size());
     awaiting.resize(messages.size());
-    deferred.resize(2 * files.size());
+  }
+  static uint32_t file_slots(const HandoffLimits& l) noexcept {
+    return std::min<uint32_t>(std::max<uint32_t>(1, l.max_files), (1u << kSlotBits) - 1);
   }
 
   // ---- records ----
@@ -131,126 +127,25 @@ struct AttachmentHandoff::Impl {
       free_member = k;
       k = next;
     }
-    if (file.chunk) {
-      channel.release(file.chunk);
-      file.chunk = nullptr;
-    }
+    transport.close(f);
     file.used = false;
     file.next_free = free_file;
     free_file = f;
   }
 
-  // ---- chunks ----
-  // Sends `c` to `worker`, waiting up to wait_us (polling results meanwhile) when there is no room.
-  bool send(unsigned worker, WorkChunk* c) noexcept {
-    if (channel.send(worker, c)) return count_sent(c);
-    ++stats.ring_full;
-    if (limits.wait_us) {
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(limits.wait_us);
-      do {
-        channel.flush();
-        channel.poll(*owner);
-        if (channel.send(worker, c)) return count_sent(c);
-        cpu_relax();
-      } while (std::chrono::steady_clock::now() < deadline);
-    }
-    return false;
-  }
-  bool count_sent(const WorkChunk* c) noexcept {
-    ++stats.chunks;
-    stats.bytes += c->len;
-    return true;
-  }
-  WorkChunk* alloc() noexcept {
-    if (WorkChunk* c = channel.alloc()) return c;
-    ++stats.no_chunk;
-    send_dirty();  // local channel: sending frees chunks at once
-    if (WorkChunk* c = channel.alloc()) return c;
-    if (limits.wait_us) {
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(limits.wait_us);
-      do {
-        channel.flush();
-        channel.poll(*owner);
-        if (WorkChunk* c = channel.alloc()) return c;
-        cpu_relax();
-      } while (std::chrono::steady_clock::now() < deadline);
-    }
-    return nullptr;
-  }
-  WorkChunk* fresh_chunk(File& f) noexcept {
-    WorkChunk* c = alloc();
-    if (!c) return nullptr;
-    c->attachment = f.id;
-    c->len = 0;
-    c->flags = f.sent_any ? 0 : kChunkFirst;
-    c->end = AttachmentEnd::complete;
-    return c;
-  }
-  // The file's partial chunk goes now (full, or the end of a burst).
-  bool push_chunk(File& f) noexcept {
-    WorkChunk* c = f.chunk;
-    f.chunk = nullptr;
-    if (!send(f.worker, c)) {
-      give_up(f, c);
-      return false;
-    }
-    f.sent_any = true;
-    return true;
-  }
-  // Back-pressure won: the file is reported unscannable `overload`; if the worker has its first
-  // bytes, it is told to forget them (that terminal chunk is retried at every poll).
-  void give_up(File& f, WorkChunk* c) noexcept {
-    ++stats.overload;
-    if (f.sent_any) {
-      if (!c) c = channel.alloc();
-      if (c) {
-        c->attachment = f.id;
-        c->len = 0;
-        c->flags = kChunkLast;
-        c->end = AttachmentEnd::overload;
-        defer(f.worker, c);
-      }
-    } else if (c) {
-      channel.release(c);
-    }
+  // ---- results and events ----
+  // The transport gave the file up: it is unscannable `overload`.
+  void on_overload(uint32_t slot) noexcept override {
+    File& f = files[slot];
     f.unscannable = Unscannable::overload;
     f.hashed = false;
-    finish_file(f);
+    finish_file(slot);
   }
-  void defer(unsigned worker, WorkChunk* c) noexcept {
-    if (n_deferred == deferred.size()) {  // cannot happen while files are bounded; counted if it does
-      channel.release(c);
-      ++stats.overload;
-      return;
-    }
-    deferred[(deferred_head + n_deferred++) % deferred.size()] = {c, worker};
-  }
-  void send_deferred() noexcept {
-    while (n_deferred) {
-      auto& d = deferred[deferred_head];
-      if (!channel.send(d.worker, d.chunk)) return;
-      count_sent(d.chunk);
-      deferred_head = (deferred_head + 1) % deferred.size();
-      --n_deferred;
-    }
-  }
-  void send_dirty() noexcept {
-    for (uint32_t f : dirty) {
-      File& file = files[f];
-      file.dirty = false;
-      if (file.used && !file.done && file.chunk && file.chunk->len) push_chunk(file);
-    }
-    dirty.clear();
-  }
-
-  // ---- results and events ----
-  void finish_file(File& f) noexcept {
+  void finish_file(uint32_t slot) noexcept {
+    File& f = files[slot];
     if (f.done) return;
     f.done = true;
-    if (f.chunk) {
-      channel.release(f.chunk);
-      f.chunk = nullptr;
-    }
+    transport.close(slot);
     Message& m = messages[f.message];
     --m.outstanding;
     if (m.ended && m.outstanding == 0) decide(f.message);
@@ -377,7 +272,7 @@ struct AttachmentHandoff::Impl {
     write_file(f, c, nullptr);
   }
 
-  void on_result(const WorkResult& r) noexcept {
+  void on_result(const WorkResult& r) noexcept override {
     ++stats.results;
     const uint32_t slot = static_cast<uint32_t>(r.attachment & ((1u << kSlotBits) - 1));
     if (slot >= files.size() || !files[slot].used || files[slot].id != r.attachment || files[slot].done) {
@@ -405,15 +300,13 @@ struct AttachmentHandoff::Impl {
     f.unscannable = r.unscannable;
     f.detail.set_keep_end(std::string_view(r.detail, r.detail_len));
     std::memcpy(f.sha256, r.sha256, 32);
-    finish_file(f);
+    finish_file(slot);
   }
 
-  HandoffLimits limits;
-  ChunkChannel& channel;
+  ChunkTransport transport;
   records::RecordSink& out;
   records::FileRecord file_rec;      // filled per event, then copied by the sink
   records::MemberRecord member_rec;
-  ResultHandler* owner = nullptr;
   unsigned rx;
   uint32_t generation = 0;
   std::vector<Message> messages;
@@ -425,29 +318,15 @@ struct AttachmentHandoff::Impl {
   uint32_t verdict_deadline_us = 0;
   std::vector<uint64_t> awaiting;  // tickets in the order asked (at most one per message record)
   std::size_t awaiting_head = 0, n_awaiting = 0;
-  std::vector<uint32_t> dirty;  // files with a partial chunk
-  struct Deferred {
-    WorkChunk* chunk;
-    unsigned worker;
-  };
-  std::vector<Deferred> deferred;  // terminal chunks waiting for ring room, in order
-  std::size_t deferred_head = 0, n_deferred = 0;
   File spare;
   HandoffStats stats;
 };
 
 AttachmentHandoff::AttachmentHandoff(const HandoffLimits& limits, ChunkChannel& channel, records::RecordSink& out,
                                      unsigned rx_index)
-    : impl_(std::make_unique<Impl>(limits, channel, out, rx_index)) {
-  impl_->owner = this;
-}
+    : impl_(std::make_unique<Impl>(limits, channel, out, rx_index)) {}
 
-AttachmentHandoff::~AttachmentHandoff() {
-  for (auto& f : impl_->files)
-    if (f.chunk) impl_->channel.release(f.chunk);
-  for (std::size_t i = 0; i < impl_->n_deferred; ++i)
-    impl_->channel.release(impl_->deferred[(impl_->deferred_head + i) % impl_->deferred.size()].chunk);
-}
+AttachmentHandoff::~AttachmentHandoff() = default;
 
 AttachmentHandoff::Handle AttachmentHandoff::message_begin(const records::MessageContext& ctx) noexcept {
   Impl& d = *impl_;
@@ -471,20 +350,19 @@ AttachmentHandoff::Handle AttachmentHandoff::file_begin(Handle message, const Pa
   d.free_file = d.files[s].next_free;
   File& f = d.files[s];
   f.used = true;
-  f.done = f.hashed = f.truncated = f.sent_any = f.dirty = false;
+  f.done = f.hashed = f.truncated = false;
   f.id = (uint64_t{d.rx} << kAttachmentRxShift) | (uint64_t{++d.generation} << kSlotBits) | s;
   f.message = message;
   f.next = kNil;
   f.first_member = f.last_member = kNil;
   f.members = 0;
-  f.worker = static_cast<unsigned>((f.id * 0x9E3779B97F4A7C15ull) >> 40) % d.channel.workers();
-  f.chunk = nullptr;
   f.describe(part);
   Message& m = d.messages[message];
   (m.last == kNil ? m.first : d.files[m.last].next) = s;
   m.last = s;
   ++m.outstanding;
   ++d.stats.files;
+  d.transport.open(s, f.id);
   return s;
 }
 
@@ -494,21 +372,7 @@ void AttachmentHandoff::file_data(Handle file, const uint8_t* data, std::size_t 
   File& f = d.files[file];
   f.size += len;
   if (f.done) return;  // given up (overload): only counted
-  while (len) {
-    if (!f.chunk && !(f.chunk = d.fresh_chunk(f))) return d.give_up(f, nullptr);
-    WorkChunk& c = *f.chunk;
-    const std::size_t n = std::min(len, kChunkData - c.len);
-    std::memcpy(c.data + c.len, data, n);
-    c.len += static_cast<uint32_t>(n);
-    data += n;
-    len -= n;
-    if (c.len == kChunkData) {
-      if (!d.push_chunk(f)) return;
-    } else if (!f.dirty) {
-      f.dirty = true;
-      d.dirty.push_back(file);
-    }
-  }
+  d.transport.write(file, data, len);
 }
 
 void AttachmentHandoff::file_end(Handle file, PartEnd how) noexcept {
@@ -517,17 +381,7 @@ void AttachmentHandoff::file_end(Handle file, PartEnd how) noexcept {
   File& f = d.files[file];
   f.truncated = how == PartEnd::truncated;
   if (f.done) return;
-  if (!f.chunk && !(f.chunk = d.fresh_chunk(f))) return d.give_up(f, nullptr);
-  WorkChunk* c = f.chunk;
-  f.chunk = nullptr;
-  c->flags |= kChunkLast;
-  c->end = f.truncated ? AttachmentEnd::truncated : AttachmentEnd::complete;
-  if (d.send(f.worker, c)) {
-    f.sent_any = true;
-    return;  // the result comes back through on_result (possibly already, on a local channel)
-  }
-  // The last chunk carries data the worker needs: it waits for room in order, the file stays open.
-  d.defer(f.worker, c);
+  d.transport.end(file, f.truncated ? AttachmentEnd::truncated : AttachmentEnd::complete);
 }
 
 void AttachmentHandoff::message_end(Handle message, bool, const uint8_t (&sha256)[32],
@@ -543,10 +397,7 @@ void AttachmentHandoff::message_end(Handle message, bool, const uint8_t (&sha256
 
 void AttachmentHandoff::poll() noexcept {
   Impl& d = *impl_;
-  d.send_deferred();
-  d.send_dirty();
-  d.channel.flush();
-  d.channel.poll(*this);
+  d.transport.poll();
   if (d.n_awaiting) d.expire_verdicts(false);
 }
 
@@ -578,7 +429,7 @@ void AttachmentHandoff::drain(const std::atomic<bool>& abort) noexcept {
         file.unscannable = Unscannable::overload;
         file.hashed = false;
         file.detail.set("no result from the worker before shutdown");
-        d.finish_file(file);  // the last one writes and frees the message
+        d.finish_file(f);  // the last one writes and frees the message
         if (!msg.used) break;
       }
       f = next;
@@ -589,7 +440,17 @@ void AttachmentHandoff::drain(const std::atomic<bool>& abort) noexcept {
 }
 
 std::size_t AttachmentHandoff::pending() const noexcept { return impl_->used_messages; }
-const HandoffStats& AttachmentHandoff::stats() const noexcept { return impl_->stats; }
+
+HandoffStats AttachmentHandoff::stats() const noexcept {
+  HandoffStats s = impl_->stats;
+  const TransportStats& t = impl_->transport.stats();
+  s.chunks = t.chunks;
+  s.bytes = t.bytes;
+  s.overload += t.overload;
+  s.no_chunk = t.no_chunk;
+  s.ring_full = t.ring_full;
+  return s;
+}
 void AttachmentHandoff::on_result(const WorkResult& r) noexcept { impl_->on_result(r); }
 
 const char* message_decision_name(MessageDecision d) noexcept {
