@@ -27,8 +27,10 @@ void ChunkTransport::open(uint32_t stream, uint64_t attachment) noexcept {
   s.id = attachment;
   s.worker = static_cast<unsigned>((attachment * 0x9E3779B97F4A7C15ull) >> 40) % channel_.workers();
   s.live = true;
-  s.sent_any = s.dirty = false;
+  s.sent_any = false;
   s.chunk = nullptr;
+  // `dirty` stays: a stream reopened before the next poll is still listed once in dirty_, and that
+  // entry serves its new attachment (listing it again let dirty_ outgrow its reserve).
 }
 
 void ChunkTransport::write(uint32_t stream, const uint8_t* data, std::size_t len) noexcept {

@@ -76,7 +76,7 @@ class ChunkTransport {
     unsigned worker = 0;
     bool live = false;      // opened, not closed
     bool sent_any = false;  // the worker has had a chunk of it (it must be told to forget it)
-    bool dirty = false;     // listed in dirty_
+    bool dirty = false;     // listed in dirty_ (at most once: dirty_ never outgrows its reserve)
     WorkChunk* chunk = nullptr;  // partly filled, sent when full or at the next poll()
   };
   struct Deferred {
