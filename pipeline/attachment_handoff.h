@@ -85,7 +85,8 @@ class AttachmentHandoff final : public ResultHandler {
   void drain(const std::atomic<bool>& abort) noexcept;
   // Messages still waiting for results.
   std::size_t pending() const noexcept;
-  const HandoffStats& stats() const noexcept;
+  // The counters of the transport and of the records, put together (a copy).
+  HandoffStats stats() const noexcept;
 
   void on_result(const WorkResult& r) noexcept override;
 

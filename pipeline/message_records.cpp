@@ -1,0 +1,352 @@
+#include "pipeline/message_records.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace sluice::pipeline {
+namespace {
+
+constexpr unsigned kSlotBits = 24;  // attachment id: rx (8) | generation (32) | slot (24)
+
+uint64_t ticket_of(uint32_t m, uint32_t generation) noexcept { return uint64_t{generation} << 32 | m; }
+
+// The opening every `file` event shares (attachment and member): when, which flow and message.
+template <typename R>
+void stamp(R& r, const records::MessageContext& ctx, const uint8_t (*message_sha256)[32]) noexcept {
+  r.timestamp_us = ctx.now_us;
+  r.flow = ctx.flow;
+  r.transaction = ctx.transaction;
+  r.has_message_sha256 = message_sha256 != nullptr;
+  if (message_sha256) std::memcpy(r.message_sha256, *message_sha256, 32);
+}
+
+}  // namespace
+
+uint32_t MessageRecords::file_slots(const HandoffLimits& l) noexcept {
+  return std::min<uint32_t>(std::max<uint32_t>(1, l.max_files), (1u << kSlotBits) - 1);
+}
+
+MessageRecords::MessageRecords(const HandoffLimits& l, records::RecordSink& out, unsigned rx, ChunkTransport& transport)
+    : transport_(transport),
+      out_(out),
+      rx_(rx),
+      messages_(std::max<uint32_t>(1, l.max_messages)),
+      files_(file_slots(l)),
+      members_(l.max_members),
+      awaiting_(messages_.size()) {}
+
+void MessageRecords::File::describe(const PartInfo& part) noexcept {
+  path.set(part.path);
+  filename.set_keep_end(part.filename);
+  alt_filename.set_keep_end(part.alt_filename);
+  content_type.set_keep_end(part.content_type);  // as every field of 128 bytes or more
+  disposition.set(part.disposition);
+  encoding = part.encoding;
+  uuencoded = part.uuencoded;
+  size = 0;
+  type = FileType::unknown;
+  unscannable = Unscannable::none;
+  detail.len = 0;
+}
+
+// ---- records ----
+
+uint32_t MessageRecords::message_begin(const Context& ctx) noexcept {
+  const uint32_t m = take_message();
+  if (m == kNoRecord) {
+    ++stats_.records_full;
+    return kNoRecord;
+  }
+  messages_[m].ctx = ctx;
+  return m;
+}
+
+uint32_t MessageRecords::take_message() noexcept {
+  const uint32_t m = messages_.take();
+  if (m == kNoRecord) return kNoRecord;
+  Message& msg = messages_[m];
+  msg.used = true;
+  msg.ended = false;
+  msg.awaiting = false;
+  ++msg.generation;
+  msg.outstanding = 0;
+  msg.first = msg.last = kNoRecord;
+  ++used_messages_;
+  return m;
+}
+
+uint32_t MessageRecords::file_begin(uint32_t message, const PartInfo& part, const Context& ctx) noexcept {
+  if (message == kNoRecord || files_.exhausted()) {
+    write_untracked(part, ctx);
+    return kNoRecord;
+  }
+  const uint32_t s = files_.take();
+  File& f = files_[s];
+  f.used = true;
+  f.done = f.hashed = f.truncated = false;
+  f.id = (uint64_t{rx_} << kAttachmentRxShift) | (uint64_t{++generation_} << kSlotBits) | s;
+  f.message = message;
+  f.next = kNoRecord;
+  f.first_member = f.last_member = kNoRecord;
+  f.members = 0;
+  f.describe(part);
+  Message& m = messages_[message];
+  (m.last == kNoRecord ? m.first : files_[m.last].next) = s;
+  m.last = s;
+  ++m.outstanding;
+  ++stats_.files;
+  return s;
+}
+
+bool MessageRecords::file_data(uint32_t file, std::size_t len) noexcept {
+  File& f = files_[file];
+  f.size += len;
+  return !f.done;  // given up (overload) or answered early: only counted
+}
+
+bool MessageRecords::file_end(uint32_t file, bool truncated) noexcept {
+  File& f = files_[file];
+  f.truncated = truncated;
+  return !f.done;
+}
+
+void MessageRecords::message_end(uint32_t message, const uint8_t (&sha256)[32], const Context& ctx) noexcept {
+  Message& m = messages_[message];
+  m.ended = true;
+  m.ctx.now_us = ctx.now_us;
+  std::memcpy(m.sha256, sha256, 32);
+  if (m.outstanding == 0) decide(message);
+}
+
+void MessageRecords::free_message(uint32_t m) noexcept {
+  Message& msg = messages_[m];
+  for (uint32_t f = msg.first; f != kNoRecord;) {
+    const uint32_t next = files_[f].next;
+    free_file(f);
+    f = next;
+  }
+  msg.used = false;
+  messages_.put(m);
+  --used_messages_;
+}
+
+void MessageRecords::free_file(uint32_t f) noexcept {
+  File& file = files_[f];
+  for (uint32_t k = file.first_member; k != kNoRecord;) {
+    const uint32_t next = members_[k].next;
+    members_.put(k);
+    k = next;
+  }
+  transport_.close(f);
+  file.used = false;
+  files_.put(f);
+}
+
+// ---- results ----
+
+void MessageRecords::on_result(const WorkResult& r) noexcept {
+  ++stats_.results;
+  const uint32_t slot = static_cast<uint32_t>(r.attachment & ((1u << kSlotBits) - 1));
+  if (slot >= files_.size() || !files_[slot].used || files_[slot].id != r.attachment || files_[slot].done) {
+    ++stats_.stale_results;
+    return;
+  }
+  File& f = files_[slot];
+  if (!r.final) {
+    ++f.members;
+    const uint32_t k = members_.take();
+    if (k == kNoRecord) {
+      ++stats_.members_unheld;
+      write_member(r, f, messages_[f.message].ctx, nullptr);
+      return;
+    }
+    members_[k].next = kNoRecord;
+    members_[k].r = r;
+    (f.last_member == kNoRecord ? f.first_member : members_[f.last_member].next) = k;
+    f.last_member = k;
+    return;
+  }
+  f.hashed = r.hashed;
+  f.type = r.type;
+  f.unscannable = r.unscannable;
+  f.detail.set_keep_end(std::string_view(r.detail, r.detail_len));
+  std::memcpy(f.sha256, r.sha256, 32);
+  finish_file(slot);
+}
+
+void MessageRecords::on_overload(uint32_t file) noexcept {
+  File& f = files_[file];
+  f.unscannable = Unscannable::overload;
+  f.hashed = false;
+  finish_file(file);
+}
+
+void MessageRecords::finish_file(uint32_t file) noexcept {
+  File& f = files_[file];
+  if (f.done) return;
+  f.done = true;
+  transport_.close(file);
+  Message& m = messages_[f.message];
+  --m.outstanding;
+  if (m.ended && m.outstanding == 0) decide(f.message);
+}
+
+// ---- the verdict seam ----
+
+// Every result is in: decide now, or ask and wait.
+void MessageRecords::decide(uint32_t m) noexcept {
+  Message& msg = messages_[m];
+  if (msg.awaiting) return;
+  if (!responder_) return write_message(m, MessageDecision::no_policy);
+  uint32_t files_n = 0;
+  for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) ++files_n;
+  if (!responder_->ask(ticket_of(m, msg.generation), msg.ctx, files_n)) {
+    ++stats_.verdicts_unasked;
+    return write_message(m, MessageDecision::unasked);
+  }
+  ++stats_.verdicts_asked;
+  msg.awaiting = true;
+  msg.deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(verdict_deadline_us_);
+  awaiting_[(awaiting_head_ + n_awaiting_++) % awaiting_.size()] = ticket_of(m, msg.generation);
+}
+
+// Deadlines are equal for all, so the oldest question expires first: only the head is looked at.
+void MessageRecords::expire(bool all) noexcept {
+  const auto now = std::chrono::steady_clock::now();
+  while (n_awaiting_) {
+    const uint64_t t = awaiting_[awaiting_head_];
+    const uint32_t m = static_cast<uint32_t>(t);
+    Message& msg = messages_[m];
+    const bool live = msg.used && msg.awaiting && msg.generation == static_cast<uint32_t>(t >> 32);
+    if (live && !all && msg.deadline > now) return;
+    awaiting_head_ = (awaiting_head_ + 1) % awaiting_.size();
+    --n_awaiting_;
+    if (!live) continue;  // answered meanwhile
+    ++stats_.verdicts_timeout;
+    msg.awaiting = false;
+    write_message(m, MessageDecision::timeout);
+  }
+}
+
+void MessageRecords::set_responder(VerdictResponder* responder, uint32_t deadline_us) noexcept {
+  responder_ = responder;
+  verdict_deadline_us_ = deadline_us;
+}
+
+void MessageRecords::on_verdict(uint64_t ticket, MessageDecision decision) noexcept {
+  const uint32_t m = static_cast<uint32_t>(ticket);
+  if (m >= messages_.size() || !messages_[m].used || !messages_[m].awaiting ||
+      messages_[m].generation != static_cast<uint32_t>(ticket >> 32)) {
+    ++stats_.verdicts_stale;
+    return;
+  }
+  ++stats_.verdicts_answered;
+  messages_[m].awaiting = false;
+  write_message(m, decision);
+}
+
+void MessageRecords::finish_all() noexcept {
+  // Given up on: every message still waiting is written with what is known.
+  for (uint32_t m = 0; m < messages_.size(); ++m) {
+    Message& msg = messages_[m];
+    if (!msg.used) continue;
+    msg.ended = true;
+    for (uint32_t f = msg.first; f != kNoRecord;) {
+      const uint32_t next = files_[f].next;
+      File& file = files_[f];
+      if (!file.done) {
+        ++stats_.overload;
+        file.unscannable = Unscannable::overload;
+        file.hashed = false;
+        file.detail.set("no result from the worker before shutdown");
+        finish_file(f);  // the last one writes and frees the message
+        if (!msg.used) break;
+      }
+      f = next;
+    }
+    if (msg.used && msg.outstanding == 0) decide(m);
+  }
+  expire(/*all=*/true);  // no answer will come any more
+}
+
+// ---- events ----
+
+void MessageRecords::write_message(uint32_t m, MessageDecision decision) noexcept {
+  Message& msg = messages_[m];
+  if (responder_) responder_->decided(msg.ctx, decision);
+  for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
+    const File& file = files_[f];
+    write_file(file, msg.ctx, &msg.sha256);
+    for (uint32_t k = file.first_member; k != kNoRecord; k = members_[k].next)
+      write_member(members_[k].r, file, msg.ctx, &msg.sha256);
+  }
+  free_message(m);
+}
+
+void MessageRecords::write_file(const File& f, const Context& ctx, const uint8_t (*message_sha256)[32]) noexcept {
+  records::FileRecord& r = file_rec_;
+  stamp(r, ctx, message_sha256);
+  r.filename = f.filename;
+  r.filename_alt = f.alt_filename;
+  r.content_type = f.content_type;
+  r.disposition = f.disposition;
+  r.encoding = static_cast<uint8_t>(f.encoding);
+  r.size = f.size;
+  r.hashed = f.hashed;
+  std::memcpy(r.sha256, f.sha256, 32);
+  r.mime_path = f.path;
+  r.uuencoded = f.uuencoded;
+  r.truncated = f.truncated;
+  r.file_type = static_cast<uint8_t>(f.type);
+  r.mismatch = f.hashed ? type_mismatch(f.type, f.filename.view(), f.content_type.view()) : 0;
+  r.members = f.members;
+  r.unscannable = static_cast<uint8_t>(f.unscannable);
+  r.unscannable_detail = f.detail;
+  out_.put(r);
+}
+
+void MessageRecords::write_member(const WorkResult& w, const File& parent, const Context& ctx,
+                                  const uint8_t (*message_sha256)[32]) noexcept {
+  records::MemberRecord& r = member_rec_;
+  stamp(r, ctx, message_sha256);
+  r.filename.set(std::string_view(w.name, w.name_len));
+  r.size = w.size;
+  r.hashed = w.hashed;
+  std::memcpy(r.sha256, w.sha256, 32);
+  std::memcpy(r.parent_sha256, w.parent_sha256, 32);
+  r.depth = w.depth;
+  r.mime_path = parent.path;
+  r.archive_filename = parent.filename;
+  r.file_type = static_cast<uint8_t>(w.type);
+  r.mismatch = w.mismatch;
+  r.unscannable = static_cast<uint8_t>(w.unscannable);
+  out_.put(r);
+}
+
+// A file that cannot be tracked is reported at once, with what its headers say.
+void MessageRecords::write_untracked(const PartInfo& part, const Context& ctx) noexcept {
+  ++stats_.records_full;
+  ++stats_.overload;
+  File& f = spare_;
+  f.describe(part);
+  f.truncated = false;
+  f.hashed = false;
+  f.members = 0;
+  f.unscannable = Unscannable::overload;
+  f.detail.set("workers.max_pending_messages or workers.max_pending_files reached: size and hash not computed");
+  write_file(f, ctx, nullptr);
+}
+
+const char* message_decision_name(MessageDecision d) noexcept {
+  switch (d) {
+    case MessageDecision::no_policy: return "no_policy";
+    case MessageDecision::pass: return "pass";
+    case MessageDecision::reject: return "reject";
+    case MessageDecision::defer: return "defer";
+    case MessageDecision::timeout: return "timeout";
+    case MessageDecision::unasked: return "unasked";
+  }
+  return "?";
+}
+
+}  // namespace sluice::pipeline
