@@ -214,8 +214,8 @@ struct Loading {
 
 using Params = std::vector<Param<Loading>>;
 
-// The node a file gives at a dotted path below `map`, if any: the last one when a key or a section
-// repeats, as apply_map() applies them in order. (Assigning a YAML::Node would write through to the
+// The node a file gives at a dotted path below `map`, if any (a key given twice never gets here:
+// check_unique_keys() refuses the file first). (Assigning a YAML::Node would write through to the
 // tree; emplace only rebinds.)
 std::optional<YAML::Node> given_at(const YAML::Node& map, const std::string& path) {
   if (!map.IsMap()) return std::nullopt;
@@ -703,6 +703,30 @@ const Params& params() {
   return all;
 }
 
+// A key given twice in one mapping, anywhere in the file (two `reassembly:` blocks, a member twice
+// in a port): yaml-cpp keeps both pairs and a lookup sees only one, so one value would be
+// silently ignored. Refused with the key and both lines, before anything is applied.
+void check_unique_keys(const YAML::Node& n, const std::string& key) {
+  if (n.IsSequence()) {
+    for (std::size_t i = 0; i < n.size(); ++i) check_unique_keys(n[i], key + "[" + std::to_string(i) + "]");
+    return;
+  }
+  if (!n.IsMap()) return;
+  std::map<std::string, YAML::Mark> seen;
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string& name = kv.first.Scalar();
+    const std::string path = key.empty() ? name : key + "." + name;
+    const auto [first, fresh] = seen.emplace(name, kv.first.Mark());
+    if (!fresh) {
+      const int a = first->second.line + 1, b = kv.first.Mark().line + 1;
+      fail(path, a == b ? "given twice on line " + std::to_string(a)
+                        : "given twice (lines " + std::to_string(a) + " and " + std::to_string(b) + ")");
+    }
+    check_unique_keys(kv.second, path);
+  }
+}
+
 // Walks a mapping and applies the parameters it names; any key that is neither a parameter nor a
 // section holding parameters is an error listing what is accepted at that level.
 template <typename Target>
@@ -874,7 +898,10 @@ LoadResult load(const YAML::Node* root, const std::string& origin, const Overrid
     for (const auto& p : params())
       if (!p.default_yaml.empty()) p.apply(YAML::Load(p.default_yaml), l, p.path);
     const bool given = root && !root->IsNull();
-    if (given) apply_map(*root, l, params(), "", "", "");
+    if (given) {
+      check_unique_keys(*root, "");
+      apply_map(*root, l, params(), "", "", "");
+    }
     std::map<std::string, YAML::Node> command_line;
     for (const auto& [key, value] : overridden(o)) {
       const YAML::Node n(value);

@@ -189,6 +189,29 @@ TEST(Config, InvalidYaml) {
   EXPECT_NE(r.error.find("config /nonexistent.yaml: cannot open"), std::string::npos);
 }
 
+TEST(Config, ADuplicatedKeyNamesTheKeyAndBothLines) {
+  // Two sections of the same name: yaml-cpp keeps both, and one would be silently ignored.
+  std::string e = error_of("mode: tap\nreassembly:\n  max_flows: 2048\nevents: {ring_kb: 64}\nreassembly:\n  max_sessions: 32\n");
+  EXPECT_EQ(e, "config test.yaml: key 'reassembly': given twice (lines 2 and 5)");
+  // A key twice inside a section, in block and in flow style.
+  e = error_of("reassembly:\n  max_flows: 2048\n  idle_timeout_s: 5\n  max_flows: 4096\n");
+  EXPECT_EQ(e, "config test.yaml: key 'reassembly.max_flows': given twice (lines 2 and 4)");
+  e = error_of("stats: {interval_s: 1, interval_s: 2}\n");
+  EXPECT_EQ(e, "config test.yaml: key 'stats.interval_s': given twice on line 1");
+  // Inside a member of ports[], and at the top level.
+  e = error_of("mode: tap\nports:\n  - name: a\n    device: net_null0\n  - name: b\n    device: net_null1\n    name: c\n");
+  EXPECT_EQ(e, "config test.yaml: key 'ports[1].name': given twice (lines 5 and 7)");
+  e = error_of("mode: tap\nmode: inline\n");
+  EXPECT_EQ(e, "config test.yaml: key 'mode': given twice (lines 1 and 2)");
+  // Unknown sections are walked too: the duplicate is reported before the unknown key.
+  e = error_of("extra:\n  a: 1\n  a: 2\n");
+  EXPECT_EQ(e, "config test.yaml: key 'extra.a': given twice (lines 2 and 3)");
+  // The same name in different mappings is no duplicate.
+  auto r = load_config_text("mode: tap\nports:\n  - {name: a, device: net_null0}\n  - {name: b, device: net_null1}\n"
+                            "reassembly: {max_flows: 2048}\nhold: {max_frames: 64}\n", "config test.yaml", {});
+  EXPECT_TRUE(r.config) << r.error;
+}
+
 TEST(Config, ReferenceListsEveryKeyWithItsDefault) {
   const std::string ref = control::config_reference_markdown();
   EXPECT_NE(ref.find("| `dataplane.burst` | integer 1..256 | `32` |"), std::string::npos);
@@ -288,7 +311,7 @@ TEST_F(ConfigReload, RefusesAKeyThatCannotChangeAtRunTime) {
                        "(restart sluiced to apply them)");
 
   // The same value written another way, or a default written out, is no change.
-  auto spelled = reload(running, kTap + "reassembly: {max_flows: 065536}\nlcores: {rx: [1]}\nmode: 'tap'\n");
+  auto spelled = reload(running, "mode: 'tap'" + kTap.substr(kTap.find('\n')) + "reassembly: {max_flows: 065536}\nlcores: {rx: [1]}\n");
   ASSERT_TRUE(spelled.config) << spelled.error;
   EXPECT_TRUE(spelled.changed.empty());
 }
