@@ -55,7 +55,7 @@ void put_mismatch(JsonLine& j, uint8_t bits) noexcept {
 }
 
 // The part of a `file` event before its fields, for attachments and archive members alike.
-void begin_file_event(JsonLine& j, int64_t timestamp_us, const FlowIdentity& flow, uint32_t transaction) noexcept {
+void begin_file_event(JsonLine& j, int64_t timestamp_us, const FlowIdentity& flow, uint64_t transaction) noexcept {
   begin_event(j, "file", timestamp_us, &flow);
   j.key("transaction").num(transaction);
   j.key("file").begin_object();
@@ -175,7 +175,8 @@ std::string_view EventRenderer::message(const MessageRecord& m) noexcept {
   j.key("helo").str(m.helo.view());
   j.key("mail_from").str(m.mail_from.view());
   j.key("rcpt_to").begin_array();
-  for (uint16_t i = 0, off = 0; i < m.rcpt_kept && off < m.rcpt_bytes; ++i) {
+  uint16_t off = 0;
+  for (uint64_t i = 0; i < m.rcpt_kept && off < m.rcpt_bytes; ++i) {
     const std::string_view r(m.rcpts + off, strnlen(m.rcpts + off, m.rcpt_bytes - off));
     j.str(r);
     off = static_cast<uint16_t>(off + r.size() + 1);

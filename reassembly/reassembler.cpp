@@ -40,9 +40,9 @@ struct Transaction {
   Text<kAddrBytes> mail_from;
   char rcpts[kRcptBytes];
   uint16_t rcpt_bytes = 0;
-  uint32_t rcpt_count = 0;   // all RCPT commands, also those not kept
-  uint16_t rcpt_kept = 0;
-  uint32_t index = 0;
+  uint64_t rcpt_count = 0;   // all RCPT commands, also those not kept
+  uint64_t rcpt_kept = 0;
+  uint64_t index = 0;
   SmtpTransfer method = SmtpTransfer::data;
   SmtpMessageStatus status = SmtpMessageStatus::complete;
   records::IncompleteReason incomplete_reason = records::IncompleteReason::none;
@@ -55,7 +55,8 @@ struct Transaction {
 
   void clear() noexcept {
     mail_from.len = 0;
-    rcpt_bytes = rcpt_count = rcpt_kept = 0;
+    rcpt_bytes = 0;
+    rcpt_count = rcpt_kept = 0;
     size = 0;
     status = SmtpMessageStatus::complete;
     incomplete_reason = records::IncompleteReason::none;
@@ -136,7 +137,7 @@ struct Reassembler::Impl {
   void emit_anomaly(const Flow* f, records::AnomalyLayer layer, uint8_t code, int direction) noexcept;
 
   // The identity of a message for the pipeline's events.
-  MessageContext message_context(const Flow* f, uint32_t transaction) const noexcept;
+  MessageContext message_context(const Flow* f, uint64_t transaction) const noexcept;
 };
 
 // Inspection state of one SMTP flow: both TCP directions, the SMTP parser and the transaction
@@ -178,9 +179,9 @@ struct SmtpFlow final : SmtpCallbacks {
   bool ended[2] = {false, false};
   bool memcap_pending[2] = {false, false};
   records::IncompleteReason gap_reason = records::IncompleteReason::none;  // why the open message lost bytes
-  uint32_t transactions = 0;
+  uint64_t transactions = 0;
   uint32_t caps = 0;
-  uint16_t smtp_anomalies[kMaxAnomalies];
+  uint64_t smtp_anomalies[kMaxAnomalies];
   uint32_t reported;  // bit per SmtpAnomaly / StreamAnomaly already sent as an event
 
   void start(Reassembler::Impl* impl, Flow* f, bool from_start) noexcept {
@@ -295,7 +296,7 @@ struct SmtpFlow final : SmtpCallbacks {
   void on_tls() noexcept override { encrypted = true; }
   void on_anomaly(SmtpAnomaly a) noexcept override {
     const unsigned i = static_cast<unsigned>(a);
-    if (i < kMaxAnomalies && smtp_anomalies[i] < UINT16_MAX) ++smtp_anomalies[i];
+    if (i < kMaxAnomalies) ++smtp_anomalies[i];
     if (i < 20 && !(reported & (1u << i))) {
       reported |= 1u << i;
       r->emit_anomaly(flow, records::AnomalyLayer::smtp, static_cast<uint8_t>(a), -1);
@@ -616,7 +617,7 @@ void Reassembler::Impl::emit_anomaly(const Flow* f, records::AnomalyLayer layer,
   out.put(a);
 }
 
-MessageContext Reassembler::Impl::message_context(const Flow* f, uint32_t transaction) const noexcept {
+MessageContext Reassembler::Impl::message_context(const Flow* f, uint64_t transaction) const noexcept {
   MessageContext c;
   c.flow = identity_of(f);
   c.transaction = transaction;

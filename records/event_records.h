@@ -9,6 +9,9 @@
 //   an lcore may reuse, no std::string;
 // - identity is binary: addresses are 16 bytes (IPv4 in the first 4), ports host order; text is
 //   made on the control side;
+// - every count, and the transaction index that counts a session's messages, is uint64_t, as are
+//   the producers' counters it is copied from: none wraps, whatever a session sends (a uint16
+//   rcpt_count once reported 70,000 recipients as 4,464);
 // - enumerations of other modules travel as their underlying uint8_t (the field's comment names
 //   the enum): this header sits below reassembly/ and pipeline/ and includes neither;
 // - every text field is a Text<N>: bounded, cut on overflow as its producer decides (file names
@@ -66,14 +69,14 @@ struct FlowIdentity {
 // pipeline with each message.
 struct MessageContext {
   FlowIdentity flow;
-  uint32_t transaction = 0;  // index of the message in its session
+  uint64_t transaction = 0;  // index of the message in its session
   int64_t now_us = 0;        // time of the packet that carried the bytes
 };
 
 // What the attachment pipeline adds to a message's `smtp` event.
 struct MessageSummary {
   bool present = false;         // a pipeline observed the message
-  uint32_t attachments = 0;
+  uint64_t attachments = 0;
   uint32_t mime_anomalies = 0;  // bit i: pipeline::MimeAnomaly(i)
 };
 
@@ -94,13 +97,13 @@ struct MessageRecord {
   RecordType type = RecordType::message;
   int64_t timestamp_us = 0;
   FlowIdentity flow;
-  uint32_t transaction = 0;
+  uint64_t transaction = 0;
   Text<kHeloBytes> helo;
   Text<kAddrBytes> mail_from;
   char rcpts[kRcptBytes];       // rcpt_kept addresses, each NUL-terminated
-  uint16_t rcpt_bytes = 0;
-  uint16_t rcpt_kept = 0;
-  uint32_t rcpt_count = 0;      // every RCPT command, also those not kept
+  uint16_t rcpt_bytes = 0;      // used of rcpts (at most kRcptBytes)
+  uint64_t rcpt_kept = 0;
+  uint64_t rcpt_count = 0;      // every RCPT command, also those not kept
   bool bdat = false;            // method BDAT, else DATA
   bool starttls = false;
   uint8_t sha256[32];
@@ -119,7 +122,7 @@ struct FileRecord {
   RecordType type = RecordType::file;
   int64_t timestamp_us = 0;
   FlowIdentity flow;
-  uint32_t transaction = 0;
+  uint64_t transaction = 0;
   Text<kFileNameBytes> filename;
   Text<kFileNameBytes> filename_alt;  // empty: none
   Text<kContentTypeBytes> content_type;
@@ -135,7 +138,7 @@ struct FileRecord {
   bool truncated = false;
   uint8_t file_type = 0;     // pipeline::FileType
   uint8_t mismatch = 0;      // pipeline::TypeMismatch bits
-  uint32_t members = 0;
+  uint64_t members = 0;
   uint8_t unscannable = 0;   // pipeline::Unscannable
   Text<kDetailBytes> unscannable_detail;
 };
@@ -145,7 +148,7 @@ struct MemberRecord {
   RecordType type = RecordType::member;
   int64_t timestamp_us = 0;
   FlowIdentity flow;
-  uint32_t transaction = 0;
+  uint64_t transaction = 0;
   Text<kFileNameBytes> filename;  // its path in the archive
   uint64_t size = 0;
   bool hashed = false;
@@ -183,9 +186,9 @@ struct FlowRecord {
   FlowEndReason reason = FlowEndReason::fin;
   bool inspected = false;    // an SMTP session slot parsed it; the fields below are valid
   bool starttls = false;
-  uint32_t messages = 0;
+  uint64_t messages = 0;
   StreamCounters tcp[2] = {};
-  uint16_t smtp_anomalies[kSmtpAnomalyKinds] = {};  // count per reassembly::SmtpAnomaly
+  uint64_t smtp_anomalies[kSmtpAnomalyKinds] = {};  // count per reassembly::SmtpAnomaly
 };
 
 enum class AnomalyLayer : uint8_t { tcp, smtp, flow };

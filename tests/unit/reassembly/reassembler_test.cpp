@@ -226,6 +226,64 @@ TEST(Reassembler, MailAndRcptWithoutArgument) {
   EXPECT_EQ(smtp_events, 1);
 }
 
+// Counters that cannot wrap (issue 10): 70,000 recipients were reported as rcpt_count 4,464 (16
+// bits), and a count of one anomaly kind stopped at 65,535. Every count is 64-bit end to end.
+TEST(Reassembler, CountsPastSixteenBitsAreReportedWhole) {
+  constexpr int kRecipients = 70000, kBatch = 50;  // a batch stays within kMaxPending pipelined commands
+  Collect out;
+  Reassembler r(small_config(), out, 0);
+  Conversation s(r);
+  open_session(s);
+  s.client(tcp_flags::ack | tcp_flags::psh, "EHLO c\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 mx\r\n");
+  s.client(tcp_flags::ack | tcp_flags::psh, "MAIL FROM:<a@x>\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n");
+  for (int i = 0; i < kRecipients; i += kBatch) {
+    std::string commands, replies;
+    for (int k = i; k < i + kBatch; ++k) {
+      commands += "RCPT TO:<r" + std::to_string(k) + "@y>\r\n";
+      replies += "250 ok\r\n";
+    }
+    s.client(tcp_flags::ack | tcp_flags::psh, commands);
+    s.server(tcp_flags::ack | tcp_flags::psh, replies);
+  }
+  for (int i = 0; i < kRecipients; i += kBatch) {
+    std::string commands, replies;
+    for (int k = 0; k < kBatch; ++k) {
+      commands += "XYZZY\r\n";
+      replies += "500 unknown\r\n";
+    }
+    s.client(tcp_flags::ack | tcp_flags::psh, commands);
+    s.server(tcp_flags::ack | tcp_flags::psh, replies);
+  }
+  s.client(tcp_flags::ack | tcp_flags::psh, "DATA\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "354 go\r\n");
+  s.client(tcp_flags::ack | tcp_flags::psh, "Subject: many\r\n\r\nhi\r\n.\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+  s.client(tcp_flags::ack | tcp_flags::fin);
+  s.server(tcp_flags::ack | tcp_flags::fin);
+  r.flush_all(s.now + 1000);
+
+  std::vector<nlohmann::json> smtp, flow;
+  for (const std::string& line : out.lines) {
+    auto j = nlohmann::json::parse(line);
+    if (j["event_type"] == "smtp") smtp.push_back(j);
+    if (j["event_type"] == "flow") flow.push_back(j);
+  }
+  ASSERT_EQ(smtp.size(), 1u);
+  const auto& m = smtp[0]["smtp"];
+  EXPECT_EQ(m["rcpt_count"], kRecipients);
+  // The first recipients are kept, as many as 2 KiB holds (rN@y and its NUL: 6 to 10 bytes), in order.
+  ASSERT_GT(m["rcpt_to"].size(), 2048u / 10);
+  EXPECT_LE(m["rcpt_to"].size(), 2048u / 6);
+  EXPECT_EQ(m["rcpt_to"][0], "r0@y");
+  EXPECT_EQ(m["rcpt_to"][m["rcpt_to"].size() - 1], "r" + std::to_string(m["rcpt_to"].size() - 1) + "@y");
+  EXPECT_EQ(m["status"], "complete");
+  ASSERT_EQ(flow.size(), 1u);
+  EXPECT_EQ(flow[0]["flow"]["messages"], 1);
+  EXPECT_EQ(flow[0]["flow"]["smtp_anomalies"]["unknown_command"], kRecipients);
+}
+
 // Flows under pressure (issue 10). small_config(): 16 flows, 4 sessions, embryonic 30 s, idle 60 s,
 // emergency idle 60 s (set lower per test), emergency embryonic 5 s.
 namespace {
