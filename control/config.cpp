@@ -387,6 +387,15 @@ Params dataplane_params() {
                        "without symmetric RSS: size of each lcore's inbound ring (power of two). A full ring drops "
                        "the frame and counts it (`dropped`).",
                        [](Loading& l, long long v) { l.config.dataplane.dispatch_ring_size = static_cast<unsigned>(v); }),
+      integer<Loading>("dataplane.stop_timeout_ms", 0, 600000, 5000, "On SIGTERM or SIGINT, the open flows and "
+                       "their half-received messages are reported (flow reason `shutdown`; a message cut short is "
+                       "`incomplete` with reason `shutdown`) within this long. Past it the lcores give up: the flows and "
+                       "messages left are counted, not reported (`shutdown.flows_unflushed`, `messages_unflushed`, "
+                       "`events_dropped` in the exit `stats` event, and a `stop_incomplete` alert). Checked between "
+                       "flows; one flow's flush, with the unpacking of its attachments when no worker lcore is "
+                       "configured, is bounded by `archives.max_ms`. 0: nothing is flushed, everything is counted. Keep "
+                       "it below the service manager's stop timeout (systemd `TimeoutStopSec`, 90 s by default).",
+                       [](Loading& l, long long v) { l.config.dataplane.stop_timeout_ms = static_cast<unsigned>(v); }),
       choice<Loading>("dataplane.flow_hash", {"ip_pair", "five_tuple"}, "ip_pair",
                       "Software flow hash for ports without symmetric RSS. `ip_pair` keeps IP fragments (which carry "
                       "no ports) with their connection; `five_tuple` spreads one host pair over lcores.",

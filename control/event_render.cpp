@@ -76,6 +76,7 @@ const char* incomplete_reason_name(IncompleteReason r) noexcept {
     case IncompleteReason::gap: return "gap";
     case IncompleteReason::memcap: return "memcap";
     case IncompleteReason::aborted: return "aborted";
+    case IncompleteReason::shutdown: return "shutdown";
     case IncompleteReason::none: break;
   }
   return nullptr;
@@ -88,6 +89,7 @@ const char* flow_end_name(FlowEndReason r) noexcept {
     case FlowEndReason::timeout: return "timeout";
     case FlowEndReason::end_of_input: return "end_of_input";
     case FlowEndReason::evicted: return "evicted";
+    case FlowEndReason::shutdown: return "shutdown";
   }
   return "fin";
 }
@@ -358,7 +360,9 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                       {"fragments_dropped", r.fragments_dropped},
                                       {"flows_evicted", r.flows_evicted}, {"syns_dropped", r.syns_dropped},
                                       {"emergency_entered", r.emergency_entered}, {"emergency", r.emergency != 0},
-                                      {"sessions_active", r.sessions_active}}},
+                                      {"sessions_active", r.sessions_active},
+                                      {"flows_unflushed", r.flows_unflushed},
+                                      {"messages_unflushed", r.messages_unflushed}}},
                       {"handoff", handoff},
                       {"hold", {{"held", l.hold.held}, {"released", l.hold.released}, {"expired", l.hold.expired},
                                 {"cap_reached", l.hold.cap_reached}, {"in_queue", l.hold.in_queue},

@@ -333,8 +333,20 @@ int main(int argc, char** argv) {
   };
   loop.run();
 
-  // The lcores report their open flows on the way out; the writer finishes before the last stats.
-  dp->stop(render);
+  // The lcores report their open flows on the way out (reason `shutdown`), within
+  // dataplane.stop_timeout_ms; what they could not report is counted. The loop no longer runs,
+  // but the pool does: full batches go to the writer on the way. The writer finishes before the
+  // last stats.
+  const auto events_dropped = [&dp] {
+    uint64_t n = 0;
+    for (const auto& l : dp->stats().lcores) n += l.events_dropped;
+    return n;
+  };
+  const uint64_t dropped_before_stop = events_dropped();
+  const auto stopped = dp->stop([&](const void* record, std::size_t size) {
+    render(record, size);
+    if (batch.size() >= kBatchBytes && loop.jobs_pending() < kMaxPendingJobs) write_batch();
+  });
   write_batch();
   check_lost();
   loop.drain_pool();
@@ -343,6 +355,27 @@ int main(int argc, char** argv) {
   auto body = control::stats_json(snapshot);
   body["reason"] = stop_signal == SIGINT ? "sigint" : stop_signal == SIGTERM ? "sigterm" : "end_of_replay";
   body["uptime_s"] = secs;
+  if (stop_signal) {
+    uint64_t flows = 0, messages = 0;
+    for (const auto& l : snapshot.lcores) {
+      flows += l.reassembly.flows_unflushed;
+      messages += l.reassembly.messages_unflushed;
+    }
+    const uint64_t lost = events_dropped() - dropped_before_stop;
+    body["shutdown"] = {{"timeout_ms", cfg.dataplane.stop_timeout_ms}, {"ms", stopped.ms},
+                        {"deadline_reached", stopped.deadline_reached}, {"flows_unflushed", flows},
+                        {"messages_unflushed", messages}, {"events_dropped", lost}};
+    if (flows || messages || lost) {
+      control::Alert a{"stop_incomplete", control::Severity::warning,
+                       "the stop did not report everything within dataplane.stop_timeout_ms (" +
+                           std::to_string(cfg.dataplane.stop_timeout_ms) + " ms): " + std::to_string(flows) +
+                           " flows and " + std::to_string(messages) + " messages left unreported, " +
+                           std::to_string(lost) + " event records lost; raise dataplane.stop_timeout_ms (or events.ring_kb)",
+                       std::nullopt, ""};
+      events->write("alert", control::alert_body(a));
+      std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
+    }
+  }
   events->write("stats", body);
   if (unrenderable) std::fprintf(stderr, "sluiced: %llu event records could not be rendered\n", (unsigned long long)unrenderable);
   print_stats(human, snapshot, secs);

@@ -136,12 +136,15 @@ void expire_held(RxLcoreContext& ctx) noexcept {
   for (Released r; (r = ctx.hold->expire(now, out, kMaxBurst)).n;) settle_released(ctx, out, r);
 }
 
-// End of input or shutdown: every flow is closed and reported. Events wait for room in the ring
-// (the control thread drains it until this lcore has exited) instead of being dropped.
-void flush(RxLcoreContext& ctx) noexcept {
+// End of input or shutdown: every flow is closed and reported, those still open with `reason`.
+// Events wait for room in the ring (the control thread drains it until this lcore has exited)
+// instead of being dropped, until the control thread sets abort_flush (the stop deadline): then
+// the flows left are counted, not reported (flows_unflushed), a record that finds the ring full is
+// lost and counted (events_dropped), and unfinished attachments are written as they are.
+void flush(RxLcoreContext& ctx, records::FlowEndReason reason) noexcept {
   if (!ctx.reasm) return;
   ctx.events->set_flushing(true, ctx.abort_flush);
-  ctx.reasm->flush_all(ctx.table->replay ? ctx.now_us : wall_clock_us());
+  ctx.reasm->flush_all(ctx.table->replay ? ctx.now_us : wall_clock_us(), reason, ctx.abort_flush);
   // Every message's attachments are with the workers now: wait for their results.
   if (ctx.handoff) ctx.handoff->drain(*ctx.abort_flush);
   ctx.events->set_flushing(false, nullptr);
@@ -263,12 +266,15 @@ int rx_lcore_main(void* arg) {
       ctx.last_expire_us = ctx.now_us;
     }
     if (t.replay && !any_input_left) {
-      flush(ctx);
+      flush(ctx, records::FlowEndReason::end_of_input);
       ctx.finished.store(true, std::memory_order_release);
       break;
     }
   }
-  if (!t.replay) flush(ctx);
+  // Stopped (SIGTERM, SIGINT) on a live link or in the middle of a replay. The fence pairs with
+  // the control thread's stores: abort_flush, when set before quit (a zero deadline), is seen.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (!ctx.finished.load(std::memory_order_relaxed)) flush(ctx, records::FlowEndReason::shutdown);
   ctx.exited.store(true, std::memory_order_release);
   return 0;
 }

@@ -118,6 +118,7 @@ struct Reassembler::Impl {
   records::FlowRecord flow_rec;
 
   int64_t untracked_reported_us = INT64_MIN / 2;  // last flow_table_full anomaly (one a second)
+  bool shutting_down = false;  // flush_all(shutdown) runs: a message cut short is `shutdown`, not `aborted`
 
   void on_tcp(const PacketInfo& info, const uint8_t* ip_base) noexcept;
   Flow* lookup(const PacketInfo& info, bool& from_client) noexcept;
@@ -268,7 +269,8 @@ struct SmtpFlow final : SmtpCallbacks {
     EVP_DigestFinal_ex(sha, current.sha256, &len);
     current.status = status;
     current.incomplete_reason = status == SmtpMessageStatus::complete ? records::IncompleteReason::none
-                                : status == SmtpMessageStatus::aborted ? records::IncompleteReason::aborted
+                                : status == SmtpMessageStatus::aborted
+                                    ? (r->shutting_down ? records::IncompleteReason::shutdown : records::IncompleteReason::aborted)
                                                                        : gap_reason != records::IncompleteReason::none ? gap_reason
                                                                        : records::IncompleteReason::gap;
     current.has_subject = headers.has_subject();
@@ -700,13 +702,27 @@ void Reassembler::expire(int64_t now_us) noexcept {
   impl_->expire();
 }
 
-void Reassembler::flush_all(int64_t now_us) noexcept {
+void Reassembler::flush_all(int64_t now_us, records::FlowEndReason open_reason, const std::atomic<bool>* abort) noexcept {
   Impl& d = *impl_;
   if (now_us > d.now) d.now = now_us;
-  while (Flow* f = d.flows.any())
+  d.shutting_down = open_reason == records::FlowEndReason::shutdown;
+  while (Flow* f = d.flows.any()) {
+    if (abort && abort->load(std::memory_order_relaxed)) {
+      // Out of time: what is left is counted, not reported. (A flow that was already reported
+      // only waits for its closed timeout: nothing of it is lost.)
+      for (const Flow* left : {d.flows.oldest_embryonic(), d.flows.oldest_active()})
+        for (; left; left = left->lru_next) {
+          if (left->reported) continue;
+          ++d.stats.flows_unflushed;
+          if (const SmtpFlow* s = left->smtp) d.stats.messages_unflushed += s->pending_count + (s->message_open ? 1 : 0);
+        }
+      break;
+    }
     d.end_flow(f, f->rst                       ? records::FlowEndReason::rst
                   : (f->fin[0] && f->fin[1]) ? records::FlowEndReason::fin
-                                             : records::FlowEndReason::end_of_input);
+                                             : open_reason);
+  }
+  d.shutting_down = false;
 }
 
 const ReassemblyStats& Reassembler::stats() const noexcept { return impl_->stats; }

@@ -89,7 +89,8 @@ inline constexpr std::size_t kContentTypeBytes = 128;
 inline constexpr std::size_t kMimePathBytes = 64;
 inline constexpr std::size_t kDetailBytes = 128;
 
-enum class IncompleteReason : uint8_t { none, gap, memcap, aborted };
+// shutdown: sluiced stopped (SIGTERM, SIGINT) before the end of data, not the client.
+enum class IncompleteReason : uint8_t { none, gap, memcap, aborted, shutdown };
 
 // One message (DATA or BDAT): the `smtp` event. Written when the server answers the end of data
 // or when the connection ends first.
@@ -166,7 +167,8 @@ struct MemberRecord {
 
 enum class AppProto : uint8_t { none, smtp, smtps };
 // evicted: an embryonic flow (no payload yet) ended to make room for a new flow in a full table.
-enum class FlowEndReason : uint8_t { fin, rst, timeout, end_of_input, evicted };
+// shutdown: open when sluiced stopped (SIGTERM, SIGINT), reported on the way out.
+enum class FlowEndReason : uint8_t { fin, rst, timeout, end_of_input, evicted, shutdown };
 
 struct StreamCounters {
   uint64_t bytes, retransmitted_bytes, out_of_order_segments, overlap_conflicts, gaps, gap_bytes, memcap_flushes;

@@ -95,6 +95,8 @@ TEST(EventRenderTest, Message) {
                            R"("rcpt_to":["x@example.net","y\"q@example.net"],"method":"DATA",)"
                            R"("starttls":false,"message_sha256":")" + kAA + R"(","message_size":27961,)"
                            R"("message_id":"<id@x>","server_reply":null,"status":"incomplete","incomplete_reason":"memcap"}})");
+  m.incomplete_reason = IncompleteReason::shutdown;  // sluiced stopped before the end of data
+  EXPECT_NE(std::string(r.message(m)).find(R"("status":"incomplete","incomplete_reason":"shutdown"}})"), std::string::npos);
 }
 
 TEST(EventRenderTest, FileAndMember) {
@@ -175,6 +177,8 @@ TEST(EventRenderTest, FlowAndAnomaly) {
                     R"("gap_bytes":5,"memcap_flushes":6},"toclient":{"bytes":0,"retransmitted_bytes":0,)"
                     R"("out_of_order_segments":0,"overlap_conflicts":0,"gaps":0,"gap_bytes":0,"memcap_flushes":0}},)"
                     R"("smtp_anomalies":{"bare_lf":70000}}})");
+  f.reason = FlowEndReason::shutdown;  // open when sluiced stopped
+  EXPECT_NE(std::string(r.render(&f, sizeof(f))).find(R"("reason":"shutdown",)"), std::string::npos);
   // Implicit TLS, not inspected.
   FlowRecord t;
   t.timestamp_us = kTime;

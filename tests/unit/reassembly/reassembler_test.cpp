@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -22,6 +23,16 @@ struct Collect final : sluice::records::RecordSink {
   sluice::control::EventRenderer renderer;
   void emit(const void* record, std::size_t size) noexcept override { lines.emplace_back(renderer.render(record, size)); }
 };
+
+// The events of one type, parsed.
+std::vector<nlohmann::json> events_of(const Collect& out, const std::string& type) {
+  std::vector<nlohmann::json> v;
+  for (const std::string& line : out.lines) {
+    auto j = nlohmann::json::parse(line);
+    if (j.value("event_type", "") == type) v.push_back(std::move(j));
+  }
+  return v;
+}
 
 // One SMTP connection 10.0.0.1:40000 -> 10.0.1.1:25 over Ethernet/IPv4, both directions in order.
 class Conversation {
@@ -284,6 +295,90 @@ TEST(Reassembler, CountsPastSixteenBitsAreReportedWhole) {
   EXPECT_EQ(flow[0]["flow"]["smtp_anomalies"]["unknown_command"], kRecipients);
 }
 
+// A stop loses nothing (issue 10): flush_all(shutdown) reports every open flow with reason
+// `shutdown` and a half-received message `incomplete` with reason `shutdown`; once the abort flag
+// (the stop deadline) is set, the flows left are counted instead, with the messages they hold.
+namespace {
+
+// Stops the flush after `limit` flow events, as the control thread does at the deadline.
+struct AbortAfterFlows final : sluice::records::RecordSink {
+  Collect lines;
+  std::atomic<bool> abort{false};
+  int limit, flows = 0;
+  explicit AbortAfterFlows(int n) : limit(n) {}
+  void emit(const void* record, std::size_t size) noexcept override {
+    lines.emit(record, size);
+    if (*static_cast<const sluice::records::RecordType*>(record) == sluice::records::RecordType::flow && ++flows == limit)
+      abort.store(true);
+  }
+};
+
+// Three sessions, oldest first: one in the middle of DATA, one idle after EHLO, one whose message
+// ended without the server's reply yet.
+void three_open_sessions(Reassembler& r, std::vector<std::unique_ptr<Conversation>>& convs) {
+  for (uint16_t port : {40001, 40002, 40003}) {
+    convs.push_back(std::make_unique<Conversation>(r, port));
+    Conversation& s = *convs.back();
+    open_session(s);
+    s.client(tcp_flags::ack | tcp_flags::psh, "EHLO c\r\n");
+    s.server(tcp_flags::ack | tcp_flags::psh, "250 mx\r\n");
+    if (port == 40002) continue;
+    s.client(tcp_flags::ack | tcp_flags::psh, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+    s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n250 ok\r\n354 go\r\n");
+    s.client(tcp_flags::ack | tcp_flags::psh, port == 40001 ? "Subject: half\r\n\r\nthe first half" : "Subject: whole\r\n\r\nall\r\n.\r\n");
+  }
+}
+
+}  // namespace
+
+TEST(Reassembler, ShutdownReportsOpenFlowsAndHalfReceivedMessages) {
+  AbortAfterFlows out(100);  // never reached
+  Reassembler r(small_config(), out, 0);
+  std::vector<std::unique_ptr<Conversation>> convs;
+  three_open_sessions(r, convs);
+  r.flush_all(convs.back()->now + 1000, sluice::records::FlowEndReason::shutdown, &out.abort);
+
+  const auto flows = events_of(out.lines, "flow");
+  ASSERT_EQ(flows.size(), 3u);
+  for (const auto& f : flows) EXPECT_EQ(f["flow"]["reason"], "shutdown") << f;
+  const auto smtp = events_of(out.lines, "smtp");
+  ASSERT_EQ(smtp.size(), 2u);
+  EXPECT_EQ(smtp[0]["src_port"], 40001);
+  EXPECT_EQ(smtp[0]["smtp"]["status"], "incomplete");
+  EXPECT_EQ(smtp[0]["smtp"]["incomplete_reason"], "shutdown");
+  EXPECT_EQ(smtp[0]["smtp"]["message_size"], std::string_view("Subject: half\r\n\r\nthe first half").size());
+  EXPECT_EQ(smtp[1]["src_port"], 40003);
+  EXPECT_EQ(smtp[1]["smtp"]["status"], "complete");  // the content ended; only the reply is missing
+  EXPECT_TRUE(smtp[1]["smtp"]["server_reply"].is_null());
+  EXPECT_EQ(r.stats().flows_unflushed, 0u);
+  EXPECT_EQ(r.stats().messages_unflushed, 0u);
+
+  // The end of a replay keeps its own reason, and a client's abort stays `aborted`.
+  Collect replay;
+  Reassembler e(small_config(), replay, 0);
+  std::vector<std::unique_ptr<Conversation>> more;
+  three_open_sessions(e, more);
+  e.flush_all(more.back()->now + 1000);
+  for (const auto& f : events_of(replay, "flow")) EXPECT_EQ(f["flow"]["reason"], "end_of_input");
+  EXPECT_EQ(events_of(replay, "smtp")[0]["smtp"]["incomplete_reason"], "aborted");
+}
+
+TEST(Reassembler, ShutdownPastItsDeadlineCountsWhatIsLeft) {
+  AbortAfterFlows out(1);  // the deadline passes after the first flow is reported
+  Reassembler r(small_config(), out, 0);
+  std::vector<std::unique_ptr<Conversation>> convs;
+  three_open_sessions(r, convs);
+  r.flush_all(convs.back()->now + 1000, sluice::records::FlowEndReason::shutdown, &out.abort);
+
+  const auto flows = events_of(out.lines, "flow");
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0]["src_port"], 40001);
+  ASSERT_EQ(events_of(out.lines, "smtp").size(), 1u);  // the half message of the first flow
+  // Left: the idle session and the one whose message awaits its reply.
+  EXPECT_EQ(r.stats().flows_unflushed, 2u);
+  EXPECT_EQ(r.stats().messages_unflushed, 1u);
+}
+
 // Flows under pressure (issue 10). small_config(): 16 flows, 4 sessions, embryonic 30 s, idle 60 s,
 // emergency idle 60 s (set lower per test), emergency embryonic 5 s.
 namespace {
@@ -297,15 +392,6 @@ void full_mail(Conversation& s) {
   s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
   s.client(tcp_flags::ack | tcp_flags::fin);
   s.server(tcp_flags::ack | tcp_flags::fin);
-}
-
-std::vector<nlohmann::json> events_of(const Collect& out, const std::string& type) {
-  std::vector<nlohmann::json> v;
-  for (const std::string& line : out.lines) {
-    auto j = nlohmann::json::parse(line);
-    if (j.value("event_type", "") == type) v.push_back(std::move(j));
-  }
-  return v;
 }
 
 }  // namespace
