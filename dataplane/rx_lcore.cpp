@@ -15,6 +15,7 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_mempool.h>
+#include <rte_pause.h>
 
 #include <ctime>
 
@@ -189,6 +190,11 @@ uint16_t dispatch(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16
   return kept;
 }
 
+// Requests from the control thread (DPDK ip_pipeline's model): a few per call.
+void poll_control(RxLcoreContext& ctx) noexcept {
+  ctx.control->poll([&ctx](const Request& rq, Response& rs) noexcept { answer_control(rq, rs, *ctx.snapshot); }, 8);
+}
+
 // Groups a run of frames by input port (mbuf->port holds the DPDK port id) and processes each run.
 void process_inbound(RxLcoreContext& ctx, rte_mbuf** pkts, unsigned n) {
   const PortTable& t = *ctx.table;
@@ -255,8 +261,7 @@ int rx_lcore_main(void* arg) {
     }
     // Chunks staged in this iteration go to the workers; their results come back.
     if (ctx.handoff) ctx.handoff->poll();
-    // Requests from the control thread (DPDK ip_pipeline's model): a few per iteration.
-    ctx.control->poll([&ctx](const Request& rq, Response& rs) noexcept { answer_control(rq, rs, *ctx.snapshot); }, 8);
+    poll_control(ctx);
     if (ctx.hold->counters().in_queue) expire_held(ctx);
     // About once a second: expire idle and closed flows (packet time in replay).
     if (ctx.reasm && (t.replay ? ctx.now_us - ctx.last_expire_us >= 1000000 : rte_rdtsc() - last_tick > tsc_hz)) {
@@ -268,6 +273,12 @@ int rx_lcore_main(void* arg) {
     if (t.replay && !any_input_left) {
       flush(ctx, records::FlowEndReason::end_of_input);
       ctx.finished.store(true, std::memory_order_release);
+      // Until the control thread sees `finished` and says quit (within a millisecond), requests
+      // are still answered: a ping sent as a short replay ended used to wait out its 2 s deadline.
+      while (!ctx.quit->load(std::memory_order_relaxed)) {
+        poll_control(ctx);
+        rte_pause();
+      }
       break;
     }
   }
