@@ -286,12 +286,19 @@ Params mode_params() {
 Params eal_params() {
   using dataplane::Hugepages;
   return {
-      string<Loading>("eal.file_prefix", "", "EAL `--file-prefix`; empty: `sluice-<pid>`, so instances never share "
-                      "DPDK runtime files.",
+      string<Loading>("eal.file_prefix", "", "EAL `--file-prefix`: the instance's name, which names its DPDK "
+                      "runtime directory (`/var/run/dpdk/NAME` as root) and hugepage files (`NAMEmap_N`), so that "
+                      "`dpdk-telemetry.py -f NAME` and `dpdk-pdump --file-prefix=NAME` reach it by name. A second "
+                      "sluiced with the same name stops at start. Empty: `sluice-<pid>`, so instances never share "
+                      "DPDK runtime files. Either way sluiced removes them at exit (after SIGTERM too); at start it "
+                      "removes those of dead `sluice-<pid>` instances.",
                       [](Loading& l, std::string v) { l.config.dataplane.eal.file_prefix = std::move(v); }),
       choice<Loading>("eal.hugepages", {"auto", "on", "off"}, "auto",
-                      "`auto`: use hugepages when some are free, else run with `--no-huge`. `off` always runs "
-                      "without (slower DMA setup, fine for af_packet and pcap).",
+                      "`auto`: use hugepages when some are free in a size that has a hugetlbfs mounted; reserved but "
+                      "not mounted, run with `--no-huge` and say so in one line with the command that mounts them "
+                      "(`mount -t hugetlbfs nodev /dev/hugepages`); none free: `--no-huge`. `on`: stop at start with "
+                      "that line when hugepages cannot be used. `off` always runs without (slower DMA setup, fine "
+                      "for af_packet and pcap).",
                       [](Loading& l, const std::string& v) {
                         l.config.dataplane.eal.hugepages = v == "on" ? Hugepages::on : v == "off" ? Hugepages::off : Hugepages::automatic;
                       }),

@@ -4,8 +4,6 @@
 //
 //   sluiced --replay IN.pcap [--replay-out OUT.pcap] [--events EVENTS.json] [--config FILE] [-- EAL args]
 //   sluiced --config FILE [--events EVENTS.json] [-- EAL args]
-#include <rte_eal.h>
-
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <csignal>
@@ -151,7 +149,10 @@ int main(int argc, char** argv) {
   std::function<void()> reload;
   loop.on_signals({SIGHUP}, [&](int) { if (reload) reload(); });
 
-  if (!dataplane::eal_init(cfg.dataplane, passthrough, error)) {
+  std::vector<std::string> notes;
+  const bool eal_up = dataplane::eal_init(cfg.dataplane, passthrough, error, notes);
+  for (const auto& note : notes) std::fprintf(stderr, "sluiced: %s\n", note.c_str());
+  if (!eal_up) {
     std::fprintf(stderr, "sluiced: %s\n", error.c_str());
     return 1;
   }
@@ -159,7 +160,7 @@ int main(int argc, char** argv) {
   auto dp = dataplane::Dataplane::start(cfg.dataplane, error);
   if (!dp) {
     std::fprintf(stderr, "sluiced: %s\n", error.c_str());
-    rte_eal_cleanup();
+    dataplane::eal_cleanup();
     return 1;
   }
   std::fprintf(human, "sluiced: running in %s mode on %zu port(s), %zu RX lcore(s)\n",
@@ -380,7 +381,7 @@ int main(int argc, char** argv) {
   if (unrenderable) std::fprintf(stderr, "sluiced: %llu event records could not be rendered\n", (unsigned long long)unrenderable);
   print_stats(human, snapshot, secs);
   dp.reset();  // closes the ports: the output pcap is complete
-  rte_eal_cleanup();
+  dataplane::eal_cleanup();  // and DPDK's runtime directory and hugepage files go
   if (!cfg.replay_output.empty()) {
     const auto link_type = control::pcap_link_type(cfg.replay_input);
     if (link_type && *link_type != 1 && !control::set_pcap_link_type(cfg.replay_output, *link_type))

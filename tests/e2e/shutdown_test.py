@@ -190,7 +190,6 @@ class ShutdownReplay(unittest.TestCase):
                 self.assertEqual(dmn.proc.wait(timeout=60), 0, dmn.stderr())
             finally:
                 dmn.kill()
-                dmn.stop()
             ev = read_events(events)
             stats = ev[-1]["stats"]
             self.assertEqual(stats["reason"], "sigterm", "the replay ended before the signal: make the capture larger")

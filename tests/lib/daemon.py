@@ -53,4 +53,6 @@ class Daemon:
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+        self.proc.wait()
+        self.out.close()
+        self.err.close()
