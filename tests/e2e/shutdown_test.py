@@ -22,16 +22,19 @@ from daemon import Daemon, read_events, wait_for  # noqa: E402
 HALF = b"From: a@example.org\r\nSubject: cut short\r\n\r\nthe first half of the body, and no end"
 
 
+def up_to_data(client, cport):
+    """A session from its handshake to the server's 354: the client's next bytes are content."""
+    conv = tcpgen.smtp_open(tcpgen.Conversation(client=client, server="192.0.2.25", cport=cport))
+    for command, reply in ((b"MAIL FROM:<a@example.org>", b"250 2.1.0 Ok"), (b"RCPT TO:<b@example.net>", b"250 2.1.5 Ok"),
+                           (b"DATA", b"354 End data with <CR><LF>.<CR><LF>")):
+        conv.send("c", command + b"\r\n")
+        conv.send("s", reply + b"\r\n")
+    return conv
+
+
 def sessions():
     """The frames of two SMTP sessions left open: one in the middle of DATA, one idle after EHLO."""
-    mid = tcpgen.Conversation(client="198.51.100.1", server="192.0.2.25", cport=40001)
-    tcpgen.smtp_open(mid)
-    mid.send("c", b"MAIL FROM:<a@example.org>\r\n")
-    mid.send("s", b"250 2.1.0 Ok\r\n")
-    mid.send("c", b"RCPT TO:<b@example.net>\r\n")
-    mid.send("s", b"250 2.1.5 Ok\r\n")
-    mid.send("c", b"DATA\r\n")
-    mid.send("s", b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    mid = up_to_data("198.51.100.1", 40001)
     mid.send("c", HALF)
     idle = tcpgen.smtp_open(tcpgen.Conversation(client="198.51.100.2", server="192.0.2.25", cport=40002))
     return mid.frames + idle.frames
@@ -151,14 +154,7 @@ stats: {{interval_s: 1}}
 def big_message_frames(megabytes):
     """A session whose DATA carries a `megabytes` MB body and ends, yielded as frames as they are
     made (the capture is written without holding it in memory)."""
-    conv = tcpgen.Conversation(client="198.51.100.3", server="192.0.2.25", cport=40003)
-    tcpgen.smtp_open(conv)
-    conv.send("c", b"MAIL FROM:<a@example.org>\r\n")
-    conv.send("s", b"250 2.1.0 Ok\r\n")
-    conv.send("c", b"RCPT TO:<b@example.net>\r\n")
-    conv.send("s", b"250 2.1.5 Ok\r\n")
-    conv.send("c", b"DATA\r\n")
-    conv.send("s", b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    conv = up_to_data("198.51.100.3", 40003)
     conv.send("c", b"Subject: big\r\n\r\n")
     chunk = (b"x" * 76 + b"\r\n") * 13000  # about 1 MB
     for i in range(megabytes + 1):

@@ -86,6 +86,12 @@ class Conversation {
   uint32_t next_[2] = {1000, 90000};
 };
 
+// One command, or a pipelined group, from the client and the server's reply.
+void exchange(Conversation& s, std::string_view commands, std::string_view replies) {
+  s.client(tcp_flags::ack | tcp_flags::psh, commands);
+  s.server(tcp_flags::ack | tcp_flags::psh, replies);
+}
+
 // Handshake and greeting.
 void open_session(Conversation& s) {
   s.client(tcp_flags::syn);
@@ -207,16 +213,11 @@ TEST(Reassembler, MailAndRcptWithoutArgument) {
   Reassembler r(small_config(), out, 0);
   Conversation s(r);
   open_session(s);
-  s.client(tcp_flags::ack | tcp_flags::psh, "EHLO c\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 mx\r\n");
-  s.client(tcp_flags::ack | tcp_flags::psh, "MAIL\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n");
-  s.client(tcp_flags::ack | tcp_flags::psh, "RCPT\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n");
-  s.client(tcp_flags::ack | tcp_flags::psh, "DATA\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "354 go\r\n");
-  s.client(tcp_flags::ack | tcp_flags::psh, "Subject: x\r\n\r\nhi\r\n.\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+  exchange(s, "EHLO c\r\n", "250 mx\r\n");
+  exchange(s, "MAIL\r\n", "250 ok\r\n");
+  exchange(s, "RCPT\r\n", "250 ok\r\n");
+  exchange(s, "DATA\r\n", "354 go\r\n");
+  exchange(s, "Subject: x\r\n\r\nhi\r\n.\r\n", "250 queued\r\n");
   s.client(tcp_flags::ack | tcp_flags::fin);
   s.server(tcp_flags::ack | tcp_flags::fin);
   r.flush_all(s.now + 1000);
@@ -245,42 +246,28 @@ TEST(Reassembler, CountsPastSixteenBitsAreReportedWhole) {
   Reassembler r(small_config(), out, 0);
   Conversation s(r);
   open_session(s);
-  s.client(tcp_flags::ack | tcp_flags::psh, "EHLO c\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 mx\r\n");
-  s.client(tcp_flags::ack | tcp_flags::psh, "MAIL FROM:<a@x>\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n");
-  for (int i = 0; i < kRecipients; i += kBatch) {
-    std::string commands, replies;
-    for (int k = i; k < i + kBatch; ++k) {
-      commands += "RCPT TO:<r" + std::to_string(k) + "@y>\r\n";
-      replies += "250 ok\r\n";
+  exchange(s, "EHLO c\r\n", "250 mx\r\n");
+  exchange(s, "MAIL FROM:<a@x>\r\n", "250 ok\r\n");
+  // kRecipients commands in pipelined groups of kBatch, each group answered.
+  auto pipelined = [&](auto command, std::string_view reply) {
+    for (int i = 0; i < kRecipients; i += kBatch) {
+      std::string commands, replies;
+      for (int k = i; k < i + kBatch; ++k) {
+        commands += command(k);
+        replies += reply;
+      }
+      exchange(s, commands, replies);
     }
-    s.client(tcp_flags::ack | tcp_flags::psh, commands);
-    s.server(tcp_flags::ack | tcp_flags::psh, replies);
-  }
-  for (int i = 0; i < kRecipients; i += kBatch) {
-    std::string commands, replies;
-    for (int k = 0; k < kBatch; ++k) {
-      commands += "XYZZY\r\n";
-      replies += "500 unknown\r\n";
-    }
-    s.client(tcp_flags::ack | tcp_flags::psh, commands);
-    s.server(tcp_flags::ack | tcp_flags::psh, replies);
-  }
-  s.client(tcp_flags::ack | tcp_flags::psh, "DATA\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "354 go\r\n");
-  s.client(tcp_flags::ack | tcp_flags::psh, "Subject: many\r\n\r\nhi\r\n.\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+  };
+  pipelined([](int k) { return "RCPT TO:<r" + std::to_string(k) + "@y>\r\n"; }, "250 ok\r\n");
+  pipelined([](int) { return std::string("XYZZY\r\n"); }, "500 unknown\r\n");
+  exchange(s, "DATA\r\n", "354 go\r\n");
+  exchange(s, "Subject: many\r\n\r\nhi\r\n.\r\n", "250 queued\r\n");
   s.client(tcp_flags::ack | tcp_flags::fin);
   s.server(tcp_flags::ack | tcp_flags::fin);
   r.flush_all(s.now + 1000);
 
-  std::vector<nlohmann::json> smtp, flow;
-  for (const std::string& line : out.lines) {
-    auto j = nlohmann::json::parse(line);
-    if (j["event_type"] == "smtp") smtp.push_back(j);
-    if (j["event_type"] == "flow") flow.push_back(j);
-  }
+  const auto smtp = events_of(out, "smtp"), flow = events_of(out, "flow");
   ASSERT_EQ(smtp.size(), 1u);
   const auto& m = smtp[0]["smtp"];
   EXPECT_EQ(m["rcpt_count"], kRecipients);
@@ -314,29 +301,29 @@ struct AbortAfterFlows final : sluice::records::RecordSink {
 };
 
 // Three sessions, oldest first: one in the middle of DATA, one idle after EHLO, one whose message
-// ended without the server's reply yet.
-void three_open_sessions(Reassembler& r, std::vector<std::unique_ptr<Conversation>>& convs) {
+// ended without the server's reply yet; then flush_all(reason, abort). Returns the stats after.
+ReassemblyStats flush_three_sessions(sluice::records::RecordSink& out, sluice::records::FlowEndReason reason,
+                                     const std::atomic<bool>* abort) {
+  Reassembler r(small_config(), out, 0);
+  std::vector<std::unique_ptr<Conversation>> convs;
   for (uint16_t port : {40001, 40002, 40003}) {
     convs.push_back(std::make_unique<Conversation>(r, port));
     Conversation& s = *convs.back();
     open_session(s);
-    s.client(tcp_flags::ack | tcp_flags::psh, "EHLO c\r\n");
-    s.server(tcp_flags::ack | tcp_flags::psh, "250 mx\r\n");
+    exchange(s, "EHLO c\r\n", "250 mx\r\n");
     if (port == 40002) continue;
-    s.client(tcp_flags::ack | tcp_flags::psh, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
-    s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n250 ok\r\n354 go\r\n");
+    exchange(s, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", "250 ok\r\n250 ok\r\n354 go\r\n");
     s.client(tcp_flags::ack | tcp_flags::psh, port == 40001 ? "Subject: half\r\n\r\nthe first half" : "Subject: whole\r\n\r\nall\r\n.\r\n");
   }
+  r.flush_all(convs.back()->now + 1000, reason, abort);
+  return r.stats();
 }
 
 }  // namespace
 
 TEST(Reassembler, ShutdownReportsOpenFlowsAndHalfReceivedMessages) {
   AbortAfterFlows out(100);  // never reached
-  Reassembler r(small_config(), out, 0);
-  std::vector<std::unique_ptr<Conversation>> convs;
-  three_open_sessions(r, convs);
-  r.flush_all(convs.back()->now + 1000, sluice::records::FlowEndReason::shutdown, &out.abort);
+  const ReassemblyStats stats = flush_three_sessions(out, sluice::records::FlowEndReason::shutdown, &out.abort);
 
   const auto flows = events_of(out.lines, "flow");
   ASSERT_EQ(flows.size(), 3u);
@@ -350,33 +337,27 @@ TEST(Reassembler, ShutdownReportsOpenFlowsAndHalfReceivedMessages) {
   EXPECT_EQ(smtp[1]["src_port"], 40003);
   EXPECT_EQ(smtp[1]["smtp"]["status"], "complete");  // the content ended; only the reply is missing
   EXPECT_TRUE(smtp[1]["smtp"]["server_reply"].is_null());
-  EXPECT_EQ(r.stats().flows_unflushed, 0u);
-  EXPECT_EQ(r.stats().messages_unflushed, 0u);
+  EXPECT_EQ(stats.flows_unflushed, 0u);
+  EXPECT_EQ(stats.messages_unflushed, 0u);
 
   // The end of a replay keeps its own reason, and a client's abort stays `aborted`.
   Collect replay;
-  Reassembler e(small_config(), replay, 0);
-  std::vector<std::unique_ptr<Conversation>> more;
-  three_open_sessions(e, more);
-  e.flush_all(more.back()->now + 1000);
+  flush_three_sessions(replay, sluice::records::FlowEndReason::end_of_input, nullptr);
   for (const auto& f : events_of(replay, "flow")) EXPECT_EQ(f["flow"]["reason"], "end_of_input");
   EXPECT_EQ(events_of(replay, "smtp")[0]["smtp"]["incomplete_reason"], "aborted");
 }
 
 TEST(Reassembler, ShutdownPastItsDeadlineCountsWhatIsLeft) {
   AbortAfterFlows out(1);  // the deadline passes after the first flow is reported
-  Reassembler r(small_config(), out, 0);
-  std::vector<std::unique_ptr<Conversation>> convs;
-  three_open_sessions(r, convs);
-  r.flush_all(convs.back()->now + 1000, sluice::records::FlowEndReason::shutdown, &out.abort);
+  const ReassemblyStats stats = flush_three_sessions(out, sluice::records::FlowEndReason::shutdown, &out.abort);
 
   const auto flows = events_of(out.lines, "flow");
   ASSERT_EQ(flows.size(), 1u);
   EXPECT_EQ(flows[0]["src_port"], 40001);
   ASSERT_EQ(events_of(out.lines, "smtp").size(), 1u);  // the half message of the first flow
   // Left: the idle session and the one whose message awaits its reply.
-  EXPECT_EQ(r.stats().flows_unflushed, 2u);
-  EXPECT_EQ(r.stats().messages_unflushed, 1u);
+  EXPECT_EQ(stats.flows_unflushed, 2u);
+  EXPECT_EQ(stats.messages_unflushed, 1u);
 }
 
 // Flows under pressure (issue 10). small_config(): 16 flows, 4 sessions, embryonic 30 s, idle 60 s,
