@@ -286,12 +286,19 @@ Params mode_params() {
 Params eal_params() {
   using dataplane::Hugepages;
   return {
-      string<Loading>("eal.file_prefix", "", "EAL `--file-prefix`; empty: `sluice-<pid>`, so instances never share "
-                      "DPDK runtime files.",
+      string<Loading>("eal.file_prefix", "", "EAL `--file-prefix`: the instance's name, which names its DPDK "
+                      "runtime directory (`/var/run/dpdk/NAME` as root) and hugepage files (`NAMEmap_N`), so that "
+                      "`dpdk-telemetry.py -f NAME` and `dpdk-pdump --file-prefix=NAME` reach it by name. A second "
+                      "sluiced with the same name stops at start. Empty: `sluice-<pid>`, so instances never share "
+                      "DPDK runtime files. Either way sluiced removes them at exit (after SIGTERM too); at start it "
+                      "removes those of dead `sluice-<pid>` instances.",
                       [](Loading& l, std::string v) { l.config.dataplane.eal.file_prefix = std::move(v); }),
       choice<Loading>("eal.hugepages", {"auto", "on", "off"}, "auto",
-                      "`auto`: use hugepages when some are free, else run with `--no-huge`. `off` always runs "
-                      "without (slower DMA setup, fine for af_packet and pcap).",
+                      "`auto`: use hugepages when some are free in a size that has a hugetlbfs mounted; reserved but "
+                      "not mounted, run with `--no-huge` and say so in one line with the command that mounts them "
+                      "(`mount -t hugetlbfs nodev /dev/hugepages`); none free: `--no-huge`. `on`: stop at start with "
+                      "that line when hugepages cannot be used. `off` always runs without (slower DMA setup, fine "
+                      "for af_packet and pcap).",
                       [](Loading& l, const std::string& v) {
                         l.config.dataplane.eal.hugepages = v == "on" ? Hugepages::on : v == "off" ? Hugepages::off : Hugepages::automatic;
                       }),
@@ -387,6 +394,15 @@ Params dataplane_params() {
                        "without symmetric RSS: size of each lcore's inbound ring (power of two). A full ring drops "
                        "the frame and counts it (`dropped`).",
                        [](Loading& l, long long v) { l.config.dataplane.dispatch_ring_size = static_cast<unsigned>(v); }),
+      integer<Loading>("dataplane.stop_timeout_ms", 0, 600000, 5000, "On SIGTERM or SIGINT, the open flows and "
+                       "their half-received messages are reported (flow reason `shutdown`; a message cut short is "
+                       "`incomplete` with reason `shutdown`) within this long. Past it the lcores give up: the flows and "
+                       "messages left are counted, not reported (`shutdown.flows_unflushed`, `messages_unflushed`, "
+                       "`events_dropped` in the exit `stats` event, and a `stop_incomplete` alert). Checked between "
+                       "flows; one flow's flush, with the unpacking of its attachments when no worker lcore is "
+                       "configured, is bounded by `archives.max_ms`. 0: nothing is flushed, everything is counted. Keep "
+                       "it below the service manager's stop timeout (systemd `TimeoutStopSec`, 90 s by default).",
+                       [](Loading& l, long long v) { l.config.dataplane.stop_timeout_ms = static_cast<unsigned>(v); }),
       choice<Loading>("dataplane.flow_hash", {"ip_pair", "five_tuple"}, "ip_pair",
                       "Software flow hash for ports without symmetric RSS. `ip_pair` keeps IP fragments (which carry "
                       "no ports) with their connection; `five_tuple` spreads one host pair over lcores.",

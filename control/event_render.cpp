@@ -55,7 +55,7 @@ void put_mismatch(JsonLine& j, uint8_t bits) noexcept {
 }
 
 // The part of a `file` event before its fields, for attachments and archive members alike.
-void begin_file_event(JsonLine& j, int64_t timestamp_us, const FlowIdentity& flow, uint32_t transaction) noexcept {
+void begin_file_event(JsonLine& j, int64_t timestamp_us, const FlowIdentity& flow, uint64_t transaction) noexcept {
   begin_event(j, "file", timestamp_us, &flow);
   j.key("transaction").num(transaction);
   j.key("file").begin_object();
@@ -76,6 +76,7 @@ const char* incomplete_reason_name(IncompleteReason r) noexcept {
     case IncompleteReason::gap: return "gap";
     case IncompleteReason::memcap: return "memcap";
     case IncompleteReason::aborted: return "aborted";
+    case IncompleteReason::shutdown: return "shutdown";
     case IncompleteReason::none: break;
   }
   return nullptr;
@@ -88,6 +89,7 @@ const char* flow_end_name(FlowEndReason r) noexcept {
     case FlowEndReason::timeout: return "timeout";
     case FlowEndReason::end_of_input: return "end_of_input";
     case FlowEndReason::evicted: return "evicted";
+    case FlowEndReason::shutdown: return "shutdown";
   }
   return "fin";
 }
@@ -175,7 +177,8 @@ std::string_view EventRenderer::message(const MessageRecord& m) noexcept {
   j.key("helo").str(m.helo.view());
   j.key("mail_from").str(m.mail_from.view());
   j.key("rcpt_to").begin_array();
-  for (uint16_t i = 0, off = 0; i < m.rcpt_kept && off < m.rcpt_bytes; ++i) {
+  uint16_t off = 0;
+  for (uint64_t i = 0; i < m.rcpt_kept && off < m.rcpt_bytes; ++i) {
     const std::string_view r(m.rcpts + off, strnlen(m.rcpts + off, m.rcpt_bytes - off));
     j.str(r);
     off = static_cast<uint16_t>(off + r.size() + 1);
@@ -359,7 +362,9 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                       {"emergency_entered", r.emergency_entered}, {"emergency", r.emergency != 0},
                                       {"sessions_active", r.sessions_active}, {"rst_ignored", r.rst_ignored},
                                       {"out_of_window_segments", r.out_of_window_segments},
-                                      {"fragments_evicted", r.fragments_evicted}}},
+                                      {"fragments_evicted", r.fragments_evicted},
+                                      {"flows_unflushed", r.flows_unflushed},
+                                      {"messages_unflushed", r.messages_unflushed}}},
                       {"handoff", handoff},
                       {"hold", {{"held", l.hold.held}, {"released", l.hold.released}, {"expired", l.hold.expired},
                                 {"cap_reached", l.hold.cap_reached}, {"in_queue", l.hold.in_queue},

@@ -4,8 +4,6 @@
 //
 //   sluiced --replay IN.pcap [--replay-out OUT.pcap] [--events EVENTS.json] [--config FILE] [-- EAL args]
 //   sluiced --config FILE [--events EVENTS.json] [-- EAL args]
-#include <rte_eal.h>
-
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <csignal>
@@ -151,7 +149,10 @@ int main(int argc, char** argv) {
   std::function<void()> reload;
   loop.on_signals({SIGHUP}, [&](int) { if (reload) reload(); });
 
-  if (!dataplane::eal_init(cfg.dataplane, passthrough, error)) {
+  std::vector<std::string> notes;
+  const bool eal_up = dataplane::eal_init(cfg.dataplane, passthrough, error, notes);
+  for (const auto& note : notes) std::fprintf(stderr, "sluiced: %s\n", note.c_str());
+  if (!eal_up) {
     std::fprintf(stderr, "sluiced: %s\n", error.c_str());
     return 1;
   }
@@ -159,7 +160,7 @@ int main(int argc, char** argv) {
   auto dp = dataplane::Dataplane::start(cfg.dataplane, error);
   if (!dp) {
     std::fprintf(stderr, "sluiced: %s\n", error.c_str());
-    rte_eal_cleanup();
+    dataplane::eal_cleanup();
     return 1;
   }
   std::fprintf(human, "sluiced: running in %s mode on %zu port(s), %zu RX lcore(s)\n",
@@ -333,8 +334,20 @@ int main(int argc, char** argv) {
   };
   loop.run();
 
-  // The lcores report their open flows on the way out; the writer finishes before the last stats.
-  dp->stop(render);
+  // The lcores report their open flows on the way out (reason `shutdown`), within
+  // dataplane.stop_timeout_ms; what they could not report is counted. The loop no longer runs,
+  // but the pool does: full batches go to the writer on the way. The writer finishes before the
+  // last stats.
+  const auto events_dropped = [&dp] {
+    uint64_t n = 0;
+    for (const auto& l : dp->stats().lcores) n += l.events_dropped;
+    return n;
+  };
+  const uint64_t dropped_before_stop = events_dropped();
+  const auto stopped = dp->stop([&](const void* record, std::size_t size) {
+    render(record, size);
+    if (batch.size() >= kBatchBytes && loop.jobs_pending() < kMaxPendingJobs) write_batch();
+  });
   write_batch();
   check_lost();
   loop.drain_pool();
@@ -343,11 +356,32 @@ int main(int argc, char** argv) {
   auto body = control::stats_json(snapshot);
   body["reason"] = stop_signal == SIGINT ? "sigint" : stop_signal == SIGTERM ? "sigterm" : "end_of_replay";
   body["uptime_s"] = secs;
+  if (stop_signal) {
+    uint64_t flows = 0, messages = 0;
+    for (const auto& l : snapshot.lcores) {
+      flows += l.reassembly.flows_unflushed;
+      messages += l.reassembly.messages_unflushed;
+    }
+    const uint64_t lost = events_dropped() - dropped_before_stop;
+    body["shutdown"] = {{"timeout_ms", cfg.dataplane.stop_timeout_ms}, {"ms", stopped.ms},
+                        {"deadline_reached", stopped.deadline_reached}, {"flows_unflushed", flows},
+                        {"messages_unflushed", messages}, {"events_dropped", lost}};
+    if (flows || messages || lost) {
+      control::Alert a{"stop_incomplete", control::Severity::warning,
+                       "the stop did not report everything within dataplane.stop_timeout_ms (" +
+                           std::to_string(cfg.dataplane.stop_timeout_ms) + " ms): " + std::to_string(flows) +
+                           " flows and " + std::to_string(messages) + " messages left unreported, " +
+                           std::to_string(lost) + " event records lost; raise dataplane.stop_timeout_ms (or events.ring_kb)",
+                       std::nullopt, ""};
+      events->write("alert", control::alert_body(a));
+      std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
+    }
+  }
   events->write("stats", body);
   if (unrenderable) std::fprintf(stderr, "sluiced: %llu event records could not be rendered\n", (unsigned long long)unrenderable);
   print_stats(human, snapshot, secs);
   dp.reset();  // closes the ports: the output pcap is complete
-  rte_eal_cleanup();
+  dataplane::eal_cleanup();  // and DPDK's runtime directory and hugepage files go
   if (!cfg.replay_output.empty()) {
     const auto link_type = control::pcap_link_type(cfg.replay_input);
     if (link_type && *link_type != 1 && !control::set_pcap_link_type(cfg.replay_output, *link_type))

@@ -11,6 +11,8 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
+#include <chrono>
+
 #include "dataplane/dataplane_impl.h"
 
 namespace sluice::dataplane {
@@ -91,8 +93,16 @@ std::size_t Dataplane::drain_events(const RecordFn& fn) {
   return n;
 }
 
-void Dataplane::stop(const RecordFn& fn) noexcept {
-  if (!impl_ || impl_->stopped) return;
+Dataplane::StopReport Dataplane::stop(const RecordFn& fn) noexcept {
+  StopReport report;
+  if (!impl_ || impl_->stopped) return report;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto deadline = t0 + std::chrono::milliseconds(impl_->config.stop_timeout_ms);
+  // A zero deadline: nothing is flushed. Set before quit, so an lcore that sees quit sees it too.
+  if (impl_->config.stop_timeout_ms == 0) {
+    impl_->abort_flush.store(true);
+    report.deadline_reached = true;
+  }
   impl_->quit.store(true);
   if (impl_->launched) {
     // The lcores report their open flows on the way out; keep their rings moving meanwhile.
@@ -102,12 +112,18 @@ void Dataplane::stop(const RecordFn& fn) noexcept {
       for (unsigned i = 0; i < impl_->table.n_rx_lcores; ++i)
         all_exited &= impl_->lcores[i].exited.load(std::memory_order_acquire);
       if (drain_events(sink) == 0 && all_exited) break;
+      if (!report.deadline_reached && std::chrono::steady_clock::now() >= deadline) {
+        impl_->abort_flush.store(true);  // the lcores stop flushing, the workers stop reading
+        report.deadline_reached = true;
+      }
       if (!all_exited) rte_delay_us_sleep(1000);
     }
     rte_eal_mp_wait_lcore();
     drain_events(sink);
   }
   impl_->stopped = true;
+  report.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return report;
 }
 
 }  // namespace sluice::dataplane

@@ -70,8 +70,14 @@ class Dataplane {
   using RecordFn = std::function<void(const void* record, std::size_t size)>;
   std::size_t drain_events(const RecordFn& fn);
   // Tells the lcores to stop, keeps draining their events into `fn` while they report their
-  // flows, and waits for them. Idempotent.
-  void stop(const RecordFn& fn = {}) noexcept;
+  // flows (reason `shutdown` for those still open), and waits for them. At `stop_timeout_ms` it
+  // tells them to give up: what is left is counted (reassembly flows_unflushed,
+  // messages_unflushed; events_dropped), not reported. Idempotent (a second call reports nothing).
+  struct StopReport {
+    bool deadline_reached = false;  // the lcores were told to give up
+    double ms = 0;                  // from the call until every lcore had exited
+  };
+  StopReport stop(const RecordFn& fn = {}) noexcept;
   // Requests to the lcores and their answers (lcore_channel.h), control thread only. Port k is RX
   // lcore k (k < lcores.rx.size()), then the worker lcores in order. Every lcore answers `ping`
   // and `config_snapshot` (an LcoreSnapshot) between bursts.

@@ -70,6 +70,7 @@ struct Config {
   unsigned mbuf_cache;
   unsigned tx_retries;
   unsigned dispatch_ring_size;
+  unsigned stop_timeout_ms;  // SIGTERM/SIGINT: open flows are reported within this, the rest counted
   reassembly::FlowHashMode flow_hash;
   reassembly::ReassemblyConfig reassembly;  // `observers` is set by the data plane
   pipeline::MimeLimits mime;                // MIME parsing of every message (on the RX lcores)

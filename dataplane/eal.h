@@ -12,14 +12,15 @@ struct EalArgsInput {
   const Config* config;
   std::vector<std::string> passthrough;  // what followed "--" on the command line
   unsigned host_cpus;                     // CPUs this process may run on
-  bool hugepages_available;               // free hugepages in /sys/kernel/mm/hugepages
+  bool hugepages_available;               // free hugepages with a hugetlbfs mounted (hugepages.h)
   int pid;
 };
 
 // Pure function, unit-tested: the argv (without argv[0]) given to rte_eal_init.
 // - lcores: main + rx + workers, each mapped to CPU (id % host_cpus) so a lab config with more
 //   lcores than CPUs still starts (lcores then share CPUs; fine for tests, not for production);
-// - memory: --no-huge -m memory_mb when hugepages are off, or auto and none are free;
+// - memory: --no-huge -m memory_mb when hugepages are off, or auto and none are usable (free and
+//   mounted: choose_hugepages(), hugepages.h);
 // - devices: PCI addresses as -a, everything else as --vdev; --no-pci when no PCI port is
 //   configured, so Sluice never takes a NIC it was not given;
 // - --log-level=notice (EAL start-up chatter is info; a later --log-level overrides it);
@@ -31,8 +32,16 @@ bool is_pci_address(const std::string& device);
 // The ethdev name DPDK gives the device: the vdev name before the first comma, or the PCI address.
 std::string device_name(const std::string& device);
 
-// Reads the host facts build_eal_args needs, then calls rte_eal_init.
-// On failure returns false with a one-line reason in `error`.
-bool eal_init(const Config& config, const std::vector<std::string>& passthrough, std::string& error);
+// Reads the host facts build_eal_args needs, removes the DPDK files of dead sluiced instances
+// (eal_files.h), decides on hugepages (hugepages.h), then calls rte_eal_init and enables dpdk-pdump
+// (rte_pdump_init). On failure returns false with a one-line reason in `error` (and removes the
+// runtime directory the failed start created). `notes`: lines for the operator (hugepages reserved
+// but not mounted, dead instances' files removed).
+bool eal_init(const Config& config, const std::vector<std::string>& passthrough, std::string& error,
+              std::vector<std::string>& notes);
+
+// Exit: rte_eal_cleanup(), then this instance's runtime directory and hugepage files are removed.
+// After a successful eal_init() only, once.
+void eal_cleanup() noexcept;
 
 }  // namespace sluice::dataplane

@@ -32,7 +32,7 @@ namespace {
 
 uint64_t mix(const MessageKey& k) noexcept {
   // splitmix64's finalizer over both fields: flow ids may be sequential.
-  uint64_t x = k.flow_id + 0x9E3779B97F4A7C15ull * (uint64_t{k.transaction} + 1);
+  uint64_t x = k.flow_id + 0x9E3779B97F4A7C15ull * (k.transaction + 1);
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
   return x ^ (x >> 31);

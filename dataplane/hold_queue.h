@@ -32,7 +32,7 @@ namespace sluice::dataplane {
 
 struct MessageKey {
   uint64_t flow_id;
-  uint32_t transaction;
+  uint64_t transaction;
   bool operator==(const MessageKey&) const noexcept = default;
 };
 

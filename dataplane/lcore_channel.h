@@ -131,7 +131,7 @@ struct Ping {
 
 struct MessageVerdict {
   uint64_t flow_id;
-  uint32_t transaction;
+  uint64_t transaction;
   uint32_t message;  // the message handle on that lcore
   uint8_t verdict;   // the inline action's code (pass, reject, defer, monitor), decided upstream
 };

@@ -15,6 +15,7 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_mempool.h>
+#include <rte_pause.h>
 
 #include <ctime>
 
@@ -136,12 +137,15 @@ void expire_held(RxLcoreContext& ctx) noexcept {
   for (Released r; (r = ctx.hold->expire(now, out, kMaxBurst)).n;) settle_released(ctx, out, r);
 }
 
-// End of input or shutdown: every flow is closed and reported. Events wait for room in the ring
-// (the control thread drains it until this lcore has exited) instead of being dropped.
-void flush(RxLcoreContext& ctx) noexcept {
+// End of input or shutdown: every flow is closed and reported, those still open with `reason`.
+// Events wait for room in the ring (the control thread drains it until this lcore has exited)
+// instead of being dropped, until the control thread sets abort_flush (the stop deadline): then
+// the flows left are counted, not reported (flows_unflushed), a record that finds the ring full is
+// lost and counted (events_dropped), and unfinished attachments are written as they are.
+void flush(RxLcoreContext& ctx, records::FlowEndReason reason) noexcept {
   if (!ctx.reasm) return;
   ctx.events->set_flushing(true, ctx.abort_flush);
-  ctx.reasm->flush_all(ctx.table->replay ? ctx.now_us : wall_clock_us());
+  ctx.reasm->flush_all(ctx.table->replay ? ctx.now_us : wall_clock_us(), reason, ctx.abort_flush);
   // Every message's attachments are with the workers now: wait for their results.
   if (ctx.handoff) ctx.handoff->drain(*ctx.abort_flush);
   ctx.events->set_flushing(false, nullptr);
@@ -184,6 +188,11 @@ uint16_t dispatch(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16
     }
   }
   return kept;
+}
+
+// Requests from the control thread (DPDK ip_pipeline's model): a few per call.
+void poll_control(RxLcoreContext& ctx) noexcept {
+  ctx.control->poll([&ctx](const Request& rq, Response& rs) noexcept { answer_control(rq, rs, *ctx.snapshot); }, 8);
 }
 
 // Groups a run of frames by input port (mbuf->port holds the DPDK port id) and processes each run.
@@ -252,8 +261,7 @@ int rx_lcore_main(void* arg) {
     }
     // Chunks staged in this iteration go to the workers; their results come back.
     if (ctx.handoff) ctx.handoff->poll();
-    // Requests from the control thread (DPDK ip_pipeline's model): a few per iteration.
-    ctx.control->poll([&ctx](const Request& rq, Response& rs) noexcept { answer_control(rq, rs, *ctx.snapshot); }, 8);
+    poll_control(ctx);
     if (ctx.hold->counters().in_queue) expire_held(ctx);
     // About once a second: expire idle and closed flows (packet time in replay).
     if (ctx.reasm && (t.replay ? ctx.now_us - ctx.last_expire_us >= 1000000 : rte_rdtsc() - last_tick > tsc_hz)) {
@@ -263,12 +271,21 @@ int rx_lcore_main(void* arg) {
       ctx.last_expire_us = ctx.now_us;
     }
     if (t.replay && !any_input_left) {
-      flush(ctx);
+      flush(ctx, records::FlowEndReason::end_of_input);
       ctx.finished.store(true, std::memory_order_release);
+      // Until the control thread sees `finished` and says quit (within a millisecond), requests
+      // are still answered: a ping sent as a short replay ended used to wait out its 2 s deadline.
+      while (!ctx.quit->load(std::memory_order_relaxed)) {
+        poll_control(ctx);
+        rte_pause();
+      }
       break;
     }
   }
-  if (!t.replay) flush(ctx);
+  // Stopped (SIGTERM, SIGINT) on a live link or in the middle of a replay. The fence pairs with
+  // the control thread's stores: abort_flush, when set before quit (a zero deadline), is seen.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (!ctx.finished.load(std::memory_order_relaxed)) flush(ctx, records::FlowEndReason::shutdown);
   ctx.exited.store(true, std::memory_order_release);
   return 0;
 }

@@ -56,7 +56,10 @@ int worker_lcore_main(void* arg) {
     unsigned total = 0;
     for (unsigned i = 0; i < t.n_rx; ++i) {
       const unsigned n = rte_ring_dequeue_burst(t.chunk_ring[i][ctx.index], got, kStage, nullptr);
-      for (unsigned k = 0; k < n; ++k) ctx.worker->on_chunk(*static_cast<const pipeline::WorkChunk*>(got[k]), out);
+      // Past the stop deadline the RX lcores write their unfinished attachments as they are
+      // (unscannable `overload`) and leave: what is still queued is not worth reading.
+      const bool discard = t.abort->load(std::memory_order_relaxed);
+      for (unsigned k = 0; k < n && !discard; ++k) ctx.worker->on_chunk(*static_cast<const pipeline::WorkChunk*>(got[k]), out);
       if (n) rte_mempool_put_bulk(t.chunks[i], got, n);
       total += n;
     }

@@ -41,6 +41,7 @@ struct WorkerTable {
   rte_ring* chunk_ring[kMaxRxForWorkers][kMaxWorkers] = {};          // RX i -> worker j
   rte_ring* result_ring[kMaxWorkers][kMaxRxForWorkers] = {};         // worker j -> RX i
   const std::atomic<bool>* rx_exited[kMaxRxForWorkers] = {};
+  const std::atomic<bool>* abort = nullptr;  // the stop deadline passed: chunks left go back unread
 };
 
 // RX lcore i's ChunkChannel over the rings. Lives on that lcore only.

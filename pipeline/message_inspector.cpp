@@ -72,7 +72,7 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
   Handle message_ = AttachmentHandoff::kNone;
   Open open_[kDepth];
   unsigned depth_ = 0;
-  uint32_t attachments_ = 0;
+  uint64_t attachments_ = 0;
   uint32_t anomalies_ = 0;
 };
 

@@ -127,7 +127,8 @@ class MessageRecords {
     bool used = false, done = false, hashed = false, truncated = false, uuencoded = false;
     uint64_t id = 0;
     uint32_t message = kNoRecord, next = kNoRecord;
-    uint32_t first_member = kNoRecord, last_member = kNoRecord, members = 0;
+    uint32_t first_member = kNoRecord, last_member = kNoRecord;
+    uint64_t members = 0;
     Text<records::kMimePathBytes> path;
     Text<records::kFileNameBytes> filename, alt_filename;  // UTF-8; longer names keep their end
     Text<records::kContentTypeBytes> content_type;

@@ -375,7 +375,7 @@ void MimeParser::reset(MimeCallbacks* callbacks) noexcept {
 }
 
 uint32_t MimeParser::anomalies() const noexcept { return anomalies_; }
-uint32_t MimeParser::attachments() const noexcept { return attachments_; }
+uint64_t MimeParser::attachments() const noexcept { return attachments_; }
 
 void MimeParser::note(MimeAnomaly a) noexcept {
   uint32_t bit = 1u << unsigned(a);

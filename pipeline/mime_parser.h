@@ -134,7 +134,7 @@ class MimeParser {
   void finish(bool complete) noexcept;
   // Anomalies of the current message, one bit per MimeAnomaly.
   uint32_t anomalies() const noexcept;
-  uint32_t attachments() const noexcept;  // attachment parts reported so far
+  uint64_t attachments() const noexcept;  // attachment parts reported so far
 
  private:
   // RFC 2046 5.1.1 allows 70 characters; longer boundaries are still used up to this size.
@@ -228,7 +228,7 @@ class MimeParser {
   bool is_child_;
   MimeCallbacks* cb_ = nullptr;
   uint32_t anomalies_ = 0;
-  uint32_t attachments_ = 0;
+  uint64_t attachments_ = 0;
   uint32_t parts_ = 0;
   bool finished_ = false;
 

@@ -21,7 +21,7 @@ enum class NextStep : uint8_t { forward, hold, drop };
 
 struct FrameStep {
   NextStep step = NextStep::forward;
-  uint32_t transaction = 0;  // hold: the message, within its flow
+  uint64_t transaction = 0;  // hold: the message, within its flow
   uint64_t flow_id = 0;      // hold: the flow (its flow event's flow_id)
 };
 

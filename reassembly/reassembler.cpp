@@ -40,9 +40,9 @@ struct Transaction {
   Text<kAddrBytes> mail_from;
   char rcpts[kRcptBytes];
   uint16_t rcpt_bytes = 0;
-  uint32_t rcpt_count = 0;   // all RCPT commands, also those not kept
-  uint16_t rcpt_kept = 0;
-  uint32_t index = 0;
+  uint64_t rcpt_count = 0;   // all RCPT commands, also those not kept
+  uint64_t rcpt_kept = 0;
+  uint64_t index = 0;
   SmtpTransfer method = SmtpTransfer::data;
   SmtpMessageStatus status = SmtpMessageStatus::complete;
   records::IncompleteReason incomplete_reason = records::IncompleteReason::none;
@@ -55,7 +55,8 @@ struct Transaction {
 
   void clear() noexcept {
     mail_from.len = 0;
-    rcpt_bytes = rcpt_count = rcpt_kept = 0;
+    rcpt_bytes = 0;
+    rcpt_count = rcpt_kept = 0;
     size = 0;
     status = SmtpMessageStatus::complete;
     incomplete_reason = records::IncompleteReason::none;
@@ -134,6 +135,7 @@ struct Reassembler::Impl {
   records::FlowRecord flow_rec;
 
   int64_t untracked_reported_us = INT64_MIN / 2;  // last flow_table_full anomaly (one a second)
+  bool shutting_down = false;  // flush_all(shutdown) runs: a message cut short is `shutdown`, not `aborted`
 
   void on_tcp(const PacketInfo& info, const uint8_t* ip_base) noexcept;
   Flow* lookup(const PacketInfo& info, bool& from_client) noexcept;
@@ -154,7 +156,7 @@ struct Reassembler::Impl {
   void emit_anomaly(const Flow* f, records::AnomalyLayer layer, uint8_t code, int direction) noexcept;
 
   // The identity of a message for the pipeline's events.
-  MessageContext message_context(const Flow* f, uint32_t transaction) const noexcept;
+  MessageContext message_context(const Flow* f, uint64_t transaction) const noexcept;
 };
 
 // Inspection state of one SMTP flow: both TCP directions, the SMTP parser and the transaction
@@ -196,9 +198,9 @@ struct SmtpFlow final : SmtpCallbacks {
   bool ended[2] = {false, false};
   bool memcap_pending[2] = {false, false};
   records::IncompleteReason gap_reason = records::IncompleteReason::none;  // why the open message lost bytes
-  uint32_t transactions = 0;
+  uint64_t transactions = 0;
   uint32_t caps = 0;
-  uint16_t smtp_anomalies[kMaxAnomalies];
+  uint64_t smtp_anomalies[kMaxAnomalies];
   uint32_t reported;  // bit per SmtpAnomaly / StreamAnomaly already sent as an event
 
   void start(Reassembler::Impl* impl, Flow* f, bool from_start) noexcept {
@@ -286,7 +288,8 @@ struct SmtpFlow final : SmtpCallbacks {
     EVP_DigestFinal_ex(sha, current.sha256, &len);
     current.status = status;
     current.incomplete_reason = status == SmtpMessageStatus::complete ? records::IncompleteReason::none
-                                : status == SmtpMessageStatus::aborted ? records::IncompleteReason::aborted
+                                : status == SmtpMessageStatus::aborted
+                                    ? (r->shutting_down ? records::IncompleteReason::shutdown : records::IncompleteReason::aborted)
                                                                        : gap_reason != records::IncompleteReason::none ? gap_reason
                                                                        : records::IncompleteReason::gap;
     current.has_subject = headers.has_subject();
@@ -314,7 +317,7 @@ struct SmtpFlow final : SmtpCallbacks {
   void on_tls() noexcept override { encrypted = true; }
   void on_anomaly(SmtpAnomaly a) noexcept override {
     const unsigned i = static_cast<unsigned>(a);
-    if (i < kMaxAnomalies && smtp_anomalies[i] < UINT16_MAX) ++smtp_anomalies[i];
+    if (i < kMaxAnomalies) ++smtp_anomalies[i];
     if (i < 20 && !(reported & (1u << i))) {
       reported |= 1u << i;
       r->emit_anomaly(flow, records::AnomalyLayer::smtp, static_cast<uint8_t>(a), -1);
@@ -667,7 +670,7 @@ void Reassembler::Impl::emit_anomaly(const Flow* f, records::AnomalyLayer layer,
   out.put(a);
 }
 
-MessageContext Reassembler::Impl::message_context(const Flow* f, uint32_t transaction) const noexcept {
+MessageContext Reassembler::Impl::message_context(const Flow* f, uint64_t transaction) const noexcept {
   MessageContext c;
   c.flow = identity_of(f);
   c.transaction = transaction;
@@ -751,13 +754,27 @@ void Reassembler::expire(int64_t now_us) noexcept {
   impl_->expire();
 }
 
-void Reassembler::flush_all(int64_t now_us) noexcept {
+void Reassembler::flush_all(int64_t now_us, records::FlowEndReason open_reason, const std::atomic<bool>* abort) noexcept {
   Impl& d = *impl_;
   if (now_us > d.now) d.now = now_us;
-  while (Flow* f = d.flows.any())
+  d.shutting_down = open_reason == records::FlowEndReason::shutdown;
+  while (Flow* f = d.flows.any()) {
+    if (abort && abort->load(std::memory_order_relaxed)) {
+      // Out of time: what is left is counted, not reported. (A flow that was already reported
+      // only waits for its closed timeout: nothing of it is lost.)
+      for (const Flow* left : {d.flows.oldest_embryonic(), d.flows.oldest_active()})
+        for (; left; left = left->lru_next) {
+          if (left->reported) continue;
+          ++d.stats.flows_unflushed;
+          if (const SmtpFlow* s = left->smtp) d.stats.messages_unflushed += s->pending_count + (s->message_open ? 1 : 0);
+        }
+      break;
+    }
     d.end_flow(f, f->rst                       ? records::FlowEndReason::rst
                   : (f->fin[0] && f->fin[1]) ? records::FlowEndReason::fin
-                                             : records::FlowEndReason::end_of_input);
+                                             : open_reason);
+  }
+  d.shutting_down = false;
 }
 
 const ReassemblyStats& Reassembler::stats() const noexcept { return impl_->stats; }

@@ -7,6 +7,7 @@
 // is allocated at construction and bounded by ReassemblyConfig.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -69,6 +70,10 @@ struct ReassemblyStats {
   uint64_t rst_ignored;        // resets the receiver would not accept (RFC 5961 3.2): ignored
   uint64_t out_of_window_segments;  // data beyond the receiver's window: not buffered
   uint64_t fragments_evicted;  // incomplete fragment sets dropped to make room for new ones
+  // flush_all() stopped by its abort flag (the stop deadline): flows left unreported, and the
+  // messages they had open or awaiting their final reply.
+  uint64_t flows_unflushed;
+  uint64_t messages_unflushed;
 };
 
 class Reassembler {
@@ -89,8 +94,13 @@ class Reassembler {
   FrameStep on_packet(const PacketInfo& info, const uint8_t* frame, int64_t now_us) noexcept;
   // Closes idle and closed flows whose timeout passed. Call about once a second.
   void expire(int64_t now_us) noexcept;
-  // End of input: every flow is closed now (its messages reported).
-  void flush_all(int64_t now_us) noexcept;
+  // End of input or shutdown: every flow is closed now (its messages reported); a flow still open
+  // ends with `open_reason` (end_of_input or shutdown; after a shutdown a message cut short is
+  // `incomplete` with reason `shutdown`). Once `abort` reads true (checked between flows: the
+  // stop deadline passed), the flows left are not reported but counted (flows_unflushed,
+  // messages_unflushed) and stay in the table.
+  void flush_all(int64_t now_us, records::FlowEndReason open_reason = records::FlowEndReason::end_of_input,
+                 const std::atomic<bool>* abort = nullptr) noexcept;
 
   const ReassemblyStats& stats() const noexcept;
 

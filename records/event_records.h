@@ -9,6 +9,9 @@
 //   an lcore may reuse, no std::string;
 // - identity is binary: addresses are 16 bytes (IPv4 in the first 4), ports host order; text is
 //   made on the control side;
+// - every count, and the transaction index that counts a session's messages, is uint64_t, as are
+//   the producers' counters it is copied from: none wraps, whatever a session sends (a uint16
+//   rcpt_count once reported 70,000 recipients as 4,464);
 // - enumerations of other modules travel as their underlying uint8_t (the field's comment names
 //   the enum): this header sits below reassembly/ and pipeline/ and includes neither;
 // - every text field is a Text<N>: bounded, cut on overflow as its producer decides (file names
@@ -66,14 +69,14 @@ struct FlowIdentity {
 // pipeline with each message.
 struct MessageContext {
   FlowIdentity flow;
-  uint32_t transaction = 0;  // index of the message in its session
+  uint64_t transaction = 0;  // index of the message in its session
   int64_t now_us = 0;        // time of the packet that carried the bytes
 };
 
 // What the attachment pipeline adds to a message's `smtp` event.
 struct MessageSummary {
   bool present = false;         // a pipeline observed the message
-  uint32_t attachments = 0;
+  uint64_t attachments = 0;
   uint32_t mime_anomalies = 0;  // bit i: pipeline::MimeAnomaly(i)
 };
 
@@ -86,7 +89,8 @@ inline constexpr std::size_t kContentTypeBytes = 128;
 inline constexpr std::size_t kMimePathBytes = 64;
 inline constexpr std::size_t kDetailBytes = 128;
 
-enum class IncompleteReason : uint8_t { none, gap, memcap, aborted };
+// shutdown: sluiced stopped (SIGTERM, SIGINT) before the end of data, not the client.
+enum class IncompleteReason : uint8_t { none, gap, memcap, aborted, shutdown };
 
 // One message (DATA or BDAT): the `smtp` event. Written when the server answers the end of data
 // or when the connection ends first.
@@ -94,13 +98,13 @@ struct MessageRecord {
   RecordType type = RecordType::message;
   int64_t timestamp_us = 0;
   FlowIdentity flow;
-  uint32_t transaction = 0;
+  uint64_t transaction = 0;
   Text<kHeloBytes> helo;
   Text<kAddrBytes> mail_from;
   char rcpts[kRcptBytes];       // rcpt_kept addresses, each NUL-terminated
-  uint16_t rcpt_bytes = 0;
-  uint16_t rcpt_kept = 0;
-  uint32_t rcpt_count = 0;      // every RCPT command, also those not kept
+  uint16_t rcpt_bytes = 0;      // used of rcpts (at most kRcptBytes)
+  uint64_t rcpt_kept = 0;
+  uint64_t rcpt_count = 0;      // every RCPT command, also those not kept
   bool bdat = false;            // method BDAT, else DATA
   bool starttls = false;
   uint8_t sha256[32];
@@ -119,7 +123,7 @@ struct FileRecord {
   RecordType type = RecordType::file;
   int64_t timestamp_us = 0;
   FlowIdentity flow;
-  uint32_t transaction = 0;
+  uint64_t transaction = 0;
   Text<kFileNameBytes> filename;
   Text<kFileNameBytes> filename_alt;  // empty: none
   Text<kContentTypeBytes> content_type;
@@ -135,7 +139,7 @@ struct FileRecord {
   bool truncated = false;
   uint8_t file_type = 0;     // pipeline::FileType
   uint8_t mismatch = 0;      // pipeline::TypeMismatch bits
-  uint32_t members = 0;
+  uint64_t members = 0;
   uint8_t unscannable = 0;   // pipeline::Unscannable
   Text<kDetailBytes> unscannable_detail;
 };
@@ -145,7 +149,7 @@ struct MemberRecord {
   RecordType type = RecordType::member;
   int64_t timestamp_us = 0;
   FlowIdentity flow;
-  uint32_t transaction = 0;
+  uint64_t transaction = 0;
   Text<kFileNameBytes> filename;  // its path in the archive
   uint64_t size = 0;
   bool hashed = false;
@@ -163,7 +167,8 @@ struct MemberRecord {
 
 enum class AppProto : uint8_t { none, smtp, smtps };
 // evicted: an embryonic flow (no payload yet) ended to make room for a new flow in a full table.
-enum class FlowEndReason : uint8_t { fin, rst, timeout, end_of_input, evicted };
+// shutdown: open when sluiced stopped (SIGTERM, SIGINT), reported on the way out.
+enum class FlowEndReason : uint8_t { fin, rst, timeout, end_of_input, evicted, shutdown };
 
 struct StreamCounters {
   uint64_t bytes, retransmitted_bytes, out_of_order_segments, overlap_conflicts, gaps, gap_bytes, memcap_flushes;
@@ -183,9 +188,9 @@ struct FlowRecord {
   FlowEndReason reason = FlowEndReason::fin;
   bool inspected = false;    // an SMTP session slot parsed it; the fields below are valid
   bool starttls = false;
-  uint32_t messages = 0;
+  uint64_t messages = 0;
   StreamCounters tcp[2] = {};
-  uint16_t smtp_anomalies[kSmtpAnomalyKinds] = {};  // count per reassembly::SmtpAnomaly
+  uint64_t smtp_anomalies[kSmtpAnomalyKinds] = {};  // count per reassembly::SmtpAnomaly
 };
 
 enum class AnomalyLayer : uint8_t { tcp, smtp, flow };

@@ -2,60 +2,16 @@
 reloads its configuration on SIGHUP (reloadable keys applied, a bad file or a key that cannot
 change at run time refused with the start-up error, the command line still winning), and lets go
 of the state directory when it stops."""
-import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
 import sluiced  # noqa: E402
-
-
-def wait_for(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def read_events(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-class Daemon:
-    """One sluiced; stdout and stderr go to files so that the test can read them while it runs."""
-
-    def __init__(self, workdir, name, args):
-        self.out_path = os.path.join(workdir, name + ".out")
-        self.err_path = os.path.join(workdir, name + ".err")
-        self.out, self.err = open(self.out_path, "w"), open(self.err_path, "w")
-        self.proc = subprocess.Popen([sluiced.SLUICED] + args, stdout=self.out, stderr=self.err)
-
-    def stdout(self):
-        with open(self.out_path) as f:
-            return f.read()
-
-    def stderr(self):
-        with open(self.err_path) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=30)
-        self.out.close()
-        self.err.close()
-        return rc
+from daemon import Daemon, read_events, wait_for  # noqa: E402
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root for a veth pair")
@@ -74,9 +30,7 @@ class Reload(unittest.TestCase):
 
     def tearDown(self):
         for dmn in self.daemons:
-            if dmn.proc.poll() is None:
-                dmn.proc.kill()
-                dmn.proc.wait()
+            dmn.kill()
         netns.sh("ip", "link", "del", self.veth, check=False)
         self.tmp.cleanup()
 

@@ -95,6 +95,8 @@ TEST(EventRenderTest, Message) {
                            R"("rcpt_to":["x@example.net","y\"q@example.net"],"method":"DATA",)"
                            R"("starttls":false,"message_sha256":")" + kAA + R"(","message_size":27961,)"
                            R"("message_id":"<id@x>","server_reply":null,"status":"incomplete","incomplete_reason":"memcap"}})");
+  m.incomplete_reason = IncompleteReason::shutdown;  // sluiced stopped before the end of data
+  EXPECT_NE(std::string(r.message(m)).find(R"("status":"incomplete","incomplete_reason":"shutdown"}})"), std::string::npos);
 }
 
 TEST(EventRenderTest, FileAndMember) {
@@ -160,9 +162,9 @@ TEST(EventRenderTest, FlowAndAnomaly) {
   f.start_us = kTime - 1000000, f.end_us = kTime;
   f.reason = FlowEndReason::end_of_input;
   f.inspected = true;
-  f.messages = 1;
+  f.messages = 5000000000;  // counts are 64-bit: none wraps
   f.tcp[0] = {900, 1, 2, 3, 4, 5, 6};
-  f.smtp_anomalies[static_cast<unsigned>(reassembly::SmtpAnomaly::bare_lf)] = 7;
+  f.smtp_anomalies[static_cast<unsigned>(reassembly::SmtpAnomaly::bare_lf)] = 70000;
   EventRenderer r;
   const std::string head6 =
       R"({"timestamp":"2023-11-14T22:13:20.036000Z","event_type":"flow","flow_id":281474976710657,"src_ip":"2001:db8::1",)"
@@ -170,11 +172,13 @@ TEST(EventRenderTest, FlowAndAnomaly) {
   EXPECT_EQ(std::string(r.render(&f, sizeof(f))),
             head6 + R"("app_proto":"smtp","flow":{"pkts_toserver":10,"pkts_toclient":8,"bytes_toserver":1000,)"
                     R"("bytes_toclient":800,"start":"2023-11-14T22:13:19.036000Z","end":"2023-11-14T22:13:20.036000Z",)"
-                    R"("reason":"end_of_input","inspected":true,"starttls":false,"messages":1,"tcp":{"toserver":)"
+                    R"("reason":"end_of_input","inspected":true,"starttls":false,"messages":5000000000,"tcp":{"toserver":)"
                     R"({"bytes":900,"retransmitted_bytes":1,"out_of_order_segments":2,"overlap_conflicts":3,"gaps":4,)"
                     R"("gap_bytes":5,"memcap_flushes":6},"toclient":{"bytes":0,"retransmitted_bytes":0,)"
                     R"("out_of_order_segments":0,"overlap_conflicts":0,"gaps":0,"gap_bytes":0,"memcap_flushes":0}},)"
-                    R"("smtp_anomalies":{"bare_lf":7}}})");
+                    R"("smtp_anomalies":{"bare_lf":70000}}})");
+  f.reason = FlowEndReason::shutdown;  // open when sluiced stopped
+  EXPECT_NE(std::string(r.render(&f, sizeof(f))).find(R"("reason":"shutdown",)"), std::string::npos);
   // Implicit TLS, not inspected.
   FlowRecord t;
   t.timestamp_us = kTime;

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -22,6 +23,16 @@ struct Collect final : sluice::records::RecordSink {
   sluice::control::EventRenderer renderer;
   void emit(const void* record, std::size_t size) noexcept override { lines.emplace_back(renderer.render(record, size)); }
 };
+
+// The events of one type, parsed.
+std::vector<nlohmann::json> events_of(const Collect& out, const std::string& type) {
+  std::vector<nlohmann::json> v;
+  for (const std::string& line : out.lines) {
+    auto j = nlohmann::json::parse(line);
+    if (j.value("event_type", "") == type) v.push_back(std::move(j));
+  }
+  return v;
+}
 
 // One SMTP connection 10.0.0.1:40000 -> 10.0.1.1:25 over Ethernet/IPv4, both directions in order.
 class Conversation {
@@ -79,6 +90,12 @@ class Conversation {
   uint8_t chost_;
   uint32_t next_[2] = {1000, 90000};
 };
+
+// One command, or a pipelined group, from the client and the server's reply.
+void exchange(Conversation& s, std::string_view commands, std::string_view replies) {
+  s.client(tcp_flags::ack | tcp_flags::psh, commands);
+  s.server(tcp_flags::ack | tcp_flags::psh, replies);
+}
 
 // Handshake and greeting.
 void open_session(Conversation& s) {
@@ -208,16 +225,11 @@ TEST(Reassembler, MailAndRcptWithoutArgument) {
   Reassembler r(small_config(), out, 0);
   Conversation s(r);
   open_session(s);
-  s.client(tcp_flags::ack | tcp_flags::psh, "EHLO c\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 mx\r\n");
-  s.client(tcp_flags::ack | tcp_flags::psh, "MAIL\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n");
-  s.client(tcp_flags::ack | tcp_flags::psh, "RCPT\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n");
-  s.client(tcp_flags::ack | tcp_flags::psh, "DATA\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "354 go\r\n");
-  s.client(tcp_flags::ack | tcp_flags::psh, "Subject: x\r\n\r\nhi\r\n.\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+  exchange(s, "EHLO c\r\n", "250 mx\r\n");
+  exchange(s, "MAIL\r\n", "250 ok\r\n");
+  exchange(s, "RCPT\r\n", "250 ok\r\n");
+  exchange(s, "DATA\r\n", "354 go\r\n");
+  exchange(s, "Subject: x\r\n\r\nhi\r\n.\r\n", "250 queued\r\n");
   s.client(tcp_flags::ack | tcp_flags::fin);
   s.server(tcp_flags::ack | tcp_flags::fin);
   r.flush_all(s.now + 1000);
@@ -238,6 +250,128 @@ TEST(Reassembler, MailAndRcptWithoutArgument) {
   EXPECT_EQ(smtp_events, 1);
 }
 
+// Counters that cannot wrap (issue 10): 70,000 recipients were reported as rcpt_count 4,464 (16
+// bits), and a count of one anomaly kind stopped at 65,535. Every count is 64-bit end to end.
+TEST(Reassembler, CountsPastSixteenBitsAreReportedWhole) {
+  constexpr int kRecipients = 70000, kBatch = 50;  // a batch stays within kMaxPending pipelined commands
+  Collect out;
+  Reassembler r(small_config(), out, 0);
+  Conversation s(r);
+  open_session(s);
+  exchange(s, "EHLO c\r\n", "250 mx\r\n");
+  exchange(s, "MAIL FROM:<a@x>\r\n", "250 ok\r\n");
+  // kRecipients commands in pipelined groups of kBatch, each group answered.
+  auto pipelined = [&](auto command, std::string_view reply) {
+    for (int i = 0; i < kRecipients; i += kBatch) {
+      std::string commands, replies;
+      for (int k = i; k < i + kBatch; ++k) {
+        commands += command(k);
+        replies += reply;
+      }
+      exchange(s, commands, replies);
+    }
+  };
+  pipelined([](int k) { return "RCPT TO:<r" + std::to_string(k) + "@y>\r\n"; }, "250 ok\r\n");
+  pipelined([](int) { return std::string("XYZZY\r\n"); }, "500 unknown\r\n");
+  exchange(s, "DATA\r\n", "354 go\r\n");
+  exchange(s, "Subject: many\r\n\r\nhi\r\n.\r\n", "250 queued\r\n");
+  s.client(tcp_flags::ack | tcp_flags::fin);
+  s.server(tcp_flags::ack | tcp_flags::fin);
+  r.flush_all(s.now + 1000);
+
+  const auto smtp = events_of(out, "smtp"), flow = events_of(out, "flow");
+  ASSERT_EQ(smtp.size(), 1u);
+  const auto& m = smtp[0]["smtp"];
+  EXPECT_EQ(m["rcpt_count"], kRecipients);
+  // The first recipients are kept, as many as 2 KiB holds (rN@y and its NUL: 6 to 10 bytes), in order.
+  ASSERT_GT(m["rcpt_to"].size(), 2048u / 10);
+  EXPECT_LE(m["rcpt_to"].size(), 2048u / 6);
+  EXPECT_EQ(m["rcpt_to"][0], "r0@y");
+  EXPECT_EQ(m["rcpt_to"][m["rcpt_to"].size() - 1], "r" + std::to_string(m["rcpt_to"].size() - 1) + "@y");
+  EXPECT_EQ(m["status"], "complete");
+  ASSERT_EQ(flow.size(), 1u);
+  EXPECT_EQ(flow[0]["flow"]["messages"], 1);
+  EXPECT_EQ(flow[0]["flow"]["smtp_anomalies"]["unknown_command"], kRecipients);
+}
+
+// A stop loses nothing (issue 10): flush_all(shutdown) reports every open flow with reason
+// `shutdown` and a half-received message `incomplete` with reason `shutdown`; once the abort flag
+// (the stop deadline) is set, the flows left are counted instead, with the messages they hold.
+namespace {
+
+// Stops the flush after `limit` flow events, as the control thread does at the deadline.
+struct AbortAfterFlows final : sluice::records::RecordSink {
+  Collect lines;
+  std::atomic<bool> abort{false};
+  int limit, flows = 0;
+  explicit AbortAfterFlows(int n) : limit(n) {}
+  void emit(const void* record, std::size_t size) noexcept override {
+    lines.emit(record, size);
+    if (*static_cast<const sluice::records::RecordType*>(record) == sluice::records::RecordType::flow && ++flows == limit)
+      abort.store(true);
+  }
+};
+
+// Three sessions, oldest first: one in the middle of DATA, one idle after EHLO, one whose message
+// ended without the server's reply yet; then flush_all(reason, abort). Returns the stats after.
+ReassemblyStats flush_three_sessions(sluice::records::RecordSink& out, sluice::records::FlowEndReason reason,
+                                     const std::atomic<bool>* abort) {
+  Reassembler r(small_config(), out, 0);
+  std::vector<std::unique_ptr<Conversation>> convs;
+  for (uint16_t port : {40001, 40002, 40003}) {
+    convs.push_back(std::make_unique<Conversation>(r, port));
+    Conversation& s = *convs.back();
+    open_session(s);
+    exchange(s, "EHLO c\r\n", "250 mx\r\n");
+    if (port == 40002) continue;
+    exchange(s, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", "250 ok\r\n250 ok\r\n354 go\r\n");
+    s.client(tcp_flags::ack | tcp_flags::psh, port == 40001 ? "Subject: half\r\n\r\nthe first half" : "Subject: whole\r\n\r\nall\r\n.\r\n");
+  }
+  r.flush_all(convs.back()->now + 1000, reason, abort);
+  return r.stats();
+}
+
+}  // namespace
+
+TEST(Reassembler, ShutdownReportsOpenFlowsAndHalfReceivedMessages) {
+  AbortAfterFlows out(100);  // never reached
+  const ReassemblyStats stats = flush_three_sessions(out, sluice::records::FlowEndReason::shutdown, &out.abort);
+
+  const auto flows = events_of(out.lines, "flow");
+  ASSERT_EQ(flows.size(), 3u);
+  for (const auto& f : flows) EXPECT_EQ(f["flow"]["reason"], "shutdown") << f;
+  const auto smtp = events_of(out.lines, "smtp");
+  ASSERT_EQ(smtp.size(), 2u);
+  EXPECT_EQ(smtp[0]["src_port"], 40001);
+  EXPECT_EQ(smtp[0]["smtp"]["status"], "incomplete");
+  EXPECT_EQ(smtp[0]["smtp"]["incomplete_reason"], "shutdown");
+  EXPECT_EQ(smtp[0]["smtp"]["message_size"], std::string_view("Subject: half\r\n\r\nthe first half").size());
+  EXPECT_EQ(smtp[1]["src_port"], 40003);
+  EXPECT_EQ(smtp[1]["smtp"]["status"], "complete");  // the content ended; only the reply is missing
+  EXPECT_TRUE(smtp[1]["smtp"]["server_reply"].is_null());
+  EXPECT_EQ(stats.flows_unflushed, 0u);
+  EXPECT_EQ(stats.messages_unflushed, 0u);
+
+  // The end of a replay keeps its own reason, and a client's abort stays `aborted`.
+  Collect replay;
+  flush_three_sessions(replay, sluice::records::FlowEndReason::end_of_input, nullptr);
+  for (const auto& f : events_of(replay, "flow")) EXPECT_EQ(f["flow"]["reason"], "end_of_input");
+  EXPECT_EQ(events_of(replay, "smtp")[0]["smtp"]["incomplete_reason"], "aborted");
+}
+
+TEST(Reassembler, ShutdownPastItsDeadlineCountsWhatIsLeft) {
+  AbortAfterFlows out(1);  // the deadline passes after the first flow is reported
+  const ReassemblyStats stats = flush_three_sessions(out, sluice::records::FlowEndReason::shutdown, &out.abort);
+
+  const auto flows = events_of(out.lines, "flow");
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0]["src_port"], 40001);
+  ASSERT_EQ(events_of(out.lines, "smtp").size(), 1u);  // the half message of the first flow
+  // Left: the idle session and the one whose message awaits its reply.
+  EXPECT_EQ(stats.flows_unflushed, 2u);
+  EXPECT_EQ(stats.messages_unflushed, 1u);
+}
+
 // Flows under pressure (issue 10). small_config(): 16 flows, 4 sessions, embryonic 30 s, idle 60 s,
 // emergency idle 60 s (set lower per test), emergency embryonic 5 s.
 namespace {
@@ -249,15 +383,6 @@ void full_mail(Conversation& s) {
   s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
   s.client(tcp_flags::ack | tcp_flags::fin);
   s.server(tcp_flags::ack | tcp_flags::fin);
-}
-
-std::vector<nlohmann::json> events_of(const Collect& out, const std::string& type) {
-  std::vector<nlohmann::json> v;
-  for (const std::string& line : out.lines) {
-    auto j = nlohmann::json::parse(line);
-    if (j.value("event_type", "") == type) v.push_back(std::move(j));
-  }
-  return v;
 }
 
 }  // namespace
