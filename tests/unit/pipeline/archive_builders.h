@@ -77,6 +77,32 @@ inline std::string lzma_alone_of(std::string_view data, uint32_t dict) {
 
 // ---- gzip ---------------------------------------------------------------------------------------
 
+// A gzip member of `data`, written by zlib (RFC 1952, no original name).
+inline std::string gzip_of(std::string_view data) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&z, data.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(out.size() - z.avail_out);
+  deflateEnd(&z);
+  return out;
+}
+
+// A minimal PE: MZ, e_lfanew at 0x3C pointing at "PE\0\0" and an i386 COFF header, then code.
+inline std::string tiny_pe() {
+  std::string pe = "MZ";
+  pe += std::string(58, '\x90');
+  pe += std::string("\x80\0\0\0", 4);
+  pe += std::string(64, '\0');
+  pe += std::string("PE\0\0\x4c\x01", 6);
+  for (int i = 0; i < 300; ++i) pe += static_cast<char>(i * 7 + 3);
+  return pe;
+}
+
 // A gzip member (RFC 1952) of `mib` MiB of zeros followed by `tail`, without deflating them: one
 // full-flushed 1 MiB chunk repeated (a full flush leaves no reference to earlier output), so that
 // a 4 GiB stream costs 4 MiB and milliseconds to build.
@@ -227,6 +253,27 @@ inline std::string sevenzip_with_header(std::string_view header) {
 }
 
 // ---- zip ----------------------------------------------------------------------------------------
+
+// `data` as a zip LZMA entry's data (APPNOTE 5.8.8: version, properties size, properties, then
+// raw LZMA1 with an end-of-stream marker), declaring a dictionary of `dict` bytes.
+inline std::string zip_lzma_data(std::string_view data, uint32_t dict) {
+  lzma_options_lzma opt;
+  lzma_lzma_preset(&opt, 1);
+  lzma_filter filters[2] = {{LZMA_FILTER_LZMA1, &opt}, {LZMA_VLI_UNKNOWN, nullptr}};
+  lzma_stream s = LZMA_STREAM_INIT;
+  EXPECT_EQ(lzma_raw_encoder(&s, filters), LZMA_OK);
+  std::string packed(data.size() + data.size() / 2 + 4096, '\0');
+  s.next_in = reinterpret_cast<const uint8_t*>(data.data());
+  s.avail_in = data.size();
+  s.next_out = reinterpret_cast<uint8_t*>(packed.data());
+  s.avail_out = packed.size();
+  EXPECT_EQ(lzma_code(&s, LZMA_FINISH), LZMA_STREAM_END);
+  packed.resize(packed.size() - s.avail_out);
+  lzma_end(&s);
+  std::string out("\x09\x14\x05\x00\x5D", 5);  // LZMA SDK 9.20, 5 property bytes, lc 3 lp 0 pb 2
+  put_le(out, dict, 4);
+  return out + packed;
+}
 
 // A zip of one entry whose data is `packed` as `method` declares it (no real compression needed
 // for the header checks), with a central directory; `cd_method` is what the central directory says.
