@@ -722,16 +722,19 @@ void ArchiveExplorer::walk_archive(Walk& w, const uint8_t* data, std::size_t len
 
 void ArchiveExplorer::walk_stream(Walk& w, const uint8_t* data, std::size_t len, uint32_t depth, int32_t parent,
                                   int filter, bool as_member) {
-  // The decompressing handle: exactly the filter the magic names. zstd cannot be appended in
-  // libarchive 3.6: it is bid for, alone (a zstd inside it would be peeled too; its window is at
-  // most 128 MiB, libzstd's own limit).
+  // The decompressing handle: exactly the filter the magic names. Two are bid for, alone,
+  // instead: libarchive 3.6 cannot append zstd, and appending compress crashes it (its init reads
+  // the header from a filter chain that does not exist yet: a NULL read found by archive_fuzz).
+  // A stream of theirs inside them is peeled too; their memory is small (compress) or capped by
+  // libzstd at 128 MiB.
   auto open_decompressor = [&](ArchivePtr& h) {
     h.reset(archive_read_new());
     archive* r = h.get();
     if (r == nullptr) throw std::bad_alloc();
     archive_read_support_format_raw(r);
-    const int rc = filter == ARCHIVE_FILTER_ZSTD ? archive_read_support_filter_zstd(r)
-                                                 : archive_read_append_filter(r, filter);
+    const int rc = filter == ARCHIVE_FILTER_ZSTD       ? archive_read_support_filter_zstd(r)
+                   : filter == ARCHIVE_FILTER_COMPRESS ? archive_read_support_filter_compress(r)
+                                                       : archive_read_append_filter(r, filter);
     archive_entry* e = nullptr;
     if (rc != ARCHIVE_OK || archive_read_open_memory(r, data, len) != ARCHIVE_OK ||
         archive_read_next_header(r, &e) != ARCHIVE_OK) {
@@ -739,6 +742,11 @@ void ArchiveExplorer::walk_stream(Walk& w, const uint8_t* data, std::size_t len,
       // leaves libarchive's raw reader with nothing to bid on: its message says only that.
       w.note(classify(r, nullptr, false), "%s stream cut short or corrupt: %s (depth %u)", filter_name(filter),
              error_text(r), depth);
+      return false;
+    }
+    if (archive_filter_count(r) < 2) {  // a bidder (zstd, compress) refused the stream's header
+      w.note(Unscannable::extraction_failed, "%s stream with a header libarchive refuses (depth %u)",
+             filter_name(filter), depth);
       return false;
     }
     return true;
