@@ -685,6 +685,16 @@ Params archive_params() {
                        "attachment's tree (the worker does nothing else meanwhile); extraction stops there: "
                        "`limit_exceeded`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_millis = static_cast<uint32_t>(v); }),
+      integer<Loading>("archives.max_dictionary_mb", 1, 4096, archive.max_decoder_bytes >> 20, "Decoder memory "
+                       "an attachment's archives and compressed streams may reserve, as their headers declare it "
+                       "(LZMA, LZMA2 and xz dictionaries, PPMd models, zstd windows, 7z BCJ2 buffers and header "
+                       "tables), summed over the nesting levels open at once (a 7z inside a tar.xz counts both). "
+                       "Checked from the headers before anything is decoded: libarchive allocates whatever is "
+                       "declared (a 230-byte 7z can ask for 4 GiB). An archive or stream over it is not read: "
+                       "unscannable `limit_exceeded`, counted in the worker's `decoder_memory_refused`. xz -9 and "
+                       "7-Zip's ultra preset declare 64 MiB, zstd --ultra -22 128 MiB (libzstd refuses more by "
+                       "itself).",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.limits.archive.max_decoder_bytes = static_cast<uint64_t>(v) << 20; }),
   };
 }
 

@@ -328,7 +328,8 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
     const auto& w = l.worker;
     Json worker = {{"chunks", w.chunks}, {"bytes", w.bytes}, {"attachments", w.attachments},
                    {"archives", w.archives}, {"members", w.members}, {"in_flight_full", w.in_flight_full},
-                   {"stray_chunks", w.stray_chunks}, {"results_dropped", l.results_dropped}};
+                   {"stray_chunks", w.stray_chunks}, {"decoder_memory_refused", w.decoder_memory_refused},
+                   {"results_dropped", l.results_dropped}};
     Json unscannable = Json::object();
     for (unsigned u = 1; u < std::size(w.unscannable); ++u) {
       const auto name = pipeline::unscannable_name(static_cast<pipeline::Unscannable>(u));

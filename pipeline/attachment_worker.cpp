@@ -226,6 +226,7 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
     output = &out;
     std::memcpy(parent_sha[0], result.sha256, 32);
     ArchiveResult ar = explorer.explore(a.buffer.data(), a.buffer.size(), *this);
+    stats.decoder_memory_refused += ar.memory_refused;
     // explore() reused `member`, not `result`: the final record is intact.
     result.unscannable = ar.reason;
     result.detail_len = static_cast<uint16_t>(put_text(result.detail, sizeof(result.detail), ar.detail));

@@ -35,6 +35,8 @@ struct WorkerStats {
   uint64_t members = 0;            // member results sent
   uint64_t in_flight_full = 0;     // attachments refused: max_in_flight reached (overload)
   uint64_t stray_chunks = 0;       // chunks of an attachment with no open state (after a refusal)
+  uint64_t decoder_memory_refused = 0;  // archives and streams not read: their headers declare
+                                        // more decoder memory than archives.max_dictionary_mb
   uint64_t unscannable[8] = {};    // per Unscannable value
 };
 

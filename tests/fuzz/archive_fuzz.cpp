@@ -9,7 +9,9 @@
 // or is longer than 1024 bytes; an ArchiveResult whose members is not the number of visits, whose
 // expanded_bytes is over max_total_bytes, max_ratio * input size or below the bytes handed over,
 // whose reason is better than a member's or is overload, or whose detail is empty exactly when
-// reason is not none; and an explore() that overran max_millis by more than kSlackMillis.
+// reason is not none, or that refused a level for its decoder memory with a reason better than
+// limit_exceeded; and an explore() that overran max_millis by more than kSlackMillis. Decoder
+// memory is bounded at 64 MiB: scripts/fuzz makes any allocation over 300 MiB a finding.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -159,14 +161,21 @@ void run(ArchiveExplorer& explorer, const ArchiveLimits& limits, const uint8_t* 
   if (severity(r.reason) < c.worst) violated("result reason better than a member's", n);
   if (r.detail.empty() != (r.reason == Unscannable::none)) violated("detail empty exactly when reason is not none", n);
   if (r.detail.size() > 240 || !valid_utf8(r.detail)) violated("detail over 240 bytes or not UTF-8", n);
+  if (r.memory_refused != 0 && severity(r.reason) < severity(Unscannable::limit_exceeded))
+    violated("a level refused for its decoder memory, result better than limit_exceeded", n);
   if (millis > static_cast<long>(limits.max_millis) + kSlackMillis) {
     std::fprintf(stderr, "explore() took %lld ms (max_millis %u)\n", static_cast<long long>(millis), limits.max_millis);
     violated("max_millis overrun", n);
   }
 }
 
+// Decoder memory the headers may declare: well under scripts/fuzz's -malloc_limit_mb=300, so a
+// declared dictionary that got past the check shows as an out-of-memory finding.
+constexpr uint64_t kDecoderBytes = 64ull << 20;
+
 ArchiveLimits small_limits() {
   ArchiveLimits l;
+  l.max_decoder_bytes = kDecoderBytes;
   l.max_depth = 3;
   l.max_members = 200;
   l.max_member_bytes = 1 << 20;
@@ -177,6 +186,7 @@ ArchiveLimits small_limits() {
 
 ArchiveLimits tiny_limits() {
   ArchiveLimits l;
+  l.max_decoder_bytes = kDecoderBytes;
   l.max_depth = 2;
   l.max_members = 8;
   l.max_member_bytes = 512;

@@ -9,7 +9,11 @@ and every `file` event is checked against ground truth computed here:
   ratio and one by nesting depth (`limit_exceeded`), a truncated zip (`extraction_failed`); the
   archive itself is always reported, hashed and typed;
 - the clamav-testfiles samples (Debian package): clam.exe inside zip, 7z, cab, tar.gz and bzip2
-  has the SHA-256 of /usr/share/clamav-testfiles/clam.exe; documents are typed.
+  has the SHA-256 of /usr/share/clamav-testfiles/clam.exe; documents are typed;
+- what must not read as scanned whole (issue 10): a gzip of 1 KiB of zeros then clam.exe (an
+  empty tar to libarchive) is reported with its decompressed stream as the member; 64 MiB of zeros
+  behind that empty tar stop at the ratio; a 7-Zip archive rewritten to declare a 4 GiB LZMA
+  dictionary is refused before libarchive maps it (`limit_exceeded`, counted).
 """
 import base64
 import email.policy
@@ -25,6 +29,7 @@ import tarfile
 import tempfile
 import unittest
 import zipfile
+import zlib
 from email.message import EmailMessage
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -89,6 +94,20 @@ def seven(args, cwd):
     subprocess.run([SEVEN] + args, cwd=cwd, check=True, capture_output=True)
 
 
+def with_7z_dictionary(z, dict_size):
+    """A 7z whose (plain, -mhc=off) header's LZMA coder declares `dict_size`: the coder's
+    properties rewritten, the next header's and the start header's CRC32 redone (7zFormat.txt)."""
+    z = bytearray(z)
+    offset, size = int.from_bytes(z[12:20], "little"), int.from_bytes(z[20:28], "little")
+    header = 32 + offset
+    at = z.find(b"\x03\x01\x01\x05", header)  # LZMA's method ID, then 5 property bytes
+    assert at > 0, "no LZMA coder in a plain header"
+    z[at + 5:at + 9] = dict_size.to_bytes(4, "little")
+    z[28:32] = zlib.crc32(z[header:header + size]).to_bytes(4, "little")
+    z[8:12] = zlib.crc32(z[12:32]).to_bytes(4, "little")
+    return bytes(z)
+
+
 class Archives(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -114,7 +133,10 @@ class Archives(unittest.TestCase):
         seven(["a", "-t7z", "plain.7z", "one.txt", "two.bin"], work)
         seven(["a", "-tzip", "-psecret", "enc.zip", "one.txt"], work)
         seven(["a", "-t7z", "-psecret", "-mhe=on", "enc.7z", "one.txt"], work)
+        seven(["a", "-t7z", "-m0=LZMA", "-mhc=off", "lzma.7z", "one.txt", "two.bin"], work)
         a["plain.7z"] = read(os.path.join(work, "plain.7z"))
+        a["huge-dictionary.7z"] = with_7z_dictionary(read(os.path.join(work, "lzma.7z")), 0xFFFFFFFF)
+        a["dictionary-64m.7z"] = with_7z_dictionary(read(os.path.join(work, "lzma.7z")), 64 << 20)
         a["enc.zip"] = read(os.path.join(work, "enc.zip"))
         a["enc.7z"] = read(os.path.join(work, "enc.7z"))
         # Bombs: 64 MiB of zeros (ratio ~1000 against the default 100), and zips nested 8 deep
@@ -124,6 +146,10 @@ class Archives(unittest.TestCase):
         for level in range(8):
             deep = zip_bytes([(f"level{level}.zip" if level else "bottom.txt", deep)])
         a["depth-bomb.zip"] = deep
+        # A stream libarchive reads as an empty tar (its end blocks are zeros): the PE behind them,
+        # and 64 MiB of zeros behind them.
+        a["zero-led.gz"] = gzip.compress(b"\0" * 1024 + cls.clam_exe)
+        a["zero-bomb.gz"] = gzip.compress(b"\0" * (64 << 20))
         whole = zip_bytes([("first.bin", os.urandom(30000)), ("second.bin", os.urandom(30000))], zipfile.ZIP_STORED)
         a["truncated.zip"] = whole[: len(whole) // 2]
         # The clamav samples: archives holding clam.exe, documents, an executable.
@@ -237,6 +263,32 @@ class Archives(unittest.TestCase):
         f = self.attachment("truncated.zip")
         self.assertEqual(f["unscannable"], "extraction_failed")
         self.assertEqual(f["file_type"], "zip")
+
+    def test_zero_led_stream_is_its_decompressed_stream(self):
+        f = self.attachment("zero-led.gz")
+        self.assertEqual(f["file_type"], "gzip")
+        self.assertNotIn("unscannable", f)
+        members = self.members("zero-led.gz")
+        self.assertEqual([(m["filename"], m["size"], m["sha256"], m["depth"]) for m in members],
+                         [("data", 1024 + len(self.clam_exe), sha(b"\0" * 1024 + self.clam_exe), 1)])
+        bomb = self.attachment("zero-bomb.gz")
+        self.assertEqual(bomb["unscannable"], "limit_exceeded")
+        self.assertIn("max_ratio 100 reached", bomb["unscannable_detail"])
+
+    def test_huge_declared_dictionary_is_refused_before_reading(self):
+        f = self.attachment("huge-dictionary.7z")
+        self.assertEqual(f["file_type"], "7z")
+        self.assertEqual(f["sha256"], sha(self.attachments["huge-dictionary.7z"]))
+        self.assertEqual(f["unscannable"], "limit_exceeded")
+        self.assertEqual(f["unscannable_detail"],
+                         "max_decoder_bytes 128 MiB: 7z LZMA dictionary of 4097 MiB, not read (depth 1)")
+        self.assertEqual(self.members("huge-dictionary.7z"), [])
+        # 64 MiB (what 7-Zip's ultra preset declares) is read.
+        got = {m["filename"]: m["sha256"] for m in self.members("dictionary-64m.7z")}
+        self.assertEqual(got, {n: sha(b) for n, b in self.seven_files.items()})
+        self.assertNotIn("unscannable", self.attachment("dictionary-64m.7z"))
+        worker = [l for l in self.ev.stats["lcores"] if l["role"] == "worker"][0]["worker"]
+        self.assertEqual(worker["decoder_memory_refused"], 1)
 
     def test_clamav_samples(self):
         clam = sha(self.clam_exe)

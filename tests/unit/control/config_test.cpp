@@ -128,6 +128,20 @@ TEST(Config, HoldKeysHaveDefaultsAndLimits) {
   EXPECT_NE(e.find("'hold.max_frames_per_message': must be at most hold.max_frames (8)"), std::string::npos) << e;
 }
 
+TEST(Config, ArchiveDictionaryBound) {
+  auto bound_of = [](const std::string& extra) {
+    auto r = load_config_text(std::string(kInline) + extra, "config test.yaml", {});
+    EXPECT_TRUE(r.config) << r.error;
+    return r.config ? r.config->dataplane.workers.limits.archive.max_decoder_bytes : 0;
+  };
+  EXPECT_EQ(bound_of(""), 128ull << 20);
+  EXPECT_EQ(bound_of("archives: {max_dictionary_mb: 64}\n"), 64ull << 20);
+  EXPECT_EQ(bound_of("archives: {max_dictionary_mb: 4096}\n"), 4096ull << 20);
+  const std::string e = error_of(std::string(kInline) + "archives: {max_dictionary_mb: 0}\n");
+  EXPECT_NE(e.find("'archives.max_dictionary_mb'"), std::string::npos) << e;
+  EXPECT_NE(e.find("1..4096"), std::string::npos) << e;
+}
+
 // Held frames keep their mbufs where frames go on: 1024 + 512 RX descriptors, 2 x (256 + 32) in
 // caches and bursts, and 512 held frames need 2624 mbufs; 64 held frames, 2176.
 TEST(Config, MbufPoolMustCoverHeldFramesInline) {

@@ -11,6 +11,10 @@
 #include <zlib.h>
 #include <locale.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,7 +28,11 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/file_type.h"
+#include "tests/unit/pipeline/archive_builders.h"
+
 using namespace sluice::pipeline;
+using namespace sluice::pipeline::test;
 
 namespace {
 
@@ -1145,4 +1153,368 @@ TEST(ArchiveEmptyStreams, EmptyCompressedStreamsEndExtractionFailedWithoutCrashi
     EXPECT_EQ(r.result.reason, Unscannable::extraction_failed);
     EXPECT_EQ(r.result.members, 0u);
   }
+}
+
+// ---- nothing reads as scanned whole by accident ---------------------------------------------------
+
+namespace {
+
+const std::string kPe = tiny_pe();
+const std::string kZeroLedPe = std::string(1024, '\0') + kPe;
+
+// A stream of `data` written by libarchive's raw format with one filter (as bsdtar would).
+std::string stream_of(int (*filter)(archive*), std::string_view data) {
+  std::string out;
+  archive* a = archive_write_new();
+  archive_write_set_format_raw(a);
+  filter(a);
+  archive_write_set_bytes_in_last_block(a, 1);
+  archive_write_open(a, &out, nullptr, append_out, nullptr);
+  archive_entry* ae = archive_entry_new();
+  archive_entry_set_filetype(ae, AE_IFREG);
+  archive_write_header(a, ae);
+  archive_write_data(a, data.data(), data.size());
+  archive_entry_free(ae);
+  archive_write_close(a);
+  archive_write_free(a);
+  return out;
+}
+
+std::string type_of(std::string_view bytes) {
+  FileTypeDetector d;
+  d.feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  return std::string(file_type_name(d.finish()));
+}
+
+}  // namespace
+
+TEST(ArchiveAccounting, ZeroLedGzipIsItsDecompressedStream) {
+  // libarchive reads a stream that starts with zero bytes as an empty tar (its end blocks): the PE
+  // behind 1 KiB of zeros was reported as a gzip without a member and without unscannable.
+  const Outcome r = explore(gzip_of(kZeroLedPe));
+  EXPECT_EQ(r.result.reason, Unscannable::none) << r.result.detail;
+  expect_members(r, {{"data", -1, 1, kZeroLedPe}});
+  EXPECT_EQ(type_of(kZeroLedPe), "unknown");  // what the worker types the member as (MZ not at 0)
+  // One zero block is enough for libarchive's tar reader.
+  const std::string half = std::string(512, '\0') + kPe;
+  expect_members(explore(gzip_of(half)), {{"data", -1, 1, half}});
+}
+
+TEST(ArchiveAccounting, ZeroLedStreamsOfEveryCompressor) {
+  for (auto filter : {archive_write_add_filter_gzip, archive_write_add_filter_bzip2, archive_write_add_filter_xz,
+                      archive_write_add_filter_lzma, archive_write_add_filter_zstd, archive_write_add_filter_lzip,
+                      archive_write_add_filter_compress}) {
+    const std::string s = stream_of(filter, kZeroLedPe);
+    SCOPED_TRACE(s.substr(0, 4));
+    const Outcome r = explore(s);
+    EXPECT_EQ(r.result.reason, Unscannable::none) << r.result.detail;
+    expect_members(r, {{"data", -1, 1, kZeroLedPe}});
+  }
+}
+
+TEST(ArchiveAccounting, OtherStreamsThatHoldNoArchive) {
+  // Random bytes, text, a PE: each is the stream's one member, as before.
+  const std::string random = random_bytes(5000, 9);
+  for (const std::string& content : {random, kText, kPe}) {
+    expect_members(explore(gzip_of(content)), {{"data", -1, 1, content}});
+    expect_members(explore(stream_of(archive_write_add_filter_bzip2, content)), {{"data", -1, 1, content}});
+    expect_members(explore(stream_of(archive_write_add_filter_xz, content)), {{"data", -1, 1, content}});
+  }
+}
+
+TEST(ArchiveAccounting, RealEmptyArchivesAreEmpty) {
+  // An empty tar is zeros (two end blocks, padded to 10 KiB by tar): nothing to report, in a
+  // gzip or not; libarchive's empty zip (an end record), 7z (a signature header), cpio (a
+  // trailer) likewise.
+  const std::vector<std::pair<const char*, std::string>> empties = {
+      {"tar.gz (libarchive)", write_archive({"tgz", archive_write_set_format_pax_restricted, {archive_write_add_filter_gzip}}, {})},
+      {"tar.gz (10 KiB of zeros)", gzip_of(std::string(10240, '\0'))},
+      {"tar", write_archive({"ustar", archive_write_set_format_ustar}, {})},
+      {"zip", write_archive({"zip", archive_write_set_format_zip}, {})},
+      {"7z", write_archive({"7z", archive_write_set_format_7zip}, {})},
+      {"cpio", write_archive({"cpio", archive_write_set_format_cpio_newc}, {})},
+      {"cpio.xz", write_archive({"cpio.xz", archive_write_set_format_cpio_newc, {archive_write_add_filter_xz}}, {})},
+  };
+  for (const auto& [name, bytes] : empties) {
+    SCOPED_TRACE(name);
+    const Outcome r = explore(bytes);
+    EXPECT_EQ(r.result.reason, Unscannable::none) << r.result.detail;
+    EXPECT_TRUE(r.seen.empty());
+  }
+}
+
+TEST(ArchiveAccounting, ZerosBehindAnEmptyTarAreCountedAgainstTheBudgets) {
+  // 4 GiB of zeros in a 4 MiB gzip: an empty tar to libarchive, then zeros it never reads. Read
+  // and counted, they stop at max_total_bytes (256 MiB), then at the ratio when it is lower.
+  const std::string bomb = gzip_of_zeros(4096, kPe);
+  Outcome r = explore(bomb);
+  EXPECT_EQ(r.result.reason, Unscannable::limit_exceeded) << r.result.detail;
+  EXPECT_EQ(r.result.detail, "max_total_bytes 268435456 reached (depth 1)");
+  EXPECT_TRUE(r.seen.empty());
+  EXPECT_LT(r.millis, 5000);
+  ArchiveLimits ratio10;
+  ratio10.max_ratio = 10;
+  r = explore(bomb, ratio10);
+  EXPECT_EQ(r.result.detail.rfind("max_ratio 10 reached", 0), 0u) << r.result.detail;
+  // With room for all of it, the walk reaches the PE: the stream is the member (cut at 64 MiB).
+  ArchiveLimits roomy;
+  roomy.max_ratio = 1000000;
+  roomy.max_total_bytes = 8ull << 30;
+  roomy.max_millis = 60000;
+  r = explore(gzip_of_zeros(16, kPe), roomy);
+  ASSERT_EQ(r.seen.size(), 1u) << r.result.detail;
+  EXPECT_EQ(r.seen[0].path, "data");
+  EXPECT_EQ(r.seen[0].size, (16u << 20) + kPe.size());
+  EXPECT_EQ(r.seen[0].sha256, sha256_hex(std::string(16u << 20, '\0') + kPe));
+  EXPECT_EQ(r.result.reason, Unscannable::none) << r.result.detail;
+}
+
+TEST(ArchiveAccounting, DataAfterTheEndOfATarIsNotScannedWhole) {
+  const std::vector<Entry> entries = {{"a.txt", kText}};
+  const std::string tar = write_archive({"ustar", archive_write_set_format_ustar}, entries);
+  // Inside a gzip: the tar's members, then a PE after its end blocks.
+  Outcome r = explore(gzip_of(tar + kPe));
+  EXPECT_EQ(r.result.reason, Unscannable::extraction_failed);
+  EXPECT_NE(r.result.detail.find("tar archive in the gzip stream ends at byte"), std::string::npos) << r.result.detail;
+  expect_members(r, flat(entries));
+  // Uncompressed.
+  r = explore(tar + kPe);
+  EXPECT_EQ(r.result.reason, Unscannable::extraction_failed);
+  const std::string end = std::to_string(tar.size());
+  EXPECT_EQ(r.result.detail, "tar archive ends at byte " + end + " of " + std::to_string(tar.size() + kPe.size()) +
+                                 ", data at byte " + end + " not read (depth 1)");
+  expect_members(r, flat(entries));
+  // 1 KiB of zeros and a PE, not compressed: an empty tar with data after it.
+  r = explore(kZeroLedPe);
+  EXPECT_EQ(r.result.reason, Unscannable::extraction_failed);
+  EXPECT_EQ(r.result.detail, "tar archive ends at byte 1024 of " + std::to_string(kZeroLedPe.size()) +
+                                 " without an entry, data at byte 1024 not read (depth 1)");
+  EXPECT_TRUE(r.seen.empty());
+  // Padding is not data: more zero blocks after the end are fine.
+  r = explore(gzip_of(tar + std::string(8192, '\0')));
+  EXPECT_EQ(r.result.reason, Unscannable::none) << r.result.detail;
+  expect_members(r, flat(entries));
+}
+
+TEST(ArchiveAccounting, DataAfterTheEndOfTheCompressedStream) {
+  // Bytes after a gzip member that are not another member: libarchive stops there.
+  Outcome r = explore(gzip_of(kText) + kPe);
+  EXPECT_EQ(r.result.reason, Unscannable::extraction_failed);
+  EXPECT_NE(r.result.detail.find("gzip stream ends at byte"), std::string::npos) << r.result.detail;
+  expect_members(r, {{"data", -1, 1, kText}});
+  // Zero padding after it (tape blocking) is fine; a second member is part of the stream.
+  r = explore(gzip_of(kText) + std::string(3000, '\0'));
+  EXPECT_EQ(r.result.reason, Unscannable::none) << r.result.detail;
+  r = explore(gzip_of(kText) + gzip_of(kPe));
+  EXPECT_EQ(r.result.reason, Unscannable::none) << r.result.detail;
+  expect_members(r, {{"data", -1, 1, kText + kPe}});
+}
+
+TEST(ArchiveAccounting, TruncatedStreams) {
+  const std::string gz = gzip_of(kZeroLedPe + random_bytes(200000, 4));
+  Outcome r = explore(gz.substr(0, gz.size() / 2));
+  EXPECT_EQ(r.result.reason, Unscannable::extraction_failed) << r.result.detail;
+  for (const Seen& s : r.seen) EXPECT_FALSE(s.complete);
+  const std::string small = gzip_of(kZeroLedPe);
+  r = explore(small.substr(0, small.size() - 30));
+  EXPECT_EQ(r.result.reason, Unscannable::extraction_failed) << r.result.detail;
+  EXPECT_NE(r.result.detail.find("gzip stream cut short or corrupt"), std::string::npos) << r.result.detail;
+  const std::string xz = stream_of(archive_write_add_filter_xz, kZeroLedPe);
+  r = explore(xz.substr(0, xz.size() - 10));
+  EXPECT_EQ(r.result.reason, Unscannable::extraction_failed) << r.result.detail;
+  EXPECT_TRUE(r.seen.empty());
+}
+
+TEST(ArchiveAccounting, ZipDeclaringMoreEntriesThanItsCentralDirectoryHolds) {
+  // Three local entries; the central directory lists the first two, its end record says three.
+  std::vector<RawEntry> es = {deflated_entry("a.txt", "aaa\n"), deflated_entry("b.txt", "bbb\n"),
+                              deflated_entry("c.exe", kPe)};
+  std::string zip = build_zip(es);
+  const std::size_t eocd = zip.rfind("PK\x05\x06");
+  const std::size_t cd = zip.find("PK\x01\x02");
+  const std::size_t third = zip.find("PK\x01\x02", zip.find("PK\x01\x02", cd + 4) + 4);
+  std::string cut = zip.substr(0, third) + zip.substr(eocd);
+  cut[cut.size() - 22 + 12] = static_cast<char>(third - cd);  // central directory size (< 256)
+  Outcome r = explore(cut);
+  EXPECT_EQ(r.result.reason, Unscannable::extraction_failed);
+  EXPECT_EQ(r.result.detail, "the central directory declares 3 entries, 2 read (depth 1)");
+  expect_members(r, {{"a.txt", -1, 1, "aaa\n"}, {"b.txt", -1, 1, "bbb\n"}});
+  // An end record declaring 5 for a directory of 3.
+  zip[eocd + 8] = zip[eocd + 10] = 5;
+  r = explore(zip);
+  EXPECT_EQ(r.result.detail, "the central directory declares 5 entries, 3 read (depth 1)");
+  // No entry at all where the end record says there are none but data precedes it.
+  std::string empty_lie = std::string(kPe) + write_archive({"zip", archive_write_set_format_zip}, {});
+  r = explore(empty_lie);
+  EXPECT_EQ(r.result.reason, Unscannable::extraction_failed);
+  EXPECT_NE(r.result.detail.find("no entry in"), std::string::npos) << r.result.detail;
+}
+
+TEST(ArchiveAccounting, CompressStreamIsBidForNotAppended) {
+  // archive_fuzz: libarchive 3.6's compress filter reads its header in its init, which
+  // archive_read_append_filter() calls before there is an input: a NULL read. Bid for alone, it
+  // reads .Z streams and tars in them, and fails cleanly on this 367-byte input.
+  const std::filesystem::path dir = kFixtures / "../../fuzz/regressions/archive_fuzz";
+  const Outcome r = explore(read_file(dir / "compress_appended_filter_init.bin"));
+  EXPECT_EQ(r.result.reason, Unscannable::extraction_failed) << r.result.detail;
+  const std::vector<Entry> entries = {{"a.txt", kText}};
+  expect_members(explore(write_archive({"tar.Z", archive_write_set_format_ustar, {archive_write_add_filter_compress}},
+                                       entries)),
+                 flat(entries));
+}
+
+TEST(ArchiveAccounting, CompressedTwiceIsTwoLevels) {
+  // An xz inside a gzip: one layer per level, so the inner stream's dictionary is checked before
+  // it is decompressed; its tar's members are at depth 2.
+  const std::vector<Entry> entries = {{"a.txt", kText}, {"b.bin", kRandom}};
+  const std::string txz =
+      write_archive({"txz", archive_write_set_format_pax_restricted, {archive_write_add_filter_xz}}, entries);
+  const Outcome r = explore(gzip_of(txz));
+  EXPECT_EQ(r.result.reason, Unscannable::none) << r.result.detail;
+  expect_members(r, {{"data", -1, 1, txz}, {"a.txt", 0, 2, kText}, {"b.bin", 0, 2, kRandom}});
+}
+
+// ---- decoder memory checked before reading -----------------------------------------------------
+
+namespace {
+
+const std::string kLzma8M("\x05\x5D\x00\x00\x80\x00", 6);  // libarchive's LZMA1 properties: 8 MiB
+
+std::string sevenzip_lzma(uint32_t dict) {
+  std::string to = kLzma8M;
+  set_le(to, 2, dict, 4);
+  return sevenzip_patched(sevenzip_of(nullptr, "a.txt", kRandom), kLzma8M, to);
+}
+
+}  // namespace
+
+TEST(ArchiveDecoderMemory, SevenZipDictionariesAndModels) {
+  // As written (8 MiB) and declaring 64 MiB: read, same bytes.
+  expect_members(explore(sevenzip_lzma(8 << 20)), {{"a.txt", -1, 1, kRandom}});
+  expect_members(explore(sevenzip_lzma(64 << 20)), {{"a.txt", -1, 1, kRandom}});
+  // 4 GiB: not read at all.
+  const std::vector<std::pair<std::string, std::string>> huge = {
+      {"7z LZMA dictionary", sevenzip_lzma(0xFFFFFFFFu)},
+      {"7z LZMA2 dictionary", sevenzip_patched(sevenzip_of("7zip:compression=lzma2", "a.txt", kRandom),
+                                               std::string("\x21\x01\x16", 3), std::string("\x21\x01\x28", 3))},
+      {"7z PPMd model", sevenzip_patched(sevenzip_of("7zip:compression=ppmd", "a.txt", kText),
+                                         std::string("\x05\x06\x00\x00\x00\x01", 6), std::string("\x05\x06\xDB\xFF\xFF\xFF", 6))},
+      {"7z LZMA dictionary", sevenzip_encoded(sevenzip_lzma(0xC0000000u), 1 << 16)},  // inside an LZMA-coded header
+      {"7z header dictionary", sevenzip_encoded(sevenzip_of(nullptr, "a.txt", kRandom), 0xFFFFFFFFu)},
+  };
+  for (const auto& [what, z] : huge) {
+    SCOPED_TRACE(what);
+    const Outcome r = explore(z);
+    EXPECT_EQ(r.result.reason, Unscannable::limit_exceeded);
+    EXPECT_EQ(r.result.detail.rfind("max_decoder_bytes 128 MiB: " + what + " of ", 0), 0u) << r.result.detail;
+    EXPECT_EQ(r.result.memory_refused, 1u);
+    EXPECT_TRUE(r.seen.empty());
+    EXPECT_EQ(r.result.expanded_bytes, 0u);
+  }
+  // A coded header within bounds reads as the plain one.
+  expect_members(explore(sevenzip_encoded(sevenzip_lzma(8 << 20), 1 << 20)), {{"a.txt", -1, 1, kRandom}});
+}
+
+TEST(ArchiveDecoderMemory, StreamsAndZip) {
+  const std::string xz = stream_of(archive_write_add_filter_xz, kRandom);
+  expect_members(explore(xz), {{"data", -1, 1, kRandom}});
+  Outcome r = explore(with_xz_dictionary(xz, 40));
+  EXPECT_EQ(r.result.reason, Unscannable::limit_exceeded);
+  EXPECT_EQ(r.result.detail, "max_decoder_bytes 128 MiB: xz dictionary of 4097 MiB, not read (depth 1)");
+  EXPECT_EQ(r.result.memory_refused, 1u);
+  expect_members(explore(lzma_alone_of(kRandom, 1 << 20)), {{"data", -1, 1, kRandom}});
+  r = explore(lzma_alone_of(kRandom, 1u << 30));
+  EXPECT_EQ(r.result.reason, Unscannable::limit_exceeded);
+  EXPECT_EQ(r.result.detail.rfind("max_decoder_bytes 128 MiB: lzma dictionary of 1025 MiB", 0), 0u) << r.result.detail;
+  // A zip LZMA entry (WinZip/7-Zip method 14).
+  const std::string lz = zip_lzma_data(kRandom, 1 << 20);
+  expect_members(explore(zip_entry_of(14, lz, 14, crc_of(kRandom), static_cast<uint32_t>(kRandom.size()))),
+                 {{"a.bin", -1, 1, kRandom}});
+  std::string lz_huge = lz;
+  set_le(lz_huge, 5, 0xFFFFFFFFu, 4);
+  r = explore(zip_entry_of(14, lz_huge, 14, crc_of(kRandom), static_cast<uint32_t>(kRandom.size())));
+  EXPECT_EQ(r.result.reason, Unscannable::limit_exceeded);
+  EXPECT_EQ(r.result.detail.rfind("max_decoder_bytes 128 MiB: zip LZMA dictionary of 4097 MiB", 0), 0u)
+      << r.result.detail;
+}
+
+TEST(ArchiveDecoderMemory, TheBoundIsConfiguredAndSharedByTheLevelsOpen) {
+  // 4 MiB: libarchive's own 7z (8 MiB dictionary) no longer fits.
+  ArchiveLimits small;
+  small.max_decoder_bytes = 4 << 20;
+  Outcome r = explore(sevenzip_lzma(8 << 20), small);
+  EXPECT_EQ(r.result.reason, Unscannable::limit_exceeded);
+  EXPECT_EQ(r.result.detail, "max_decoder_bytes 4 MiB: 7z LZMA dictionary of 9 MiB, not read (depth 1)");
+  // A 96 MiB 7z alone fits 128 MiB; inside a tar.xz whose stream declares 64 MiB it does not: the
+  // xz decoder is still open while the 7z would be read. The tar's other member is read.
+  const std::string z96 = sevenzip_lzma(96 << 20);
+  expect_members(explore(z96), {{"a.txt", -1, 1, kRandom}});
+  const std::vector<Entry> entries = {{"inner.7z", z96}, {"b.txt", kText}};
+  const std::string txz = with_xz_dictionary(
+      write_archive({"txz", archive_write_set_format_pax_restricted, {archive_write_add_filter_xz}}, entries), 28);
+  r = explore(txz);
+  EXPECT_EQ(r.result.reason, Unscannable::limit_exceeded);
+  EXPECT_EQ(r.result.detail,
+            "max_decoder_bytes 128 MiB: 7z LZMA dictionary of 97 MiB with the levels above, not read (depth 2)");
+  EXPECT_EQ(r.result.memory_refused, 1u);
+  expect_members(r, {{"inner.7z", -1, 1, z96}, {"b.txt", -1, 1, kText}});
+  // An xz inside a gzip is checked before it is decompressed.
+  r = explore(gzip_of(with_xz_dictionary(xz_of(kText), 40)));
+  EXPECT_EQ(r.result.reason, Unscannable::limit_exceeded);
+  EXPECT_EQ(r.result.detail, "max_decoder_bytes 128 MiB: xz dictionary of 4097 MiB, not read (depth 2)");
+  ASSERT_EQ(r.seen.size(), 1u);
+  EXPECT_EQ(r.seen[0].path, "data");
+}
+
+namespace {
+
+// Runs `explore` on `data` in a child process whose address space is limited to what it uses now
+// plus `room`: where overcommit is off, a mapping as large as a declared dictionary fails the
+// same way. Returns the result's reason and detail, as "reason: detail".
+std::string explore_with_address_space(const std::string& data, const ArchiveLimits& limits, uint64_t room) {
+  int fds[2];
+  if (pipe(fds) != 0) return "pipe failed";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    ArchiveExplorer ex(limits);  // its buffers are made before the limit
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    uint64_t vm_kb = 0;
+    while (std::getline(status, line))
+      if (line.rfind("VmSize:", 0) == 0) vm_kb = std::stoull(line.substr(7));
+    const rlimit lim{vm_kb * 1024 + room, vm_kb * 1024 + room};
+    setrlimit(RLIMIT_AS, &lim);
+    Recorder rec;
+    const ArchiveResult r = ex.explore(reinterpret_cast<const uint8_t*>(data.data()), data.size(), rec);
+    const std::string text = std::string(unscannable_name(r.reason)) + ": " + r.detail;
+    [[maybe_unused]] const auto n = write(fds[1], text.data(), text.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string text;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return text;
+}
+
+}  // namespace
+
+TEST(ArchiveDecoderMemory, RefusedBeforeLibarchiveMapsIt) {
+  // The address space limited to 1 GiB more than the process has: with the check, the 4 GiB
+  // 7z is refused; with the bound raised past it, libarchive's own allocation fails instead
+  // (what a system without overcommit does to the 4 GiB mapping measured before this check).
+  const std::string z = sevenzip_lzma(0xFFFFFFFFu);
+  const std::string checked = explore_with_address_space(z, ArchiveLimits{}, 1ull << 30);
+  EXPECT_EQ(checked.rfind("limit_exceeded: max_decoder_bytes 128 MiB: 7z LZMA dictionary", 0), 0u) << checked;
+  ArchiveLimits unchecked;
+  unchecked.max_decoder_bytes = 8ull << 30;
+  const std::string failed = explore_with_address_space(z, unchecked, 1ull << 30);
+  EXPECT_EQ(failed.rfind("extraction_failed: ", 0), 0u) << failed;
+  EXPECT_NE(failed.find("allocate memory"), std::string::npos) << failed;
+  // And an ordinary 7z reads in the same room.
+  EXPECT_EQ(explore_with_address_space(sevenzip_lzma(8 << 20), ArchiveLimits{}, 1ull << 30), ": ");
 }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "reassembly/reassembler.h"
+#include "tests/unit/pipeline/archive_builders.h"
 
 namespace sluice::pipeline {
 namespace {
@@ -208,6 +209,48 @@ TEST(AttachmentHandoff, LocalWorkerHashesTypesAndUnpacks) {
     EXPECT_EQ(e["src_ip"], "192.0.2.1");
   }
   EXPECT_EQ(h.pending(), 0u);
+}
+
+// Issue 10: a gzip that starts with zeros was a gzip "scanned whole" with no member; a 7z that
+// declares a 4 GiB dictionary made libarchive map 4 GiB.
+TEST(AttachmentHandoff, ZeroLedGzipAndHugeDictionaryAsTheWorkerReportsThem) {
+  const std::string content = std::string(1024, '\0') + test::tiny_pe();
+  const std::string gz = test::gzip_of(content);
+  const std::string z = test::sevenzip_patched(test::sevenzip_of(nullptr, "a.txt", "hello, world\n"), std::string("\x05\x5D\x00\x00\x80\x00", 6), std::string("\x05\x5D\xFF\xFF\xFF\xFF", 6));
+  Capture out;
+  LocalChannel channel(WorkerLimits{});
+  AttachmentHandoff h(HandoffLimits{}, channel, out, 0);
+  channel.set_handler(&h);
+  const auto ctx = context(0);
+  const auto m = h.message_begin(ctx);
+  for (const auto& [path, name, bytes] : {std::tuple("2", "report.gz", &gz), std::tuple("3", "a.7z", &z)}) {
+    const auto f = h.file_begin(m, part(path, name), ctx);
+    feed(h, f, Bytes(bytes->begin(), bytes->end()), 3);
+    h.file_end(f, PartEnd::complete);
+  }
+  h.message_end(m, true, kMessageSha, ctx);
+
+  ASSERT_EQ(out.events.size(), 3u);
+  const Json& g = out.events[0]["file"];
+  EXPECT_EQ(g["file_type"], "gzip");
+  EXPECT_EQ(g["members"], 1);
+  EXPECT_FALSE(g.contains("unscannable")) << g.dump();
+  const Json& member = out.events[1]["file"];
+  EXPECT_EQ(member["filename"], "data");
+  EXPECT_EQ(member["size"], content.size());
+  EXPECT_EQ(member["sha256"], sha256_hex(Bytes(content.begin(), content.end())));
+  EXPECT_EQ(member["file_type"], "unknown");  // the PE's MZ is not at the start of the stream
+  EXPECT_EQ(member["depth"], 1);
+  const Json& s = out.events[2]["file"];
+  EXPECT_EQ(s["file_type"], "7z");
+  EXPECT_EQ(s["sha256"], sha256_hex(Bytes(z.begin(), z.end())));
+  EXPECT_EQ(s["unscannable"], "limit_exceeded");
+  EXPECT_EQ(s["unscannable_detail"],
+            "max_decoder_bytes 128 MiB: 7z LZMA dictionary of 4097 MiB, not read (depth 1)");
+  EXPECT_FALSE(s.contains("members") && s["members"] != 0) << s.dump();
+  const WorkerStats& st = channel.worker().stats();
+  EXPECT_EQ(st.decoder_memory_refused, 1u);
+  EXPECT_EQ(st.unscannable[static_cast<int>(Unscannable::limit_exceeded)], 1u);
 }
 
 TEST(AttachmentHandoff, EventsWaitForTheWorkerAndInterleavedMessagesStayApart) {
