@@ -516,6 +516,22 @@ Params reassembly_params() {
                        [](Loading& l, long long v) {
                          l.config.dataplane.reassembly.stream.max_buffered_segments = static_cast<uint32_t>(v);
                        }),
+      integer<Loading>("reassembly.retransmit_check_kb", 0, 4096, 64, "Per flow and direction: the most recent "
+                       "delivered bytes kept until the receiver acknowledges them, so that a retransmission that "
+                       "differs from what was delivered is an `overlap_conflict` (an evasion: the receiver may keep "
+                       "either copy). Taken from the `memcap_mb` pool only while it is more than half free; 0: no "
+                       "copy, retransmissions are only counted.",
+                       [](Loading& l, long long v) {
+                         l.config.dataplane.reassembly.stream.max_unacked_bytes = static_cast<uint32_t>(v * 1024);
+                       }),
+      integer<Loading>("reassembly.unknown_window_kb", 64, 1048576, 1024, "Out-of-order data is buffered only within "
+                       "the receiver's advertised window (scaled as the handshake says, plus one window of slack for "
+                       "taps). For a connection picked up mid-stream, whose window scale is unknown: this far ahead "
+                       "of the next expected byte. Data beyond is not buffered (`out_of_window` anomaly, "
+                       "`out_of_window_segments`).",
+                       [](Loading& l, long long v) {
+                         l.config.dataplane.reassembly.stream.unknown_window_bytes = static_cast<uint32_t>(v * 1024);
+                       }),
       integer<Loading>("reassembly.idle_timeout_s", 1, 86400, 600, "An open flow without packets for this long is "
                        "closed and reported (RFC 5321 4.5.3.2: servers wait 5 minutes for a command, 10 for the end "
                        "of data). Packet time in replay.",
@@ -548,6 +564,11 @@ Params reassembly_params() {
                        "per RX lcore (64 KiB each). When all are busy, a new fragmented datagram is not inspected "
                        "(`fragments_dropped`).",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_fragment_sets = static_cast<uint32_t>(v); }),
+      integer<Loading>("reassembly.max_fragment_sets_per_source", 1, 65536, 16, "Of `max_fragment_sets`, how many "
+                       "one source address may hold; its oldest incomplete set gives way to a new one. A new set that "
+                       "finds every slot busy evicts the oldest set of all, so sets that never complete cannot block "
+                       "reassembly (counted `fragments_evicted`).",
+                       [](Loading& l, long long v) { l.config.dataplane.reassembly.max_fragment_sets_per_source = static_cast<uint32_t>(v); }),
       integer<Loading>("reassembly.fragment_timeout_s", 1, 600, 30, "An incomplete fragmented datagram is dropped "
                        "after this long (RFC 791 suggests 15 s to 2 min).",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.fragment_timeout_s = static_cast<uint32_t>(v); }),

@@ -97,7 +97,7 @@ const char* flow_end_name(FlowEndReason r) noexcept {
 const char* anomaly_name(AnomalyLayer layer, uint8_t code) noexcept {
   switch (layer) {
     case AnomalyLayer::tcp: {
-      static const char* const names[] = {"overlap_conflict", "gap", "memcap"};
+      static const char* const names[] = {"overlap_conflict", "gap", "memcap", "out_of_window", "rst_ignored"};
       return code < std::size(names) ? names[code] : "unknown";
     }
     case AnomalyLayer::smtp: return reassembly::smtp_anomaly_name(static_cast<reassembly::SmtpAnomaly>(code));
@@ -360,7 +360,9 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                       {"fragments_dropped", r.fragments_dropped},
                                       {"flows_evicted", r.flows_evicted}, {"syns_dropped", r.syns_dropped},
                                       {"emergency_entered", r.emergency_entered}, {"emergency", r.emergency != 0},
-                                      {"sessions_active", r.sessions_active},
+                                      {"sessions_active", r.sessions_active}, {"rst_ignored", r.rst_ignored},
+                                      {"out_of_window_segments", r.out_of_window_segments},
+                                      {"fragments_evicted", r.fragments_evicted},
                                       {"flows_unflushed", r.flows_unflushed},
                                       {"messages_unflushed", r.messages_unflushed}}},
                       {"handoff", handoff},

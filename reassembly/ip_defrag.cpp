@@ -5,8 +5,10 @@
 
 namespace sluice::reassembly {
 
-IpDefrag::IpDefrag(std::size_t max_datagrams, uint32_t timeout_s)
-    : slots_(max_datagrams), timeout_us_(int64_t{timeout_s} * 1000000) {
+IpDefrag::IpDefrag(std::size_t max_datagrams, uint32_t timeout_s, std::size_t max_per_source)
+    : slots_(max_datagrams),
+      max_per_source_(std::clamp<std::size_t>(max_per_source, 1, std::max<std::size_t>(1, max_datagrams))),
+      timeout_us_(int64_t{timeout_s} * 1000000) {
   memory_ = new uint8_t[std::max<std::size_t>(1, max_datagrams) * (kHeadroom + kMaxPayload)];
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     slots_[i] = Slot{};
@@ -19,17 +21,27 @@ IpDefrag::~IpDefrag() { delete[] memory_; }
 IpDefrag::Slot* IpDefrag::find_or_claim(const PacketInfo& info, int64_t now_us) noexcept {
   const std::size_t alen = info.ip_version == 6 ? 16 : 4;
   Slot* free_slot = nullptr;
+  Slot* oldest = nullptr;         // of all sets
+  Slot* oldest_of_src = nullptr;  // of this source's
+  std::size_t of_src = 0;
   for (Slot& s : slots_) {
     if (!s.used) {
       if (!free_slot) free_slot = &s;
       continue;
     }
-    if (s.version == info.ip_version && s.id == info.fragment_id && s.proto == info.l4_proto &&
-        std::memcmp(s.src, info.src_addr, alen) == 0 && std::memcmp(s.dst, info.dst_addr, alen) == 0)
+    const bool same_src = s.version == info.ip_version && std::memcmp(s.src, info.src_addr, alen) == 0;
+    if (same_src && s.id == info.fragment_id && s.proto == info.l4_proto && std::memcmp(s.dst, info.dst_addr, alen) == 0)
       return &s;
+    if (!oldest || s.started_us < oldest->started_us) oldest = &s;
+    if (same_src) {
+      ++of_src;
+      if (!oldest_of_src || s.started_us < oldest_of_src->started_us) oldest_of_src = &s;
+    }
   }
-  if (!free_slot) return nullptr;
-  Slot& s = *free_slot;
+  Slot* claim = of_src >= max_per_source_ ? oldest_of_src : free_slot ? free_slot : oldest;
+  if (!claim) return nullptr;  // no slots at all
+  if (claim->used) ++stats_.evicted;
+  Slot& s = *claim;
   s.used = true;
   s.version = info.ip_version;
   s.proto = info.l4_proto;

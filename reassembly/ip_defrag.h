@@ -3,6 +3,9 @@
 // of datagrams can be in reassembly at once, each in a preallocated 64 KiB buffer.
 // Overlapping fragments: the first bytes received win (as for TCP); differing overlaps drop the
 // datagram and are counted, since no single reading is safe (RFC 5722 makes IPv6 overlaps fatal).
+// Under a flood of sets that never complete, new datagrams still reassemble: a source may hold at
+// most `max_per_source` sets (its oldest goes for a new one), and a new set that finds every slot
+// busy evicts the oldest set of all (counted `evicted`).
 #pragma once
 
 #include <cstddef>
@@ -16,16 +19,17 @@ namespace sluice::reassembly {
 enum class DefragResult : uint8_t {
   need_more,  // kept; the datagram is not whole yet
   complete,   // `out` holds the whole datagram (IP header + payload), valid until the next call
-  dropped,    // not kept: no free slot, too many pieces, conflicting overlap, bad offsets
+  dropped,    // not kept: too many pieces, conflicting overlap, bad offsets
 };
 
 struct DefragStats {
-  uint64_t completed, no_slot, conflicts, malformed, timeouts;
+  uint64_t completed, no_slot, conflicts, malformed, timeouts, evicted;
 };
 
 class IpDefrag {
  public:
-  IpDefrag(std::size_t max_datagrams, uint32_t timeout_s);  // start-up only
+  // Start-up only. max_per_source: sets one source address may hold (clamped to 1..max_datagrams).
+  IpDefrag(std::size_t max_datagrams, uint32_t timeout_s, std::size_t max_per_source = SIZE_MAX);
   ~IpDefrag();
   IpDefrag(const IpDefrag&) = delete;
   IpDefrag& operator=(const IpDefrag&) = delete;
@@ -63,6 +67,7 @@ class IpDefrag {
   bool store(Slot& s, uint32_t begin, const uint8_t* data, uint32_t len) noexcept;
 
   std::vector<Slot> slots_;
+  std::size_t max_per_source_;
   uint8_t* memory_;
   int64_t timeout_us_;
   DefragStats stats_{};

@@ -37,6 +37,7 @@ DecodeStatus read_ports(const uint8_t* frame, std::size_t len, PacketInfo& out) 
   out.tcp_seq = be32(frame + l4 + 4);
   out.tcp_ack = be32(frame + l4 + 8);
   out.tcp_flags = frame[l4 + 13];
+  out.tcp_window = be16(frame + l4 + 14);
   out.payload_offset = static_cast<uint16_t>(l4 + doff);
   out.payload_len = static_cast<uint16_t>(out.ip_end - out.payload_offset);
   return DecodeStatus::ok;

@@ -46,6 +46,7 @@ struct PacketInfo {
   uint8_t tcp_flags;
   uint32_t tcp_seq;
   uint32_t tcp_ack;
+  uint16_t tcp_window;      // as sent (the receiver scales it: RFC 7323)
   uint16_t payload_offset;  // TCP payload: [payload_offset, ip_end)
   uint16_t payload_len;
 };

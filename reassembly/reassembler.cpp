@@ -88,6 +88,23 @@ std::string_view path_of(std::string_view arg) noexcept {
 }
 
 
+// RFC 7323 2.2: the window scale option (kind 3, length 3) among a SYN's options; -1 when absent.
+int window_scale_of(const PacketInfo& info, const uint8_t* base) noexcept {
+  const uint8_t* p = base + info.l4_offset + 20;
+  const uint8_t* end = base + info.payload_offset;
+  while (p < end) {
+    if (*p == 0) break;  // end of options
+    if (*p == 1) {       // no-operation
+      ++p;
+      continue;
+    }
+    if (end - p < 2 || p[1] < 2 || end - p < p[1]) break;
+    if (p[0] == 3 && p[1] == 3) return std::min<int>(p[2], 14);  // larger shifts are taken as 14
+    p += p[1];
+  }
+  return -1;
+}
+
 }  // namespace
 
 struct SmtpFlow;
@@ -130,6 +147,7 @@ struct Reassembler::Impl {
   void enter_emergency() noexcept;
   void start_session(Flow* f) noexcept;
   bool sessions_exhausted() const noexcept;
+  bool reset_acceptable(const Flow* f, int dir, uint32_t seq) const noexcept;
   void untracked(const PacketInfo& info) noexcept;
 
   // Events, as typed records (records/event_records.h)
@@ -209,6 +227,7 @@ struct SmtpFlow final : SmtpCallbacks {
     if (a == StreamAnomaly::overlap_conflict) ++r->stats.overlap_conflicts;
     if (a == StreamAnomaly::gap) ++r->stats.gaps;
     if (a == StreamAnomaly::memcap) ++r->stats.memcap_flushes;
+    if (a == StreamAnomaly::out_of_window) ++r->stats.out_of_window_segments;
     const uint32_t bit = 1u << (20 + static_cast<unsigned>(a));
     if (reported & bit) return;  // one event per kind and flow; the flow event has the counts
     reported |= bit;
@@ -326,7 +345,7 @@ Reassembler::Impl::Impl(const ReassemblyConfig& c, records::RecordSink& o, uint3
       next_flow_id(static_cast<uint64_t>(lcore) << 48),
       flows(c.max_flows),
       pool(std::max<std::size_t>(16, std::size_t{c.memcap_mb} * 1024 * 1024 / sizeof(SegmentPool::Block))),
-      defrag(c.max_fragment_sets, c.fragment_timeout_s) {
+      defrag(c.max_fragment_sets, c.fragment_timeout_s, c.max_fragment_sets_per_source) {
   for (uint16_t p : c.smtp_ports) smtp_port.set(p);
   for (uint16_t p : c.implicit_tls_ports) tls_port.set(p);
   session_slots = static_cast<SmtpFlow*>(::operator new(sizeof(SmtpFlow) * std::max<uint32_t>(1, c.max_sessions)));
@@ -433,6 +452,18 @@ void Reassembler::Impl::enter_emergency() noexcept {
   expire();
 }
 
+// Whether the receiver of a reset sent in direction `dir` would accept it: exactly its next
+// expected sequence number (the stream's; before any data, the one after the SYN or the FIN that
+// side sent). Without a SYN seen, once encrypted (the streams are no longer fed), or for a flow
+// without a session past its first payload, any.
+bool Reassembler::Impl::reset_acceptable(const Flow* f, int dir, uint32_t seq) const noexcept {
+  if (const SmtpFlow* s = f->smtp) return s->encrypted || s->stream[dir].accepts_reset(seq);
+  // Without a session, sequence numbers are followed only until the first payload (an implicit-TLS
+  // or refused flow after it: any reset).
+  if (!f->syn_seen[dir] || !f->embryonic) return true;
+  return seq == f->isn[dir] + 1 || (f->fin[dir] && seq == f->fin_seq[dir] + 1);
+}
+
 bool Reassembler::Impl::sessions_exhausted() const noexcept {
   return free_sessions == nullptr && sessions_built == config.max_sessions;
 }
@@ -484,6 +515,14 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
   ++f->packets[dir];
   f->bytes[dir] += info.ip_end - info.l3_offset;
   f->last_seen_us = now;
+  // A reset the receiver would not take (RFC 5961 3.2) ends nothing: Linux answers it with a
+  // challenge ACK and keeps the connection. Counted, reported, otherwise ignored.
+  if ((info.tcp_flags & tcp_flags::rst) && !reset_acceptable(f, dir, info.tcp_seq)) {
+    ++stats.rst_ignored;
+    flows.touch(f);
+    if (f->smtp) f->smtp->stream_anomaly(StreamAnomaly::rst_ignored, dir);
+    return;
+  }
   if ((info.tcp_flags & tcp_flags::fin) && !f->fin[dir]) {
     f->fin[dir] = true;
     f->fin_seq[dir] = info.tcp_seq + info.payload_len;
@@ -492,6 +531,9 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
   if ((info.tcp_flags & tcp_flags::syn) && !f->syn_seen[dir]) {
     f->syn_seen[dir] = true;
     f->isn[dir] = info.tcp_seq;
+    const int scale = window_scale_of(info, base);
+    f->wscale_sent[dir] = scale >= 0;
+    f->wscale[dir] = static_cast<uint8_t>(scale < 0 ? 0 : scale);
   }
   if (info.payload_len && f->embryonic) {
     flows.activate(f);
@@ -505,7 +547,16 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
     // The ACK says what the sender had received before it sent this segment: a hole it covers in
     // the other direction is a gap that comes before this segment's data (a server's reply that
     // acknowledges client bytes the capture lost must find the client's command stream caught up).
-    if (info.tcp_flags & tcp_flags::ack) s->stream[dir ^ 1].on_ack(info.tcp_ack, s->sink[dir ^ 1]);
+    if (info.tcp_flags & tcp_flags::ack) {
+      s->stream[dir ^ 1].on_ack(info.tcp_ack, s->sink[dir ^ 1]);
+      // The window this side offers bounds what the other may send. Known only with the
+      // handshake (the scale is in the SYNs; a SYN's own window is never scaled); a pick-up keeps
+      // the stream's bound for unknown windows.
+      if (f->syn_seen[kToServer] && f->syn_seen[kToClient]) {
+        const bool scaled = f->wscale_sent[0] && f->wscale_sent[1] && !(info.tcp_flags & tcp_flags::syn);
+        s->stream[dir ^ 1].set_window(info.tcp_ack, uint32_t{info.tcp_window} << (scaled ? f->wscale[dir] : 0));
+      }
+    }
     if (!s->encrypted)
       s->stream[dir].on_segment(info.tcp_seq, info.tcp_flags, base + info.payload_offset, info.payload_len, s->sink[dir]);
     // After STARTTLS the streams are no longer fed; their counters stay for the flow event.
@@ -649,6 +700,7 @@ FrameStep Reassembler::on_packet(const PacketInfo& info, const uint8_t* frame, i
     std::size_t whole_len = 0;
     const DefragResult r = d.defrag.add(info, frame, d.now, whole, whole_len);
     if (r == DefragResult::dropped) ++d.stats.fragments_dropped;
+    d.stats.fragments_evicted = d.defrag.stats().evicted;
     if (r != DefragResult::complete) return d.step;
     ++d.stats.fragments_reassembled;
     PacketInfo inner;

@@ -30,6 +30,7 @@ struct ReassemblyConfig {
   uint32_t idle_timeout_s;     // an open flow with no packet for this long is closed
   uint32_t closed_timeout_s;   // a flow that saw FIN both ways or RST is forgotten after this
   uint32_t max_fragment_sets;  // IP datagrams being reassembled at once per lcore
+  uint32_t max_fragment_sets_per_source = UINT32_MAX;  // of them, from one source address
   uint32_t fragment_timeout_s;
   // Under pressure (flows_under_pressure in reassembler.cpp): flows that showed no payload yet
   // hold no session, have their own timeout and are evicted first; when the table or the session
@@ -66,6 +67,9 @@ struct ReassemblyStats {
   uint64_t emergency_entered;  // times emergency timeouts came into force
   uint64_t emergency;          // 1 while they are in force
   uint64_t sessions_active;    // session slots in use now
+  uint64_t rst_ignored;        // resets the receiver would not accept (RFC 5961 3.2): ignored
+  uint64_t out_of_window_segments;  // data beyond the receiver's window: not buffered
+  uint64_t fragments_evicted;  // incomplete fragment sets dropped to make room for new ones
   // flush_all() stopped by its abort flag (the stop deadline): flows left unreported, and the
   // messages they had open or awaiting their final reply.
   uint64_t flows_unflushed;

@@ -69,6 +69,8 @@ void TcpStream::reset() noexcept {
   release();
   next_ = fin_seq_ = 0;
   started_ = fin_seen_ = ended_ = false;
+  window_edge_ = 0;
+  window_known_ = false;
   stats_ = {};
 }
 
@@ -119,16 +121,31 @@ void TcpStream::note_fin(uint32_t fin_seq) noexcept {
 }
 
 void TcpStream::accept(uint32_t seq, const uint8_t* p, uint32_t len, StreamSink& sink) noexcept {
-  if (seq_lt(seq, next_)) {  // already delivered: we cannot compare it any more, only count it
+  bool conflict = false;
+  if (seq_lt(seq, next_)) {  // already delivered: compared with the unacknowledged copy, if kept
     const uint32_t old = std::min(len, next_ - seq);
     stats_.retransmitted_bytes += old;
+    conflict = differs_from_sent(seq, p, old);
     seq += old, p += old, len -= old;
   }
   if (fin_seen_ && seq_lt(fin_seq_, seq + len)) len = seq_lt(seq, fin_seq_) ? fin_seq_ - seq : 0;
-  if (len == 0 || seq - next_ >= kMaxWindow) return;
-  if (seq != next_) ++stats_.out_of_order_segments;
+  if (len != 0 && seq - next_ >= kMaxWindow) len = 0;
+  uint32_t limit;
+  if (len != 0 && seq != next_ && window_limit(limit)) {  // out of order: only within the receiver's window
+    if (!seq_lt(seq, limit)) {
+      ++stats_.out_of_window_segments;
+      sink.on_anomaly(StreamAnomaly::out_of_window);
+      len = 0;
+    } else if (seq_lt(limit, seq + len)) {
+      len = limit - seq;
+    }
+  }
   // Compare with what is buffered before anything moves, so each segment is judged once.
-  if (check_overlaps(seq, p, len)) {
+  if (len != 0) {
+    if (seq != next_) ++stats_.out_of_order_segments;
+    conflict |= check_overlaps(seq, p, len);
+  }
+  if (conflict) {
     ++stats_.overlap_conflicts;
     sink.on_anomaly(StreamAnomaly::overlap_conflict);
   }
@@ -211,6 +228,7 @@ uint32_t TcpStream::store(Block* prev, uint32_t seq, const uint8_t* p, uint32_t 
 
 void TcpStream::deliver(const uint8_t* p, uint32_t len, StreamSink& sink) noexcept {
   if (len == 0) return;
+  keep_sent(p, len);
   next_ += len;
   stats_.delivered_bytes += len;
   sink.on_data(p, len);
@@ -232,6 +250,7 @@ void TcpStream::drain(StreamSink& sink) noexcept {
 // Declares [next_, seq) lost for good.
 void TcpStream::gap_to(uint32_t seq, StreamSink& sink) noexcept {
   if (!seq_lt(next_, seq)) return;
+  forget_sent();  // the copy covers [.., next_) without holes
   const uint32_t missing = seq - next_;
   next_ = seq;
   ++stats_.gaps;
@@ -247,11 +266,13 @@ void TcpStream::skip_to(uint32_t seq, StreamSink& sink) noexcept {
     drain(sink);
   }
   gap_to(seq, sink);
+  drain(sink);  // a block that starts exactly at `seq` is reached now (the invariant above)
 }
 
 void TcpStream::on_ack(uint32_t ack, StreamSink& sink) noexcept {
   if (!started_ || ended_) return;
   if (fin_seen_ && seq_lt(fin_seq_, ack)) ack = fin_seq_;  // acknowledging the FIN acks no data
+  ack_sent(ack);
   skip_to(ack, sink);  // the receiver holds everything before ack: what we lack there is lost
   maybe_end(sink);
 }
@@ -283,6 +304,110 @@ void TcpStream::release() noexcept {
   }
   buffered_bytes_ = 0;
   buffered_segments_ = 0;
+  forget_sent();
+}
+
+// The receiver's window. A sender may not send past ack + window (RFC 9293 3.8.6); one more window
+// (at least 64 KiB) of slack covers a tap that shows the data before the ACK that opened the window.
+void TcpStream::set_window(uint32_t ack, uint32_t window) noexcept {
+  const uint32_t edge = ack + std::min(window, kMaxWindow) + std::max(std::min(window, kMaxWindow), uint32_t{65536});
+  if (!window_known_ || seq_lt(window_edge_, edge)) window_edge_ = edge;
+  window_known_ = true;
+}
+
+bool TcpStream::window_limit(uint32_t& limit) const noexcept {
+  const uint32_t floor = next_ + 65536;  // never refuse what is just ahead (an ACK we missed)
+  if (window_known_) {
+    limit = seq_max(window_edge_, floor);
+    return true;
+  }
+  const uint32_t unknown = limits_ ? limits_->unknown_window_bytes : 0;
+  limit = next_ + std::max(unknown, uint32_t{65536});
+  return unknown != 0;
+}
+
+bool TcpStream::accepts_reset(uint32_t seq) const noexcept {
+  if (!started_ || ended_ || seq == next_ || (fin_seen_ && seq == fin_seq_ + 1)) return true;
+  // Bytes we buffered after a hole we never saw may have reached the receiver: the end of them.
+  const Block* last = head_;
+  while (last && last->next) last = last->next;
+  return last && seq == block_end(last);
+}
+
+// Appends delivered bytes to the copy kept until acknowledged: the most recent max_unacked_bytes,
+// from the pool only while it is more than half free (out-of-order data needs it more).
+void TcpStream::keep_sent(const uint8_t* p, uint32_t len) noexcept {
+  const uint32_t cap = limits_ ? limits_->max_unacked_bytes : 0;
+  if (cap == 0 || pool_ == nullptr) return;
+  uint32_t at = next_;  // sequence number of p[0]; the copy ends at next_
+  if (len >= cap) {     // only the end of this delivery fits
+    forget_sent();
+    at += len - cap;
+    p += len - cap;
+    len = cap;
+  }
+  while (sent_head_ && sent_bytes_ + len > cap) {  // the oldest bytes make room
+    Block* b = sent_head_;
+    sent_head_ = b->next;
+    if (!sent_head_) sent_tail_ = nullptr;
+    sent_bytes_ -= b->len;
+    pool_->free(b);
+  }
+  while (len > 0) {
+    Block* b = sent_tail_;
+    if (!b || b->len == SegmentPool::kBlockSize) {
+      if (pool_->available() * 2 <= pool_->capacity() || !(b = pool_->alloc())) {
+        forget_sent();  // no hole may appear in the copy: start again after this delivery
+        return;
+      }
+      b->seq = at;
+      b->len = 0;
+      b->next = nullptr;
+      (sent_tail_ ? sent_tail_->next : sent_head_) = b;
+      sent_tail_ = b;
+    }
+    const uint32_t n = std::min(len, uint32_t(SegmentPool::kBlockSize - b->len));
+    std::memcpy(b->data + b->len, p, n);
+    b->len = uint16_t(b->len + n);
+    sent_bytes_ += n;
+    at += n, p += n, len -= n;
+  }
+}
+
+void TcpStream::forget_sent() noexcept {
+  while (Block* b = sent_head_) {
+    sent_head_ = b->next;
+    pool_->free(b);
+  }
+  sent_tail_ = nullptr;
+  sent_bytes_ = 0;
+}
+
+// The receiver has everything before `ack`: blocks wholly before it are no longer needed.
+void TcpStream::ack_sent(uint32_t ack) noexcept {
+  while (sent_head_ && seq_leq(block_end(sent_head_), ack)) {
+    Block* b = sent_head_;
+    sent_head_ = b->next;
+    if (!sent_head_) sent_tail_ = nullptr;
+    sent_bytes_ -= b->len;
+    pool_->free(b);
+  }
+}
+
+// Retransmitted bytes [seq, seq + len), all before next_: compared with the kept copy where it
+// holds them (a difference is an overlap conflict), counted as unverified where it does not.
+bool TcpStream::differs_from_sent(uint32_t seq, const uint8_t* p, uint32_t len) noexcept {
+  const uint32_t end = seq + len;
+  uint32_t verified = 0;
+  bool conflict = false;
+  for (const Block* b = sent_head_; b && seq_lt(b->seq, end); b = b->next) {
+    const uint32_t lo = seq_max(seq, b->seq), hi = seq_min(end, block_end(b));
+    if (!seq_lt(lo, hi)) continue;
+    verified += hi - lo;
+    conflict |= std::memcmp(b->data + (lo - b->seq), p + (lo - seq), hi - lo) != 0;
+  }
+  stats_.unverified_bytes += len - verified;
+  return conflict;
 }
 
 }  // namespace sluice::reassembly

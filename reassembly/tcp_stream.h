@@ -22,7 +22,19 @@
 //     * the buffered data exceeds its per-stream limits or the pool has no free block,
 //     * the caller calls flush() (FIN/RST seen and done, idle timeout, end of capture).
 // - FIN: remembered as the end (fin_seq); once everything before it is delivered, on_end(fin).
-//   RST: on_end(reset) at once, buffered data is released (not delivered).
+//   RST: on_end(reset) at once, buffered data is released (not delivered). The caller decides
+//   first whether the receiver would accept the reset (accepts_reset: RFC 5961 3.2).
+// - The receiver's window (like the receiver, issue 10): the caller reports each window the
+//   receiver advertises (set_window: its ACK plus its scaled window); data starting at or beyond
+//   the right edge plus one more window (at least 64 KiB: taps may deliver the two directions out
+//   of step) is not buffered, the part of a segment beyond it is trimmed; counted
+//   (out_of_window_segments), on_anomaly(out_of_window). Before any window is known (mid-stream
+//   pick-up), the edge is next + limits.unknown_window_bytes.
+// - Delivered but not yet acknowledged bytes are kept (copied into pool blocks, at most
+//   limits.max_unacked_bytes per stream, and only while the pool is more than half free) until
+//   the receiver acknowledges them, so that a retransmission that differs from what was delivered
+//   is an overlap conflict like one among buffered data. Retransmitted bytes no longer kept are
+//   counted (unverified_bytes).
 #pragma once
 
 #include <cstddef>
@@ -64,10 +76,13 @@ class SegmentPool {
 struct TcpStreamLimits {
   uint32_t max_buffered_bytes;     // out-of-order payload kept per stream; beyond: a gap is declared
   uint32_t max_buffered_segments;  // blocks per stream; beyond: same
+  uint32_t max_unacked_bytes = 0;     // delivered bytes kept until acknowledged (0: none)
+  uint32_t unknown_window_bytes = 0;  // data accepted ahead of next before a window is known (0: no bound)
 };
 
 enum class StreamEnd : uint8_t { fin, reset };
-enum class StreamAnomaly : uint8_t { overlap_conflict, gap, memcap };
+// rst_ignored is the caller's (a reset the receiver would not accept); the stream raises the others.
+enum class StreamAnomaly : uint8_t { overlap_conflict, gap, memcap, out_of_window, rst_ignored };
 
 class StreamSink {
  public:
@@ -86,6 +101,8 @@ struct TcpStreamStats {
   uint64_t gaps;
   uint64_t gap_bytes;
   uint64_t memcap_flushes;        // gaps forced by limits or pool exhaustion
+  uint64_t out_of_window_segments;  // data beyond the receiver's window: not buffered
+  uint64_t unverified_bytes;        // retransmitted bytes already delivered and no longer kept
 };
 
 namespace tcp_flags {
@@ -106,6 +123,11 @@ class TcpStream {
   // Declares every remaining hole a gap and delivers all buffered data (then on_end(fin) if a FIN
   // was seen and reached). For close, idle timeout and end of capture.
   void flush(StreamSink& sink) noexcept;
+  // The receiver (the opposite direction) advertised `window` bytes from `ack` (already scaled).
+  void set_window(uint32_t ack, uint32_t window) noexcept;
+  // Whether the receiver would take a reset at `seq` (RFC 5961 3.2: exactly the next expected
+  // sequence number; after our FIN, the one after it). True before the stream started.
+  bool accepts_reset(uint32_t seq) const noexcept;
 
   bool started() const noexcept { return started_; }
   bool ended() const noexcept { return ended_; }
@@ -117,6 +139,11 @@ class TcpStream {
   const TcpStreamLimits* limits_ = nullptr;
   SegmentPool* pool_ = nullptr;
   SegmentPool::Block* head_ = nullptr;  // buffered out-of-order data, sorted by seq, non-overlapping
+  SegmentPool::Block* sent_head_ = nullptr;  // delivered, unacknowledged bytes, contiguous up to next_
+  SegmentPool::Block* sent_tail_ = nullptr;
+  uint32_t sent_bytes_ = 0;
+  uint32_t window_edge_ = 0;  // data from here on is out of the window (when window_known_)
+  bool window_known_ = false;
   uint32_t next_ = 0;                   // next in-order sequence number to deliver
   uint32_t fin_seq_ = 0;
   uint32_t buffered_bytes_ = 0;
@@ -142,6 +169,12 @@ class TcpStream {
   void maybe_end(StreamSink& sink) noexcept;
   void end(StreamEnd how, StreamSink& sink) noexcept;
   void release() noexcept;
+  // The unacknowledged copy.
+  void keep_sent(const uint8_t* p, uint32_t len) noexcept;
+  void forget_sent() noexcept;
+  void ack_sent(uint32_t ack) noexcept;
+  bool differs_from_sent(uint32_t seq, const uint8_t* p, uint32_t len) noexcept;
+  bool window_limit(uint32_t& limit) const noexcept;  // false: no bound known or configured
 };
 
 }  // namespace sluice::reassembly

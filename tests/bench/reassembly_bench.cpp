@@ -66,7 +66,10 @@ int main(int argc, char** argv) {
   cfg.max_flows = 1 << 16;
   cfg.max_sessions = 4096;
   cfg.memcap_mb = 64;
-  cfg.stream = {1 << 20, 1024};
+  // The configuration defaults (control/config.cpp); SLUICE_RETRANSMIT_CHECK_KB=0 measures without
+  // the unacknowledged copy.
+  const char* check_kb = std::getenv("SLUICE_RETRANSMIT_CHECK_KB");
+  cfg.stream = {1 << 20, 1024, uint32_t(check_kb ? std::atoi(check_kb) : 64) * 1024, 1024 * 1024};
   cfg.idle_timeout_s = 600;
   cfg.closed_timeout_s = 10;
   cfg.max_fragment_sets = 64;

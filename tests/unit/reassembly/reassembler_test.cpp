@@ -41,10 +41,13 @@ class Conversation {
       : r_(r), cport_(client_port), chost_(client_host) {}
   void client(uint8_t flags, std::string_view payload = {}) { send(true, flags, payload); }
   void server(uint8_t flags, std::string_view payload = {}) { send(false, flags, payload); }
+  // A client segment at the next sequence number plus `offset`, which moves nothing: forged,
+  // retransmitted or out-of-order data, resets.
+  void client_at(int64_t offset, uint8_t flags, std::string_view payload = {}) { send(true, flags, payload, offset, false); }
   int64_t now = 1000000;
 
  private:
-  void send(bool to_server, uint8_t flags, std::string_view payload) {
+  void send(bool to_server, uint8_t flags, std::string_view payload, int64_t offset = 0, bool advance = true) {
     std::vector<uint8_t> f(14 + 20 + 20 + payload.size(), 0);
     f[12] = 0x08;
     uint8_t* ip = &f[14];
@@ -60,7 +63,8 @@ class Conversation {
     uint8_t* tcp = ip + 20;
     const uint16_t sp = to_server ? cport_ : 25, dp = to_server ? 25 : cport_;
     tcp[0] = sp >> 8, tcp[1] = sp & 0xff, tcp[2] = dp >> 8, tcp[3] = dp & 0xff;
-    uint32_t& seq = next_[to_server ? 0 : 1];
+    uint32_t& next = next_[to_server ? 0 : 1];
+    const uint32_t seq = next + static_cast<uint32_t>(offset);
     const uint32_t ack = next_[to_server ? 1 : 0];
     for (int k = 0; k < 4; ++k) {
       tcp[4 + k] = static_cast<uint8_t>(seq >> (24 - 8 * k));
@@ -69,7 +73,8 @@ class Conversation {
     tcp[12] = 0x50;
     tcp[13] = flags;
     std::copy(payload.begin(), payload.end(), tcp + 20);
-    seq += static_cast<uint32_t>(payload.size()) + ((flags & tcp_flags::syn) ? 1 : 0) + ((flags & tcp_flags::fin) ? 1 : 0);
+    if (advance)
+      next += static_cast<uint32_t>(payload.size()) + ((flags & tcp_flags::syn) ? 1 : 0) + ((flags & tcp_flags::fin) ? 1 : 0);
     PacketInfo info;
     ASSERT_EQ(decode_packet(f.data(), f.size(), info), DecodeStatus::ok);
     ASSERT_TRUE(r_.wants(info));
@@ -98,6 +103,13 @@ void open_session(Conversation& s) {
   s.server(tcp_flags::syn | tcp_flags::ack);
   s.client(tcp_flags::ack);
   s.server(tcp_flags::ack | tcp_flags::psh, "220 mx ESMTP\r\n");
+}
+
+// Handshake, greeting, and one transaction up to the 354 that starts its DATA.
+void open_data(Conversation& s) {
+  open_session(s);
+  s.client(tcp_flags::ack | tcp_flags::psh, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n");
 }
 
 ReassemblyConfig small_config() {
@@ -366,9 +378,7 @@ namespace {
 
 // A whole session carrying one message from `conv`'s client; returns its smtp events.
 void full_mail(Conversation& s) {
-  open_session(s);
-  s.client(tcp_flags::ack | tcp_flags::psh, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
-  s.server(tcp_flags::ack | tcp_flags::psh, "250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+  open_data(s);
   s.client(tcp_flags::ack | tcp_flags::psh, "Subject: real\r\n\r\nreal mail\r\n.\r\n");
   s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
   s.client(tcp_flags::ack | tcp_flags::fin);
@@ -503,4 +513,74 @@ TEST(FlowPressure, UntrackedConnectionsFollowThePolicy) {
       EXPECT_EQ(table_full, 1);
     }
   }
+}
+
+// TCP like the receiver (issue 10), through the whole stage.
+TEST(LikeTheReceiver, OnlyAnExactResetEndsTheSession) {
+  Collect out;
+  Reassembler r(small_config(), out, 0);
+  Conversation s(r);
+  open_data(s);
+  s.client(tcp_flags::ack | tcp_flags::psh, "Subject: rst\r\n\r\nfirst half\r\n");
+  s.client_at(1000, tcp_flags::rst);  // forged, in the window: the receiver sends a challenge ACK
+  s.client_at(-5, tcp_flags::rst);
+  EXPECT_EQ(r.stats().rst_ignored, 2u);
+  s.client(tcp_flags::ack | tcp_flags::psh, "second half\r\n.\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+  s.client_at(0, tcp_flags::rst);  // exact: the connection is gone
+  const auto smtp = events_of(out, "smtp");
+  ASSERT_EQ(smtp.size(), 1u);
+  EXPECT_EQ(smtp[0]["smtp"]["status"], "complete");
+  const auto flows = events_of(out, "flow");
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0]["flow"]["reason"], "rst");
+  int ignored = 0;
+  for (const auto& a : events_of(out, "anomaly")) ignored += a["anomaly"]["type"] == "rst_ignored";
+  EXPECT_EQ(ignored, 1);  // the first of its kind in the flow
+}
+
+TEST(LikeTheReceiver, FarAheadSegmentsDoNotCostTheMessage) {
+  Collect out;
+  ReassemblyConfig c = small_config();
+  c.stream.max_unacked_bytes = 64 * 1024;
+  c.stream.unknown_window_bytes = 1024 * 1024;
+  Reassembler r(c, out, 0);
+  Conversation s(r);
+  open_data(s);
+  // Before, these were buffered: past the stream's 64 segments the stream gave up its hole and
+  // skipped to them, past the whole message.
+  s.client_at((int64_t{1} << 30) - 100, tcp_flags::ack | tcp_flags::psh, "junk far ahead");
+  for (int i = 0; i < 70; ++i) s.client_at((10 << 20) + i * 100, tcp_flags::ack | tcp_flags::psh, "junk 10 MB ahead");
+  s.client(tcp_flags::ack | tcp_flags::psh, "Subject: far\r\n\r\nbody\r\n.\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+  s.client(tcp_flags::ack | tcp_flags::fin);
+  s.server(tcp_flags::ack | tcp_flags::fin);
+  const auto smtp = events_of(out, "smtp");
+  ASSERT_EQ(smtp.size(), 1u);
+  EXPECT_EQ(smtp[0]["smtp"]["status"], "complete");
+  EXPECT_EQ(smtp[0]["smtp"]["subject"], "far");
+  EXPECT_EQ(r.stats().out_of_window_segments, 71u);
+  EXPECT_EQ(r.stats().gaps, 0u);
+  EXPECT_EQ(r.stats().memcap_flushes, 0u);
+}
+
+TEST(LikeTheReceiver, ConflictingRetransmissionOfDeliveredBytesIsReported) {
+  Collect out;
+  ReassemblyConfig c = small_config();
+  c.stream.max_unacked_bytes = 64 * 1024;
+  Reassembler r(c, out, 0);
+  Conversation s(r);
+  open_data(s);
+  s.client(tcp_flags::ack | tcp_flags::psh, "Subject: benign\r\n\r\n");
+  // Not acknowledged yet: the same bytes again, different (the receiver may keep these).
+  s.client_at(-19, tcp_flags::ack | tcp_flags::psh, "Subject: EVIL!!\r\n\r\n");
+  s.client(tcp_flags::ack | tcp_flags::psh, "body\r\n.\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+  const auto smtp = events_of(out, "smtp");
+  ASSERT_EQ(smtp.size(), 1u);
+  EXPECT_EQ(smtp[0]["smtp"]["subject"], "benign");  // the first copy seen is the one read
+  EXPECT_EQ(r.stats().overlap_conflicts, 1u);
+  int conflicts = 0;
+  for (const auto& a : events_of(out, "anomaly")) conflicts += a["anomaly"]["type"] == "overlap_conflict";
+  EXPECT_EQ(conflicts, 1);
 }

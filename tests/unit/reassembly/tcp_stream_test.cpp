@@ -41,6 +41,7 @@ struct Recorder : StreamSink {
   void on_anomaly(StreamAnomaly what) noexcept override {
     events.push_back(what == StreamAnomaly::overlap_conflict ? "anomaly conflict"
                      : what == StreamAnomaly::gap            ? "anomaly gap"
+                     : what == StreamAnomaly::out_of_window  ? "anomaly out_of_window"
                                                              : "anomaly memcap");
   }
   std::size_t count(std::string_view event) const { return std::count(events.begin(), events.end(), event); }
@@ -579,3 +580,100 @@ TEST_F(TcpStreamTest, PropertyUnderMemoryPressureStaysAlignedAndReleasesEverythi
 }
 
 }  // namespace
+
+// Like the receiver (issue 10): the unacknowledged copy, the receiver's window, resets.
+class ReceiverTest : public TcpStreamTest {
+ protected:
+  void SetUp() override {
+    limits.max_unacked_bytes = 64 * 1024;
+    limits.unknown_window_bytes = 64 * 1024;
+    TcpStreamTest::SetUp();
+  }
+};
+
+TEST_F(ReceiverTest, RetransmissionDifferingFromDeliveredUnackedBytesIsAConflict) {
+  seg(0, "", kSyn);
+  seg(1, "hello");
+  seg(1, "HELLO world");  // the delivered copy wins; the difference is an evasion signal
+  EXPECT_EQ(r.data, "hello world");
+  EXPECT_EQ(s.stats().overlap_conflicts, 1u);
+  EXPECT_EQ(r.count("anomaly conflict"), 1u);
+  EXPECT_EQ(s.stats().unverified_bytes, 0u);
+}
+
+TEST_F(ReceiverTest, ConflictIsFoundInBothOrdersAndAcrossBoundaries) {
+  // Evil first, then the benign copy re-segmented: the same five bytes differ either way.
+  seg(0, "", kSyn);
+  seg(1, "EVIL!");
+  seg(1, "ev");
+  seg(3, "il! tail");
+  EXPECT_EQ(r.data, "EVIL! tail");
+  EXPECT_EQ(s.stats().overlap_conflicts, 2u);
+  // An identical retransmission is no conflict.
+  seg(1, "EVIL! tail");
+  EXPECT_EQ(s.stats().overlap_conflicts, 2u);
+  EXPECT_EQ(s.stats().retransmitted_bytes, 2u + 3u + 10u);
+}
+
+TEST_F(ReceiverTest, AcknowledgedBytesAreNoLongerKept) {
+  seg(0, "", kSyn);
+  seg(1, "hello world");
+  s.on_ack(7, r);  // the receiver has "hello "
+  EXPECT_EQ(pool.available(), pool.capacity() - 1);  // "world" still kept in its block
+  s.on_ack(12, r);
+  EXPECT_EQ(pool.available(), pool.capacity());
+  seg(1, "HELLO");  // acknowledged: nothing to compare with, counted
+  EXPECT_EQ(s.stats().overlap_conflicts, 0u);
+  EXPECT_EQ(s.stats().unverified_bytes, 5u);
+}
+
+TEST_F(ReceiverTest, TheCopyKeepsOnlyTheMostRecentBytes) {
+  limits.max_unacked_bytes = 4;
+  seg(0, "", kSyn);
+  seg(1, "abcdefgh");
+  seg(1, "ABCDEFgh");  // only "efgh" is kept: "ABCD" unverified, "EF" differs
+  EXPECT_EQ(s.stats().unverified_bytes, 4u);
+  EXPECT_EQ(s.stats().overlap_conflicts, 1u);
+}
+
+TEST_F(ReceiverTest, DataBeyondTheWindowIsNotBuffered) {
+  seg(1000, "", kSyn);
+  s.set_window(1001, 1000);  // the receiver offers 1000 bytes: edge 1001 + 1000 + 65536 of slack
+  seg(1001 + (1u << 30) - 1, "far ahead");  // the measured attack: 2^30 ahead
+  seg(1001 + 1000 + 65536, "just past the edge");
+  EXPECT_EQ(s.stats().out_of_window_segments, 2u);
+  EXPECT_EQ(r.count("anomaly out_of_window"), 2u);
+  EXPECT_EQ(s.buffered_bytes(), 0u);
+  seg(1001 + 1000 + 65536 - 4, "trimmed");  // crosses the edge: the part inside is kept
+  EXPECT_EQ(s.buffered_bytes(), 4u);
+  s.on_ack(1001 + 1000 + 65536 - 4, r);  // the hole before it is lost: delivered after the gap
+  EXPECT_EQ(r.data, "trim");
+  seg(1001 + 66536, "x", kFin);
+  EXPECT_EQ(r.count("end fin"), 1u);
+}
+
+TEST_F(ReceiverTest, UnknownWindowUsesTheConfiguredBound) {
+  seg(5000, "mid-stream pick-up");  // no SYN, no window
+  seg(5018 + 64 * 1024, "too far");
+  EXPECT_EQ(s.stats().out_of_window_segments, 1u);
+  seg(5018 + 60 * 1024, "in range");
+  EXPECT_EQ(s.buffered_bytes(), 8u);
+  s.flush(r);
+}
+
+TEST_F(ReceiverTest, InOrderDataIsNeverRefusedByTheWindow) {
+  seg(0, "", kSyn);
+  s.set_window(1, 0);  // a zero window: a probe byte at the edge still reaches the parser
+  seg(1, "p");
+  EXPECT_EQ(r.data, "p");
+}
+
+TEST_F(ReceiverTest, OnlyTheExactNextSequenceNumberResets) {
+  seg(0, "", kSyn);
+  seg(1, "hello");
+  EXPECT_FALSE(s.accepts_reset(2));
+  EXPECT_FALSE(s.accepts_reset(5000));
+  EXPECT_TRUE(s.accepts_reset(6));
+  seg(6, "", kFin);
+  EXPECT_TRUE(s.accepts_reset(7));  // after the FIN
+}
