@@ -771,19 +771,21 @@ void ArchiveExplorer::walk_stream(Walk& w, const uint8_t* data, std::size_t len,
   const auto used = static_cast<uint64_t>(std::max<la_int64_t>(0, archive_filter_bytes(a, 0)));
   const uint64_t unread = stream.handed - std::min(stream.handed, used);
   uint64_t at = UINT64_MAX;
+  archive* finished = decompressor.get();  // the handle that reads to the end of the stream
+  ArchivePtr again;
   if (unread <= stream.size) {
     at = stream.rest(stream.size - static_cast<std::size_t>(unread), used);
   } else {
     // They reach into an earlier block, which is gone: decompress again up to `used`.
-    ArchivePtr again;
     if (!open_decompressor(again)) return;
-    Stream second{w, again.get(), depth};
+    finished = again.get();
+    Stream second{w, finished, depth};
     if (second.skip(used)) at = second.rest(second.given, used);
     if (second.failed) return;
   }
   if (stream.failed || w.stop) return;
   if (at != UINT64_MAX) {
-    if (e.headers == 0) {
+    if (e.headers == 0 && !as_member) {
       // libarchive took the stream for an empty archive (a tar's end blocks are zeros): the
       // stream is the member.
       walk_stream(w, data, len, depth, parent, filter, true);
@@ -795,7 +797,7 @@ void ArchiveExplorer::walk_stream(Walk& w, const uint8_t* data, std::size_t len,
     return;
   }
   // And what the decompressor left of the input: data after the end of the compressed stream.
-  const la_int64_t in = archive_filter_bytes(decompressor.get(), -1);
+  const la_int64_t in = archive_filter_bytes(finished, -1);
   if (in >= 0 && static_cast<uint64_t>(in) < len) {
     const std::size_t z = first_nonzero(data + in, len - static_cast<std::size_t>(in));
     if (z != len - static_cast<std::size_t>(in))

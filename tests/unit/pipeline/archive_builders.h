@@ -34,6 +34,19 @@ inline uint32_t crc_of(std::string_view s) {
 
 // ---- xz, lzma ---------------------------------------------------------------------------------
 
+// Runs an initialised liblzma encoder over all of `data`; the output, and the stream ended.
+inline std::string lzma_encode_all(lzma_stream& s, std::string_view data) {
+  std::string out(data.size() + data.size() / 2 + 4096, '\0');
+  s.next_in = reinterpret_cast<const uint8_t*>(data.data());
+  s.avail_in = data.size();
+  s.next_out = reinterpret_cast<uint8_t*>(out.data());
+  s.avail_out = out.size();
+  EXPECT_EQ(lzma_code(&s, LZMA_FINISH), LZMA_STREAM_END);
+  out.resize(out.size() - s.avail_out);
+  lzma_end(&s);
+  return out;
+}
+
 // An .xz stream of `data` (one block, LZMA2 preset 1: a 1 MiB dictionary).
 inline std::string xz_of(std::string_view data) {
   std::string out(lzma_stream_buffer_bound(data.size()), '\0');
@@ -63,33 +76,37 @@ inline std::string lzma_alone_of(std::string_view data, uint32_t dict) {
   lzma_lzma_preset(&opt, 1);
   lzma_stream s = LZMA_STREAM_INIT;
   EXPECT_EQ(lzma_alone_encoder(&s, &opt), LZMA_OK);
-  std::string out(data.size() + data.size() / 2 + 4096, '\0');
-  s.next_in = reinterpret_cast<const uint8_t*>(data.data());
-  s.avail_in = data.size();
-  s.next_out = reinterpret_cast<uint8_t*>(out.data());
-  s.avail_out = out.size();
-  EXPECT_EQ(lzma_code(&s, LZMA_FINISH), LZMA_STREAM_END);
-  out.resize(out.size() - s.avail_out);
-  lzma_end(&s);
+  std::string out = lzma_encode_all(s, data);
   set_le(out, 1, dict, 4);
   return out;
 }
 
 // ---- gzip ---------------------------------------------------------------------------------------
 
-// A gzip member of `data`, written by zlib (RFC 1952, no original name).
-inline std::string gzip_of(std::string_view data) {
+// `data` deflated by zlib: `window_bits` -15 for raw deflate, 15 + 16 for a gzip member (RFC 1952,
+// with an original name if given); Z_FINISH ends the stream, Z_FULL_FLUSH leaves it open at a byte
+// boundary with no reference to earlier data.
+inline std::string deflate_of(std::string_view data, int window_bits, int flush = Z_FINISH,
+                              const char* name = nullptr) {
   z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY), Z_OK);
+  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, window_bits, 9, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string fname = name != nullptr ? name : "";
+  gz_header h{};
+  h.name = reinterpret_cast<Bytef*>(fname.data());
+  if (name != nullptr) EXPECT_EQ(deflateSetHeader(&z, &h), Z_OK);
   std::string out(deflateBound(&z, data.size()) + 64, '\0');
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   z.avail_in = static_cast<uInt>(data.size());
   z.next_out = reinterpret_cast<Bytef*>(out.data());
   z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  EXPECT_EQ(deflate(&z, flush), flush == Z_FINISH ? Z_STREAM_END : Z_OK);
   out.resize(out.size() - z.avail_out);
   deflateEnd(&z);
   return out;
+}
+
+inline std::string gzip_of(std::string_view data, const char* name = nullptr) {
+  return deflate_of(data, 15 + 16, Z_FINISH, name);
 }
 
 // A minimal PE: MZ, e_lfanew at 0x3C pointing at "PE\0\0" and an i386 COFF header, then code.
@@ -108,25 +125,7 @@ inline std::string tiny_pe() {
 // a 4 GiB stream costs 4 MiB and milliseconds to build.
 inline std::string gzip_of_zeros(uint32_t mib, std::string_view tail = {}) {
   const std::string mb(1 << 20, '\0');
-  z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string chunk(deflateBound(&z, mb.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(mb.data()));
-  z.avail_in = static_cast<uInt>(mb.size());
-  z.next_out = reinterpret_cast<Bytef*>(chunk.data());
-  z.avail_out = static_cast<uInt>(chunk.size());
-  EXPECT_EQ(deflate(&z, Z_FULL_FLUSH), Z_OK);
-  chunk.resize(chunk.size() - z.avail_out);
-  deflateEnd(&z);
-  std::string last(tail.size() + 64, '\0');
-  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY), Z_OK);
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(tail.data()));
-  z.avail_in = static_cast<uInt>(tail.size());
-  z.next_out = reinterpret_cast<Bytef*>(last.data());
-  z.avail_out = static_cast<uInt>(last.size());
-  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-  last.resize(last.size() - z.avail_out);
-  deflateEnd(&z);
+  const std::string chunk = deflate_of(mb, -15, Z_FULL_FLUSH), last = deflate_of(tail, -15);
   std::string gz("\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03", 10);
   uLong crc = 0;
   const uLong crc_mb = crc32(0, reinterpret_cast<const Bytef*>(mb.data()), static_cast<uInt>(mb.size()));
@@ -148,28 +147,54 @@ inline la_ssize_t append_to_string(archive*, void* out, const void* b, std::size
   return static_cast<la_ssize_t>(n);
 }
 
-// A 7z holding `name` with `data`, written by libarchive ("7zip:compression=lzma1|lzma2|ppmd|
-// bzip2|deflate|store"): its header is not coded, so its coder properties can be rewritten.
-inline std::string sevenzip_of(const char* option, const char* name, std::string_view data) {
-  std::string out;
-  archive* a = archive_write_new();
-  archive_write_set_format_7zip(a);
-  if (option != nullptr) {
-    EXPECT_EQ(archive_write_set_options(a, option), ARCHIVE_OK) << archive_error_string(a);
-  }
-  archive_write_set_bytes_in_last_block(a, 1);
-  archive_write_open(a, &out, nullptr, append_to_string, nullptr);
+// One regular file, written to an open libarchive writer.
+inline void write_member(archive* a, const char* name, std::string_view data) {
   archive_entry* e = archive_entry_new();
-  archive_entry_set_pathname(e, name);
+  if (name != nullptr) archive_entry_set_pathname(e, name);
   archive_entry_set_filetype(e, AE_IFREG);
   archive_entry_set_perm(e, 0644);
   archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
   archive_write_header(a, e);
   archive_write_data(a, data.data(), data.size());
   archive_entry_free(e);
+}
+
+// One file `name` (none: a raw stream) of `data`, written by a libarchive writer that `setup`
+// configured (format, filters, options), without padding the last block.
+template <class Setup>
+std::string written_by_libarchive(Setup&& setup, const char* name, std::string_view data) {
+  std::string out;
+  archive* a = archive_write_new();
+  setup(a);
+  archive_write_set_bytes_in_last_block(a, 1);
+  archive_write_open(a, &out, nullptr, append_to_string, nullptr);
+  write_member(a, name, data);
   archive_write_close(a);
   archive_write_free(a);
   return out;
+}
+
+// A stream of `data` written by libarchive's raw format with one filter (as bsdtar would).
+inline std::string stream_of(int (*filter)(archive*), std::string_view data) {
+  return written_by_libarchive(
+      [&](archive* a) {
+        archive_write_set_format_raw(a);
+        filter(a);
+      },
+      nullptr, data);
+}
+
+// A 7z holding `name` with `data`, written by libarchive ("7zip:compression=lzma1|lzma2|ppmd|
+// bzip2|deflate|store"): its header is not coded, so its coder properties can be rewritten.
+inline std::string sevenzip_of(const char* option, const char* name, std::string_view data) {
+  return written_by_libarchive(
+      [&](archive* a) {
+        archive_write_set_format_7zip(a);
+        if (option != nullptr) {
+          EXPECT_EQ(archive_write_set_options(a, option), ARCHIVE_OK) << archive_error_string(a);
+        }
+      },
+      name, data);
 }
 
 // Offset and size of a 7z's next header (the signature header's fields, 7zFormat.txt).
@@ -210,14 +235,7 @@ inline std::string sevenzip_encoded(const std::string& z, uint32_t dict) {
   lzma_filter filters[2] = {{LZMA_FILTER_LZMA1, &opt}, {LZMA_VLI_UNKNOWN, nullptr}};
   lzma_stream s = LZMA_STREAM_INIT;
   EXPECT_EQ(lzma_raw_encoder(&s, filters), LZMA_OK);
-  std::string packed(size + 4096, '\0');
-  s.next_in = reinterpret_cast<const uint8_t*>(header.data());
-  s.avail_in = header.size();
-  s.next_out = reinterpret_cast<uint8_t*>(packed.data());
-  s.avail_out = packed.size();
-  EXPECT_EQ(lzma_code(&s, LZMA_FINISH), LZMA_STREAM_END);
-  packed.resize(packed.size() - s.avail_out);
-  lzma_end(&s);
+  const std::string packed = lzma_encode_all(s, header);
   std::string encoded("\x17\x06", 2);  // kEncodedHeader, kPackInfo
   put_7z_number(encoded, at - 32);     // the packed header where the plain one was
   put_7z_number(encoded, 1);
@@ -262,14 +280,7 @@ inline std::string zip_lzma_data(std::string_view data, uint32_t dict) {
   lzma_filter filters[2] = {{LZMA_FILTER_LZMA1, &opt}, {LZMA_VLI_UNKNOWN, nullptr}};
   lzma_stream s = LZMA_STREAM_INIT;
   EXPECT_EQ(lzma_raw_encoder(&s, filters), LZMA_OK);
-  std::string packed(data.size() + data.size() / 2 + 4096, '\0');
-  s.next_in = reinterpret_cast<const uint8_t*>(data.data());
-  s.avail_in = data.size();
-  s.next_out = reinterpret_cast<uint8_t*>(packed.data());
-  s.avail_out = packed.size();
-  EXPECT_EQ(lzma_code(&s, LZMA_FINISH), LZMA_STREAM_END);
-  packed.resize(packed.size() - s.avail_out);
-  lzma_end(&s);
+  const std::string packed = lzma_encode_all(s, data);
   std::string out("\x09\x14\x05\x00\x5D", 5);  // LZMA SDK 9.20, 5 property bytes, lc 3 lp 0 pb 2
   put_le(out, dict, 4);
   return out + packed;

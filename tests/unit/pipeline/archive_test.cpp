@@ -262,19 +262,7 @@ void put32(std::string& s, uint32_t v) {
   put16(s, v >> 16);
 }
 
-std::string raw_deflate(std::string_view in, int flush = Z_FINISH) {
-  z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&z, in.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&z, flush), flush == Z_FINISH ? Z_STREAM_END : Z_OK);
-  out.resize(out.size() - z.avail_out);
-  deflateEnd(&z);
-  return out;
-}
+std::string raw_deflate(std::string_view in, int flush = Z_FINISH) { return deflate_of(in, -15, flush); }
 
 struct RawEntry {
   std::string name;
@@ -397,39 +385,13 @@ TEST(ArchiveFormats, ArAndIso9660) {
 
 TEST(ArchiveFormats, LoneCompressedStreamIsOneMember) {
   // gzip with an original name (RFC 1952 FNAME), written by zlib.
-  z_stream z{};
-  ASSERT_EQ(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY), Z_OK);
-  gz_header h{};
-  char name[] = "report 2024.txt";
-  h.name = reinterpret_cast<Bytef*>(name);
-  ASSERT_EQ(deflateSetHeader(&z, &h), Z_OK);
-  std::string gz(deflateBound(&z, kText.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(kText.data()));
-  z.avail_in = static_cast<uInt>(kText.size());
-  z.next_out = reinterpret_cast<Bytef*>(gz.data());
-  z.avail_out = static_cast<uInt>(gz.size());
-  ASSERT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-  gz.resize(gz.size() - z.avail_out);
-  deflateEnd(&z);
-  Outcome r = explore(gz);
+  Outcome r = explore(gzip_of(kText, "report 2024.txt"));
   EXPECT_EQ(r.result.reason, Unscannable::none) << r.result.detail;
   expect_members(r, {{"report 2024.txt", -1, 1, kText}});
 
   // No name to give: bzip2 and xz have none, this gzip neither.
   for (auto filter : {archive_write_add_filter_gzip, archive_write_add_filter_bzip2, archive_write_add_filter_xz}) {
-    std::string out;
-    archive* a = archive_write_new();
-    archive_write_set_format_raw(a);
-    filter(a);
-    archive_write_open(a, &out, nullptr, append_out, nullptr);
-    archive_entry* ae = archive_entry_new();
-    archive_entry_set_filetype(ae, AE_IFREG);
-    archive_write_header(a, ae);
-    archive_write_data(a, kRandom.data(), kRandom.size());
-    archive_entry_free(ae);
-    archive_write_close(a);
-    archive_write_free(a);
-    r = explore(out);
+    r = explore(stream_of(filter, kRandom));
     EXPECT_EQ(r.result.reason, Unscannable::none) << r.result.detail;
     expect_members(r, {{"data", -1, 1, kRandom}});
   }
@@ -1161,24 +1123,6 @@ namespace {
 
 const std::string kPe = tiny_pe();
 const std::string kZeroLedPe = std::string(1024, '\0') + kPe;
-
-// A stream of `data` written by libarchive's raw format with one filter (as bsdtar would).
-std::string stream_of(int (*filter)(archive*), std::string_view data) {
-  std::string out;
-  archive* a = archive_write_new();
-  archive_write_set_format_raw(a);
-  filter(a);
-  archive_write_set_bytes_in_last_block(a, 1);
-  archive_write_open(a, &out, nullptr, append_out, nullptr);
-  archive_entry* ae = archive_entry_new();
-  archive_entry_set_filetype(ae, AE_IFREG);
-  archive_write_header(a, ae);
-  archive_write_data(a, data.data(), data.size());
-  archive_entry_free(ae);
-  archive_write_close(a);
-  archive_write_free(a);
-  return out;
-}
 
 std::string type_of(std::string_view bytes) {
   FileTypeDetector d;

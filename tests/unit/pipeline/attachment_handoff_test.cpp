@@ -48,16 +48,8 @@ Bytes make_zip(const std::vector<std::pair<std::string, Bytes>>& members) {
   archive* a = archive_write_new();
   archive_write_set_format_zip(a);
   archive_write_open_memory(a, out.data(), out.size(), &used);
-  for (const auto& [name, data] : members) {
-    archive_entry* e = archive_entry_new();
-    archive_entry_set_pathname(e, name.c_str());
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0644);
-    archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
-    archive_write_header(a, e);
-    archive_write_data(a, data.data(), data.size());
-    archive_entry_free(e);
-  }
+  for (const auto& [name, data] : members)
+    test::write_member(a, name.c_str(), {reinterpret_cast<const char*>(data.data()), data.size()});
   archive_write_close(a);
   archive_write_free(a);
   out.resize(used);
@@ -150,6 +142,14 @@ void feed(AttachmentHandoff& h, AttachmentHandoff::Handle f, const Bytes& b, uns
   }
 }
 
+// The hand-off with a worker running on its own lcore's thread (LocalChannel), events captured.
+struct LocalHandoff {
+  Capture out;
+  LocalChannel channel{WorkerLimits{}};
+  AttachmentHandoff h{HandoffLimits{}, channel, out, 0};
+  LocalHandoff() { channel.set_handler(&h); }
+};
+
 const uint8_t kMessageSha[32] = {1, 2, 3};
 const std::string kMessageShaHex = "0102030000000000000000000000000000000000000000000000000000000000";
 
@@ -157,10 +157,8 @@ TEST(AttachmentHandoff, LocalWorkerHashesTypesAndUnpacks) {
   const Bytes blob = random_bytes(100000, 1);
   const Bytes inner = make_zip({{"deep/x.bin", random_bytes(5000, 3)}});
   const Bytes zip = make_zip({{"a.txt", Bytes(3000, 'a')}, {"inner.zip", inner}});
-  Capture out;
-  LocalChannel channel(WorkerLimits{});
-  AttachmentHandoff h(HandoffLimits{}, channel, out, 0);
-  channel.set_handler(&h);
+  LocalHandoff local;
+  auto& [out, channel, h] = local;
 
   const auto ctx = context(0);
   const auto m = h.message_begin(ctx);
@@ -216,11 +214,11 @@ TEST(AttachmentHandoff, LocalWorkerHashesTypesAndUnpacks) {
 TEST(AttachmentHandoff, ZeroLedGzipAndHugeDictionaryAsTheWorkerReportsThem) {
   const std::string content = std::string(1024, '\0') + test::tiny_pe();
   const std::string gz = test::gzip_of(content);
-  const std::string z = test::sevenzip_patched(test::sevenzip_of(nullptr, "a.txt", "hello, world\n"), std::string("\x05\x5D\x00\x00\x80\x00", 6), std::string("\x05\x5D\xFF\xFF\xFF\xFF", 6));
-  Capture out;
-  LocalChannel channel(WorkerLimits{});
-  AttachmentHandoff h(HandoffLimits{}, channel, out, 0);
-  channel.set_handler(&h);
+  const std::string z = test::sevenzip_patched(test::sevenzip_of(nullptr, "a.txt", "hello, world\n"),
+                                               std::string("\x05\x5D\x00\x00\x80\x00", 6),   // 8 MiB, as written
+                                               std::string("\x05\x5D\xFF\xFF\xFF\xFF", 6));  // 4 GiB
+  LocalHandoff local;
+  auto& [out, channel, h] = local;
   const auto ctx = context(0);
   const auto m = h.message_begin(ctx);
   for (const auto& [path, name, bytes] : {std::tuple("2", "report.gz", &gz), std::tuple("3", "a.7z", &z)}) {
