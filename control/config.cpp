@@ -17,6 +17,7 @@
 
 #include "control/pcap_file.h"
 #include "dataplane/eal.h"
+#include "pipeline/archive.h"
 
 namespace sluice::control {
 namespace {
@@ -210,6 +211,7 @@ struct Loading {
   Config config;
   std::vector<std::pair<std::string, std::string>> pair_names;
   bool ports_given = false;
+  bool cache_persist = true;
 };
 
 using Params = std::vector<Param<Loading>>;
@@ -261,6 +263,76 @@ const std::vector<Param<PortConfig>>& port_params() {
   return params;
 }
 
+// The members of each `reputation.endpoints` element; their defaults are EndpointConfig's.
+const std::vector<Param<EndpointConfig>>& endpoint_params() {
+  using E = EndpointConfig;
+  static const E d{};
+  static const std::vector<Param<E>> params = {
+      string<E>("reputation.endpoints[].name", std::nullopt, "Required. Names the endpoint in events "
+                "(`verdict_source`), alerts and stats: 1-32 letters, digits, '_' or '-', unique in the list.",
+                [](E& e, std::string v) { e.name = std::move(v); }),
+      choice<E>("reputation.endpoints[].kind", {"sluice", "virustotal"}, "sluice", "Its adapter: `sluice` "
+                "(sluice-cloud's API: batch look-ups, `control/cloud/API.md`) or `virustotal` (VirusTotal API v3, "
+                "`GET /api/v3/files/{sha256}`: hash look-ups only, never uploads).",
+                [](E& e, const std::string& v) { e.kind = v; }),
+      string<E>("reputation.endpoints[].url", std::nullopt, "Required. `https://host[:port][/prefix]`, or "
+                "`http://` to a loopback address (elsewhere only with `insecure: true`).",
+                [](E& e, std::string v) { e.url = std::move(v); }),
+      string<E>("reputation.endpoints[].api_key", "", "Sent as `x-apikey`.",
+                [](E& e, std::string v) { e.api_key = std::move(v); }),
+      string<E>("reputation.endpoints[].ca_file", "", "PEM bundle the server certificate must chain to; "
+                "empty: the system's trusted certificates. Verification is always on.",
+                [](E& e, std::string v) { e.ca_file = std::move(v); }),
+      string<E>("reputation.endpoints[].client_cert", "", "Client certificate (PEM) presented to the server; "
+                "with `client_key`.", [](E& e, std::string v) { e.client_cert = std::move(v); }),
+      string<E>("reputation.endpoints[].client_key", "", "The client certificate's private key (PEM).",
+                [](E& e, std::string v) { e.client_key = std::move(v); }),
+      string<E>("reputation.endpoints[].pin_sha256", "", "Pinned public key: base64 of the SHA-256 of the "
+                "server certificate's SubjectPublicKeyInfo (as curl's `sha256//...`); a server whose key "
+                "differs is a failure. Empty: no pin.",
+                [](E& e, std::string v) { e.pin_sha256 = std::move(v); }),
+      boolean<E>("reputation.endpoints[].insecure", d.insecure, "Allows plain `http://` to a non-loopback "
+                 "address (the API key then crosses the network in clear). Never turns TLS verification off.",
+                 [](E& e, bool v) { e.insecure = v; }),
+      integer<E>("reputation.endpoints[].connect_timeout_ms", 1, 600000, d.connect_timeout_ms, "TCP connect "
+                 "and TLS handshake; past it the attempt fails (retried, then the next endpoint).",
+                 [](E& e, long long v) { e.connect_timeout_ms = static_cast<unsigned>(v); }),
+      integer<E>("reputation.endpoints[].request_timeout_ms", 1, 600000, d.request_timeout_ms, "One request, "
+                 "from sending to the whole answer; past it the attempt fails.",
+                 [](E& e, long long v) { e.request_timeout_ms = static_cast<unsigned>(v); }),
+      integer<E>("reputation.endpoints[].retries", 0, 10, d.retries, "Attempts after the first on this "
+                 "endpoint, within the look-up budget, before the next endpoint is tried.",
+                 [](E& e, long long v) { e.retries = static_cast<unsigned>(v); }),
+      integer<E>("reputation.endpoints[].retry_backoff_ms", 0, 60000, d.retry_backoff_ms, "Wait before the "
+                 "first retry, doubled for each further one.",
+                 [](E& e, long long v) { e.retry_backoff_ms = static_cast<unsigned>(v); }),
+      integer<E>("reputation.endpoints[].max_connections", 1, 256, d.max_connections, "Keep-alive "
+                 "connections to this endpoint; requests beyond wait for one (bounded), then fail.",
+                 [](E& e, long long v) { e.max_connections = static_cast<unsigned>(v); }),
+      integer<E>("reputation.endpoints[].breaker_failures", 1, 1000, d.breaker_failures, "Consecutive "
+                 "failures that open the circuit: the endpoint is skipped (an `endpoint_unreachable` alert) until "
+                 "a health probe or a trial request succeeds (`endpoint_recovered`).",
+                 [](E& e, long long v) { e.breaker_failures = static_cast<unsigned>(v); }),
+      integer<E>("reputation.endpoints[].breaker_open_ms", 100, 3600000, d.breaker_open_ms, "How long an "
+                 "open circuit stays open before one trial request.",
+                 [](E& e, long long v) { e.breaker_open_ms = static_cast<unsigned>(v); }),
+      integer<E>("reputation.endpoints[].health_interval_ms", 0, 3600000, d.health_interval_ms, "`sluice` "
+                 "kind: health probe period while the circuit is open; 0: trial requests only.",
+                 [](E& e, long long v) { e.health_interval_ms = static_cast<unsigned>(v); }),
+      integer<E>("reputation.endpoints[].max_batch", 1, 1000, d.max_batch, "`sluice` kind: hashes per "
+                 "request (the service takes up to 1000).",
+                 [](E& e, long long v) { e.max_batch = static_cast<unsigned>(v); }),
+      integer<E>("reputation.endpoints[].vt_malicious_threshold", 1, 1000, d.vt_malicious_threshold,
+                 "`virustotal` kind: engines that must say malicious (`last_analysis_stats.malicious`) for the "
+                 "file to be malicious; below, clean when engines said harmless or undetected, else unknown.",
+                 [](E& e, long long v) { e.vt_malicious_threshold = static_cast<unsigned>(v); }),
+      integer<E>("reputation.endpoints[].max_response_kb", 1, 1048576, d.max_response_kb, "A larger answer "
+                 "is not read: the attempt fails.",
+                 [](E& e, long long v) { e.max_response_kb = static_cast<unsigned>(v); }),
+  };
+  return params;
+}
+
 // A port with every default applied (the replay port is one too).
 PortConfig default_port() {
   PortConfig port{};
@@ -269,7 +341,11 @@ PortConfig default_port() {
   return port;
 }
 
-void apply_port(const YAML::Node& n, PortConfig& port, const std::string& key);
+void check_port(const YAML::Node& n, const PortConfig& port, const std::string& key);
+void check_endpoint(const YAML::Node& n, const EndpointConfig& e, const std::string& key);
+template <typename Target>
+void apply_map(const YAML::Node& map, Target& target, const std::vector<Param<Target>>& table,
+               const std::string& table_prefix, const std::string& key_prefix, const std::string& section);
 
 Params mode_params() {
   using dataplane::Mode;
@@ -311,33 +387,54 @@ Params eal_params() {
   };
 }
 
+// A list of mappings whose members are declared in their own table (`ports`, and
+// `reputation.endpoints`): each element starts from the members' defaults, then what it gives;
+// `check` validates one element (required members, formats). Its canonical form lists every member
+// of every element, in declaration order.
+template <typename Member>
+Param<Loading> mapping_list(std::string path, std::string what, std::string help,
+                            const std::vector<Param<Member>>& (*members)(), const std::string& member_prefix,
+                            void (*check)(const YAML::Node&, const Member&, const std::string& key),
+                            std::function<void(Loading&, std::vector<Member>)> set) {
+  return param<Loading>(
+      std::move(path), "list of " + what + " (keys below)", "[]", std::move(help),
+      [=](const YAML::Node& n, Loading& l, const std::string& key) {
+        if (!n.IsSequence()) fail(key, "expected a list of " + what + ", got " + scalar_text(n) + where(n));
+        std::vector<Member> v;
+        for (std::size_t i = 0; i < n.size(); ++i) {
+          Member m{};
+          for (const auto& p : members())
+            if (!p.default_yaml.empty()) p.apply(YAML::Load(p.default_yaml), m, p.path);
+          const std::string k = key + "[" + std::to_string(i) + "]";
+          apply_map(n[i], m, members(), member_prefix, k, "");
+          check(n[i], m, k);
+          v.push_back(std::move(m));
+        }
+        set(l, std::move(v));
+      },
+      [=](const YAML::Node& n) {
+        std::vector<std::string> elements;
+        for (const auto& element : n) {
+          std::string text;
+          for (const auto& p : members()) {
+            const std::string name = p.path.substr(member_prefix.size());
+            text += (text.empty() ? "" : ", ") + name + ": " + p.canonical(effective_node(p, given_at(element, name)));
+          }
+          elements.push_back("{" + text + "}");
+        }
+        return yaml_list(elements, plain_text);
+      });
+}
+
 // `ports` members are declared in port_params(); pairs name ports and are resolved in finish().
 Params port_and_pair_params() {
   return {
-      param<Loading>(
-          "ports", "list of port mappings (keys below)", "[]",
+      mapping_list<PortConfig>(
+          "ports", "port mappings",
           "The DPDK ports. In `replay` mode leave empty: the port is built from `replay.input`/`replay.output`.",
-          [](const YAML::Node& n, Loading& l, const std::string& key) {
-            if (!n.IsSequence()) fail(key, "expected a list of port mappings, got " + scalar_text(n) + where(n));
-            l.config.dataplane.ports.clear();
-            for (std::size_t i = 0; i < n.size(); ++i) {
-              PortConfig port = default_port();
-              apply_port(n[i], port, key + "[" + std::to_string(i) + "]");
-              l.config.dataplane.ports.push_back(std::move(port));
-            }
-            l.ports_given = n.size() > 0;
-          },
-          [](const YAML::Node& n) {
-            std::vector<std::string> ports;
-            for (const auto& port : n) {
-              std::string members;
-              for (const auto& pp : port_params()) {
-                const std::string name = pp.path.substr(std::string("ports[].").size());
-                members += (members.empty() ? "" : ", ") + name + ": " + pp.canonical(effective_node(pp, given_at(port, name)));
-              }
-              ports.push_back("{" + members + "}");
-            }
-            return yaml_list(ports, plain_text);
+          port_params, "ports[].", check_port, [](Loading& l, std::vector<PortConfig> v) {
+            l.ports_given = !v.empty();
+            l.config.dataplane.ports = std::move(v);
           }),
       param<Loading>(
           "pairs", "list of [port, port]", "[]",
@@ -698,6 +795,104 @@ Params archive_params() {
   };
 }
 
+// File reputation: the endpoints, the control plane's batching and budget, the verdict cache.
+Params reputation_params() {
+  const ReputationLimits r{};
+  return {
+      mapping_list<EndpointConfig>(
+          "reputation.endpoints", "endpoint mappings",
+          "Reputation endpoints, tried in order (fail-over): each file's SHA-256 that the verdict cache does not "
+          "have is looked up in the first one whose circuit is closed. Empty: no look-ups (files get no "
+          "`reputation`; the verdict comes from extraction alone).",
+          endpoint_params, "reputation.endpoints[].", check_endpoint,
+          [](Loading& l, std::vector<EndpointConfig> v) { l.config.reputation.endpoints = std::move(v); }),
+      integer<Loading>("reputation.batch_size", 1, 1000, r.batch_size, "Distinct hashes, across messages and "
+                       "RX lcores, handed to the endpoint client at once.",
+                       [](Loading& l, long long v) { l.config.reputation.limits.batch_size = static_cast<unsigned>(v); }),
+      integer<Loading>("reputation.batch_wait_ms", 0, 10000, r.batch_wait_ms, "A batch that is not full leaves "
+                       "when its oldest hash has waited this long.",
+                       [](Loading& l, long long v) { l.config.reputation.limits.batch_wait_ms = static_cast<unsigned>(v); }),
+      integer<Loading>("reputation.budget_ms", 10, 600000, r.budget_ms, "A message's look-ups, all attempts "
+                       "and endpoints included (wall clock, in every mode). What has no answer by then is "
+                       "`lookup_error: budget_exhausted` (action `actions.lookup_error.budget_exhausted`).",
+                       [](Loading& l, long long v) { l.config.reputation.limits.budget_ms = static_cast<unsigned>(v); }),
+      integer<Loading>("reputation.max_in_flight", 1, 1024, r.max_in_flight, "Batches at the endpoint client at "
+                       "once; more wait in the queue.",
+                       [](Loading& l, long long v) { l.config.reputation.limits.max_in_flight = static_cast<unsigned>(v); }),
+      integer<Loading>("reputation.max_pending", 1, 16777216, static_cast<long long>(r.max_pending), "Distinct hashes "
+                       "waiting for an answer. Beyond, a new one is answered `queue_full` at once.",
+                       [](Loading& l, long long v) { l.config.reputation.limits.max_pending = static_cast<std::size_t>(v); }),
+      integer<Loading>("reputation.lane_size", 64, 1048576, 4096, "Per RX lcore: look-up requests waiting for "
+                       "the control plane (48 bytes each; answers get twice the room). A request that finds it full "
+                       "is `queue_full`.",
+                       [](Loading& l, long long v) { l.config.dataplane.verdicts.lane_requests = static_cast<uint32_t>(v); }),
+      integer<Loading>("reputation.cache.max_entries", 8, 268435456, 262144, "Verdict cache entries (128 bytes "
+                       "each, read by the RX lcores without locks). When a hash's bucket is full, the entry that "
+                       "expires first makes room (counted: `cache_evictions`).",
+                       [](Loading& l, long long v) { l.config.reputation.cache_entries = static_cast<std::size_t>(v); }),
+      integer<Loading>("reputation.cache.ttl_clean_s", 0, 31536000, r.ttl_clean_s, "How long a `clean` answer is "
+                       "kept (shortened by the endpoint's `ttl_seconds`); 0: not cached.",
+                       [](Loading& l, long long v) { l.config.reputation.limits.ttl_clean_s = static_cast<unsigned>(v); }),
+      integer<Loading>("reputation.cache.ttl_malicious_s", 0, 31536000, r.ttl_malicious_s, "Same, `malicious`.",
+                       [](Loading& l, long long v) { l.config.reputation.limits.ttl_malicious_s = static_cast<unsigned>(v); }),
+      integer<Loading>("reputation.cache.ttl_unknown_s", 0, 31536000, r.ttl_unknown_s, "Same, `unknown`.",
+                       [](Loading& l, long long v) { l.config.reputation.limits.ttl_unknown_s = static_cast<unsigned>(v); }),
+      boolean<Loading>("reputation.cache.persist", true, "Keep the cache across restarts in `reputation.cache.path`.",
+                       [](Loading& l, bool v) { l.cache_persist = v; }),
+      [] {
+        auto p = string<Loading>("reputation.cache.path", "", "The cache on disk (SQLite): loaded at start "
+                                 "(expired entries dropped), written every `save_interval_s` and at exit. A file "
+                                 "that is not a valid cache is refused with one line and an `alert`, moved aside as "
+                                 "PATH.corrupt, and sluiced starts with an empty cache. Empty: "
+                                 "`verdict-cache.sqlite` in `state.dir`; none without a state directory.",
+                                 [](Loading& l, std::string v) { l.config.reputation.cache_path = std::move(v); });
+        p.default_doc = "`STATE_DIR/verdict-cache.sqlite`; none without `state.dir`";
+        return p;
+      }(),
+      integer<Loading>("reputation.cache.save_interval_s", 0, 86400, 60, "Seconds between writes of the cache "
+                       "to disk; 0: only at exit.",
+                       [](Loading& l, long long v) { l.config.reputation.cache_save_interval_s = static_cast<unsigned>(v); }),
+  };
+}
+
+// What a message's verdict leads to (evaluated and reported now; enforced inline by a later issue).
+Params action_params() {
+  const std::vector<std::string> actions = {"pass", "monitor", "defer", "reject"};
+  auto action = [](const std::string& v) {
+    return v == "reject" ? records::Action::reject : v == "defer" ? records::Action::defer
+           : v == "monitor" ? records::Action::monitor : records::Action::pass;
+  };
+  const pipeline::VerdictPolicy d{};
+  const auto text = [](records::Action a) { return std::string(records::action_name(a)); };
+  Params p = {
+      reloadable(choice<Loading>("actions.clean", actions, text(d.clean), "A clean message (unknown files "
+                                 "included). `pass`: it goes on; `monitor`: it goes on and the event says what would "
+                                 "have happened; `defer`: the sender is told to retry later (451); `reject`: refused "
+                                 "(550). With several reasons the most severe action wins (reject, defer, monitor, pass).",
+                                 [action](Loading& l, const std::string& v) { l.config.dataplane.verdicts.policy.clean = action(v); })),
+      reloadable(choice<Loading>("actions.malicious", actions, text(d.malicious), "A message with a malicious file or "
+                                 "archive member.",
+                                 [action](Loading& l, const std::string& v) { l.config.dataplane.verdicts.policy.malicious = action(v); })),
+  };
+  for (unsigned u = 1; u < pipeline::kUnscannableReasons; ++u) {
+    const std::string name(pipeline::unscannable_name(static_cast<pipeline::Unscannable>(u)));
+    p.push_back(reloadable(choice<Loading>("actions.unscannable." + name, actions, text(d.unscannable[u]),
+                                           "A message with a file unscannable `" + name + "`.",
+                                           [action, u](Loading& l, const std::string& v) {
+                                             l.config.dataplane.verdicts.policy.unscannable[u] = action(v);
+                                           })));
+  }
+  for (unsigned e = 1; e < records::kLookupErrors; ++e) {
+    const std::string name(records::lookup_error_name(static_cast<records::LookupError>(e)));
+    p.push_back(reloadable(choice<Loading>("actions.lookup_error." + name, actions, text(d.lookup_error[e]),
+                                           "A message with a file whose look-up failed `" + name + "`.",
+                                           [action, e](Loading& l, const std::string& v) {
+                                             l.config.dataplane.verdicts.policy.lookup_error[e] = action(v);
+                                           })));
+  }
+  return p;
+}
+
 // Resolved in finish(), by mode: the one place this default is written.
 const char* const kStateDirDefault = "/var/lib/sluice";
 
@@ -720,7 +915,7 @@ const Params& params() {
     Params all;
     for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
                                 hold_params, replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
-                                worker_params, archive_params}) {
+                                worker_params, archive_params, reputation_params, action_params}) {
       Params s = section();
       all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
     }
@@ -785,9 +980,8 @@ void apply_map(const YAML::Node& map, Target& target, const std::vector<Param<Ta
   }
 }
 
-// `port` holds the defaults already (default_port()).
-void apply_port(const YAML::Node& n, PortConfig& port, const std::string& key) {
-  apply_map(n, port, port_params(), "ports[].", key, "");
+// One element of `ports`, members applied.
+void check_port(const YAML::Node& n, const PortConfig& port, const std::string& key) {
   static const std::regex name_re("^[A-Za-z0-9_-]{1,32}$");
   if (!n["name"]) fail(key + ".name", "required" + where(n));
   if (!std::regex_match(port.name, name_re))
@@ -796,6 +990,16 @@ void apply_port(const YAML::Node& n, PortConfig& port, const std::string& key) {
   if (!dataplane::is_pci_address(port.device) && port.device.rfind("net_", 0) != 0)
     fail(key + ".device", "expected a PCI address (0000:03:00.0) or a DPDK vdev starting with net_ "
                           "(net_af_packet0,iface=eth1; net_pcap0,rx_pcap=...; net_ring0; net_null0), got '" + port.device + "'");
+}
+
+// One element of `reputation.endpoints`, members applied.
+void check_endpoint(const YAML::Node& n, const EndpointConfig& e, const std::string& key) {
+  static const std::regex name_re("^[A-Za-z0-9_-]{1,32}$");
+  for (const char* required : {"name", "url"})
+    if (!n[required]) fail(key + "." + required, "required" + where(n));
+  if (!std::regex_match(e.name, name_re))
+    fail(key + ".name", "expected 1-32 letters, digits, '_' or '-', got '" + e.name + "'");
+  if (const std::string why = validate_endpoint(e); !why.empty()) fail(key, why);
 }
 
 void check_readable(const std::string& key, const std::string& path) {
@@ -899,6 +1103,21 @@ void finish(Loading& l) {
   if (!c.events_path.empty() && c.events_path != "-") check_writable_dir("events.path", c.events_path);
   // Created and locked at start (StateDir::open), not here: --check-config must not take the lock.
   if (c.state_dir.empty() && d.mode != Mode::replay) c.state_dir = kStateDirDefault;
+
+  ReputationConfig& r = c.reputation;
+  std::set<std::string> endpoint_names;
+  for (std::size_t i = 0; i < r.endpoints.size(); ++i)
+    if (!endpoint_names.insert(r.endpoints[i].name).second)
+      fail("reputation.endpoints[" + std::to_string(i) + "].name", "duplicate endpoint name '" + r.endpoints[i].name + "'");
+  if (r.endpoints.size() > 200) fail("reputation.endpoints", "at most 200 endpoints");
+  if (!l.cache_persist)
+    r.cache_path.clear();
+  else if (r.cache_path.empty() && !c.state_dir.empty())
+    r.cache_path = c.state_dir + "/verdict-cache.sqlite";
+  d.verdicts.lookups = !r.endpoints.empty();
+  // The lcore's own deadline is a backstop: the control plane answers `budget_exhausted` at the
+  // budget; a second more covers the rings.
+  d.verdicts.deadline_ms = r.limits.budget_ms + 1000;
 }
 
 const Param<Loading>& param_named(const std::string& path) {
@@ -1014,6 +1233,8 @@ std::string config_reference_markdown() {
     row(p);
     if (p.path == "ports")
       for (const auto& pp : port_params()) row(pp);
+    if (p.path == "reputation.endpoints")
+      for (const auto& pp : endpoint_params()) row(pp);
   }
   return out.str();
 }

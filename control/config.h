@@ -8,12 +8,25 @@
 #include <string>
 #include <vector>
 
+#include "control/reputation_client.h"
+#include "control/reputation_service.h"
 #include "dataplane/dataplane_config.h"
 
 namespace sluice::control {
 
+// File reputation (DESIGN.md section 1, step 2): the endpoints and how the control plane asks
+// them (control/reputation_service.h); the RX lcores' part is in dataplane.verdicts.
+struct ReputationConfig {
+  std::vector<EndpointConfig> endpoints;  // empty: no look-ups
+  ReputationLimits limits;
+  std::size_t cache_entries;
+  std::string cache_path;                 // effective; empty: the cache is not kept across restarts
+  unsigned cache_save_interval_s;         // 0: only at exit
+};
+
 struct Config {
   dataplane::Config dataplane;
+  ReputationConfig reputation;
   std::string replay_input;   // replay mode: pcap read through net_pcap
   std::string replay_output;  // replay mode: pcap written with what inline mode would have sent
   std::string events_path;    // JSON lines; "-" is standard output; empty: no events

@@ -67,6 +67,23 @@ void put_type(JsonLine& j, bool hashed, uint8_t type, uint8_t mismatch) noexcept
   j.key("file_type").str(pipeline::file_type_name(static_cast<pipeline::FileType>(type)));
   put_mismatch(j, mismatch);
 }
+// A file's look-up, when it had one: reputation, threat, where it came from, or why it failed.
+void put_verdict(JsonLine& j, const FileVerdict& v, const std::vector<std::string>& endpoints) noexcept {
+  if (v.reputation != Reputation::none) {
+    j.key("reputation").str(reputation_name(v.reputation));
+    if (v.threat_name.len) j.key("threat_name").str(v.threat_name.view());
+    if (v.threat_score >= 0) j.key("threat_score").num(static_cast<uint64_t>(v.threat_score));
+    if (v.source == kSourceCache) {
+      j.key("verdict_source").str("cache");
+    } else if (v.source >= kSourceEndpoint0) {
+      const std::size_t k = v.source - kSourceEndpoint0;
+      j.key("verdict_source").str(k < endpoints.size() ? std::string_view(endpoints[k]) : std::string_view("endpoint"));
+    }
+    j.key("upload_wanted").boolean(v.upload_wanted);
+  }
+  if (v.error != LookupError::none) j.key("lookup_error").str(lookup_error_name(v.error));
+}
+
 std::string_view unscannable_of(uint8_t u) noexcept {
   return pipeline::unscannable_name(static_cast<pipeline::Unscannable>(u));
 }
@@ -165,6 +182,8 @@ std::string_view EventRenderer::render(const void* record, std::size_t size) noe
       return size == sizeof(FlowRecord) ? flow(*static_cast<const FlowRecord*>(record)) : std::string_view();
     case RecordType::anomaly:
       return size == sizeof(AnomalyRecord) ? anomaly(*static_cast<const AnomalyRecord*>(record)) : std::string_view();
+    case RecordType::verdict:
+      return size == sizeof(VerdictRecord) ? verdict(*static_cast<const VerdictRecord*>(record)) : std::string_view();
   }
   return {};
 }
@@ -228,6 +247,7 @@ std::string_view EventRenderer::file(const FileRecord& f) noexcept {
     j.key("unscannable").str(unscannable_of(f.unscannable));
     if (f.unscannable_detail.len) j.key("unscannable_detail").str(f.unscannable_detail.view());
   }
+  put_verdict(j, f.verdict, endpoints_);
   j.end_object();
   return j.finish();
 }
@@ -245,6 +265,48 @@ std::string_view EventRenderer::member(const MemberRecord& r) noexcept {
   j.key("archive_filename").str(r.archive_filename.view());
   put_type(j, r.hashed, r.file_type, r.mismatch);
   if (r.unscannable) j.key("unscannable").str(unscannable_of(r.unscannable));
+  put_verdict(j, r.verdict, endpoints_);
+  j.end_object();
+  return j.finish();
+}
+
+std::string_view EventRenderer::verdict(const VerdictRecord& v) noexcept {
+  JsonLine j(buf_, kSessionEventBytes);
+  begin_event(j, "verdict", v.timestamp_us, &v.flow);
+  j.key("transaction").num(v.transaction);
+  j.key("verdict").begin_object();
+  if (v.has_message_sha256) sha_member(j, "message_sha256", v.message_sha256);
+  j.key("disposition").str(disposition_name(v.disposition));
+  j.key("action").str(action_name(v.action));
+  j.key("reasons").begin_array();
+  for (unsigned u = 1; u < 32; ++u)
+    if (v.unscannable_reasons & (1u << u)) j.str(unscannable_of(static_cast<uint8_t>(u)));
+  for (unsigned e = 1; e < kLookupErrors; ++e)
+    if (v.lookup_errors & (1u << e)) j.str(lookup_error_name(static_cast<LookupError>(e)));
+  j.end_array();
+  j.key("files_evaluated").num(v.files);
+  if (v.reputation) {
+    j.key("reputation").begin_object();
+    j.key("malicious").num(v.malicious);
+    j.key("clean").num(v.clean);
+    j.key("unknown").num(v.unknown);
+    j.end_object();
+  }
+  j.key("files").begin_array();
+  for (unsigned i = 0; i < v.listed && i < kDecidingFiles; ++i) {
+    const DecidingFile& d = v.decided_by[i];
+    j.begin_object();
+    j.key("filename").str(d.filename.view());
+    if (d.hashed) sha_member(j, "sha256", d.sha256);
+    if (d.member) j.key("member").boolean(true);
+    if (d.reputation != Reputation::none) j.key("reputation").str(reputation_name(d.reputation));
+    if (d.threat_name.len) j.key("threat_name").str(d.threat_name.view());
+    if (d.unscannable) j.key("unscannable").str(unscannable_of(d.unscannable));
+    if (d.error != LookupError::none) j.key("lookup_error").str(lookup_error_name(d.error));
+    j.end_object();
+  }
+  j.end_array();
+  if (v.deciding > v.listed) j.key("files_deciding").num(v.deciding);
   j.end_object();
   return j.finish();
 }
@@ -345,6 +407,11 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                     {"overload", h.overload}, {"no_chunk", h.no_chunk}, {"ring_full", h.ring_full},
                     {"records_full", h.records_full}, {"members_unheld", h.members_unheld},
                     {"stale_results", h.stale_results}};
+    Json verdicts = {{"cache_hits", h.cache_hits}, {"cache_misses", h.cache_misses}, {"lookups", h.lookups},
+                     {"answers", h.answers}, {"answers_stale", h.answers_stale},
+                     {"lookups_queue_full", h.lookups_queue_full}, {"lookups_expired", h.lookups_expired},
+                     {"clean", h.verdicts_clean}, {"malicious", h.verdicts_malicious},
+                     {"unscannable", h.verdicts_unscannable}, {"awaiting", h.awaiting}};
     const auto& r = l.reassembly;
     lcores.push_back({{"lcore", l.lcore}, {"role", l.role},
                       {"rx_packets", l.rx_packets}, {"rx_bytes", l.rx_bytes},
@@ -367,6 +434,7 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                       {"flows_unflushed", r.flows_unflushed},
                                       {"messages_unflushed", r.messages_unflushed}}},
                       {"handoff", handoff},
+                      {"verdicts", verdicts},
                       {"hold", {{"held", l.hold.held}, {"released", l.hold.released}, {"expired", l.hold.expired},
                                 {"cap_reached", l.hold.cap_reached}, {"in_queue", l.hold.in_queue},
                                 {"dropped", l.hold_dropped}}}});

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dataplane/dataplane.h"
 #include "records/event_records.h"
@@ -46,6 +47,11 @@ class EventRenderer {
   std::string_view member(const records::MemberRecord& r) noexcept;
   std::string_view flow(const records::FlowRecord& r) noexcept;
   std::string_view anomaly(const records::AnomalyRecord& r) noexcept;
+  std::string_view verdict(const records::VerdictRecord& r) noexcept;
+
+  // The names of `reputation.endpoints`, in order: a file's `verdict_source` names the one that
+  // answered.
+  void set_endpoint_names(std::vector<std::string> names) { endpoints_ = std::move(names); }
 
   // An event built on the control side: {"timestamp":..,"event_type":type,[flow identity,] type: body}.
   std::string control_event(std::string_view type, const Json& body, int64_t timestamp_us,
@@ -58,6 +64,7 @@ class EventRenderer {
   static constexpr std::size_t kSessionEventBytes = 16 * 1024;
   static constexpr std::size_t kFileEventBytes = 8 * 1024;
   char buf_[kSessionEventBytes];
+  std::vector<std::string> endpoints_;
 };
 
 // A RecordSink that renders every record at once and hands the JSON line to `fn` (tests, fuzz

@@ -93,37 +93,56 @@ std::size_t Dataplane::drain_events(const RecordFn& fn) {
   return n;
 }
 
+void Dataplane::request_stop() noexcept {
+  Impl& d = *impl_;
+  if (d.stop_requested || d.stopped) return;
+  d.stop_requested = true;
+  d.stop_t0 = std::chrono::steady_clock::now();
+  d.stop_deadline = d.stop_t0 + std::chrono::milliseconds(d.config.stop_timeout_ms);
+  // A zero deadline: nothing is flushed. Set before quit, so an lcore that sees quit sees it too.
+  if (d.config.stop_timeout_ms == 0) {
+    d.abort_flush.store(true);
+    d.stop_deadline_reached = true;
+  }
+  d.quit.store(true);
+}
+
+bool Dataplane::stop_progress() noexcept {
+  Impl& d = *impl_;
+  bool all_exited = true;
+  for (unsigned i = 0; i < d.table.n_rx_lcores; ++i) all_exited &= d.lcores[i].exited.load(std::memory_order_acquire);
+  if (!all_exited && !d.stop_deadline_reached && std::chrono::steady_clock::now() >= d.stop_deadline) {
+    d.abort_flush.store(true);  // the lcores stop flushing, the workers stop reading
+    d.stop_deadline_reached = true;
+  }
+  return all_exited;
+}
+
 Dataplane::StopReport Dataplane::stop(const RecordFn& fn) noexcept {
   StopReport report;
   if (!impl_ || impl_->stopped) return report;
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto deadline = t0 + std::chrono::milliseconds(impl_->config.stop_timeout_ms);
-  // A zero deadline: nothing is flushed. Set before quit, so an lcore that sees quit sees it too.
-  if (impl_->config.stop_timeout_ms == 0) {
-    impl_->abort_flush.store(true);
-    report.deadline_reached = true;
-  }
-  impl_->quit.store(true);
+  request_stop();
   if (impl_->launched) {
     // The lcores report their open flows on the way out; keep their rings moving meanwhile.
     const RecordFn sink = fn ? fn : [](const void*, std::size_t) {};
     for (;;) {
-      bool all_exited = true;
-      for (unsigned i = 0; i < impl_->table.n_rx_lcores; ++i)
-        all_exited &= impl_->lcores[i].exited.load(std::memory_order_acquire);
+      const bool all_exited = stop_progress();
       if (drain_events(sink) == 0 && all_exited) break;
-      if (!report.deadline_reached && std::chrono::steady_clock::now() >= deadline) {
-        impl_->abort_flush.store(true);  // the lcores stop flushing, the workers stop reading
-        report.deadline_reached = true;
-      }
       if (!all_exited) rte_delay_us_sleep(1000);
     }
     rte_eal_mp_wait_lcore();
     drain_events(sink);
   }
   impl_->stopped = true;
-  report.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  report.deadline_reached = impl_->stop_deadline_reached;
+  report.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - impl_->stop_t0).count();
   return report;
+}
+
+std::vector<pipeline::LookupLane*> Dataplane::lookup_lanes() noexcept {
+  std::vector<pipeline::LookupLane*> v;
+  for (auto& l : impl_->lanes) v.push_back(l.get());
+  return v;
 }
 
 }  // namespace sluice::dataplane

@@ -12,6 +12,7 @@
 #include "dataplane/dataplane_config.h"
 #include "dataplane/hold_queue.h"
 #include "dataplane/lcore_channel.h"
+#include "pipeline/lookup_lane.h"
 
 namespace sluice::dataplane {
 
@@ -53,6 +54,7 @@ struct StatsSnapshot {
 // (lcore_channel.h): immutable once sent. Later issues add the policy keys lcores apply.
 struct LcoreSnapshot {
   uint64_t generation = 0;
+  pipeline::VerdictPolicy policy;  // the actions of `actions.*` (RX lcores)
 };
 
 class Dataplane {
@@ -78,6 +80,15 @@ class Dataplane {
     double ms = 0;                  // from the call until every lcore had exited
   };
   StopReport stop(const RecordFn& fn = {}) noexcept;
+  // The same stop in steps, so that the control plane keeps serving (look-ups answered, events
+  // drained by its own loop) while the lcores report their flows: request_stop() tells them to
+  // stop; stop_progress() (call it often) gives up at the deadline as stop() does and says
+  // whether every RX lcore has exited; stop() then finishes (its report covers the whole stop).
+  void request_stop() noexcept;
+  bool stop_progress() noexcept;
+  // The look-up lanes of the RX lcores (pipeline/lookup_lane.h), in RX lcore order; empty without
+  // reputation look-ups. The control thread pops requests and pushes answers.
+  std::vector<pipeline::LookupLane*> lookup_lanes() noexcept;
   // Requests to the lcores and their answers (lcore_channel.h), control thread only. Port k is RX
   // lcore k (k < lcores.rx.size()), then the worker lcores in order. Every lcore answers `ping`
   // and `config_snapshot` (an LcoreSnapshot) between bursts.

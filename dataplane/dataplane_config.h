@@ -11,6 +11,7 @@
 #include "dataplane/hold_queue.h"
 #include "reassembly/packet_decode.h"
 #include "pipeline/attachment_handoff.h"
+#include "pipeline/message_verdict.h"
 #include "pipeline/mime_parser.h"
 #include "reassembly/reassembler.h"
 
@@ -59,6 +60,16 @@ struct HoldConfig {
   bool debug_hold_every_message;  // tests of the hold path: every message's last frame is held
 };
 
+// File reputation on the RX lcores (pipeline/verdict_seam.h): the verdict cache they read, their
+// look-up lanes to the control plane, the actions of the first configuration snapshot.
+struct VerdictConfig {
+  const pipeline::VerdictCache* cache = nullptr;  // owned by the caller of Dataplane::start
+  bool lookups = false;            // reputation endpoints are configured: misses go to the control plane
+  uint32_t deadline_ms = 0;        // a message's look-ups wait at most this on the lcore
+  uint32_t lane_requests = 4096;   // per RX lcore: look-up requests waiting for the control plane
+  pipeline::VerdictPolicy policy;  // the actions until the first reload
+};
+
 struct Config {
   Mode mode;
   EalConfig eal;
@@ -78,6 +89,7 @@ struct Config {
   WorkerConfig workers;
   HoldConfig hold;
   std::size_t event_ring_bytes;  // per RX lcore
+  VerdictConfig verdicts;
 };
 
 const char* mode_name(Mode m) noexcept;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,7 @@ struct Dataplane::Impl {
   std::unique_ptr<pipeline::MessageInspectorFactory> inspectors;  // shared by the lcores' reassemblers
   std::vector<std::unique_ptr<reassembly::Reassembler>> reassemblers;
   std::vector<std::unique_ptr<HoldQueue>> holds;  // per RX lcore
+  std::vector<std::unique_ptr<pipeline::LookupLane>> lanes;  // per RX lcore, with reputation look-ups
   std::vector<std::unique_ptr<EventRing>> rings;
   std::vector<std::unique_ptr<RingEventOutput>> outputs;
   std::vector<std::unique_ptr<uint8_t[]>> scratch;
@@ -47,6 +49,9 @@ struct Dataplane::Impl {
   std::atomic<bool> abort_flush{false};
   bool launched = false;
   bool stopped = false;
+  bool stop_requested = false;
+  std::chrono::steady_clock::time_point stop_t0, stop_deadline;
+  bool stop_deadline_reached = false;
   bool port_started[kMaxPorts] = {};
   bool symmetric_rss[kMaxPorts] = {};
   bool software_dispatch[kMaxPorts] = {};

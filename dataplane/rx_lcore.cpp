@@ -192,7 +192,15 @@ uint16_t dispatch(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16
 
 // Requests from the control thread (DPDK ip_pipeline's model): a few per call.
 void poll_control(RxLcoreContext& ctx) noexcept {
-  ctx.control->poll([&ctx](const Request& rq, Response& rs) noexcept { answer_control(rq, rs, *ctx.snapshot); }, 8);
+  ctx.control->poll(
+      [&ctx](const Request& rq, Response& rs) noexcept {
+        answer_control(rq, rs, *ctx.snapshot);
+        // A new snapshot's actions apply to the messages decided from now on; the previous
+        // snapshot is freed on the control thread only after this response reaches it.
+        if (rq.type == RequestType::config_snapshot && rs.status == ResponseStatus::ok && ctx.handoff)
+          ctx.handoff->set_policy(&(*ctx.snapshot)->policy);
+      },
+      8);
 }
 
 // Groups a run of frames by input port (mbuf->port holds the DPDK port id) and processes each run.
@@ -237,7 +245,12 @@ int rx_lcore_main(void* arg) {
 
   while (!ctx.quit->load(std::memory_order_relaxed)) {
     bool any_input_left = false;
-    for (unsigned q = 0; q < ctx.n_queues; ++q) {
+    // A replay waits while half the message records hold ended messages (their results and
+    // look-up answers come without more input): read on, and a capture faster than the answers
+    // would turn files into `overload`.
+    const bool paused = t.replay && ctx.handoff && ctx.handoff->saturated();
+    if (paused) any_input_left = true;
+    for (unsigned q = 0; q < ctx.n_queues && !paused; ++q) {
       const RxQueueRef& ref = ctx.queues[q];
       const uint16_t n = rte_eth_rx_burst(t.port_id[ref.port_index], ref.queue, pkts, burst);
       if (n == 0) {

@@ -23,6 +23,15 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
       channels.push_back(std::move(local));
     }
     handoff_of.push_back(handoffs.back().get());
+    pipeline::ReputationSetup rep;
+    rep.cache = c.verdicts.cache;
+    rep.deadline_us = c.verdicts.deadline_ms * 1000;
+    if (c.verdicts.lookups) {
+      // Answers: room for every request plus those the control plane answers from its own cache.
+      lanes.push_back(std::make_unique<pipeline::LookupLane>(c.verdicts.lane_requests, 2 * c.verdicts.lane_requests));
+      rep.channel = lanes.back().get();
+    }
+    handoffs.back()->set_reputation(rep);
   }
   std::vector<pipeline::MimeBodyScan::Scratch*> scratch_of;
   if (c.mime_hyperscan) {
@@ -49,7 +58,10 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
 
   // Control requests: one port per lcore (64 requests, 64 responses each).
   control = std::make_unique<LcoreChannels>(table.n_rx_lcores + workers.n_workers, 64, 64);
-  snapshots.resize(table.n_rx_lcores + workers.n_workers, std::make_shared<const LcoreSnapshot>());
+  // The first snapshot carries the configuration's actions; the hand-offs read them from it.
+  snapshots.resize(table.n_rx_lcores + workers.n_workers,
+                   std::make_shared<const LcoreSnapshot>(LcoreSnapshot{0, c.verdicts.policy}));
+  for (unsigned i = 0; i < table.n_rx_lcores; ++i) handoffs[i]->set_policy(&snapshots[i]->policy);
   for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
     lcores[i].control = &control->port(i);
     lcores[i].snapshot = &snapshots[i];

@@ -5,6 +5,8 @@
 // tell the transport only when an attachment is done with (close).
 #include "pipeline/attachment_handoff.h"
 
+#include <algorithm>
+
 #include "pipeline/chunk_transport.h"
 #include "pipeline/message_records.h"
 
@@ -12,13 +14,20 @@ namespace sluice::pipeline {
 
 struct AttachmentHandoff::Impl final : TransportClient {
   Impl(const HandoffLimits& l, ChunkChannel& channel, records::RecordSink& out, unsigned rx)
-      : transport(channel, MessageRecords::file_slots(l), l.wait_us, *this), records(l, out, rx, transport) {}
+      : transport(channel, MessageRecords::file_slots(l), l.wait_us, *this),
+        records(l, out, rx, transport),
+        max_messages(std::max<uint32_t>(1, l.max_messages)) {}
   void on_result(const WorkResult& r) noexcept override { records.on_result(r); }
   void on_overload(uint32_t file) noexcept override { records.on_overload(file); }
 
   ChunkTransport transport;
   MessageRecords records;
+  LookupChannel* lookups = nullptr;
+  std::size_t max_messages;
 };
+
+// Look-up answers taken in per poll, at most (the rest wait for the next one).
+constexpr std::size_t kAnswersPerPoll = 256;
 
 static_assert(AttachmentHandoff::kNone == kNoRecord);  // handles are record indexes
 
@@ -61,16 +70,23 @@ void AttachmentHandoff::message_end(Handle message, bool, const uint8_t (&sha256
 }
 
 void AttachmentHandoff::poll() noexcept {
-  impl_->transport.poll();
-  impl_->records.expire_verdicts();
+  Impl& d = *impl_;
+  d.transport.poll();
+  if (d.lookups) d.lookups->poll(d.records, kAnswersPerPoll);
+  d.records.expire_verdicts();
 }
 
-void AttachmentHandoff::set_responder(VerdictResponder* responder, uint32_t deadline_us) noexcept {
-  impl_->records.set_responder(responder, deadline_us);
+void AttachmentHandoff::set_reputation(const ReputationSetup& setup) noexcept {
+  impl_->lookups = setup.channel;
+  impl_->records.set_reputation(setup);
 }
 
-void AttachmentHandoff::on_verdict(uint64_t ticket, MessageDecision decision) noexcept {
-  impl_->records.on_verdict(ticket, decision);
+void AttachmentHandoff::set_policy(const VerdictPolicy* policy) noexcept { impl_->records.set_policy(policy); }
+
+void AttachmentHandoff::set_listener(VerdictListener* listener) noexcept { impl_->records.set_listener(listener); }
+
+bool AttachmentHandoff::saturated() const noexcept {
+  return impl_->records.ended_waiting() >= impl_->max_messages / 2;
 }
 
 void AttachmentHandoff::drain(const std::atomic<bool>& abort) noexcept {
@@ -97,11 +113,17 @@ HandoffStats AttachmentHandoff::stats() const noexcept {
   s.records_full = r.records_full;
   s.members_unheld = r.members_unheld;
   s.stale_results = r.stale_results;
-  s.verdicts_asked = r.verdicts_asked;
-  s.verdicts_answered = r.verdicts_answered;
-  s.verdicts_timeout = r.verdicts_timeout;
-  s.verdicts_unasked = r.verdicts_unasked;
-  s.verdicts_stale = r.verdicts_stale;
+  s.cache_hits = r.cache_hits;
+  s.cache_misses = r.cache_misses;
+  s.lookups = r.lookups;
+  s.answers = r.answers;
+  s.answers_stale = r.answers_stale;
+  s.lookups_queue_full = r.lookups_queue_full;
+  s.lookups_expired = r.lookups_expired;
+  s.verdicts_clean = r.verdicts[static_cast<unsigned>(records::Disposition::clean)];
+  s.verdicts_malicious = r.verdicts[static_cast<unsigned>(records::Disposition::malicious)];
+  s.verdicts_unscannable = r.verdicts[static_cast<unsigned>(records::Disposition::unscannable)];
+  s.awaiting = impl_->records.ended_waiting();
   return s;
 }
 

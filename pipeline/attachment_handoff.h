@@ -22,6 +22,7 @@
 #include "pipeline/attachment_worker.h"
 #include "pipeline/handoff.h"
 #include "pipeline/mime_parser.h"
+#include "pipeline/message_verdict.h"
 #include "pipeline/verdict_seam.h"
 #include "reassembly/message_observer.h"
 
@@ -46,11 +47,15 @@ struct HandoffStats {
   uint64_t records_full = 0;      // message or file record pool exhausted
   uint64_t members_unheld = 0;    // member events written before their message ended
   uint64_t stale_results = 0;     // results of attachments already reported (after overload)
-  uint64_t verdicts_asked = 0;    // messages whose decision was asked of the responder
-  uint64_t verdicts_answered = 0;
-  uint64_t verdicts_timeout = 0;  // decided by the deadline
-  uint64_t verdicts_unasked = 0;  // the responder could not take the question
-  uint64_t verdicts_stale = 0;    // answers for messages already decided (late, unknown ticket)
+  uint64_t cache_hits = 0;        // hashes answered by the verdict cache on this lcore
+  uint64_t cache_misses = 0;
+  uint64_t lookups = 0;           // hashes asked of the control plane
+  uint64_t answers = 0;
+  uint64_t answers_stale = 0;     // answers for messages already decided (late, unknown ticket)
+  uint64_t lookups_queue_full = 0;  // no room in the look-up ring: `queue_full`
+  uint64_t lookups_expired = 0;   // no answer within the look-up deadline: `budget_exhausted`
+  uint64_t verdicts_clean = 0, verdicts_malicious = 0, verdicts_unscannable = 0;  // messages decided
+  uint64_t awaiting = 0;          // now: ended messages waiting for results or answers
 };
 
 class AttachmentHandoff final : public ResultHandler {
@@ -69,22 +74,25 @@ class AttachmentHandoff final : public ResultHandler {
   void file_end(Handle file, PartEnd how) noexcept;
   void message_end(Handle message, bool complete, const uint8_t (&sha256)[32], const records::MessageContext& ctx) noexcept;
 
-  // The verdict seam (verdict_seam.h): with a responder, a message whose results are all in waits
-  // for its answer (on_verdict) at most `deadline_us`, then is decided `timeout`. Without one
-  // (nullptr, the default), every message is decided `no_policy` at once.
-  void set_responder(VerdictResponder* responder, uint32_t deadline_us) noexcept;
-  // The responder's answer for `ticket`; a ticket whose message was already decided is counted
-  // (`verdicts_stale`) and ignored.
-  void on_verdict(uint64_t ticket, MessageDecision decision) noexcept;
+  // The verdict seam (verdict_seam.h): look-ups (cache, then the channel, within
+  // `setup.deadline_us`), the actions of the running configuration, who is told of each verdict.
+  // Without a channel (the default) nothing is looked up and every message is decided at once.
+  void set_reputation(const ReputationSetup& setup) noexcept;
+  void set_policy(const VerdictPolicy* policy) noexcept;
+  void set_listener(VerdictListener* listener) noexcept;
 
-  // Between bursts: sends what was staged or deferred, takes in results, writes finished messages,
-  // decides the messages whose verdict deadline passed.
+  // Between bursts: sends what was staged or deferred, takes in results and look-up answers,
+  // writes finished messages, decides the messages whose look-up deadline passed.
   void poll() noexcept;
   // End of input or shutdown: polls until every message is written or `abort` is set; then
   // writes what is left with what is known (unfinished files unscannable `overload`).
   void drain(const std::atomic<bool>& abort) noexcept;
   // Messages still waiting for results.
   std::size_t pending() const noexcept;
+  // Half the message records or more hold ended messages waiting for results or answers: a replay
+  // stops reading until they are decided, so that a fast capture never turns files into
+  // `overload` because answers are slower than the file.
+  bool saturated() const noexcept;
   // The counters of the transport and of the records, put together (a copy).
   HandoffStats stats() const noexcept;
 

@@ -1,7 +1,11 @@
 #include "pipeline/message_records.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <cstring>
+
+#include "pipeline/verdict_cache.h"
 
 namespace sluice::pipeline {
 namespace {
@@ -9,6 +13,13 @@ namespace {
 constexpr unsigned kSlotBits = 24;  // attachment id: rx (8) | generation (32) | slot (24)
 
 uint64_t ticket_of(uint32_t m, uint32_t generation) noexcept { return uint64_t{generation} << 32 | m; }
+
+// Cache expiry is wall-clock time (verdict_cache.h). vDSO: no system call.
+int64_t wall_clock_ms() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
 
 // The opening every `file` event shares (attachment and member): when, which flow and message.
 template <typename R>
@@ -21,6 +32,8 @@ void stamp(R& r, const records::MessageContext& ctx, const uint8_t (*message_sha
 }
 
 }  // namespace
+
+const VerdictPolicy MessageRecords::kDefaultPolicy{};
 
 uint32_t MessageRecords::file_slots(const HandoffLimits& l) noexcept {
   return std::min<uint32_t>(std::max<uint32_t>(1, l.max_files), (1u << kSlotBits) - 1);
@@ -83,12 +96,13 @@ uint32_t MessageRecords::file_begin(uint32_t message, const PartInfo& part, cons
   const uint32_t s = files_.take();
   File& f = files_[s];
   f.used = true;
-  f.done = f.hashed = f.truncated = false;
+  f.done = f.hashed = f.truncated = f.members_lost = false;
   f.id = (uint64_t{rx_} << kAttachmentRxShift) | (uint64_t{++generation_} << kSlotBits) | s;
   f.message = message;
   f.next = kNoRecord;
   f.first_member = f.last_member = kNoRecord;
   f.members = 0;
+  f.verdict = records::FileVerdict{};
   f.describe(part);
   Message& m = messages_[message];
   (m.last == kNoRecord ? m.first : files_[m.last].next) = s;
@@ -113,6 +127,7 @@ bool MessageRecords::file_end(uint32_t file, bool truncated) noexcept {
 void MessageRecords::message_end(uint32_t message, const uint8_t (&sha256)[32], const Context& ctx) noexcept {
   Message& m = messages_[message];
   m.ended = true;
+  ++ended_waiting_;
   m.ctx.now_us = ctx.now_us;
   std::memcpy(m.sha256, sha256, 32);
   if (m.outstanding == 0) decide(message);
@@ -125,6 +140,7 @@ void MessageRecords::free_message(uint32_t m) noexcept {
     free_file(f);
     f = next;
   }
+  if (msg.ended) --ended_waiting_;
   msg.used = false;
   messages_.put(m);
   --used_messages_;
@@ -156,11 +172,15 @@ void MessageRecords::on_result(const WorkResult& r) noexcept {
     ++f.members;
     const uint32_t k = members_.take();
     if (k == kNoRecord) {
+      // Written at once, without a look-up: the attachment cannot be called scanned whole.
       ++stats_.members_unheld;
-      write_member(r, f, messages_[f.message].ctx, nullptr);
+      write_member(r, f, messages_[f.message].ctx, nullptr, records::FileVerdict{});
+      f.members_lost = true;
       return;
     }
     members_[k].next = kNoRecord;
+    members_[k].file = slot;
+    members_[k].verdict = records::FileVerdict{};
     members_[k].r = r;
     (f.last_member == kNoRecord ? f.first_member : members_[f.last_member].next) = k;
     f.last_member = k;
@@ -170,6 +190,10 @@ void MessageRecords::on_result(const WorkResult& r) noexcept {
   f.type = r.type;
   f.unscannable = r.unscannable;
   f.detail.set_keep_end(std::string_view(r.detail, r.detail_len));
+  if (f.members_lost && f.unscannable == Unscannable::none) {
+    f.unscannable = Unscannable::overload;
+    f.detail.set("workers.max_pending_members reached: members were reported without being looked up");
+  }
   std::memcpy(f.sha256, r.sha256, 32);
   finish_file(slot);
 }
@@ -193,24 +217,89 @@ void MessageRecords::finish_file(uint32_t file) noexcept {
 
 // ---- the verdict seam ----
 
-// Every result is in: decide now, or ask and wait.
+bool MessageRecords::look_up(uint64_t ticket, uint32_t item, const uint8_t* sha256, records::FileVerdict& v,
+                             int64_t now_ms) noexcept {
+  v = records::FileVerdict{};
+  if (rep_.cache && rep_.cache->lookup(sha256, now_ms, v)) {
+    ++stats_.cache_hits;
+    return false;
+  }
+  ++stats_.cache_misses;
+  v = records::FileVerdict{};
+  records::LookupRequest rq{};
+  rq.ticket = ticket;
+  rq.item = item;
+  std::memcpy(rq.sha256, sha256, 32);
+  if (!rep_.channel->ask(rq)) {
+    ++stats_.lookups_queue_full;
+    v.error = records::LookupError::queue_full;
+    return false;
+  }
+  ++stats_.lookups;
+  return true;
+}
+
+// Every result is in: look the files up, then decide at once or when the answers are in.
 void MessageRecords::decide(uint32_t m) noexcept {
   Message& msg = messages_[m];
   if (msg.awaiting) return;
-  if (!responder_) return write_message(m, MessageDecision::no_policy);
-  uint32_t files_n = 0;
-  for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) ++files_n;
-  if (!responder_->ask(ticket_of(m, msg.generation), msg.ctx, files_n)) {
-    ++stats_.verdicts_unasked;
-    return write_message(m, MessageDecision::unasked);
+  if (!rep_.channel) return write_message(m);
+  const int64_t now_ms = wall_clock_ms();
+  const uint64_t ticket = ticket_of(m, msg.generation);
+  uint32_t asked = 0;
+  for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
+    File& file = files_[f];
+    if (file.hashed) asked += look_up(ticket, f, file.sha256, file.verdict, now_ms);
+    for (uint32_t k = file.first_member; k != kNoRecord; k = members_[k].next)
+      if (members_[k].r.hashed) asked += look_up(ticket, kMemberItem | k, members_[k].r.sha256, members_[k].verdict, now_ms);
   }
-  ++stats_.verdicts_asked;
+  if (asked == 0) return write_message(m);
+  msg.lookups = asked;
   msg.awaiting = true;
-  msg.deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(verdict_deadline_us_);
-  awaiting_[(awaiting_head_ + n_awaiting_++) % awaiting_.size()] = ticket_of(m, msg.generation);
+  msg.deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(rep_.deadline_us);
+  awaiting_[(awaiting_head_ + n_awaiting_++) % awaiting_.size()] = ticket;
+}
+
+// The verdict an answer is for: its item in message m, if that item is still what was asked.
+records::FileVerdict* MessageRecords::item_verdict(uint32_t m, uint32_t item, const uint8_t* sha256) noexcept {
+  if (item & kMemberItem) {
+    const uint32_t k = item & ~kMemberItem;
+    if (k >= members_.size()) return nullptr;
+    Member& member = members_[k];
+    if (member.file >= files_.size() || !files_[member.file].used || files_[member.file].message != m ||
+        std::memcmp(member.r.sha256, sha256, 32) != 0)
+      return nullptr;
+    return &member.verdict;
+  }
+  if (item >= files_.size() || !files_[item].used || files_[item].message != m ||
+      std::memcmp(files_[item].sha256, sha256, 32) != 0)
+    return nullptr;
+  return &files_[item].verdict;
+}
+
+void MessageRecords::on_answer(const records::LookupAnswer& a) noexcept {
+  const uint32_t m = static_cast<uint32_t>(a.ticket);
+  records::FileVerdict* v = nullptr;
+  if (m < messages_.size() && messages_[m].used && messages_[m].awaiting &&
+      messages_[m].generation == static_cast<uint32_t>(a.ticket >> 32))
+    v = item_verdict(m, a.item, a.sha256);
+  if (!v || v->reputation != records::Reputation::none || v->error != records::LookupError::none) {
+    ++stats_.answers_stale;
+    return;
+  }
+  ++stats_.answers;
+  *v = a.verdict;
+  if (v->reputation == records::Reputation::none && v->error == records::LookupError::none)
+    v->error = records::LookupError::service_unavailable;  // an answer must say something
+  Message& msg = messages_[m];
+  if (--msg.lookups == 0) {
+    msg.awaiting = false;
+    write_message(m);
+  }
 }
 
 // Deadlines are equal for all, so the oldest question expires first: only the head is looked at.
+// What has no answer by then is `budget_exhausted`.
 void MessageRecords::expire(bool all) noexcept {
   const auto now = std::chrono::steady_clock::now();
   while (n_awaiting_) {
@@ -222,27 +311,19 @@ void MessageRecords::expire(bool all) noexcept {
     awaiting_head_ = (awaiting_head_ + 1) % awaiting_.size();
     --n_awaiting_;
     if (!live) continue;  // answered meanwhile
-    ++stats_.verdicts_timeout;
+    auto expire_one = [this](bool hashed, records::FileVerdict& v) {
+      if (!hashed || v.reputation != records::Reputation::none || v.error != records::LookupError::none) return;
+      v.error = records::LookupError::budget_exhausted;
+      ++stats_.lookups_expired;
+    };
+    for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
+      expire_one(files_[f].hashed, files_[f].verdict);
+      for (uint32_t k = files_[f].first_member; k != kNoRecord; k = members_[k].next)
+        expire_one(members_[k].r.hashed, members_[k].verdict);
+    }
     msg.awaiting = false;
-    write_message(m, MessageDecision::timeout);
+    write_message(m);
   }
-}
-
-void MessageRecords::set_responder(VerdictResponder* responder, uint32_t deadline_us) noexcept {
-  responder_ = responder;
-  verdict_deadline_us_ = deadline_us;
-}
-
-void MessageRecords::on_verdict(uint64_t ticket, MessageDecision decision) noexcept {
-  const uint32_t m = static_cast<uint32_t>(ticket);
-  if (m >= messages_.size() || !messages_[m].used || !messages_[m].awaiting ||
-      messages_[m].generation != static_cast<uint32_t>(ticket >> 32)) {
-    ++stats_.verdicts_stale;
-    return;
-  }
-  ++stats_.verdicts_answered;
-  messages_[m].awaiting = false;
-  write_message(m, decision);
 }
 
 void MessageRecords::finish_all() noexcept {
@@ -250,7 +331,10 @@ void MessageRecords::finish_all() noexcept {
   for (uint32_t m = 0; m < messages_.size(); ++m) {
     Message& msg = messages_[m];
     if (!msg.used) continue;
-    msg.ended = true;
+    if (!msg.ended) {
+      msg.ended = true;
+      ++ended_waiting_;
+    }
     for (uint32_t f = msg.first; f != kNoRecord;) {
       const uint32_t next = files_[f].next;
       File& file = files_[f];
@@ -259,27 +343,42 @@ void MessageRecords::finish_all() noexcept {
         file.unscannable = Unscannable::overload;
         file.hashed = false;
         file.detail.set("no result from the worker before shutdown");
-        finish_file(f);  // the last one writes and frees the message
-        if (!msg.used) break;
+        finish_file(f);  // the last one asks or writes
+        if (!msg.used || msg.awaiting) break;
       }
       f = next;
     }
-    if (msg.used && msg.outstanding == 0) decide(m);
+    if (msg.used && !msg.awaiting && msg.outstanding == 0) decide(m);
   }
   expire(/*all=*/true);  // no answer will come any more
 }
 
 // ---- events ----
 
-void MessageRecords::write_message(uint32_t m, MessageDecision decision) noexcept {
+void MessageRecords::write_message(uint32_t m) noexcept {
   Message& msg = messages_[m];
-  if (responder_) responder_->decided(msg.ctx, decision);
+  VerdictBuilder verdict(verdict_rec_);
   for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
     const File& file = files_[f];
     write_file(file, msg.ctx, &msg.sha256);
-    for (uint32_t k = file.first_member; k != kNoRecord; k = members_[k].next)
-      write_member(members_[k].r, file, msg.ctx, &msg.sha256);
+    verdict.add({file.filename.view(), file.sha256, file.hashed, false, file.unscannable, &file.verdict});
+    for (uint32_t k = file.first_member; k != kNoRecord; k = members_[k].next) {
+      const Member& member = members_[k];
+      write_member(member.r, file, msg.ctx, &msg.sha256, member.verdict);
+      verdict.add({std::string_view(member.r.name, member.r.name_len), member.r.sha256, member.r.hashed, true,
+                   member.r.unscannable, &member.verdict});
+    }
   }
+  verdict.finish(*policy_);
+  records::VerdictRecord& v = verdict_rec_;
+  v.timestamp_us = msg.ctx.now_us;
+  v.flow = msg.ctx.flow;
+  v.transaction = msg.ctx.transaction;
+  v.has_message_sha256 = true;
+  std::memcpy(v.message_sha256, msg.sha256, 32);
+  ++stats_.verdicts[static_cast<unsigned>(v.disposition)];
+  out_.put(v);
+  if (listener_) listener_->decided(msg.ctx, v);
   free_message(m);
 }
 
@@ -302,11 +401,12 @@ void MessageRecords::write_file(const File& f, const Context& ctx, const uint8_t
   r.members = f.members;
   r.unscannable = static_cast<uint8_t>(f.unscannable);
   r.unscannable_detail = f.detail;
+  r.verdict = f.verdict;
   out_.put(r);
 }
 
 void MessageRecords::write_member(const WorkResult& w, const File& parent, const Context& ctx,
-                                  const uint8_t (*message_sha256)[32]) noexcept {
+                                  const uint8_t (*message_sha256)[32], const records::FileVerdict& verdict) noexcept {
   records::MemberRecord& r = member_rec_;
   stamp(r, ctx, message_sha256);
   r.filename.set(std::string_view(w.name, w.name_len));
@@ -320,6 +420,7 @@ void MessageRecords::write_member(const WorkResult& w, const File& parent, const
   r.file_type = static_cast<uint8_t>(w.type);
   r.mismatch = w.mismatch;
   r.unscannable = static_cast<uint8_t>(w.unscannable);
+  r.verdict = verdict;
   out_.put(r);
 }
 
@@ -333,20 +434,9 @@ void MessageRecords::write_untracked(const PartInfo& part, const Context& ctx) n
   f.hashed = false;
   f.members = 0;
   f.unscannable = Unscannable::overload;
+  f.verdict = records::FileVerdict{};
   f.detail.set("workers.max_pending_messages or workers.max_pending_files reached: size and hash not computed");
   write_file(f, ctx, nullptr);
-}
-
-const char* message_decision_name(MessageDecision d) noexcept {
-  switch (d) {
-    case MessageDecision::no_policy: return "no_policy";
-    case MessageDecision::pass: return "pass";
-    case MessageDecision::reject: return "reject";
-    case MessageDecision::defer: return "defer";
-    case MessageDecision::timeout: return "timeout";
-    case MessageDecision::unasked: return "unasked";
-  }
-  return "?";
 }
 
 }  // namespace sluice::pipeline

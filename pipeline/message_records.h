@@ -18,6 +18,8 @@
 
 #include "pipeline/attachment_handoff.h"
 #include "pipeline/chunk_transport.h"
+#include "pipeline/message_verdict.h"
+#include "pipeline/verdict_seam.h"
 
 namespace sluice::pipeline {
 
@@ -60,14 +62,17 @@ struct RecordStats {
   uint64_t records_full = 0;      // message or file record pool exhausted
   uint64_t members_unheld = 0;    // member events written before their message ended
   uint64_t stale_results = 0;     // results of attachments already reported (after overload)
-  uint64_t verdicts_asked = 0;
-  uint64_t verdicts_answered = 0;
-  uint64_t verdicts_timeout = 0;
-  uint64_t verdicts_unasked = 0;
-  uint64_t verdicts_stale = 0;
+  uint64_t cache_hits = 0;        // hashes answered by the verdict cache on the lcore
+  uint64_t cache_misses = 0;      // hashes the cache did not have (asked, or queue_full)
+  uint64_t lookups = 0;           // look-ups asked of the control plane
+  uint64_t answers = 0;           // their answers
+  uint64_t answers_stale = 0;     // answers for messages already decided (late, unknown ticket)
+  uint64_t lookups_queue_full = 0;  // the look-up ring had no room: `queue_full`
+  uint64_t lookups_expired = 0;   // no answer within the look-up deadline: `budget_exhausted`
+  uint64_t verdicts[3] = {};      // messages decided, by records::Disposition
 };
 
-class MessageRecords {
+class MessageRecords final : public AnswerHandler {
  public:
   // File records (and so transport streams): HandoffLimits::max_files, within what an attachment
   // id has room for.
@@ -91,17 +96,25 @@ class MessageRecords {
   // The transport gave the file up: it is unscannable `overload`.
   void on_overload(uint32_t file) noexcept;
 
-  void set_responder(VerdictResponder* responder, uint32_t deadline_us) noexcept;
-  void on_verdict(uint64_t ticket, MessageDecision decision) noexcept;
-  // Decides the messages whose verdict deadline passed.
+  // The verdict seam (verdict_seam.h). Without a channel nothing is looked up.
+  void set_reputation(const ReputationSetup& setup) noexcept { rep_ = setup; }
+  // The actions of the running configuration (its snapshot outlives its use here: the lcore
+  // swaps the pointer when it takes a new snapshot). Null: the defaults.
+  void set_policy(const VerdictPolicy* policy) noexcept { policy_ = policy ? policy : &kDefaultPolicy; }
+  void set_listener(VerdictListener* listener) noexcept { listener_ = listener; }
+  void on_answer(const records::LookupAnswer& a) noexcept override;
+  // Decides the messages whose look-up deadline passed.
   void expire_verdicts() noexcept {
     if (n_awaiting_) expire(false);
   }
   // Shutdown: every message still held is written with what is known (files without a result
-  // unscannable `overload`, questions unanswered `timeout`).
+  // unscannable `overload`, look-ups unanswered `budget_exhausted`).
   void finish_all() noexcept;
 
   std::size_t pending() const noexcept { return used_messages_; }
+  // Messages that have ended and wait for worker results or look-up answers (no more input is
+  // needed to decide them).
+  std::size_t ended_waiting() const noexcept { return ended_waiting_; }
   const RecordStats& stats() const noexcept { return stats_; }
 
  private:
@@ -109,9 +122,14 @@ class MessageRecords {
   template <std::size_t N>
   using Text = records::Text<N>;
 
+  static const VerdictPolicy kDefaultPolicy;
+  // A look-up's item: a file record's index, or a member record's with this bit.
+  static constexpr uint32_t kMemberItem = 0x80000000u;
+
   struct Message {
     bool used = false, ended = false;
-    bool awaiting = false;     // asked the responder, waiting for on_verdict
+    bool awaiting = false;     // look-ups asked, waiting for their answers (on_answer)
+    uint32_t lookups = 0;      // of which this many are unanswered
     uint32_t generation = 0;   // in the ticket: an answer for an earlier user of the record is stale
     std::chrono::steady_clock::time_point deadline;
     uint32_t outstanding = 0;  // files without their result
@@ -121,10 +139,13 @@ class MessageRecords {
   };
   struct Member {
     uint32_t next = kNoRecord;
+    uint32_t file = kNoRecord;      // the attachment it belongs to
+    records::FileVerdict verdict;   // its look-up
     WorkResult r;  // name, hashes, type, depth (the record as the worker sent it)
   };
   struct File {
     bool used = false, done = false, hashed = false, truncated = false, uuencoded = false;
+    bool members_lost = false;  // a member was written at once (no member record): not looked up
     uint64_t id = 0;
     uint32_t message = kNoRecord, next = kNoRecord;
     uint32_t first_member = kNoRecord, last_member = kNoRecord;
@@ -139,20 +160,24 @@ class MessageRecords {
     Unscannable unscannable = Unscannable::none;
     Text<records::kDetailBytes> detail;
     uint8_t sha256[32];
+    records::FileVerdict verdict;   // its look-up
 
     void describe(const PartInfo& part) noexcept;  // what the MIME headers say
   };
 
   uint32_t take_message() noexcept;
+  // Looks one hash up (the cache, else the channel); true when a request went out.
+  bool look_up(uint64_t ticket, uint32_t item, const uint8_t* sha256, records::FileVerdict& v, int64_t now_ms) noexcept;
+  records::FileVerdict* item_verdict(uint32_t m, uint32_t item, const uint8_t* sha256) noexcept;
   void free_message(uint32_t m) noexcept;
   void free_file(uint32_t f) noexcept;
   void finish_file(uint32_t f) noexcept;
   void decide(uint32_t m) noexcept;
   void expire(bool all) noexcept;
-  void write_message(uint32_t m, MessageDecision decision) noexcept;
+  void write_message(uint32_t m) noexcept;
   void write_file(const File& f, const Context& ctx, const uint8_t (*message_sha256)[32]) noexcept;
   void write_member(const WorkResult& w, const File& parent, const Context& ctx,
-                    const uint8_t (*message_sha256)[32]) noexcept;
+                    const uint8_t (*message_sha256)[32], const records::FileVerdict& verdict) noexcept;
   void write_untracked(const PartInfo& part, const Context& ctx) noexcept;
 
   ChunkTransport& transport_;
@@ -165,8 +190,11 @@ class MessageRecords {
   RecordPool<File> files_;
   RecordPool<Member> members_;
   std::size_t used_messages_ = 0;
-  VerdictResponder* responder_ = nullptr;
-  uint32_t verdict_deadline_us_ = 0;
+  ReputationSetup rep_;
+  const VerdictPolicy* policy_ = &kDefaultPolicy;
+  VerdictListener* listener_ = nullptr;
+  records::VerdictRecord verdict_rec_;
+  std::size_t ended_waiting_ = 0;
   std::vector<uint64_t> awaiting_;  // tickets in the order asked (at most one per message record)
   std::size_t awaiting_head_ = 0, n_awaiting_ = 0;
   File spare_;                      // an untracked file's event

@@ -1,42 +1,53 @@
-// The verdict seam (DESIGN.md section 1): where a message's verdict is assembled. The RX lcore that
-// owns the flow holds the message's record (attachment_handoff.h) until every file result is in;
-// then it asks a VerdictResponder what the message needs (per file a look-up answer: the control
-// side's verdict cache and endpoints, over the lcore channels) and writes the message's events
-// once the decision is there, or once its deadline has passed.
+// The verdict seam (DESIGN.md section 1, step 2): where a message's verdict is assembled. The RX
+// lcore that owns the flow holds the message's record (message_records.h) until every file result
+// is in; then each file and archive member with a SHA-256 is looked up: first in the verdict cache
+// (verdict_cache.h, read without locks), then, on a miss, by the control plane over the lcore's
+// look-up channel (one request per hash; the control side batches, asks the endpoints and answers).
+// When every answer is in, or the look-up deadline has passed (the unanswered ones
+// `budget_exhausted`), the verdict is built (message_verdict.h), the message's `file` events and
+// its `verdict` event are written, and the listener is told (where inline enforcement acts).
 //
-// In issue 9 no responder is installed: every message is decided `no_policy` at once, as before.
-// The responder is installed by the data plane; tests install a fake one that answers late, out of
-// order, never (the deadline decides), or after the message's flow has ended.
+// Without a channel (no reputation endpoint configured), files are not looked up: the verdict is
+// built at once from what extraction found.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "records/event_records.h"
+#include "records/verdict_records.h"
 
 namespace sluice::pipeline {
 
-enum class MessageDecision : uint8_t {
-  no_policy,  // nobody to ask: the message goes as it is (issue 9's only decision)
-  pass,
-  reject,
-  defer,
-  timeout,    // the responder did not answer before the deadline (the configured action applies)
-  unasked,    // the question could not be asked (the responder's queue was full)
+class VerdictCache;
+
+class AnswerHandler {
+ public:
+  virtual ~AnswerHandler() = default;
+  virtual void on_answer(const records::LookupAnswer& a) noexcept = 0;
 };
 
-const char* message_decision_name(MessageDecision d) noexcept;
-
-// Runs on the RX lcore: must not block, lock or allocate.
-class VerdictResponder {
+// The RX lcore's side of look-ups. Runs on the lcore: never blocks, locks or allocates.
+class LookupChannel {
  public:
-  virtual ~VerdictResponder() = default;
-  // Asked once per message, when its last file result is in. `ticket` identifies the message in
-  // the answer (AttachmentHandoff::on_verdict). False: the question could not be sent; the message
-  // is decided `unasked` at once.
-  virtual bool ask(uint64_t ticket, const records::MessageContext& message, uint32_t files) noexcept = 0;
-  // The message's events are being written with this decision (the place where inline enforcement
-  // will act on the held segment).
-  virtual void decided(const records::MessageContext& message, MessageDecision decision) noexcept = 0;
+  virtual ~LookupChannel() = default;
+  // False when there is no room: the file's look-up fails `queue_full`.
+  virtual bool ask(const records::LookupRequest& rq) noexcept = 0;
+  // Hands at most `max` waiting answers to `h`; returns how many.
+  virtual std::size_t poll(AnswerHandler& h, std::size_t max) noexcept = 0;
+};
+
+// Told of every verdict as the message's events are written. Runs on the RX lcore.
+class VerdictListener {
+ public:
+  virtual ~VerdictListener() = default;
+  virtual void decided(const records::MessageContext& message, const records::VerdictRecord& verdict) noexcept = 0;
+};
+
+struct ReputationSetup {
+  const VerdictCache* cache = nullptr;  // looked at first; null: every hash is asked
+  LookupChannel* channel = nullptr;     // null: no look-ups
+  uint32_t deadline_us = 0;             // a message's look-ups wait at most this long (wall clock)
 };
 
 }  // namespace sluice::pipeline

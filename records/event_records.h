@@ -25,35 +25,14 @@
 #include <string_view>
 #include <type_traits>
 
+#include "records/text.h"
+#include "records/verdict_records.h"
+
 namespace sluice::records {
 
-template <std::size_t N>
-struct Text {
-  uint16_t len = 0;
-  char data[N];
-
-  std::string_view view() const noexcept { return {data, len}; }
-  // Keeps the first N bytes.
-  void set(std::string_view s) noexcept {
-    len = static_cast<uint16_t>(s.size() < N ? s.size() : N);
-    if (len) std::memcpy(data, s.data(), len);  // an empty view may hold nullptr: memcpy's is nonnull
-  }
-  // Keeps the start and the end of an over-long value (N >= 128): the extension of a file name is
-  // what matters most (a Suricata defect truncated "...exe" away). The middle becomes U+2026.
-  void set_keep_end(std::string_view s) noexcept {
-    static_assert(N >= 128);
-    if (s.size() <= N) return set(s);
-    static constexpr std::string_view kCut = "\xe2\x80\xa6";
-    constexpr std::size_t tail = 64, head = N - tail - kCut.size();
-    std::memcpy(data, s.data(), head);
-    std::memcpy(data + head, kCut.data(), kCut.size());
-    std::memcpy(data + head + kCut.size(), s.data() + s.size() - tail, tail);
-    len = N;
-  }
-};
 
 // Which record a buffer holds: the first member of every record.
-enum class RecordType : uint8_t { message = 1, file, member, flow, anomaly };
+enum class RecordType : uint8_t { message = 1, file, member, flow, anomaly, verdict };
 
 // A TCP connection as events name it: the client is `src`, the server `dest`.
 struct FlowIdentity {
@@ -142,6 +121,7 @@ struct FileRecord {
   uint64_t members = 0;
   uint8_t unscannable = 0;   // pipeline::Unscannable
   Text<kDetailBytes> unscannable_detail;
+  FileVerdict verdict;       // its reputation (none: not looked up)
 };
 
 // One archive member: also a `file` event.
@@ -163,6 +143,7 @@ struct MemberRecord {
   uint8_t file_type = 0;   // pipeline::FileType
   uint8_t mismatch = 0;    // pipeline::TypeMismatch bits (extension only)
   uint8_t unscannable = 0; // pipeline::Unscannable
+  FileVerdict verdict;     // its reputation (none: not looked up)
 };
 
 enum class AppProto : uint8_t { none, smtp, smtps };
@@ -208,13 +189,50 @@ struct AnomalyRecord {
   int8_t direction = -1;   // 0 toserver, 1 toclient, -1 none
 };
 
+// A file that decided a verdict (malicious, or unscannable or not looked up), as the `verdict`
+// event lists it.
+struct DecidingFile {
+  Text<256> filename;        // the attachment's name, or the member's path (keeps its end)
+  uint8_t sha256[32];
+  bool hashed = false;
+  bool member = false;       // an archive member (depth >= 1)
+  Reputation reputation = Reputation::none;
+  uint8_t unscannable = 0;   // pipeline::Unscannable
+  LookupError error = LookupError::none;
+  Text<kThreatNameBytes> threat_name;
+};
+
+inline constexpr std::size_t kDecidingFiles = 8;
+
+// The `verdict` event: one per message whose attachments were inspected, written after its `file`
+// events.
+struct VerdictRecord {
+  RecordType type = RecordType::verdict;
+  int64_t timestamp_us = 0;
+  FlowIdentity flow;
+  uint64_t transaction = 0;
+  bool has_message_sha256 = false;
+  uint8_t message_sha256[32];
+  Disposition disposition = Disposition::clean;
+  Action action = Action::pass;
+  uint32_t unscannable_reasons = 0;  // bit i: pipeline::Unscannable(i)
+  uint32_t lookup_errors = 0;        // bit i: LookupError(i)
+  bool reputation = false;           // look-ups were made (reputation endpoints configured)
+  uint64_t files = 0;                // attachments and members evaluated
+  uint64_t malicious = 0, clean = 0, unknown = 0;  // by reputation
+  uint64_t deciding = 0;             // files that decided it, of which the first kDecidingFiles are listed
+  uint8_t listed = 0;
+  DecidingFile decided_by[kDecidingFiles];
+};
+
 // Records an lcore may produce, for buffers that must hold any of them.
 inline constexpr std::size_t kMaxRecordBytes =
-    std::max({sizeof(MessageRecord), sizeof(FileRecord), sizeof(MemberRecord), sizeof(FlowRecord), sizeof(AnomalyRecord)});
+    std::max({sizeof(MessageRecord), sizeof(FileRecord), sizeof(MemberRecord), sizeof(FlowRecord), sizeof(AnomalyRecord),
+              sizeof(VerdictRecord)});
 
 static_assert(std::is_trivially_copyable_v<MessageRecord> && std::is_trivially_copyable_v<FileRecord> &&
               std::is_trivially_copyable_v<MemberRecord> && std::is_trivially_copyable_v<FlowRecord> &&
-              std::is_trivially_copyable_v<AnomalyRecord>);
+              std::is_trivially_copyable_v<AnomalyRecord> && std::is_trivially_copyable_v<VerdictRecord>);
 
 // Where an lcore's records go (the data plane's event ring, or a test's collector). Runs on the
 // lcore: must not block, lock or allocate; the record is valid only during the call.

@@ -1,14 +1,16 @@
 // File reputation and message verdicts (DESIGN.md section 1, step 2) as the RX lcores and the
 // control plane exchange them: what a look-up answers, why it failed, and the records that carry a
 // look-up from an lcore to the control plane and its answer back. Same rules as event_records.h:
-// plain, trivially copyable, below every other module.
+// plain, trivially copyable, below every other module. The `verdict` event's record is with the
+// other records in event_records.h.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <type_traits>
 
-#include "records/event_records.h"
+#include "records/text.h"
 
 namespace sluice::records {
 
@@ -52,6 +54,33 @@ constexpr std::string_view lookup_error_name(LookupError e) noexcept {
     case LookupError::queue_full: return "queue_full";
   }
   return "none";
+}
+
+// A message's verdict (DESIGN.md section 1): malicious when any file or archive member is; else
+// unscannable when any file could not be scanned or looked up (the reasons say why); else clean
+// (unknown files that do not go to analysis count as clean).
+enum class Disposition : uint8_t { clean, malicious, unscannable };
+// What the configuration says to do with it, in increasing severity (several reasons: the most
+// severe action wins). The inline enforcement issue acts on it; here it is evaluated and reported.
+enum class Action : uint8_t { pass, monitor, defer, reject };
+
+constexpr std::string_view disposition_name(Disposition d) noexcept {
+  switch (d) {
+    case Disposition::clean: return "clean";
+    case Disposition::malicious: return "malicious";
+    case Disposition::unscannable: return "unscannable";
+  }
+  return "clean";
+}
+
+constexpr std::string_view action_name(Action a) noexcept {
+  switch (a) {
+    case Action::pass: return "pass";
+    case Action::monitor: return "monitor";
+    case Action::defer: return "defer";
+    case Action::reject: return "reject";
+  }
+  return "pass";
 }
 
 inline constexpr std::size_t kThreatNameBytes = 64;

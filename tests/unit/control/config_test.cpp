@@ -371,7 +371,12 @@ TEST_F(ConfigReload, CommandLineOverridesStillWin) {
 }
 
 TEST(Config, ReloadableKeysAreListedAndMarkedInTheReference) {
-  EXPECT_EQ(control::reloadable_keys(), (std::vector<std::string>{"events.path", "stats.interval_s"}));
+  EXPECT_EQ(control::reloadable_keys(),
+            (std::vector<std::string>{"events.path", "stats.interval_s", "actions.clean", "actions.malicious",
+                                      "actions.unscannable.encrypted", "actions.unscannable.extraction_failed",
+                                      "actions.unscannable.limit_exceeded", "actions.unscannable.overload",
+                                      "actions.lookup_error.service_unavailable", "actions.lookup_error.rate_limited",
+                                      "actions.lookup_error.budget_exhausted", "actions.lookup_error.queue_full"}));
   const std::string ref = control::config_reference_markdown();
   for (const auto& key : control::reloadable_keys()) {
     const auto row = ref.find("| `" + key + "` |");
@@ -380,4 +385,79 @@ TEST(Config, ReloadableKeysAreListedAndMarkedInTheReference) {
   }
   const auto flows = ref.find("| `reassembly.max_flows` |");
   EXPECT_EQ(ref.substr(flows, ref.find('\n', flows) - flows).find("Reloadable"), std::string::npos);
+}
+
+// ---- reputation (issue 11) ----
+
+TEST(Config, ReputationEndpointsAndTheirDefaults) {
+  auto r = load_config_text(std::string(kInline) + R"(
+reputation:
+  endpoints:
+    - {name: lab, kind: sluice, url: "http://127.0.0.1:8440", api_key: K}
+    - name: vt
+      kind: virustotal
+      url: https://www.virustotal.com
+      vt_malicious_threshold: 5
+  budget_ms: 1500
+  cache: {max_entries: 1000, ttl_clean_s: 60, persist: true}
+state: {dir: /tmp/sluice-config-test}
+)", "config test.yaml", {});
+  ASSERT_TRUE(r.config) << r.error;
+  const auto& rep = r.config->reputation;
+  ASSERT_EQ(rep.endpoints.size(), 2u);
+  EXPECT_EQ(rep.endpoints[0].name, "lab");
+  EXPECT_EQ(rep.endpoints[0].api_key, "K");
+  EXPECT_EQ(rep.endpoints[0].request_timeout_ms, control::EndpointConfig{}.request_timeout_ms);
+  EXPECT_EQ(rep.endpoints[1].kind, "virustotal");
+  EXPECT_EQ(rep.endpoints[1].vt_malicious_threshold, 5u);
+  EXPECT_EQ(rep.limits.budget_ms, 1500u);
+  EXPECT_EQ(rep.limits.ttl_clean_s, 60u);
+  EXPECT_EQ(rep.cache_entries, 1000u);
+  EXPECT_EQ(rep.cache_path, "/tmp/sluice-config-test/verdict-cache.sqlite");
+  EXPECT_TRUE(r.config->dataplane.verdicts.lookups);
+  EXPECT_EQ(r.config->dataplane.verdicts.deadline_ms, 2500u);
+  // Without endpoints: no look-ups; without a state directory (replay): the cache is not kept.
+  auto none = load_config_text(kInline, "config test.yaml", {});
+  ASSERT_TRUE(none.config) << none.error;
+  EXPECT_FALSE(none.config->dataplane.verdicts.lookups);
+  EXPECT_EQ(none.config->reputation.cache_path, "/var/lib/sluice/verdict-cache.sqlite");
+  auto off = load_config_text(std::string(kInline) + "reputation: {cache: {persist: false}}\n", "config test.yaml", {});
+  ASSERT_TRUE(off.config) << off.error;
+  EXPECT_EQ(off.config->reputation.cache_path, "");
+}
+
+TEST(Config, BadEndpointsAreNamed) {
+  auto with = [](const std::string& endpoints) {
+    return error_of(std::string(kInline) + "reputation:\n  endpoints:\n" + endpoints);
+  };
+  EXPECT_NE(with("    - {kind: sluice, url: 'http://127.0.0.1:1'}\n").find("'reputation.endpoints[0].name': required"),
+            std::string::npos);
+  EXPECT_NE(with("    - {name: a, url: 'http://127.0.0.1:1'}\n    - {name: a, url: 'http://127.0.0.1:2'}\n")
+                .find("'reputation.endpoints[1].name': duplicate endpoint name 'a'"),
+            std::string::npos);
+  EXPECT_NE(with("    - {name: a, kind: misp, url: 'http://127.0.0.1:1'}\n").find("expected one of sluice, virustotal"),
+            std::string::npos);
+  EXPECT_NE(with("    - {name: a, url: 'http://127.0.0.1:1', colour: red}\n").find("'reputation.endpoints[0].colour': unknown key"),
+            std::string::npos);
+  EXPECT_NE(with("    - {name: a, url: 'ftp://127.0.0.1'}\n").find("'reputation.endpoints[0]'"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kInline) + "reputation: {endpoints: 3}\n").find("expected a list of endpoint mappings"),
+            std::string::npos);
+}
+
+TEST(Config, ActionsAreParsedAndReloadable) {
+  auto r = load_config_text(std::string(kInline) + R"(
+actions:
+  malicious: defer
+  unscannable: {encrypted: reject}
+  lookup_error: {service_unavailable: monitor}
+)", "config test.yaml", {});
+  ASSERT_TRUE(r.config) << r.error;
+  const auto& p = r.config->dataplane.verdicts.policy;
+  EXPECT_EQ(p.clean, records::Action::pass);
+  EXPECT_EQ(p.malicious, records::Action::defer);
+  EXPECT_EQ(p.unscannable[static_cast<unsigned>(pipeline::Unscannable::encrypted)], records::Action::reject);
+  EXPECT_EQ(p.unscannable[static_cast<unsigned>(pipeline::Unscannable::overload)], records::Action::pass);
+  EXPECT_EQ(p.lookup_error[static_cast<unsigned>(records::LookupError::service_unavailable)], records::Action::monitor);
+  EXPECT_NE(error_of(std::string(kInline) + "actions: {malicious: drop}\n").find("expected one of pass, monitor, defer, reject"),
+            std::string::npos);
 }

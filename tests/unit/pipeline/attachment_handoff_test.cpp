@@ -56,12 +56,15 @@ Bytes make_zip(const std::vector<std::pair<std::string, Bytes>>& members) {
   return out;
 }
 
-// Records rendered as the control side renders them.
+// Records rendered as the control side renders them: `file` events, and each message's `verdict`
+// event apart (verdict_seam_test.cpp tests those).
 struct Capture final : records::RecordSink {
   std::vector<Json> events;
+  std::vector<Json> verdicts;
   control::EventRenderer renderer;
   void emit(const void* record, std::size_t size) noexcept override {
-    events.push_back(Json::parse(renderer.render(record, size)));
+    Json j = Json::parse(renderer.render(record, size));
+    (j["event_type"] == "verdict" ? verdicts : events).push_back(std::move(j));
   }
 };
 
@@ -420,6 +423,11 @@ TEST(AttachmentHandoff, MembersBeyondTheirPoolAreWrittenAtOnce) {
   EXPECT_EQ(out.events[3]["file"]["filename"], "1");
   EXPECT_EQ(out.events[3]["file"]["message_sha256"], kMessageShaHex);
   EXPECT_EQ(h.stats().members_unheld, 2u);
+  // Members 2 and 3 never reached the verdict: the archive does not read as scanned whole.
+  EXPECT_EQ(out.events[2]["file"]["unscannable"], "overload");
+  ASSERT_EQ(out.verdicts.size(), 1u);
+  EXPECT_EQ(out.verdicts[0]["verdict"]["disposition"], "unscannable");
+  EXPECT_EQ(out.verdicts[0]["verdict"]["reasons"], Json::array({"overload"}));
 }
 
 TEST(AttachmentHandoff, DrainWritesWhatIsLeftWhenWorkersDoNotAnswer) {

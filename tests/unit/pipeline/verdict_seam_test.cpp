@@ -1,161 +1,324 @@
-// pipeline/verdict_seam: a message's events wait for its verdict, with a fake responder that
-// answers late, out of order, never (the deadline decides), or after the message's flow ended.
+// pipeline/verdict_seam: a message's files are looked up (verdict cache first, then the control
+// plane over the lcore's look-up lane) and its `file` and `verdict` events wait for the answers:
+// answers out of order, never (the deadline decides `budget_exhausted`), stale after the message was
+// decided, a full lane (`queue_full`), a malicious archive member, the actions of the policy. The
+// test plays the control plane on the lane's other side.
 #include "pipeline/verdict_seam.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstring>
 #include <thread>
 #include <vector>
 
 #include "control/event_render.h"
 #include "pipeline/attachment_handoff.h"
+#include "pipeline/lookup_lane.h"
+#include "pipeline/verdict_cache.h"
+#include "tests/unit/pipeline/archive_builders.h"
+
+#include <openssl/sha.h>
 
 namespace sluice::pipeline {
 namespace {
 
-struct Lines final : records::RecordSink {
-  std::vector<std::string> files;  // file events, rendered, in order
+using nlohmann::json;
+using records::Reputation;
+
+struct Events final : records::RecordSink {
+  std::vector<json> lines;  // rendered, in order
   control::EventRenderer renderer;
-  void emit(const void* r, std::size_t n) noexcept override { files.emplace_back(renderer.render(r, n)); }
-};
-
-struct FakeResponder final : VerdictResponder {
-  bool accept = true;
-  std::vector<std::pair<uint64_t, uint32_t>> asked;  // ticket, transaction
-  std::vector<std::pair<uint32_t, MessageDecision>> decisions;  // transaction, decision
-  bool ask(uint64_t ticket, const records::MessageContext& m, uint32_t) noexcept override {
-    if (!accept) return false;
-    asked.emplace_back(ticket, m.transaction);
-    return true;
-  }
-  void decided(const records::MessageContext& m, MessageDecision d) noexcept override {
-    decisions.emplace_back(m.transaction, d);
+  Events() { renderer.set_endpoint_names({"lab"}); }
+  void emit(const void* r, std::size_t n) noexcept override { lines.push_back(json::parse(renderer.render(r, n))); }
+  std::vector<json> of(const std::string& type) const {
+    std::vector<json> v;
+    for (const auto& l : lines)
+      if (l["event_type"] == type) v.push_back(l);
+    return v;
   }
 };
 
-records::MessageContext ctx(uint32_t transaction) {
+struct Listener final : VerdictListener {
+  std::vector<std::pair<uint64_t, records::Action>> decided_;  // transaction, action
+  void decided(const records::MessageContext& m, const records::VerdictRecord& v) noexcept override {
+    decided_.emplace_back(m.transaction, v.action);
+  }
+};
+
+records::MessageContext ctx(uint64_t transaction) {
   records::MessageContext c;
   c.flow.flow_id = 5;
   c.transaction = transaction;
   return c;
 }
 
-PartInfo part() {
+PartInfo part(const char* name) {
   PartInfo p{};
   p.path = "2";
-  p.filename = "a.bin";
+  p.filename = name;
   p.content_type = "application/octet-stream";
   p.attachment = true;
   return p;
 }
 
-const uint8_t kSha[32] = {9};
+std::string sha256_hex(std::string_view data) {
+  uint8_t d[32];
+  SHA256(reinterpret_cast<const uint8_t*>(data.data()), data.size(), d);
+  char hex[65];
+  control::hex_lower(d, 32, hex);
+  return hex;
+}
+
+void sha256_of(std::string_view data, uint8_t (&out)[32]) {
+  SHA256(reinterpret_cast<const uint8_t*>(data.data()), data.size(), out);
+}
+
+const uint8_t kMessageSha[32] = {9};
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 struct Rig {
-  Lines out;
+  Events out;
   LocalChannel channel{WorkerLimits{}};
-  AttachmentHandoff handoff{HandoffLimits{}, channel, out, 0};
-  FakeResponder responder;
-  explicit Rig(uint32_t deadline_us) {
+  AttachmentHandoff handoff;
+  VerdictCache cache{1024};
+  LookupLane lane;
+  Listener listener;
+  VerdictPolicy policy;
+
+  explicit Rig(uint32_t deadline_us, std::size_t lane_slots = 64, bool lookups = true)
+      : handoff(HandoffLimits{}, channel, out, 0), lane(lane_slots, lane_slots) {
     channel.set_handler(&handoff);
-    handoff.set_responder(&responder, deadline_us);
+    handoff.set_reputation({&cache, lookups ? &lane : nullptr, deadline_us});
+    handoff.set_listener(&listener);
+    handoff.set_policy(&policy);
   }
-  // One message with one attachment; the local worker answers at once.
-  void message(uint32_t transaction) {
+  // One message with one attachment holding `data`; the local worker answers at once.
+  void message(uint64_t transaction, std::string_view data, const char* name = "a.bin") {
     const auto m = handoff.message_begin(ctx(transaction));
-    const auto f = handoff.file_begin(m, part(), ctx(transaction));
-    const uint8_t data[3] = {'a', 'b', 'c'};
-    handoff.file_data(f, data, 3);
+    const auto f = handoff.file_begin(m, part(name), ctx(transaction));
+    handoff.file_data(f, reinterpret_cast<const uint8_t*>(data.data()), data.size());
     handoff.file_end(f, PartEnd::complete);
-    handoff.message_end(m, true, kSha, ctx(transaction));
+    handoff.message_end(m, true, kMessageSha, ctx(transaction));
+  }
+  // The control plane's side: the requests waiting on the lane.
+  std::vector<records::LookupRequest> requests() {
+    std::vector<records::LookupRequest> v;
+    records::LookupRequest rq;
+    while (lane.pop_request(rq)) v.push_back(rq);
+    return v;
+  }
+  void answer(const records::LookupRequest& rq, Reputation rep, const char* threat = "",
+              records::LookupError error = records::LookupError::none) {
+    records::LookupAnswer a{};
+    a.ticket = rq.ticket;
+    a.item = rq.item;
+    std::memcpy(a.sha256, rq.sha256, 32);
+    a.verdict.reputation = rep;
+    a.verdict.error = error;
+    a.verdict.source = records::kSourceEndpoint0;
+    a.verdict.threat_name.set(threat);
+    ASSERT_TRUE(lane.push_answer(a));
+    handoff.poll();
   }
 };
 
-TEST(VerdictSeam, WithoutResponderEveryMessageIsWrittenAtOnce) {
-  Lines out;
-  LocalChannel channel{WorkerLimits{}};
-  AttachmentHandoff h{HandoffLimits{}, channel, out, 0};
-  channel.set_handler(&h);
-  const auto m = h.message_begin(ctx(0));
-  const auto f = h.file_begin(m, part(), ctx(0));
-  h.file_end(f, PartEnd::complete);
-  h.message_end(m, true, kSha, ctx(0));
-  EXPECT_EQ(out.files.size(), 1u);
-  EXPECT_EQ(h.pending(), 0u);
+TEST(VerdictSeam, WithoutLookupsEveryMessageIsDecidedAtOnceFromExtraction) {
+  Rig r(60'000'000, 64, /*lookups=*/false);
+  r.message(0, "abc");
+  ASSERT_EQ(r.out.lines.size(), 2u);
+  EXPECT_EQ(r.out.lines[0]["event_type"], "file");
+  EXPECT_FALSE(r.out.lines[0]["file"].contains("reputation"));
+  const json v = r.out.lines[1];
+  EXPECT_EQ(v["event_type"], "verdict");
+  EXPECT_EQ(v["transaction"], 0);
+  EXPECT_EQ(v["flow_id"], 5);
+  EXPECT_EQ(v["verdict"]["disposition"], "clean");
+  EXPECT_EQ(v["verdict"]["action"], "pass");
+  EXPECT_EQ(v["verdict"]["reasons"], json::array());
+  EXPECT_EQ(v["verdict"]["files_evaluated"], 1);
+  EXPECT_FALSE(v["verdict"].contains("reputation"));
+  EXPECT_EQ(r.handoff.pending(), 0u);
+  EXPECT_EQ(r.listener.decided_.size(), 1u);
 }
 
-TEST(VerdictSeam, EventsWaitForTheAnswerAndAnswersMayComeOutOfOrder) {
-  Rig r(60 * 1000 * 1000);
-  r.message(0);
-  r.message(1);
-  ASSERT_EQ(r.responder.asked.size(), 2u);
-  EXPECT_TRUE(r.out.files.empty());  // held until decided
+TEST(VerdictSeam, ACacheHitDecidesWithoutAsking) {
+  Rig r(60'000'000);
+  uint8_t sha[32];
+  sha256_of("evil", sha);
+  records::FileVerdict known;
+  known.reputation = Reputation::malicious;
+  known.threat_name.set("Test.Eicar");
+  r.cache.put(sha, known, now_ms() + 60'000, now_ms());
+  r.message(0, "evil");
+  EXPECT_TRUE(r.requests().empty());
+  ASSERT_EQ(r.out.lines.size(), 2u);
+  const json f = r.out.lines[0]["file"];
+  EXPECT_EQ(f["reputation"], "malicious");
+  EXPECT_EQ(f["threat_name"], "Test.Eicar");
+  EXPECT_EQ(f["verdict_source"], "cache");
+  const json v = r.out.lines[1]["verdict"];
+  EXPECT_EQ(v["disposition"], "malicious");
+  EXPECT_EQ(v["action"], "reject");
+  ASSERT_EQ(v["files"].size(), 1u);
+  EXPECT_EQ(v["files"][0]["sha256"], sha256_hex("evil"));
+  EXPECT_EQ(v["files"][0]["filename"], "a.bin");
+  EXPECT_EQ(r.handoff.stats().cache_hits, 1u);
+  EXPECT_EQ(r.handoff.stats().verdicts_malicious, 1u);
+}
+
+TEST(VerdictSeam, EventsWaitForTheAnswersWhichMayComeOutOfOrder) {
+  Rig r(60'000'000);
+  r.message(0, "first");
+  r.message(1, "second");
+  auto rq = r.requests();
+  ASSERT_EQ(rq.size(), 2u);
+  EXPECT_TRUE(r.out.lines.empty());  // held until answered
   EXPECT_EQ(r.handoff.pending(), 2u);
-  r.handoff.on_verdict(r.responder.asked[1].first, MessageDecision::reject);  // the second first
-  ASSERT_EQ(r.out.files.size(), 1u);
-  EXPECT_NE(r.out.files[0].find("\"transaction\":1"), std::string::npos);
+  EXPECT_EQ(r.handoff.stats().awaiting, 2u);
+  r.answer(rq[1], Reputation::clean);  // the second first
+  ASSERT_EQ(r.out.lines.size(), 2u);
+  EXPECT_EQ(r.out.lines[0]["transaction"], 1);
+  EXPECT_EQ(r.out.lines[0]["file"]["reputation"], "clean");
+  EXPECT_EQ(r.out.lines[0]["file"]["verdict_source"], "lab");
+  EXPECT_EQ(r.out.lines[0]["file"]["upload_wanted"], false);
   r.handoff.poll();  // nothing expires within a minute
-  EXPECT_EQ(r.out.files.size(), 1u);
-  r.handoff.on_verdict(r.responder.asked[0].first, MessageDecision::pass);
-  ASSERT_EQ(r.out.files.size(), 2u);
-  EXPECT_EQ(r.responder.decisions, (std::vector<std::pair<uint32_t, MessageDecision>>{
-                                       {1, MessageDecision::reject}, {0, MessageDecision::pass}}));
-  EXPECT_EQ(r.handoff.stats().verdicts_answered, 2u);
+  EXPECT_EQ(r.out.lines.size(), 2u);
+  r.answer(rq[0], Reputation::unknown);
+  ASSERT_EQ(r.out.lines.size(), 4u);
+  EXPECT_EQ(r.out.lines[2]["file"]["reputation"], "unknown");
+  EXPECT_EQ(r.out.lines[3]["verdict"]["disposition"], "clean");  // unknown counts as clean
+  EXPECT_EQ(r.out.lines[3]["verdict"]["reputation"], (json{{"malicious", 0}, {"clean", 0}, {"unknown", 1}}));
+  EXPECT_EQ(r.listener.decided_, (std::vector<std::pair<uint64_t, records::Action>>{{1, records::Action::pass},
+                                                                                    {0, records::Action::pass}}));
+  EXPECT_EQ(r.handoff.stats().answers, 2u);
   EXPECT_EQ(r.handoff.pending(), 0u);
 }
 
-TEST(VerdictSeam, NoAnswerIsDecidedByTheDeadlineAndALateAnswerIsStale) {
+TEST(VerdictSeam, NoAnswerIsBudgetExhaustedAtTheDeadlineAndALateAnswerIsStale) {
   Rig r(2000);  // 2 ms
-  r.message(0);
-  ASSERT_EQ(r.responder.asked.size(), 1u);
+  r.policy.lookup_error[static_cast<unsigned>(records::LookupError::budget_exhausted)] = records::Action::defer;
+  r.message(0, "slow");
+  auto rq = r.requests();
+  ASSERT_EQ(rq.size(), 1u);
   r.handoff.poll();
-  EXPECT_TRUE(r.out.files.empty());
+  EXPECT_TRUE(r.out.lines.empty());
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   r.handoff.poll();
-  ASSERT_EQ(r.out.files.size(), 1u);
-  EXPECT_EQ(r.responder.decisions.back().second, MessageDecision::timeout);
-  EXPECT_EQ(r.handoff.stats().verdicts_timeout, 1u);
+  ASSERT_EQ(r.out.lines.size(), 2u);
+  EXPECT_EQ(r.out.lines[0]["file"]["lookup_error"], "budget_exhausted");
+  EXPECT_FALSE(r.out.lines[0]["file"].contains("reputation"));
+  const json v = r.out.lines[1]["verdict"];
+  EXPECT_EQ(v["disposition"], "unscannable");
+  EXPECT_EQ(v["reasons"], json::array({"budget_exhausted"}));
+  EXPECT_EQ(v["action"], "defer");
+  EXPECT_EQ(v["files"][0]["lookup_error"], "budget_exhausted");
+  EXPECT_EQ(r.handoff.stats().lookups_expired, 1u);
   // The record is reused by the next message: the old ticket must not decide it.
-  r.message(1);
-  r.handoff.on_verdict(r.responder.asked[0].first, MessageDecision::reject);
-  EXPECT_EQ(r.handoff.stats().verdicts_stale, 1u);
-  EXPECT_EQ(r.out.files.size(), 1u);
-  r.handoff.on_verdict(r.responder.asked[1].first, MessageDecision::pass);
-  EXPECT_EQ(r.out.files.size(), 2u);
-  r.handoff.on_verdict(12345678, MessageDecision::pass);  // never issued
-  EXPECT_EQ(r.handoff.stats().verdicts_stale, 2u);
+  r.message(1, "next");
+  auto rq2 = r.requests();
+  r.answer(rq[0], Reputation::malicious);
+  EXPECT_EQ(r.handoff.stats().answers_stale, 1u);
+  EXPECT_EQ(r.out.lines.size(), 2u);
+  r.answer(rq2[0], Reputation::clean);
+  EXPECT_EQ(r.out.lines.size(), 4u);
+  records::LookupRequest never = rq2[0];
+  never.ticket = 12345678;
+  r.answer(never, Reputation::clean);
+  EXPECT_EQ(r.handoff.stats().answers_stale, 2u);
 }
 
-TEST(VerdictSeam, AnswerAfterTheFlowEndedStillDecidesTheMessage) {
-  // The message record outlives the session slot: the reassembler has ended the flow and reused
-  // the slot for another message (transaction 7 of another flow) before the answer comes.
-  Rig r(60 * 1000 * 1000);
-  r.message(0);
-  r.message(7);
-  r.handoff.on_verdict(r.responder.asked[0].first, MessageDecision::defer);
-  ASSERT_EQ(r.out.files.size(), 1u);
-  EXPECT_NE(r.out.files[0].find("\"transaction\":0"), std::string::npos);
-  EXPECT_EQ(r.responder.decisions[0], (std::pair<uint32_t, MessageDecision>{0, MessageDecision::defer}));
+TEST(VerdictSeam, AnAnswerNamingAnotherFileIsStale) {
+  Rig r(60'000'000);
+  r.message(0, "one");
+  auto rq = r.requests();
+  ASSERT_EQ(rq.size(), 1u);
+  records::LookupRequest wrong = rq[0];
+  wrong.sha256[0] ^= 1;  // not the hash that was asked
+  r.answer(wrong, Reputation::malicious);
+  EXPECT_EQ(r.handoff.stats().answers_stale, 1u);
+  EXPECT_TRUE(r.out.lines.empty());
+  r.answer(rq[0], Reputation::clean);
+  EXPECT_EQ(r.out.lines.size(), 2u);
+  r.answer(rq[0], Reputation::malicious);  // a second answer for the same file
+  EXPECT_EQ(r.handoff.stats().answers_stale, 2u);
 }
 
-TEST(VerdictSeam, AResponderThatCannotTakeTheQuestionDecidesAtOnce) {
-  Rig r(60 * 1000 * 1000);
-  r.responder.accept = false;
-  r.message(0);
-  EXPECT_EQ(r.out.files.size(), 1u);
-  EXPECT_EQ(r.responder.decisions.back().second, MessageDecision::unasked);
-  EXPECT_EQ(r.handoff.stats().verdicts_unasked, 1u);
+TEST(VerdictSeam, AFullLaneIsQueueFullAtOnce) {
+  Rig r(60'000'000, /*lane_slots=*/2);
+  r.message(0, "a");
+  r.message(1, "b");
+  r.message(2, "c");  // the lane holds two requests
+  EXPECT_EQ(r.out.lines.size(), 2u);
+  EXPECT_EQ(r.out.lines[0]["transaction"], 2);
+  EXPECT_EQ(r.out.lines[0]["file"]["lookup_error"], "queue_full");
+  EXPECT_EQ(r.out.lines[1]["verdict"]["reasons"], json::array({"queue_full"}));
+  EXPECT_EQ(r.out.lines[1]["verdict"]["action"], "pass");  // the default action
+  EXPECT_EQ(r.handoff.stats().lookups_queue_full, 1u);
+}
+
+TEST(VerdictSeam, OneMaliciousArchiveMemberMakesTheMessageMalicious) {
+  Rig r(60'000'000);
+  const std::string zip = test::written_by_libarchive([](archive* a) { return archive_write_set_format_zip(a); },
+                                                "payload.exe", "MZ evil member");
+  r.message(0, zip, "invoice.zip");
+  auto rq = r.requests();
+  ASSERT_EQ(rq.size(), 2u);  // the zip and its member
+  for (const auto& q : rq) {
+    const bool member = (q.item & 0x80000000u) != 0;
+    r.answer(q, member ? Reputation::malicious : Reputation::unknown, member ? "Win.Test.Member" : "");
+  }
+  ASSERT_EQ(r.out.lines.size(), 3u);
+  EXPECT_EQ(r.out.lines[0]["file"]["filename"], "invoice.zip");
+  EXPECT_EQ(r.out.lines[0]["file"]["reputation"], "unknown");
+  EXPECT_EQ(r.out.lines[1]["file"]["filename"], "payload.exe");
+  EXPECT_EQ(r.out.lines[1]["file"]["reputation"], "malicious");
+  const json v = r.out.lines[2]["verdict"];
+  EXPECT_EQ(v["disposition"], "malicious");
+  EXPECT_EQ(v["files_evaluated"], 2);
+  ASSERT_EQ(v["files"].size(), 1u);
+  EXPECT_EQ(v["files"][0]["filename"], "payload.exe");
+  EXPECT_EQ(v["files"][0]["member"], true);
+  EXPECT_EQ(v["files"][0]["threat_name"], "Win.Test.Member");
+  EXPECT_EQ(v["files"][0]["sha256"], sha256_hex("MZ evil member"));
+}
+
+TEST(VerdictSeam, TheRunningPolicyDecidesTheAction) {
+  Rig r(60'000'000);
+  r.message(0, "x");
+  r.answer(r.requests()[0], Reputation::malicious);
+  EXPECT_EQ(r.out.lines.back()["verdict"]["action"], "reject");
+  VerdictPolicy monitor;
+  monitor.malicious = records::Action::monitor;
+  r.handoff.set_policy(&monitor);  // a reload's new snapshot
+  r.message(1, "x");               // a cache miss again: the test's cache was not written
+  r.answer(r.requests()[0], Reputation::malicious);
+  EXPECT_EQ(r.out.lines.back()["verdict"]["action"], "monitor");
 }
 
 TEST(VerdictSeam, DrainDecidesWhatIsStillWaiting) {
-  Rig r(60 * 1000 * 1000);
-  r.message(0);
+  Rig r(60'000'000);
+  r.message(0, "never answered");
   std::atomic<bool> abort{true};  // shutdown: nobody will answer
   r.handoff.drain(abort);
-  EXPECT_EQ(r.out.files.size(), 1u);
-  EXPECT_EQ(r.responder.decisions.back().second, MessageDecision::timeout);
+  ASSERT_EQ(r.out.lines.size(), 2u);
+  EXPECT_EQ(r.out.lines[0]["file"]["lookup_error"], "budget_exhausted");
   EXPECT_EQ(r.handoff.pending(), 0u);
+}
+
+TEST(VerdictSeam, AnAnswerAfterTheFlowEndedStillDecidesTheMessage) {
+  // The message record outlives the session slot: another message began before the answer came.
+  Rig r(60'000'000);
+  r.message(0, "a");
+  r.message(7, "b");
+  auto rq = r.requests();
+  r.answer(rq[0], Reputation::clean);
+  ASSERT_EQ(r.out.lines.size(), 2u);
+  EXPECT_EQ(r.out.lines[1]["transaction"], 0);
 }
 
 }  // namespace

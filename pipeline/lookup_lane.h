@@ -1,0 +1,39 @@
+// One RX lcore's look-up lane (verdict_seam.h): a ring of requests from the lcore to the control
+// plane and a ring of answers back, each single-producer/single-consumer (records/spsc_ring.h).
+// The lcore uses it as its LookupChannel; the control plane (control/reputation_service.h) pops
+// requests and pushes answers. Sized at construction; nothing allocates afterwards.
+#pragma once
+
+#include <cstddef>
+
+#include "pipeline/verdict_seam.h"
+#include "records/spsc_ring.h"
+
+namespace sluice::pipeline {
+
+class LookupLane final : public LookupChannel {
+ public:
+  LookupLane(std::size_t requests, std::size_t answers) : requests_(requests), answers_(answers) {}
+
+  // The lcore's side.
+  bool ask(const records::LookupRequest& rq) noexcept override { return requests_.push(rq); }
+  std::size_t poll(AnswerHandler& h, std::size_t max) noexcept override {
+    std::size_t n = 0;
+    records::LookupAnswer a;
+    while (n < max && answers_.pop(a)) {
+      h.on_answer(a);
+      ++n;
+    }
+    return n;
+  }
+
+  // The control plane's side.
+  bool pop_request(records::LookupRequest& rq) noexcept { return requests_.pop(rq); }
+  bool push_answer(const records::LookupAnswer& a) noexcept { return answers_.push(a); }
+
+ private:
+  records::SpscRing<records::LookupRequest> requests_;
+  records::SpscRing<records::LookupAnswer> answers_;
+};
+
+}  // namespace sluice::pipeline
