@@ -57,4 +57,26 @@ struct EndpointEvent {
   std::string detail;
 };
 
+class ReputationClient {
+ public:
+  ReputationClient(boost::asio::io_context& io, std::vector<EndpointConfig> endpoints,
+                   std::function<void(const EndpointEvent&)> on_event);
+  ~ReputationClient();
+  void lookup(std::vector<std::array<uint8_t, 32>> hashes, std::chrono::steady_clock::time_point deadline,
+              std::function<void(BatchOutcome)> done);
+  struct EndpointStatus {
+    std::string name, kind;
+    bool reachable;
+    bool circuit_open;
+    uint64_t requests, failures, timeouts, rate_limited;
+    double last_latency_ms;
+  };
+  std::vector<EndpointStatus> status() const;
+  void stop();
+
+ private:
+  boost::asio::io_context& io_;
+  std::vector<EndpointConfig> endpoints_;
+};
+
 }  // namespace sluice::control

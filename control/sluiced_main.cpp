@@ -13,6 +13,7 @@
 #include "control/alert.h"
 #include "control/config.h"
 #include "control/events.h"
+#include "control/file_reputation.h"
 #include "control/pcap_file.h"
 #include "control/service_loop.h"
 #include "control/state_dir.h"
@@ -141,13 +142,21 @@ int main(int argc, char** argv) {
   // event lines are written by the pool, in order, never on the loop.
   control::ServiceLoop loop(/*threads=*/2, kMaxPendingJobs);
   int stop_signal = 0;
+  // A signal starts the stop; the loop keeps running (events drained, look-ups answered) until
+  // the lcores have reported their flows or the stop deadline passed (the 1 ms timer below).
+  std::function<void()> begin_stop = [&] { loop.stop(); };
   loop.on_signals({SIGINT, SIGTERM}, [&](int sig) {
+    if (stop_signal) return;
     stop_signal = sig;
-    loop.stop();
+    begin_stop();
   });
   // Taken from here on (the default action would end sluiced); acted on once the loop runs.
   std::function<void()> reload;
   loop.on_signals({SIGHUP}, [&](int) { if (reload) reload(); });
+
+  // File reputation: the verdict cache (loaded from disk) exists before the lcores that read it.
+  control::FileReputation reputation(cfg, loop);
+  cfg.dataplane.verdicts.cache = reputation.cache();
 
   std::vector<std::string> notes;
   const bool eal_up = dataplane::eal_init(cfg.dataplane, passthrough, error, notes);
@@ -165,7 +174,27 @@ int main(int argc, char** argv) {
   }
   std::fprintf(human, "sluiced: running in %s mode on %zu port(s), %zu RX lcore(s)\n",
                dataplane::mode_name(cfg.dataplane.mode), cfg.dataplane.ports.size(), cfg.dataplane.lcores.rx.size());
+  if (reputation.enabled()) std::fprintf(human, "sluiced: %s\n", reputation.summary().c_str());
   std::fflush(human);
+  // Records lost while the lcores report their flows are counted in the exit event (`shutdown`).
+  const auto events_dropped = [&dp] {
+    uint64_t n = 0;
+    for (const auto& l : dp->stats().lcores) n += l.events_dropped;
+    return n;
+  };
+  uint64_t dropped_before_stop = 0;
+  begin_stop = [&] {
+    dropped_before_stop = events_dropped();
+    dp->request_stop();
+  };
+  for (const auto& a : reputation.take_alerts()) {
+    events->write("alert", control::alert_body(a));
+    std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
+  }
+  reputation.start(dp->lookup_lanes(), [&](const control::Alert& a) {
+    loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
+    std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
+  });
 
   // Every lcore answers the control channel before the loop starts, and takes its first
   // configuration snapshot (generation 1). An lcore that does not answer in 2 s is an alert (a
@@ -181,11 +210,17 @@ int main(int argc, char** argv) {
       }
   };
   check_lcores(dataplane::make_request(dataplane::RequestType::ping, dataplane::Ping{1}), "a ping");
-  check_lcores(dataplane::snapshot_request(std::make_shared<const dataplane::LcoreSnapshot>(dataplane::LcoreSnapshot{1})),
+  check_lcores(dataplane::snapshot_request(std::make_shared<const dataplane::LcoreSnapshot>(
+                   dataplane::LcoreSnapshot{1, cfg.dataplane.verdicts.policy})),
                "its configuration snapshot");
 
   // Records are rendered on the loop into a batch; the batch is written by the ordered pool.
   control::EventRenderer renderer;
+  {
+    std::vector<std::string> names;
+    for (const auto& e : cfg.reputation.endpoints) names.push_back(e.name);
+    renderer.set_endpoint_names(std::move(names));
+  }
   std::string batch;
   uint64_t unrenderable = 0;
   auto render = [&](const void* record, std::size_t size) {
@@ -204,6 +239,8 @@ int main(int argc, char** argv) {
   // Every millisecond: move what the lcores wrote. While the writer is behind (disk slower than
   // the lcores), the rings are left to fill: the lcores count what they cannot push.
   loop.every(std::chrono::milliseconds(1), [&] {
+    // Look-ups first: answers reach the lcores a millisecond sooner.
+    reputation.poll();
     // Drain until the rings are empty (lcores may produce a burst: every message of a link
     // ending at once), a batch at most kBatchBytes.
     if (loop.jobs_pending() < kMaxPendingJobs / 2) {
@@ -211,9 +248,14 @@ int main(int argc, char** argv) {
       }
       write_batch();
     }
-    if (dp->finished()) loop.stop();
+    if (dp->finished() || (stop_signal && dp->stop_progress())) loop.stop();
     return true;
   });
+  if (reputation.enabled() && cfg.reputation.cache_save_interval_s)
+    loop.every(std::chrono::seconds(cfg.reputation.cache_save_interval_s), [&] {
+      reputation.save_in_pool();
+      return true;
+    });
   // Records lost to a full event ring are the operator's to act on: one alert per second at most.
   uint64_t lost_reported = 0;
   std::vector<uint64_t> emergency_seen;  // per lcore: emergency_entered already alerted, and whether in force
@@ -259,6 +301,12 @@ int main(int argc, char** argv) {
   };
   loop.every(std::chrono::seconds(1), check_lost);
   auto next_stats = t0 + std::chrono::seconds(cfg.stats_interval_s);
+  // The `stats` event: the data plane's counters, and reputation's when it runs.
+  auto stats_body = [&](const dataplane::StatsSnapshot& snapshot) {
+    auto body = control::stats_json(snapshot);
+    if (reputation.enabled()) body["reputation"] = reputation.stats();
+    return body;
+  };
   // A configuration snapshot sent by a reload and not yet acknowledged by every lcore.
   uint64_t generation = 1;
   std::vector<bool> snapshot_answered;
@@ -266,7 +314,7 @@ int main(int argc, char** argv) {
   loop.every(std::chrono::milliseconds(100), [&] {
     const auto now = std::chrono::steady_clock::now();
     if (cfg.stats_interval_s && now >= next_stats) {
-      auto body = control::stats_json(dp->stats());
+      auto body = stats_body(dp->stats());
       loop.submit_ordered([&events, body = std::move(body)] { events->write("stats", body); });
       next_stats += std::chrono::seconds(cfg.stats_interval_s);
     }
@@ -322,8 +370,9 @@ int main(int argc, char** argv) {
       }
     }
     ++generation;
-    auto rq = dataplane::snapshot_request(
-        std::make_shared<const dataplane::LcoreSnapshot>(dataplane::LcoreSnapshot{generation}));
+    // The actions (actions.*) travel in the snapshot.
+    auto rq = dataplane::snapshot_request(std::make_shared<const dataplane::LcoreSnapshot>(
+        dataplane::LcoreSnapshot{generation, cfg.dataplane.verdicts.policy}));
     dp->channels().broadcast(rq);
     snapshot_answered.assign(dp->channels().lcores(), false);
     snapshot_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -338,22 +387,19 @@ int main(int argc, char** argv) {
   // dataplane.stop_timeout_ms; what they could not report is counted. The loop no longer runs,
   // but the pool does: full batches go to the writer on the way. The writer finishes before the
   // last stats.
-  const auto events_dropped = [&dp] {
-    uint64_t n = 0;
-    for (const auto& l : dp->stats().lcores) n += l.events_dropped;
-    return n;
-  };
-  const uint64_t dropped_before_stop = events_dropped();
+  if (!stop_signal) dropped_before_stop = events_dropped();  // end of replay: the stop starts here
   const auto stopped = dp->stop([&](const void* record, std::size_t size) {
     render(record, size);
     if (batch.size() >= kBatchBytes && loop.jobs_pending() < kMaxPendingJobs) write_batch();
   });
   write_batch();
   check_lost();
+  reputation.stop();
+  reputation.save_now();
   loop.drain_pool();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto snapshot = dp->stats();
-  auto body = control::stats_json(snapshot);
+  auto body = stats_body(snapshot);
   body["reason"] = stop_signal == SIGINT ? "sigint" : stop_signal == SIGTERM ? "sigterm" : "end_of_replay";
   body["uptime_s"] = secs;
   if (stop_signal) {

@@ -1,0 +1,66 @@
+// File reputation in sluiced (DESIGN.md section 1, step 2), as the daemon sees it: the verdict
+// cache (created here, loaded from disk before the data plane starts, read by the RX lcores), the
+// endpoint client and the reputation service on the service loop, the cache written back to disk
+// (periodically by the pool, and at exit), alerts when an endpoint becomes unreachable or recovers,
+// and the `reputation` part of the `stats` event.
+//
+// Without endpoints nothing here runs: no cache, no look-ups; the RX lcores decide every message
+// from extraction alone.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "control/alert.h"
+#include "control/config.h"
+#include "control/reputation_client.h"
+#include "control/reputation_service.h"
+#include "control/service_loop.h"
+
+namespace sluice::control {
+
+class FileReputation {
+ public:
+  // Creates the cache and loads `reputation.cache.path`. What the operator must know (a store that
+  // was refused) is in alerts(), to be written once events can be.
+  FileReputation(const Config& config, ServiceLoop& loop);
+  ~FileReputation();
+
+  bool enabled() const noexcept { return cache_ != nullptr; }
+  // For dataplane.verdicts.cache: null when disabled.
+  const pipeline::VerdictCache* cache() const noexcept { return cache_.get(); }
+  // The alerts of start-up (a refused store), taken once.
+  std::vector<Alert> take_alerts() { return std::move(startup_alerts_); }
+  // One line for the human summary at start ("" when disabled).
+  const std::string& summary() const noexcept { return summary_; }
+
+  // Once the data plane runs: its look-up lanes; `alert` writes an alert event (on the loop).
+  void start(std::vector<pipeline::LookupLane*> lanes, std::function<void(const Alert&)> alert);
+  // On the loop, every millisecond.
+  void poll();
+  bool idle() const noexcept { return !service_ || service_->idle(); }
+  // The `reputation` object of a `stats` event.
+  Json stats() const;
+  // Writes the cache to disk: in the pool (periodic) or now (exit, after the data plane stopped).
+  void save_in_pool();
+  void save_now();
+  // Cancels what is in flight (at exit, after the data plane stopped).
+  void stop();
+
+ private:
+  const Config& config_;
+  ServiceLoop& loop_;
+  std::unique_ptr<pipeline::VerdictCache> cache_;
+  std::unique_ptr<ReputationClient> client_;
+  std::unique_ptr<ReputationService> service_;
+  std::vector<Alert> startup_alerts_;
+  std::string summary_;
+  std::function<void(const Alert&)> alert_;
+  std::vector<bool> reachable_;
+  uint64_t saves_ = 0, save_failures_ = 0;
+  std::shared_ptr<bool> saving_ = std::make_shared<bool>(false);  // a pool save is queued or running
+};
+
+}  // namespace sluice::control
