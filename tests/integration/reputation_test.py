@@ -1,0 +1,283 @@
+"""File reputation end to end (issue 11): a real sluice-cloud on loopback, dispositions set through
+its admin API, generated SMTP captures replayed through sluiced with `reputation.endpoints`
+pointing at it, and the `file` and `verdict` events checked against what the test set:
+
+- a clean file, a malicious file, a zip whose member is malicious (the archive and the message are
+  malicious), an unknown file (counts as clean, `upload_wanted`), an encrypted zip (unscannable
+  `encrypted`), with the configured actions;
+- two sluiced replays against one sluice-cloud: intelligence set between them reaches the second;
+- the verdict cache: kept in `state.dir` across runs (the second run answers from `cache` and asks
+  nothing), TTL expiry, a corrupt cache file refused with one line and an alert;
+- faults of the real service: stopped, slow past the timeout, 5xx, 429, connection closed
+  mid-answer, malformed and oversized JSON, an untrusted certificate, a wrong pinned key: each gives
+  the documented `lookup_error`, the verdict `unscannable` with that reason and its configured
+  action, and sluiced exits cleanly.
+"""
+import base64
+import email.policy
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+import zipfile
+from email.message import EmailMessage
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import cloud  # noqa: E402
+import sluiced  # noqa: E402
+import tcpgen  # noqa: E402
+
+SEVEN = shutil.which("7zz") or shutil.which("7z")
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def zip_bytes(members):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members:
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def encrypted_zip(tmp, name, data):
+    src = os.path.join(tmp, name)
+    with open(src, "wb") as f:
+        f.write(data)
+    out = os.path.join(tmp, "enc.zip")
+    subprocess.run([SEVEN, "a", "-tzip", "-pinfected", out, src], check=True, capture_output=True)
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def frames_of(messages):
+    """One SMTP session per (index, [(filename, bytes)]) message; client port 40000 + index."""
+    frames = []
+    for i, attachments in messages:
+        msg = EmailMessage(policy=email.policy.SMTP)
+        msg["From"], msg["To"], msg["Subject"] = f"s{i}@example.org", "inbox@example.net", f"message {i}"
+        msg["Message-ID"] = f"<rep-{i}@example.org>"
+        msg.set_content("see attached\n")
+        for name, data in attachments:
+            msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+        conv = tcpgen.Conversation(client=f"198.51.100.{i + 1}", server="192.0.2.25", cport=40000 + i)
+        frames += tcpgen.smtp_session(conv, [(f"s{i}@example.org", ["inbox@example.net"], msg.as_bytes())]).frames
+    return frames
+
+
+def config(c, extra="", endpoint_extra=""):
+    ep = f"{{name: lab, kind: sluice, url: '{c.url}', api_key: test-key{endpoint_extra}}}"
+    return f"reputation:\n  endpoints:\n    - {ep}\n{extra}"
+
+
+class Reputation(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="sluice-rep-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def cloud(self, **kw):
+        c = cloud.Cloud(**kw)
+        self.addCleanup(c.close)
+        return c
+
+    def replay(self, frames, cfg_text, name="capture", timeout=120):
+        cfg = os.path.join(self.tmp, name + ".yaml")
+        with open(cfg, "w") as f:
+            f.write(cfg_text)
+        return sluiced.replay_frames(frames, self.tmp, name=name, args=["--config", cfg], timeout=timeout)
+
+    def verdicts(self, ev):
+        return {e["src_port"] - 40000: e["verdict"] for e in ev.of("verdict")}
+
+    def files(self, ev, i):
+        return [e["file"] for e in ev.of("file", client_port=40000 + i)]
+
+    # ---------------------------------------------------------------------------------------
+
+    def test_clean_malicious_member_unknown_and_encrypted(self):
+        clean, bad, member, unknown = b"clean report\n" * 50, b"MZ malicious payload" * 30, b"evil member" * 40, b"never seen" * 20
+        inner = zip_bytes([("docs/readme.txt", b"hello\n"), ("docs/payload.exe", member)])
+        enc = encrypted_zip(self.tmp, "secret.exe", b"hidden" * 100)
+        c = self.cloud()
+        c.set_disposition(sha(clean), "clean")
+        c.set_disposition(sha(bad), "malicious", threat_name="Win.Test.Bad", threat_score=97)
+        c.set_disposition(sha(member), "malicious", threat_name="Win.Test.Member")
+        frames = frames_of([(0, [("report.txt", clean)]), (1, [("invoice.exe", bad)]), (2, [("archive.zip", inner)]),
+                            (3, [("new.bin", unknown)]), (4, [("locked.zip", enc)])])
+        ev = self.replay(frames, config(c, "actions:\n  unscannable: {encrypted: defer}\n"))
+        v = self.verdicts(ev)
+        self.assertEqual(sorted(v), [0, 1, 2, 3, 4])
+
+        f0 = self.files(ev, 0)[0]
+        self.assertEqual((f0["reputation"], f0["verdict_source"], f0["upload_wanted"]), ("clean", "lab", False))
+        self.assertEqual((v[0]["disposition"], v[0]["action"], v[0]["reasons"]), ("clean", "pass", []))
+
+        f1 = self.files(ev, 1)[0]
+        self.assertEqual((f1["reputation"], f1["threat_name"], f1["threat_score"]), ("malicious", "Win.Test.Bad", 97))
+        self.assertEqual((v[1]["disposition"], v[1]["action"]), ("malicious", "reject"))
+        self.assertEqual([(x["filename"], x["sha256"], x["reputation"]) for x in v[1]["files"]],
+                         [("invoice.exe", sha(bad), "malicious")])
+
+        files2 = {f["filename"]: f for f in self.files(ev, 2)}
+        self.assertEqual(files2["archive.zip"]["reputation"], "unknown")
+        self.assertEqual(files2["docs/readme.txt"]["reputation"], "unknown")
+        self.assertEqual(files2["docs/payload.exe"]["reputation"], "malicious")
+        self.assertEqual(v[2]["disposition"], "malicious")
+        self.assertEqual(v[2]["files_evaluated"], 3)
+        self.assertEqual([(x["filename"], x.get("member"), x["threat_name"]) for x in v[2]["files"]],
+                         [("docs/payload.exe", True, "Win.Test.Member")])
+
+        f3 = self.files(ev, 3)[0]
+        self.assertEqual((f3["reputation"], f3["upload_wanted"]), ("unknown", True))
+        self.assertEqual((v[3]["disposition"], v[3]["action"]), ("clean", "pass"))
+
+        files4 = {f["filename"]: f for f in self.files(ev, 4)}
+        self.assertEqual(files4["locked.zip"]["unscannable"], "encrypted")
+        self.assertEqual((v[4]["disposition"], v[4]["action"], v[4]["reasons"]), ("unscannable", "defer", ["encrypted"]))
+
+        # Every verdict carries the flow identity and transaction of its smtp event.
+        for e in ev.of("verdict"):
+            smtp = [s for s in ev.smtp if s["src_port"] == e["src_port"]][0]
+            for k in ("flow_id", "src_ip", "src_port", "dest_ip", "dest_port", "proto", "transaction"):
+                self.assertEqual(e[k], smtp[k], k)
+            self.assertEqual(e["verdict"]["message_sha256"], smtp["smtp"]["message_sha256"])
+        rep = ev.stats["reputation"]
+        self.assertEqual(rep["errors"], {"service_unavailable": 0, "rate_limited": 0, "budget_exhausted": 0,
+                                         "queue_full": 0})
+        self.assertGreaterEqual(rep["hashes_sent"], 7)
+
+    def test_two_appliances_share_one_cloud(self):
+        payload = b"spreading payload" * 30
+        c = self.cloud()
+        frames = frames_of([(0, [("new.doc", payload)])])
+        first = self.replay(frames, config(c), name="first")
+        self.assertEqual(self.files(first, 0)[0]["reputation"], "unknown")
+        # Threat intelligence arrives between the two; the second appliance (no shared cache) sees it.
+        c.set_disposition(sha(payload), "malicious", threat_name="Doc.Test.Spread")
+        second = self.replay(frames, config(c), name="second")
+        self.assertEqual(self.files(second, 0)[0]["reputation"], "malicious")
+        self.assertEqual(self.verdicts(second)[0]["disposition"], "malicious")
+
+    def test_the_cache_persists_across_runs_and_expires(self):
+        payload = b"cached payload" * 30
+        c = self.cloud()
+        c.set_disposition(sha(payload), "malicious", threat_name="Test.Cached")
+        state = os.path.join(self.tmp, "state")
+        frames = frames_of([(0, [("a.bin", payload)])])
+        cfg = config(c, f"state: {{dir: {state}}}\n")
+        first = self.replay(frames, cfg, name="first")
+        self.assertEqual(self.files(first, 0)[0]["verdict_source"], "lab")
+        self.assertTrue(os.path.exists(os.path.join(state, "verdict-cache.sqlite")))
+        c.stop()  # the cache alone must answer
+        second = self.replay(frames, cfg, name="second")
+        f = self.files(second, 0)[0]
+        self.assertEqual((f["reputation"], f["verdict_source"], f["threat_name"]), ("malicious", "cache", "Test.Cached"))
+        self.assertEqual(second.stats["reputation"]["requests"], 0)
+        self.assertIn("1 loaded from", second.result.stdout)
+        # With a TTL of 1 s the entry is gone after 2 s: the next run must ask (and, the cloud
+        # being stopped, fails service_unavailable).
+        cfg_ttl = config(c, f"state: {{dir: {state}}}\n", "")
+        cfg_ttl = cfg_ttl.replace("reputation:\n", "reputation:\n  cache: {ttl_malicious_s: 1}\n")
+        c.start()
+        self.replay(frames, cfg_ttl, name="short")
+        c.stop()
+        import time
+        time.sleep(2.2)
+        third = self.replay(frames, cfg_ttl, name="third")
+        self.assertEqual(self.files(third, 0)[0]["lookup_error"], "service_unavailable")
+
+    def test_a_corrupt_cache_file_is_refused_and_set_aside(self):
+        c = self.cloud()
+        state = os.path.join(self.tmp, "state")
+        os.makedirs(state)
+        path = os.path.join(state, "verdict-cache.sqlite")
+        with open(path, "wb") as f:
+            f.write(os.urandom(4096))
+        ev = self.replay(frames_of([(0, [("a.bin", b"x" * 100)])]), config(c, f"state: {{dir: {state}}}\n"))
+        self.assertIn("is not a valid cache", ev.result.stderr)
+        alerts = [a["alert"] for a in ev.of("alert")]
+        self.assertIn("cache_corrupt", [a["type"] for a in alerts])
+        self.assertTrue(os.path.exists(path + ".corrupt"))
+        self.assertEqual(self.files(ev, 0)[0]["reputation"], "unknown")  # looked up as usual
+        self.assertTrue(os.path.exists(path), "a valid cache is written at exit")
+
+    # ---- faults of the real service ----
+
+    def fault_run(self, c, expect, action="pass", extra="", endpoint_extra="", **fault):
+        if fault:
+            c.faults(**fault)
+        payload = os.urandom(200)
+        frames = frames_of([(0, [("f.bin", payload)])])
+        knobs = "  budget_ms: 1500\n"
+        ev = self.replay(frames, config(c, extra, ", request_timeout_ms: 300, connect_timeout_ms: 300, retries: 1,"
+                                                   " retry_backoff_ms: 10" + endpoint_extra).replace(
+            "reputation:\n", "reputation:\n" + knobs), name="fault")
+        self.assertEqual(ev.result.returncode, 0)
+        f = self.files(ev, 0)[0]
+        self.assertNotIn("reputation", f)
+        self.assertEqual(f["lookup_error"], expect)
+        v = self.verdicts(ev)[0]
+        self.assertEqual((v["disposition"], v["reasons"], v["action"]), ("unscannable", [expect], action))
+        return ev
+
+    def test_fault_stopped_service(self):
+        c = self.cloud()
+        c.stop()
+        self.fault_run(c, "service_unavailable", "defer", "actions:\n  lookup_error: {service_unavailable: defer}\n")
+
+    def test_fault_slow_past_the_timeout(self):
+        self.fault_run(self.cloud(), "service_unavailable", delay_ms=1000)
+
+    def test_fault_slow_past_the_budget(self):
+        c = self.cloud()
+        c.faults(delay_ms=3000)
+        payload = os.urandom(200)
+        ev = self.replay(frames_of([(0, [("f.bin", payload)])]),
+                         config(c, "", ", request_timeout_ms: 10000").replace("reputation:\n", "reputation:\n  budget_ms: 500\n"),
+                         name="budget")
+        self.assertEqual(self.files(ev, 0)[0]["lookup_error"], "budget_exhausted")
+
+    def test_fault_5xx(self):
+        self.fault_run(self.cloud(), "service_unavailable", status=503)
+
+    def test_fault_429(self):
+        self.fault_run(self.cloud(), "rate_limited", "reject", "actions:\n  lookup_error: {rate_limited: reject}\n",
+                       status=429)
+
+    def test_fault_connection_closed_mid_answer(self):
+        self.fault_run(self.cloud(), "service_unavailable", close="mid_answer")
+
+    def test_fault_malformed_json(self):
+        self.fault_run(self.cloud(), "service_unavailable", malformed=True)
+
+    def test_fault_oversized_json(self):
+        self.fault_run(self.cloud(), "service_unavailable", oversized_mb=8)
+
+    def test_fault_untrusted_certificate(self):
+        c = self.cloud(tls=True)
+        ev = self.fault_run(c, "service_unavailable")  # no ca_file: the system's CAs do not know it
+        self.assertIn("certificate", ev.result.stderr + json.dumps(ev.of("alert")))
+
+    def test_tls_with_the_ca_file_and_the_right_pin_works_and_a_wrong_pin_fails(self):
+        c = self.cloud(tls=True)
+        spki = subprocess.run(f"openssl x509 -in {c.ca_file} -pubkey -noout | openssl pkey -pubin -outform der | "
+                              "openssl dgst -sha256 -binary | base64", shell=True, check=True, capture_output=True,
+                              text=True).stdout.strip()
+        payload = os.urandom(100)
+        c.set_disposition(sha(payload), "malicious")
+        frames = frames_of([(0, [("f.bin", payload)])])
+        good = self.replay(frames, config(c, "", f", ca_file: {c.ca_file}, pin_sha256: '{spki}'"), name="good")
+        self.assertEqual(self.files(good, 0)[0]["reputation"], "malicious")
+        wrong = base64.b64encode(b"\0" * 32).decode()
+        self.fault_run(c, "service_unavailable", endpoint_extra=f", ca_file: {c.ca_file}, pin_sha256: '{wrong}'")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
