@@ -52,27 +52,44 @@ struct alignas(128) VerdictCache::Slot {
   uint64_t w[kWords];
 };
 
+// A bucket: one cache line of tags (each slot's first SHA-256 word, 0 when empty: a hint the reader
+// checks before it reads a slot, so a miss costs one line per bucket), then its slots.
+struct alignas(128) VerdictCache::Bucket {
+  uint64_t tag[kBucketSlots];
+  Slot slot[kBucketSlots];
+};
+
 VerdictCache::VerdictCache(std::size_t capacity) {
-  buckets_ = capacity == 0 ? 1 : (capacity + kBucketSlots - 1) / kBucketSlots;
+  buckets_ = capacity <= kBucketSlots ? 1 : (capacity + kBucketSlots - 1) / kBucketSlots;
   slots_n_ = buckets_ * kBucketSlots;
   // Anonymous memory is zeroed (every slot empty) and only touched as entries arrive.
-  void* p = mmap(nullptr, slots_n_ * sizeof(Slot), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* p = mmap(nullptr, buckets_ * sizeof(Bucket), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
-  slots_ = static_cast<Slot*>(p);
+  buckets_mem_ = static_cast<Bucket*>(p);
   std::random_device rd;
   key_ = (uint64_t{rd()} << 32) ^ rd();
 }
 
-VerdictCache::~VerdictCache() { munmap(slots_, slots_n_ * sizeof(Slot)); }
+VerdictCache::~VerdictCache() { munmap(buckets_mem_, buckets_ * sizeof(Bucket)); }
 
-std::size_t VerdictCache::bucket_of(const uint8_t* sha) const noexcept {
-  uint64_t x = (first_word(sha) ^ key_) * 0x9e3779b97f4a7c15ull;
+VerdictCache::Slot& VerdictCache::slot(std::size_t i) const noexcept {
+  return buckets_mem_[i / kBucketSlots].slot[i % kBucketSlots];
+}
+
+uint64_t& VerdictCache::tag(std::size_t i) const noexcept { return buckets_mem_[i / kBucketSlots].tag[i % kBucketSlots]; }
+
+// Two buckets per hash (its first and second 8 bytes, mixed with the key): the entry goes where
+// there is room, so the table fills to 95% and more before anything is evicted.
+std::size_t VerdictCache::bucket_of(const uint8_t* sha, unsigned choice) const noexcept {
+  uint64_t w;
+  std::memcpy(&w, sha + 8 * choice, 8);
+  uint64_t x = (w ^ key_) * 0x9e3779b97f4a7c15ull;
   x ^= x >> 29;
   return static_cast<std::size_t>((static_cast<unsigned __int128>(x) * buckets_) >> 64);
 }
 
 bool VerdictCache::read_slot(std::size_t i, uint8_t* sha, records::FileVerdict& v, int64_t& expires) const noexcept {
-  const Slot& s = slots_[i];
+  const Slot& s = slot(i);
   uint64_t w[kWords];
   for (unsigned attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
     const uint64_t seq = std::atomic_ref<uint64_t>(const_cast<uint64_t&>(s.w[kSeq])).load(std::memory_order_acquire);
@@ -91,7 +108,7 @@ bool VerdictCache::read_slot(std::size_t i, uint8_t* sha, records::FileVerdict& 
 }
 
 void VerdictCache::write_slot(std::size_t i, const uint8_t* sha, const records::FileVerdict* v, int64_t expires) noexcept {
-  Slot& s = slots_[i];
+  Slot& s = slot(i);
   const uint64_t seq = load_word(s.w[kSeq]);
   store_word(s.w[kSeq], seq + 1);
   std::atomic_thread_fence(std::memory_order_release);
@@ -104,41 +121,63 @@ void VerdictCache::write_slot(std::size_t i, const uint8_t* sha, const records::
   }
   for (unsigned k = 1; k < kWords; ++k) store_word(s.w[k], w[k]);
   std::atomic_ref<uint64_t>(s.w[kSeq]).store(seq + 2, std::memory_order_release);
+  store_word(tag(i), w[kSha]);
 }
 
 bool VerdictCache::lookup(const uint8_t* sha, int64_t now_ms, records::FileVerdict& out) const noexcept {
-  const std::size_t base = bucket_of(sha) * kBucketSlots;
   const uint64_t first = first_word(sha);
-  for (std::size_t i = base; i < base + kBucketSlots; ++i) {
-    if (load_word(slots_[i].w[kSha]) != first) continue;  // a cheap look before a consistent read
-    uint8_t key[32];
-    int64_t expires;
-    if (read_slot(i, key, out, expires) && std::memcmp(key, sha, 32) == 0) return expires > now_ms;
+  for (unsigned choice = 0; choice < 2; ++choice) {
+    const std::size_t base = bucket_of(sha, choice) * kBucketSlots;
+    for (std::size_t i = base; i < base + kBucketSlots; ++i) {
+      if (load_word(tag(i)) != first) continue;  // the tag line first: a miss reads nothing else
+      uint8_t key[32];
+      int64_t expires;
+      if (read_slot(i, key, out, expires) && std::memcmp(key, sha, 32) == 0) return expires > now_ms;
+    }
   }
   return false;
 }
 
+std::size_t VerdictCache::find(const uint8_t* sha) const noexcept {
+  for (unsigned choice = 0; choice < 2; ++choice) {
+    const std::size_t base = bucket_of(sha, choice) * kBucketSlots;
+    for (std::size_t i = base; i < base + kBucketSlots; ++i)
+      if (slot(i).w[kExpires] != 0 && std::memcmp(&slot(i).w[kSha], sha, 32) == 0) return i;
+  }
+  return SIZE_MAX;
+}
+
 VerdictCache::Put VerdictCache::put(const uint8_t* sha, const records::FileVerdict& v, int64_t expires_ms,
                                     int64_t now_ms) noexcept {
-  const std::size_t base = bucket_of(sha) * kBucketSlots;
-  std::size_t empty = SIZE_MAX, expired = SIZE_MAX, soonest = base;
-  int64_t soonest_expiry = INT64_MAX;
   // The writer is the only one to change slots: it reads its own words plainly.
-  for (std::size_t i = base; i < base + kBucketSlots; ++i) {
-    const Slot& s = slots_[i];
-    const int64_t expires = static_cast<int64_t>(s.w[kExpires]);
-    if (expires == 0) {
-      if (empty == SIZE_MAX) empty = i;
-      continue;
+  if (const std::size_t i = find(sha); i != SIZE_MAX) {
+    write_slot(i, sha, &v, expires_ms);
+    return Put::updated;
+  }
+  // The bucket with more room takes it (two choices keep buckets even); both full: an expired
+  // slot, else the entry that expires first.
+  std::size_t empty = SIZE_MAX, expired = SIZE_MAX, soonest = SIZE_MAX;
+  unsigned most_room = 0;
+  int64_t soonest_expiry = INT64_MAX;
+  for (unsigned choice = 0; choice < 2; ++choice) {
+    const std::size_t base = bucket_of(sha, choice) * kBucketSlots;
+    unsigned room = 0;
+    std::size_t first_empty = SIZE_MAX;
+    for (std::size_t i = base; i < base + kBucketSlots; ++i) {
+      const int64_t expires = static_cast<int64_t>(slot(i).w[kExpires]);
+      if (expires == 0) {
+        if (!room++) first_empty = i;
+        continue;
+      }
+      if (expires <= now_ms && expired == SIZE_MAX) expired = i;
+      if (expires < soonest_expiry) {
+        soonest_expiry = expires;
+        soonest = i;
+      }
     }
-    if (std::memcmp(&s.w[kSha], sha, 32) == 0) {
-      write_slot(i, sha, &v, expires_ms);
-      return Put::updated;
-    }
-    if (expires <= now_ms && expired == SIZE_MAX) expired = i;
-    if (expires < soonest_expiry) {
-      soonest_expiry = expires;
-      soonest = i;
+    if (room > most_room) {
+      most_room = room;
+      empty = first_empty;
     }
   }
   if (empty != SIZE_MAX) {
@@ -156,14 +195,11 @@ VerdictCache::Put VerdictCache::put(const uint8_t* sha, const records::FileVerdi
 }
 
 bool VerdictCache::erase(const uint8_t* sha) noexcept {
-  const std::size_t base = bucket_of(sha) * kBucketSlots;
-  for (std::size_t i = base; i < base + kBucketSlots; ++i) {
-    if (slots_[i].w[kExpires] == 0 || std::memcmp(&slots_[i].w[kSha], sha, 32) != 0) continue;
-    write_slot(i, nullptr, nullptr, 0);
-    --used_;
-    return true;
-  }
-  return false;
+  const std::size_t i = find(sha);
+  if (i == SIZE_MAX) return false;
+  write_slot(i, nullptr, nullptr, 0);
+  --used_;
+  return true;
 }
 
 }  // namespace sluice::pipeline

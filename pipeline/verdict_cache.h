@@ -5,14 +5,17 @@
 // saw it odd or changed reads again), and every word is a relaxed atomic, so a reader never
 // blocks the writer or another reader and never sees a half-written entry.
 //
-// Layout: buckets of 8 slots of 128 bytes (two cache lines); a hash maps to one bucket (its first
-// 8 bytes mixed with a per-process key, so that files ground for colliding prefixes do not pick
-// the bucket). A full bucket gives the slot that expires first to a new entry (`evictions`).
+// Layout: buckets of 8 slots of 128 bytes (two cache lines each) behind one cache line of tags (each
+// slot's first 8 hash bytes: a reader looks at the tags first, so a miss reads one line per
+// bucket). A hash may live in two buckets (from its first and its second 8 bytes, mixed with a
+// per-process key, so that files ground for colliding prefixes do not pick the bucket); an entry
+// goes where there is room, and when both are full the entry that expires first makes room
+// (`evictions`).
 // Expiry is wall-clock time in milliseconds since 1970 (a TTL outlives a restart and a replayed
 // capture's packet times do not matter); an expired entry is a miss and its slot is free.
 //
-// Memory: `capacity` entries, rounded up to a whole number of buckets, 128 bytes each, allocated
-// zeroed at construction (pages are touched as entries arrive).
+// Memory: `capacity` entries, rounded up to a whole number of buckets, 136 bytes each (slot and tag),
+// allocated zeroed at construction (pages are touched as entries arrive).
 #pragma once
 
 #include <atomic>
@@ -59,14 +62,18 @@ class VerdictCache {
 
  private:
   struct Slot;
-  std::size_t bucket_of(const uint8_t* sha256) const noexcept;
+  struct Bucket;
+  Slot& slot(std::size_t i) const noexcept;
+  uint64_t& tag(std::size_t i) const noexcept;
+  std::size_t bucket_of(const uint8_t* sha256, unsigned choice) const noexcept;
+  std::size_t find(const uint8_t* sha256) const noexcept;  // writer: the slot holding it, or SIZE_MAX
   // A consistent copy of slot i; false when empty.
   bool read_slot(std::size_t i, uint8_t* sha, records::FileVerdict& v, int64_t& expires) const noexcept;
   void write_slot(std::size_t i, const uint8_t* sha, const records::FileVerdict* v, int64_t expires) noexcept;
 
   std::size_t buckets_;
   std::size_t slots_n_;
-  Slot* slots_;
+  Bucket* buckets_mem_;
   uint64_t key_;
   std::size_t used_ = 0;
   uint64_t evictions_ = 0;
