@@ -35,7 +35,8 @@ unsigned Quota::take(std::string_view client, Clock::time_point now) {
     b.tokens -= 1.0;
     return 0;
   }
-  return static_cast<unsigned>(std::max(1.0, std::ceil((1.0 - b.tokens) / rate)));
+  // Rounded up to whole seconds; the tolerance keeps 20.000000001 (floating point) at 20.
+  return static_cast<unsigned>(std::max(1.0, std::ceil((1.0 - b.tokens) / rate - 1e-6)));
 }
 
 }  // namespace sluice::cloud
