@@ -1,0 +1,108 @@
+// The persistent store of sluice-cloud: one SQLite database, DIR/cloud.sqlite, in WAL mode. It
+// holds what the service knows of each SHA-256 (disposition, threat name and score, when it last
+// changed) and the change feed (every change of disposition, in order, for retrospective
+// verdicts). The samples and analysis tables of the next issue join it through a new schema
+// version (`kMigrations` in store.cpp; NOTES.md lists the layout).
+//
+// One Store is used from one thread (sluice-cloud's event loop). Every method that touches the
+// database throws StoreError on failure (disk full, I/O error, corruption found at run time); the
+// API answers 503 TransientError. Opening throws StoreError with one line naming the file and why.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::cloud {
+
+using Sha256 = std::array<uint8_t, 32>;
+
+// 64 hex digits, either case. False (and `out` unspecified) for anything else.
+bool parse_sha256(std::string_view hex, Sha256& out) noexcept;
+// 64 lower-case hex digits.
+std::string sha256_hex(const Sha256& h);
+
+enum class Disposition : uint8_t { clean, malicious, unknown };
+std::string_view disposition_name(Disposition d) noexcept;
+std::optional<Disposition> parse_disposition(std::string_view s) noexcept;
+
+// What the store holds of one SHA-256. `known` false: never told about it (every other field
+// then holds its default: unknown, no name, no score, never changed).
+struct FileRecord {
+  bool known = false;
+  Disposition disposition = Disposition::unknown;
+  std::optional<std::string> threat_name;
+  std::optional<int> threat_score;  // 0-100
+  std::optional<int64_t> last_changed;  // Unix seconds
+};
+
+// One entry of the change feed. `seq` orders the feed (1, 2, ...; never reused).
+struct Change {
+  uint64_t seq = 0;
+  Sha256 sha256{};
+  Disposition old_disposition = Disposition::unknown;
+  Disposition new_disposition = Disposition::unknown;
+  std::optional<std::string> threat_name;
+  int64_t changed_at = 0;  // Unix seconds
+};
+
+struct ChangePage {
+  std::vector<Change> changes;
+  bool more = false;  // entries follow the last one returned
+};
+
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Store {
+ public:
+  static constexpr const char* kFileName = "cloud.sqlite";
+
+  // Creates DIR if needed, takes an exclusive lock on DIR/cloud.lock (a second sluice-cloud on the
+  // same DIR is refused), opens or creates DIR/cloud.sqlite, checks it (PRAGMA quick_check) and
+  // brings its schema up to date.
+  explicit Store(const std::filesystem::path& dir);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // The records of `hashes`, in order (duplicates answered each time), read in one transaction
+  // with one prepared statement.
+  std::vector<FileRecord> lookup(std::span<const Sha256> hashes);
+  FileRecord lookup(const Sha256& hash);
+
+  // Sets what is known of `hash` (the whole record: a name or score not given is cleared). When
+  // the disposition differs from the stored one (unknown when none), the change is appended to
+  // the feed and `last_changed` becomes `now`; a first record also takes `now`. One transaction.
+  FileRecord set(const Sha256& hash, Disposition d, std::optional<std::string> threat_name,
+                 std::optional<int> threat_score, int64_t now);
+
+  // Up to `limit` feed entries with seq > after, in order.
+  ChangePage changes(uint64_t after, unsigned limit);
+  // The seq of the newest entry of the feed (0 when empty).
+  uint64_t last_change_seq();
+
+  // A random identifier made when the store was created (16 lower hex digits); change-feed
+  // cursors carry it, so that a cursor of another store is refused instead of skipping changes.
+  const std::string& id() const noexcept { return id_; }
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+  struct Db;  // internal to store.cpp
+
+ private:
+  std::unique_ptr<Db> db_;
+  std::filesystem::path path_;
+  std::string id_;
+  int lock_fd_ = -1;
+};
+
+}  // namespace sluice::cloud

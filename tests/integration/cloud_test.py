@@ -1,0 +1,821 @@
+#!/usr/bin/env python3
+"""sluice-cloud as a real process on loopback (tests/lib/cloud.py): its command line, every error and
+its exact body, authentication, look-ups, the admin API and the change feed, the quota, persistence
+across a restart, TLS, each lab fault seen from a raw client, and robustness (keep-alive, pipelining,
+limits, timeouts, garbage)."""
+import hashlib
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import cloud  # noqa: E402
+from cloud import Cloud, CloudError  # noqa: E402
+
+E = hashlib.sha256(b"").hexdigest()           # e3b0c442...
+A = hashlib.sha256(b"a").hexdigest()
+B = hashlib.sha256(b"b").hexdigest()
+C = hashlib.sha256(b"c").hexdigest()
+
+
+def sha(i):
+    return hashlib.sha256(b"file %d" % i).hexdigest()
+
+
+def unknown(h, ttl=900):
+    return {"sha256": h, "disposition": "unknown", "threat_name": None, "threat_score": None,
+            "ttl_seconds": ttl, "upload_wanted": True, "last_changed": None}
+
+
+def err(code, message):
+    return {"error": {"code": code, "message": message}}
+
+
+def run(args, timeout=30):
+    return subprocess.run([cloud.SLUICE_CLOUD] + args, capture_output=True, text=True, timeout=timeout)
+
+
+class Raw:
+    """A raw HTTP/1.1 client on one socket: send bytes, read answers exactly as they come."""
+
+    def __init__(self, c, timeout=10):
+        self.sock = socket.create_connection((c.host, c.port), timeout=timeout)
+        if c.scheme == "https":
+            self.sock = c.ssl_context().wrap_socket(self.sock, server_hostname=c.host)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        self.buf += chunk
+
+    def read_head(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {}
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        return status, headers
+
+    def read_response(self):
+        status, headers = self.read_head()
+        n = int(headers.get("content-length", "0"))
+        while len(self.buf) < n:
+            self._fill()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return status, headers, body
+
+    def read_all(self):
+        """Everything until the server closes (b'' if it closed at once)."""
+        data = self.buf
+        self.buf = b""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def closed(self, timeout=5):
+        """True if the server closes the connection (EOF or reset) within `timeout`."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+def request_bytes(method, path, body=b"", key="test-key", extra=""):
+    if isinstance(body, str):
+        body = body.encode()
+    k = "x-apikey: %s\r\n" % key if key else ""
+    return ("%s %s HTTP/1.1\r\nHost: x\r\n%s%sContent-Length: %d\r\n\r\n" % (method, path, k, extra, len(body))).encode() + body
+
+
+class CommandLine(unittest.TestCase):
+    def test_help_is_complete(self):
+        r = run(["--help"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        for opt in ["--listen", "--data", "--api-key", "--admin-key", "--tls-cert", "--tls-key", "--insecure-listen",
+                    "--quota-per-minute", "--ttl-clean", "--ttl-malicious", "--ttl-unknown", "--max-connections",
+                    "--max-body-kb", "--idle-timeout", "--read-timeout", "--version", "--help"]:
+            self.assertIn(opt, r.stdout)
+        self.assertIn("sluice-cloud: listening on http://HOST:PORT", r.stdout)
+
+    def test_version(self):
+        r = run(["--version"])
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^sluice-cloud \d+\.\d+\.\d+\n$")
+
+    def test_bad_arguments_exit_2_with_one_line(self):
+        with tempfile.TemporaryDirectory() as d:
+            cases = [
+                (["--bogus"], "unrecognised option '--bogus'"),
+                (["--data", d], "--listen HOST:PORT is required"),
+                (["--listen", "127.0.0.1:0"], "--data DIR is required"),
+                (["--listen", "127.0.0.1", "--data", d], "expected HOST:PORT"),
+                (["--listen", "127.0.0.1:70000", "--data", d], "the port must be a number from 0 to 65535"),
+                (["--listen", "nowhere.example:80", "--data", d], "is not an IP address"),
+                (["--listen", "127.0.0.1:0", "--data", d, "--tls-cert", "x.pem"], "--tls-cert and --tls-key go together"),
+                (["--listen", "127.0.0.1:0", "--data", d, "--quota-per-minute", "lots"], "quota-per-minute"),
+                (["--listen", "127.0.0.1:0", "--data", d, "--max-connections", "0"], "--max-connections 0: accepted 1 to"),
+                (["--listen", "127.0.0.1:0", "--data", d, "--api-key", ""], "a key cannot be empty"),
+                (["--listen", "127.0.0.1:0", "--data", d, "stray"], "unexpected argument 'stray'"),
+                (["--listen", "127.0.0.1:0", "--data", d, "--ttl-clean", "-5"], "--ttl-clean -5: accepted 0 to 2592000"),
+            ]
+            for args, what in cases:
+                with self.subTest(args=args):
+                    r = run(args)
+                    self.assertEqual(r.returncode, 2, r.stderr)
+                    self.assertEqual(r.stdout, "")
+                    self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+                    self.assertTrue(r.stderr.startswith("sluice-cloud: "), r.stderr)
+                    self.assertIn(what, r.stderr)
+
+    def test_plain_http_off_loopback_needs_insecure_listen(self):
+        with tempfile.TemporaryDirectory() as d:
+            r = run(["--listen", "0.0.0.0:0", "--data", d])
+            self.assertEqual(r.returncode, 2)
+            self.assertEqual(r.stderr, "sluice-cloud: --listen 0.0.0.0:0: plain HTTP is served only on a loopback "
+                             "address; give --tls-cert and --tls-key, or --insecure-listen to serve plain HTTP there "
+                             "anyway (see --help)\n")
+        with Cloud(host="0.0.0.0", args=["--insecure-listen"]) as c:
+            self.assertRegex(c.listening_line, r"^sluice-cloud: listening on http://0\.0\.0\.0:\d+$")
+            c.host = "127.0.0.1"
+            self.assertEqual(c.health()["status"], "ok")
+
+    def test_listening_line_and_signals(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with Cloud() as c:
+                self.assertRegex(c.listening_line, r"^sluice-cloud: listening on http://127\.0\.0\.1:\d+$")
+                self.assertNotEqual(c.port, 0)
+                keep = c.connection()
+                keep.request("GET", "/api/v1/health")
+                keep.getresponse().read()  # an idle keep-alive connection does not hold the stop
+                t = time.monotonic()
+                self.assertEqual(c.stop(sig), 0)
+                self.assertLess(time.monotonic() - t, 2.5)
+                self.assertEqual(c.stderr(), "")
+                keep.close()
+
+    def test_unusable_data_dir_exits_1(self):
+        with tempfile.TemporaryDirectory() as d:
+            f = os.path.join(d, "file")
+            open(f, "w").close()
+            r = run(["--listen", "127.0.0.1:0", "--data", f])
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+            self.assertIn("cannot create data directory " + f, r.stderr)
+
+    def test_corrupt_store_exits_1(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "cloud.sqlite"), "wb") as f:
+                f.write(b"this is not a database" * 400)
+            r = run(["--listen", "127.0.0.1:0", "--data", d])
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(r.stdout, "")
+            self.assertEqual(r.stderr, "sluice-cloud: %s/cloud.sqlite is corrupt or not a SQLite database "
+                             "(read: file is not a database)\n" % d)
+
+    def test_foreign_sqlite_file_is_refused(self):
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["sqlite3", os.path.join(d, "cloud.sqlite"), "CREATE TABLE t(x)"], check=True)
+            r = run(["--listen", "127.0.0.1:0", "--data", d])
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(r.stderr, "sluice-cloud: %s/cloud.sqlite is not a sluice-cloud store (another "
+                             "program's SQLite database)\n" % d)
+
+    def test_one_service_per_data_dir(self):
+        with Cloud() as c:
+            r = run(["--listen", "127.0.0.1:0", "--data", c.data_dir])
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(r.stderr, "sluice-cloud: %s is in use by another sluice-cloud (%s/cloud.lock is locked)\n"
+                             % (c.data_dir, c.data_dir))
+
+    def test_port_in_use_exits_1(self):
+        with Cloud() as c, tempfile.TemporaryDirectory() as d:
+            r = run(["--listen", "127.0.0.1:%d" % c.port, "--data", d])
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(r.stderr, "sluice-cloud: cannot listen on 127.0.0.1:%d: Address already in use\n" % c.port)
+
+    def test_missing_tls_files_exit_1(self):
+        with tempfile.TemporaryDirectory() as d:
+            r = run(["--listen", "127.0.0.1:0", "--data", d, "--tls-cert", d + "/no.crt", "--tls-key", d + "/no.key"])
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+            self.assertTrue(r.stderr.startswith("sluice-cloud: cannot load --tls-cert %s/no.crt: " % d), r.stderr)
+
+
+class Service(unittest.TestCase):
+    """One service for the request-level tests (keys test-key and other-key, admin test-admin)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cloud(api_keys=["test-key", "other-key"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+
+    def setUp(self):
+        self.c.clear_faults()
+
+    def assertAnswer(self, r, status, body):
+        self.assertEqual((r.status, r.json()), (status, body), r.body)
+        self.assertEqual(r.header("content-type"), "application/json")
+
+    # -- bad requests --
+
+    def test_bad_json(self):
+        for body in [b"{", b"", b"hashes", b"\xff\xfe", b'{"hashes": ["' + b"a" * 10]:
+            with self.subTest(body=body):
+                r = self.c.request("POST", "/api/v1/files/lookup", body)
+                self.assertAnswer(r, 400, err("BadRequestError", "the request body is not valid JSON"))
+        r = self.c.request("PUT", "/api/v1/admin/files/" + A, b"{nope")
+        self.assertAnswer(r, 400, err("BadRequestError", "the request body is not valid JSON"))
+
+    def test_bad_hash(self):
+        r = self.c.request("GET", "/api/v1/files/xyz")
+        self.assertAnswer(r, 400, err("InvalidArgumentError", "'xyz' is not a SHA-256 (64 hex digits)"))
+        r = self.c.request("GET", "/api/v1/files/" + A[:-1] + "g")
+        self.assertAnswer(r, 400, err("InvalidArgumentError", "'%s' is not a SHA-256 (64 hex digits)" % (A[:-1] + "g")))
+        r = self.c.request("GET", "/api/v1/files/" + A + "0")
+        self.assertEqual(r.status, 400)
+        r = self.c.request("POST", "/api/v1/files/lookup", {"hashes": [A, "nope"]})
+        self.assertAnswer(r, 400, err("InvalidArgumentError", "hashes[1] is not a SHA-256 (64 hex digits)"))
+        r = self.c.request("POST", "/api/v1/files/lookup", {"hashes": [A, 7]})
+        self.assertAnswer(r, 400, err("InvalidArgumentError", "hashes[1] is not a SHA-256 (64 hex digits)"))
+        r = self.c.request("PUT", "/api/v1/admin/files/abc", {"disposition": "clean"})
+        self.assertAnswer(r, 400, err("InvalidArgumentError", "'abc' is not a SHA-256 (64 hex digits)"))
+
+    def test_batch_shape(self):
+        r = self.c.request("POST", "/api/v1/files/lookup", {"hashes": [A] * 1001})
+        self.assertAnswer(r, 400, err("InvalidArgumentError", "'hashes' must hold 1 to 1000 SHA-256s (1001 given)"))
+        r = self.c.request("POST", "/api/v1/files/lookup", {"hashes": []})
+        self.assertAnswer(r, 400, err("InvalidArgumentError", "'hashes' must hold 1 to 1000 SHA-256s (0 given)"))
+        r = self.c.request("POST", "/api/v1/files/lookup", {"hashes": A})
+        self.assertAnswer(r, 400, err("InvalidArgumentError", "'hashes' must be an array of SHA-256s"))
+        r = self.c.request("POST", "/api/v1/files/lookup", [A])
+        self.assertAnswer(r, 400, err("InvalidArgumentError", "the body must be a JSON object {\"hashes\": [...]}"))
+        r = self.c.request("POST", "/api/v1/files/lookup", {"hashes": [A], "more": 1})
+        self.assertAnswer(r, 400, err("InvalidArgumentError", "unknown field 'more' (accepted: hashes)"))
+        self.assertEqual(len(self.c.lookup([A] * 1000)), 1000)
+
+    def test_oversized_body(self):
+        body = json.dumps({"hashes": [A] * 16000}).encode()  # 1.07 MB > 1 MiB
+        self.assertGreater(len(body), 1 << 20)
+        r = self.c.request("POST", "/api/v1/files/lookup", body)
+        self.assertAnswer(r, 400, err("BadRequestError", "the request body exceeds 1048576 bytes (--max-body-kb)"))
+        self.assertEqual(r.header("connection"), "close")
+        # chunked, so that the limit is only found while reading
+        raw = Raw(self.c)
+        raw.send(b"POST /api/v1/files/lookup HTTP/1.1\r\nHost: x\r\nx-apikey: test-key\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+        status, _, data = raw.read_response()
+        self.assertEqual((status, json.loads(data)["error"]["code"]), (400, "BadRequestError"))
+        self.assertTrue(raw.closed())
+        raw.close()
+
+    def test_oversized_header(self):
+        raw = Raw(self.c)
+        raw.send("GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n" % ("a" * 9000))
+        status, headers, body = raw.read_response()
+        self.assertEqual((status, json.loads(body)),
+                         (400, err("BadRequestError", "the request header exceeds 8192 bytes")))
+        self.assertTrue(raw.closed())
+        raw.close()
+
+    def test_malformed_http(self):
+        raw = Raw(self.c)
+        raw.send(b"HELLO THERE\r\n\r\n")
+        status, _, body = raw.read_response()
+        self.assertEqual(status, 400)
+        self.assertEqual(json.loads(body)["error"]["code"], "BadRequestError")
+        self.assertTrue(json.loads(body)["error"]["message"].startswith("malformed HTTP request ("))
+        self.assertTrue(raw.closed())
+        raw.close()
+
+    def test_unknown_path(self):
+        for path in ["/", "/api/v1/files", "/api/v1/files/", "/api/v2/files/" + A, "/api/v1/files/%s/x" % A,
+                     "/api/v1/admin/files/"]:
+            with self.subTest(path=path):
+                r = self.c.request("GET", path)
+                self.assertAnswer(r, 404, err("NotFoundError", "no such endpoint: '%s'" % path))
+
+    def test_wrong_method(self):
+        cases = [("DELETE", "/api/v1/files/" + A, "GET"), ("GET", "/api/v1/files/lookup", "POST"),
+                 ("POST", "/api/v1/health", "GET"), ("GET", "/api/v1/admin/files/" + A, "PUT"),
+                 ("PUT", "/api/v1/admin/faults", "GET, POST, DELETE"), ("POST", "/api/v1/dispositions/changes", "GET")]
+        for method, path, allow in cases:
+            with self.subTest(method=method, path=path):
+                r = self.c.request(method, path, b"{}")
+                self.assertAnswer(r, 405, err("MethodNotAllowedError",
+                                              "'%s' is not allowed here (allowed: %s)" % (method, allow)))
+                self.assertEqual(r.header("allow"), allow)
+
+    # -- auth --
+
+    def test_auth(self):
+        path = "/api/v1/files/" + A
+        self.assertAnswer(self.c.request("GET", path, key=None), 401, err(
+            "AuthenticationRequiredError", "an API key is required (x-apikey header or Authorization: Bearer)"))
+        self.assertAnswer(self.c.request("GET", path, key="wrong"), 401,
+                          err("WrongCredentialsError", "the API key given is not valid"))
+        for key in ["test-key", "other-key", "test-admin"]:
+            self.assertEqual(self.c.request("GET", path, key=key).status, 200)
+        r = self.c.request("GET", path, key=None, headers={"Authorization": "Bearer other-key"})
+        self.assertEqual(r.status, 200)
+        r = self.c.request("GET", path, key=None, headers={"Authorization": "bearer   test-admin"})
+        self.assertEqual(r.status, 200)
+        r = self.c.request("GET", path, key=None, headers={"Authorization": "Basic dGVzdC1rZXk="})
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.json()["error"]["code"], "AuthenticationRequiredError")
+        r = self.c.request("GET", path, key=None, headers={"Authorization": "Bearer wrong"})
+        self.assertEqual(r.json()["error"]["code"], "WrongCredentialsError")
+        # health needs no key
+        self.assertEqual(self.c.request("GET", "/api/v1/health", key=None).status, 200)
+        # the change feed needs a key like the look-ups
+        self.assertEqual(self.c.request("GET", "/api/v1/dispositions/changes", key=None).status, 401)
+
+    def test_admin_auth(self):
+        path = "/api/v1/admin/files/" + A
+        body = {"disposition": "clean"}
+        self.assertAnswer(self.c.request("PUT", path, body, key="test-key"), 403,
+                          err("ForbiddenError", "this endpoint needs the admin key; the key given is not it"))
+        self.assertAnswer(self.c.request("PUT", path, body, key=None), 401, err(
+            "AuthenticationRequiredError", "this endpoint needs the admin key (x-apikey header or Authorization: Bearer)"))
+        self.assertAnswer(self.c.request("PUT", path, body, key="wrong"), 401,
+                          err("WrongCredentialsError", "the API key given is not valid"))
+        self.assertEqual(self.c.request("GET", "/api/v1/admin/faults", key="test-key").status, 403)
+        r = self.c.request("PUT", path, body, key=None, headers={"Authorization": "Bearer test-admin"})
+        self.assertEqual(r.status, 200)
+
+    def test_no_keys_and_no_admin_key(self):
+        with Cloud(api_keys=[], admin_key=None) as c:
+            self.assertEqual(c.file(A, key=None), unknown(A))
+            self.assertEqual(c.file(A, key="anything"), unknown(A))
+            self.assertEqual(c.changes(key=None)[0], [])
+            r = c.request("PUT", "/api/v1/admin/files/" + A, {"disposition": "clean"}, key="anything")
+            self.assertEqual((r.status, r.json()), (403, err(
+                "ForbiddenError", "admin endpoints are disabled: sluice-cloud was started without --admin-key")))
+
+    # -- look-ups --
+
+    def test_single_lookup(self):
+        self.assertEqual(self.c.file(C), unknown(C))
+        self.assertEqual(self.c.file(C.upper()), unknown(C))
+        self.assertEqual(self.c.file(C, key="other-key"), unknown(C))
+
+    def test_batch_order_duplicates_case(self):
+        h = [sha(1000 + i) for i in range(5)]
+        self.c.set_disposition(h[1], "malicious", "Trojan.Test", 90)
+        self.c.set_disposition(h[3], "clean")
+        got = self.c.lookup([h[3], h[1].upper(), h[0], h[1], h[3], h[4].upper()])
+        self.assertEqual([g["sha256"] for g in got], [h[3], h[1], h[0], h[1], h[3], h[4]])
+        self.assertEqual([g["disposition"] for g in got], ["clean", "malicious", "unknown", "malicious", "clean", "unknown"])
+        self.assertEqual(got[0]["ttl_seconds"], 14400)
+        self.assertEqual((got[0]["upload_wanted"], got[0]["threat_name"], got[0]["threat_score"]), (False, None, None))
+        self.assertEqual(got[1]["ttl_seconds"], 3600)
+        self.assertEqual((got[1]["threat_name"], got[1]["threat_score"], got[1]["upload_wanted"]), ("Trojan.Test", 90, False))
+        self.assertEqual(got[2], unknown(h[0]))
+        self.assertEqual(got[1], got[3])
+
+    def test_keep_alive(self):
+        conn = self.c.connection()
+        for i in range(20):
+            conn.request("GET", "/api/v1/files/" + sha(i), headers={"x-apikey": "test-key"})
+            r = conn.getresponse()
+            self.assertEqual((r.status, json.loads(r.read())["data"]), (200, unknown(sha(i))))
+        conn.close()
+
+    def test_pipelined_requests_answered_in_order(self):
+        raw = Raw(self.c)
+        reqs = b"".join([request_bytes("GET", "/api/v1/files/" + sha(i)) for i in range(5)]
+                        + [request_bytes("POST", "/api/v1/files/lookup", json.dumps({"hashes": [sha(9), sha(8)]})),
+                           request_bytes("GET", "/api/v1/files/bad"),
+                           request_bytes("GET", "/api/v1/health", key=None)])
+        raw.send(reqs)
+        for i in range(5):
+            status, _, body = raw.read_response()
+            self.assertEqual((status, json.loads(body)["data"]), (200, unknown(sha(i))))
+        status, _, body = raw.read_response()
+        self.assertEqual([f["sha256"] for f in json.loads(body)["data"]], [sha(9), sha(8)])
+        self.assertEqual(raw.read_response()[0], 400)
+        status, _, body = raw.read_response()
+        self.assertEqual(json.loads(body)["data"]["status"], "ok")
+        raw.close()
+
+    def test_expect_100_continue(self):
+        raw = Raw(self.c)
+        body = json.dumps({"hashes": [A, B]}).encode()
+        raw.send(b"POST /api/v1/files/lookup HTTP/1.1\r\nHost: x\r\nx-apikey: test-key\r\nExpect: 100-continue\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body))
+        self.assertEqual(raw.read_head()[0], 100)
+        raw.send(body)
+        status, _, data = raw.read_response()
+        self.assertEqual([f["sha256"] for f in json.loads(data)["data"]], [A, B])
+        raw.close()
+
+    def test_http_1_0_and_connection_close(self):
+        raw = Raw(self.c)
+        raw.send(b"GET /api/v1/health HTTP/1.0\r\n\r\n")
+        data = raw.read_all()
+        self.assertTrue(data.startswith(b"HTTP/1.0 200 OK\r\n"), data)
+        raw.close()
+        raw = Raw(self.c)
+        raw.send(request_bytes("GET", "/api/v1/health", extra="Connection: close\r\n"))
+        self.assertEqual(raw.read_response()[0], 200)
+        self.assertTrue(raw.closed())
+        raw.close()
+
+    def test_garbage_never_crashes(self):
+        import random
+        rng = random.Random(7)
+        inputs = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000))) for _ in range(30)]
+        inputs += [b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                   b"POST /api/v1/files/lookup HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                   b"GET /api/v1/files/\x00\xff HTTP/1.1\r\n\r\n", b"\r\n" * 5000,
+                   request_bytes("POST", "/api/v1/files/lookup", b"[" * 500000),
+                   request_bytes("POST", "/api/v1/files/lookup", b'{"hashes":' + b"[" * 100000 + b"]" * 100000 + b"}"),
+                   request_bytes("PUT", "/api/v1/admin/files/" + A, '{"disposition":"clean","threat_name":"\\ud800"}', key="test-admin")]
+        for data in inputs:
+            raw = Raw(self.c)
+            try:
+                raw.send(data)
+                raw.sock.shutdown(socket.SHUT_WR)
+                raw.read_all()
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+            raw.close()
+        self.assertEqual(self.c.health()["status"], "ok")
+        self.assertIsNone(self.c.proc.poll())
+
+    # -- admin and the change feed --
+
+    def test_set_disposition(self):
+        h = sha(2000)
+        t0 = time.time()
+        f = self.c.set_disposition(h.upper(), "malicious", threat_name="Eicar-Test-Signature", threat_score=100)
+        changed = f.pop("last_changed")
+        self.assertEqual(f, {"sha256": h, "disposition": "malicious", "threat_name": "Eicar-Test-Signature",
+                             "threat_score": 100, "ttl_seconds": 3600, "upload_wanted": False})
+        self.assertRegex(changed, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertLessEqual(abs(time.mktime(time.strptime(changed, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone - t0), 2)
+        self.assertEqual(self.c.file(h)["last_changed"], changed)
+        # the whole record is replaced
+        g = self.c.set_disposition(h, "malicious")
+        self.assertEqual((g["threat_name"], g["threat_score"], g["last_changed"]), (None, None, changed))
+        u = self.c.set_disposition(h, "unknown", threat_score=20)
+        self.assertEqual((u["disposition"], u["upload_wanted"], u["ttl_seconds"]), ("unknown", False, 900))
+
+    def test_bad_admin_bodies(self):
+        path = "/api/v1/admin/files/" + A
+        cases = [({"disposition": "evil"}, "disposition must be \"clean\", \"malicious\" or \"unknown\""),
+                 ({"threat_name": "x"}, "disposition is required (\"clean\", \"malicious\" or \"unknown\")"),
+                 ({"disposition": "clean", "threat_score": 101}, "threat_score must be an integer from 0 to 100, or null"),
+                 ({"disposition": "clean", "threat_score": -1}, "threat_score must be an integer from 0 to 100, or null"),
+                 ({"disposition": "clean", "threat_score": 5.5}, "threat_score must be an integer from 0 to 100, or null"),
+                 ({"disposition": "clean", "threat_name": 5}, "threat_name must be a string of at most 256 bytes, or null"),
+                 ({"disposition": "clean", "threat_name": "x" * 257}, "threat_name must be a string of at most 256 bytes, or null"),
+                 ({"disposition": "clean", "score": 1}, "unknown field 'score' (accepted: disposition, threat_name, threat_score)"),
+                 ([1], "the body must be a JSON object {\"disposition\": ...}")]
+        for body, message in cases:
+            with self.subTest(body=body):
+                self.assertAnswer(self.c.request("PUT", path, body), 400, err("InvalidArgumentError", message))
+
+    def test_change_feed_paging(self):
+        with Cloud() as c:
+            data, meta = c.changes()
+            self.assertEqual(data, [])
+            self.assertFalse(meta["more"])
+            empty = meta["cursor"]
+            self.assertEqual(c.changes(since=empty), ([], {"cursor": empty, "more": False}))
+            c.set_disposition(A, "malicious", "Evil.A")
+            c.set_disposition(A, "malicious", "Evil.A2")    # same disposition: no entry
+            c.set_disposition(B, "unknown")                # unknown -> unknown: no entry
+            c.set_disposition(B, "clean")
+            c.set_disposition(A, "clean")
+            c.set_disposition(C, "malicious", threat_name=None)
+            page1, meta1 = c.changes(limit=2)
+            self.assertEqual([(e["sha256"], e["old"], e["new"], e["threat_name"]) for e in page1],
+                             [(A, "unknown", "malicious", "Evil.A"), (B, "unknown", "clean", None)])
+            self.assertTrue(meta1["more"])
+            for e in page1:
+                self.assertEqual(sorted(e), ["changed_at", "new", "old", "sha256", "threat_name"])
+                self.assertRegex(e["changed_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+            page2, meta2 = c.changes(since=meta1["cursor"], limit=2)
+            self.assertEqual([(e["sha256"], e["old"], e["new"], e["threat_name"]) for e in page2],
+                             [(A, "malicious", "clean", None), (C, "unknown", "malicious", None)])
+            self.assertFalse(meta2["more"])
+            self.assertEqual(c.changes(since=meta2["cursor"]), ([], {"cursor": meta2["cursor"], "more": False}))
+            self.assertEqual(c.changes()[0], page1 + page2)
+            # more changes: the saved cursor picks them up
+            c.set_disposition(C, "clean")
+            page3, meta3 = c.changes(since=meta2["cursor"])
+            self.assertEqual([(e["sha256"], e["old"], e["new"]) for e in page3], [(C, "malicious", "clean")])
+            # the admin key reads the feed too
+            self.assertEqual(c.changes(since=meta2["cursor"], key="test-admin")[0], page3)
+            # bad cursors and limits
+            store_id = empty.split("-")[0]
+            bad = ["nope", empty + "0", store_id + "-99", "0123456789abcdef-1", store_id + "-", store_id + "--1",
+                   store_id + "-1x"]
+            for cur in bad:
+                with self.subTest(cursor=cur):
+                    r = c.request("GET", "/api/v1/dispositions/changes?since=" + cur)
+                    self.assertEqual((r.status, r.json()), (400, err(
+                        "InvalidArgumentError", "cursor '%s' is not a cursor of this store (start again without 'since' "
+                        "to read the feed from the beginning)" % cur)))
+            for lim in ["0", "1001", "x", "-1", ""]:
+                with self.subTest(limit=lim):
+                    r = c.request("GET", "/api/v1/dispositions/changes?limit=" + lim)
+                    self.assertEqual((r.status, r.json()),
+                                     (400, err("InvalidArgumentError", "limit must be an integer from 1 to 1000")))
+            self.assertEqual(len(c.changes(limit=1000)[0]), 5)
+
+    # -- faults, seen from a raw client --
+
+    def lookup_raw(self, raw=None):
+        raw = raw or Raw(self.c)
+        raw.send(request_bytes("POST", "/api/v1/files/lookup", json.dumps({"hashes": [A, B]})))
+        return raw
+
+    def test_fault_status(self):
+        for status, code in [(500, "InternalError"), (502, "BadGatewayError"), (503, "TransientError")]:
+            with self.subTest(status=status):
+                self.c.faults(status=status)
+                for path in ["/api/v1/files/" + A, "/api/v1/health", "/api/v1/dispositions/changes"]:
+                    r = self.c.request("GET", path)
+                    self.assertAnswer(r, status, err(code, "injected fault (POST /api/v1/admin/faults)"))
+                # admin requests are not affected
+                self.assertEqual(self.c.set_disposition(sha(3000), "clean")["disposition"], "clean")
+                self.c.clear_faults()
+                self.assertEqual(self.c.file(A)["sha256"], A)
+
+    def test_fault_count_and_show(self):
+        shown = self.c.faults(status=503, count=2)
+        self.assertEqual(shown, {"delay_ms": 0, "status": 503, "close": None, "malformed": False, "oversized_mb": 0,
+                                 "count": 2})
+        self.assertEqual(self.c.request("GET", "/api/v1/files/" + A).status, 503)
+        self.assertEqual(self.c.request("GET", "/api/v1/admin/faults").json()["data"]["count"], 1)
+        self.assertEqual(self.c.request("GET", "/api/v1/files/" + A).status, 503)
+        self.assertEqual(self.c.request("GET", "/api/v1/files/" + A).status, 200)
+        cleared = {"delay_ms": 0, "status": None, "close": None, "malformed": False, "oversized_mb": 0, "count": None}
+        self.assertEqual(self.c.request("GET", "/api/v1/admin/faults").json()["data"], cleared)
+        self.c.faults(delay_ms=10)
+        self.assertEqual(self.c.clear_faults(), cleared)
+
+    def test_fault_bad_bodies(self):
+        cases = [({"status": 404}, "status must be 500, 502 or 503"),
+                 ({"close": "sometimes"}, "close must be \"before_answer\" or \"mid_answer\""),
+                 ({"delay_ms": -1}, "delay_ms must be an integer from 0 to 600000"),
+                 ({"oversized_mb": 0}, "oversized_mb must be an integer from 1 to 256"),
+                 ({"malformed": "yes"}, "malformed must be true or false"),
+                 ({"count": 0}, "count must be a positive integer (DELETE clears the faults)"),
+                 ({"status": 503, "malformed": True},
+                  "give at most one of status, close, malformed and oversized_mb (delay_ms combines with any)"),
+                 ({"explode": True}, "unknown field 'explode' (accepted: delay_ms, status, close, malformed, "
+                                     "oversized_mb, count)")]
+        for body, message in cases:
+            with self.subTest(body=body):
+                r = self.c.request("POST", "/api/v1/admin/faults", body)
+                self.assertAnswer(r, 400, err("InvalidArgumentError", message))
+
+    def test_fault_delay(self):
+        self.c.faults(delay_ms=700, count=1)
+        t = time.monotonic()
+        self.assertEqual(self.c.file(A)["sha256"], A)
+        self.assertGreaterEqual(time.monotonic() - t, 0.7)
+        t = time.monotonic()
+        self.c.file(A)
+        self.assertLess(time.monotonic() - t, 0.5)
+        # a client that gives up before the answer
+        self.c.faults(delay_ms=3000, count=1)
+        with self.assertRaises(socket.timeout):
+            self.c.request("GET", "/api/v1/files/" + A, timeout=0.5)
+
+    def test_fault_close_before_answer(self):
+        self.c.faults(close="before_answer", count=1)
+        raw = self.lookup_raw()
+        self.assertEqual(raw.read_all(), b"")
+        raw.close()
+        self.assertEqual(self.c.file(A)["sha256"], A)
+
+    def test_fault_close_mid_answer(self):
+        self.c.faults(close="mid_answer")
+        raw = self.lookup_raw()
+        status, headers = raw.read_head()
+        body = raw.read_all()
+        raw.close()
+        self.assertEqual(status, 200)
+        full = int(headers["content-length"])
+        self.assertEqual(len(body), full // 2)
+        self.assertTrue(body.startswith(b'{"data":[{"sha256":"' + A.encode()))
+
+    def test_fault_malformed(self):
+        self.c.faults(malformed=True)
+        raw = self.lookup_raw()
+        status, headers, body = raw.read_response()
+        self.assertEqual((status, headers["content-type"]), (200, "application/json"))
+        self.assertEqual(body, b"this is not JSON: injected fault (POST /api/v1/admin/faults)")
+        with self.assertRaises(ValueError):
+            json.loads(body)
+        raw.close()
+
+    def test_fault_oversized(self):
+        self.c.faults(oversized_mb=3)
+        raw = self.lookup_raw()
+        status, headers, body = raw.read_response()
+        raw.close()
+        self.assertEqual((status, len(body), int(headers["content-length"])), (200, 3 << 20, 3 << 20))
+        j = json.loads(body)
+        self.assertEqual([f["sha256"] for f in j["data"]], [A, B])
+        self.assertEqual(set(j["padding"]), {"x"})
+
+
+class Quota(unittest.TestCase):
+    def test_quota(self):
+        with Cloud(api_keys=["k1", "k2"], quota_per_minute=3) as c:
+            for _ in range(3):
+                self.assertEqual(c.request("GET", "/api/v1/files/" + A, key="k1").status, 200)
+            r = c.request("GET", "/api/v1/files/" + A, key="k1")
+            self.assertEqual(r.status, 429)
+            self.assertEqual(r.json()["error"]["code"], "QuotaExceededError")
+            retry = int(r.header("retry-after"))
+            self.assertIn(retry, (19, 20))  # 3 a minute: one every 20 s
+            self.assertEqual(r.json()["error"]["message"],
+                             "quota of 3 requests per minute exceeded; retry in %d s" % retry)
+            self.assertEqual(c.request("POST", "/api/v1/files/lookup", {"hashes": [A]}, key="k1").status, 429)
+            # another key has its own quota; health and admin requests are not counted
+            self.assertEqual(c.request("GET", "/api/v1/files/" + A, key="k2").status, 200)
+            self.assertEqual(c.request("GET", "/api/v1/health").status, 200)
+            for _ in range(5):
+                c.set_disposition(A, "clean")
+            # the admin key on a look-up counts as its own client
+            for _ in range(3):
+                self.assertEqual(c.request("GET", "/api/v1/files/" + A, key="test-admin").status, 200)
+            self.assertEqual(c.request("GET", "/api/v1/files/" + A, key="test-admin").status, 429)
+            # wrong keys are refused before the quota
+            self.assertEqual(c.request("GET", "/api/v1/files/" + A, key="nope").status, 401)
+
+    def test_no_quota_by_default(self):
+        with Cloud() as c:
+            for _ in range(200):
+                self.assertEqual(c.request("GET", "/api/v1/health").status, 200)
+            conn = c.connection()
+            for _ in range(300):
+                conn.request("GET", "/api/v1/files/" + A, headers={"x-apikey": "test-key"})
+                r = conn.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200)
+            conn.close()
+
+
+class Persistence(unittest.TestCase):
+    def test_restart_keeps_dispositions_and_feed(self):
+        with Cloud() as c:
+            port = c.port
+            c.set_disposition(A, "malicious", "Evil.A", 88)
+            c.set_disposition(B, "clean")
+            before = c.lookup([A, B, C])
+            _, meta = c.changes()
+            c.restart()
+            self.assertEqual(c.port, port)
+            self.assertEqual(c.lookup([A, B, C]), before)
+            self.assertEqual(c.changes(since=meta["cursor"]), ([], meta))
+            c.set_disposition(B, "malicious")
+            data, _ = c.changes(since=meta["cursor"])
+            self.assertEqual([(e["sha256"], e["old"], e["new"]) for e in data], [(B, "clean", "malicious")])
+            self.assertEqual(sorted(os.listdir(c.data_dir)), ["cloud.lock", "cloud.sqlite", "cloud.sqlite-shm",
+                                                              "cloud.sqlite-wal"])
+            self.assertEqual(c.stop(), 0)
+            # a clean stop leaves the database whole (the WAL checkpointed into it)
+            self.assertEqual(sorted(os.listdir(c.data_dir)), ["cloud.lock", "cloud.sqlite"])
+            out = subprocess.run(["sqlite3", os.path.join(c.data_dir, "cloud.sqlite"),
+                                  "PRAGMA integrity_check; PRAGMA journal_mode; SELECT count(*) FROM changes"],
+                                 capture_output=True, text=True, check=True).stdout
+            self.assertEqual(out, "ok\nwal\n3\n")
+
+    def test_ttl_options(self):
+        with Cloud(args=["--ttl-clean", "60", "--ttl-malicious", "30", "--ttl-unknown", "10"]) as c:
+            c.set_disposition(A, "clean")
+            c.set_disposition(B, "malicious")
+            self.assertEqual([f["ttl_seconds"] for f in c.lookup([A, B, C])], [60, 30, 10])
+
+
+class Tls(unittest.TestCase):
+    def test_https_with_ca_bundle(self):
+        with Cloud(tls=True) as c:
+            self.assertRegex(c.listening_line, r"^sluice-cloud: listening on https://127\.0\.0\.1:\d+$")
+            self.assertEqual(c.scheme, "https")
+            c.set_disposition(A, "malicious", "Evil")
+            self.assertEqual(c.lookup([A])[0]["disposition"], "malicious")
+            # the certificate verifies against its CA bundle, and only against it
+            ctx = ssl.create_default_context()
+            with socket.create_connection(("127.0.0.1", c.port)) as s:
+                with self.assertRaises(ssl.SSLCertVerificationError):
+                    ctx.wrap_socket(s, server_hostname="127.0.0.1")
+            # keep-alive over TLS
+            conn = c.connection()
+            for _ in range(3):
+                conn.request("GET", "/api/v1/files/" + A, headers={"x-apikey": "test-key"})
+                r = conn.getresponse()
+                self.assertEqual(json.loads(r.read())["data"]["threat_name"], "Evil")
+            conn.close()
+            # plain HTTP on the TLS port gets no answer; the service carries on
+            with socket.create_connection(("127.0.0.1", c.port), timeout=5) as s:
+                s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+                try:
+                    data = s.recv(4096)
+                except ConnectionResetError:
+                    data = b""
+                self.assertFalse(data.startswith(b"HTTP/"))
+            self.assertEqual(c.health()["status"], "ok")
+            # a faulted answer over TLS is seen the same way
+            c.faults(close="mid_answer", count=1)
+            raw = Raw(c)
+            raw.send(request_bytes("GET", "/api/v1/files/" + A))
+            status, headers = raw.read_head()
+            self.assertLess(len(raw.read_all()), int(headers["content-length"]))
+            raw.close()
+
+    def test_tls_on_any_address_without_insecure_listen(self):
+        with tempfile.TemporaryDirectory() as d:
+            cert, key = cloud.make_cert(d)
+            with Cloud(host="0.0.0.0", tls=(cert, key)) as c:
+                self.assertRegex(c.listening_line, r"^sluice-cloud: listening on https://0\.0\.0\.0:\d+$")
+                c.host = "127.0.0.1"
+                self.assertEqual(c.health()["status"], "ok")
+
+
+class Limits(unittest.TestCase):
+    def test_slow_and_idle_clients_are_closed(self):
+        with Cloud(args=["--read-timeout", "1", "--idle-timeout", "2"]) as c:
+            slow = Raw(c)
+            slow.send(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")  # never finishes its header
+            idle = Raw(c)
+            idle.send(request_bytes("GET", "/api/v1/health", key=None))
+            self.assertEqual(idle.read_response()[0], 200)
+            t = time.monotonic()
+            self.assertTrue(slow.closed(timeout=5))
+            self.assertLess(time.monotonic() - t, 2.5)
+            self.assertTrue(idle.closed(timeout=5))
+            self.assertGreater(time.monotonic() - t, 1.2)
+            slow.close()
+            idle.close()
+            self.assertEqual(c.health()["status"], "ok")
+
+    def test_max_connections(self):
+        with Cloud(args=["--max-connections", "2"]) as c:
+            held = [Raw(c), Raw(c)]
+            for h in held:
+                h.send(request_bytes("GET", "/api/v1/health", key=None))
+                self.assertEqual(h.read_response()[0], 200)
+            extra = Raw(c)
+            extra.send(request_bytes("GET", "/api/v1/health", key=None))
+            status, headers, body = extra.read_response()
+            self.assertEqual((status, json.loads(body)),
+                             (503, err("TransientError", "too many connections (2); retry later")))
+            self.assertTrue(extra.closed())
+            extra.close()
+            held[0].close()
+            time.sleep(0.2)
+            again = Raw(c)
+            again.send(request_bytes("GET", "/api/v1/health", key=None))
+            self.assertEqual(again.read_response()[0], 200)
+            again.close()
+            held[1].close()
+
+    def test_max_body_kb(self):
+        with Cloud(args=["--max-body-kb", "1"]) as c:
+            r = c.request("POST", "/api/v1/files/lookup", {"hashes": [A] * 20})
+            self.assertEqual((r.status, r.json()), (400, err(
+                "BadRequestError", "the request body exceeds 1024 bytes (--max-body-kb)")))
+            self.assertEqual(len(c.lookup([A] * 10)), 10)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,255 @@
+"""sluice-cloud for tests: runs the binary built by CMake (SLUICE_BUILD, as sluiced.py finds sluiced) on
+a free loopback port in a temporary data directory, and talks to it with the standard library only.
+
+    with Cloud(api_keys=["k"], admin_key="adm") as c:
+        c.set_disposition(sha, "malicious", threat_name="Eicar-Test-Signature")
+        files = c.lookup([sha])          # [FILE, ...] in request order
+        c.faults(status=503, count=1)    # the next non-admin request answers 503
+        c.restart()                      # same DIR, same port
+
+Every call that expects 200 raises CloudError (status, code, message, headers) on anything else;
+request() returns the raw Response for tests that check errors themselves.
+"""
+import http.client
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+
+BUILD = os.environ.get("SLUICE_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SLUICE_CLOUD = os.path.abspath(os.path.join(BUILD, "control", "cloud", "sluice-cloud"))
+LISTENING = re.compile(r"^sluice-cloud: listening on (https?)://(\[[^\]]+\]|[^:]+):(\d+)$")
+
+_DEFAULT = object()
+
+
+def make_cert(directory, name="sluice-cloud", hosts=("127.0.0.1", "localhost")):
+    """A self-signed certificate (its own CA bundle) and its key, made with the openssl CLI, valid for
+    `hosts` (IP addresses and DNS names). Returns (cert_path, key_path)."""
+    cert, key = os.path.join(directory, name + ".crt"), os.path.join(directory, name + ".key")
+    san = ",".join(("IP:" if re.fullmatch(r"[0-9.]+|.*:.*", h) else "DNS:") + h for h in hosts)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=" + name, "-addext", "subjectAltName=" + san,
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+class CloudError(Exception):
+    def __init__(self, response):
+        self.response = response
+        self.status = response.status
+        err = {}
+        try:
+            err = response.json().get("error", {})
+        except (ValueError, AttributeError):
+            pass
+        self.code, self.message = err.get("code"), err.get("message")
+        super().__init__("sluice-cloud answered %d %s: %s" % (self.status, self.code, self.message or response.body[:200]))
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Cloud:
+    """One sluice-cloud process. api_keys: keys for look-ups (none: look-ups need no key); admin_key:
+    the admin endpoints' key (None: they answer 403); tls: True to serve HTTPS with a certificate made
+    by make_cert (ca_file is then its CA bundle), or a (cert, key) pair; quota_per_minute: None for no
+    quota; args: further command-line arguments; data_dir: None for a temporary directory removed at
+    close()."""
+
+    def __init__(self, api_keys=("test-key",), admin_key="test-admin", tls=False, quota_per_minute=None,
+                 args=(), data_dir=None, host="127.0.0.1", start=True):
+        self.api_keys, self.admin_key = list(api_keys), admin_key
+        self.quota_per_minute, self.extra_args, self.host = quota_per_minute, list(args), host
+        self._tmp = tempfile.mkdtemp(prefix="sluice-cloud-test-")
+        self.data_dir = data_dir or os.path.join(self._tmp, "data")
+        self.cert = self.key = self.ca_file = None
+        if tls is True:
+            self.cert, self.key = make_cert(self._tmp)
+        elif tls:
+            self.cert, self.key = tls
+        self.ca_file = self.cert
+        self.proc = None
+        self.port = 0
+        self.scheme = "https" if self.cert else "http"
+        self.listening_line = None
+        self.stderr_path = os.path.join(self._tmp, "stderr")
+        if start:
+            self.start()
+
+    # -- process --
+
+    def command(self, port=0):
+        args = [SLUICE_CLOUD, "--listen", "%s:%d" % (self.host, port), "--data", self.data_dir]
+        for k in self.api_keys:
+            args += ["--api-key", k]
+        if self.admin_key is not None:
+            args += ["--admin-key", self.admin_key]
+        if self.cert:
+            args += ["--tls-cert", self.cert, "--tls-key", self.key]
+        if self.quota_per_minute is not None:
+            args += ["--quota-per-minute", str(self.quota_per_minute)]
+        return args + self.extra_args
+
+    def start(self, port=None, timeout=10):
+        """Starts the process (on `port`, or the port it had, or a free one) and waits for its
+        listening line."""
+        port = self.port if port is None else port
+        self._err = open(self.stderr_path, "a")
+        self.proc = subprocess.Popen(self.command(port), stdout=subprocess.PIPE, stderr=self._err)
+        line = self._read_line(timeout)
+        m = LISTENING.match(line or "")
+        if not m:
+            rc = self.proc.poll()
+            if rc is None:
+                self.proc.kill()
+                self.proc.wait()
+            raise RuntimeError("sluice-cloud did not start (exit %s, stdout %r): %s" % (rc, line, self.stderr()))
+        self.listening_line = line
+        self.scheme, self.port = m.group(1), int(m.group(3))
+        return self
+
+    def _read_line(self, timeout):
+        end, data = time.monotonic() + timeout, b""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in data and time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode(errors="replace").split("\n")[0] if data else None
+
+    def stderr(self):
+        with open(self.stderr_path) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        """Stops the process with `sig` and returns its exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        finally:
+            self.proc.stdout.close()
+            self._err.close()
+        self.proc = None
+        return rc
+
+    def restart(self):
+        """Stops (SIGTERM) and starts again with the same data directory and port."""
+        rc = self.stop()
+        if rc != 0:
+            raise RuntimeError("sluice-cloud exited %s on SIGTERM: %s" % (rc, self.stderr()))
+        return self.start(port=self.port)
+
+    def close(self):
+        if self.proc is not None:
+            self.stop()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- HTTP --
+
+    @property
+    def url(self):
+        return "%s://%s:%d" % (self.scheme, self.host, self.port)
+
+    def ssl_context(self):
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
+
+    def connection(self, timeout=10):
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.ssl_context())
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, key=_DEFAULT, headers=None, timeout=10):
+        """One request on a new connection. `key`: sent as x-apikey (default: the first api key, or
+        the admin key for /api/v1/admin/ paths; None: no key). `body`: bytes, str, or an object sent
+        as JSON. Returns a Response (any status)."""
+        if key is _DEFAULT:
+            key = self.admin_key if path.startswith("/api/v1/admin/") else (self.api_keys[0] if self.api_keys else None)
+        h = dict(headers or {})
+        if key is not None:
+            h["x-apikey"] = key
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        conn = self.connection(timeout)
+        try:
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            data = r.read()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            conn.close()
+
+    def _ok(self, r):
+        if r.status != 200:
+            raise CloudError(r)
+        return r.json()
+
+    def health(self):
+        return self._ok(self.request("GET", "/api/v1/health", key=None))["data"]
+
+    def file(self, sha, key=_DEFAULT):
+        """GET /api/v1/files/{sha}: the FILE object."""
+        return self._ok(self.request("GET", "/api/v1/files/" + sha, key=key))["data"]
+
+    def lookup(self, hashes, key=_DEFAULT):
+        """POST /api/v1/files/lookup: the FILE objects, in request order."""
+        return self._ok(self.request("POST", "/api/v1/files/lookup", {"hashes": list(hashes)}, key=key))["data"]
+
+    def set_disposition(self, sha, disposition, threat_name=None, threat_score=None):
+        """PUT /api/v1/admin/files/{sha}: the FILE object as stored."""
+        body = {"disposition": disposition}
+        if threat_name is not None:
+            body["threat_name"] = threat_name
+        if threat_score is not None:
+            body["threat_score"] = threat_score
+        return self._ok(self.request("PUT", "/api/v1/admin/files/" + sha, body))["data"]
+
+    def changes(self, since=None, limit=None, key=_DEFAULT):
+        """GET /api/v1/dispositions/changes: (entries, meta) where meta has cursor and more."""
+        q = []
+        if since is not None:
+            q.append("since=" + since)
+        if limit is not None:
+            q.append("limit=%d" % limit)
+        j = self._ok(self.request("GET", "/api/v1/dispositions/changes" + ("?" + "&".join(q) if q else ""), key=key))
+        return j["data"], j["meta"]
+
+    def faults(self, **kw):
+        """POST /api/v1/admin/faults with kw (delay_ms, status, close, malformed, oversized_mb, count):
+        the faults now set."""
+        return self._ok(self.request("POST", "/api/v1/admin/faults", kw))["data"]
+
+    def clear_faults(self):
+        return self._ok(self.request("DELETE", "/api/v1/admin/faults"))["data"]
