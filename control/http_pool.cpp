@@ -432,41 +432,65 @@ void Pool::write(const std::shared_ptr<Conn>& c, bool reused) {
         c->resent = true;
         return self->connect(c);
       }
+      if (ec && ec.category() == net::error::get_ssl_category())
+        return self->fail(c, Failure::tls, "TLS: " + ec.message());
       if (ec) return self->fail(c, Failure::closed, "connection closed while sending: " + ec.message());
       self->read(c, reused);
     });
   });
 }
 
+// The header is read alone first and its Content-Length checked here: Beast 1.74's response parser
+// loses its body_limit error when the header and the start of the body arrive in one read (eager
+// parsing goes on into the body after finish_header() failed), so a too large answer would be read
+// whole. Chunked and read-to-close bodies are checked by the parser as they arrive.
 void Pool::read(const std::shared_ptr<Conn>& c, bool reused) {
   c->parser.emplace();
   c->parser->header_limit(kHeaderLimit);
   c->parser->body_limit(opt_.max_body_bytes);
   auto self = shared_from_this();
   c->with_stream([&](auto& stream) {
-    bhttp::async_read(stream, c->buffer, *c->parser, [self, c, reused](error_code ec, std::size_t) {
-      if (self->closed_) return;
-      if (ec == beast::error::timeout)
-        return self->fail(c, Failure::timeout, "timeout after " + std::to_string(c->answer_ms) + " ms");
-      bool got_some = c->parser->got_some();
-      if (ec && reused && !got_some && !c->resent) {
-        c->resent = true;
-        return self->connect(c);
+    bhttp::async_read_header(stream, c->buffer, *c->parser, [self, c, reused](error_code ec, std::size_t) {
+      if (self->closed_ || self->read_failed(c, ec, reused)) return;
+      auto length = c->parser->content_length();
+      if (length && *length > self->opt_.max_body_bytes) {
+        self->read_failed(c, bhttp::error::body_limit, false);
+        return;
       }
-      if (ec.category() == net::error::get_ssl_category())  // e.g. TLS 1.3: the server refused our certificate
-        return self->fail(c, Failure::tls, "TLS: " + ec.message());
-      if (ec == bhttp::error::body_limit)
-        return self->fail(c, Failure::too_large,
-                          "answer larger than " + std::to_string(self->opt_.max_body_bytes / 1024) + " KiB");
-      if (ec == bhttp::error::end_of_stream || (ec && !got_some))
-        return self->fail(c, Failure::closed, "connection closed before the answer");
-      if (ec == bhttp::error::partial_message || ec == net::error::eof || ec == net::error::connection_reset ||
-          ec == net::ssl::error::stream_truncated)
-        return self->fail(c, Failure::closed, "connection closed mid-answer");
-      if (ec) return self->fail(c, Failure::protocol, "bad HTTP answer: " + ec.message());
-      self->answered(c);
+      if (c->parser->is_done()) return self->answered(c);
+      c->with_stream([&](auto& s) {
+        bhttp::async_read(s, c->buffer, *c->parser, [self, c](error_code ec, std::size_t) {
+          if (self->closed_ || self->read_failed(c, ec, false)) return;
+          self->answered(c);
+        });
+      });
     });
   });
+}
+
+bool Pool::read_failed(const std::shared_ptr<Conn>& c, error_code ec, bool reused) {
+  if (!ec) return false;
+  if (ec == beast::error::timeout) {
+    fail(c, Failure::timeout, "timeout after " + std::to_string(c->answer_ms) + " ms");
+    return true;
+  }
+  bool got_some = c->parser->got_some();
+  if (reused && !got_some && !c->resent) {  // the server closed the idle connection: once more, fresh
+    c->resent = true;
+    connect(c);
+  } else if (ec.category() == net::error::get_ssl_category()) {  // e.g. TLS 1.3: our certificate refused
+    fail(c, Failure::tls, "TLS: " + ec.message());
+  } else if (ec == bhttp::error::body_limit) {
+    fail(c, Failure::too_large, "answer larger than " + std::to_string(opt_.max_body_bytes / 1024) + " KiB");
+  } else if (ec == bhttp::error::end_of_stream || !got_some) {
+    fail(c, Failure::closed, "connection closed before the answer");
+  } else if (ec == bhttp::error::partial_message || ec == net::error::eof || ec == net::error::connection_reset ||
+             ec == net::ssl::error::stream_truncated) {
+    fail(c, Failure::closed, "connection closed mid-answer");
+  } else {
+    fail(c, Failure::protocol, "bad HTTP answer: " + ec.message());
+  }
+  return true;
 }
 
 void Pool::answered(const std::shared_ptr<Conn>& c) {

@@ -16,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <array>
 #include <chrono>
@@ -124,6 +125,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void connected(const std::shared_ptr<Conn>& c);
   void write(const std::shared_ptr<Conn>& c, bool reused);
   void read(const std::shared_ptr<Conn>& c, bool reused);
+  bool read_failed(const std::shared_ptr<Conn>& c, boost::system::error_code ec, bool reused);
   void answered(const std::shared_ptr<Conn>& c);
   void fail(const std::shared_ptr<Conn>& c, Failure f, std::string detail);
   void finish(const std::shared_ptr<Conn>& c, Response r);
