@@ -75,9 +75,8 @@ class ReputationClient {
   std::vector<EndpointStatus> status() const;
   void stop();  // cancels everything; pending done() get service_unavailable; no callback after the destructor
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::shared_ptr<Impl> impl_;
 };
 
