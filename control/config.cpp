@@ -309,6 +309,9 @@ const std::vector<Param<EndpointConfig>>& endpoint_params() {
       integer<E>("reputation.endpoints[].max_connections", 1, 256, d.max_connections, "Keep-alive "
                  "connections to this endpoint; requests beyond wait for one (bounded), then fail.",
                  [](E& e, long long v) { e.max_connections = static_cast<unsigned>(v); }),
+      integer<E>("reputation.endpoints[].max_queued", 1, 1000000, d.max_queued, "Requests waiting for one of "
+                 "its connections; beyond, a look-up fails at once (`service_unavailable`, or the next endpoint).",
+                 [](E& e, long long v) { e.max_queued = static_cast<unsigned>(v); }),
       integer<E>("reputation.endpoints[].breaker_failures", 1, 1000, d.breaker_failures, "Consecutive "
                  "failures that open the circuit: the endpoint is skipped (an `endpoint_unreachable` alert) until "
                  "a health probe or a trial request succeeds (`endpoint_recovered`).",
