@@ -191,6 +191,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       lowest().expires_after(server_->limits.write_timeout);
       asio::async_write(stream_, asio::buffer(raw_), [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
         if (ec) return self->close_now();
+        self->lowest().expires_after(self->server_->limits.read_timeout);  // the body's own deadline
         self->read_body();
       });
       return;

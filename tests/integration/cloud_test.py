@@ -719,6 +719,15 @@ class Persistence(unittest.TestCase):
                                  capture_output=True, text=True, check=True).stdout
             self.assertEqual(out, "ok\nwal\n3\n")
 
+    def test_a_crash_loses_no_committed_change(self):
+        with Cloud() as c:
+            c.set_disposition(A, "malicious", "Evil.A")
+            self.assertEqual(c.kill(), -signal.SIGKILL)
+            self.assertIn("cloud.sqlite-wal", os.listdir(c.data_dir))  # not checkpointed
+            c.restart()
+            self.assertEqual(c.file(A)["threat_name"], "Evil.A")
+            self.assertEqual(len(c.changes()[0]), 1)
+
     def test_ttl_options(self):
         with Cloud(args=["--ttl-clean", "60", "--ttl-malicious", "30", "--ttl-unknown", "10"]) as c:
             c.set_disposition(A, "clean")

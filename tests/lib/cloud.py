@@ -158,11 +158,16 @@ class Cloud:
         self.proc = None
         return rc
 
+    def kill(self):
+        """SIGKILL: the service disappears at once (as in a crash); returns the exit status."""
+        return self.stop(sig=signal.SIGKILL)
+
     def restart(self):
-        """Stops (SIGTERM) and starts again with the same data directory and port."""
-        rc = self.stop()
-        if rc != 0:
-            raise RuntimeError("sluice-cloud exited %s on SIGTERM: %s" % (rc, self.stderr()))
+        """Stops (SIGTERM) if running, and starts again with the same data directory and port."""
+        if self.proc is not None:
+            rc = self.stop()
+            if rc != 0:
+                raise RuntimeError("sluice-cloud exited %s on SIGTERM: %s" % (rc, self.stderr()))
         return self.start(port=self.port)
 
     def close(self):
