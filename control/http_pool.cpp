@@ -267,7 +267,9 @@ Pool::Pool(net::io_context& io, PoolOptions options) : io_(io), opt_(std::move(o
 
 Pool::~Pool() { close(); }
 
-std::size_t Pool::room() const noexcept {
+std::size_t Pool::room() {
+  // Requests abandoned while they waited (their look-up ended) give their place back at once.
+  std::erase_if(queue_, [](const Job& j) { return j.request.abandoned && *j.request.abandoned; });
   return closed_ || queue_.size() >= opt_.max_queued ? 0 : opt_.max_queued - queue_.size();
 }
 

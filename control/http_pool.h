@@ -104,7 +104,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // Queues the request; `done` is called once with the answer or the failure, from a completion
   // handler (never from inside send). false, and nothing done, when `max_queued` are waiting.
   bool send(Request request, std::function<void(Response)> done);
-  std::size_t room() const noexcept;
+  // Places left in the queue (abandoned requests no longer count).
+  std::size_t room();
   // Closes every connection and drops the queue; no callback runs after this.
   void close();
 

@@ -166,10 +166,21 @@ struct TlsFiles {
       server_pin;
 };
 
+// Removes its directory when the test process ends.
+struct TempDir {
+  std::string path;
+  explicit TempDir(const char* what) : path(temp_dir(what)) {}
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+};
+
 inline const TlsFiles& tls_files() {
+  static const TempDir dir("tls");
   static const TlsFiles files = [] {
     TlsFiles t;
-    t.dir = temp_dir("tls");
+    t.dir = dir.path;
     auto p = [&](const char* n) { return t.dir + "/" + n; };
     const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
     run_shell("openssl req -x509 " + ec + "-days 2 -subj /CN=sluice-test-ca -keyout " + p("ca.key") + " -out " +
@@ -207,17 +218,14 @@ class Cloud {
   static constexpr const char* kKey = "test-key";
   static constexpr const char* kAdmin = "test-admin";
 
-  explicit Cloud(std::vector<std::string> extra = {}) : data_(temp_dir("cloud")) {
-    std::vector<std::string> argv = {cloud_binary(),  "--listen",  "127.0.0.1:0", "--data", data_ + "/data",
+  explicit Cloud(std::vector<std::string> extra = {}) : data_("cloud") {
+    std::vector<std::string> argv = {cloud_binary(),  "--listen",  "127.0.0.1:0", "--data", data_.path + "/data",
                                      "--api-key",     kKey,        "--admin-key", kAdmin};
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc_ = std::make_unique<Process>(std::move(argv));
     proc_->start();
   }
-  ~Cloud() {
-    proc_.reset();
-    std::filesystem::remove_all(data_);
-  }
+  ~Cloud() { proc_.reset(); }
   std::string url() const { return proc_->url; }
   unsigned port() const { return proc_->port; }
   void stop() { proc_->stop(); }
@@ -241,7 +249,7 @@ class Cloud {
     Reply r = http_call(port(), m, target, body, kAdmin);
     if (r.status != 200) throw std::runtime_error("sluice-cloud admin " + target + ": " + std::to_string(r.status) + " " + r.body);
   }
-  std::string data_;
+  TempDir data_;  // removed after the process stopped (members go in reverse order), or if it never started
   std::unique_ptr<Process> proc_;
 };
 

@@ -579,6 +579,17 @@ TEST(ReputationClient, TheQueueIsBoundedAndFailsFast) {
   EXPECT_LT(ms_since(start), 50);
   EXPECT_EQ(vt.stats()["requests"], 0);
   EXPECT_EQ(t.lookup({hash_of(1), hash_of(2)}).error, LookupError::none);
+  // A look-up that ended while its requests waited (behind another one's) gives their places back.
+  vt.mode({{"mode", "normal"}, {"delay_ms", 300}});
+  std::optional<BatchOutcome> first;
+  t.client->lookup({hash_of(5)}, Clock::now() + 3s, [&](BatchOutcome r) { first = std::move(r); });
+  t.run_for(20ms);  // in flight
+  EXPECT_EQ(t.lookup({hash_of(1), hash_of(2)}, 100ms).error, LookupError::budget_exhausted);  // both waited
+  o = t.lookup({hash_of(3), hash_of(4)});
+  EXPECT_EQ(o.error, LookupError::none) << o.detail;
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->error, LookupError::none);
+  EXPECT_EQ(vt.stats()["requests"], 5);  // 2 earlier, then 5, 3, 4: the abandoned 1 and 2 were never sent
 }
 
 TEST(ReputationClient, StopAnswersPendingLookupsAndNothingRunsAfterTheDestructor) {
