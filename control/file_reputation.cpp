@@ -26,7 +26,9 @@ FileReputation::FileReputation(const Config& config, ServiceLoop& loop) : config
     summary_ += ", not kept across restarts";
     return;
   }
-  const StoreLoad loaded = load_verdict_store(r.cache_path, *cache_, wall_ms());
+  // TTLs as configured now: an entry written under a longer one keeps no more than today's.
+  const std::array<unsigned, 4> ttl = {0, r.limits.ttl_clean_s, r.limits.ttl_malicious_s, r.limits.ttl_unknown_s};
+  const StoreLoad loaded = load_verdict_store(r.cache_path, *cache_, wall_ms(), ttl);
   summary_ += ", " + std::to_string(loaded.loaded) + " loaded from " + r.cache_path;
   if (loaded.expired) summary_ += " (" + std::to_string(loaded.expired) + " expired dropped)";
   if (!loaded.error.empty())
@@ -62,8 +64,26 @@ void FileReputation::start(std::vector<pipeline::LookupLane*> lanes, std::functi
   service_ = std::make_unique<ReputationService>(
       *cache_, std::move(lanes),
       [this](std::vector<Sha256> hashes, std::chrono::steady_clock::time_point deadline,
-             std::function<void(BatchOutcome)> done) { client_->lookup(std::move(hashes), deadline, std::move(done)); },
+             std::function<void(BatchOutcome)> done) {
+        client_->lookup(std::move(hashes), deadline, [this, done = std::move(done)](BatchOutcome o) {
+          if (o.error != records::LookupError::none) note_failure(o);
+          done(std::move(o));
+        });
+      },
       config_.reputation.limits);
+}
+
+// Why look-ups fail, for the operator: one line on standard error at most every 10 s (the
+// counters say how many; endpoint_unreachable says when an endpoint's circuit opens).
+void FileReputation::note_failure(const BatchOutcome& o) {
+  ++failed_since_note_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_note_) return;
+  next_note_ = now + std::chrono::seconds(10);
+  std::fprintf(stderr, "sluiced: reputation look-up failed (%s, %llu in the last period): %s\n",
+               std::string(records::lookup_error_name(o.error)).c_str(),
+               static_cast<unsigned long long>(failed_since_note_), o.detail.c_str());
+  failed_since_note_ = 0;
 }
 
 void FileReputation::poll() {
@@ -73,8 +93,8 @@ void FileReputation::poll() {
 Json FileReputation::stats() const {
   if (!cache_) return Json();
   Json j;
-  if (service_) {
-    const ReputationStats& s = service_->stats();
+  if (service_ || stopped_) {
+    const ReputationStats& s = service_ ? service_->stats() : final_stats_;
     Json errors = Json::object();
     for (unsigned e = 1; e < records::kLookupErrors; ++e)
       errors[std::string(records::lookup_error_name(static_cast<records::LookupError>(e)))] = s.errors[e];
@@ -85,8 +105,7 @@ Json FileReputation::stats() const {
   j["cache"] = {{"entries", cache_->size()}, {"capacity", cache_->capacity()}, {"evictions", cache_->evictions()},
                 {"saves", saves_}, {"save_failures", save_failures_}};
   Json endpoints = Json::array();
-  if (client_)
-    for (const auto& e : client_->status())
+  for (const auto& e : client_ && !stopped_ ? client_->status() : final_status_)
       endpoints.push_back({{"name", e.name}, {"kind", e.kind}, {"reachable", e.reachable},
                            {"circuit_open", e.circuit_open}, {"requests", e.requests}, {"failures", e.failures},
                            {"timeouts", e.timeouts}, {"rate_limited", e.rate_limited},
@@ -130,8 +149,13 @@ void FileReputation::save_now() {
 }
 
 void FileReputation::stop() {
+  if (stopped_ || !service_) return;
+  // What the exit `stats` event reports.
+  final_stats_ = service_->stats();
+  final_status_ = client_->status();
+  stopped_ = true;
   service_.reset();  // first: its callbacks at the client then find it gone
-  if (client_) client_->stop();
+  client_->stop();
 }
 
 }  // namespace sluice::control

@@ -8,6 +8,7 @@
 // from extraction alone.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -59,7 +60,13 @@ class FileReputation {
   std::string summary_;
   std::function<void(const Alert&)> alert_;
   std::vector<bool> reachable_;
+  void note_failure(const BatchOutcome& o);
   uint64_t saves_ = 0, save_failures_ = 0;
+  uint64_t failed_since_note_ = 0;
+  std::chrono::steady_clock::time_point next_note_{};
+  bool stopped_ = false;
+  ReputationStats final_stats_;
+  std::vector<ReputationClient::EndpointStatus> final_status_;
   std::shared_ptr<bool> saving_ = std::make_shared<bool>(false);  // a pool save is queued or running
 };
 

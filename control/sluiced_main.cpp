@@ -5,6 +5,7 @@
 //   sluiced --replay IN.pcap [--replay-out OUT.pcap] [--events EVENTS.json] [--config FILE] [-- EAL args]
 //   sluiced --config FILE [--events EVENTS.json] [-- EAL args]
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -196,24 +197,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
   });
 
-  // Every lcore answers the control channel before the loop starts, and takes its first
-  // configuration snapshot (generation 1). An lcore that does not answer in 2 s is an alert (a
-  // replay may already have ended: its lcores have exited, which is not one).
-  auto check_lcores = [&](dataplane::Request rq, const char* what) {
-    const auto results = dp->channels().call_all(rq, std::chrono::steady_clock::now() + std::chrono::seconds(2));
-    for (std::size_t k = 0; k < results.size(); ++k)
-      if (results[k].status != dataplane::CallStatus::ok && !dp->finished()) {
-        control::Alert a{"lcore_unresponsive", control::Severity::critical,
-                         "lcore channel " + std::to_string(k) + " did not answer " + what + " within 2 s", std::nullopt, ""};
-        events->write("alert", control::alert_body(a));
-        std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
-      }
-  };
-  check_lcores(dataplane::make_request(dataplane::RequestType::ping, dataplane::Ping{1}), "a ping");
-  check_lcores(dataplane::snapshot_request(std::make_shared<const dataplane::LcoreSnapshot>(
-                   dataplane::LcoreSnapshot{1, cfg.dataplane.verdicts.policy})),
-               "its configuration snapshot");
-
   // Records are rendered on the loop into a batch; the batch is written by the ordered pool.
   control::EventRenderer renderer;
   {
@@ -307,10 +290,23 @@ int main(int argc, char** argv) {
     if (reputation.enabled()) body["reputation"] = reputation.stats();
     return body;
   };
-  // A configuration snapshot sent by a reload and not yet acknowledged by every lcore.
-  uint64_t generation = 1;
+  // A configuration snapshot not yet acknowledged by every lcore: generation 1 at start (every
+  // lcore proves it answers its control channel), then one per reload. The loop never waits for
+  // the answers: the 100 ms timer below collects them, and an lcore silent for 2 s is an alert (a
+  // replay may already have ended: its lcores have exited, which is not one).
+  uint64_t generation = 0;
   std::vector<bool> snapshot_answered;
   std::chrono::steady_clock::time_point snapshot_deadline{};
+  auto send_snapshot = [&] {
+    ++generation;
+    // The actions (actions.*) travel in the snapshot.
+    auto rq = dataplane::snapshot_request(std::make_shared<const dataplane::LcoreSnapshot>(
+        dataplane::LcoreSnapshot{generation, cfg.dataplane.verdicts.policy}));
+    dp->channels().broadcast(rq);
+    snapshot_answered.assign(dp->channels().lcores(), false);
+    snapshot_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  };
+  send_snapshot();
   loop.every(std::chrono::milliseconds(100), [&] {
     const auto now = std::chrono::steady_clock::now();
     if (cfg.stats_interval_s && now >= next_stats) {
@@ -322,7 +318,8 @@ int main(int argc, char** argv) {
       if (rs.type == dataplane::RequestType::config_snapshot && lcore < snapshot_answered.size())
         snapshot_answered[lcore] = true;
     });
-    if (!snapshot_answered.empty() && now >= snapshot_deadline) {
+    if (!snapshot_answered.empty() &&
+        (now >= snapshot_deadline || std::all_of(snapshot_answered.begin(), snapshot_answered.end(), [](bool b) { return b; }))) {
       for (std::size_t k = 0; k < snapshot_answered.size(); ++k)
         if (!snapshot_answered[k] && !dp->finished()) {
           control::Alert a{"lcore_unresponsive", control::Severity::critical,
@@ -369,13 +366,7 @@ int main(int argc, char** argv) {
         });
       }
     }
-    ++generation;
-    // The actions (actions.*) travel in the snapshot.
-    auto rq = dataplane::snapshot_request(std::make_shared<const dataplane::LcoreSnapshot>(
-        dataplane::LcoreSnapshot{generation, cfg.dataplane.verdicts.policy}));
-    dp->channels().broadcast(rq);
-    snapshot_answered.assign(dp->channels().lcores(), false);
-    snapshot_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    send_snapshot();
     human = cfg.events_path == "-" ? stderr : stdout;
     std::fprintf(human, "sluiced: reloaded %s: %s\n", config_path.empty() ? "(no file)" : config_path.c_str(),
                  list.empty() ? "no change" : ("changed " + list).c_str());

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -35,7 +36,8 @@ bool exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, 
 
 }  // namespace
 
-StoreLoad load_verdict_store(const std::string& path, pipeline::VerdictCache& cache, int64_t now_ms) {
+StoreLoad load_verdict_store(const std::string& path, pipeline::VerdictCache& cache, int64_t now_ms,
+                             const std::array<unsigned, 4>& max_ttl_s) {
   StoreLoad r;
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
@@ -70,7 +72,8 @@ StoreLoad load_verdict_store(const std::string& path, pipeline::VerdictCache& ca
     const int rep = sqlite3_column_int(rows.get(), 1);
     if (rep < static_cast<int>(records::Reputation::clean) || rep > static_cast<int>(records::Reputation::unknown))
       return refuse("an entry's reputation is " + std::to_string(rep));
-    const int64_t expires = sqlite3_column_int64(rows.get(), 5);
+    int64_t expires = sqlite3_column_int64(rows.get(), 5);
+    if (const unsigned cap = max_ttl_s[static_cast<std::size_t>(rep)]) expires = std::min(expires, now_ms + int64_t{cap} * 1000);
     if (expires <= now_ms) {
       ++expired;
       continue;

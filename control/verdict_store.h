@@ -33,8 +33,11 @@ struct StoreLoad {
   std::string error;        // one line when something went wrong (corrupt or unreadable)
 };
 
-// A missing file is an empty store (no error).
-StoreLoad load_verdict_store(const std::string& path, pipeline::VerdictCache& cache, int64_t now_ms);
+// A missing file is an empty store (no error). `max_ttl_s[r]` (by records::Reputation; 0: no
+// bound) caps what a loaded entry keeps of its life: a TTL lowered since the file was written
+// applies to the entries in it.
+StoreLoad load_verdict_store(const std::string& path, pipeline::VerdictCache& cache, int64_t now_ms,
+                             const std::array<unsigned, 4>& max_ttl_s = {});
 
 // The cache's live entries, read on the writer's thread (the control loop).
 std::vector<StoredVerdict> snapshot_verdicts(const pipeline::VerdictCache& cache, int64_t now_ms);

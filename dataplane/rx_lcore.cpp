@@ -137,6 +137,19 @@ void expire_held(RxLcoreContext& ctx) noexcept {
   for (Released r; (r = ctx.hold->expire(now, out, kMaxBurst)).n;) settle_released(ctx, out, r);
 }
 
+// Requests from the control thread (DPDK ip_pipeline's model): a few per call.
+void poll_control(RxLcoreContext& ctx) noexcept {
+  ctx.control->poll(
+      [&ctx](const Request& rq, Response& rs) noexcept {
+        answer_control(rq, rs, *ctx.snapshot);
+        // A new snapshot's actions apply to the messages decided from now on; the previous
+        // snapshot is freed on the control thread only after this response reaches it.
+        if (rq.type == RequestType::config_snapshot && rs.status == ResponseStatus::ok && ctx.handoff)
+          ctx.handoff->set_policy(&(*ctx.snapshot)->policy);
+      },
+      8);
+}
+
 // End of input or shutdown: every flow is closed and reported, those still open with `reason`.
 // Events wait for room in the ring (the control thread drains it until this lcore has exited)
 // instead of being dropped, until the control thread sets abort_flush (the stop deadline): then
@@ -146,8 +159,17 @@ void flush(RxLcoreContext& ctx, records::FlowEndReason reason) noexcept {
   if (!ctx.reasm) return;
   ctx.events->set_flushing(true, ctx.abort_flush);
   ctx.reasm->flush_all(ctx.table->replay ? ctx.now_us : wall_clock_us(), reason, ctx.abort_flush);
-  // Every message's attachments are with the workers now: wait for their results.
-  if (ctx.handoff) ctx.handoff->drain(*ctx.abort_flush);
+  // Every message's attachments are with the workers now: wait for their results and look-up
+  // answers, answering the control channel meanwhile (a replay shorter than sluiced's start-up
+  // ends here before the first snapshot arrives).
+  if (ctx.handoff) {
+    while (ctx.handoff->pending() && !ctx.abort_flush->load(std::memory_order_relaxed)) {
+      ctx.handoff->poll();
+      poll_control(ctx);
+      rte_pause();
+    }
+    ctx.handoff->drain(*ctx.abort_flush);  // what is left when aborted
+  }
   ctx.events->set_flushing(false, nullptr);
   // Nothing decides a held frame any more: it leaves as at its deadline.
   rte_mbuf* out[kMaxBurst];
@@ -190,18 +212,6 @@ uint16_t dispatch(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16
   return kept;
 }
 
-// Requests from the control thread (DPDK ip_pipeline's model): a few per call.
-void poll_control(RxLcoreContext& ctx) noexcept {
-  ctx.control->poll(
-      [&ctx](const Request& rq, Response& rs) noexcept {
-        answer_control(rq, rs, *ctx.snapshot);
-        // A new snapshot's actions apply to the messages decided from now on; the previous
-        // snapshot is freed on the control thread only after this response reaches it.
-        if (rq.type == RequestType::config_snapshot && rs.status == ResponseStatus::ok && ctx.handoff)
-          ctx.handoff->set_policy(&(*ctx.snapshot)->policy);
-      },
-      8);
-}
 
 // Groups a run of frames by input port (mbuf->port holds the DPDK port id) and processes each run.
 void process_inbound(RxLcoreContext& ctx, rte_mbuf** pkts, unsigned n) {

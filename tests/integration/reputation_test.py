@@ -248,8 +248,10 @@ class Reputation(unittest.TestCase):
         self.fault_run(self.cloud(), "service_unavailable", status=503)
 
     def test_fault_429(self):
-        self.fault_run(self.cloud(), "rate_limited", "reject", "actions:\n  lookup_error: {rate_limited: reject}\n",
-                       status=429)
+        # sluice-cloud's own quota: one request a minute per key, spent before the replay.
+        c = self.cloud(quota_per_minute=1)
+        c.lookup([sha(b"spend the quota")])
+        self.fault_run(c, "rate_limited", "reject", "actions:\n  lookup_error: {rate_limited: reject}\n")
 
     def test_fault_connection_closed_mid_answer(self):
         self.fault_run(self.cloud(), "service_unavailable", close="mid_answer")
@@ -262,8 +264,13 @@ class Reputation(unittest.TestCase):
 
     def test_fault_untrusted_certificate(self):
         c = self.cloud(tls=True)
-        ev = self.fault_run(c, "service_unavailable")  # no ca_file: the system's CAs do not know it
-        self.assertIn("certificate", ev.result.stderr + json.dumps(ev.of("alert")))
+        # No ca_file: the system's CAs do not know it. One failure opens the circuit: the alert says why.
+        ev = self.fault_run(c, "service_unavailable", endpoint_extra=", breaker_failures: 1")
+        self.assertIn("certificate verify failed", ev.result.stderr)
+        alerts = [a["alert"] for a in ev.of("alert")]
+        self.assertEqual([(a["type"], a["endpoint"], a["severity"]) for a in alerts],
+                         [("endpoint_unreachable", "lab", "critical")])
+        self.assertIn("certificate", alerts[0]["message"])
 
     def test_tls_with_the_ca_file_and_the_right_pin_works_and_a_wrong_pin_fails(self):
         c = self.cloud(tls=True)
