@@ -59,7 +59,7 @@ enum class RequestType : uint16_t {
   ping = 1,             // liveness (Ping: the payload comes back as sent unless the handler sets it)
   config_snapshot = 2,  // swap in a new immutable configuration (SnapshotPayload, see above)
   message_verdict = 3,  // the verdict of a held message (MessageVerdict)
-  cache_update = 4,     // a verdict cache entry (CacheUpdate)
+  cache_update = 4,     // not sent: the verdict cache is shared memory with one writer (pipeline/verdict_cache.h)
   // 5..: free. Keep values stable: they appear in counters and logs.
 };
 

@@ -11,7 +11,11 @@ pointing at it, and the `file` and `verdict` events checked against what the tes
 - faults of the real service: stopped, slow past the timeout, 5xx, 429, connection closed
   mid-answer, malformed and oversized JSON, an untrusted certificate, a wrong pinned key: each gives
   the documented `lookup_error`, the verdict `unscannable` with that reason and its configured
-  action, and sluiced exits cleanly.
+  action, and sluiced exits cleanly;
+- VirusTotal (tests/lib/vt_double.py: the real API's response shapes; the service itself is out
+  of reach here) as the fail-over endpoint: threshold, threat label, 404 = unknown, quota;
+- a replay faster than the answers: sluiced stops reading the capture while half its message
+  records wait, so no file becomes `overload`.
 """
 import base64
 import email.policy
@@ -67,7 +71,7 @@ def frames_of(messages):
         msg.set_content("see attached\n")
         for name, data in attachments:
             msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-        conv = tcpgen.Conversation(client=f"198.51.100.{i + 1}", server="192.0.2.25", cport=40000 + i)
+        conv = tcpgen.Conversation(client=f"198.51.{100 + i // 250}.{i % 250 + 1}", server="192.0.2.25", cport=40000 + i)
         frames += tcpgen.smtp_session(conv, [(f"s{i}@example.org", ["inbox@example.net"], msg.as_bytes())]).frames
     return frames
 
@@ -284,6 +288,62 @@ class Reputation(unittest.TestCase):
         self.assertEqual(self.files(good, 0)[0]["reputation"], "malicious")
         wrong = base64.b64encode(b"\0" * 32).decode()
         self.fault_run(c, "service_unavailable", endpoint_extra=f", ca_file: {c.ca_file}, pin_sha256: '{wrong}'")
+
+
+    def test_a_fast_replay_waits_for_slow_answers(self):
+        c = self.cloud()
+        c.faults(delay_ms=30)  # every batch takes 30 ms; the capture holds 300 messages
+        frames = frames_of([(i, [(f"f{i}.bin", os.urandom(100))]) for i in range(300)])
+        ev = self.replay(frames, config(c, "workers: {max_pending_messages: 8}\n").replace(
+            "reputation:\n", "reputation:\n  batch_wait_ms: 1\n"), name="slow", timeout=300)
+        files = ev.of("file")
+        self.assertEqual(len(files), 300)
+        self.assertEqual([f for f in files if f["file"].get("unscannable") or f["file"].get("lookup_error")], [])
+        self.assertEqual({f["file"]["reputation"] for f in files}, {"unknown"})
+        self.assertEqual(len(ev.of("verdict")), 300)
+        self.assertEqual(ev.stats["lcores"][0]["handoff"]["overload"], 0)
+
+    # ---- VirusTotal (a test double serving the real API's response shapes) and fail-over ----
+
+    def vt_double(self):
+        proc = subprocess.Popen(["/usr/bin/python3", os.path.join(sluiced.REPO, "tests", "lib", "vt_double.py"),
+                                 "--listen", "127.0.0.1:0", "--api-key", "vt-key"], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.terminate)
+        line = proc.stdout.readline().strip()
+        self.assertTrue(line.startswith("vt-double: listening on "), line)
+        return line.split()[-1]
+
+    def vt_put(self, url, path, body):
+        import urllib.request
+        rq = urllib.request.Request(url + path, json.dumps(body).encode(), method="PUT")
+        urllib.request.urlopen(rq).read()
+
+    def test_virustotal_as_a_fail_over_endpoint(self):
+        vt = self.vt_double()
+        known, clean, unseen = b"vt knows this one" * 10, b"vt says harmless" * 10, b"vt never saw it" * 10
+        self.vt_put(vt, "/_double/files/" + sha(known), {"malicious": 12, "undetected": 50, "label": "trojan.test/vt"})
+        self.vt_put(vt, "/_double/files/" + sha(clean), {"malicious": 1, "harmless": 3, "undetected": 60})
+        c = self.cloud()
+        c.stop()  # the first endpoint is down: every look-up fails over to VirusTotal
+        cfg = (f"reputation:\n  endpoints:\n"
+               f"    - {{name: lab, kind: sluice, url: '{c.url}', api_key: test-key, retries: 0}}\n"
+               f"    - {{name: vt, kind: virustotal, url: '{vt}', api_key: vt-key, vt_malicious_threshold: 3}}\n")
+        ev = self.replay(frames_of([(0, [("k.exe", known)]), (1, [("c.txt", clean)]), (2, [("u.bin", unseen)])]), cfg)
+        f0, f1, f2 = (self.files(ev, i)[0] for i in range(3))
+        self.assertEqual((f0["reputation"], f0["threat_name"], f0["verdict_source"], f0["upload_wanted"]),
+                         ("malicious", "trojan.test/vt", "vt", False))
+        self.assertEqual((f1["reputation"], f1["verdict_source"]), ("clean", "vt"))  # 1 engine: under the threshold
+        self.assertEqual((f2["reputation"], f2["upload_wanted"]), ("unknown", False))  # 404: never uploads
+        self.assertEqual(self.verdicts(ev)[0]["disposition"], "malicious")
+        # VirusTotal's quota answer: rate_limited when every endpoint tried said 429; with the first
+        # endpoint down as well, the look-up failed for more than the quota: service_unavailable.
+        self.vt_put(vt, "/_double/mode", {"mode": "quota"})
+        ev = self.replay(frames_of([(0, [("q.bin", os.urandom(64))])]), cfg, name="quota_mixed")
+        self.assertEqual(self.files(ev, 0)[0]["lookup_error"], "service_unavailable")
+        vt_only = f"reputation:\n  endpoints:\n    - {{name: vt, kind: virustotal, url: '{vt}', api_key: vt-key}}\n"
+        ev = self.replay(frames_of([(0, [("q.bin", os.urandom(64))])]), vt_only, name="quota")
+        self.assertEqual(self.files(ev, 0)[0]["lookup_error"], "rate_limited")
 
 
 if __name__ == "__main__":

@@ -397,6 +397,7 @@ reputation:
     - name: vt
       kind: virustotal
       url: https://www.virustotal.com
+      api_key: VT
       vt_malicious_threshold: 5
   budget_ms: 1500
   cache: {max_entries: 1000, ttl_clean_s: 60, persist: true}
