@@ -131,6 +131,10 @@ struct Reassembler::Impl {
   ReassemblyStats stats{};
   int64_t now = 0;
   FrameStep step;  // of the frame being processed (on_packet)
+  // The flow of the frame being processed (on_tcp), nullptr outside: only the end of one of its
+  // messages can hold the frame. Messages of other flows that end meanwhile (an emergency expiry
+  // run for this frame) end at expiry, which holds nothing (message_observer.h).
+  const Flow* frame_flow = nullptr;
   records::MessageRecord message_rec;  // filled per event, then copied by the sink
   records::FlowRecord flow_rec;
 
@@ -299,7 +303,7 @@ struct SmtpFlow final : SmtpCallbacks {
     if (observer) {
       observer->end(status == SmtpMessageStatus::complete, current.sha256, r->message_context(flow, current.index));
       observer->summary(current.observer_summary);
-      if (observer->hold_end()) r->step = FrameStep{NextStep::hold, current.index, flow->flow_id};
+      if (observer->hold_end() && flow == r->frame_flow) r->step = FrameStep{NextStep::hold, current.index, flow->flow_id};
     }
     if (status == SmtpMessageStatus::aborted) {  // no final reply will come
       r->emit_smtp(*this, current, 0);
@@ -511,6 +515,7 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
   bool from_client = true;
   Flow* f = lookup(info, from_client);
   if (!f) return;
+  frame_flow = f;
   const int dir = from_client ? kToServer : kToClient;
   ++f->packets[dir];
   f->bytes[dir] += info.ip_end - info.l3_offset;
@@ -707,12 +712,14 @@ FrameStep Reassembler::on_packet(const PacketInfo& info, const uint8_t* frame, i
     if (decode_ip(whole, whole_len, inner) == DecodeStatus::ok && inner.tcp && !inner.fragment && wants(inner)) {
       ++d.stats.packets;
       d.on_tcp(inner, whole);
+      d.frame_flow = nullptr;
     }
     return d.step;
   }
   if (!info.tcp) return d.step;
   ++d.stats.packets;
   d.on_tcp(info, frame);
+  d.frame_flow = nullptr;
   return d.step;
 }
 

@@ -24,163 +24,19 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "control/event_render.h"
 #include "reassembly/packet_decode.h"
 #include "reassembly/reassembler.h"
+#include "tests/fuzz/event_lines.h"
+#include "tests/fuzz/tcp_frames.h"
 
 using namespace sluice::reassembly;
+using namespace sluice::fuzz;
 
 namespace {
-
-[[noreturn]] void fail(const char* what, std::string_view line = {}) {
-  std::fprintf(stderr, "reassembler_fuzz: invariant violated: %s\n", what);
-  if (!line.empty()) std::fprintf(stderr, "line: %.*s\n", static_cast<int>(line.size()), line.data());
-  std::abort();
-}
-
-// Every record is rendered as the control side renders it, and the line checked.
-class CheckingOutput final : public sluice::records::RecordSink {
- public:
-  uint64_t events = 0;
-  sluice::control::EventRenderer renderer;
-  // SLUICE_FUZZ_PRINT=1: every event on standard error (to look at what an input does).
-  const bool print_ = std::getenv("SLUICE_FUZZ_PRINT") != nullptr;
-  void emit(const void* record, std::size_t size) noexcept override {
-    const std::string_view line = renderer.render(record, size);
-    ++events;
-    if (print_) std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
-    if (line.empty()) fail("empty event line");
-    if (line.find('\n') != std::string_view::npos) fail("newline inside an event line", line);
-    if (line.front() != '{' || line.back() != '}') fail("event is not an object", line);
-    const auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
-    if (j.is_discarded()) fail("event is not valid JSON", line);
-    if (!j.is_object()) fail("event is not an object", line);
-    const auto type = j.find("event_type");
-    if (type == j.end() || !type->is_string()) fail("event without event_type", line);
-    const auto ts = j.find("timestamp");
-    if (ts == j.end() || !ts->is_string()) fail("event without timestamp", line);
-    if (j.find(type->get<std::string>()) == j.end()) fail("event without the object named by its type", line);
-  }
-};
-
-// A cursor over the fuzz input: reads past the end return zeros.
-struct Input {
-  const uint8_t* p;
-  std::size_t n;
-  std::size_t i = 0;
-  bool done() const { return i >= n; }
-  uint8_t u8() { return i < n ? p[i++] : 0; }
-  uint32_t u32() {
-    uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) v = (v << 8) | u8();
-    return v;
-  }
-  std::size_t take(std::size_t want, const uint8_t*& out) {
-    const std::size_t got = std::min(want, n - std::min(i, n));
-    out = p + std::min(i, n);
-    i += got;
-    return got;
-  }
-};
-
-struct FlowState {
-  uint8_t ip_version;
-  uint16_t client_port;
-  uint16_t server_port;
-  uint32_t next[2];   // next sequence number each direction sends (0 client, 1 server)
-  uint16_t ip_id = 1;
-};
-
-void put16(std::vector<uint8_t>& v, std::size_t at, uint16_t x) {
-  v[at] = static_cast<uint8_t>(x >> 8);
-  v[at + 1] = static_cast<uint8_t>(x);
-}
-void put32(std::vector<uint8_t>& v, std::size_t at, uint32_t x) {
-  put16(v, at, static_cast<uint16_t>(x >> 16));
-  put16(v, at + 2, static_cast<uint16_t>(x));
-}
-
-void addresses(const FlowState& f, int flow, bool to_server, uint8_t* src, uint8_t* dst) {
-  uint8_t client[16] = {}, server[16] = {};
-  if (f.ip_version == 4) {
-    const uint8_t c[4] = {10, 0, 0, static_cast<uint8_t>(1 + flow)}, s[4] = {10, 0, 1, 1};
-    std::memcpy(client, c, 4);
-    std::memcpy(server, s, 4);
-  } else {
-    client[0] = 0xfd;
-    client[15] = static_cast<uint8_t>(1 + flow);
-    server[0] = 0xfd;
-    server[1] = 1;
-    server[15] = 1;
-  }
-  std::memcpy(src, to_server ? client : server, 16);
-  std::memcpy(dst, to_server ? server : client, 16);
-}
-
-// IPv4 header (20 bytes) or IPv6 header (40, plus an 8-byte fragment header when frag is set)
-// around `l4`. frag_off in bytes.
-std::vector<uint8_t> ip_packet(const FlowState& f, int flow, bool to_server, const uint8_t* l4, std::size_t l4_len,
-                               bool frag, uint16_t frag_off, bool more, uint32_t id) {
-  uint8_t src[16], dst[16];
-  addresses(f, flow, to_server, src, dst);
-  std::vector<uint8_t> ip;
-  if (f.ip_version == 4) {
-    ip.assign(20 + l4_len, 0);
-    ip[0] = 0x45;
-    put16(ip, 2, static_cast<uint16_t>(20 + l4_len));
-    put16(ip, 4, static_cast<uint16_t>(id));
-    uint16_t ff = frag ? static_cast<uint16_t>(((frag_off / 8) & 0x1fff) | (more ? 0x2000 : 0)) : 0x4000;
-    put16(ip, 6, ff);
-    ip[8] = 64;
-    ip[9] = 6;
-    std::memcpy(&ip[12], src, 4);
-    std::memcpy(&ip[16], dst, 4);
-    if (l4_len) std::memcpy(&ip[20], l4, l4_len);
-  } else {
-    const std::size_t ext = frag ? 8 : 0;
-    ip.assign(40 + ext + l4_len, 0);
-    ip[0] = 0x60;
-    put16(ip, 4, static_cast<uint16_t>(ext + l4_len));
-    ip[6] = frag ? 44 : 6;
-    ip[7] = 64;
-    std::memcpy(&ip[8], src, 16);
-    std::memcpy(&ip[24], dst, 16);
-    if (frag) {
-      ip[40] = 6;
-      put16(ip, 42, static_cast<uint16_t>((frag_off & 0xfff8) | (more ? 1 : 0)));
-      put32(ip, 44, id);
-    }
-    if (l4_len) std::memcpy(&ip[40 + ext], l4, l4_len);
-  }
-  return ip;
-}
-
-std::vector<uint8_t> ethernet(const FlowState& f, const std::vector<uint8_t>& ip, bool vlan, std::size_t padding) {
-  std::vector<uint8_t> fr(14 + (vlan ? 4 : 0), 0);
-  fr[0] = 0x02;
-  fr[6] = 0x02;
-  fr[11] = 1;
-  std::size_t at = 12;
-  if (vlan) {
-    put16(fr, at, 0x8100);
-    put16(fr, at + 2, 7);
-    at += 4;
-  }
-  put16(fr, at, f.ip_version == 4 ? 0x0800 : 0x86dd);
-  fr.insert(fr.end(), ip.begin(), ip.end());
-  if (fr.size() < 60) fr.resize(60, 0);  // minimum frame: the padding is not payload
-  fr.resize(fr.size() + padding, 0xee);
-  return fr;
-}
 
 class Harness {
  public:
@@ -209,6 +65,7 @@ class Harness {
     for (int k = 0; k < 6; ++k) {
       FlowState& f = flows_[k];
       f.ip_version = k % 3 == 2 ? 6 : 4;
+      f.client_host = static_cast<uint8_t>(1 + k);
       f.client_port = static_cast<uint16_t>(40000 + k);
       f.server_port = k == 4 ? 587 : k == 5 ? 465 : 25;
       f.next[0] = 1000u * (k + 1);
@@ -275,31 +132,13 @@ class Harness {
     const std::size_t len = in.take(want, payload);
     const bool options = op & 8;
 
-    std::vector<uint8_t> l4(20 + (options ? 12 : 0) + len, 0);
-    put16(l4, 0, to_server ? f.client_port : f.server_port);
-    put16(l4, 2, to_server ? f.server_port : f.client_port);
-    put32(l4, 4, seq);
-    put32(l4, 8, ack);
-    l4[12] = static_cast<uint8_t>(((options ? 8 : 5) << 4));
-    l4[13] = flags;
-    put16(l4, 14, 65535);
-    if (options) {
-      l4[20] = 1;  // NOP, NOP, timestamp
-      l4[21] = 1;
-      l4[22] = 8;
-      l4[23] = 10;
-    }
-    if (len) std::memcpy(&l4[l4.size() - len], payload, len);
-
-    // The sender's next sequence number follows what it just sent (holes stay holes; a
-    // retransmission does not move it back).
-    const uint32_t end = seq + static_cast<uint32_t>(len) + ((flags & 0x02) ? 1 : 0) + ((flags & 0x01) ? 1 : 0);
-    if (static_cast<int32_t>(end - f.next[dir]) > 0) f.next[dir] = end;
+    const std::vector<uint8_t> l4 = tcp_segment(f, to_server, seq, ack, flags, options, payload, len);
+    advance(f, dir, seq, len, flags);
 
     const bool vlan = sel & 0x80;
     const std::size_t padding = op & 0x20 ? 7 : 0;
     if (kind != 2) {
-      std::vector<uint8_t> fr = ethernet(f, ip_packet(f, flow, to_server, l4.data(), l4.size(), false, 0, false, 0), vlan, padding);
+      std::vector<uint8_t> fr = ethernet(f, ip_packet(f, to_server, l4.data(), l4.size()), vlan, padding);
       if (kind == 1) {
         const unsigned n = in.u8() & 3;
         for (unsigned k = 0; k <= n; ++k) {
@@ -311,10 +150,10 @@ class Harness {
       feed(fr);
       return;
     }
-    fragments(f, flow, to_server, l4, ctl, vlan);
+    fragments(f, to_server, l4, ctl, vlan);
   }
 
-  void fragments(FlowState& f, int flow, bool to_server, const std::vector<uint8_t>& l4, uint8_t ctl, bool vlan) {
+  void fragments(FlowState& f, bool to_server, const std::vector<uint8_t>& l4, uint8_t ctl, bool vlan) {
     const std::size_t pieces = (ctl & 3) + 1;
     const uint32_t id = f.ip_id++;
     // Cut points at multiples of 8 (IP fragment offsets are in 8-byte units), one odd when asked.
@@ -338,10 +177,10 @@ class Harness {
     for (auto& b : altered) b ^= 0x5a;
     for (std::size_t k = 0; k < ps.size(); ++k) {
       const Piece& p = ps[k];
-      feed(ethernet(f, ip_packet(f, flow, to_server, l4.data() + p.off, p.len, true, static_cast<uint16_t>(p.off), p.more, id), vlan, 0));
+      feed(ethernet(f, ip_packet(f, to_server, l4.data() + p.off, p.len, true, static_cast<uint16_t>(p.off), p.more, id), vlan, 0));
       if ((ctl & 8) && k == 0) {
         const uint8_t* src = (ctl & 0x10) ? altered.data() : l4.data();
-        feed(ethernet(f, ip_packet(f, flow, to_server, src + p.off, p.len, true, static_cast<uint16_t>(p.off), p.more, id), vlan, 0));
+        feed(ethernet(f, ip_packet(f, to_server, src + p.off, p.len, true, static_cast<uint16_t>(p.off), p.more, id), vlan, 0));
       }
     }
   }
@@ -359,7 +198,7 @@ class Harness {
     reasm_->on_packet(info, buf.get(), now_);
   }
 
-  CheckingOutput out_;
+  RenderedEvents out_;
   std::unique_ptr<Reassembler> reasm_;
   FlowState flows_[6];
   int64_t now_ = 1700000000LL * 1000000;

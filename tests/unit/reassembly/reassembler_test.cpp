@@ -515,6 +515,36 @@ TEST(FlowPressure, UntrackedConnectionsFollowThePolicy) {
   }
 }
 
+// Found by flow_table_fuzz: a frame whose flow needed the last session slot ran the emergency
+// expiry, which ended another flow's half-received message; that observer asked for a hold, and
+// the frame (of another connection, here a greeting) came back as `hold` for the expired message.
+// An end reached at expiry holds nothing (message_observer.h): the frame is forwarded.
+TEST(FlowPressure, EmergencyExpiryHoldsNoFrameOfAnotherFlow) {
+  Collect out;
+  HoldingFactory factory(true);
+  ReassemblyConfig c = small_config();
+  c.max_sessions = 1;
+  c.emergency_idle_timeout_s = 10;
+  c.observers = &factory;
+  Reassembler r(c, out, 0);
+  Conversation idle(r, 50000, 66);
+  open_data(idle);
+  idle.client(tcp_flags::ack | tcp_flags::psh, "Subject: cut\r\n\r\nhalf a mail");
+  Conversation next(r, 40000, 1);
+  next.now = idle.now + 20 * 1000000;  // past the emergency idle timeout, under the idle one
+  next.client(tcp_flags::syn);
+  next.server(tcp_flags::syn | tcp_flags::ack);
+  next.client(tcp_flags::ack);
+  next.server(tcp_flags::ack | tcp_flags::psh, "220 mx ESMTP\r\n");  // needs the slot
+  EXPECT_EQ(next.last_step.step, NextStep::forward);
+  EXPECT_EQ(r.stats().emergency_entered, 1u);
+  EXPECT_EQ(r.stats().sessions_pool_full, 0u);
+  const auto smtp = events_of(out, "smtp");
+  ASSERT_EQ(smtp.size(), 1u);
+  EXPECT_EQ(smtp[0]["smtp"]["status"], "incomplete");
+  EXPECT_EQ(smtp[0]["src_port"], 50000);
+}
+
 // TCP like the receiver (issue 10), through the whole stage.
 TEST(LikeTheReceiver, OnlyAnExactResetEndsTheSession) {
   Collect out;
