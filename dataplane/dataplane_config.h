@@ -51,6 +51,8 @@ struct WorkerConfig {
   unsigned result_ring_size;  // per worker -> RX lcore ring (power of two)
   pipeline::WorkerLimits limits;    // per worker: in flight, typing head, archives
   pipeline::HandoffLimits handoff;  // per RX lcore: records waiting for results, back-pressure
+  unsigned sample_blocks = 0;       // per worker: 64 KiB blocks kept for analysis samples (0: none;
+                                    // set from analysis.sample_memory_mb when analysis is configured)
 };
 
 // Frames held until their message is decided (hold_queue.h, DESIGN.md section 5).

@@ -19,6 +19,7 @@
 #include "dataplane/dataplane.h"
 #include "dataplane/hold_queue.h"
 #include "dataplane/lcore_context.h"
+#include "dataplane/sample_pool.h"
 #include "dataplane/worker_rings.h"
 #include "pipeline/message_inspector.h"
 
@@ -31,6 +32,7 @@ struct Dataplane::Impl {
   WorkerTable workers{};
   WorkerLcoreContext* worker_lcores = nullptr;  // workers.n_workers contexts
   std::vector<std::unique_ptr<pipeline::AttachmentWorker>> attachment_workers;
+  std::vector<std::unique_ptr<MempoolSampleBlocks>> sample_pools;  // per worker (or RX lcore doing the work)
   std::vector<std::unique_ptr<pipeline::ChunkChannel>> channels;  // per RX lcore
   std::vector<std::unique_ptr<pipeline::AttachmentHandoff>> handoffs;  // per RX lcore
   std::unique_ptr<pipeline::MimeBodyScan> body_scan;  // mime.body_scan: hyperscan (compiled here, at start)

@@ -3,6 +3,8 @@
 // the message inspectors, its reassembly stage, its hold queue; and the control channels of every lcore.
 #include "dataplane/dataplane_impl.h"
 
+#include <rte_lcore.h>
+
 #include <exception>
 
 namespace sluice::dataplane {
@@ -17,7 +19,15 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
       channels.push_back(std::make_unique<RingChannel>(workers, i));
       handoffs.push_back(std::make_unique<pipeline::AttachmentHandoff>(c.workers.handoff, *channels.back(), *outputs.back(), i));
     } else {
-      auto local = std::make_unique<pipeline::LocalChannel>(c.workers.limits);
+      pipeline::SampleBlocks* samples = nullptr;
+      if (c.workers.sample_blocks) {
+        auto pool = MempoolSampleBlocks::create("sluice_samples_rx" + std::to_string(i), c.workers.sample_blocks,
+                                                static_cast<int>(rte_socket_id()), error);
+        if (!pool) return false;
+        samples = pool.get();
+        sample_pools.push_back(std::move(pool));
+      }
+      auto local = std::make_unique<pipeline::LocalChannel>(c.workers.limits, 64, samples);
       handoffs.push_back(std::make_unique<pipeline::AttachmentHandoff>(c.workers.handoff, *local, *outputs.back(), i));
       local->set_handler(handoffs.back().get());
       channels.push_back(std::move(local));

@@ -14,18 +14,18 @@ class RingResultOutput final : public pipeline::ResultOutput {
   void put(const pipeline::WorkResult& r) noexcept override {
     const WorkerTable& t = *ctx_.table;
     const unsigned rx = pipeline::attachment_rx(r.attachment);
-    if (rx >= t.n_rx) return drop();  // not an id of this data plane: counted
+    if (rx >= t.n_rx) return drop(r);  // not an id of this data plane: counted
     void* p = nullptr;
     // Wait for room while the RX lcore runs: it frees results in every loop iteration.
     while (rte_mempool_get(t.results[ctx_.index], &p) != 0) {
-      if (t.rx_exited[rx]->load(std::memory_order_acquire)) return drop();
+      if (t.rx_exited[rx]->load(std::memory_order_acquire)) return drop(r);
       rte_pause();
     }
     *static_cast<pipeline::WorkResult*>(p) = r;
     while (rte_ring_enqueue(t.result_ring[ctx_.index][rx], p) != 0) {
       if (t.rx_exited[rx]->load(std::memory_order_acquire)) {
         rte_mempool_put(t.results[ctx_.index], p);
-        return drop();
+        return drop(r);
       }
       rte_pause();
     }
@@ -33,6 +33,10 @@ class RingResultOutput final : public pipeline::ResultOutput {
 
  private:
   void drop() noexcept { ++ctx_.counters.results_dropped; }
+  void drop(const pipeline::WorkResult& r) noexcept {
+    pipeline::release_sample(r.sample);  // the result carried the only pointer to it
+    drop();
+  }
   WorkerLcoreContext& ctx_;
 };
 

@@ -60,7 +60,14 @@ bool Dataplane::Impl::setup_workers(std::string& error) {
       workers.result_ring[j][i] = rte_ring_create(rn.c_str(), c.workers.result_ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
       if (!workers.result_ring[j][i]) return fail("workers.result_ring_size", "ring " + rn);
     }
-    attachment_workers.push_back(std::make_unique<pipeline::AttachmentWorker>(c.workers.limits));
+    pipeline::SampleBlocks* samples = nullptr;
+    if (c.workers.sample_blocks) {
+      auto pool = MempoolSampleBlocks::create("sluice_samples_" + std::to_string(j), c.workers.sample_blocks, socket, error);
+      if (!pool) return false;
+      samples = pool.get();
+      sample_pools.push_back(std::move(pool));
+    }
+    attachment_workers.push_back(std::make_unique<pipeline::AttachmentWorker>(c.workers.limits, samples));
     w.lcore_id = c.lcores.workers[j];
     w.index = j;
     w.table = &workers;

@@ -110,7 +110,9 @@ class LocalChannel final : public ChunkChannel, private ResultOutput {
  public:
   // `chunks`: partly filled chunks held at once (one per attachment written to since the last
   // poll); when they run out, the hand-off sends the partial ones, which frees them.
-  explicit LocalChannel(const WorkerLimits& limits, std::size_t chunks = 64) : worker_(limits), pool_(chunks) {}
+  // `samples`: where the worker keeps files for analysis (null: none).
+  explicit LocalChannel(const WorkerLimits& limits, std::size_t chunks = 64, SampleBlocks* samples = nullptr)
+      : worker_(limits, samples), pool_(chunks) {}
   void set_handler(ResultHandler* h) noexcept { handler_ = h; }
   unsigned workers() const noexcept override { return 1; }
   WorkChunk* alloc() noexcept override { return pool_.get(); }

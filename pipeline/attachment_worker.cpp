@@ -1,5 +1,7 @@
 #include "pipeline/attachment_worker.h"
 
+#include "pipeline/analysis_groups.h"
+
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -22,6 +24,7 @@ struct Attachment {
   EVP_MD_CTX* sha = nullptr;
   std::unique_ptr<FileTypeDetector> type;
   std::vector<uint8_t> buffer;
+  SampleWriter sample;     // its bytes for analysis, while its type may be selected
 };
 
 std::size_t put_text(char* dst, std::size_t cap, std::string_view s) noexcept {
@@ -33,8 +36,8 @@ std::size_t put_text(char* dst, std::size_t cap, std::string_view s) noexcept {
 }  // namespace
 
 struct AttachmentWorker::Impl final : ArchiveVisitor {
-  explicit Impl(const WorkerLimits& l)
-      : limits(l), slots(std::max<uint32_t>(1, l.max_in_flight)), explorer(l.archive), probe(l.type_head_bytes),
+  Impl(const WorkerLimits& l, SampleBlocks* samples)
+      : limits(l), samples(samples), slots(std::max<uint32_t>(1, l.max_in_flight)), explorer(l.archive), probe(l.type_head_bytes),
         member_type(l.type_head_bytes) {
     index_mask = 1;
     while (index_mask < 2 * slots.size()) index_mask <<= 1;
@@ -113,6 +116,7 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
     a.probed = false;
     a.size = 0;
     a.buffer.clear();
+    a.sample.begin(samples && limits.analysis_groups ? samples : nullptr, limits.max_sample_bytes);
     EVP_DigestInit_ex(a.sha, EVP_sha256(), nullptr);
     a.type->reset();
     insert(id, s);
@@ -122,6 +126,7 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
     Attachment& a = slots[s];
     erase(a.id);
     stop_buffering(a);
+    a.sample.abandon();
     a.open = false;
     free_slots.push_back(s);
   }
@@ -137,6 +142,7 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
     EVP_DigestUpdate(a.sha, p, n);
     a.type->feed(p, n);
     a.size += n;
+    if (a.sample.active()) a.sample.append(p, n);
     if (!a.buffering) return;
     if (a.buffer.size() + n > limits.max_archive_bytes || buffered + n > limits.max_buffered_bytes) {
       a.too_big = true;  // matters only if the file turns out to be an archive
@@ -156,7 +162,11 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
       a.probed = true;
       probe.reset();
       probe.feed(a.buffer.data(), limits.type_head_bytes);
-      if (!is_archive(probe.finish())) stop_buffering(a);
+      const FileType head = probe.finish();
+      // A file whose head is of no selected type keeps no sample (its final type is looked at
+      // again at its end).
+      if (a.sample.active() && !analysis_selects(limits.analysis_groups, head)) a.sample.give_up(SampleMiss::type);
+      if (!is_archive(head)) stop_buffering(a);
     }
   }
 
@@ -166,6 +176,7 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
     r.final = true;
     r.unscannable = Unscannable::overload;
     r.detail_len = static_cast<uint16_t>(put_text(r.detail, sizeof(r.detail), "worker.max_in_flight attachments already open"));
+    r.sample_miss = SampleMiss::unreadable;
     count(r);
     out.put(r);
   }
@@ -183,6 +194,8 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
     r.size = 0;
     r.name_len = 0;
     r.detail_len = 0;
+    r.sample = nullptr;
+    r.sample_miss = SampleMiss::disabled;
   }
 
   void count(const WorkResult& r) noexcept {
@@ -214,9 +227,45 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
         explore(a, out);
       }
     }
+    keep_sample(a, r);
     count(r);
     out.put(r);
     close(s);
+  }
+
+  // The attachment's sample goes with its result when its final type is selected.
+  void keep_sample(Attachment& a, WorkResult& r) noexcept {
+    if (!samples || !limits.analysis_groups) return;
+    if (r.unscannable == Unscannable::overload || !r.hashed) {
+      a.sample.give_up(SampleMiss::unreadable);
+    } else if (!analysis_selects(limits.analysis_groups, r.type)) {
+      a.sample.give_up(SampleMiss::type);
+    }
+    r.sample = a.sample.take();
+    r.sample_miss = r.sample ? SampleMiss::none : a.sample.miss();
+    note_sample(r);
+  }
+
+  void note_sample(const WorkResult& r) noexcept {
+    if (r.sample) ++stats.samples;
+    else if (r.sample_miss != SampleMiss::type && static_cast<std::size_t>(r.sample_miss) < std::size(stats.sample_misses))
+      ++stats.sample_misses[static_cast<std::size_t>(r.sample_miss)];
+  }
+
+  // A member's sample: a copy of its bytes when its type is selected.
+  void keep_member_sample(WorkResult& r, const uint8_t* data, std::size_t len) noexcept {
+    if (!samples || !limits.analysis_groups) return;
+    if (!r.hashed) {
+      r.sample_miss = SampleMiss::unreadable;
+    } else if (!analysis_selects(limits.analysis_groups, r.type)) {
+      r.sample_miss = SampleMiss::type;
+    } else {
+      member_sample.begin(samples, limits.max_sample_bytes);
+      member_sample.append(data, len);
+      r.sample = member_sample.take();
+      r.sample_miss = r.sample ? SampleMiss::none : member_sample.miss();
+    }
+    note_sample(r);
   }
 
   // Archive members: each hashed and typed; archives among them explored (ArchiveExplorer limits).
@@ -258,6 +307,7 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
       descend = m.complete && is_archive(r.type);
       if (d < kMaxDepth) std::memcpy(parent_sha[d], r.sha256, 32);
     }
+    keep_member_sample(r, data, len);
     count(r);
     output->put(r);
     return descend;
@@ -265,6 +315,8 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
 
   static constexpr uint32_t kMaxDepth = 64;
   WorkerLimits limits;
+  SampleBlocks* samples;
+  SampleWriter member_sample;
   std::vector<Attachment> slots;
   std::vector<uint32_t> free_slots;
   std::vector<uint32_t> index;
@@ -282,7 +334,8 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
   WorkerStats stats;
 };
 
-AttachmentWorker::AttachmentWorker(const WorkerLimits& limits) : impl_(std::make_unique<Impl>(limits)) {}
+AttachmentWorker::AttachmentWorker(const WorkerLimits& limits, SampleBlocks* samples)
+    : impl_(std::make_unique<Impl>(limits, samples)) {}
 AttachmentWorker::~AttachmentWorker() = default;
 void AttachmentWorker::on_chunk(const WorkChunk& c, ResultOutput& out) noexcept { impl_->on_chunk(c, out); }
 const WorkerStats& AttachmentWorker::stats() const noexcept { return impl_->stats; }

@@ -26,6 +26,10 @@ struct WorkerLimits {
                                                 // unscannable `limit_exceeded` (still hashed, typed)
   uint64_t max_buffered_bytes = 512ull << 20;   // all archive buffers of one worker together
   ArchiveLimits archive;                        // members, depth, sizes, ratio, time
+  // Samples for analysis (sample.h): files of a type in `analysis_groups` up to this size keep
+  // their bytes in the worker's sample pool (given at construction; none: nothing is kept).
+  uint64_t max_sample_bytes = 32ull << 20;
+  uint32_t analysis_groups = 0;                 // pipeline::AnalysisGroup bits
 };
 
 struct WorkerStats {
@@ -38,11 +42,14 @@ struct WorkerStats {
   uint64_t decoder_memory_refused = 0;  // archives and streams not read: their headers declare
                                         // more decoder memory than archives.max_dictionary_mb
   uint64_t unscannable[8] = {};    // per Unscannable value
+  uint64_t samples = 0;            // files whose bytes were kept for analysis
+  uint64_t sample_misses[6] = {};  // per SampleMiss: why a file of a selected type was not kept
 };
 
 class AttachmentWorker {
  public:
-  explicit AttachmentWorker(const WorkerLimits& limits);
+  // `samples`: the pool sample chains come from (null: no file is kept for analysis).
+  explicit AttachmentWorker(const WorkerLimits& limits, SampleBlocks* samples = nullptr);
   ~AttachmentWorker();
   AttachmentWorker(const AttachmentWorker&) = delete;
   AttachmentWorker& operator=(const AttachmentWorker&) = delete;

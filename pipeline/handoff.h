@@ -16,6 +16,7 @@
 
 #include "pipeline/archive.h"
 #include "pipeline/file_type.h"
+#include "pipeline/sample.h"
 
 namespace sluice::pipeline {
 
@@ -68,6 +69,9 @@ struct WorkResult {
   char name[kResultName];
   uint16_t detail_len;      // final: short reason text (which limit, libarchive's message)
   char detail[128];
+  SampleBlock* sample;      // its bytes, kept for analysis (sample.h: whoever drops the result
+                            // gives the chain back); null: see sample_miss
+  SampleMiss sample_miss;
 };
 
 // A fixed set of chunks allocated once, handed out and taken back without allocating: the pool of

@@ -103,6 +103,8 @@ uint32_t MessageRecords::file_begin(uint32_t message, const PartInfo& part, cons
   f.first_member = f.last_member = kNoRecord;
   f.members = 0;
   f.verdict = records::FileVerdict{};
+  f.sample = nullptr;
+  f.sample_miss = SampleMiss::disabled;
   f.describe(part);
   Message& m = messages_[message];
   (m.last == kNoRecord ? m.first : files_[m.last].next) = s;
@@ -150,9 +152,13 @@ void MessageRecords::free_file(uint32_t f) noexcept {
   File& file = files_[f];
   for (uint32_t k = file.first_member; k != kNoRecord;) {
     const uint32_t next = members_[k].next;
+    release_sample(members_[k].r.sample);
+    members_[k].r.sample = nullptr;
     members_.put(k);
     k = next;
   }
+  release_sample(file.sample);
+  file.sample = nullptr;
   transport_.close(f);
   file.used = false;
   files_.put(f);
@@ -165,6 +171,7 @@ void MessageRecords::on_result(const WorkResult& r) noexcept {
   const uint32_t slot = static_cast<uint32_t>(r.attachment & ((1u << kSlotBits) - 1));
   if (slot >= files_.size() || !files_[slot].used || files_[slot].id != r.attachment || files_[slot].done) {
     ++stats_.stale_results;
+    release_sample(r.sample);  // nobody will ask for it
     return;
   }
   File& f = files_[slot];
@@ -175,6 +182,7 @@ void MessageRecords::on_result(const WorkResult& r) noexcept {
       // Written at once, without a look-up: the attachment cannot be called scanned whole.
       ++stats_.members_unheld;
       write_member(r, f, messages_[f.message].ctx, nullptr, records::FileVerdict{});
+      release_sample(r.sample);
       f.members_lost = true;
       return;
     }
@@ -190,6 +198,8 @@ void MessageRecords::on_result(const WorkResult& r) noexcept {
   f.type = r.type;
   f.unscannable = r.unscannable;
   f.detail.set_keep_end(std::string_view(r.detail, r.detail_len));
+  f.sample = r.sample;
+  f.sample_miss = r.sample_miss;
   if (f.members_lost && f.unscannable == Unscannable::none) {
     f.unscannable = Unscannable::overload;
     f.detail.set("workers.max_pending_members reached: members were reported without being looked up");

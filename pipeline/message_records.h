@@ -161,6 +161,8 @@ class MessageRecords final : public AnswerHandler {
     Text<records::kDetailBytes> detail;
     uint8_t sha256[32];
     records::FileVerdict verdict;   // its look-up
+    SampleBlock* sample = nullptr;  // its bytes for analysis, while held (given back when freed)
+    SampleMiss sample_miss = SampleMiss::disabled;
 
     void describe(const PartInfo& part) noexcept;  // what the MIME headers say
   };
