@@ -82,6 +82,11 @@ void put_verdict(JsonLine& j, const FileVerdict& v, const std::vector<std::strin
     j.key("upload_wanted").boolean(v.upload_wanted);
   }
   if (v.error != LookupError::none) j.key("lookup_error").str(lookup_error_name(v.error));
+  if (v.analysis != AnalysisStatus::none) {
+    j.key("analysis").str(analysis_status_name(v.analysis));
+    j.key("upload").boolean(analysis_pending(v.analysis));
+    if (v.criterion != UploadCriterion::none) j.key("upload_criterion").str(upload_criterion_name(v.criterion));
+  }
 }
 
 std::string_view unscannable_of(uint8_t u) noexcept {
@@ -285,6 +290,7 @@ std::string_view EventRenderer::verdict(const VerdictRecord& v) noexcept {
     if (v.lookup_errors & (1u << e)) j.str(lookup_error_name(static_cast<LookupError>(e)));
   j.end_array();
   j.key("files_evaluated").num(v.files);
+  if (v.pending) j.key("pending").num(v.pending);
   if (v.reputation) {
     j.key("reputation").begin_object();
     j.key("malicious").num(v.malicious);
@@ -303,6 +309,7 @@ std::string_view EventRenderer::verdict(const VerdictRecord& v) noexcept {
     if (d.threat_name.len) j.key("threat_name").str(d.threat_name.view());
     if (d.unscannable) j.key("unscannable").str(unscannable_of(d.unscannable));
     if (d.error != LookupError::none) j.key("lookup_error").str(lookup_error_name(d.error));
+    if (d.analysis != AnalysisStatus::none) j.key("analysis").str(analysis_status_name(d.analysis));
     j.end_object();
   }
   j.end_array();
@@ -411,7 +418,10 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                      {"answers", h.answers}, {"answers_stale", h.answers_stale},
                      {"lookups_queue_full", h.lookups_queue_full}, {"lookups_expired", h.lookups_expired},
                      {"clean", h.verdicts_clean}, {"malicious", h.verdicts_malicious},
-                     {"unscannable", h.verdicts_unscannable}, {"awaiting", h.awaiting}};
+                     {"unscannable", h.verdicts_unscannable}, {"pending", h.verdicts_pending},
+                     {"analysis_asked", h.analysis_asked}, {"analysis_answers", h.analysis_answers},
+                     {"analysis_queue_full", h.analysis_queue_full}, {"analysis_expired", h.analysis_expired},
+                     {"awaiting", h.awaiting}};
     const auto& r = l.reassembly;
     lcores.push_back({{"lcore", l.lcore}, {"role", l.role},
                       {"rx_packets", l.rx_packets}, {"rx_bytes", l.rx_bytes},

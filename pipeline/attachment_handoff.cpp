@@ -123,6 +123,11 @@ HandoffStats AttachmentHandoff::stats() const noexcept {
   s.verdicts_clean = r.verdicts[static_cast<unsigned>(records::Disposition::clean)];
   s.verdicts_malicious = r.verdicts[static_cast<unsigned>(records::Disposition::malicious)];
   s.verdicts_unscannable = r.verdicts[static_cast<unsigned>(records::Disposition::unscannable)];
+  s.verdicts_pending = r.verdicts[static_cast<unsigned>(records::Disposition::pending)];
+  s.analysis_asked = r.analysis_asked;
+  s.analysis_answers = r.analysis_answers;
+  s.analysis_queue_full = r.analysis_queue_full;
+  s.analysis_expired = r.analysis_expired;
   s.awaiting = impl_->records.ended_waiting();
   return s;
 }

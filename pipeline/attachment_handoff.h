@@ -55,6 +55,11 @@ struct HandoffStats {
   uint64_t lookups_queue_full = 0;  // no room in the look-up ring: `queue_full`
   uint64_t lookups_expired = 0;   // no answer within the look-up deadline: `budget_exhausted`
   uint64_t verdicts_clean = 0, verdicts_malicious = 0, verdicts_unscannable = 0;  // messages decided
+  uint64_t verdicts_pending = 0;  // messages that went to the File Analysis quarantine
+  uint64_t analysis_asked = 0;    // upload candidates handed to the control plane
+  uint64_t analysis_answers = 0;
+  uint64_t analysis_queue_full = 0;
+  uint64_t analysis_expired = 0;
   uint64_t awaiting = 0;          // now: ended messages waiting for results or answers
 };
 

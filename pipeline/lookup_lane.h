@@ -13,7 +13,12 @@ namespace sluice::pipeline {
 
 class LookupLane final : public LookupChannel {
  public:
-  LookupLane(std::size_t requests, std::size_t answers) : requests_(requests), answers_(answers) {}
+  LookupLane(std::size_t requests, std::size_t answers, std::size_t analysis = 256)
+      : requests_(requests), answers_(answers), analysis_(analysis) {}
+  ~LookupLane() override {
+    AnalysisRequest rq;
+    while (analysis_.pop(rq)) release_sample(rq.sample);
+  }
 
   // The lcore's side.
   bool ask(const records::LookupRequest& rq) noexcept override { return requests_.push(rq); }
@@ -27,13 +32,17 @@ class LookupLane final : public LookupChannel {
     return n;
   }
 
+  bool ask_analysis(const AnalysisRequest& rq) noexcept override { return analysis_.push(rq); }
+
   // The control plane's side.
   bool pop_request(records::LookupRequest& rq) noexcept { return requests_.pop(rq); }
+  bool pop_analysis(AnalysisRequest& rq) noexcept { return analysis_.pop(rq); }
   bool push_answer(const records::LookupAnswer& a) noexcept { return answers_.push(a); }
 
  private:
   records::SpscRing<records::LookupRequest> requests_;
   records::SpscRing<records::LookupAnswer> answers_;
+  records::SpscRing<AnalysisRequest> analysis_;
 };
 
 }  // namespace sluice::pipeline

@@ -46,7 +46,8 @@ MessageRecords::MessageRecords(const HandoffLimits& l, records::RecordSink& out,
       messages_(std::max<uint32_t>(1, l.max_messages)),
       files_(file_slots(l)),
       members_(l.max_members),
-      awaiting_(messages_.size()) {}
+      lookups_due_(messages_.size()),
+      analysis_due_(messages_.size()) {}
 
 void MessageRecords::File::describe(const PartInfo& part) noexcept {
   path.set(part.path);
@@ -105,6 +106,7 @@ uint32_t MessageRecords::file_begin(uint32_t message, const PartInfo& part, cons
   f.verdict = records::FileVerdict{};
   f.sample = nullptr;
   f.sample_miss = SampleMiss::disabled;
+  f.analysis_asked = false;
   f.describe(part);
   Message& m = messages_[message];
   (m.last == kNoRecord ? m.first : files_[m.last].next) = s;
@@ -189,6 +191,7 @@ void MessageRecords::on_result(const WorkResult& r) noexcept {
     members_[k].next = kNoRecord;
     members_[k].file = slot;
     members_[k].verdict = records::FileVerdict{};
+    members_[k].analysis_asked = false;
     members_[k].r = r;
     (f.last_member == kNoRecord ? f.first_member : members_[f.last_member].next) = k;
     f.last_member = k;
@@ -263,11 +266,93 @@ void MessageRecords::decide(uint32_t m) noexcept {
     for (uint32_t k = file.first_member; k != kNoRecord; k = members_[k].next)
       if (members_[k].r.hashed) asked += look_up(ticket, kMemberItem | k, members_[k].r.sha256, members_[k].verdict, now_ms);
   }
-  if (asked == 0) return write_message(m);
-  msg.lookups = asked;
+  if (asked == 0) return after_lookups(m);
+  wait_for(m, asked, /*analysis=*/false);
+}
+
+void MessageRecords::wait_for(uint32_t m, uint32_t questions, bool analysis) noexcept {
+  Message& msg = messages_[m];
+  msg.lookups = questions;
   msg.awaiting = true;
-  msg.deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(rep_.deadline_us);
-  awaiting_[(awaiting_head_ + n_awaiting_++) % awaiting_.size()] = ticket;
+  msg.analysing = analysis;
+  msg.deadline = std::chrono::steady_clock::now() +
+                 std::chrono::microseconds(analysis ? rep_.analysis_deadline_us : rep_.deadline_us);
+  (analysis ? analysis_due_ : lookups_due_).push(ticket_of(m, msg.generation), [this, analysis](uint64_t t) {
+    const Message& x = messages_[static_cast<uint32_t>(t)];
+    return x.used && x.awaiting && x.analysing == analysis && x.generation == static_cast<uint32_t>(t >> 32);
+  });
+}
+
+namespace {
+
+records::UploadCriterion criterion_of(SampleMiss miss) noexcept {
+  switch (miss) {
+    case SampleMiss::type: return records::UploadCriterion::type;
+    case SampleMiss::size: return records::UploadCriterion::size;
+    case SampleMiss::memory: return records::UploadCriterion::memory;
+    case SampleMiss::none:
+    case SampleMiss::disabled:
+    case SampleMiss::unreadable: break;
+  }
+  return records::UploadCriterion::unreadable;
+}
+
+}  // namespace
+
+bool MessageRecords::ask_analysis(uint32_t m, uint32_t item, const Text<records::kFileNameBytes>& name,
+                                  const uint8_t* sha256, uint64_t size, FileType type, bool member,
+                                  SampleBlock*& sample, SampleMiss miss, records::FileVerdict& v, bool& asked) noexcept {
+  asked = false;
+  const bool candidate = v.reputation == records::Reputation::unknown && v.upload_wanted;
+  if (candidate && !sample) {
+    v.analysis = records::AnalysisStatus::not_sent;
+    v.criterion = criterion_of(miss);
+  } else if (candidate) {
+    AnalysisRequest rq{};
+    rq.ticket = ticket_of(m, messages_[m].generation);
+    rq.item = item;
+    rq.file_type = static_cast<uint8_t>(type);
+    rq.member = member;
+    std::memcpy(rq.sha256, sha256, 32);
+    rq.size = size;
+    rq.sample = sample;
+    rq.flow = messages_[m].ctx.flow;
+    rq.transaction = messages_[m].ctx.transaction;
+    rq.filename.set_keep_end(name.view());
+    if (rep_.channel->ask_analysis(rq)) {
+      sample = nullptr;  // the control plane's now
+      asked = true;
+      ++stats_.analysis_asked;
+      return true;
+    }
+    ++stats_.analysis_queue_full;
+    v.analysis = records::AnalysisStatus::not_sent;
+    v.criterion = records::UploadCriterion::queue_full;
+  }
+  // Not asked about: nobody needs its bytes any more.
+  release_sample(sample);
+  sample = nullptr;
+  return false;
+}
+
+void MessageRecords::after_lookups(uint32_t m) noexcept {
+  if (!rep_.analysis) return write_message(m);
+  Message& msg = messages_[m];
+  uint32_t asked = 0;
+  for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
+    File& file = files_[f];
+    asked += ask_analysis(m, f, file.filename, file.sha256, file.size, file.type, false, file.sample, file.sample_miss,
+                          file.verdict, file.analysis_asked);
+    for (uint32_t k = file.first_member; k != kNoRecord; k = members_[k].next) {
+      Member& mb = members_[k];
+      Text<records::kFileNameBytes> name;
+      name.set_keep_end(std::string_view(mb.r.name, mb.r.name_len));
+      asked += ask_analysis(m, kMemberItem | k, name, mb.r.sha256, mb.r.size, mb.r.type, true, mb.r.sample,
+                            mb.r.sample_miss, mb.verdict, mb.analysis_asked);
+    }
+  }
+  if (asked == 0) return write_message(m);
+  wait_for(m, asked, /*analysis=*/true);
 }
 
 // The verdict an answer is for: its item in message m, if that item is still what was asked.
@@ -290,49 +375,82 @@ records::FileVerdict* MessageRecords::item_verdict(uint32_t m, uint32_t item, co
 void MessageRecords::on_answer(const records::LookupAnswer& a) noexcept {
   const uint32_t m = static_cast<uint32_t>(a.ticket);
   records::FileVerdict* v = nullptr;
-  if (m < messages_.size() && messages_[m].used && messages_[m].awaiting &&
-      messages_[m].generation == static_cast<uint32_t>(a.ticket >> 32))
+  bool* asked = nullptr;
+  if (m < messages_.size() && messages_[m].used && messages_[m].awaiting && messages_[m].analysing == a.analysis &&
+      messages_[m].generation == static_cast<uint32_t>(a.ticket >> 32)) {
     v = item_verdict(m, a.item, a.sha256);
-  if (!v || v->reputation != records::Reputation::none || v->error != records::LookupError::none) {
+    if (v && a.analysis)
+      asked = (a.item & kMemberItem) ? &members_[a.item & ~kMemberItem].analysis_asked : &files_[a.item].analysis_asked;
+  }
+  const bool fresh = v && (a.analysis ? asked && *asked
+                                      : v->reputation == records::Reputation::none && v->error == records::LookupError::none);
+  if (!fresh) {
     ++stats_.answers_stale;
     return;
   }
-  ++stats_.answers;
-  *v = a.verdict;
-  if (v->reputation == records::Reputation::none && v->error == records::LookupError::none)
-    v->error = records::LookupError::service_unavailable;  // an answer must say something
   Message& msg = messages_[m];
+  if (a.analysis) {
+    ++stats_.analysis_answers;
+    *asked = false;
+    v->analysis = a.verdict.analysis == records::AnalysisStatus::none ? records::AnalysisStatus::not_sent : a.verdict.analysis;
+    v->criterion = a.verdict.criterion;
+    // Analysis may have learnt the result already (analysed before): the reputation it gives.
+    if (a.verdict.reputation != records::Reputation::none) {
+      v->reputation = a.verdict.reputation;
+      v->threat_score = a.verdict.threat_score;
+      v->threat_name = a.verdict.threat_name;
+    }
+  } else {
+    ++stats_.answers;
+    *v = a.verdict;
+    if (v->reputation == records::Reputation::none && v->error == records::LookupError::none)
+      v->error = records::LookupError::service_unavailable;  // an answer must say something
+  }
   if (--msg.lookups == 0) {
     msg.awaiting = false;
-    write_message(m);
+    a.analysis ? write_message(m) : after_lookups(m);
   }
 }
 
-// Deadlines are equal for all, so the oldest question expires first: only the head is looked at.
-// What has no answer by then is `budget_exhausted`.
+// Deadlines are equal for all of a stage, so the oldest question expires first: only the head is
+// looked at. Look-ups without an answer by then are `budget_exhausted`; analysis questions,
+// `not_sent` (`timeout`).
 void MessageRecords::expire(bool all) noexcept {
   const auto now = std::chrono::steady_clock::now();
-  while (n_awaiting_) {
-    const uint64_t t = awaiting_[awaiting_head_];
-    const uint32_t m = static_cast<uint32_t>(t);
-    Message& msg = messages_[m];
-    const bool live = msg.used && msg.awaiting && msg.generation == static_cast<uint32_t>(t >> 32);
-    if (live && !all && msg.deadline > now) return;
-    awaiting_head_ = (awaiting_head_ + 1) % awaiting_.size();
-    --n_awaiting_;
-    if (!live) continue;  // answered meanwhile
-    auto expire_one = [this](bool hashed, records::FileVerdict& v) {
-      if (!hashed || v.reputation != records::Reputation::none || v.error != records::LookupError::none) return;
-      v.error = records::LookupError::budget_exhausted;
-      ++stats_.lookups_expired;
-    };
-    for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
-      expire_one(files_[f].hashed, files_[f].verdict);
-      for (uint32_t k = files_[f].first_member; k != kNoRecord; k = members_[k].next)
-        expire_one(members_[k].r.hashed, members_[k].verdict);
+  for (const bool analysis : {false, true}) {
+    DeadlineQueue& due = analysis ? analysis_due_ : lookups_due_;
+    while (!due.empty()) {
+      const uint64_t t = due.front();
+      const uint32_t m = static_cast<uint32_t>(t);
+      Message& msg = messages_[m];
+      const bool live = msg.used && msg.awaiting && msg.analysing == analysis &&
+                        msg.generation == static_cast<uint32_t>(t >> 32);
+      if (live && !all && msg.deadline > now) break;
+      due.pop();
+      if (!live) continue;  // answered meanwhile
+      auto expire_lookup = [this](bool hashed, records::FileVerdict& v) {
+        if (!hashed || v.reputation != records::Reputation::none || v.error != records::LookupError::none) return;
+        v.error = records::LookupError::budget_exhausted;
+        ++stats_.lookups_expired;
+      };
+      auto expire_analysis = [this](bool& asked, records::FileVerdict& v) {
+        if (!asked) return;
+        asked = false;
+        v.analysis = records::AnalysisStatus::not_sent;
+        v.criterion = records::UploadCriterion::timeout;
+        ++stats_.analysis_expired;
+      };
+      for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
+        analysis ? expire_analysis(files_[f].analysis_asked, files_[f].verdict)
+                 : expire_lookup(files_[f].hashed, files_[f].verdict);
+        for (uint32_t k = files_[f].first_member; k != kNoRecord; k = members_[k].next)
+          analysis ? expire_analysis(members_[k].analysis_asked, members_[k].verdict)
+                   : expire_lookup(members_[k].r.hashed, members_[k].verdict);
+      }
+      msg.awaiting = false;
+      // Out of time for look-ups: no analysis question either (its answer could not be awaited).
+      write_message(m);
     }
-    msg.awaiting = false;
-    write_message(m);
   }
 }
 

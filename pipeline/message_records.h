@@ -69,7 +69,46 @@ struct RecordStats {
   uint64_t answers_stale = 0;     // answers for messages already decided (late, unknown ticket)
   uint64_t lookups_queue_full = 0;  // the look-up ring had no room: `queue_full`
   uint64_t lookups_expired = 0;   // no answer within the look-up deadline: `budget_exhausted`
-  uint64_t verdicts[3] = {};      // messages decided, by records::Disposition
+  uint64_t verdicts[4] = {};      // messages decided, by records::Disposition
+  uint64_t analysis_asked = 0;    // upload candidates handed to the control plane
+  uint64_t analysis_answers = 0;
+  uint64_t analysis_queue_full = 0;  // no room in the lane: not_sent `queue_full`
+  uint64_t analysis_expired = 0;  // no decision within the analysis deadline: not_sent `timeout`
+};
+
+// Tickets in the order asked, each with the same deadline after its question (so the oldest
+// expires first). At most one entry per message record and stage is live; the others are stale
+// (answered meanwhile) and are skipped when they reach the head. Stale entries can pile up behind
+// a live head (one record waits while another is reused many times): when the queue is full, push
+// keeps only the live entries (there is always room then: at most one per record).
+class DeadlineQueue {
+ public:
+  explicit DeadlineQueue(std::size_t n) : v_(n) {}
+  template <class Live>
+  void push(uint64_t t, Live&& live) noexcept {
+    if (n_ == v_.size()) {
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < n_; ++i) {
+        const uint64_t x = v_[(head_ + i) % v_.size()];
+        if (live(x)) v_[(head_ + kept++) % v_.size()] = x;
+      }
+      n_ = kept;
+      ++compactions_;
+    }
+    v_[(head_ + n_++) % v_.size()] = t;
+  }
+  uint64_t compactions() const noexcept { return compactions_; }
+  bool empty() const noexcept { return n_ == 0; }
+  uint64_t front() const noexcept { return v_[head_]; }
+  void pop() noexcept {
+    head_ = (head_ + 1) % v_.size();
+    --n_;
+  }
+
+ private:
+  std::vector<uint64_t> v_;
+  std::size_t head_ = 0, n_ = 0;
+  uint64_t compactions_ = 0;
 };
 
 class MessageRecords final : public AnswerHandler {
@@ -103,9 +142,9 @@ class MessageRecords final : public AnswerHandler {
   void set_policy(const VerdictPolicy* policy) noexcept { policy_ = policy ? policy : &kDefaultPolicy; }
   void set_listener(VerdictListener* listener) noexcept { listener_ = listener; }
   void on_answer(const records::LookupAnswer& a) noexcept override;
-  // Decides the messages whose look-up deadline passed.
+  // Decides the messages whose look-up or analysis deadline passed.
   void expire_verdicts() noexcept {
-    if (n_awaiting_) expire(false);
+    if (!lookups_due_.empty() || !analysis_due_.empty()) expire(false);
   }
   // Shutdown: every message still held is written with what is known (files without a result
   // unscannable `overload`, look-ups unanswered `budget_exhausted`).
@@ -128,7 +167,8 @@ class MessageRecords final : public AnswerHandler {
 
   struct Message {
     bool used = false, ended = false;
-    bool awaiting = false;     // look-ups asked, waiting for their answers (on_answer)
+    bool awaiting = false;     // look-ups or analysis questions asked, waiting for their answers
+    bool analysing = false;    // the questions are analysis questions (else look-ups)
     uint32_t lookups = 0;      // of which this many are unanswered
     uint32_t generation = 0;   // in the ticket: an answer for an earlier user of the record is stale
     std::chrono::steady_clock::time_point deadline;
@@ -141,6 +181,7 @@ class MessageRecords final : public AnswerHandler {
     uint32_t next = kNoRecord;
     uint32_t file = kNoRecord;      // the attachment it belongs to
     records::FileVerdict verdict;   // its look-up
+    bool analysis_asked = false;
     WorkResult r;  // name, hashes, type, depth (the record as the worker sent it)
   };
   struct File {
@@ -163,6 +204,7 @@ class MessageRecords final : public AnswerHandler {
     records::FileVerdict verdict;   // its look-up
     SampleBlock* sample = nullptr;  // its bytes for analysis, while held (given back when freed)
     SampleMiss sample_miss = SampleMiss::disabled;
+    bool analysis_asked = false;
 
     void describe(const PartInfo& part) noexcept;  // what the MIME headers say
   };
@@ -171,6 +213,13 @@ class MessageRecords final : public AnswerHandler {
   // Looks one hash up (the cache, else the channel); true when a request went out.
   bool look_up(uint64_t ticket, uint32_t item, const uint8_t* sha256, records::FileVerdict& v, int64_t now_ms) noexcept;
   records::FileVerdict* item_verdict(uint32_t m, uint32_t item, const uint8_t* sha256) noexcept;
+  // Every look-up is in: ask about the upload candidates, or write the message.
+  void after_lookups(uint32_t m) noexcept;
+  // One file or member: asks about it when it is an upload candidate; true when a question went out.
+  bool ask_analysis(uint32_t m, uint32_t item, const Text<records::kFileNameBytes>& name, const uint8_t* sha256,
+                    uint64_t size, FileType type, bool member, SampleBlock*& sample, SampleMiss miss,
+                    records::FileVerdict& v, bool& asked) noexcept;
+  void wait_for(uint32_t m, uint32_t questions, bool analysis) noexcept;
   void free_message(uint32_t m) noexcept;
   void free_file(uint32_t f) noexcept;
   void finish_file(uint32_t f) noexcept;
@@ -197,8 +246,7 @@ class MessageRecords final : public AnswerHandler {
   VerdictListener* listener_ = nullptr;
   records::VerdictRecord verdict_rec_;
   std::size_t ended_waiting_ = 0;
-  std::vector<uint64_t> awaiting_;  // tickets in the order asked (at most one per message record)
-  std::size_t awaiting_head_ = 0, n_awaiting_ = 0;
+  DeadlineQueue lookups_due_, analysis_due_;
   File spare_;                      // an untracked file's event
   RecordStats stats_;
 };

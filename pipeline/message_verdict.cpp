@@ -16,7 +16,7 @@ VerdictBuilder::VerdictBuilder(records::VerdictRecord& out) noexcept : r_(out) {
   r_.unscannable_reasons = 0;
   r_.lookup_errors = 0;
   r_.reputation = false;
-  r_.files = r_.malicious = r_.clean = r_.unknown = r_.deciding = 0;
+  r_.files = r_.malicious = r_.clean = r_.unknown = r_.pending = r_.deciding = 0;
   r_.listed = 0;
 }
 
@@ -31,6 +31,7 @@ void VerdictBuilder::list(const VerdictInput& f) noexcept {
   d.unscannable = static_cast<uint8_t>(f.unscannable);
   d.reputation = f.verdict ? f.verdict->reputation : Reputation::none;
   d.error = f.verdict ? f.verdict->error : LookupError::none;
+  d.analysis = f.verdict ? f.verdict->analysis : records::AnalysisStatus::none;
   if (f.verdict)
     d.threat_name = f.verdict->threat_name;
   else
@@ -51,22 +52,30 @@ void VerdictBuilder::add(const VerdictInput& f) noexcept {
   if (f.unscannable != Unscannable::none) r_.unscannable_reasons |= 1u << static_cast<unsigned>(f.unscannable);
   if (err != LookupError::none) r_.lookup_errors |= 1u << static_cast<unsigned>(err);
 
-  if (rep == Reputation::malicious) {
-    if (!listing_malicious_) {  // the malicious ones decide: forget the unscannable ones listed so far
-      listing_malicious_ = true;
-      r_.listed = 0;
-      r_.deciding = 0;
-    }
-    list(f);
-  } else if (!listing_malicious_ && (f.unscannable != Unscannable::none || err != LookupError::none)) {
-    list(f);
+  const bool pending = f.verdict && records::analysis_pending(f.verdict->analysis);
+  if (pending) ++r_.pending;
+  const Kind kind = rep == Reputation::malicious                                       ? Kind::malicious
+                    : pending                                                          ? Kind::pending
+                    : f.unscannable != Unscannable::none || err != LookupError::none ? Kind::unscannable
+                                                                                       : Kind::none;
+  if (kind == Kind::none || kind < listing_) return;
+  if (kind > listing_) {  // a stronger kind decides: forget the weaker ones listed so far
+    listing_ = kind;
+    r_.listed = 0;
+    r_.deciding = 0;
   }
+  list(f);
 }
 
 void VerdictBuilder::finish(const VerdictPolicy& p) noexcept {
   if (r_.malicious) {
     r_.disposition = Disposition::malicious;
     r_.action = p.malicious;
+    return;
+  }
+  if (r_.pending) {
+    r_.disposition = Disposition::pending;
+    r_.action = p.pending;
     return;
   }
   if (r_.unscannable_reasons || r_.lookup_errors) {

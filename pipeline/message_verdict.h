@@ -2,7 +2,8 @@
 // archive member contributes its reputation (looked up by SHA-256), its `unscannable` reason and
 // its look-up error. Malicious when any of them is malicious (the archive and the message with
 // it); else unscannable when any has a reason (an extraction problem or a failed look-up); else
-// clean, unknown files included (they count as clean unless analysis takes them, a later issue).
+// pending when a file is with the analysis service (the message waits in the File Analysis
+// quarantine); else clean, unknown files included (they count as clean unless analysis takes them).
 // The configured action of each part of the outcome is evaluated here; the most severe wins.
 //
 // Pure and allocation-free: runs on the RX lcore that owns the message.
@@ -22,6 +23,7 @@ inline constexpr unsigned kUnscannableReasons = 5;  // pipeline::Unscannable, no
 struct VerdictPolicy {
   records::Action clean = records::Action::pass;
   records::Action malicious = records::Action::reject;
+  records::Action pending = records::Action::defer;  // a file is with the analysis service
   records::Action unscannable[kUnscannableReasons] = {};   // by pipeline::Unscannable; [none] unused
   records::Action lookup_error[records::kLookupErrors] = {};  // by records::LookupError; [none] unused
 };
@@ -47,9 +49,10 @@ class VerdictBuilder {
  private:
   void list(const VerdictInput& f) noexcept;
   records::VerdictRecord& r_;
-  // The files listed so far may be of the unscannable kind until a malicious one appears: then
-  // the list restarts with the malicious ones only.
-  bool listing_malicious_ = false;
+  // The files listed are those of the strongest kind met so far: malicious, then pending
+  // analysis, then unscannable (a stronger kind restarts the list).
+  enum class Kind : uint8_t { none, unscannable, pending, malicious };
+  Kind listing_ = Kind::none;
 };
 
 }  // namespace sluice::pipeline

@@ -14,12 +14,30 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "pipeline/sample.h"
 #include "records/event_records.h"
 #include "records/verdict_records.h"
 
 namespace sluice::pipeline {
 
 class VerdictCache;
+
+// An upload candidate (DESIGN.md section 1, step 3): a file the cloud called unknown and asked for,
+// whose bytes its worker kept. The sample chain moves with the request: the control plane copies
+// it out and gives it back. The answer (LookupAnswer with `analysis` set) says what analysis did.
+struct AnalysisRequest {
+  uint64_t ticket;
+  uint32_t item;
+  uint8_t file_type;   // pipeline::FileType
+  bool member;
+  uint8_t reserved[2];
+  uint8_t sha256[32];
+  uint64_t size;
+  SampleBlock* sample;
+  records::FlowIdentity flow;  // the message, for the analysis events
+  uint64_t transaction;
+  records::Text<256> filename;
+};
 
 class AnswerHandler {
  public:
@@ -35,6 +53,9 @@ class LookupChannel {
   virtual bool ask(const records::LookupRequest& rq) noexcept = 0;
   // Hands at most `max` waiting answers to `h`; returns how many.
   virtual std::size_t poll(AnswerHandler& h, std::size_t max) noexcept = 0;
+  // False when there is no room: the file is not uploaded (`queue_full`) and the caller keeps
+  // (and gives back) the sample.
+  virtual bool ask_analysis(const AnalysisRequest& rq) noexcept = 0;
 };
 
 // Told of every verdict as the message's events are written. Runs on the RX lcore.
@@ -48,6 +69,8 @@ struct ReputationSetup {
   const VerdictCache* cache = nullptr;  // looked at first; null: every hash is asked
   LookupChannel* channel = nullptr;     // null: no look-ups
   uint32_t deadline_us = 0;             // a message's look-ups wait at most this long (wall clock)
+  bool analysis = false;                // analysis endpoints configured: candidates are asked about
+  uint32_t analysis_deadline_us = 0;    // a message's analysis decisions wait at most this long
 };
 
 }  // namespace sluice::pipeline

@@ -200,6 +200,7 @@ struct DecidingFile {
   uint8_t unscannable = 0;   // pipeline::Unscannable
   LookupError error = LookupError::none;
   Text<kThreatNameBytes> threat_name;
+  AnalysisStatus analysis = AnalysisStatus::none;
 };
 
 inline constexpr std::size_t kDecidingFiles = 8;
@@ -220,6 +221,7 @@ struct VerdictRecord {
   bool reputation = false;           // look-ups were made (reputation endpoints configured)
   uint64_t files = 0;                // attachments and members evaluated
   uint64_t malicious = 0, clean = 0, unknown = 0;  // by reputation
+  uint64_t pending = 0;              // files with the analysis service (disposition pending)
   uint64_t deciding = 0;             // files that decided it, of which the first kDecidingFiles are listed
   uint8_t listed = 0;
   DecidingFile decided_by[kDecidingFiles];

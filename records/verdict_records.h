@@ -29,6 +29,66 @@ enum class LookupError : uint8_t {
 };
 inline constexpr unsigned kLookupErrors = 5;
 
+// What file analysis did with a file (DESIGN.md section 1, steps 3-4): the `analysis` field of its
+// `file` event. Only files the reputation cloud called `unknown` and asked for are candidates.
+enum class AnalysisStatus : uint8_t {
+  none = 0,       // not a candidate (or no analysis endpoint configured)
+  submitted,      // uploaded now: the message waits for the result (File Analysis quarantine)
+  waiting,        // an upload of the same SHA-256 is pending: the message waits on it too
+  already_known,  // the service had it (another appliance sent it): not uploaded again; waits on it
+  not_sent,       // not uploaded: `upload_criterion` says why
+  rejected,       // the service refused it (its sample limit)
+  analysed,       // analysed through this appliance before: never uploaded twice
+};
+// Why a candidate was not uploaded.
+enum class UploadCriterion : uint8_t {
+  none = 0,
+  type,            // its file type is in no selected analysis group
+  size,            // over analysis.max_sample_mb or the service's own limit
+  memory,          // its worker's sample memory was full
+  unreadable,      // no content (encrypted, overload)
+  not_dynamic,     // ClamAV pre-classification found no dynamic content
+  preclass_error,  // pre-classification failed
+  queue_full,      // the local upload queue was full
+  unreachable,     // no analysis endpoint answered
+  timeout,         // no decision within analysis.decision_ms
+};
+inline constexpr unsigned kUploadCriteria = 10;
+
+constexpr std::string_view analysis_status_name(AnalysisStatus s) noexcept {
+  switch (s) {
+    case AnalysisStatus::none: return "none";
+    case AnalysisStatus::submitted: return "submitted";
+    case AnalysisStatus::waiting: return "waiting";
+    case AnalysisStatus::already_known: return "already_known";
+    case AnalysisStatus::not_sent: return "not_sent";
+    case AnalysisStatus::rejected: return "rejected";
+    case AnalysisStatus::analysed: return "analysed";
+  }
+  return "none";
+}
+
+constexpr std::string_view upload_criterion_name(UploadCriterion c) noexcept {
+  switch (c) {
+    case UploadCriterion::none: return "none";
+    case UploadCriterion::type: return "type";
+    case UploadCriterion::size: return "size";
+    case UploadCriterion::memory: return "memory";
+    case UploadCriterion::unreadable: return "unreadable";
+    case UploadCriterion::not_dynamic: return "not_dynamic";
+    case UploadCriterion::preclass_error: return "preclass_error";
+    case UploadCriterion::queue_full: return "queue_full";
+    case UploadCriterion::unreachable: return "unreachable";
+    case UploadCriterion::timeout: return "timeout";
+  }
+  return "none";
+}
+
+// A file whose analysis keeps its message waiting (quarantined until the result).
+constexpr bool analysis_pending(AnalysisStatus s) noexcept {
+  return s == AnalysisStatus::submitted || s == AnalysisStatus::waiting || s == AnalysisStatus::already_known;
+}
+
 // Where a file's reputation came from: 0 none, 1 the verdict cache, 2 + k the k-th endpoint of
 // `reputation.endpoints` (its name is the control side's to render).
 inline constexpr uint8_t kSourceNone = 0;
@@ -59,7 +119,9 @@ constexpr std::string_view lookup_error_name(LookupError e) noexcept {
 // A message's verdict (DESIGN.md section 1): malicious when any file or archive member is; else
 // unscannable when any file could not be scanned or looked up (the reasons say why); else clean
 // (unknown files that do not go to analysis count as clean).
-enum class Disposition : uint8_t { clean, malicious, unscannable };
+// pending: a file is with the analysis service; the message is in the File Analysis quarantine
+// until its result (a later `verdict` event gives the final disposition).
+enum class Disposition : uint8_t { clean, malicious, unscannable, pending };
 // What the configuration says to do with it, in increasing severity (several reasons: the most
 // severe action wins). The inline enforcement issue acts on it; here it is evaluated and reported.
 enum class Action : uint8_t { pass, monitor, defer, reject };
@@ -69,6 +131,7 @@ constexpr std::string_view disposition_name(Disposition d) noexcept {
     case Disposition::clean: return "clean";
     case Disposition::malicious: return "malicious";
     case Disposition::unscannable: return "unscannable";
+    case Disposition::pending: return "pending";
   }
   return "clean";
 }
@@ -93,6 +156,8 @@ struct FileVerdict {
   bool upload_wanted = false;
   int16_t threat_score = -1;  // 0-100 when analysed, else -1
   Text<kThreatNameBytes> threat_name;
+  AnalysisStatus analysis = AnalysisStatus::none;
+  UploadCriterion criterion = UploadCriterion::none;
 };
 
 // An RX lcore asks the control plane for the reputation of one SHA-256 (a cache miss). `ticket`
@@ -108,7 +173,8 @@ struct LookupRequest {
 struct LookupAnswer {
   uint64_t ticket;
   uint32_t item;
-  uint32_t reserved;
+  bool analysis;  // the answer to an analysis request (verdict.analysis, criterion), not a look-up
+  uint8_t reserved[3];
   uint8_t sha256[32];
   FileVerdict verdict;
 };

@@ -8,14 +8,18 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <thread>
 #include <vector>
 
 #include "control/event_render.h"
+#include "pipeline/analysis_groups.h"
 #include "pipeline/attachment_handoff.h"
 #include "pipeline/lookup_lane.h"
+#include "pipeline/message_records.h"
 #include "pipeline/verdict_cache.h"
 #include "tests/unit/pipeline/archive_builders.h"
 
@@ -319,6 +323,260 @@ TEST(VerdictSeam, AnAnswerAfterTheFlowEndedStillDecidesTheMessage) {
   r.answer(rq[0], Reputation::clean);
   ASSERT_EQ(r.out.lines.size(), 2u);
   EXPECT_EQ(r.out.lines[1]["transaction"], 0);
+}
+
+// The analysis stage: once every look-up is in, the files the cloud called unknown and asked for
+// are offered to the control plane with their bytes (the worker kept them) over the lane's
+// analysis ring; the message waits for the answers (what analysis did with each file), then its
+// verdict is `pending` while a file is with the service.
+struct AnalysisRig {
+  Events out;
+  HeapSampleBlocks pool{64};
+  LocalChannel channel;
+  AttachmentHandoff handoff;
+  VerdictCache cache{1024};
+  LookupLane lane;
+  VerdictPolicy policy;
+
+  static WorkerLimits worker_limits() {
+    WorkerLimits l;
+    l.analysis_groups = default_analysis_groups();
+    l.max_sample_bytes = 1 << 20;
+    return l;
+  }
+  explicit AnalysisRig(uint32_t analysis_deadline_us = 60'000'000, std::size_t analysis_slots = 64)
+      : channel(worker_limits(), 64, &pool), handoff(HandoffLimits{}, channel, out, 0), lane(64, 64, analysis_slots) {
+    channel.set_handler(&handoff);
+    handoff.set_reputation({&cache, &lane, 60'000'000, true, analysis_deadline_us});
+    handoff.set_policy(&policy);
+  }
+  void message(uint64_t transaction, const std::vector<std::pair<std::string, std::string>>& files) {
+    const auto m = handoff.message_begin(ctx(transaction));
+    for (const auto& [name, data] : files) {
+      const auto f = handoff.file_begin(m, part(name.c_str()), ctx(transaction));
+      handoff.file_data(f, reinterpret_cast<const uint8_t*>(data.data()), data.size());
+      handoff.file_end(f, PartEnd::complete);
+    }
+    handoff.message_end(m, true, kMessageSha, ctx(transaction));
+  }
+  // Answers every waiting look-up: `unknown` and asked for, unless `rep` says otherwise.
+  void answer_lookups(Reputation rep = Reputation::unknown, bool upload_wanted = true) {
+    records::LookupRequest rq;
+    while (lane.pop_request(rq)) {
+      records::LookupAnswer a{};
+      a.ticket = rq.ticket;
+      a.item = rq.item;
+      std::memcpy(a.sha256, rq.sha256, 32);
+      a.verdict.reputation = rep;
+      a.verdict.upload_wanted = upload_wanted;
+      a.verdict.source = records::kSourceEndpoint0;
+      ASSERT_TRUE(lane.push_answer(a));
+    }
+    handoff.poll();
+  }
+  // The candidates offered; their sample chains are taken out (their bytes returned) and given back.
+  std::vector<std::pair<AnalysisRequest, std::string>> candidates() {
+    std::vector<std::pair<AnalysisRequest, std::string>> v;
+    AnalysisRequest rq;
+    while (lane.pop_analysis(rq)) {
+      v.emplace_back(rq, sample_bytes(rq.sample));
+      release_sample(rq.sample);
+      v.back().first.sample = nullptr;
+    }
+    return v;
+  }
+  void answer(const AnalysisRequest& rq, records::AnalysisStatus status,
+              records::UploadCriterion criterion = records::UploadCriterion::none,
+              Reputation rep = Reputation::none) {
+    records::LookupAnswer a{};
+    a.ticket = rq.ticket;
+    a.item = rq.item;
+    a.analysis = true;
+    std::memcpy(a.sha256, rq.sha256, 32);
+    a.verdict.analysis = status;
+    a.verdict.criterion = criterion;
+    a.verdict.reputation = rep;
+    if (rep == Reputation::malicious) a.verdict.threat_name.set("Sandbox.Macro.Dropper");
+    ASSERT_TRUE(lane.push_answer(a));
+    handoff.poll();
+  }
+};
+
+std::string pdf_file(std::size_t n, char fill) { return "%PDF-1.7\n" + std::string(n, fill) + "\n%%EOF\n"; }
+
+TEST(AnalysisStage, AnUnknownCandidateIsOfferedWithItsExactBytesAndTheMessageIsPending) {
+  AnalysisRig r;
+  const std::string doc = pdf_file(150'000, 'x');  // three sample blocks
+  r.message(3, {{"invoice.pdf", doc}});
+  r.answer_lookups();
+  EXPECT_TRUE(r.out.lines.empty());  // waits for the analysis decision
+  auto c = r.candidates();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].second, doc);
+  EXPECT_EQ(c[0].first.size, doc.size());
+  EXPECT_EQ(c[0].first.filename.view(), "invoice.pdf");
+  EXPECT_EQ(c[0].first.transaction, 3u);
+  EXPECT_EQ(c[0].first.flow.flow_id, 5u);
+  EXPECT_FALSE(c[0].first.member);
+  EXPECT_EQ(static_cast<FileType>(c[0].first.file_type), FileType::pdf);
+  uint8_t sha[32];
+  sha256_of(doc, sha);
+  EXPECT_EQ(0, std::memcmp(c[0].first.sha256, sha, 32));
+  r.answer(c[0].first, records::AnalysisStatus::submitted);
+  ASSERT_EQ(r.out.lines.size(), 2u);
+  const json f = r.out.lines[0]["file"];
+  EXPECT_EQ(f["reputation"], "unknown");
+  EXPECT_EQ(f["analysis"], "submitted");
+  EXPECT_EQ(f["upload"], true);
+  EXPECT_FALSE(f.contains("upload_criterion"));
+  const json v = r.out.lines[1]["verdict"];
+  EXPECT_EQ(v["disposition"], "pending");
+  EXPECT_EQ(v["action"], "defer");
+  EXPECT_EQ(v["pending"], 1);
+  ASSERT_EQ(v["files"].size(), 1u);
+  EXPECT_EQ(v["files"][0]["analysis"], "submitted");
+  const auto st = r.handoff.stats();
+  EXPECT_EQ(st.verdicts_pending, 1u);
+  EXPECT_EQ(st.analysis_asked, 1u);
+  EXPECT_EQ(st.analysis_answers, 1u);
+  EXPECT_EQ(r.pool.available(), 64u);
+}
+
+TEST(AnalysisStage, WhatIsNotACandidateIsNeverOffered) {
+  AnalysisRig r;
+  // A PDF the cloud knows as clean, a PDF it does not want, plain text it wants (no group takes text).
+  r.message(0, {{"a.pdf", pdf_file(1000, 'a')}});
+  r.answer_lookups(Reputation::clean, false);
+  r.message(1, {{"b.pdf", pdf_file(1000, 'b')}});
+  r.answer_lookups(Reputation::unknown, false);
+  r.message(2, {{"notes.txt", std::string(2000, 't')}});
+  r.answer_lookups(Reputation::unknown, true);
+  EXPECT_TRUE(r.candidates().empty());
+  ASSERT_EQ(r.out.lines.size(), 6u);
+  EXPECT_FALSE(r.out.lines[0]["file"].contains("analysis"));
+  EXPECT_FALSE(r.out.lines[2]["file"].contains("analysis"));
+  EXPECT_EQ(r.out.lines[4]["file"]["analysis"], "not_sent");
+  EXPECT_EQ(r.out.lines[4]["file"]["upload"], false);
+  EXPECT_EQ(r.out.lines[4]["file"]["upload_criterion"], "type");
+  for (int i : {1, 3, 5}) EXPECT_EQ(r.out.lines[i]["verdict"]["disposition"], "clean") << i;
+  EXPECT_EQ(r.pool.available(), 64u);  // every kept sample given back
+}
+
+TEST(AnalysisStage, AFullAnalysisRingIsNotSentQueueFullAndTheSampleGoesBack) {
+  AnalysisRig r(60'000'000, /*analysis_slots=*/2);  // the ring's smallest size
+  r.message(0, {{"a.pdf", pdf_file(1000, 'a')}, {"b.pdf", pdf_file(1000, 'b')}});
+  r.answer_lookups();
+  r.message(1, {{"c.pdf", pdf_file(1000, 'c')}});
+  r.answer_lookups();
+  ASSERT_EQ(r.out.lines.size(), 2u);  // the second message, decided at once
+  EXPECT_EQ(r.out.lines[0]["transaction"], 1);
+  EXPECT_EQ(r.out.lines[0]["file"]["analysis"], "not_sent");
+  EXPECT_EQ(r.out.lines[0]["file"]["upload_criterion"], "queue_full");
+  EXPECT_EQ(r.out.lines[1]["verdict"]["disposition"], "clean");
+  EXPECT_EQ(r.handoff.stats().analysis_queue_full, 1u);
+  auto c = r.candidates();
+  ASSERT_EQ(c.size(), 2u);
+  for (const auto& [rq, bytes] : c) r.answer(rq, records::AnalysisStatus::not_sent, records::UploadCriterion::not_dynamic);
+  ASSERT_EQ(r.out.lines.size(), 5u);
+  EXPECT_EQ(r.out.lines[2]["file"]["upload_criterion"], "not_dynamic");
+  EXPECT_EQ(r.out.lines[4]["verdict"]["disposition"], "clean");
+  EXPECT_EQ(r.pool.available(), 64u);
+}
+
+TEST(AnalysisStage, NoDecisionByTheDeadlineIsNotSentTimeoutAndALateAnswerIsStale) {
+  AnalysisRig r(2000);  // 2 ms
+  r.message(0, {{"a.pdf", pdf_file(1000, 'a')}});
+  r.answer_lookups();
+  auto c = r.candidates();
+  ASSERT_EQ(c.size(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  r.handoff.poll();
+  ASSERT_EQ(r.out.lines.size(), 2u);
+  EXPECT_EQ(r.out.lines[0]["file"]["analysis"], "not_sent");
+  EXPECT_EQ(r.out.lines[0]["file"]["upload_criterion"], "timeout");
+  EXPECT_EQ(r.out.lines[1]["verdict"]["disposition"], "clean");
+  EXPECT_EQ(r.handoff.stats().analysis_expired, 1u);
+  r.answer(c[0].first, records::AnalysisStatus::submitted);
+  EXPECT_EQ(r.handoff.stats().answers_stale, 1u);
+  EXPECT_EQ(r.out.lines.size(), 2u);
+}
+
+TEST(AnalysisStage, AFileAnalysedBeforeBringsItsResultAndMaliciousOutranksPending) {
+  AnalysisRig r;
+  const std::string known = pdf_file(1000, 'k'), fresh = pdf_file(1000, 'f');
+  r.message(0, {{"known.pdf", known}, {"fresh.pdf", fresh}});
+  r.answer_lookups();
+  auto c = r.candidates();
+  ASSERT_EQ(c.size(), 2u);
+  r.answer(c[1].first, records::AnalysisStatus::waiting);
+  EXPECT_TRUE(r.out.lines.empty());
+  r.answer(c[0].first, records::AnalysisStatus::analysed, records::UploadCriterion::none, Reputation::malicious);
+  ASSERT_EQ(r.out.lines.size(), 3u);
+  EXPECT_EQ(r.out.lines[0]["file"]["reputation"], "malicious");
+  EXPECT_EQ(r.out.lines[0]["file"]["threat_name"], "Sandbox.Macro.Dropper");
+  EXPECT_EQ(r.out.lines[0]["file"]["analysis"], "analysed");
+  EXPECT_EQ(r.out.lines[1]["file"]["analysis"], "waiting");
+  const json v = r.out.lines[2]["verdict"];
+  EXPECT_EQ(v["disposition"], "malicious");
+  EXPECT_EQ(v["action"], "reject");
+  EXPECT_EQ(v["pending"], 1);
+  ASSERT_EQ(v["files"].size(), 1u);
+  EXPECT_EQ(v["files"][0]["filename"], "known.pdf");
+}
+
+TEST(AnalysisStage, ArchiveMembersAreCandidatesOfTheirOwn) {
+  AnalysisRig r;
+  const std::string inner = pdf_file(3000, 'm');
+  const std::string zip = test::written_by_libarchive([](archive* a) { return archive_write_set_format_zip(a); },
+                                                      "inner.pdf", inner);
+  r.message(0, {{"bundle.zip", zip}});
+  r.answer_lookups();
+  auto c = r.candidates();
+  ASSERT_EQ(c.size(), 2u);  // the zip (archives are a group) and its member
+  int members = 0;
+  for (const auto& [rq, bytes] : c) {
+    if (rq.member) {
+      ++members;
+      EXPECT_EQ(bytes, inner);
+      EXPECT_EQ(rq.filename.view(), "inner.pdf");
+    } else {
+      EXPECT_EQ(bytes, zip);
+    }
+  }
+  EXPECT_EQ(members, 1);
+  for (const auto& [rq, bytes] : c)
+    r.answer(rq, rq.member ? records::AnalysisStatus::submitted : records::AnalysisStatus::not_sent,
+             rq.member ? records::UploadCriterion::none : records::UploadCriterion::not_dynamic);
+  ASSERT_EQ(r.out.lines.size(), 3u);
+  EXPECT_EQ(r.out.lines[2]["verdict"]["disposition"], "pending");
+  EXPECT_EQ(r.out.lines[2]["verdict"]["files"][0]["member"], true);
+}
+
+TEST(AnalysisStage, ShutdownDecidesMessagesWaitingForAnalysis) {
+  AnalysisRig r;
+  r.message(0, {{"a.pdf", pdf_file(1000, 'a')}});
+  r.answer_lookups();
+  std::atomic<bool> abort{true};
+  r.handoff.drain(abort);
+  ASSERT_EQ(r.out.lines.size(), 2u);
+  EXPECT_EQ(r.out.lines[0]["file"]["upload_criterion"], "timeout");
+  EXPECT_EQ(r.handoff.pending(), 0u);
+}
+
+TEST(DeadlineQueue, StaleEntriesBehindALiveHeadNeverOverflowIt) {
+  DeadlineQueue q(3);
+  std::vector<uint64_t> live{1};
+  auto is_live = [&](uint64_t t) { return std::find(live.begin(), live.end(), t) != live.end(); };
+  q.push(1, is_live);
+  for (uint64_t t = 2; t < 100; ++t) {  // each answered before the next: stale at once
+    live.push_back(t);
+    q.push(t, is_live);
+    live.pop_back();
+  }
+  EXPECT_GT(q.compactions(), 0u);
+  EXPECT_EQ(q.front(), 1u);  // the live head kept its place
+  q.pop();
+  EXPECT_FALSE(q.empty());
 }
 
 }  // namespace
