@@ -254,7 +254,7 @@ TEST_F(SubmissionStoreTest, AKill9InTheMiddleOfWritesLosesNoCommittedRecord) {
 
 // ---- files that are not a valid store ----
 
-class RefusedFile : public SubmissionStoreTest {
+class SubmissionStoreRefusedFile : public SubmissionStoreTest {
  protected:
   void expect_refused(const std::string& why) {
     SubmissionOpen o = SubmissionStore::open(path_);
@@ -288,7 +288,7 @@ class RefusedFile : public SubmissionStoreTest {
   }
 };
 
-TEST_F(RefusedFile, Garbage) {
+TEST_F(SubmissionStoreRefusedFile, Garbage) {
   {
     std::ofstream f(path_, std::ios::binary);
     std::mt19937 rng(7);
@@ -297,7 +297,7 @@ TEST_F(RefusedFile, Garbage) {
   expect_refused("file is not a database");
 }
 
-TEST_F(RefusedFile, TruncatedInTheMiddle) {
+TEST_F(SubmissionStoreRefusedFile, TruncatedInTheMiddle) {
   fill(40);
   ASSERT_FALSE(fs::exists(path_ + "-wal")) << "the last close checkpoints";
   const auto size = fs::file_size(path_);
@@ -306,7 +306,7 @@ TEST_F(RefusedFile, TruncatedInTheMiddle) {
   expect_refused("");
 }
 
-TEST_F(RefusedFile, ABitFlippedInAPage) {
+TEST_F(SubmissionStoreRefusedFile, ABitFlippedInAPage) {
   fill(40);
   // The type byte of page 3's b-tree header: 0x0d (table leaf) becomes 0x1d, not a page type.
   {
@@ -321,25 +321,25 @@ TEST_F(RefusedFile, ABitFlippedInAPage) {
   expect_refused("");
 }
 
-TEST_F(RefusedFile, AnotherSchema) {
+TEST_F(SubmissionStoreRefusedFile, AnotherSchema) {
   sql("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER); INSERT INTO meta VALUES ('format', 1);"
       "CREATE TABLE other (x INTEGER);");
   expect_refused("another schema");
 }
 
-TEST_F(RefusedFile, AnotherVersion) {
+TEST_F(SubmissionStoreRefusedFile, AnotherVersion) {
   fill(1);
   sql("UPDATE meta SET value = 2 WHERE key = 'format'");
   expect_refused("format 2, this sluiced reads 1");
 }
 
-TEST_F(RefusedFile, ARowThisStoreNeverWrites) {
+TEST_F(SubmissionStoreRefusedFile, ARowThisStoreNeverWrites) {
   fill(3);
   sql("UPDATE submissions SET state = 'bogus' WHERE sample_id = 'sample-2'");
   expect_refused("unknown state");
 }
 
-TEST_F(RefusedFile, ItsWriteAheadLogGoesAsideWithIt) {
+TEST_F(SubmissionStoreRefusedFile, ItsWriteAheadLogGoesAsideWithIt) {
   // A child killed with the store open leaves its last transactions in the -wal file.
   const pid_t pid = fork();
   if (pid == 0) {
