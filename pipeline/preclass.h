@@ -46,8 +46,8 @@ struct PreclassLimits {
   // Where libclamav writes what it extracts during a scan (a directory per scan, removed at its
   // end). Empty: /dev/shm when it is a writable directory, else libclamav's default ($TMPDIR or
   // /tmp). Memory-backed matters: each scan creates and removes a directory, 4 ms on the lab
-  // machine's disk against 0.1 ms in /dev/shm (docs/benchmarks.md). At most max_scan_bytes per
-  // scan running.
+  // machine's disk against 0.1 ms in /dev/shm (docs/benchmarks.md). What it holds is bounded by
+  // the limits above: about max_scan_bytes per running scan.
   std::string temp_dir;
 };
 
