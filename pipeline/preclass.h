@@ -14,7 +14,8 @@
 // Threads: classify() may run on several threads at once over one Preclassifier (libclamav scans
 // one compiled engine concurrently). It blocks (the scan writes extracted members to a temporary
 // directory and may take up to max_scan_ms or a little more): never call it on an lcore; the
-// control plane's bounded pool runs it. create() is slow (tens of milliseconds): at start-up.
+// control plane's bounded pool (control/preclass_pool.h) runs it. create() is slow (tens of
+// milliseconds): at start-up.
 #pragma once
 
 #include <cstddef>
