@@ -46,8 +46,8 @@ struct PreclassPoolLimits {
   // other core belongs to an lcore; each added thread takes a core from the control plane. 0 is
   // read as 1.
   unsigned threads = 1;
-  // Jobs waiting for a thread, beyond those being scanned. A typical attachment costs about 12 ms
-  // of CPU (docs/benchmarks.md, issue 12), so 32 waiting is about 0.4 s of backlog on one thread:
+  // Jobs waiting for a thread, beyond those being scanned. A typical attachment costs 12-16 ms of
+  // CPU (docs/benchmarks.md, issue 12), so 32 waiting is about 0.5 s of backlog on one thread:
   // past that a file is better refused (not uploaded, counted) than kept waiting with its bytes.
   // 0 is read as 1.
   std::size_t max_queued = 32;

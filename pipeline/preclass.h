@@ -46,9 +46,10 @@ struct PreclassLimits {
   uint32_t max_scan_ms = 5000;
   // Where libclamav writes what it extracts during a scan (a directory per scan, removed at its
   // end). Empty: /dev/shm when it is a writable directory, else libclamav's default ($TMPDIR or
-  // /tmp). Memory-backed matters: each scan creates and removes a directory, 4 ms on the lab
-  // machine's disk against 0.1 ms in /dev/shm (docs/benchmarks.md). What it holds is bounded by
-  // the limits above: about max_scan_bytes per running scan.
+  // /tmp). Memory-backed matters: each scan creates and removes a directory; on the lab machine's
+  // ext4 that is 0.1-0.5 ms more per small scan at the median and 2-8 ms for single scans that
+  // meet a journal write, none of which /dev/shm has (docs/benchmarks.md, issue 12). What it
+  // holds is bounded by the limits above: about max_scan_bytes per running scan.
   std::string temp_dir;
 };
 
