@@ -49,6 +49,8 @@ struct EndpointConfig {
 };
 // One line naming the problem, or "" when valid: unknown kind, bad URL, plain http to non-loopback without insecure, unreadable files, bad pin format...
 std::string validate_endpoint(const EndpointConfig&);
+// Everything validate_endpoint() checks but the kind (for clients with other kinds).
+std::string validate_endpoint_settings(const EndpointConfig&);
 
 struct HashAnswer { records::Reputation reputation; std::string threat_name; int threat_score = -1; uint32_t ttl_seconds = 0; bool upload_wanted = false; };
 struct BatchOutcome {
