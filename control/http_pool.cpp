@@ -23,6 +23,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -105,6 +106,63 @@ std::optional<std::array<uint8_t, 32>> spki_sha256(SSL* ssl) {
   OPENSSL_free(der);
   X509_free(cert);
   return out;
+}
+
+// A request body written from up to three pieces, the middle one shared with the caller: a JSON body
+// is `head` alone; an upload is the multipart head, the file's bytes and the closing boundary. Beast
+// writes the buffers as they are (no copy); `size` gives the Content-Length.
+struct PartsBody {
+  struct value_type {
+    std::string head;
+    std::shared_ptr<const std::string> middle;
+    std::string tail;
+  };
+  static std::uint64_t size(const value_type& v) {
+    return v.head.size() + (v.middle ? v.middle->size() : 0) + v.tail.size();
+  }
+  class writer {
+   public:
+    using const_buffers_type = std::array<net::const_buffer, 3>;
+    template <bool isRequest, class Fields>
+    writer(const bhttp::header<isRequest, Fields>&, const value_type& v) : v_(v) {}
+    void init(error_code& ec) { ec = {}; }
+    boost::optional<std::pair<const_buffers_type, bool>> get(error_code& ec) {
+      ec = {};
+      if (done_) return boost::none;
+      done_ = true;
+      return std::make_pair(const_buffers_type{net::buffer(v_.head),
+                                               v_.middle ? net::buffer(*v_.middle) : net::const_buffer(),
+                                               net::buffer(v_.tail)},
+                            false);
+    }
+
+   private:
+    const value_type& v_;
+    bool done_ = false;
+  };
+};
+
+// RFC 7578 4.2: the file name goes in a quoted-string; rather than escaping (receivers disagree on
+// backslashes), characters that would need it become '_'. UTF-8 passes as it is. 255 bytes at most
+// (a file system's name limit; longer names are cut).
+std::string form_filename(std::string_view name) {
+  std::string out(name.substr(0, 255));
+  for (auto& c : out)
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '_';
+  return out.empty() ? "sample" : out;
+}
+
+// A boundary that does not occur in the bytes (RFC 2046 5.1.1): random, checked, drawn again on the
+// (astronomically unlikely) hit.
+std::string form_boundary(const std::string& bytes) {
+  for (;;) {
+    unsigned char r[16];
+    if (RAND_bytes(r, sizeof r) != 1) throw std::runtime_error("RAND_bytes failed");
+    static const char* digits = "0123456789abcdef";
+    std::string b = "sluice-";
+    for (unsigned char x : r) b += {digits[x >> 4], digits[x & 15]};
+    if (bytes.find(b) == std::string::npos) return b;
+  }
 }
 
 }  // namespace
@@ -234,8 +292,10 @@ struct Pool::Conn {
   net::steady_timer resolve_timer;
   beast::flat_buffer buffer;
   std::optional<bhttp::response_parser<bhttp::string_body>> parser;
-  bhttp::request<bhttp::string_body> req;
+  bhttp::request<PartsBody> req;
   bool busy = false, open = false, resent = false;
+  bool request_sent = false;    // the current request was written whole (on some connection)
+  std::string write_error;      // the write failed: the answer read now is the server's early one
   unsigned generation = 0;      // of connect attempts: a late resolve timer never touches the next one
   Job job;
   Clock::time_point taken;      // when the request took this connection
@@ -319,6 +379,8 @@ void Pool::dispatch() {
 void Pool::start(const std::shared_ptr<Conn>& c, Job job) {
   c->busy = true;
   c->resent = false;
+  c->request_sent = false;
+  c->write_error.clear();
   c->job = std::move(job);
   c->taken = Clock::now();
   if (c->open)
@@ -419,8 +481,21 @@ void Pool::write(const std::shared_ptr<Conn>& c, bool reused) {
   c->req.set(bhttp::field::user_agent, "sluice");
   c->req.set(bhttp::field::accept, "application/json");
   for (const auto& [k, v] : r.headers) c->req.set(k, v);
-  if (!r.body.empty()) c->req.set(bhttp::field::content_type, "application/json");
-  c->req.body() = r.body;
+  if (r.upload) {
+    const Upload& u = *r.upload;
+    static const std::string empty;
+    const std::string& bytes = u.bytes ? *u.bytes : empty;
+    std::string boundary = form_boundary(bytes);
+    c->req.set(bhttp::field::content_type, "multipart/form-data; boundary=" + boundary);
+    c->req.body().head = "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + u.field +
+                         "\"; filename=\"" + form_filename(u.filename) +
+                         "\"\r\nContent-Type: application/octet-stream\r\n\r\n";
+    c->req.body().middle = u.bytes;
+    c->req.body().tail = "\r\n--" + boundary + "--\r\n";
+  } else {
+    if (!r.body.empty()) c->req.set(bhttp::field::content_type, "application/json");
+    c->req.body().head = r.body;
+  }
   c->req.keep_alive(true);
   c->req.prepare_payload();
   c->lowest().expires_at(until);
@@ -428,6 +503,7 @@ void Pool::write(const std::shared_ptr<Conn>& c, bool reused) {
   c->with_stream([&](auto& stream) {
     bhttp::async_write(stream, c->req, [self, c, reused](error_code ec, std::size_t) {
       if (self->closed_) return;
+      c->req.body().middle.reset();  // an upload's bytes are not kept past their writing
       if (ec == beast::error::timeout)
         return self->fail(c, Failure::timeout, "timeout after " + std::to_string(c->answer_ms) + " ms");
       if (ec && reused && !c->resent) {  // the server closed the idle connection: once more, fresh
@@ -436,7 +512,13 @@ void Pool::write(const std::shared_ptr<Conn>& c, bool reused) {
       }
       if (ec && ec.category() == net::error::get_ssl_category())
         return self->fail(c, Failure::tls, "TLS: " + ec.message());
-      if (ec) return self->fail(c, Failure::closed, "connection closed while sending: " + ec.message());
+      if (ec) {
+        // The server may have answered before it stopped reading (an upload above its limit): read
+        // what it sent; without a whole answer this is the request's failure.
+        c->write_error = "connection closed while sending: " + ec.message();
+        return self->read(c, false);
+      }
+      c->request_sent = true;
       self->read(c, reused);
     });
   });
@@ -472,6 +554,10 @@ void Pool::read(const std::shared_ptr<Conn>& c, bool reused) {
 
 bool Pool::read_failed(const std::shared_ptr<Conn>& c, error_code ec, bool reused) {
   if (!ec) return false;
+  if (!c->write_error.empty()) {
+    fail(c, Failure::closed, std::exchange(c->write_error, std::string()));
+    return true;
+  }
   if (ec == beast::error::timeout) {
     fail(c, Failure::timeout, "timeout after " + std::to_string(c->answer_ms) + " ms");
     return true;
@@ -501,7 +587,8 @@ void Pool::answered(const std::shared_ptr<Conn>& c) {
   r.status = msg.result_int();
   if (auto it = msg.find(bhttp::field::retry_after); it != msg.end()) r.retry_after = std::string(it->value());
   r.body = std::move(msg.body());
-  if (!c->parser->keep_alive()) drop(*c);
+  if (!c->parser->keep_alive() || !c->write_error.empty()) drop(*c);  // after a failed write: never reused
+  c->write_error.clear();
   c->parser.reset();
   finish(c, std::move(r));
 }
@@ -517,6 +604,7 @@ void Pool::fail(const std::shared_ptr<Conn>& c, Failure f, std::string detail) {
 
 void Pool::finish(const std::shared_ptr<Conn>& c, Response r) {
   r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - c->taken).count();
+  r.request_sent = c->request_sent;
   auto done = std::move(c->job.done);
   c->job = Job{};
   c->busy = false;

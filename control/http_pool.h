@@ -1,10 +1,12 @@
 // An HTTP/1.1 client for one endpoint (one base URL): a pool of keep-alive connections over TCP or
 // TLS (Boost.Beast on the service loop's io_context), a bounded queue of requests waiting for a
 // connection, a deadline per request and a bound on every answer. Internal to control/: the
-// reputation client (reputation_client.h) uses it; the analysis clients of the next issue will.
+// reputation client (reputation_client.h) and the analysis client (analysis_client.h) use it.
 //
 // Threads: everything runs on the io_context's thread; nothing here blocks (host names are
 // resolved by Asio's resolver; IP literals are not resolved at all).
+// Uploads: a request may carry one file as multipart/form-data (RFC 7578); its bytes are shared
+// with the caller (std::shared_ptr<const std::string>) and written from there, never copied.
 // TLS: the server certificate is verified against `ca_file` (or the system's default paths) and the
 // URL's host (ssl::host_name_verification: DNS names and IP addresses), SNI is sent for host names,
 // an optional client certificate is presented, and an optional pin (SHA-256 of the server
@@ -76,10 +78,18 @@ enum class Failure : uint8_t {
   protocol,   // not HTTP/1.1 as expected
 };
 
+// One file sent as the only part of a multipart/form-data body.
+struct Upload {
+  std::string field;     // the form field's name: "sample", "file"
+  std::string filename;  // in the part's Content-Disposition; '"', '\\' and control characters become '_'
+  std::shared_ptr<const std::string> bytes;  // shared with the caller, never copied
+};
+
 struct Request {
   boost::beast::http::verb method = boost::beast::http::verb::get;
   std::string target;  // appended to the URL's prefix: "/api/v1/health"
   std::string body;    // sent as application/json when not empty
+  std::optional<Upload> upload;  // with it, the body is multipart/form-data holding this file (and `body` is ignored)
   std::vector<std::pair<std::string, std::string>> headers;
   std::chrono::milliseconds timeout{3000};          // from writing the request to the last byte of the answer
   std::chrono::steady_clock::time_point deadline;   // nothing of this request runs past it
@@ -93,6 +103,7 @@ struct Response {
   std::string retry_after;  // the Retry-After header, as sent
   std::string body;
   double latency_ms = 0;  // from taking a connection to the answer or the failure
+  bool request_sent = false;  // the whole request was written: a non-idempotent one may have been acted on
 };
 
 class Pool : public std::enable_shared_from_this<Pool> {

@@ -13,9 +13,6 @@ using nlohmann::json;
 using records::Reputation;
 namespace bhttp = boost::beast::http;
 
-namespace {
-
-// What an answer may echo into a detail: enough to recognise it, never a whole body in a log line.
 std::string echo(std::string_view s) {
   constexpr std::size_t kEcho = 80;
   std::string out = "'" + std::string(s.substr(0, kEcho));
@@ -23,6 +20,8 @@ std::string echo(std::string_view s) {
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
   return out + (s.size() > kEcho ? "...'" : "'");
 }
+
+namespace {
 
 std::string lower(std::string_view s) {
   std::string out(s);

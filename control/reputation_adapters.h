@@ -38,6 +38,10 @@ struct Parsed {
   bool retryable = false;           // failed: worth another try at the same endpoint
 };
 
+// What an answer may echo into a detail: enough to recognise it (80 bytes, quoted, anything but
+// printable ASCII as '?'), never a whole body in a log line.
+std::string echo(std::string_view s);
+
 // Retry-After as delta-seconds; missing or an HTTP date: 60 s (VirusTotal's public quota is per
 // minute); at most one hour, so one odd answer cannot shut an endpoint out for longer.
 std::chrono::seconds retry_after_seconds(std::string_view header);

@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <unordered_set>
 
+#include "control/endpoint_health.h"
 #include "control/http_pool.h"
 #include "control/reputation_adapters.h"
 
@@ -64,11 +65,17 @@ std::string join(const std::vector<std::string>& parts) {
 }  // namespace
 
 std::string validate_endpoint(const EndpointConfig& e) {
+  if (e.kind != "sluice" && e.kind != "virustotal")
+    return "kind '" + e.kind + "' is not one of sluice, virustotal";
+  if (std::string p = validate_endpoint_settings(e); !p.empty()) return p;
+  if (e.kind == "virustotal" && e.api_key.empty()) return "api_key is required for kind virustotal";
+  return "";
+}
+
+std::string validate_endpoint_settings(const EndpointConfig& e) {
   if (e.name.empty()) return "name is empty";
   for (unsigned char c : e.name)
     if (c < 0x20 || c == 0x7f) return "name contains a control character";
-  if (e.kind != "sluice" && e.kind != "virustotal")
-    return "kind '" + e.kind + "' is not one of sluice, virustotal";
   http::Url url;
   if (std::string p = http::parse_url(e.url, url); !p.empty()) return "url '" + e.url + "': " + p;
   if (!url.tls && !http::is_loopback_host(url.host) && !e.insecure)
@@ -77,7 +84,6 @@ std::string validate_endpoint(const EndpointConfig& e) {
     return "ca_file, client_cert, client_key and pin_sha256 need an https:// url";
   for (unsigned char c : e.api_key)
     if (c < 0x20 || c == 0x7f) return "api_key contains a control character";
-  if (e.kind == "virustotal" && e.api_key.empty()) return "api_key is required for kind virustotal";
   if (!e.pin_sha256.empty() && !http::decode_pin(e.pin_sha256))
     return "pin_sha256 '" + e.pin_sha256 + "' is not the base64 SHA-256 of a public key (44 characters, as sha256//...)";
   if (e.connect_timeout_ms == 0) return "connect_timeout_ms must be at least 1";
@@ -99,21 +105,14 @@ std::string validate_endpoint(const EndpointConfig& e) {
 }
 
 struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
-  enum class Breaker { closed, open, half_open };
+  using Admission = EndpointHealth::Admission;
 
   struct Endpoint {
     int index = 0;
     EndpointConfig cfg;
     reputation::Kind kind = reputation::Kind::sluice;
     std::shared_ptr<http::Pool> pool;
-    Breaker breaker = Breaker::closed;
-    unsigned consecutive_failures = 0;
-    Clock::time_point opened_at;
-    Clock::time_point rate_limited_until;
-    std::shared_ptr<net::steady_timer> health_timer;
-    bool probe_in_flight = false;
-    uint64_t requests = 0, failures = 0, timeouts = 0, rate_limited = 0;
-    double last_latency_ms = 0;
+    std::shared_ptr<EndpointHealth> health;  // breaker, Retry-After, probes, counters
   };
 
   struct Attempt {
@@ -177,9 +176,9 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  void emit(Endpoint& ep, bool reachable, std::string detail) {
+  void emit(int endpoint, bool reachable, std::string detail) {
     if (stopped || !on_event) return;
-    ready.push_back([this, ev = EndpointEvent{ep.index, reachable, std::move(detail)}] { on_event(ev); });
+    ready.push_back([this, ev = EndpointEvent{endpoint, reachable, std::move(detail)}] { on_event(ev); });
     schedule_drain();
   }
 
@@ -209,7 +208,7 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
     if (!l.attempt) return;
     *l.attempt->abandoned = true;
     Endpoint& ep = *endpoints[static_cast<std::size_t>(l.attempt->endpoint)];
-    if (l.attempt->trial && ep.breaker == Breaker::half_open) ep.breaker = Breaker::open;  // next look-up may try again
+    if (l.attempt->trial) ep.health->trial_abandoned();  // the next look-up may try again
     l.attempt.reset();
   }
 
@@ -246,25 +245,19 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
     while (l->next < endpoints.size()) {
       Endpoint& ep = *endpoints[l->next++];
       const std::string& name = ep.cfg.name;
-      if (ep.rate_limited_until > now) {
+      Admission admission = ep.health->admit(now);
+      if (admission == Admission::rate_limited) {
         ++l->rate_limits;
-        l->details.push_back(name + ": rate limited for " +
-                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                ep.rate_limited_until - now + std::chrono::milliseconds(999))
-                                                .count()) +
+        l->details.push_back(name + ": rate limited for " + std::to_string(ep.health->rate_limited_for(now).count()) +
                              " s more");
         continue;
       }
-      bool trial = false;
-      if (ep.breaker != Breaker::closed) {
-        if (ep.breaker == Breaker::open && now >= ep.opened_at + std::chrono::milliseconds(ep.cfg.breaker_open_ms)) {
-          trial = true;
-        } else {
-          l->other_failure = true;
-          l->details.push_back(name + ": circuit open");
-          continue;
-        }
+      if (admission == Admission::open) {
+        l->other_failure = true;
+        l->details.push_back(name + ": circuit open");
+        continue;
       }
+      bool trial = admission == Admission::trial;
       std::size_t per = ep.kind == reputation::Kind::sluice ? ep.cfg.max_batch : 1;
       std::size_t parts = (l->hex.size() + per - 1) / per;
       if (ep.pool->room() < parts) {
@@ -272,7 +265,7 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
         l->details.push_back(name + ": queue full (" + std::to_string(ep.cfg.max_queued) + " requests waiting)");
         continue;
       }
-      if (trial) ep.breaker = Breaker::half_open;
+      if (trial) ep.health->begin_trial();
       auto a = std::make_shared<Attempt>();
       a->endpoint = ep.index;
       a->answers.resize(l->hex.size());
@@ -331,14 +324,12 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
 
   void answered(const std::shared_ptr<Part>& p, http::Response resp) {
     Endpoint& ep = *endpoints[static_cast<std::size_t>(p->attempt->endpoint)];
-    ++ep.requests;
-    ep.last_latency_ms = resp.latency_ms;
     Parsed parsed;
+    bool timed_out = resp.failure == http::Failure::timeout;
     if (resp.failure != http::Failure::none) {
       parsed.kind = Parsed::Kind::failed;
       parsed.detail = std::move(resp.detail);
       parsed.retryable = true;
-      if (resp.failure == http::Failure::timeout) ++ep.timeouts;
     } else if (ep.kind == reputation::Kind::sluice) {
       std::span<const std::string> hex(p->lookup->hex.data() + p->first, p->count);
       parsed = reputation::parse_sluice_lookup(resp.status, resp.body, resp.retry_after, hex);
@@ -348,15 +339,10 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
     }
     const std::string& name = ep.cfg.name;
     switch (parsed.kind) {
-      case Parsed::Kind::answered: breaker_success(ep, "answered"); break;
-      case Parsed::Kind::rate_limited:
-        ++ep.rate_limited;
-        ep.rate_limited_until = std::max(ep.rate_limited_until, Clock::now() + parsed.retry_after);
-        breaker_success(ep, "answered");  // throttled, but alive
-        break;
+      case Parsed::Kind::answered: ep.health->answered(resp.latency_ms); break;
+      case Parsed::Kind::rate_limited: ep.health->throttled(parsed.retry_after, resp.latency_ms); break;
       case Parsed::Kind::failed:
-        ++ep.failures;
-        breaker_failure(ep, name + ": " + parsed.detail, p->attempt->trial);
+        ep.health->failed(name + ": " + parsed.detail, timed_out, p->attempt->trial, resp.latency_ms);
         break;
     }
     auto& l = p->lookup;
@@ -378,7 +364,7 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
       l->details.push_back(name + ": " + parsed.detail);
       return finish_budget(l);
     }
-    if (parsed.retryable && p->sent <= ep.cfg.retries && ep.breaker == Breaker::closed) {
+    if (parsed.retryable && p->sent <= ep.cfg.retries && !ep.health->circuit_open()) {
       auto backoff = std::chrono::milliseconds(uint64_t{ep.cfg.retry_backoff_ms} << std::min(p->sent - 1, 20u));
       if (now + backoff < l->deadline) {
         auto t = std::make_shared<net::steady_timer>(io, backoff);
@@ -393,69 +379,27 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
     give_up(p, name + ": " + parsed.detail);
   }
 
-  // --- circuit breaker and health -----------------------------------------------------------------
-
-  void breaker_success(Endpoint& ep, const char* how) {
-    ep.consecutive_failures = 0;
-    if (ep.breaker == Breaker::closed) return;
-    ep.breaker = Breaker::closed;
-    if (ep.health_timer) ep.health_timer->cancel();
-    emit(ep, true, ep.cfg.name + ": reachable again (" + how + ")");
-  }
-
-  void breaker_failure(Endpoint& ep, const std::string& detail, bool trial) {
-    ++ep.consecutive_failures;
-    if (ep.breaker == Breaker::closed && ep.consecutive_failures >= ep.cfg.breaker_failures) {
-      ep.breaker = Breaker::open;
-      ep.opened_at = Clock::now();
-      emit(ep, false,
-           ep.cfg.name + ": circuit opened after " + std::to_string(ep.consecutive_failures) +
-               " consecutive failures (last: " + detail + ")");
-      arm_health(ep);
-    } else if (ep.breaker == Breaker::half_open && trial) {
-      ep.breaker = Breaker::open;  // the trial failed: another breaker_open_ms
-      ep.opened_at = Clock::now();
-    }
-  }
-
-  void arm_health(Endpoint& ep) {
-    if (ep.kind != reputation::Kind::sluice || ep.cfg.health_interval_ms == 0) return;
-    if (!ep.health_timer) ep.health_timer = std::make_shared<net::steady_timer>(io);
-    ep.health_timer->expires_after(std::chrono::milliseconds(ep.cfg.health_interval_ms));
-    ep.health_timer->async_wait([w = weak_from_this(), i = ep.index](boost::system::error_code ec) {
+  // sluice-cloud's health check (GET /api/v1/health), sent while the circuit is open.
+  EndpointHealth::Probe health_probe(const Endpoint& ep) {
+    return [w = weak_from_this(), i = ep.index](EndpointHealth::ProbeDone done) {
       auto self = w.lock();
-      if (ec || !self || self->stopped) return;
-      self->health_tick(*self->endpoints[static_cast<std::size_t>(i)]);
-    });
-  }
-
-  void health_tick(Endpoint& ep) {
-    if (ep.breaker == Breaker::closed) return;
-    if (!ep.probe_in_flight) {
-      http::Request r = request(ep, reputation::sluice_health());
-      r.deadline = Clock::now() + std::chrono::milliseconds(ep.cfg.connect_timeout_ms + ep.cfg.request_timeout_ms);
-      ep.probe_in_flight = ep.pool->send(std::move(r), [w = weak_from_this(), i = ep.index](http::Response resp) {
-        auto self = w.lock();
-        if (!self || self->stopped) return;
-        Endpoint& e = *self->endpoints[static_cast<std::size_t>(i)];
-        e.probe_in_flight = false;
-        ++e.requests;
-        e.last_latency_ms = resp.latency_ms;
+      if (!self || self->stopped) return false;
+      Endpoint& e = *self->endpoints[static_cast<std::size_t>(i)];
+      http::Request r = self->request(e, reputation::sluice_health());
+      r.deadline = Clock::now() + std::chrono::milliseconds(e.cfg.connect_timeout_ms + e.cfg.request_timeout_ms);
+      return e.pool->send(std::move(r), [done = std::move(done)](http::Response resp) {
         bool ok = resp.failure == http::Failure::none &&
                   reputation::parse_health(resp.status, resp.body).kind == Parsed::Kind::answered;
-        if (ok) return self->breaker_success(e, "health check passed");
-        ++e.failures;
-        if (resp.failure == http::Failure::timeout) ++e.timeouts;
+        done(ok, resp.failure == http::Failure::timeout, resp.latency_ms);
       });
-    }
-    arm_health(ep);
+    };
   }
 
   void stop() {
     if (!stopped) {
       for (auto& ep : endpoints) {
         ep->pool->close();
-        if (ep->health_timer) ep->health_timer->cancel();
+        ep->health->stop();
       }
       auto pending = active;
       for (const auto& l : pending)
@@ -490,6 +434,16 @@ ReputationClient::ReputationClient(net::io_context& io, std::vector<EndpointConf
     o.client_key = cfg.client_key;
     if (!cfg.pin_sha256.empty()) o.pin = http::decode_pin(cfg.pin_sha256);
     ep->pool = http::Pool::create(io, std::move(o));
+    EndpointHealth::Probe probe;
+    if (ep->kind == reputation::Kind::sluice) probe = impl_->health_probe(*ep);
+    ep->health = EndpointHealth::create(
+        io,
+        {cfg.name, cfg.breaker_failures, std::chrono::milliseconds(cfg.breaker_open_ms),
+         std::chrono::milliseconds(cfg.health_interval_ms)},
+        std::move(probe),
+        [impl = impl_.get(), i = ep->index](bool reachable, std::string detail) {
+          impl->emit(i, reachable, std::move(detail));
+        });
     ep->cfg = std::move(cfg);
     impl_->endpoints.push_back(std::move(ep));
   }
@@ -508,9 +462,9 @@ void ReputationClient::lookup(std::vector<std::array<uint8_t, 32>> hashes, Clock
 std::vector<ReputationClient::EndpointStatus> ReputationClient::status() const {
   std::vector<EndpointStatus> out;
   for (const auto& ep : impl_->endpoints)
-    out.push_back(EndpointStatus{ep->cfg.name, ep->cfg.kind, ep->breaker == Impl::Breaker::closed,
-                                 ep->breaker != Impl::Breaker::closed, ep->requests, ep->failures, ep->timeouts,
-                                 ep->rate_limited, ep->last_latency_ms});
+    out.push_back(EndpointStatus{ep->cfg.name, ep->cfg.kind, !ep->health->circuit_open(), ep->health->circuit_open(),
+                                 ep->health->requests(), ep->health->failures(), ep->health->timeouts(),
+                                 ep->health->rate_limited(), ep->health->last_latency_ms()});
   return out;
 }
 

@@ -30,9 +30,9 @@ namespace sluice::control {
 
 struct EndpointConfig {
   std::string name;            // unique within the list
-  std::string kind;            // "sluice" | "virustotal"
+  std::string kind;            // reputation: "sluice" | "virustotal"; analysis (analysis_client.h): "sluice" | "cape"
   std::string url;             // http://host:port or https://host:port (a path prefix allowed)
-  std::string api_key;         // sent as x-apikey
+  std::string api_key;         // sent as x-apikey (cape: Authorization: Token KEY)
   std::string ca_file;         // PEM bundle; empty: the system's default paths
   std::string client_cert, client_key;  // optional client certificate (PEM)
   std::string pin_sha256;      // optional: base64 SHA-256 of the server certificate's SubjectPublicKeyInfo (as curl's sha256//...)
@@ -46,9 +46,13 @@ struct EndpointConfig {
   unsigned vt_malicious_threshold = 3;               // virustotal: malicious when last_analysis_stats.malicious >= this
   unsigned max_response_kb = 4096;                   // a bigger body is an error (service_unavailable), never buffered beyond
   unsigned max_queued = 256;                         // requests waiting for a connection; beyond, look-ups fail fast (service_unavailable)
+  unsigned max_sample_mb = 32;                       // analysis: larger samples are not uploaded (cape's limit; caps sluice-cloud's own)
+  unsigned upload_timeout_ms = 60000;                // analysis: an upload's time, from its first byte sent to the answer
 };
 // One line naming the problem, or "" when valid: unknown kind, bad URL, plain http to non-loopback without insecure, unreadable files, bad pin format...
 std::string validate_endpoint(const EndpointConfig&);
+// What validate_endpoint() and validate_analysis_endpoint() (analysis_client.h) both check: everything but the kind.
+std::string validate_endpoint_settings(const EndpointConfig&);
 
 struct HashAnswer { records::Reputation reputation; std::string threat_name; int threat_score = -1; uint32_t ttl_seconds = 0; bool upload_wanted = false; };
 struct BatchOutcome {

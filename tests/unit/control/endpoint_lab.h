@@ -1,5 +1,5 @@
 // Real services on loopback for the endpoint client tests: sluice-cloud (the binary built with the
-// tests), the VirusTotal test double (tests/lib/vt_double.py), TLS material made once per test
+// tests), the VirusTotal and CAPEv2 test doubles (tests/lib/vt_double.py, cape_double.py), TLS material made once per test
 // process with the openssl CLI, and a small synchronous HTTP client for their admin APIs.
 // Binaries are found through SLUICE_BUILD (as the Python tests find sluiced), else the build
 // directory the tests were configured in (SLUICE_BUILD_DIR, a compile definition).
@@ -42,6 +42,7 @@ inline std::string build_dir() {
 inline std::string source_dir() { return SLUICE_SOURCE_DIR; }
 inline std::string cloud_binary() { return build_dir() + "/control/cloud/sluice-cloud"; }
 inline std::string vt_double_script() { return source_dir() + "/tests/lib/vt_double.py"; }
+inline std::string cape_double_script() { return source_dir() + "/tests/lib/cape_double.py"; }
 
 inline std::string temp_dir(const char* what) {
   std::string t = std::filesystem::temp_directory_path() / (std::string("sluice-") + what + "-XXXXXX");
@@ -288,6 +289,40 @@ class VtDouble {
   void put(const std::string& target, const std::string& body) {
     Reply r = http_call(port(), boost::beast::http::verb::put, target, body);
     if (r.status != 200) throw std::runtime_error("vt double " + target + ": " + std::to_string(r.status));
+  }
+  std::unique_ptr<Process> proc_;
+};
+
+// The CAPEv2 test double (api key "cape-key", sent as Authorization: Token).
+class CapeDouble {
+ public:
+  static constexpr const char* kKey = "cape-key";
+  explicit CapeDouble(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {"/usr/bin/python3", cape_double_script(), "--api-key", kKey};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc_ = std::make_unique<Process>(std::move(argv));
+    proc_->start();
+  }
+  std::string url() const { return proc_->url; }
+  unsigned port() const { return proc_->port; }
+  void stop() { proc_->stop(); }
+  // Defaults for new tasks: step_ms, malscore, malstatus, family, outcome; max_upload_bytes, report_padding_kb.
+  void config(const nlohmann::json& c) { call(boost::beast::http::verb::put, "/_double/config", c.dump()); }
+  void sample(const std::string& hex, const nlohmann::json& spec) {
+    call(boost::beast::http::verb::put, "/_double/samples/" + hex, spec.dump());
+  }
+  // A task already there (another appliance's upload): {"sha256", "status", ...}; its id.
+  unsigned task(const nlohmann::json& spec) {
+    return nlohmann::json::parse(call(boost::beast::http::verb::post, "/_double/tasks", spec.dump()))["id"];
+  }
+  void mode(const nlohmann::json& m) { call(boost::beast::http::verb::put, "/_double/mode", m.dump()); }
+  nlohmann::json stats() { return nlohmann::json::parse(call(boost::beast::http::verb::get, "/_double/stats", "")); }
+
+ private:
+  std::string call(boost::beast::http::verb m, const std::string& target, const std::string& body) {
+    Reply r = http_call(port(), m, target, body);
+    if (r.status != 200) throw std::runtime_error("cape double " + target + ": " + std::to_string(r.status));
+    return r.body;
   }
   std::unique_ptr<Process> proc_;
 };

@@ -1,8 +1,10 @@
 // control/http_pool: URLs, pins, keep-alive reuse and the reconnection of a connection the server
-// closed while it was idle (against the VirusTotal test double on loopback).
+// closed while it was idle (against the VirusTotal test double on loopback), multipart uploads (the
+// CAPE test double).
 #include "control/http_pool.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <optional>
 
@@ -122,6 +124,43 @@ TEST(HttpPool, RefusedConnectionAndQueueBound) {
   loop.io.restart();
   loop.io.run_for(50ms);
   EXPECT_EQ(called, 0);
+}
+
+TEST(HttpPool, UploadsAFileAsMultipartFormDataWithoutCopyingIt) {
+  test::CapeDouble cape;
+  Loop loop;
+  PoolOptions o;
+  ASSERT_EQ(parse_url(cape.url(), o.url), "");
+  auto pool = Pool::create(loop.io, o);
+  // Every byte value, CR LF and dashes as a boundary line would have them, 2 MiB in all.
+  auto bytes = std::make_shared<std::string>("--\r\n--sluice-\r\n\r\n");
+  for (std::size_t i = 0; bytes->size() < (2u << 20); ++i) bytes->push_back(static_cast<char>(i * 7 % 256));
+  std::shared_ptr<const std::string> shared = std::move(bytes);
+  Request r;
+  r.method = boost::beast::http::verb::post;
+  r.target = "/apiv2/tasks/create/file/";
+  r.headers = {{"Authorization", std::string("Token ") + test::CapeDouble::kKey}};
+  r.upload = Upload{"file", "a\"b\\c\r\nd.doc", shared};
+  r.deadline = Clock::now() + 5s;
+  std::optional<Response> out;
+  ASSERT_TRUE(pool->send(std::move(r), [&](Response resp) { out = std::move(resp); }));
+  EXPECT_GE(shared.use_count(), 2);  // the pool holds the caller's buffer, no copy of it
+  auto end = Clock::now() + 10s;
+  while (!out && Clock::now() < end) loop.io.run_one_for(10ms);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->failure, Failure::none) << out->detail;
+  EXPECT_EQ(out->status, 200u);
+  EXPECT_TRUE(out->request_sent);
+  EXPECT_EQ(shared.use_count(), 1);  // released once written
+  unsigned char digest[32];
+  EVP_Digest(shared->data(), shared->size(), digest, nullptr, EVP_sha256(), nullptr);
+  std::string hex;
+  for (unsigned char c : digest) hex += "0123456789abcdef"[c >> 4], hex += "0123456789abcdef"[c & 15];
+  auto uploads = cape.stats()["uploads"];
+  ASSERT_EQ(uploads.size(), 1u);
+  EXPECT_EQ(uploads[0]["sha256"], hex);
+  EXPECT_EQ(uploads[0]["size"], shared->size());
+  EXPECT_EQ(uploads[0]["filename"], "a_b_c__d.doc");
 }
 
 }  // namespace
