@@ -138,7 +138,7 @@ class AnalysisClient {
 
   // Runs `job` on another thread; false when it cannot (its queue is full). ServiceLoop::submit.
   using Offload = std::function<bool(std::function<void()> job)>;
-  // Answers up to this size are parsed on the loop (well under a millisecond); larger ones by
+  // Answers up to this size are parsed on the loop (about a millisecond at most); larger ones by
   // `offload`. Without `offload` every answer is parsed on the loop (tests, tools).
   static constexpr std::size_t kParseOnLoopBytes = 256 * 1024;
 
@@ -178,7 +178,7 @@ class AnalysisClient {
   struct Stats {
     uint64_t operations = 0;                  // calls made
     std::array<uint64_t, 7> ended{};          // operations ended, per AnalysisError (index: its value; none: success)
-    uint64_t uploads = 0, upload_bytes = 0;   // upload requests sent (each try at each endpoint) and their file bytes
+    uint64_t uploads = 0, upload_bytes = 0;   // upload requests handed to a connection pool (each try at each endpoint), their file bytes
     uint64_t offloaded = 0;                   // answers parsed by `offload`
     std::size_t pending = 0, max_pending = 0; // operations open now; the bound (sum of max_queued + max_connections)
   };

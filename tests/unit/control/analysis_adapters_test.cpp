@@ -97,6 +97,10 @@ TEST(AnalysisAdapters, SluiceSubmitAndSearch) {
                                 "", kHex)
                 .kind,
             PK::too_large);
+  p = parse_sluice_submit(413, R"j({"error":{"code":"PayloadTooLargeError","message":"the sample is larger than the maximum sample size, 1048576 bytes (1 MiB)"}})j",
+                          "", kHex);
+  EXPECT_EQ(p.kind, PK::too_large);
+  EXPECT_EQ(p.detail, "HTTP 413 PayloadTooLargeError: the sample is larger than the maximum sample size, 1048576 bytes (1 MiB)");
   p = parse_sluice_submit(400, R"({"error":{"code":"BadRequestError","message":"no sample part"}})", "", kHex);
   EXPECT_EQ(p.kind, PK::failed);
   EXPECT_FALSE(p.retryable);
