@@ -62,18 +62,6 @@ std::string join(const std::vector<std::string>& parts) {
 
 }  // namespace
 
-const char* to_string(SampleState s) noexcept {
-  switch (s) {
-    case SampleState::wait: return "wait";
-    case SampleState::prep: return "prep";
-    case SampleState::run: return "run";
-    case SampleState::proc: return "proc";
-    case SampleState::succ: return "succ";
-    case SampleState::fail: return "fail";
-  }
-  return "?";
-}
-
 const char* to_string(AnalysisError e) noexcept {
   switch (e) {
     case AnalysisError::none: return "none";

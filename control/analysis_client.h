@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "control/reputation_client.h"
+#include "control/sample_state.h"
 
 namespace sluice::control {
 
@@ -67,8 +68,7 @@ namespace sluice::control {
 std::string validate_analysis_endpoint(const EndpointConfig&);
 
 // A sample's analysis state, as Secure Malware Analytics and sluice-cloud name them.
-enum class SampleState : uint8_t { wait, prep, run, proc, succ, fail };
-const char* to_string(SampleState) noexcept;
+inline const char* to_string(SampleState s) noexcept { return sample_state_name(s); }
 
 enum class AnalysisError : uint8_t {
   none = 0,

@@ -17,7 +17,9 @@
 
 #include "control/pcap_file.h"
 #include "dataplane/eal.h"
+#include "pipeline/analysis_groups.h"
 #include "pipeline/archive.h"
+#include "pipeline/sample.h"
 
 namespace sluice::control {
 namespace {
@@ -212,6 +214,8 @@ struct Loading {
   std::vector<std::pair<std::string, std::string>> pair_names;
   bool ports_given = false;
   bool cache_persist = true;
+  std::vector<std::string> analysis_groups;
+  unsigned sample_memory_mb = 64;
 };
 
 using Params = std::vector<Param<Loading>>;
@@ -333,6 +337,43 @@ const std::vector<Param<EndpointConfig>>& endpoint_params() {
                  "is not read: the attempt fails.",
                  [](E& e, long long v) { e.max_response_kb = static_cast<unsigned>(v); }),
   };
+  return params;
+}
+
+// The members of each `analysis.endpoints` element: those of a reputation endpoint (the same TLS,
+// timeouts, retries, circuit breaker and health check) but the look-up ones, another `kind`, and
+// the upload's own limits.
+const std::vector<Param<EndpointConfig>>& analysis_endpoint_params() {
+  using E = EndpointConfig;
+  static const E d{};
+  static const std::vector<Param<E>> params = [] {
+    const std::string from = "reputation.endpoints[].", to = "analysis.endpoints[].";
+    std::vector<Param<E>> v;
+    for (Param<E> p : endpoint_params()) {
+      const std::string member = p.path.substr(from.size());
+      if (member == "max_batch" || member == "vt_malicious_threshold") continue;
+      if (member == "kind") {
+        v.push_back(choice<E>(to + "kind", {"sluice", "cape"}, "sluice", "Its adapter: `sluice` (sluice-cloud's "
+                              "samples API, `control/cloud/API.md`) or `cape` (CAPEv2's REST API v2: "
+                              "`Authorization: Token` with `api_key`; its `malscore` 0-10 is read as a score 0-100).",
+                              [](E& e, std::string k) { e.kind = std::move(k); }));
+        continue;
+      }
+      if (member == "name")
+        p.help = "Required. Names the endpoint in events, alerts and stats: 1-32 letters, digits, '_' or '-', "
+                 "unique in the list (a reputation endpoint may have the same name).";
+      if (member == "api_key") p.help = "`sluice`: sent as `x-apikey`; `cape`: as `Authorization: Token KEY` (required).";
+      p.path = to + member;
+      v.push_back(std::move(p));
+    }
+    v.push_back(integer<E>(to + "max_sample_mb", 1, 4096, d.max_sample_mb, "Larger files are not uploaded to this "
+                           "endpoint (the next one is tried); the service's own published limit applies too.",
+                           [](E& e, long long x) { e.max_sample_mb = static_cast<unsigned>(x); }));
+    v.push_back(integer<E>(to + "upload_timeout_ms", 1, 3600000, d.upload_timeout_ms, "One upload, from its first "
+                           "byte sent to the answer.",
+                           [](E& e, long long x) { e.upload_timeout_ms = static_cast<unsigned>(x); }));
+    return v;
+  }();
   return params;
 }
 
@@ -553,6 +594,10 @@ Params replay_params() {
       string<Loading>("replay.output", "", "Replay mode: write the frames inline mode would have forwarded to "
                       "this pcap (`--replay-out`); empty: forward nothing.",
                       [](Loading& l, std::string v) { l.config.replay_output = std::move(v); }),
+      integer<Loading>("replay.wait_analysis_s", 0, 86400, 0, "Replay mode: at the end of the capture, wait this long "
+                       "for pending analyses to complete (their messages' final verdicts). 0: exit at once; the next "
+                       "start with the same `state.dir` resumes polling them.",
+                       [](Loading& l, long long v) { l.config.analysis.replay_wait_s = static_cast<unsigned>(v); }),
   };
 }
 
@@ -858,6 +903,78 @@ Params reputation_params() {
   };
 }
 
+void check_analysis_endpoint(const YAML::Node& n, const EndpointConfig& e, const std::string& key);
+
+// File analysis (DESIGN.md section 1, steps 3-4): which unknown files go to the sandbox, how they
+// are kept on the lcores until the reputation answer, and how the control plane submits and polls.
+Params analysis_params() {
+  const AnalysisSettings a{};
+  const std::vector<std::string> actions = {"pass", "monitor", "defer", "reject"};
+  std::vector<std::string> default_groups;
+  for (unsigned g = 0; g < pipeline::kAnalysisGroups; ++g)
+    if (pipeline::default_analysis_groups() & (1u << g))
+      default_groups.emplace_back(pipeline::analysis_group_name(static_cast<pipeline::AnalysisGroup>(g)));
+  std::string all_groups;
+  for (unsigned g = 0; g < pipeline::kAnalysisGroups; ++g)
+    all_groups += std::string(all_groups.empty() ? "" : ", ") + "`" +
+                  std::string(pipeline::analysis_group_name(static_cast<pipeline::AnalysisGroup>(g))) + "`";
+  return {
+      mapping_list<EndpointConfig>(
+          "analysis.endpoints", "endpoint mappings",
+          "Analysis (sandbox) endpoints, tried in order: a candidate file is searched for and uploaded at the first "
+          "one that answers, and polled where it went. Empty: no analysis (unknown files count as clean).",
+          analysis_endpoint_params, "analysis.endpoints[].", check_analysis_endpoint,
+          [](Loading& l, std::vector<EndpointConfig> v) { l.config.analysis.endpoints = std::move(v); }),
+      integer<Loading>("analysis.poll_interval_s", 1, 3600, a.poll_interval_s, "Seconds between two polls of a "
+                       "submission's state.",
+                       [](Loading& l, long long v) { l.config.analysis.settings.poll_interval_s = static_cast<unsigned>(v); }),
+      string_list<Loading>("analysis.groups", default_groups, "File types that may go to analysis, by group "
+                           "(each group's types are listed in `pipeline/analysis_groups.cpp` and the README): " +
+                           all_groups + ". A file of another type is `not_sent` (`type`).",
+                           [](Loading& l, std::vector<std::string> v) { l.analysis_groups = std::move(v); }),
+      integer<Loading>("analysis.max_sample_mb", 1, 4096, static_cast<long long>(a.max_sample_bytes >> 20),
+                       "Larger files are not kept nor uploaded (`not_sent`, `size`); the service's published limit "
+                       "applies too (read at start and every hour).",
+                       [](Loading& l, long long v) { l.config.analysis.settings.max_sample_bytes = static_cast<uint64_t>(v) << 20; }),
+      integer<Loading>("analysis.sample_memory_mb", 1, 65536, 64, "Per worker lcore (or RX lcore without "
+                       "workers): memory that keeps candidate files' bytes from the worker until the reputation "
+                       "answer decides (64 KiB blocks, allocated at start). A file that finds it full is `not_sent` "
+                       "(`memory`), counted (`sample_misses`).",
+                       [](Loading& l, long long v) { l.sample_memory_mb = static_cast<unsigned>(v); }),
+      integer<Loading>("analysis.upload_queue", 1, 100000, static_cast<long long>(a.upload_queue), "Candidate files "
+                       "being decided at once (pre-classification, search, upload). Beyond, a file is `not_sent` "
+                       "(`queue_full`); its message goes on.",
+                       [](Loading& l, long long v) { l.config.analysis.settings.upload_queue = static_cast<std::size_t>(v); }),
+      integer<Loading>("analysis.decision_ms", 100, 600000, a.decision_ms, "A candidate's decision (scan, search, "
+                       "upload) ends within this; then it is `not_sent` (`timeout` on the lcore, `unreachable` when "
+                       "the service did not answer in time). Its message waits for it on the lcore.",
+                       [](Loading& l, long long v) { l.config.analysis.settings.decision_ms = static_cast<unsigned>(v); }),
+      integer<Loading>("analysis.malicious_score", 0, 100, a.malicious_score, "A completed analysis scoring this "
+                       "or more makes the file malicious (below: clean).",
+                       [](Loading& l, long long v) { l.config.analysis.settings.malicious_score = static_cast<int>(v); }),
+      integer<Loading>("analysis.max_age_h", 1, 720, a.max_age_h, "A submission not complete this long after it "
+                       "was made ages out (`expired`): its messages get their final verdict without it "
+                       "(`analysis.expired_action`).",
+                       [](Loading& l, long long v) { l.config.analysis.settings.max_age_h = static_cast<unsigned>(v); }),
+      choice<Loading>("analysis.expired_action", actions, "pass", "The least action of a message whose file's "
+                      "analysis aged out.",
+                      [](Loading& l, const std::string& v) {
+                        l.config.analysis.settings.expired_action =
+                            v == "reject" ? records::Action::reject : v == "defer" ? records::Action::defer
+                            : v == "monitor" ? records::Action::monitor : records::Action::pass;
+                      }),
+      integer<Loading>("analysis.scan_threads", 1, 64, 1, "Threads of the ClamAV pre-classification pool (never "
+                       "lcores).",
+                       [](Loading& l, long long v) { l.config.analysis.scan_threads = static_cast<unsigned>(v); }),
+      integer<Loading>("analysis.scan_queue", 1, 100000, 256, "Files waiting for a scan thread; beyond, a file is "
+                       "`not_sent` (`preclass_error`).",
+                       [](Loading& l, long long v) { l.config.analysis.scan_queue = static_cast<std::size_t>(v); }),
+      integer<Loading>("analysis.lane_size", 2, 1048576, 256, "Per RX lcore: candidate files waiting for the "
+                       "control plane. A candidate that finds it full is `not_sent` (`queue_full`).",
+                       [](Loading& l, long long v) { l.config.dataplane.verdicts.lane_analysis = static_cast<uint32_t>(v); }),
+  };
+}
+
 // What a message's verdict leads to (evaluated and reported now; enforced inline by a later issue).
 Params action_params() {
   const std::vector<std::string> actions = {"pass", "monitor", "defer", "reject"};
@@ -876,6 +993,9 @@ Params action_params() {
       reloadable(choice<Loading>("actions.malicious", actions, text(d.malicious), "A message with a malicious file or "
                                  "archive member.",
                                  [action](Loading& l, const std::string& v) { l.config.dataplane.verdicts.policy.malicious = action(v); })),
+      reloadable(choice<Loading>("actions.pending", actions, text(d.pending), "A message with a file in analysis "
+                                 "(disposition `pending`; its final verdict follows when the analysis ends).",
+                                 [action](Loading& l, const std::string& v) { l.config.dataplane.verdicts.policy.pending = action(v); })),
   };
   for (unsigned u = 1; u < pipeline::kUnscannableReasons; ++u) {
     const std::string name(pipeline::unscannable_name(static_cast<pipeline::Unscannable>(u)));
@@ -918,7 +1038,7 @@ const Params& params() {
     Params all;
     for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
                                 hold_params, replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
-                                worker_params, archive_params, reputation_params, action_params}) {
+                                worker_params, archive_params, reputation_params, analysis_params, action_params}) {
       Params s = section();
       all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
     }
@@ -1003,6 +1123,16 @@ void check_endpoint(const YAML::Node& n, const EndpointConfig& e, const std::str
   if (!std::regex_match(e.name, name_re))
     fail(key + ".name", "expected 1-32 letters, digits, '_' or '-', got '" + e.name + "'");
   if (const std::string why = validate_endpoint(e); !why.empty()) fail(key, why);
+}
+
+// One element of `analysis.endpoints`, members applied.
+void check_analysis_endpoint(const YAML::Node& n, const EndpointConfig& e, const std::string& key) {
+  static const std::regex name_re("^[A-Za-z0-9_-]{1,32}$");
+  for (const char* required : {"name", "url"})
+    if (!n[required]) fail(key + "." + required, "required" + where(n));
+  if (!std::regex_match(e.name, name_re))
+    fail(key + ".name", "expected 1-32 letters, digits, '_' or '-', got '" + e.name + "'");
+  if (const std::string why = validate_analysis_endpoint(e); !why.empty()) fail(key, why);
 }
 
 void check_readable(const std::string& key, const std::string& path) {
@@ -1121,6 +1251,32 @@ void finish(Loading& l) {
   // The lcore's own deadline is a backstop: the control plane answers `budget_exhausted` at the
   // budget; a second more covers the rings.
   d.verdicts.deadline_ms = r.limits.budget_ms + 1000;
+
+  AnalysisConfig& a = c.analysis;
+  std::set<std::string> analysis_names;
+  for (std::size_t i = 0; i < a.endpoints.size(); ++i)
+    if (!analysis_names.insert(a.endpoints[i].name).second)
+      fail("analysis.endpoints[" + std::to_string(i) + "].name", "duplicate endpoint name '" + a.endpoints[i].name + "'");
+  if (a.endpoints.size() > 200) fail("analysis.endpoints", "at most 200 endpoints");
+  uint32_t groups = 0;
+  for (const auto& name : l.analysis_groups) {
+    const auto g = pipeline::analysis_group_named(name);
+    if (!g) fail("analysis.groups", "no analysis group '" + name + "'");
+    groups |= 1u << static_cast<unsigned>(*g);
+  }
+  if (!a.endpoints.empty() && r.endpoints.empty())
+    fail("analysis.endpoints", "analysis takes the files the reputation endpoints call unknown: configure "
+                               "reputation.endpoints too");
+  a.settings.ttl_malicious_s = r.limits.ttl_malicious_s;
+  a.settings.ttl_clean_s = r.limits.ttl_clean_s;
+  a.submissions_path = c.state_dir.empty() ? "" : c.state_dir + "/submissions.sqlite";
+  d.verdicts.analysis = !a.endpoints.empty();
+  d.verdicts.analysis_deadline_ms = a.settings.decision_ms + 1000;  // the control plane answers first
+  if (d.verdicts.analysis) {
+    d.workers.limits.analysis_groups = groups;
+    d.workers.limits.max_sample_bytes = a.settings.max_sample_bytes;
+    d.workers.sample_blocks = static_cast<unsigned>((uint64_t{l.sample_memory_mb} << 20) / pipeline::kSampleBlockBytes);
+  }
 }
 
 const Param<Loading>& param_named(const std::string& path) {
@@ -1238,6 +1394,8 @@ std::string config_reference_markdown() {
       for (const auto& pp : port_params()) row(pp);
     if (p.path == "reputation.endpoints")
       for (const auto& pp : endpoint_params()) row(pp);
+    if (p.path == "analysis.endpoints")
+      for (const auto& pp : analysis_endpoint_params()) row(pp);
   }
   return out.str();
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "control/analysis_service.h"
 #include "control/reputation_client.h"
 #include "control/reputation_service.h"
 #include "dataplane/dataplane_config.h"
@@ -24,9 +25,21 @@ struct ReputationConfig {
   unsigned cache_save_interval_s;         // 0: only at exit
 };
 
+// File analysis (DESIGN.md section 1, steps 3-4): the sandbox endpoints and the workflow's limits
+// (control/analysis_service.h); the lcores' part is in dataplane.verdicts and dataplane.workers.
+struct AnalysisConfig {
+  std::vector<EndpointConfig> endpoints;  // empty: no analysis
+  AnalysisSettings settings;
+  unsigned scan_threads = 1;              // the pre-classification pool
+  std::size_t scan_queue = 256;
+  std::string submissions_path;           // effective: STATE_DIR/submissions.sqlite; empty: none
+  unsigned replay_wait_s = 0;             // replay.wait_analysis_s
+};
+
 struct Config {
   dataplane::Config dataplane;
   ReputationConfig reputation;
+  AnalysisConfig analysis;
   std::string replay_input;   // replay mode: pcap read through net_pcap
   std::string replay_output;  // replay mode: pcap written with what inline mode would have sent
   std::string events_path;    // JSON lines; "-" is standard output; empty: no events

@@ -291,6 +291,7 @@ std::string_view EventRenderer::verdict(const VerdictRecord& v) noexcept {
   j.end_array();
   j.key("files_evaluated").num(v.files);
   if (v.pending) j.key("pending").num(v.pending);
+  if (v.final_verdict) j.key("final").boolean(true);
   if (v.reputation) {
     j.key("reputation").begin_object();
     j.key("malicious").num(v.malicious);

@@ -32,6 +32,8 @@ class FileReputation {
   bool enabled() const noexcept { return cache_ != nullptr; }
   // For dataplane.verdicts.cache: null when disabled.
   const pipeline::VerdictCache* cache() const noexcept { return cache_.get(); }
+  // For the cache's other writer on the loop's thread (file analysis: completed analyses).
+  pipeline::VerdictCache* writable_cache() noexcept { return cache_.get(); }
   // The alerts of start-up (a refused store), taken once.
   std::vector<Alert> take_alerts() { return std::move(startup_alerts_); }
   // One line for the human summary at start ("" when disabled).

@@ -55,10 +55,11 @@ void PreclassPool::run(unsigned index) {
     ++stats_.running;
     lock.unlock();
 
-    static const std::vector<uint8_t> kEmpty;
-    const std::vector<uint8_t>& data = job.bytes ? *job.bytes : kEmpty;
+    static const std::string kEmpty;
+    const std::string& data = job.bytes ? *job.bytes : kEmpty;
     const auto t0 = std::chrono::steady_clock::now();
-    pipeline::PreclassResult result = engine_.classify(data.data(), data.size(), job.filename);
+    pipeline::PreclassResult result =
+        engine_.classify(reinterpret_cast<const uint8_t*>(data.data()), data.size(), job.filename);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const std::size_t size = data.size();
     job.bytes.reset();  // the bytes are not needed past the scan: let them go before the callback

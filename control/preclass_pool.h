@@ -69,7 +69,7 @@ struct PreclassPoolStats {
 
 class PreclassPool {
  public:
-  using Bytes = std::shared_ptr<const std::vector<uint8_t>>;
+  using Bytes = std::shared_ptr<const std::string>;  // the sample bytes as file analysis holds them
   using Done = std::function<void(pipeline::PreclassResult)>;
 
   // The error of a result delivered because stop() came first.

@@ -14,6 +14,7 @@
 #include "control/alert.h"
 #include "control/config.h"
 #include "control/events.h"
+#include "control/file_analysis.h"
 #include "control/file_reputation.h"
 #include "control/pcap_file.h"
 #include "control/service_loop.h"
@@ -158,6 +159,12 @@ int main(int argc, char** argv) {
   // File reputation: the verdict cache (loaded from disk) exists before the lcores that read it.
   control::FileReputation reputation(cfg, loop);
   cfg.dataplane.verdicts.cache = reputation.cache();
+  // File analysis: the pre-classifier and the submission store, before the lcores offer candidates.
+  control::FileAnalysis analysis(cfg, loop);
+  if (!analysis.error().empty()) {
+    std::fprintf(stderr, "sluiced: %s\n", analysis.error().c_str());
+    return 1;
+  }
 
   std::vector<std::string> notes;
   const bool eal_up = dataplane::eal_init(cfg.dataplane, passthrough, error, notes);
@@ -176,6 +183,7 @@ int main(int argc, char** argv) {
   std::fprintf(human, "sluiced: running in %s mode on %zu port(s), %zu RX lcore(s)\n",
                dataplane::mode_name(cfg.dataplane.mode), cfg.dataplane.ports.size(), cfg.dataplane.lcores.rx.size());
   if (reputation.enabled()) std::fprintf(human, "sluiced: %s\n", reputation.summary().c_str());
+  if (analysis.enabled()) std::fprintf(human, "sluiced: %s\n", analysis.summary().c_str());
   std::fflush(human);
   // Records lost while the lcores report their flows are counted in the exit event (`shutdown`).
   const auto events_dropped = [&dp] {
@@ -196,6 +204,10 @@ int main(int argc, char** argv) {
     loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
     std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
   });
+  for (const auto& a : analysis.take_alerts()) {
+    events->write("alert", control::alert_body(a));
+    std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
+  }
 
   // Records are rendered on the loop into a batch; the batch is written by the ordered pool.
   control::EventRenderer renderer;
@@ -210,6 +222,7 @@ int main(int argc, char** argv) {
     const std::string_view line = renderer.render(record, size);
     if (line.empty()) return void(++unrenderable);
     batch.append(line).push_back('\n');
+    analysis.on_record(record, size);  // may render a final verdict: after this line is taken
   };
   auto write_batch = [&] {
     if (batch.empty()) return;
@@ -219,11 +232,31 @@ int main(int argc, char** argv) {
     });
     batch.clear();
   };
+  analysis.start(dp->lookup_lanes(), reputation.writable_cache(),
+                 {[&](const std::string& type, control::Json body, const records::FlowIdentity* flow) {
+                    std::optional<records::FlowIdentity> f;
+                    if (flow) f = *flow;
+                    loop.submit_ordered([&events, type, body = std::move(body), f] {
+                      events->write(type, body, f ? &*f : nullptr);
+                    });
+                  },
+                  [&](const records::VerdictRecord& v) {
+                    // Through the batch, so that it follows the lines already rendered.
+                    const std::string_view line = renderer.render(&v, sizeof v);
+                    if (!line.empty()) batch.append(line).push_back('\n');
+                  },
+                  [&](const control::Alert& a) {
+                    loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
+                    std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
+                  },
+                  [&]() -> const pipeline::VerdictPolicy& { return cfg.dataplane.verdicts.policy; }});
+  std::chrono::steady_clock::time_point replay_end{};
   // Every millisecond: move what the lcores wrote. While the writer is behind (disk slower than
   // the lcores), the rings are left to fill: the lcores count what they cannot push.
   loop.every(std::chrono::milliseconds(1), [&] {
     // Look-ups first: answers reach the lcores a millisecond sooner.
     reputation.poll();
+    analysis.poll();
     // Drain until the rings are empty (lcores may produce a burst: every message of a link
     // ending at once), a batch at most kBatchBytes.
     if (loop.jobs_pending() < kMaxPendingJobs / 2) {
@@ -231,7 +264,15 @@ int main(int argc, char** argv) {
       }
       write_batch();
     }
-    if (dp->finished() || (stop_signal && dp->stop_progress())) loop.stop();
+    if (stop_signal && dp->stop_progress()) loop.stop();
+    if (dp->finished()) {
+      // A replay may wait for the analyses it started (replay.wait_analysis_s).
+      const auto now = std::chrono::steady_clock::now();
+      if (replay_end == std::chrono::steady_clock::time_point{}) replay_end = now;
+      if (stop_signal || !analysis.pending_submissions() ||
+          now - replay_end >= std::chrono::seconds(cfg.analysis.replay_wait_s))
+        loop.stop();
+    }
     return true;
   });
   if (reputation.enabled() && cfg.reputation.cache_save_interval_s)
@@ -283,11 +324,16 @@ int main(int argc, char** argv) {
     return true;
   };
   loop.every(std::chrono::seconds(1), check_lost);
+  loop.every(std::chrono::seconds(1), [&] {
+    analysis.tick();
+    return true;
+  });
   auto next_stats = t0 + std::chrono::seconds(cfg.stats_interval_s);
   // The `stats` event: the data plane's counters, and reputation's when it runs.
   auto stats_body = [&](const dataplane::StatsSnapshot& snapshot) {
     auto body = control::stats_json(snapshot);
     if (reputation.enabled()) body["reputation"] = reputation.stats();
+    if (analysis.enabled()) body["analysis"] = analysis.stats();
     return body;
   };
   // A configuration snapshot not yet acknowledged by every lcore: generation 1 at start (every
@@ -387,6 +433,7 @@ int main(int argc, char** argv) {
   check_lost();
   // The run ends here; writing the verdict cache to disk (a sync) is not part of it.
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  analysis.stop();
   reputation.stop();
   reputation.save_now();
   loop.drain_pool();

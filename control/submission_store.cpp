@@ -149,25 +149,6 @@ std::string check_file(const std::string& path, uint64_t& rows) {
 
 }  // namespace
 
-const char* sample_state_name(SampleState s) noexcept {
-  switch (s) {
-    case SampleState::wait: return "wait";
-    case SampleState::prep: return "prep";
-    case SampleState::run: return "run";
-    case SampleState::proc: return "proc";
-    case SampleState::succ: return "succ";
-    case SampleState::fail: return "fail";
-  }
-  return "?";
-}
-
-std::optional<SampleState> parse_sample_state(std::string_view n) noexcept {
-  for (SampleState s : {SampleState::wait, SampleState::prep, SampleState::run, SampleState::proc, SampleState::succ,
-                        SampleState::fail})
-    if (n == sample_state_name(s)) return s;
-  return std::nullopt;
-}
-
 const char* submission_end_name(SubmissionEnd e) noexcept {
   switch (e) {
     case SubmissionEnd::pending: return "pending";

@@ -30,11 +30,10 @@
 #include <string_view>
 #include <vector>
 
+#include "control/sample_state.h"
+
 namespace sluice::control {
 
-enum class SampleState : uint8_t { wait, prep, run, proc, succ, fail };
-const char* sample_state_name(SampleState s) noexcept;
-std::optional<SampleState> parse_sample_state(std::string_view name) noexcept;
 
 enum class SubmissionEnd : uint8_t {
   pending,   // still polled

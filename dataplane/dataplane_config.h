@@ -69,6 +69,9 @@ struct VerdictConfig {
   bool lookups = false;            // reputation endpoints are configured: misses go to the control plane
   uint32_t deadline_ms = 0;        // a message's look-ups wait at most this on the lcore
   uint32_t lane_requests = 4096;   // per RX lcore: look-up requests waiting for the control plane
+  bool analysis = false;           // analysis endpoints are configured: upload candidates are offered
+  uint32_t analysis_deadline_ms = 0;  // a message's analysis decisions wait at most this on the lcore
+  uint32_t lane_analysis = 256;    // per RX lcore: candidates waiting for the control plane
   pipeline::VerdictPolicy policy;  // the actions until the first reload
 };
 

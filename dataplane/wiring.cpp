@@ -38,8 +38,11 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
     rep.deadline_us = c.verdicts.deadline_ms * 1000;
     if (c.verdicts.lookups) {
       // Answers: room for every request plus those the control plane answers from its own cache.
-      lanes.push_back(std::make_unique<pipeline::LookupLane>(c.verdicts.lane_requests, 2 * c.verdicts.lane_requests));
+      lanes.push_back(std::make_unique<pipeline::LookupLane>(c.verdicts.lane_requests, 2 * c.verdicts.lane_requests,
+                                                             c.verdicts.lane_analysis));
       rep.channel = lanes.back().get();
+      rep.analysis = c.verdicts.analysis;
+      rep.analysis_deadline_us = c.verdicts.analysis_deadline_ms * 1000;
     }
     handoffs.back()->set_reputation(rep);
   }

@@ -17,6 +17,7 @@ VerdictBuilder::VerdictBuilder(records::VerdictRecord& out) noexcept : r_(out) {
   r_.lookup_errors = 0;
   r_.reputation = false;
   r_.files = r_.malicious = r_.clean = r_.unknown = r_.pending = r_.deciding = 0;
+  r_.final_verdict = false;
   r_.listed = 0;
 }
 
@@ -67,7 +68,9 @@ void VerdictBuilder::add(const VerdictInput& f) noexcept {
   list(f);
 }
 
-void VerdictBuilder::finish(const VerdictPolicy& p) noexcept {
+void VerdictBuilder::finish(const VerdictPolicy& p) noexcept { decide_verdict(r_, p); }
+
+void decide_verdict(records::VerdictRecord& r_, const VerdictPolicy& p) noexcept {
   if (r_.malicious) {
     r_.disposition = Disposition::malicious;
     r_.action = p.malicious;

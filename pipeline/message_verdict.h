@@ -55,4 +55,9 @@ class VerdictBuilder {
   Kind listing_ = Kind::none;
 };
 
+// The disposition and action of a verdict from its counts and reasons (malicious, pending,
+// unscannable, clean, in that order): what finish() does, also for a message re-evaluated once its
+// analyses are in (control/analysis_service).
+void decide_verdict(records::VerdictRecord& r, const VerdictPolicy& p) noexcept;
+
 }  // namespace sluice::pipeline

@@ -222,6 +222,7 @@ struct VerdictRecord {
   uint64_t files = 0;                // attachments and members evaluated
   uint64_t malicious = 0, clean = 0, unknown = 0;  // by reputation
   uint64_t pending = 0;              // files with the analysis service (disposition pending)
+  bool final_verdict = false;        // the message's final verdict, once the analyses it waited for ended
   uint64_t deciding = 0;             // files that decided it, of which the first kDecidingFiles are listed
   uint8_t listed = 0;
   DecidingFile decided_by[kDecidingFiles];

@@ -29,7 +29,7 @@ using pipeline::PreclassResult;
 const std::filesystem::path kData = std::filesystem::path(__FILE__).parent_path() / "../../data/preclass";
 
 PreclassPool::Bytes bytes_of(const std::string& s) {
-  return std::make_shared<const std::vector<uint8_t>>(s.begin(), s.end());
+  return std::make_shared<const std::string>(s);
 }
 
 PreclassPool::Bytes fixture(const std::string& name) {
@@ -92,7 +92,7 @@ TEST_F(PreclassPoolTest, ResultsEqualADirectClassify) {
   ASSERT_EQ(got.size(), names.size() + 1);
   for (const std::string& name : names) {
     const auto data = fixture(name);
-    expect_same(got[name], engine().classify(data->data(), data->size(), name), name);
+    expect_same(got[name], engine().classify(reinterpret_cast<const uint8_t*>(data->data()), data->size(), name), name);
     EXPECT_EQ(thread_of[name], std::this_thread::get_id()) << name << ": not on the io_context's thread";
   }
   expect_same(got["(null)"], engine().classify(nullptr, 0, "empty.txt"), "(null)");
@@ -131,7 +131,7 @@ TEST_F(PreclassPoolTest, AFailedScanIsDeliveredAndCountedAsFailed) {
   io.run();
   EXPECT_EQ(calls, 1);
   EXPECT_FALSE(got.error.empty());
-  expect_same(got, strict->classify(big->data(), big->size(), "big.txt"), "big.txt");
+  expect_same(got, strict->classify(reinterpret_cast<const uint8_t*>(big->data()), big->size(), "big.txt"), "big.txt");
   const PreclassPoolStats s = pool.stats();
   EXPECT_EQ(s.done, 0u);
   EXPECT_EQ(s.failed, 1u);

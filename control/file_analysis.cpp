@@ -1,0 +1,127 @@
+#include "control/file_analysis.h"
+
+#include <cstring>
+
+#include "control/preclass_pool.h"
+#include "control/submission_store.h"
+#include "pipeline/preclass.h"
+
+namespace sluice::control {
+
+FileAnalysis::FileAnalysis(const Config& config, ServiceLoop& loop) : config_(config), loop_(loop) {
+  const AnalysisConfig& a = config.analysis;
+  if (a.endpoints.empty()) return;
+  std::string why;
+  preclassifier_ = pipeline::Preclassifier::create(pipeline::PreclassLimits{}, pipeline::default_signatures_dir(), why);
+  if (!preclassifier_) {
+    error_ = "analysis: ClamAV pre-classification cannot start: " + why;
+    return;
+  }
+  enabled_ = true;
+  PreclassPoolLimits pl;
+  pl.threads = a.scan_threads;
+  pl.max_queued = a.scan_queue;
+  pool_ = std::make_unique<PreclassPool>(*preclassifier_, pl);
+  std::string names;
+  for (const auto& e : a.endpoints) names += (names.empty() ? "" : ", ") + e.name + " (" + e.kind + ")";
+  summary_ = "analysis endpoints " + names + "; " + std::to_string(preclassifier_->signature_count()) +
+             " pre-classification signatures, " + std::to_string(a.scan_threads) + " scan thread(s)";
+  if (a.submissions_path.empty()) {
+    summary_ += "; submissions not kept across restarts (no state.dir)";
+    return;
+  }
+  SubmissionLimits sl;
+  sl.max_age_h = a.settings.max_age_h;
+  auto opened = SubmissionStore::open(a.submissions_path, sl);
+  if (!opened.error.empty())
+    startup_alerts_.push_back({"submissions_corrupt", Severity::warning, opened.error, std::nullopt, ""});
+  store_ = std::move(opened.store);
+  if (store_)
+    summary_ += "; " + std::to_string(store_->pending().size()) + " pending submission(s) in " + a.submissions_path;
+}
+
+FileAnalysis::~FileAnalysis() { stop(); }
+
+void FileAnalysis::start(std::vector<pipeline::LookupLane*> lanes, pipeline::VerdictCache* cache, Outputs out) {
+  if (!enabled_) return;
+  alert_ = out.alert;
+  const auto& endpoints = config_.analysis.endpoints;
+  client_ = std::make_unique<AnalysisClient>(
+      loop_.io(), endpoints,
+      [this](const EndpointEvent& e) {
+        if (!alert_ || e.endpoint < 0 || static_cast<std::size_t>(e.endpoint) >= config_.analysis.endpoints.size()) return;
+        const auto& name = config_.analysis.endpoints[e.endpoint].name;
+        if (e.reachable)
+          alert_({"analysis_endpoint_recovered", Severity::info,
+                  "analysis endpoint " + name + " answers again (" + e.detail + ")", std::nullopt, name});
+        else
+          alert_({"analysis_endpoint_unreachable", Severity::warning,
+                  "analysis endpoint " + name + " is unreachable (" + e.detail + "); candidate files are not sent "
+                  "(not_sent: unreachable) and their messages go on",
+                  std::nullopt, name});
+      },
+      [this](std::function<void()> job) { return loop_.submit(std::move(job)); });
+  pool_->start();
+  AnalysisHooks hooks;
+  hooks.event = std::move(out.event);
+  hooks.verdict = std::move(out.verdict);
+  hooks.alert = out.alert;
+  hooks.policy = std::move(out.policy);
+  hooks.blocking = [this](std::function<void()> job) { loop_.submit_ordered(std::move(job)); };
+  hooks.classify = [this](std::shared_ptr<const std::string> bytes, std::string filename,
+                          std::function<void(pipeline::PreclassResult)> done) {
+    return pool_->submit(std::move(bytes), std::move(filename), std::move(done), loop_.io());
+  };
+  service_ = std::make_unique<AnalysisService>(config_.analysis.settings, *client_, store_.get(), cache,
+                                               std::move(lanes), std::move(hooks));
+  service_->start();
+}
+
+void FileAnalysis::poll() {
+  if (service_) service_->poll();
+}
+
+void FileAnalysis::tick() {
+  if (service_) service_->tick();
+}
+
+void FileAnalysis::on_record(const void* record, std::size_t size) {
+  if (!service_ || size < sizeof(records::VerdictRecord)) return;
+  records::RecordType type;
+  std::memcpy(&type, record, sizeof type);
+  if (type != records::RecordType::verdict) return;
+  records::VerdictRecord v;
+  std::memcpy(static_cast<void*>(&v), record, sizeof v);
+  if (v.disposition == records::Disposition::pending) service_->on_verdict(v);
+}
+
+Json FileAnalysis::stats() const {
+  if (!enabled_) return Json();
+  if (stopped_) return final_stats_;
+  Json j = service_ ? service_->stats() : Json::object();
+  const PreclassPoolStats p = pool_->stats();
+  j["scans"] = {{"submitted", p.submitted}, {"rejected_full", p.rejected_full}, {"done", p.done},
+                {"failed", p.failed}, {"busy_ms", p.busy_ms}, {"bytes", p.bytes}, {"queued", p.queued}};
+  if (client_) {
+    Json endpoints = Json::array();
+    for (const auto& e : client_->status())
+      endpoints.push_back({{"name", e.name}, {"kind", e.kind}, {"reachable", e.reachable},
+                           {"circuit_open", e.circuit_open}, {"requests", e.requests}, {"failures", e.failures},
+                           {"timeouts", e.timeouts}, {"rate_limited", e.rate_limited},
+                           {"last_latency_ms", e.last_latency_ms}});
+    j["endpoints"] = endpoints;
+  }
+  return j;
+}
+
+void FileAnalysis::stop() {
+  if (stopped_ || !enabled_) return;
+  final_stats_ = stats();
+  stopped_ = true;
+  if (service_) service_->stop();
+  if (client_) client_->stop();
+  if (pool_) pool_->stop();
+  loop_.drain_pool();  // the store's last writes
+}
+
+}  // namespace sluice::control

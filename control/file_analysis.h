@@ -1,0 +1,79 @@
+// File analysis in sluiced (DESIGN.md section 1, steps 3-4), as the daemon sees it: the ClamAV
+// pre-classifier and its pool of scan threads, the analysis endpoint client, the submission store
+// in `state.dir`, and the AnalysisService that decides the lcores' candidates, submits, polls and
+// writes the final verdicts; alerts when an analysis endpoint becomes unreachable or recovers; the
+// `analysis` part of the `stats` event.
+//
+// Without analysis endpoints nothing here runs: the lcores offer no candidates.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "control/alert.h"
+#include "control/analysis_client.h"
+#include "control/analysis_service.h"
+#include "control/config.h"
+#include "control/service_loop.h"
+
+namespace sluice::pipeline {
+class LookupLane;
+class Preclassifier;
+class VerdictCache;
+}  // namespace sluice::pipeline
+
+namespace sluice::control {
+
+class PreclassPool;
+class SubmissionStore;
+
+class FileAnalysis {
+ public:
+  // Opens the submission store and creates the pre-classifier (tens of milliseconds). What stops
+  // the start is in error(); what the operator must know (a store that was refused) in alerts().
+  FileAnalysis(const Config& config, ServiceLoop& loop);
+  ~FileAnalysis();
+
+  bool enabled() const noexcept { return enabled_; }
+  // Set when analysis is configured but cannot run (the pre-classifier could not be created).
+  const std::string& error() const noexcept { return error_; }
+  std::vector<Alert> take_alerts() { return std::move(startup_alerts_); }
+  const std::string& summary() const noexcept { return summary_; }
+
+  struct Outputs {
+    std::function<void(const std::string& type, Json body, const records::FlowIdentity* flow)> event;
+    std::function<void(const records::VerdictRecord&)> verdict;  // a final verdict, to be rendered
+    std::function<void(const Alert&)> alert;
+    std::function<const pipeline::VerdictPolicy&()> policy;    // the running actions
+  };
+  // Once the data plane runs: its lanes and the verdict cache the completions write.
+  void start(std::vector<pipeline::LookupLane*> lanes, pipeline::VerdictCache* cache, Outputs out);
+  void poll();  // on the loop, every millisecond
+  void tick();  // on the loop, every second
+  // Every record the lcores write, as it is rendered: verdicts of messages that wait for analysis.
+  void on_record(const void* record, std::size_t size);
+  bool idle() const noexcept { return !service_ || service_->idle(); }
+  std::size_t pending_submissions() const noexcept { return service_ ? service_->pending_submissions() : 0; }
+  Json stats() const;
+  // Cancels what is in flight, stops the scan threads (at exit, after the data plane stopped).
+  void stop();
+
+ private:
+  const Config& config_;
+  ServiceLoop& loop_;
+  bool enabled_ = false;
+  std::string error_, summary_;
+  std::vector<Alert> startup_alerts_;
+  std::unique_ptr<pipeline::Preclassifier> preclassifier_;
+  std::unique_ptr<PreclassPool> pool_;
+  std::unique_ptr<SubmissionStore> store_;
+  std::unique_ptr<AnalysisClient> client_;
+  std::unique_ptr<AnalysisService> service_;
+  std::function<void(const Alert&)> alert_;
+  Json final_stats_;
+  bool stopped_ = false;
+};
+
+}  // namespace sluice::control
