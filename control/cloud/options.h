@@ -27,6 +27,10 @@ struct Options {
   std::size_t max_body_bytes = 1 << 20;
   unsigned idle_timeout_s = 30;
   unsigned read_timeout_s = 10;
+  unsigned analysis_seconds = 10;
+  unsigned daily_samples = 0;  // 0: no daily sample limit
+  unsigned max_sample_mb = 32;
+  int malicious_score = 70;
 };
 
 // What main() does with the command line: run with `options`, or print `text` (to stdout for

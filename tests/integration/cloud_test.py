@@ -710,10 +710,10 @@ class Persistence(unittest.TestCase):
             data, _ = c.changes(since=meta["cursor"])
             self.assertEqual([(e["sha256"], e["old"], e["new"]) for e in data], [(B, "clean", "malicious")])
             self.assertEqual(sorted(os.listdir(c.data_dir)), ["cloud.lock", "cloud.sqlite", "cloud.sqlite-shm",
-                                                              "cloud.sqlite-wal"])
+                                                              "cloud.sqlite-wal", "samples"])
             self.assertEqual(c.stop(), 0)
             # a clean stop leaves the database whole (the WAL checkpointed into it)
-            self.assertEqual(sorted(os.listdir(c.data_dir)), ["cloud.lock", "cloud.sqlite"])
+            self.assertEqual(sorted(os.listdir(c.data_dir)), ["cloud.lock", "cloud.sqlite", "samples"])
             out = subprocess.run(["sqlite3", os.path.join(c.data_dir, "cloud.sqlite"),
                                   "PRAGMA integrity_check; PRAGMA journal_mode; SELECT count(*) FROM changes"],
                                  capture_output=True, text=True, check=True).stdout

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
 #include <vector>
 
 using namespace sluice::cloud;
@@ -103,5 +104,31 @@ TEST(CloudOptions, ErrorsAreOneLineExitTwo) {
     EXPECT_FALSE(p.options);
     EXPECT_EQ(p.exit_code, 2);
     EXPECT_EQ(p.text, line);
+  }
+}
+
+TEST(CloudOptions, AnalysisOptions) {
+  auto p = parse({"--listen", "127.0.0.1:1", "--data", "d"});
+  ASSERT_TRUE(p.options);
+  EXPECT_EQ(p.options->analysis_seconds, 10u);
+  EXPECT_EQ(p.options->daily_samples, 0u);
+  EXPECT_EQ(p.options->max_sample_mb, 32u);
+  EXPECT_EQ(p.options->malicious_score, 70);
+  p = parse({"--listen", "127.0.0.1:1", "--data", "d", "--analysis-seconds", "0", "--daily-samples", "7",
+             "--max-sample-mb", "128", "--malicious-score", "85"});
+  ASSERT_TRUE(p.options) << p.text;
+  EXPECT_EQ(p.options->analysis_seconds, 0u);
+  EXPECT_EQ(p.options->daily_samples, 7u);
+  EXPECT_EQ(p.options->max_sample_mb, 128u);
+  EXPECT_EQ(p.options->malicious_score, 85);
+  for (auto [opt, value, line] : std::vector<std::tuple<const char*, const char*, std::string>>{
+           {"--analysis-seconds", "86401", "--analysis-seconds 86401: accepted 0 to 86400"},
+           {"--daily-samples", "0", "--daily-samples 0: accepted 1 to 1000000"},
+           {"--max-sample-mb", "0", "--max-sample-mb 0: accepted 1 to 128"},
+           {"--malicious-score", "101", "--malicious-score 101: accepted 1 to 100"}}) {
+    p = parse({"--listen", "127.0.0.1:1", "--data", "d", opt, value});
+    EXPECT_FALSE(p.options);
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_EQ(p.text, "sluice-cloud: " + line + " (see --help)");
   }
 }
