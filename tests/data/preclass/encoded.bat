@@ -1,0 +1,2 @@
+@echo off
+powershell.exe -NoProfile -WindowStyle Hidden -enc VwByAGkAdABlAC0ASABvAHMAdAA=

