@@ -245,7 +245,11 @@ void Analyses::finish(const std::string& id, Live& l) {
     r.verdict = malicious ? "malicious" : "clean";
     if (malicious) r.threat_name = a.threat_name;
     r.report = bounded_report(a.report);
-    d = AnalysisDisposition{malicious ? Disposition::malicious : Disposition::clean, r.threat_name, a.score};
+    // Malicious: the file's disposition changes (and the change feed says so). Below the threshold
+    // the score is recorded and the disposition stays unknown: a static score is no proof of
+    // harmlessness, so the appliance applies its own threshold to it (DESIGN.md section 1, step 4)
+    // and, seeing a score, never uploads the file again.
+    d = AnalysisDisposition{malicious ? Disposition::malicious : Disposition::unknown, r.threat_name, a.score};
   }
   store_.finish_sample(id, state, r, d, wall_());  // a StoreError: advance() retries
   std::error_code ec;

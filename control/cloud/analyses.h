@@ -1,8 +1,9 @@
 // Samples and their analyses: submission (idempotent per SHA-256, the daily sample limit, the
 // pending-analysis bound), the bytes on disk while they are analysed, the states advancing by one
 // timer on the service loop (wait -> prep -> run -> proc -> succ or fail, in --analysis-seconds),
-// the scan on the pool (scan_pool.h), and completion: the result stored and the file's
-// disposition set from the score (Store::finish_sample, which writes the change feed).
+// the scan on the pool (scan_pool.h), and completion: the result stored and the file's record set
+// from the score (Store::finish_sample): a malicious score makes the file malicious (the change feed
+// says so), a lower one is recorded with the disposition left unknown.
 //
 // Runs on the service loop's thread, as the Api that calls it. Persistence: every state change is
 // written to the store when it happens, so a restart finds each unfinished sample in the state it

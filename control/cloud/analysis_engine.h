@@ -32,8 +32,22 @@ class AnalysisEngine {
   virtual std::string name() const = 0;
 };
 
-// The stand-in engine until the static engine lands: the EICAR test string is malicious (100,
-// Eicar-Test-Signature), anything else scores 5.
-std::unique_ptr<AnalysisEngine> make_eicar_engine();
+// The static engine: libclamav (pipeline/preclass.h) with the project's pre-classification
+// signatures and sluice-cloud's own (control/cloud/signatures) scans the file and describes it; the
+// scoring table (scoring.h) turns the facts into the score and the threat name. Its report:
+//   {"engine": "sluice-static/1", "score", "rules": [{"rule", "score", "threat_name"}...],
+//    "file_type", "dynamic", "reasons", "alerts", "limits", "signatures", "scan_ms",
+//    "metadata": libclamav's JSON description of the file}
+// A scan libclamav cannot finish (an error other than a limit) fails the analysis.
+struct StaticEngineConfig {
+  std::string signatures_dir;      // --signatures: a directory of ClamAV signature files
+  uint64_t max_sample_bytes = 32ull << 20;  // the largest sample (--max-sample-mb)
+  // Scan time per sample (libclamav's MaxScanTime): an analysis, unlike a pre-classification on
+  // the appliance, may take its time; a bomb still ends.
+  uint32_t max_scan_ms = 30000;
+};
+
+// nullptr and `error` (one line) when the engine cannot be built (the signatures, libclamav).
+std::unique_ptr<AnalysisEngine> make_static_engine(const StaticEngineConfig& config, std::string& error);
 
 }  // namespace sluice::cloud

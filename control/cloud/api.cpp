@@ -541,8 +541,9 @@ std::optional<Api::BodyLimit> Api::body_limit(std::string_view method, std::stri
 
 ApiResponse Api::sample_too_large() const {
   const uint64_t max = analyses_ ? analyses_->config().max_sample_bytes : 0;
-  return invalid("the sample is larger than the maximum sample size, " + std::to_string(max) + " bytes (" +
-                 std::to_string(max >> 20) + " MiB)");
+  return api_error(413, "PayloadTooLargeError",
+                   "the sample is larger than the maximum sample size, " + std::to_string(max) + " bytes (" +
+                       std::to_string(max >> 20) + " MiB)");
 }
 
 ApiResponse Api::post_sample(const ApiRequest& req, const std::string& client) {
@@ -616,6 +617,9 @@ ApiResponse Api::limits(const std::string& client) {
   j["daily_samples"] = c.daily_samples ? ojson(c.daily_samples) : ojson(nullptr);
   const auto available = analyses_->submissions_available(client_id(client));
   j["submissions_available"] = available ? ojson(*available) : ojson(nullptr);
+  // The same under the name Secure Malware Analytics gives it (its rate-limit answer), which
+  // clients written for that service read.
+  j["submissions-available"] = j["submissions_available"];
   return answer(200, j);
 }
 

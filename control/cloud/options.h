@@ -31,6 +31,8 @@ struct Options {
   unsigned daily_samples = 0;  // 0: no daily sample limit
   unsigned max_sample_mb = 32;
   int malicious_score = 70;
+  std::filesystem::path signatures;  // --signatures (default: the build's cloud-signatures)
+  unsigned analysis_threads = 2;     // --analysis-threads
 };
 
 // What main() does with the command line: run with `options`, or print `text` (to stdout for

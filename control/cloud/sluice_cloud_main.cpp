@@ -10,7 +10,6 @@
 #include <exception>
 #include <iostream>
 #include <optional>
-#include <thread>
 
 #include "control/cloud/analyses.h"
 #include "control/cloud/analysis_engine.h"
@@ -33,9 +32,6 @@ namespace {
 
 // A graceful stop waits this long for answers in progress, then the loop ends anyway.
 constexpr std::chrono::seconds kStopTimeout{3};
-// Threads that run analyses: a scan is CPU-bound and the lab machines have two cores, one of
-// which the HTTP loop and the clients need.
-constexpr unsigned kScanThreads = 2;
 
 int fail(const std::string& line) {
   std::cerr << "sluice-cloud: " << line << std::endl;
@@ -79,8 +75,13 @@ int main(int argc, char** argv) {
       return fail(e.what());
     }
 
-    std::unique_ptr<AnalysisEngine> engine = make_eicar_engine();
-    ScanPool pool(io, *engine, std::max(1u, std::min(kScanThreads, std::thread::hardware_concurrency())));
+    StaticEngineConfig engine_config;
+    engine_config.signatures_dir = o.signatures.string();
+    engine_config.max_sample_bytes = uint64_t(o.max_sample_mb) << 20;
+    std::string engine_error;
+    std::unique_ptr<AnalysisEngine> engine = make_static_engine(engine_config, engine_error);
+    if (!engine) return fail("the analysis engine: " + engine_error + " (--signatures)");
+    ScanPool pool(io, *engine, o.analysis_threads);
     AnalysisConfig analysis;
     analysis.duration = std::chrono::seconds(o.analysis_seconds);
     analysis.malicious_score = o.malicious_score;

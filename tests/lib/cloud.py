@@ -9,8 +9,10 @@ a free loopback port in a temporary data directory, and talks to it with the sta
 
     with Cloud(analysis_seconds=1, daily_samples=5) as c:
         s = c.upload(b"bytes", "invoice.doc")   # SAMPLE (201 new, 200 already there)
-        c.wait_for_state(s["id"], "succ")
+        c.wait_for_state(s["id"], "succ")       # the states seen on the way
         c.threat(s["id"])                # {"score", "verdict", "threat_name", "report"}
+        c.wait_for_completion(s["id"])   # the SAMPLE once in succ or fail
+        sample, threat = c.analyse(b"more bytes", "notes.txt")   # upload, wait, threat
 
 Every call that expects 200 raises CloudError (status, code, message, headers) on anything else;
 request() returns the raw Response for tests that check errors themselves.
@@ -306,7 +308,8 @@ class Cloud:
         return self._ok(self.request("GET", "/api/v1/samples/%s/threat" % sample_id, key=key))["data"]
 
     def limits(self, key=_DEFAULT):
-        """GET /api/v1/limits: {"max_sample_bytes", "daily_samples", "submissions_available"}."""
+        """GET /api/v1/limits: {"max_sample_bytes", "daily_samples", "submissions_available",
+        "submissions-available"} (the last two the same number, null without a daily limit)."""
         return self._ok(self.request("GET", "/api/v1/limits", key=key))["data"]
 
     def wait_for_state(self, sample_id, state, timeout=10, interval=0.05):
@@ -324,6 +327,26 @@ class Cloud:
             if time.monotonic() > end:
                 raise AssertionError("sample %s not in %s after %s s (states %s)" % (sample_id, state, timeout, seen))
             time.sleep(interval)
+
+    def wait_for_completion(self, sample_id, timeout=10, interval=0.05):
+        """Polls until the analysis ends (succ or fail) and returns the finished SAMPLE. Raises
+        AssertionError when the time runs out."""
+        end = time.monotonic() + timeout
+        while True:
+            s = self.sample(sample_id)
+            if s["state"] in ("succ", "fail"):
+                return s
+            if time.monotonic() > end:
+                raise AssertionError("sample %s still in %s after %s s" % (sample_id, s["state"], timeout))
+            time.sleep(interval)
+
+    def analyse(self, data, filename="sample.bin", key=_DEFAULT, timeout=10):
+        """Uploads `data`, waits for its analysis to end and returns (SAMPLE, THREAT): the threat is
+        {"score", "verdict", "threat_name", "report"} (score None and verdict "failed" when the
+        analysis failed)."""
+        s = self.upload(data, filename, key=key)
+        done = self.wait_for_completion(s["id"], timeout=timeout)
+        return done, self.threat(done["id"], key=key)
 
 
 def multipart_form(field, data, filename="sample.bin", boundary=None):

@@ -151,12 +151,14 @@ TEST_F(AnalysesTest, StatesInOrderThenACleanResult) {
   EXPECT_FALSE(done->result->threat_name);
   EXPECT_EQ(nlohmann::json::parse(done->result->report)["name"], "f.bin");
   EXPECT_EQ(done->completed_at, wall_);
+  // below the threshold: the score is recorded, the disposition stays unknown, nothing is fed
   const FileRecord r = store_->lookup(s.sample.sha256);
-  EXPECT_EQ(r.disposition, Disposition::clean);
+  EXPECT_EQ(r.disposition, Disposition::unknown);
   EXPECT_EQ(r.threat_score, 42);
   EXPECT_FALSE(r.threat_name);
   EXPECT_TRUE(r.by_analysis);
-  EXPECT_EQ(store_->changes(0, 10).changes.size(), 1u);
+  EXPECT_TRUE(r.known);
+  EXPECT_EQ(store_->changes(0, 10).changes.size(), 0u);
   EXPECT_FALSE(std::filesystem::exists(config_.samples_dir / sha256_hex(s.sample.sha256)));
   EXPECT_EQ(analyses_->pending(), 0u);
 }
@@ -177,7 +179,12 @@ TEST_F(AnalysesTest, MaliciousAtTheThreshold) {
   EXPECT_EQ(store_->lookup(bad.sample.sha256).disposition, Disposition::malicious);
   EXPECT_EQ(store_->lookup(bad.sample.sha256).threat_name, "Rule.Name");
   EXPECT_EQ(store_->sample(meh.sample.id)->result->verdict, "clean");
-  EXPECT_EQ(store_->lookup(meh.sample.sha256).disposition, Disposition::clean);
+  EXPECT_EQ(store_->lookup(meh.sample.sha256).disposition, Disposition::unknown);
+  EXPECT_EQ(store_->lookup(meh.sample.sha256).threat_score, 79);
+  const auto feed = store_->changes(0, 10).changes;
+  ASSERT_EQ(feed.size(), 1u);
+  EXPECT_EQ(feed[0].sha256, bad.sample.sha256);
+  EXPECT_EQ(feed[0].new_disposition, Disposition::malicious);
 }
 
 TEST_F(AnalysesTest, ALateScanHoldsTheSampleInProc) {
@@ -284,7 +291,7 @@ TEST_F(AnalysesTest, AnAnalysisInProgressResumesAfterARestart) {
   }));
   EXPECT_EQ(seen, (std::vector<SampleState>{SampleState::run, SampleState::proc, SampleState::succ}));
   EXPECT_EQ(engine_.scans(), scans + 1);  // scanned again
-  EXPECT_EQ(store_->lookup(s.sample.sha256).disposition, Disposition::clean);
+  EXPECT_TRUE(store_->lookup(s.sample.sha256).threat_score);
 }
 
 TEST_F(AnalysesTest, AMissingFileFailsTheAnalysis) {

@@ -190,6 +190,17 @@ std::string form(std::string_view content, std::string_view filename = "a.doc") 
          "\"\r\n\r\n" + std::string(content) + "\r\n--B--\r\n";
 }
 
+// Scores every file 5: these tests never wait for an analysis to end (analyses_test.cpp does).
+class FixedEngine final : public AnalysisEngine {
+ public:
+  AnalysisResult analyse(std::span<const uint8_t>, std::string_view) override {
+    AnalysisResult r;
+    r.score = 5;
+    return r;
+  }
+  std::string name() const override { return "fixed/1"; }
+};
+
 // An Api with the analysis side: analyses take a minute (samples stay in wait), 1 MiB samples, a
 // daily limit of 2.
 class ApiSamplesTest : public ::testing::Test {
@@ -199,7 +210,7 @@ class ApiSamplesTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     root_ = tmpl;
     store_ = std::make_unique<Store>(root_);
-    pool_ = std::make_unique<ScanPool>(io_, *engine_, 1);
+    pool_ = std::make_unique<ScanPool>(io_, engine_, 1);
     AnalysisConfig a;
     a.duration = std::chrono::seconds(60);
     a.max_sample_bytes = 1 << 20;
@@ -240,7 +251,7 @@ class ApiSamplesTest : public ::testing::Test {
 
   std::filesystem::path root_;
   boost::asio::io_context io_;
-  std::unique_ptr<AnalysisEngine> engine_ = make_eicar_engine();
+  FixedEngine engine_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<ScanPool> pool_;
   std::unique_ptr<Analyses> analyses_;
@@ -291,7 +302,7 @@ TEST_F(ApiSamplesTest, ThreatOfFinishedSamples) {
 
 TEST_F(ApiSamplesTest, LimitsAndTheDailyLimit) {
   EXPECT_EQ(call("GET", "/api/v1/limits").body,
-            R"({"data":{"max_sample_bytes":1048576,"daily_samples":2,"submissions_available":2}})");
+            R"({"data":{"max_sample_bytes":1048576,"daily_samples":2,"submissions_available":2,"submissions-available":2}})");
   EXPECT_EQ(call("POST", "/api/v1/samples", form("1")).status, 201u);
   EXPECT_EQ(call("POST", "/api/v1/samples", form("2")).status, 201u);
   const ApiResponse r = call("POST", "/api/v1/samples", form("3"));
@@ -300,7 +311,7 @@ TEST_F(ApiSamplesTest, LimitsAndTheDailyLimit) {
   EXPECT_EQ(json::parse(r.body), error("QuotaExceededError",
                                        "daily sample limit of 2 reached for this API key; retry after 00:00 UTC (in 46000 s)"));
   EXPECT_EQ(call("GET", "/api/v1/limits").body,
-            R"({"data":{"max_sample_bytes":1048576,"daily_samples":2,"submissions_available":0}})");
+            R"({"data":{"max_sample_bytes":1048576,"daily_samples":2,"submissions_available":0,"submissions-available":0}})");
   EXPECT_EQ(call("POST", "/api/v1/samples", form("3"), "key2").status, 201u);
   EXPECT_EQ(call("POST", "/api/v1/samples", form("1")).status, 200u);
 }
@@ -308,7 +319,7 @@ TEST_F(ApiSamplesTest, LimitsAndTheDailyLimit) {
 TEST_F(ApiSamplesTest, Refusals) {
   const std::string big(1048577, 'x');
   EXPECT_EQ(json::parse(call("POST", "/api/v1/samples", form(big)).body),
-            error("InvalidArgumentError", "the sample is larger than the maximum sample size, 1048576 bytes (1 MiB)"));
+            error("PayloadTooLargeError", "the sample is larger than the maximum sample size, 1048576 bytes (1 MiB)"));
   EXPECT_EQ(call("POST", "/api/v1/samples", form(std::string(1048576, 'x'))).status, 201u);
   EXPECT_EQ(json::parse(call("POST", "/api/v1/samples", form("")).body),
             error("InvalidArgumentError", "the sample is empty"));
@@ -326,7 +337,7 @@ TEST_F(ApiSamplesTest, BodyLimitOfUploadsOnly) {
   const auto l = api_->body_limit("POST", "/api/v1/samples?x=1");
   ASSERT_TRUE(l);
   EXPECT_EQ(l->bytes, (1u << 20) + 64 * 1024);
-  EXPECT_EQ(l->refusal.status, 400u);
+  EXPECT_EQ(l->refusal.status, 413u);
   EXPECT_FALSE(api_->body_limit("GET", "/api/v1/samples"));
   EXPECT_FALSE(api_->body_limit("POST", "/api/v1/files/lookup"));
 }
