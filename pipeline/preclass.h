@@ -14,7 +14,8 @@
 // Threads: classify() may run on several threads at once over one Preclassifier (libclamav scans
 // one compiled engine concurrently). It blocks (the scan writes extracted members to a temporary
 // directory and may take up to max_scan_ms or a little more): never call it on an lcore; the
-// control plane's bounded pool runs it. create() is slow (tens of milliseconds): at start-up.
+// control plane's bounded pool (control/preclass_pool.h) runs it. create() is slow (tens of
+// milliseconds): at start-up.
 #pragma once
 
 #include <cstddef>
@@ -45,9 +46,10 @@ struct PreclassLimits {
   uint32_t max_scan_ms = 5000;
   // Where libclamav writes what it extracts during a scan (a directory per scan, removed at its
   // end). Empty: /dev/shm when it is a writable directory, else libclamav's default ($TMPDIR or
-  // /tmp). Memory-backed matters: each scan creates and removes a directory, 4 ms on the lab
-  // machine's disk against 0.1 ms in /dev/shm (docs/benchmarks.md). At most max_scan_bytes per
-  // scan running.
+  // /tmp). Memory-backed matters: each scan creates and removes a directory; on the lab machine's
+  // ext4 that is 0.1-0.5 ms more per small scan at the median and 2-8 ms for single scans that
+  // meet a journal write, none of which /dev/shm has (docs/benchmarks.md, issue 12). What it
+  // holds is bounded by the limits above: about max_scan_bytes per running scan.
   std::string temp_dir;
 };
 
