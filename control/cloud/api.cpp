@@ -1,6 +1,7 @@
 // Order of checks for every request (API.md, "Errors"): route (404), method (405), authentication
 // (401/403), quota (429), then the request itself (400), then the store (503).
 #include "control/cloud/api.h"
+#include "control/cloud/multipart.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -31,6 +32,14 @@ constexpr unsigned kMaxChangeLimit = 1000;
 constexpr std::size_t kMaxThreatName = 256;
 // Client input quoted back in error messages is cut to this many bytes.
 constexpr std::size_t kQuoteMax = 80;
+// A sample upload's body may exceed the largest sample by its multipart framing: the boundaries
+// and the part headers (a file name is at most a few KiB).
+constexpr std::size_t kMultipartOverhead = 64 * 1024;
+// File names are kept up to this many bytes (cut on a UTF-8 character boundary): NAME_MAX.
+constexpr std::size_t kMaxFilename = 255;
+// GET /api/v1/samples?sha256= answers at most this many samples (newest first). A SHA-256 has
+// more than one only when earlier analyses failed.
+constexpr unsigned kMaxSamplesListed = 100;
 
 std::string dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
 
@@ -73,8 +82,9 @@ void append_file(std::string& out, const Sha256& hash, const FileRecord& r, cons
     case Disposition::malicious: out += std::to_string(ttl.malicious); break;
     case Disposition::unknown: out += std::to_string(ttl.unknown); break;
   }
-  // Unknown and never analysed (no threat score): the service wants the file (DESIGN.md 1, step 3).
-  const bool upload_wanted = r.disposition == Disposition::unknown && !r.threat_score;
+  // Unknown, never analysed (no threat score) and no sample being analysed or analysed: the
+  // service wants the file (DESIGN.md 1, step 3).
+  const bool upload_wanted = r.disposition == Disposition::unknown && !r.threat_score && !r.has_sample;
   out += ",\"upload_wanted\":";
   out += upload_wanted ? "true" : "false";
   out += ",\"last_changed\":";
@@ -156,7 +166,9 @@ ApiResponse invalid(std::string_view message) { return api_error(400, "InvalidAr
 
 ApiResponse bad_json() { return api_error(400, "BadRequestError", "the request body is not valid JSON"); }
 
-enum class Endpoint { health, file, lookup, changes, admin_file, admin_faults };
+enum class Endpoint {
+  health, file, lookup, changes, admin_file, admin_faults, samples, sample, sample_state, sample_threat, limits
+};
 
 struct Route {
   Endpoint endpoint;
@@ -176,7 +188,75 @@ std::optional<Route> route(std::string_view path) {
   if (path.starts_with(admin_files) && path.size() > admin_files.size() &&
       path.find('/', admin_files.size()) == std::string_view::npos)
     return Route{Endpoint::admin_file, "PUT", path.substr(admin_files.size())};
+  constexpr std::string_view samples = "/api/v1/samples/";
+  if (path == "/api/v1/samples") return Route{Endpoint::samples, "GET, POST", {}};
+  if (path == "/api/v1/limits") return Route{Endpoint::limits, "GET", {}};
+  if (path.starts_with(samples) && path.size() > samples.size()) {
+    const std::string_view rest = path.substr(samples.size());
+    const std::size_t slash = rest.find('/');
+    const std::string_view id = rest.substr(0, slash);
+    if (id.empty()) return std::nullopt;
+    if (slash == std::string_view::npos) return Route{Endpoint::sample, "GET", id};
+    if (rest.substr(slash) == "/state") return Route{Endpoint::sample_state, "GET", id};
+    if (rest.substr(slash) == "/threat") return Route{Endpoint::sample_threat, "GET", id};
+  }
   return std::nullopt;
+}
+
+bool is_sample_endpoint(Endpoint e) {
+  return e == Endpoint::samples || e == Endpoint::sample || e == Endpoint::sample_state ||
+         e == Endpoint::sample_threat || e == Endpoint::limits;
+}
+
+bool is_sample_id(std::string_view id) {
+  if (id.size() != 32) return false;
+  for (char c : id)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// The name a file was submitted with, as kept: its last path component (a client may send a
+// path), at most kMaxFilename bytes; none when nothing is left.
+std::optional<std::string> sample_filename(const std::optional<std::string>& sent) {
+  if (!sent) return std::nullopt;
+  std::string_view name = *sent;
+  if (const std::size_t sep = name.find_last_of("/\\"); sep != std::string_view::npos) name.remove_prefix(sep + 1);
+  if (name.size() > kMaxFilename) {
+    std::size_t cut = kMaxFilename;
+    while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xc0) == 0x80) --cut;  // not inside a character
+    name = name.substr(0, cut);
+  }
+  if (name.empty()) return std::nullopt;
+  return std::string(name);
+}
+
+ojson sample_json(const Sample& s) {
+  ojson j;
+  j["id"] = s.id;
+  j["sha256"] = sha256_hex(s.sha256);
+  j["filename"] = s.filename ? ojson(*s.filename) : ojson(nullptr);
+  j["size"] = s.size;
+  j["state"] = std::string(sample_state_name(s.state));
+  j["submitted_at"] = rfc3339(s.submitted_at);
+  j["completed_at"] = s.completed_at ? ojson(rfc3339(*s.completed_at)) : ojson(nullptr);
+  return j;
+}
+
+ApiResponse answer(unsigned status, const ojson& data) {
+  ojson j;
+  j["data"] = data;
+  return ApiResponse{status, dump(j), 0, {}};
+}
+
+// The name the daily sample limit counts under: a digest of the quota's name for the client (its
+// key, or its address when the service needs no key), so that no key is stored.
+std::string client_id(const std::string& quota_name) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned len = 0;
+  EVP_Digest(quota_name.data(), quota_name.size(), md.data(), &len, EVP_sha256(), nullptr);
+  Sha256 h{};
+  std::copy_n(md.begin(), h.size(), h.begin());
+  return sha256_hex(h);
 }
 
 bool method_allowed(std::string_view allow, std::string_view method) {
@@ -210,11 +290,12 @@ std::string rfc3339(int64_t unix_seconds) {
   return buf;
 }
 
-Api::Api(ApiConfig config, Store& store, Faults& faults, WallClock wall, SteadyClock steady)
+Api::Api(ApiConfig config, Store& store, Faults& faults, WallClock wall, SteadyClock steady, Analyses* analyses)
     : config_(std::move(config)),
       store_(store),
       faults_(faults),
       quota_(config_.quota_per_minute),
+      analyses_(analyses),
       wall_(wall ? std::move(wall)
                  : WallClock([] {
                      return static_cast<int64_t>(
@@ -285,7 +366,8 @@ ApiResponse Api::handle(const ApiRequest& req) {
   const std::string_view path = target.substr(0, q);
   const std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
 
-  const auto r = route(path);
+  auto r = route(path);
+  if (r && is_sample_endpoint(r->endpoint) && !analyses_) r.reset();
   if (!r) return api_error(404, "NotFoundError", "no such endpoint: " + quote(path));
   if (!method_allowed(r->allow, req.method)) {
     ApiResponse res = api_error(405, "MethodNotAllowedError",
@@ -314,6 +396,12 @@ ApiResponse Api::handle(const ApiRequest& req) {
       case Endpoint::changes: return changes(query);
       case Endpoint::admin_file: return put_file(r->param, req.body);
       case Endpoint::admin_faults: return faults(req.method, req.body);
+      case Endpoint::samples:
+        return req.method == "POST" ? post_sample(req, auth.quota_name) : list_samples(query);
+      case Endpoint::sample: return get_sample(r->param, "");
+      case Endpoint::sample_state: return get_sample(r->param, "state");
+      case Endpoint::sample_threat: return get_sample(r->param, "threat");
+      case Endpoint::limits: return limits(auth.quota_name);
     }
     return api_error(404, "NotFoundError", "no such endpoint");
   } catch (const StoreError& e) {
@@ -443,6 +531,96 @@ ApiResponse Api::changes(std::string_view query) {
   j["meta"]["cursor"] = store_.id() + "-" + std::to_string(last);
   j["meta"]["more"] = page.more;
   return ApiResponse{200, dump(j), 0, {}};
+}
+
+std::optional<Api::BodyLimit> Api::body_limit(std::string_view method, std::string_view target) const {
+  if (!analyses_ || method != "POST" || target.substr(0, target.find('?')) != "/api/v1/samples") return std::nullopt;
+  return BodyLimit{static_cast<std::size_t>(analyses_->config().max_sample_bytes) + kMultipartOverhead,
+                   sample_too_large()};
+}
+
+ApiResponse Api::sample_too_large() const {
+  const uint64_t max = analyses_ ? analyses_->config().max_sample_bytes : 0;
+  return api_error(413, "PayloadTooLargeError",
+                   "the sample is larger than the maximum sample size, " + std::to_string(max) + " bytes (" +
+                       std::to_string(max >> 20) + " MiB)");
+}
+
+ApiResponse Api::post_sample(const ApiRequest& req, const std::string& client) {
+  const FormFileResult form = find_form_file(req.content_type.value_or(""), req.body, "sample");
+  if (!form.file) return api_error(400, "BadRequestError", form.error);
+  const std::string_view bytes = form.file->content;
+  if (bytes.size() > analyses_->config().max_sample_bytes) return sample_too_large();
+  if (bytes.empty()) return invalid("the sample is empty");
+  Analyses::Submitted s = analyses_->submit(bytes, sample_filename(form.file->filename), client_id(client));
+  switch (s.outcome) {
+    case Analyses::Outcome::created: return answer(201, sample_json(s.sample));
+    case Analyses::Outcome::existing: return answer(200, sample_json(s.sample));
+    case Analyses::Outcome::daily_limit: {
+      ApiResponse res = api_error(
+          429, "QuotaExceededError",
+          "daily sample limit of " + std::to_string(analyses_->config().daily_samples) + " reached for this " +
+              (client.starts_with("key:") ? "API key" : "client address") + "; retry after 00:00 UTC (in " +
+              std::to_string(s.retry_after) + " s)");
+      res.retry_after = s.retry_after;
+      return res;
+    }
+    case Analyses::Outcome::queue_full: {
+      ApiResponse res = api_error(503, "TransientError",
+                                  "the analysis queue is full (" + std::to_string(analyses_->pending()) +
+                                      " samples pending); retry in " + std::to_string(s.retry_after) + " s");
+      res.retry_after = s.retry_after;
+      return res;
+    }
+  }
+  return api_error(500, "InternalError", "unexpected submission outcome");
+}
+
+ApiResponse Api::list_samples(std::string_view query) {
+  const auto hex = query_param(query, "sha256");
+  if (!hex || hex->empty()) return invalid("the sha256 parameter is required (GET /api/v1/samples?sha256=...)");
+  Sha256 h;
+  if (!parse_sha256(*hex, h)) return invalid(quote(*hex) + " is not a SHA-256 (64 hex digits)");
+  ojson list = ojson::array();
+  for (const Sample& s : store_.samples_of(h, kMaxSamplesListed)) list.push_back(sample_json(s));
+  return answer(200, list);
+}
+
+ApiResponse Api::get_sample(std::string_view id, std::string_view what) {
+  std::optional<Sample> s;
+  if (is_sample_id(id)) s = store_.sample(id);
+  if (!s) return api_error(404, "NotFoundError", "no such sample: " + quote(id));
+  if (what == "state") {
+    ojson j;
+    j["id"] = s->id;
+    j["state"] = std::string(sample_state_name(s->state));
+    return answer(200, j);
+  }
+  if (what != "threat") return answer(200, sample_json(*s));
+  if (!s->result)
+    return api_error(400, "NotAvailableYet",
+                     "analysis not complete: state " + std::string(sample_state_name(s->state)));
+  const SampleResult& r = *s->result;
+  ojson j;
+  j["score"] = r.score ? ojson(*r.score) : ojson(nullptr);
+  j["verdict"] = r.verdict;
+  j["threat_name"] = r.threat_name ? ojson(*r.threat_name) : ojson(nullptr);
+  ojson report = ojson::parse(r.report, nullptr, false);
+  j["report"] = report.is_discarded() ? ojson::object() : std::move(report);
+  return answer(200, j);
+}
+
+ApiResponse Api::limits(const std::string& client) {
+  ojson j;
+  const AnalysisConfig& c = analyses_->config();
+  j["max_sample_bytes"] = c.max_sample_bytes;
+  j["daily_samples"] = c.daily_samples ? ojson(c.daily_samples) : ojson(nullptr);
+  const auto available = analyses_->submissions_available(client_id(client));
+  j["submissions_available"] = available ? ojson(*available) : ojson(nullptr);
+  // The same under the name Secure Malware Analytics gives it (its rate-limit answer), which
+  // clients written for that service read.
+  j["submissions-available"] = j["submissions_available"];
+  return answer(200, j);
 }
 
 ApiResponse Api::faults(std::string_view method, std::string_view body) {

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "control/cloud/analyses.h"
 #include "control/cloud/faults.h"
 #include "control/cloud/quota.h"
 #include "control/cloud/store.h"
@@ -40,6 +41,7 @@ struct ApiRequest {
   std::string_view body;
   std::optional<std::string_view> x_apikey;
   std::optional<std::string_view> authorization;
+  std::optional<std::string_view> content_type;
   std::string_view client;  // the peer's address: the quota's name for requests without a key
 };
 
@@ -64,9 +66,20 @@ class Api {
   using WallClock = std::function<int64_t()>;  // Unix seconds
   using SteadyClock = std::function<Quota::Clock::time_point()>;
 
-  Api(ApiConfig config, Store& store, Faults& faults, WallClock wall = {}, SteadyClock steady = {});
+  // `analyses` null: the sample endpoints do not exist (404), as in a reputation-only service.
+  Api(ApiConfig config, Store& store, Faults& faults, WallClock wall = {}, SteadyClock steady = {},
+      Analyses* analyses = nullptr);
 
   ApiResponse handle(const ApiRequest& req);
+
+  // A request whose body may exceed the server's limit (--max-body-kb): a sample upload may be as
+  // large as the largest sample plus its multipart framing. `refusal` answers a larger one (the
+  // server sends it as soon as the header shows the size, or when the body passes the limit).
+  struct BodyLimit {
+    std::size_t bytes = 0;
+    ApiResponse refusal;
+  };
+  std::optional<BodyLimit> body_limit(std::string_view method, std::string_view target) const;
 
   const ApiConfig& config() const noexcept { return config_; }
 
@@ -89,11 +102,17 @@ class Api {
   ApiResponse put_file(std::string_view hex, std::string_view body);
   ApiResponse changes(std::string_view query);
   ApiResponse faults(std::string_view method, std::string_view body);
+  ApiResponse post_sample(const ApiRequest& req, const std::string& client);
+  ApiResponse list_samples(std::string_view query);
+  ApiResponse get_sample(std::string_view id, std::string_view what);
+  ApiResponse limits(const std::string& client);
+  ApiResponse sample_too_large() const;
 
   ApiConfig config_;
   Store& store_;
   Faults& faults_;
   Quota quota_;
+  Analyses* analyses_;
   WallClock wall_;
   SteadyClock steady_;
   std::vector<std::string> key_digests_;  // SHA-256 of each api key, compared in constant time

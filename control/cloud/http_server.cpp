@@ -19,6 +19,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <type_traits>
@@ -89,6 +90,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::string server_name;
   std::unordered_set<SessionBase*> sessions;
   unsigned rejecting_count = 0;
+  unsigned uploads = 0;  // sample upload bodies being read or answered
   bool stopping = false;
   std::function<void()> on_idle;
   std::optional<asio::steady_timer> accept_retry;
@@ -115,7 +117,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (!ec) peer_ = ep.address().to_string();
   }
 
-  ~Session() override { server_->session_gone(this, reject_); }
+  ~Session() override {
+    release_upload();
+    server_->session_gone(this, reject_);
+  }
 
   void start() {
     if constexpr (kTls) {
@@ -176,7 +181,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void read_header() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->limits.header_bytes));
-    parser_->body_limit(server_->limits.body_bytes);
+    // No limit while the header is read: on_header() knows the endpoint, checks the Content-Length
+    // against that endpoint's limit (so that the refusal is the endpoint's) and sets it. (Not
+    // boost::none: Beast 1.74 compares the Content-Length with the optional, and any value is
+    // greater than none.)
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    special_limit_.reset();
     lowest().expires_after(server_->limits.read_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
@@ -186,17 +196,55 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void on_header() {
-    if (!parser_->is_done() && beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+    const auto& h = parser_->get();
+    special_limit_ = server_->api.body_limit(std::string_view(h.method_string().data(), h.method_string().size()),
+                                             std::string_view(h.target().data(), h.target().size()));
+    const std::size_t limit = special_limit_ ? special_limit_->bytes : server_->limits.body_bytes;
+    const auto length = parser_->content_length();
+    if (length && *length > limit) return body_too_large();
+    parser_->body_limit(limit);
+    body_deadline_ = server_->limits.read_timeout;
+    if (special_limit_ && !parser_->is_done()) {
+      if (server_->uploads >= server_->limits.max_uploads) {
+        keep_alive_ = false;
+        ApiResponse r = api_error(503, "TransientError",
+                                  "too many sample uploads in progress (" +
+                                      std::to_string(server_->limits.max_uploads) + "); retry later");
+        r.retry_after = 1;
+        return send(std::move(r), 11, Close::linger);
+      }
+      ++server_->uploads;
+      upload_ = true;
+      body_deadline_ += std::chrono::seconds(length.value_or(limit) / server_->limits.upload_bytes_per_second);
+      lowest().expires_after(body_deadline_);
+    }
+    if (!parser_->is_done() && beast::iequals(h[http::field::expect], "100-continue")) {
       raw_ = "HTTP/1.1 100 Continue\r\n\r\n";
       lowest().expires_after(server_->limits.write_timeout);
       asio::async_write(stream_, asio::buffer(raw_), [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
         if (ec) return self->close_now();
-        self->lowest().expires_after(self->server_->limits.read_timeout);  // the body's own deadline
+        self->lowest().expires_after(self->body_deadline_);  // the body's own deadline
         self->read_body();
       });
       return;
     }
     read_body();
+  }
+
+  // A body over its endpoint's limit: the API's refusal for a sample upload, the server's own
+  // otherwise; the connection ends (the rest of the body is not read).
+  void body_too_large() {
+    if (!special_limit_)
+      return refuse("the request body exceeds " + std::to_string(server_->limits.body_bytes) + " bytes (--max-body-kb)");
+    keep_alive_ = false;
+    send(special_limit_->refusal, 11, Close::linger);
+  }
+
+  void release_upload() {
+    if (upload_) {
+      upload_ = false;
+      --server_->uploads;
+    }
   }
 
   void read_body() {
@@ -209,9 +257,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void on_read_error(const beast::error_code& ec) {
     const auto& http_category = http::make_error_code(http::error::bad_method).category();
-    if (ec == http::error::body_limit) {
-      return refuse("the request body exceeds " + std::to_string(server_->limits.body_bytes) + " bytes (--max-body-kb)");
-    }
+    if (ec == http::error::body_limit) return body_too_large();
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
       return refuse("the request header exceeds " + std::to_string(server_->limits.header_bytes) + " bytes");
     }
@@ -275,6 +321,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     req.body = request_.body();
     req.x_apikey = header(request_, "x-apikey");
     req.authorization = header(request_, "authorization");
+    req.content_type = header(request_, "content-type");
     req.client = peer_;
     ApiResponse r = server_->api.handle(req);
     if (fault_ && fault_->oversized_mb) pad(r.body, std::size_t(fault_->oversized_mb) << 20);
@@ -297,6 +344,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   enum class Close { none, graceful, linger, mid_answer };
 
   void send(ApiResponse r, unsigned version, Close close) {
+    release_upload();
+    request_ = {};  // an upload's body is not needed any more
     response_ = Response{};
     response_.version(version);
     response_.result(r.status);
@@ -361,6 +410,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void close_now() {
+    release_upload();
     if (closed_) return;
     closed_ = true;
     timer_.cancel();
@@ -376,6 +426,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Request request_;
   Response response_;
   std::optional<FaultSet> fault_;
+  std::optional<Api::BodyLimit> special_limit_;  // this request's endpoint has its own body limit
+  std::chrono::steady_clock::duration body_deadline_{};
+  bool upload_ = false;  // counted in server_->uploads
   asio::steady_timer timer_;
   std::string raw_;
   std::string peer_;

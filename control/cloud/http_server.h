@@ -8,6 +8,8 @@
 // from its first byte, a TLS handshake likewise: closed; idle keep-alive past --idle-timeout:
 // closed; connections beyond --max-connections: 503 TransientError and closed (64 such answers at
 // once; past that, closed at once); a client that does not read its answer within 30 s: closed.
+// Sample uploads have the API's own body limit (Api::body_limit: the refusal is the API's 400,
+// sent as soon as the Content-Length shows it) and their own bound (ServerLimits::max_uploads).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -32,6 +34,13 @@ struct ServerLimits {
   std::chrono::seconds idle_timeout{30};  // --idle-timeout
   std::chrono::seconds read_timeout{10};  // --read-timeout
   std::chrono::seconds write_timeout{30};  // a client must take its answer (up to 256 MiB with faults)
+  // Sample uploads (Api::body_limit) read at once: each body is held in memory, up to
+  // --max-sample-mb plus its framing, so 8 of 32 MiB are 256 MiB at most. Beyond: 503
+  // TransientError with Retry-After 1, and the connection closed.
+  unsigned max_uploads = 8;
+  // An upload's body may take --read-timeout plus one second per this many bytes (32 MiB: 128 s
+  // more), so that a large sample over a slow link is not cut off.
+  std::size_t upload_bytes_per_second = 256 * 1024;
 };
 
 class HttpServer {

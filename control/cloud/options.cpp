@@ -12,17 +12,26 @@ namespace po = boost::program_options;
 
 namespace {
 
+// Set by control/cloud/CMakeLists.txt: the build's copy of pipeline/signatures and
+// control/cloud/signatures. An installed service names its own with --signatures.
+#ifndef SLUICE_CLOUD_SIGNATURES_DIR
+#define SLUICE_CLOUD_SIGNATURES_DIR ""
+#endif
+
 constexpr const char* kUsage =
     "Usage: sluice-cloud --listen HOST:PORT --data DIR [--api-key KEY]... [--admin-key KEY]\n"
     "                    [--tls-cert FILE --tls-key FILE] [--insecure-listen] [--quota-per-minute N]\n"
     "                    [other options below]\n"
     "\n"
-    "sluice-cloud, the reference file reputation service of Sluice: file look-ups (single and batch),\n"
-    "an admin API to set dispositions, a change feed for retrospective verdicts, lab fault injection.\n"
-    "HTTP/1.1 with keep-alive, TLS with --tls-cert/--tls-key, store in DIR/cloud.sqlite.\n"
+    "sluice-cloud, the reference file reputation and analysis service of Sluice: file look-ups (single\n"
+    "and batch), an admin API to set dispositions, a change feed for retrospective verdicts, sample\n"
+    "submission and static analysis (libclamav with the project's signatures and a scoring table; a\n"
+    "malicious score makes the file malicious), lab fault injection. HTTP/1.1 with keep-alive, TLS with\n"
+    "--tls-cert/--tls-key, store in DIR/cloud.sqlite, samples being analysed in DIR/samples/.\n"
     "API: control/cloud/API.md. On start one line goes to standard output:\n"
     "  sluice-cloud: listening on http://HOST:PORT   (https:// with TLS)\n"
-    "Stops on SIGTERM or SIGINT (exit 0). Exit 1: start-up error (DIR, store, TLS files, address);\n"
+    "Stops on SIGTERM or SIGINT (exit 0); analyses in progress resume at the next start.\n"
+    "Exit 1: start-up error (DIR, store, TLS files, address, signatures);\n"
     "exit 2: command-line error.\n";
 
 struct Failure {
@@ -76,6 +85,9 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv, const st
   // Numbers are read signed so that a negative one is named as given, then range-checked.
   int64_t quota = 0, ttl_clean = o.ttl.clean, ttl_malicious = o.ttl.malicious, ttl_unknown = o.ttl.unknown;
   int64_t max_connections = o.max_connections, max_body_kb = 1024, idle = o.idle_timeout_s, read = o.read_timeout_s;
+  int64_t analysis_seconds = o.analysis_seconds, daily_samples = 0, max_sample_mb = o.max_sample_mb,
+          malicious_score = o.malicious_score, analysis_threads = o.analysis_threads;
+  std::string signatures = SLUICE_CLOUD_SIGNATURES_DIR;
   po::options_description desc("Options", 100, 50);
   // clang-format off
   desc.add_options()
@@ -85,8 +97,8 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv, const st
      "required. Address and port to listen on: an IP address or localhost, [IPv6]:PORT; port 0 picks a free "
      "port (the listening line says which). Plain HTTP only on a loopback address unless --insecure-listen")
     ("data", po::value(&data)->value_name("DIR"),
-     "required. Data directory, created if missing; holds the store cloud.sqlite and cloud.lock (one "
-     "sluice-cloud per DIR)")
+     "required. Data directory, created if missing; holds the store cloud.sqlite, cloud.lock (one "
+     "sluice-cloud per DIR) and samples/ (the files being analysed, each removed when its analysis ends)")
     ("api-key", po::value(&o.api_keys)->value_name("KEY")->composing(),
      "a key clients may use (x-apikey header or Authorization: Bearer); repeat for several. None given: "
      "look-ups and the change feed need no key")
@@ -114,7 +126,23 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv, const st
      "seconds a keep-alive connection may stay idle between requests")
     ("read-timeout", po::value(&read)->value_name("S")->default_value(read),
      "seconds a client has to send a whole request once it has started (slow clients are closed); also "
-     "the TLS handshake's limit");
+     "the TLS handshake's limit. A sample upload has one more second per 256 KiB of its size")
+    ("analysis-seconds", po::value(&analysis_seconds)->value_name("N")->default_value(analysis_seconds),
+     "how long an analysis takes, from submission through the states wait, prep, run, proc to succ (four "
+     "equal steps; longer if the scan is slower). 0: done as soon as the scan is")
+    ("daily-samples", po::value(&daily_samples)->value_name("N"),
+     "samples each API key (each client address when no key is required) may submit per UTC day; over it: "
+     "429 QuotaExceededError with Retry-After (seconds until 00:00 UTC). Not given: no limit")
+    ("max-sample-mb", po::value(&max_sample_mb)->value_name("MB")->default_value(max_sample_mb),
+     "largest sample accepted, in MiB (GET /api/v1/limits says it); larger: 413 PayloadTooLargeError")
+    ("malicious-score", po::value(&malicious_score)->value_name("N")->default_value(malicious_score),
+     "an analysis scoring at least N (of 100) makes the file malicious (disposition, change feed); below N "
+     "the score is recorded and the disposition stays as it was")
+    ("signatures", po::value(&signatures)->value_name("DIR")->default_value(signatures),
+     "ClamAV signature files of the analysis engine (the project's pipeline/signatures and "
+     "control/cloud/signatures, copied together by the build)")
+    ("analysis-threads", po::value(&analysis_threads)->value_name("N")->default_value(analysis_threads),
+     "threads that scan samples (never the HTTP thread); further samples wait their turn");
   // clang-format on
 
   ParsedCommandLine out;
@@ -164,12 +192,24 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv, const st
     range("max-body-kb", max_body_kb, 1, 64 * 1024);  // 64 MiB: bodies are held in memory
     range("idle-timeout", idle, 1, 3600);
     range("read-timeout", read, 1, 3600);
+    range("analysis-seconds", analysis_seconds, 0, 86400);
+    if (vm.count("daily-samples")) range("daily-samples", daily_samples, 1, 1000000);
+    range("max-sample-mb", max_sample_mb, 1, 128);  // uploads are held in memory (8 at once)
+    range("malicious-score", malicious_score, 1, 100);
+    range("analysis-threads", analysis_threads, 1, 64);
+    if (signatures.empty()) fail("--signatures DIR is required (this build has no default)");
     o.quota_per_minute = static_cast<unsigned>(quota);
     o.ttl = Ttls{static_cast<unsigned>(ttl_clean), static_cast<unsigned>(ttl_malicious), static_cast<unsigned>(ttl_unknown)};
     o.max_connections = static_cast<unsigned>(max_connections);
     o.max_body_bytes = static_cast<std::size_t>(max_body_kb) * 1024;
     o.idle_timeout_s = static_cast<unsigned>(idle);
     o.read_timeout_s = static_cast<unsigned>(read);
+    o.analysis_seconds = static_cast<unsigned>(analysis_seconds);
+    o.daily_samples = static_cast<unsigned>(daily_samples);
+    o.max_sample_mb = static_cast<unsigned>(max_sample_mb);
+    o.malicious_score = static_cast<int>(malicious_score);
+    o.analysis_threads = static_cast<unsigned>(analysis_threads);
+    o.signatures = signatures;
     out.options = std::move(o);
   } catch (const Failure& f) {
     out.exit_code = 2;

@@ -27,6 +27,12 @@ struct Options {
   std::size_t max_body_bytes = 1 << 20;
   unsigned idle_timeout_s = 30;
   unsigned read_timeout_s = 10;
+  unsigned analysis_seconds = 10;
+  unsigned daily_samples = 0;  // 0: no daily sample limit
+  unsigned max_sample_mb = 32;
+  int malicious_score = 70;
+  std::filesystem::path signatures;  // --signatures (default: the build's cloud-signatures)
+  unsigned analysis_threads = 2;     // --analysis-threads
 };
 
 // What main() does with the command line: run with `options`, or print `text` (to stdout for

@@ -11,8 +11,11 @@
 #include <iostream>
 #include <optional>
 
+#include "control/cloud/analyses.h"
+#include "control/cloud/analysis_engine.h"
 #include "control/cloud/api.h"
 #include "control/cloud/faults.h"
+#include "control/cloud/scan_pool.h"
 #include "control/cloud/http_server.h"
 #include "control/cloud/options.h"
 #include "control/cloud/store.h"
@@ -72,6 +75,26 @@ int main(int argc, char** argv) {
       return fail(e.what());
     }
 
+    StaticEngineConfig engine_config;
+    engine_config.signatures_dir = o.signatures.string();
+    engine_config.max_sample_bytes = uint64_t(o.max_sample_mb) << 20;
+    std::string engine_error;
+    std::unique_ptr<AnalysisEngine> engine = make_static_engine(engine_config, engine_error);
+    if (!engine) return fail("the analysis engine: " + engine_error + " (--signatures)");
+    ScanPool pool(io, *engine, o.analysis_threads);
+    AnalysisConfig analysis;
+    analysis.duration = std::chrono::seconds(o.analysis_seconds);
+    analysis.malicious_score = o.malicious_score;
+    analysis.max_sample_bytes = uint64_t(o.max_sample_mb) << 20;
+    analysis.daily_samples = o.daily_samples;
+    analysis.samples_dir = o.data / "samples";
+    Analyses analyses(io, *store, pool, analysis);
+    try {
+      analyses.start();
+    } catch (const StoreError& e) {
+      return fail(e.what());
+    }
+
     Faults faults;
     ApiConfig config;
     config.api_keys = o.api_keys;
@@ -79,7 +102,7 @@ int main(int argc, char** argv) {
     config.ttl = o.ttl;
     config.quota_per_minute = o.quota_per_minute;
     config.version = SLUICE_VERSION;
-    Api api(config, *store, faults);
+    Api api(config, *store, faults, {}, {}, &analyses);
 
     ServerLimits limits;
     limits.body_bytes = o.max_body_bytes;
@@ -104,6 +127,7 @@ int main(int argc, char** argv) {
       if (stopping) return io.stop();  // a second signal: stop now
       stopping = true;
       signals.async_wait(on_signal);
+      analyses.stop();  // scans in progress finish; their results wait for the next start
       guard.expires_after(kStopTimeout);
       guard.async_wait([&](const boost::system::error_code& e) {
         if (!e) io.stop();
@@ -122,6 +146,8 @@ int main(int argc, char** argv) {
               << std::endl;
 
     io.run();
+    pool.drop();
+    pool.join();  // before the analyses and the engine go
     server.reset();
     store.reset();  // checkpoints the WAL and releases the directory lock
   } catch (const std::exception& e) {

@@ -1,8 +1,9 @@
 // The persistent store of sluice-cloud: one SQLite database, DIR/cloud.sqlite, in WAL mode. It
 // holds what the service knows of each SHA-256 (disposition, threat name and score, when it last
-// changed) and the change feed (every change of disposition, in order, for retrospective
-// verdicts). The samples and analysis tables of the next issue join it through a new schema
-// version (`kMigrations` in store.cpp; NOTES.md lists the layout).
+// changed, who set it), the change feed (every change of disposition, in order, for retrospective
+// verdicts), the samples submitted for analysis with their states and results, and the number of
+// samples each client submitted per UTC day (schema migrations: `kMigrations` in store.cpp;
+// NOTES.md lists the layout). The bytes of samples are not here: analyses.h keeps them in files.
 //
 // One Store is used from one thread (sluice-cloud's event loop). Every method that touches the
 // database throws StoreError on failure (disk full, I/O error, corruption found at run time); the
@@ -41,6 +42,41 @@ struct FileRecord {
   std::optional<std::string> threat_name;
   std::optional<int> threat_score;  // 0-100
   std::optional<int64_t> last_changed;  // Unix seconds
+  bool by_analysis = false;  // set by an analysis; false: by the admin API (or never set)
+  bool has_sample = false;   // a sample of this SHA-256 exists in any state but fail
+};
+
+// A sample's analysis states, as Secure Malware Analytics names them: waiting, preparing, running,
+// processing, then succeeded or failed.
+enum class SampleState : uint8_t { wait, prep, run, proc, succ, fail };
+std::string_view sample_state_name(SampleState s) noexcept;
+std::optional<SampleState> parse_sample_state(std::string_view s) noexcept;
+inline bool is_finished(SampleState s) noexcept { return s == SampleState::succ || s == SampleState::fail; }
+
+// The outcome of a finished analysis (succ or fail).
+struct SampleResult {
+  std::optional<int> score;               // 0-100; none when it failed
+  std::string verdict;                    // "clean", "malicious" or "failed"
+  std::optional<std::string> threat_name;
+  std::string report;                     // a JSON object
+};
+
+struct Sample {
+  std::string id;  // 32 lower-case hex digits
+  Sha256 sha256{};
+  std::optional<std::string> filename;
+  uint64_t size = 0;
+  SampleState state = SampleState::wait;
+  int64_t submitted_at = 0;  // Unix seconds
+  std::optional<int64_t> completed_at;
+  std::optional<SampleResult> result;  // when finished
+};
+
+// What a finished analysis says of its file's reputation (applied by Store::finish_sample).
+struct AnalysisDisposition {
+  Disposition disposition = Disposition::clean;
+  std::optional<std::string> threat_name;
+  int threat_score = 0;
 };
 
 // One entry of the change feed. `seq` orders the feed (1, 2, ...; never reused).
@@ -83,8 +119,33 @@ class Store {
   // Sets what is known of `hash` (the whole record: a name or score not given is cleared). When
   // the disposition differs from the stored one (unknown when none), the change is appended to
   // the feed and `last_changed` becomes `now`; a first record also takes `now`. One transaction.
+  // Records set here are the admin's (`by_analysis` false).
   FileRecord set(const Sha256& hash, Disposition d, std::optional<std::string> threat_name,
                  std::optional<int> threat_score, int64_t now);
+
+  // -- samples --
+
+  // The sample `id` (none when there is no such sample).
+  std::optional<Sample> sample(std::string_view id);
+  // The samples of `hash`, newest first, at most `limit`.
+  std::vector<Sample> samples_of(const Sha256& hash, unsigned limit);
+  // The newest sample of `hash` that did not fail (the one a new upload of the same bytes gets).
+  std::optional<Sample> live_sample(const Sha256& hash);
+  // Samples not finished (wait, prep, run, proc), oldest first: the analyses to resume at start.
+  std::vector<Sample> unfinished_samples();
+  // Samples `client` submitted on UTC day `day` (Unix days).
+  unsigned samples_on_day(std::string_view client, int64_t day);
+  // Adds a sample in state wait, submitted now, and counts it for `client` on today's UTC day (days
+  // before yesterday are forgotten at the same time). One transaction.
+  Sample add_sample(std::string id, const Sha256& hash, std::optional<std::string> filename, uint64_t size,
+                    std::string_view client, int64_t now);
+  void set_sample_state(std::string_view id, SampleState state);
+  // Finishes a sample (state succ or fail) with its result, completed now; with `disposition`, in
+  // the same transaction, sets the file's record as Store::set does (change feed included) unless
+  // the admin set a disposition other than unknown, which an analysis never overrides. Returns the
+  // file's record as it is afterwards.
+  FileRecord finish_sample(std::string_view id, SampleState state, const SampleResult& result,
+                           const std::optional<AnalysisDisposition>& disposition, int64_t now);
 
   // Up to `limit` feed entries with seq > after, in order.
   ChangePage changes(uint64_t after, unsigned limit);

@@ -7,6 +7,13 @@ a free loopback port in a temporary data directory, and talks to it with the sta
         c.faults(status=503, count=1)    # the next non-admin request answers 503
         c.restart()                      # same DIR, same port
 
+    with Cloud(analysis_seconds=1, daily_samples=5) as c:
+        s = c.upload(b"bytes", "invoice.doc")   # SAMPLE (201 new, 200 already there)
+        c.wait_for_state(s["id"], "succ")       # the states seen on the way
+        c.threat(s["id"])                # {"score", "verdict", "threat_name", "report"}
+        c.wait_for_completion(s["id"])   # the SAMPLE once in succ or fail
+        sample, threat = c.analyse(b"more bytes", "notes.txt")   # upload, wait, threat
+
 Every call that expects 200 raises CloudError (status, code, message, headers) on anything else;
 request() returns the raw Response for tests that check errors themselves.
 """
@@ -14,6 +21,7 @@ import http.client
 import json
 import os
 import re
+import secrets
 import select
 import shutil
 import signal
@@ -68,13 +76,19 @@ class Cloud:
     """One sluice-cloud process. api_keys: keys for look-ups (none: look-ups need no key); admin_key:
     the admin endpoints' key (None: they answer 403); tls: True to serve HTTPS with a certificate made
     by make_cert (ca_file is then its CA bundle), or a (cert, key) pair; quota_per_minute: None for no
-    quota; args: further command-line arguments; data_dir: None for a temporary directory removed at
-    close()."""
+    quota; analysis_seconds, daily_samples, max_sample_mb, malicious_score: the analysis options (None:
+    the service's default); args: further command-line arguments; data_dir: None for a temporary
+    directory removed at close()."""
 
     def __init__(self, api_keys=("test-key",), admin_key="test-admin", tls=False, quota_per_minute=None,
-                 args=(), data_dir=None, host="127.0.0.1", start=True):
+                 args=(), data_dir=None, host="127.0.0.1", start=True, analysis_seconds=None, daily_samples=None,
+                 max_sample_mb=None, malicious_score=None):
         self.api_keys, self.admin_key = list(api_keys), admin_key
         self.quota_per_minute, self.extra_args, self.host = quota_per_minute, list(args), host
+        for option, value in (("--analysis-seconds", analysis_seconds), ("--daily-samples", daily_samples),
+                              ("--max-sample-mb", max_sample_mb), ("--malicious-score", malicious_score)):
+            if value is not None:
+                self.extra_args += [option, str(value)]
         self._tmp = tempfile.mkdtemp(prefix="sluice-cloud-test-")
         self.data_dir = data_dir or os.path.join(self._tmp, "data")
         self.cert = self.key = self.ca_file = None
@@ -84,6 +98,7 @@ class Cloud:
             self.cert, self.key = tls
         self.ca_file = self.cert
         self.proc = None
+        self.last_upload_status = None
         self.port = 0
         self.scheme = "https" if self.cert else "http"
         self.listening_line = None
@@ -258,3 +273,88 @@ class Cloud:
 
     def clear_faults(self):
         return self._ok(self.request("DELETE", "/api/v1/admin/faults"))["data"]
+
+    # -- samples (analysis) --
+
+    def upload_request(self, data, filename="sample.bin", key=_DEFAULT, field="sample"):
+        """POST /api/v1/samples with `data` as the multipart file field `field` (filename None: the
+        part has no filename parameter). Returns the raw Response."""
+        body, content_type = multipart_form(field, data, filename)
+        return self.request("POST", "/api/v1/samples", body, key=key, headers={"Content-Type": content_type})
+
+    def upload(self, data, filename="sample.bin", key=_DEFAULT):
+        """Submits `data` for analysis: the SAMPLE (201 for a new sample, 200 for one already there;
+        `last_upload_status` says which). Raises CloudError on anything else."""
+        r = self.upload_request(data, filename, key=key)
+        if r.status not in (200, 201):
+            raise CloudError(r)
+        self.last_upload_status = r.status
+        return r.json()["data"]
+
+    def samples(self, sha, key=_DEFAULT):
+        """GET /api/v1/samples?sha256=: the SAMPLEs of that SHA-256, newest first ([] when never
+        submitted)."""
+        return self._ok(self.request("GET", "/api/v1/samples?sha256=" + sha, key=key))["data"]
+
+    def sample(self, sample_id, key=_DEFAULT):
+        return self._ok(self.request("GET", "/api/v1/samples/" + sample_id, key=key))["data"]
+
+    def state(self, sample_id, key=_DEFAULT):
+        """The sample's state: wait, prep, run, proc, succ or fail."""
+        return self._ok(self.request("GET", "/api/v1/samples/%s/state" % sample_id, key=key))["data"]["state"]
+
+    def threat(self, sample_id, key=_DEFAULT):
+        """GET /api/v1/samples/{id}/threat once finished: {"score", "verdict", "threat_name", "report"}."""
+        return self._ok(self.request("GET", "/api/v1/samples/%s/threat" % sample_id, key=key))["data"]
+
+    def limits(self, key=_DEFAULT):
+        """GET /api/v1/limits: {"max_sample_bytes", "daily_samples", "submissions_available",
+        "submissions-available"} (the last two the same number, null without a daily limit)."""
+        return self._ok(self.request("GET", "/api/v1/limits", key=key))["data"]
+
+    def wait_for_state(self, sample_id, state, timeout=10, interval=0.05):
+        """Polls until the sample is in `state` and returns the states seen, in order (each once).
+        Raises AssertionError when the time runs out or the sample finished in another state."""
+        seen, end = [], time.monotonic() + timeout
+        while True:
+            s = self.state(sample_id)
+            if not seen or seen[-1] != s:
+                seen.append(s)
+            if s == state:
+                return seen
+            if s in ("succ", "fail"):
+                raise AssertionError("sample %s finished in %s, not %s (states %s)" % (sample_id, s, state, seen))
+            if time.monotonic() > end:
+                raise AssertionError("sample %s not in %s after %s s (states %s)" % (sample_id, state, timeout, seen))
+            time.sleep(interval)
+
+    def wait_for_completion(self, sample_id, timeout=10, interval=0.05):
+        """Polls until the analysis ends (succ or fail) and returns the finished SAMPLE. Raises
+        AssertionError when the time runs out."""
+        end = time.monotonic() + timeout
+        while True:
+            s = self.sample(sample_id)
+            if s["state"] in ("succ", "fail"):
+                return s
+            if time.monotonic() > end:
+                raise AssertionError("sample %s still in %s after %s s" % (sample_id, s["state"], timeout))
+            time.sleep(interval)
+
+    def analyse(self, data, filename="sample.bin", key=_DEFAULT, timeout=10):
+        """Uploads `data`, waits for its analysis to end and returns (SAMPLE, THREAT): the threat is
+        {"score", "verdict", "threat_name", "report"} (score None and verdict "failed" when the
+        analysis failed)."""
+        s = self.upload(data, filename, key=key)
+        done = self.wait_for_completion(s["id"], timeout=timeout)
+        return done, self.threat(done["id"], key=key)
+
+
+def multipart_form(field, data, filename="sample.bin", boundary=None):
+    """A multipart/form-data body with one file field: (body bytes, Content-Type value)."""
+    boundary = boundary or "sluice-" + secrets.token_hex(12)
+    disposition = 'form-data; name="%s"' % field
+    if filename is not None:
+        disposition += '; filename="%s"' % filename.replace("\\", "\\\\").replace('"', '\\"')
+    body = ("--%s\r\nContent-Disposition: %s\r\nContent-Type: application/octet-stream\r\n\r\n"
+            % (boundary, disposition)).encode() + bytes(data) + ("\r\n--%s--\r\n" % boundary).encode()
+    return body, "multipart/form-data; boundary=" + boundary

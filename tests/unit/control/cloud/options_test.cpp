@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
 #include <vector>
 
 using namespace sluice::cloud;
@@ -103,5 +104,37 @@ TEST(CloudOptions, ErrorsAreOneLineExitTwo) {
     EXPECT_FALSE(p.options);
     EXPECT_EQ(p.exit_code, 2);
     EXPECT_EQ(p.text, line);
+  }
+}
+
+TEST(CloudOptions, AnalysisOptions) {
+  auto p = parse({"--listen", "127.0.0.1:1", "--data", "d"});
+  ASSERT_TRUE(p.options);
+  EXPECT_EQ(p.options->analysis_seconds, 10u);
+  EXPECT_EQ(p.options->daily_samples, 0u);
+  EXPECT_EQ(p.options->max_sample_mb, 32u);
+  EXPECT_EQ(p.options->malicious_score, 70);
+  EXPECT_EQ(p.options->analysis_threads, 2u);
+  EXPECT_EQ(p.options->signatures, std::string(SLUICE_BUILD_DIR) + "/cloud-signatures");
+  p = parse({"--listen", "127.0.0.1:1", "--data", "d", "--analysis-seconds", "0", "--daily-samples", "7",
+             "--max-sample-mb", "128", "--malicious-score", "85", "--analysis-threads", "4", "--signatures", "/s"});
+  ASSERT_TRUE(p.options) << p.text;
+  EXPECT_EQ(p.options->analysis_seconds, 0u);
+  EXPECT_EQ(p.options->daily_samples, 7u);
+  EXPECT_EQ(p.options->max_sample_mb, 128u);
+  EXPECT_EQ(p.options->malicious_score, 85);
+  EXPECT_EQ(p.options->analysis_threads, 4u);
+  EXPECT_EQ(p.options->signatures, "/s");
+  for (auto [opt, value, line] : std::vector<std::tuple<const char*, const char*, std::string>>{
+           {"--analysis-seconds", "86401", "--analysis-seconds 86401: accepted 0 to 86400"},
+           {"--daily-samples", "0", "--daily-samples 0: accepted 1 to 1000000"},
+           {"--max-sample-mb", "0", "--max-sample-mb 0: accepted 1 to 128"},
+           {"--malicious-score", "101", "--malicious-score 101: accepted 1 to 100"},
+           {"--analysis-threads", "0", "--analysis-threads 0: accepted 1 to 64"},
+           {"--signatures", "", "--signatures DIR is required (this build has no default)"}}) {
+    p = parse({"--listen", "127.0.0.1:1", "--data", "d", opt, value});
+    EXPECT_FALSE(p.options);
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_EQ(p.text, "sluice-cloud: " + line + " (see --help)");
   }
 }

@@ -199,7 +199,7 @@ TEST_F(StoreTest, RefusesANewerSchema) {
     Store s(root_);
     FAIL() << "opened a newer schema";
   } catch (const StoreError& e) {
-    EXPECT_NE(std::string(e.what()).find("has schema version 99, newer than this sluice-cloud (1)"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("has schema version 99, newer than this sluice-cloud (2)"), std::string::npos)
         << e.what();
   }
 }
@@ -216,4 +216,149 @@ TEST_F(StoreTest, RunTimeFailuresThrowAndTheStoreRecovers) {
   EXPECT_EQ(s.lookup(q)[0].disposition, Disposition::clean);  // no transaction left open
   s.set(hash_of(2), Disposition::malicious, std::nullopt, std::nullopt, 3);
   EXPECT_EQ(s.lookup(hash_of(2)).disposition, Disposition::malicious);
+}
+
+TEST_F(StoreTest, MigratesAVersion1Store) {
+  // A store as sluice-cloud 0.1.0 (schema version 1) left it, with one admin record.
+  sql(R"sql(
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE dispositions (
+      sha256 BLOB PRIMARY KEY CHECK (length(sha256) = 32),
+      disposition TEXT NOT NULL CHECK (disposition IN ('clean', 'malicious', 'unknown')),
+      threat_name TEXT, threat_score INTEGER CHECK (threat_score BETWEEN 0 AND 100),
+      last_changed INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, sha256 BLOB NOT NULL CHECK (length(sha256) = 32),
+      old TEXT NOT NULL, new TEXT NOT NULL, threat_name TEXT, changed_at INTEGER NOT NULL);
+    INSERT INTO meta VALUES ('store_id', '0123456789abcdef');
+    INSERT INTO dispositions VALUES (zeroblob(32), 'malicious', 'Old.Name', 90, 5, 5);
+    PRAGMA application_id = 1397506884;
+    PRAGMA user_version = 1;
+  )sql");
+  Store s(root_);
+  EXPECT_EQ(s.id(), "0123456789abcdef");
+  const FileRecord r = s.lookup(hash_of(0));
+  EXPECT_TRUE(r.known);
+  EXPECT_EQ(r.disposition, Disposition::malicious);
+  EXPECT_EQ(r.threat_name, "Old.Name");
+  EXPECT_FALSE(r.by_analysis);  // what was there was the admin's
+  EXPECT_FALSE(r.has_sample);
+  EXPECT_TRUE(s.unfinished_samples().empty());
+}
+
+TEST_F(StoreTest, SamplesFromSubmissionToResult) {
+  Store s(root_);
+  const Sha256 h = hash_of(7);
+  const std::string id1(32, 'a'), id2(32, 'b');
+  EXPECT_FALSE(s.live_sample(h));
+  EXPECT_FALSE(s.sample(id1));
+  const Sample added = s.add_sample(id1, h, "a.doc", 1234, "client-1", 86400 * 3 + 5);
+  EXPECT_EQ(added.state, SampleState::wait);
+  const auto got = s.sample(id1);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->id, id1);
+  EXPECT_EQ(got->sha256, h);
+  EXPECT_EQ(got->filename, "a.doc");
+  EXPECT_EQ(got->size, 1234u);
+  EXPECT_EQ(got->submitted_at, 86400 * 3 + 5);
+  EXPECT_FALSE(got->completed_at);
+  EXPECT_FALSE(got->result);
+  EXPECT_TRUE(s.lookup(h).has_sample);
+  EXPECT_FALSE(s.lookup(h).known);
+  EXPECT_EQ(s.live_sample(h)->id, id1);
+  EXPECT_EQ(s.unfinished_samples().size(), 1u);
+  EXPECT_EQ(s.samples_on_day("client-1", 3), 1u);
+  EXPECT_EQ(s.samples_on_day("client-1", 2), 0u);
+  EXPECT_EQ(s.samples_on_day("client-2", 3), 0u);
+
+  s.set_sample_state(id1, SampleState::run);
+  EXPECT_EQ(s.sample(id1)->state, SampleState::run);
+
+  // A failure leaves the disposition alone; the hash is wanted again.
+  SampleResult failed{std::nullopt, "failed", std::nullopt, R"({"error":"boom"})"};
+  FileRecord r = s.finish_sample(id1, SampleState::fail, failed, std::nullopt, 86400 * 3 + 9);
+  EXPECT_FALSE(r.known);
+  EXPECT_FALSE(r.has_sample);
+  EXPECT_FALSE(s.live_sample(h));
+  EXPECT_TRUE(s.unfinished_samples().empty());
+  ASSERT_TRUE(s.sample(id1)->result);
+  EXPECT_EQ(s.sample(id1)->result->report, R"({"error":"boom"})");
+  EXPECT_EQ(s.sample(id1)->completed_at, 86400 * 3 + 9);
+
+  // A second submission, then a result that sets the disposition (and feeds it).
+  s.add_sample(id2, h, std::nullopt, 1234, "client-1", 86400 * 3 + 20);
+  EXPECT_EQ(s.samples_on_day("client-1", 3), 2u);
+  SampleResult ok{91, "malicious", "Bad.Macro", R"({"findings":[]})"};
+  r = s.finish_sample(id2, SampleState::succ, ok, AnalysisDisposition{Disposition::malicious, "Bad.Macro", 91},
+                      86400 * 3 + 30);
+  EXPECT_EQ(r.disposition, Disposition::malicious);
+  EXPECT_EQ(r.threat_score, 91);
+  EXPECT_TRUE(r.by_analysis);
+  EXPECT_TRUE(r.has_sample);
+  EXPECT_EQ(s.lookup(h).threat_name, "Bad.Macro");
+  const auto page = s.changes(0, 10);
+  ASSERT_EQ(page.changes.size(), 1u);
+  EXPECT_EQ(page.changes[0].new_disposition, Disposition::malicious);
+  EXPECT_EQ(page.changes[0].threat_name, "Bad.Macro");
+  const auto list = s.samples_of(h, 10);
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].id, id2);  // newest first
+  EXPECT_EQ(list[0].result->score, 91);
+  EXPECT_EQ(list[1].id, id1);
+  EXPECT_EQ(s.samples_of(h, 1).size(), 1u);
+  EXPECT_EQ(s.live_sample(h)->id, id2);
+}
+
+TEST_F(StoreTest, AnAnalysisNeverOverridesTheAdmin) {
+  Store s(root_);
+  const Sha256 h = hash_of(8);
+  s.set(h, Disposition::clean, std::nullopt, std::nullopt, 1);
+  s.add_sample(std::string(32, 'c'), h, std::nullopt, 1, "c", 2);
+  SampleResult ok{95, "malicious", "X", "{}"};
+  FileRecord r = s.finish_sample(std::string(32, 'c'), SampleState::succ, ok,
+                                 AnalysisDisposition{Disposition::malicious, "X", 95}, 3);
+  EXPECT_EQ(r.disposition, Disposition::clean);
+  EXPECT_FALSE(r.threat_score);
+  EXPECT_EQ(s.changes(0, 10).changes.size(), 1u);  // the admin's only
+  // An admin "unknown" is no word on the file: the next analysis sets it.
+  s.set(h, Disposition::unknown, std::nullopt, std::nullopt, 4);
+  s.add_sample(std::string(32, 'd'), h, std::nullopt, 1, "c", 5);
+  r = s.finish_sample(std::string(32, 'd'), SampleState::succ, ok, AnalysisDisposition{Disposition::malicious, "X", 95}, 6);
+  EXPECT_EQ(r.disposition, Disposition::malicious);
+  // and a later admin PUT wins over it
+  r = s.set(h, Disposition::clean, std::nullopt, std::nullopt, 7);
+  EXPECT_FALSE(r.by_analysis);
+  EXPECT_EQ(s.lookup(h).disposition, Disposition::clean);
+}
+
+TEST_F(StoreTest, DailyCountsOlderThanYesterdayAreForgotten) {
+  Store s(root_);
+  s.add_sample(std::string(32, '1'), hash_of(1), std::nullopt, 1, "c", 86400 * 10);
+  s.add_sample(std::string(32, '2'), hash_of(2), std::nullopt, 1, "c", 86400 * 11);
+  EXPECT_EQ(s.samples_on_day("c", 10), 1u);
+  s.add_sample(std::string(32, '3'), hash_of(3), std::nullopt, 1, "c", 86400 * 12);
+  EXPECT_EQ(s.samples_on_day("c", 10), 0u);
+  EXPECT_EQ(s.samples_on_day("c", 11), 1u);
+  EXPECT_EQ(s.samples_on_day("c", 12), 1u);
+}
+
+TEST_F(StoreTest, SamplesPersistAcrossReopen) {
+  {
+    Store s(root_);
+    s.add_sample(std::string(32, 'e'), hash_of(9), "x.bin", 10, "c", 100);
+    s.set_sample_state(std::string(32, 'e'), SampleState::proc);
+  }
+  Store s(root_);
+  const auto u = s.unfinished_samples();
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u[0].state, SampleState::proc);
+  EXPECT_EQ(u[0].filename, "x.bin");
+}
+
+TEST(SampleStates, NamesRoundTrip) {
+  for (auto st : {SampleState::wait, SampleState::prep, SampleState::run, SampleState::proc, SampleState::succ,
+                  SampleState::fail})
+    EXPECT_EQ(parse_sample_state(sample_state_name(st)), st);
+  EXPECT_FALSE(parse_sample_state("done"));
+  EXPECT_TRUE(is_finished(SampleState::fail));
+  EXPECT_FALSE(is_finished(SampleState::proc));
 }
