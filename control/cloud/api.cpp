@@ -82,9 +82,11 @@ void append_file(std::string& out, const Sha256& hash, const FileRecord& r, cons
     case Disposition::malicious: out += std::to_string(ttl.malicious); break;
     case Disposition::unknown: out += std::to_string(ttl.unknown); break;
   }
-  // Unknown, never analysed (no threat score) and no sample being analysed or analysed: the
-  // service wants the file (DESIGN.md 1, step 3).
-  const bool upload_wanted = r.disposition == Disposition::unknown && !r.threat_score && !r.has_sample;
+  // Unknown and no analysis result (no threat score): the service wants the file (DESIGN.md 1,
+  // step 3). Also while a sample of it is being analysed: an appliance that asks then finds the
+  // sample (GET /api/v1/samples?sha256=), does not upload it again, and holds its message for the
+  // result instead of letting it through unanalysed.
+  const bool upload_wanted = r.disposition == Disposition::unknown && !r.threat_score;
   out += ",\"upload_wanted\":";
   out += upload_wanted ? "true" : "false";
   out += ",\"last_changed\":";

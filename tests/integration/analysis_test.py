@@ -117,7 +117,7 @@ class Analysis(unittest.TestCase):
         self.assertEqual(len(submitted), 1, ev.of("analysis"))
         self.assertEqual(submitted[0]["sha256"], sha(doc))
         self.assertEqual(submitted[0]["endpoint"], "sandbox")
-        self.assertIn("macros", " ".join(submitted[0]["dynamic"]))
+        self.assertIn("vba_macro", submitted[0]["dynamic"])
         self.assertEqual(len(self.analysis(ev, "waiting")), 2)
         files = [e["file"] for e in ev.of("file")]
         self.assertEqual(sorted(f["analysis"] for f in files), ["submitted", "waiting", "waiting"])
@@ -203,7 +203,8 @@ class Analysis(unittest.TestCase):
         crit = sorted(f["file"].get("upload_criterion", f["file"]["analysis"]) for f in ev.of("file"))
         self.assertEqual(crit, ["queue_full", "submitted"])
         # No analysis endpoint answers: not sent, the message goes on.
-        ev = self.replay(frames_of([(0, docs[:1])]), config(c2, None, "decision_ms: 2000", url="http://127.0.0.1:9"),
+        c3 = self.cloud()
+        ev = self.replay(frames_of([(0, docs[:1])]), config(c3, None, "decision_ms: 2000", url="http://127.0.0.1:9"),
                          name="down")
         f = ev.of("file")[0]["file"]
         self.assertEqual((f["analysis"], f["upload_criterion"]), ("not_sent", "unreachable"))
@@ -221,8 +222,10 @@ class Analysis(unittest.TestCase):
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 30
         while time.time() < deadline:
-            if os.path.exists(events) and '"submitted"' in open(events).read():
-                break
+            if os.path.exists(events):
+                with open(events) as f:
+                    if '"submitted"' in f.read():
+                        break
             time.sleep(0.05)
         p.send_signal(signal.SIGKILL)
         p.wait()

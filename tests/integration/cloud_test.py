@@ -1068,15 +1068,18 @@ class SampleUploads(SampleChecks):
         r = c.request("POST", "/api/v1/files/lookup", b"{" + b" " * (MIB + 10) + b"}")
         self.assertAnswer(r, 400, err("BadRequestError", "the request body exceeds 1048576 bytes (--max-body-kb)"))
 
-    def test_upload_wanted_while_a_sample_exists(self):
+    def test_upload_wanted_until_a_sample_has_a_result(self):
+        # Being analysed is no result yet: still wanted (an appliance then finds the sample by
+        # searching and waits on it instead of uploading again).
         data = unique()
         h = sha256(data)
         self.assertTrue(self.c.file(h)["upload_wanted"])
         self.c.upload(data)
         self.assertEqual(self.c.file(h), {"sha256": h, "disposition": "unknown", "threat_name": None,
-                                          "threat_score": None, "ttl_seconds": 900, "upload_wanted": False,
+                                          "threat_score": None, "ttl_seconds": 900, "upload_wanted": True,
                                           "last_changed": None})
-        self.assertFalse(self.c.lookup([h])[0]["upload_wanted"])
+        self.assertTrue(self.c.lookup([h])[0]["upload_wanted"])
+        self.assertEqual(len(self.c.samples(h)), 1)
 
     def test_limits_without_a_daily_limit(self):
         self.assertEqual(self.c.limits(), {"max_sample_bytes": MIB, "daily_samples": None,

@@ -279,9 +279,9 @@ TEST_F(ApiSamplesTest, SubmitThenReadBack) {
   const auto threat = call("GET", "/api/v1/samples/" + id + "/threat");
   EXPECT_EQ(threat.status, 400u);
   EXPECT_EQ(json::parse(threat.body), error("NotAvailableYet", "analysis not complete: state wait"));
-  // the file is no longer wanted
+  // still wanted while it has no result: an appliance searches first and finds the sample
   const auto file = json::parse(call("GET", "/api/v1/files/" + s["sha256"].get<std::string>()).body);
-  EXPECT_EQ(file["data"]["upload_wanted"], false);
+  EXPECT_EQ(file["data"]["upload_wanted"], true);
 }
 
 TEST_F(ApiSamplesTest, ThreatOfFinishedSamples) {
