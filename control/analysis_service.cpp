@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "control/quarantine_store.h"
 #include "control/submission_store.h"
 #include "pipeline/lookup_lane.h"
 #include "pipeline/sample.h"
@@ -53,9 +54,9 @@ std::string analysis_message_key(uint64_t flow_id, uint64_t transaction) {
 
 AnalysisService::AnalysisService(AnalysisSettings settings, AnalysisClient& client, SubmissionStore* store,
                                  pipeline::VerdictCache* cache, std::vector<pipeline::LookupLane*> lanes,
-                                 AnalysisHooks hooks)
-    : s_(settings), client_(client), store_(store), cache_(cache), lanes_(std::move(lanes)), hooks_(std::move(hooks)),
-      outbox_(lanes_.size()) {}
+                                 AnalysisHooks hooks, QuarantineStore* quarantine)
+    : s_(settings), client_(client), store_(store), quarantine_(quarantine), cache_(cache), lanes_(std::move(lanes)),
+      hooks_(std::move(hooks)), outbox_(lanes_.size()) {}
 
 AnalysisService::~AnalysisService() { stop(); }
 
@@ -125,6 +126,12 @@ void AnalysisService::event(const std::string& status, const std::string& sha, J
   hooks_.event("analysis", std::move(body), t ? &t->flow : nullptr);
 }
 
+std::size_t AnalysisService::unfinished() const noexcept {
+  std::size_t n = subs_.size();
+  for (const auto& [key, w] : waiting_) n += w.shas.empty();
+  return n;
+}
+
 bool AnalysisService::idle() const noexcept {
   if (!deciding_.empty()) return false;
   for (const auto& o : outbox_)
@@ -139,6 +146,8 @@ void AnalysisService::poll() {
     while (!out.empty() && lanes_[i]->push_answer(out.front())) out.pop_front();
     pipeline::AnalysisRequest rq;
     for (int n = 0; n < 64 && lanes_[i]->pop_analysis(rq); ++n) take(i, rq);
+    pipeline::MessageCopy c;
+    for (int n = 0; n < 16 && lanes_[i]->pop_message(c); ++n) take_copy(c);
   }
 }
 
@@ -347,6 +356,128 @@ void AnalysisService::tick() {
   }
   for (const auto& sha : aged) expire(sha);
   for (const auto& sha : due) poll_sub(sha);
+  // A message whose envelope did not come within 2 s is stored without it.
+  std::vector<std::string> late;
+  for (const auto& [key, w] : waiting_)
+    if (w.put == Put::none && w.bytes && w.verdict && now - w.ready_since >= std::chrono::seconds(2)) late.push_back(key);
+  for (const auto& key : late) try_quarantine(key, true);
+  if (quarantine_ && now >= next_retention_) {
+    next_retention_ = now + std::chrono::hours(1);
+    QuarantineStore* q = quarantine_;
+    const int64_t t = wall_ms();
+    if (hooks_.blocking) hooks_.blocking([q, t] { q->expire(t); });
+  }
+}
+
+void AnalysisService::take_copy(pipeline::MessageCopy& c) {
+  auto bytes = std::make_shared<const std::string>(pipeline::sample_bytes(c.bytes));
+  pipeline::release_sample(c.bytes);
+  c.bytes = nullptr;
+  auto it = waiting_.find(analysis_message_key(c.flow.flow_id, c.transaction));
+  if (it == waiting_.end() || !quarantine_) {
+    ++c_.copies_unclaimed;
+    return;
+  }
+  it->second.bytes = std::move(bytes);
+  it->second.message_sha256 = hex_of(c.message_sha256);
+  if (it->second.verdict) it->second.ready_since = Clock::now();
+  try_quarantine(it->first, false);
+}
+
+void AnalysisService::on_message(const records::MessageRecord& m) {
+  if (!quarantine_ || !m.summary.attachments) return;
+  const std::string key = analysis_message_key(m.flow.flow_id, m.transaction);
+  Envelope e;
+  e.helo = std::string(m.helo.view());
+  e.mail_from = std::string(m.mail_from.view());
+  for (std::size_t at = 0; at < m.rcpt_bytes;) {
+    const std::size_t n = ::strnlen(m.rcpts + at, m.rcpt_bytes - at);
+    e.rcpt_to.emplace_back(m.rcpts + at, n);
+    at += n + 1;
+  }
+  if (m.has_subject) e.subject = std::string(m.subject.view());
+  if (m.has_message_id) e.message_id = std::string(m.message_id.view());
+  auto it = waiting_.find(key);
+  if (it != waiting_.end()) {
+    it->second.envelope = std::move(e);
+    try_quarantine(key, false);
+    return;
+  }
+  if (envelopes_.insert_or_assign(key, std::move(e)).second) envelope_order_.push_back(key);
+  while (envelope_order_.size() > kEnvelopes) {
+    envelopes_.erase(envelope_order_.front());
+    envelope_order_.pop_front();
+  }
+}
+
+void AnalysisService::try_quarantine(const std::string& key, bool now) {
+  auto it = waiting_.find(key);
+  if (it == waiting_.end() || !quarantine_) return;
+  Waiting& w = it->second;
+  if (w.put != Put::none || !w.bytes || !w.verdict) return;
+  if (!w.envelope)
+    if (auto e = envelopes_.find(key); e != envelopes_.end()) w.envelope = std::move(e->second);
+  if (!w.envelope && !now) return;
+  w.put = Put::running;
+  const records::VerdictRecord& v = *w.verdict;
+  QuarantineEntry e;
+  e.received_ms = v.timestamp_us / 1000;
+  e.message_sha256 = w.message_sha256;
+  e.flow_id = v.flow.flow_id;
+  e.transaction = v.transaction;
+  e.client_ip = ip_text(v.flow, true);
+  e.client_port = v.flow.client_port;
+  e.server_ip = ip_text(v.flow, false);
+  e.server_port = v.flow.server_port;
+  if (w.envelope) {
+    e.helo = w.envelope->helo;
+    e.mail_from = w.envelope->mail_from;
+    e.rcpt_to = w.envelope->rcpt_to;
+    e.subject = w.envelope->subject;
+    e.message_id = w.envelope->message_id;
+  }
+  for (uint8_t i = 0; i < v.listed; ++i) {
+    const records::DecidingFile& d = v.decided_by[i];
+    QuarantinedFile f;
+    f.filename = std::string(d.filename.view());
+    f.sha256 = hex_of(d.sha256);
+    f.reputation = d.reputation == records::Reputation::none ? "" : reputation_text(d.reputation);
+    f.pending = "analysis_" + std::string(records::analysis_status_name(d.analysis));
+    e.files.push_back(std::move(f));
+  }
+  e.reasons = {"analysis_pending"};
+  QuarantineStore* q = quarantine_;
+  auto bytes = w.bytes;
+  const int64_t t = wall_ms();
+  auto done = [this, alive = alive_, key](QuarantinePut r) {
+    if (!*alive) return;
+    auto it2 = waiting_.find(key);
+    if (it2 == waiting_.end()) return;
+    Waiting& ww = it2->second;
+    if (r.ok()) {
+      ww.put = Put::stored;
+      ww.quarantine_id = r.id;
+      ++c_.quarantined;
+    } else {
+      ww.put = Put::not_stored;
+      ww.not_stored_why = quarantine_error_name(r.error) + std::string(": ") + r.message;
+      ++c_.not_stored;
+      if (hooks_.alert)
+        hooks_.alert({"quarantine_not_stored", Severity::warning,
+                      "a message waiting for analysis could not be stored in the quarantine (" + ww.not_stored_why +
+                          "); it is still analysed",
+                      ww.verdict ? std::optional<records::FlowIdentity>(ww.verdict->flow) : std::nullopt, ""});
+    }
+    maybe_final(key);
+  };
+  if (!hooks_.blocking || !hooks_.post) {  // tests, tools: in place
+    done(q->put(e, *bytes, t));
+    return;
+  }
+  hooks_.blocking([q, e = std::move(e), bytes, t, done = std::move(done), post = hooks_.post]() mutable {
+    QuarantinePut r = q->put(e, *bytes, t);
+    post([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+  });
 }
 
 void AnalysisService::poll_sub(const std::string& sha) {
@@ -470,6 +601,8 @@ void AnalysisService::on_verdict(const records::VerdictRecord& v) {
   auto it = waiting_.find(key);
   if (it == waiting_.end()) return;  // its answers were never given here (another run): nothing waits
   it->second.verdict = v;
+  if (it->second.bytes) it->second.ready_since = Clock::now();
+  try_quarantine(key, false);
   maybe_final(key);
 }
 
@@ -478,6 +611,10 @@ void AnalysisService::maybe_final(const std::string& key) {
   if (it == waiting_.end()) return;
   Waiting& w = it->second;
   if (!w.verdict || !w.shas.empty()) return;
+  if (quarantine_ && w.bytes && (w.put == Put::none || w.put == Put::running)) {
+    try_quarantine(key, true);  // the final verdict names the entry: it waits for the store
+    return;
+  }
   records::VerdictRecord f = *w.verdict;
   f.timestamp_us = wall_ms() * 1000;
   f.final_verdict = true;
@@ -509,6 +646,18 @@ void AnalysisService::maybe_final(const std::string& key) {
     pipeline::decide_verdict(f, pipeline::VerdictPolicy{});
   }
   if (w.expired && f.disposition != records::Disposition::malicious) f.action = std::max(f.action, s_.expired_action);
+  if (w.put == Put::stored) {
+    f.quarantine = records::QuarantineMark::released;
+    f.quarantine_id.set(w.quarantine_id);
+    ++c_.released;
+    QuarantineStore* q = quarantine_;
+    const std::string id = w.quarantine_id, action(records::action_name(f.action));
+    const std::string why = std::string("analysis ended: ") + std::string(records::disposition_name(f.disposition));
+    const int64_t t = wall_ms();
+    if (hooks_.blocking) hooks_.blocking([q, id, action, why, t] { q->release(id, action, "analysis", why, t); });
+  } else if (w.put == Put::not_stored || (quarantine_ && !w.bytes)) {
+    f.quarantine = records::QuarantineMark::not_stored;
+  }
   ++c_.final_verdicts;
   if (hooks_.verdict) hooks_.verdict(f);
   waiting_.erase(it);
@@ -524,7 +673,9 @@ Json AnalysisService::stats() const {
             {"completed", c_.completed}, {"malicious", c_.malicious}, {"failed", c_.failed},
             {"expired", c_.expired}, {"final_verdicts", c_.final_verdicts},
             {"deciding", deciding_.size()}, {"pending_submissions", subs_.size()},
-            {"messages_waiting", waiting_.size()}, {"answers_deferred", c_.answers_deferred}};
+            {"messages_waiting", waiting_.size()}, {"answers_deferred", c_.answers_deferred},
+            {"quarantine", {{"stored", c_.quarantined}, {"not_stored", c_.not_stored}, {"released", c_.released},
+                            {"copies_unclaimed", c_.copies_unclaimed}}}};
   j["limits"] = {{"max_sample_bytes", max_bytes()}};
   if (submissions_available_) j["limits"]["submissions_available"] = *submissions_available_;
   return j;

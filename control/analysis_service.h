@@ -50,6 +50,7 @@ class VerdictCache;
 
 namespace sluice::control {
 
+class QuarantineStore;
 class SubmissionStore;
 
 // The defaults are written here once; the configuration reads them from AnalysisSettings{}.
@@ -80,6 +81,8 @@ struct AnalysisHooks {
       classify;
   // The running policy: a message re-evaluated once its analyses are in is decided by it.
   std::function<const pipeline::VerdictPolicy&()> policy;
+  // Runs `job` on the loop (from the `blocking` jobs, with their results).
+  std::function<void(std::function<void()> job)> post;
 };
 
 struct AnalysisCounters {
@@ -91,14 +94,18 @@ struct AnalysisCounters {
   uint64_t final_verdicts = 0;                   // messages released with their final verdict
   uint64_t answers_deferred = 0;                 // answers that waited for room in a lane
   uint64_t store_errors = 0;
+  uint64_t quarantined = 0, not_stored = 0, released = 0;  // File Analysis quarantine
+  uint64_t copies_unclaimed = 0;                 // message bytes for no waiting message (dropped)
 };
 
 class AnalysisService {
  public:
   using Clock = std::chrono::steady_clock;
   // `store` may be null (no state directory: nothing is kept across a restart). `cache` may be null.
+  // `quarantine` may be null (no state directory): messages are then not stored.
   AnalysisService(AnalysisSettings settings, AnalysisClient& client, SubmissionStore* store,
-                  pipeline::VerdictCache* cache, std::vector<pipeline::LookupLane*> lanes, AnalysisHooks hooks);
+                  pipeline::VerdictCache* cache, std::vector<pipeline::LookupLane*> lanes, AnalysisHooks hooks,
+                  QuarantineStore* quarantine = nullptr);
   ~AnalysisService();
   AnalysisService(const AnalysisService&) = delete;
   AnalysisService& operator=(const AnalysisService&) = delete;
@@ -113,9 +120,14 @@ class AnalysisService {
   // Every `verdict` record the lcores write (on the loop, as they are rendered): a message whose
   // disposition is `pending` waits here for its files' analyses.
   void on_verdict(const records::VerdictRecord& v);
+  // Every `smtp` record: the envelope of a message that waits (for its quarantine entry).
+  void on_message(const records::MessageRecord& m);
   // No candidate being decided and no answer waiting for a lane.
   bool idle() const noexcept;
   std::size_t pending_submissions() const noexcept { return subs_.size(); }
+  // Work a replay's end waits for (replay.wait_analysis_s): pending submissions, and messages whose
+  // analyses are all in but whose final verdict waits (for their quarantine entry, their record).
+  std::size_t unfinished() const noexcept;
   // The `analysis` object of a `stats` event.
   Json stats() const;
   const AnalysisCounters& counters() const noexcept { return c_; }
@@ -153,11 +165,23 @@ class AnalysisService {
     bool in_flight = false;
     std::set<std::string> waiters;  // message keys
   };
+  struct Envelope {
+    std::string helo, mail_from, subject, message_id;
+    std::vector<std::string> rcpt_to;
+  };
+  enum class Put : uint8_t { none, running, stored, not_stored };
   struct Waiting {  // a message waiting for analyses
     std::set<std::string> shas;            // still pending
     std::optional<records::VerdictRecord> verdict;  // its first verdict, once rendered
     std::vector<std::pair<std::string, Result>> done;  // results that came in
     bool expired = false;
+    // The quarantine: its bytes from the RX spool, its envelope from the `smtp` record, the entry.
+    std::shared_ptr<const std::string> bytes;
+    std::string message_sha256;
+    std::optional<Envelope> envelope;
+    Clock::time_point ready_since{};       // bytes and verdict both in (the envelope waits up to 2 s)
+    Put put = Put::none;
+    std::string quarantine_id, not_stored_why;
   };
 
   void take(std::size_t lane, pipeline::AnalysisRequest& rq);
@@ -175,6 +199,9 @@ class AnalysisService {
   void expire(const std::string& sha);
   void release_waiter(const std::string& key, const std::string& sha, const Result* r, bool expired);
   void maybe_final(const std::string& key);
+  void take_copy(pipeline::MessageCopy& c);
+  // Stores the message when its bytes and verdict are in, and its envelope (or `now` says go).
+  void try_quarantine(const std::string& key, bool now);
   void event(const std::string& status, const std::string& sha, Json extra, const Ticket* t = nullptr);
   void store_job(std::function<void(SubmissionStore&)> job);
   void remember(const std::string& sha, const Result& r);
@@ -183,6 +210,7 @@ class AnalysisService {
   AnalysisSettings s_;
   AnalysisClient& client_;
   SubmissionStore* store_;
+  QuarantineStore* quarantine_;
   pipeline::VerdictCache* cache_;
   std::vector<pipeline::LookupLane*> lanes_;
   AnalysisHooks hooks_;
@@ -192,9 +220,15 @@ class AnalysisService {
   std::unordered_map<std::string, Result> results_;
   std::deque<std::string> results_order_;
   std::unordered_map<std::string, Waiting> waiting_;  // by message key
+  // The envelopes of recent messages with attachments: a message's `smtp` record (written at the
+  // server's reply) usually comes before its analysis is decided. At most kEnvelopes, oldest dropped.
+  static constexpr std::size_t kEnvelopes = 4096;
+  std::unordered_map<std::string, Envelope> envelopes_;
+  std::deque<std::string> envelope_order_;
   uint64_t service_max_bytes_ = 0;   // 0: not known (yet)
   std::optional<uint64_t> submissions_available_;
   Clock::time_point next_limits_{};
+  Clock::time_point next_retention_{};
   bool limits_in_flight_ = false;
   bool stopped_ = false;
   AnalysisCounters c_;

@@ -216,6 +216,7 @@ struct Loading {
   bool cache_persist = true;
   std::vector<std::string> analysis_groups;
   unsigned sample_memory_mb = 64;
+  unsigned spool_mb = 32;
 };
 
 using Params = std::vector<Param<Loading>>;
@@ -975,6 +976,36 @@ Params analysis_params() {
   };
 }
 
+// The File Analysis quarantine: the RX spool that keeps messages until their verdict, and the store
+// in state.dir that keeps the pending ones (control/quarantine_store.h).
+Params quarantine_params() {
+  const QuarantineLimits q{};
+  return {
+      integer<Loading>("quarantine.spool_mb", 1, 65536, 32, "Per RX lcore, with analysis endpoints and a state "
+                       "directory: memory that keeps each message's bytes until its verdict (64 KiB blocks, "
+                       "allocated at start), so that a message whose file goes to analysis can be stored whole. A "
+                       "message larger than this, or one that finds it full, is still analysed but not stored "
+                       "(`quarantine: not_stored` in its final verdict; `spool_misses`).",
+                       [](Loading& l, long long v) { l.spool_mb = static_cast<unsigned>(v); }),
+      integer<Loading>("quarantine.retention_days", 1, 3650, q.retention_days, "Entries stored this many days ago "
+                       "are removed, whatever their state (checked every hour).",
+                       [](Loading& l, long long v) { l.config.analysis.quarantine.retention_days = static_cast<unsigned>(v); }),
+      integer<Loading>("quarantine.max_mb", 1, 1048576, static_cast<long long>(q.max_mb), "Disk used by the "
+                       "quarantine (messages and metadata). A message larger than this alone is not stored.",
+                       [](Loading& l, long long v) { l.config.analysis.quarantine.max_mb = static_cast<uint64_t>(v); }),
+      integer<Loading>("quarantine.max_messages", 1, 10000000, static_cast<long long>(q.max_messages), "Entries of any "
+                       "state.",
+                       [](Loading& l, long long v) { l.config.analysis.quarantine.max_messages = static_cast<uint64_t>(v); }),
+      choice<Loading>("quarantine.overflow", {"evict_oldest", "refuse"}, "evict_oldest", "At `max_mb` or "
+                      "`max_messages`: `evict_oldest` removes the oldest entries (deleted, then released, then held "
+                      "ones) to make room; `refuse` stores nothing new (`not_stored`).",
+                      [](Loading& l, const std::string& v) {
+                        l.config.analysis.quarantine.overflow =
+                            v == "refuse" ? QuarantineOverflow::refuse : QuarantineOverflow::evict_oldest;
+                      }),
+  };
+}
+
 // What a message's verdict leads to (evaluated and reported now; enforced inline by a later issue).
 Params action_params() {
   const std::vector<std::string> actions = {"pass", "monitor", "defer", "reject"};
@@ -1038,7 +1069,7 @@ const Params& params() {
     Params all;
     for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
                                 hold_params, replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
-                                worker_params, archive_params, reputation_params, analysis_params, action_params}) {
+                                worker_params, archive_params, reputation_params, analysis_params, quarantine_params, action_params}) {
       Params s = section();
       all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
     }
@@ -1276,6 +1307,11 @@ void finish(Loading& l) {
     d.workers.limits.analysis_groups = groups;
     d.workers.limits.max_sample_bytes = a.settings.max_sample_bytes;
     d.workers.sample_blocks = static_cast<unsigned>((uint64_t{l.sample_memory_mb} << 20) / pipeline::kSampleBlockBytes);
+    if (!c.state_dir.empty()) {
+      a.quarantine_dir = c.state_dir + "/quarantine";
+      d.verdicts.spool_blocks = static_cast<unsigned>((uint64_t{l.spool_mb} << 20) / pipeline::kSampleBlockBytes);
+      d.verdicts.spool_max_bytes = uint64_t{l.spool_mb} << 20;
+    }
   }
 }
 

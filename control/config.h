@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "control/analysis_service.h"
+#include "control/quarantine_store.h"
 #include "control/reputation_client.h"
 #include "control/reputation_service.h"
 #include "dataplane/dataplane_config.h"
@@ -34,6 +35,9 @@ struct AnalysisConfig {
   std::size_t scan_queue = 256;
   std::string submissions_path;           // effective: STATE_DIR/submissions.sqlite; empty: none
   unsigned replay_wait_s = 0;             // replay.wait_analysis_s
+  // The File Analysis quarantine (control/quarantine_store.h): STATE_DIR/quarantine; empty: none.
+  std::string quarantine_dir;
+  QuarantineLimits quarantine;
 };
 
 struct Config {

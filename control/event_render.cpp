@@ -292,6 +292,14 @@ std::string_view EventRenderer::verdict(const VerdictRecord& v) noexcept {
   j.key("files_evaluated").num(v.files);
   if (v.pending) j.key("pending").num(v.pending);
   if (v.final_verdict) j.key("final").boolean(true);
+  if (v.quarantine == QuarantineMark::released) {
+    j.key("quarantine").begin_object();
+    j.key("id").str(v.quarantine_id.view());
+    j.key("released").boolean(true);
+    j.end_object();
+  } else if (v.quarantine == QuarantineMark::not_stored) {
+    j.key("quarantine").str("not_stored");
+  }
   if (v.reputation) {
     j.key("reputation").begin_object();
     j.key("malicious").num(v.malicious);
@@ -422,6 +430,7 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                      {"unscannable", h.verdicts_unscannable}, {"pending", h.verdicts_pending},
                      {"analysis_asked", h.analysis_asked}, {"analysis_answers", h.analysis_answers},
                      {"analysis_queue_full", h.analysis_queue_full}, {"analysis_expired", h.analysis_expired},
+                     {"spooled", h.spooled}, {"spool_misses", h.spool_misses}, {"spool_queue_full", h.spool_queue_full},
                      {"awaiting", h.awaiting}};
     const auto& r = l.reassembly;
     lcores.push_back({{"lcore", l.lcore}, {"role", l.role},

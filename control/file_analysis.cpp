@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "control/preclass_pool.h"
+#include "control/quarantine_store.h"
 #include "control/submission_store.h"
 #include "pipeline/preclass.h"
 
@@ -27,8 +28,22 @@ FileAnalysis::FileAnalysis(const Config& config, ServiceLoop& loop) : config_(co
   summary_ = "analysis endpoints " + names + "; " + std::to_string(preclassifier_->signature_count()) +
              " pre-classification signatures, " + std::to_string(a.scan_threads) + " scan thread(s)";
   if (a.submissions_path.empty()) {
-    summary_ += "; submissions not kept across restarts (no state.dir)";
+    summary_ += "; submissions not kept across restarts and no quarantine (no state.dir)";
     return;
+  }
+  if (!a.quarantine_dir.empty()) {
+    auto q = QuarantineStore::open(a.quarantine_dir, a.quarantine);
+    if (!q.store) {
+      error_ = "analysis: the quarantine in " + a.quarantine_dir + " cannot be used: " + q.error;
+      enabled_ = false;
+      return;
+    }
+    for (const auto& problem : q.problems)
+      startup_alerts_.push_back({"quarantine_problem", Severity::warning, problem, std::nullopt, ""});
+    quarantine_ = std::move(q.store);
+    const auto& st = quarantine_->stats();
+    summary_ += "; quarantine " + a.quarantine_dir + " (" + std::to_string(st.held) + " held, " +
+                std::to_string(st.released) + " released)";
   }
   SubmissionLimits sl;
   sl.max_age_h = a.settings.max_age_h;
@@ -68,12 +83,13 @@ void FileAnalysis::start(std::vector<pipeline::LookupLane*> lanes, pipeline::Ver
   hooks.alert = out.alert;
   hooks.policy = std::move(out.policy);
   hooks.blocking = [this](std::function<void()> job) { loop_.submit_ordered(std::move(job)); };
+  hooks.post = [this](std::function<void()> job) { loop_.post(std::move(job)); };
   hooks.classify = [this](std::shared_ptr<const std::string> bytes, std::string filename,
                           std::function<void(pipeline::PreclassResult)> done) {
     return pool_->submit(std::move(bytes), std::move(filename), std::move(done), loop_.io());
   };
   service_ = std::make_unique<AnalysisService>(config_.analysis.settings, *client_, store_.get(), cache,
-                                               std::move(lanes), std::move(hooks));
+                                               std::move(lanes), std::move(hooks), quarantine_.get());
   service_->start();
 }
 
@@ -86,13 +102,16 @@ void FileAnalysis::tick() {
 }
 
 void FileAnalysis::on_record(const void* record, std::size_t size) {
-  if (!service_ || size < sizeof(records::VerdictRecord)) return;
+  if (!service_ || size < sizeof(records::RecordType)) return;
   records::RecordType type;
   std::memcpy(&type, record, sizeof type);
-  if (type != records::RecordType::verdict) return;
-  records::VerdictRecord v;
-  std::memcpy(static_cast<void*>(&v), record, sizeof v);
-  if (v.disposition == records::Disposition::pending) service_->on_verdict(v);
+  if (type == records::RecordType::verdict && size >= sizeof(records::VerdictRecord)) {
+    records::VerdictRecord v;
+    std::memcpy(static_cast<void*>(&v), record, sizeof v);
+    if (v.disposition == records::Disposition::pending) service_->on_verdict(v);
+  } else if (type == records::RecordType::message && size >= sizeof(records::MessageRecord) && quarantine_) {
+    service_->on_message(*static_cast<const records::MessageRecord*>(record));
+  }
 }
 
 Json FileAnalysis::stats() const {
@@ -121,7 +140,7 @@ void FileAnalysis::stop() {
   if (service_) service_->stop();
   if (client_) client_->stop();
   if (pool_) pool_->stop();
-  loop_.drain_pool();  // the store's last writes
+  loop_.drain_pool();  // the stores' last writes
 }
 
 }  // namespace sluice::control

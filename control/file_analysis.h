@@ -27,6 +27,7 @@ class VerdictCache;
 namespace sluice::control {
 
 class PreclassPool;
+class QuarantineStore;
 class SubmissionStore;
 
 class FileAnalysis {
@@ -56,6 +57,7 @@ class FileAnalysis {
   void on_record(const void* record, std::size_t size);
   bool idle() const noexcept { return !service_ || service_->idle(); }
   std::size_t pending_submissions() const noexcept { return service_ ? service_->pending_submissions() : 0; }
+  std::size_t unfinished() const noexcept { return service_ ? service_->unfinished() : 0; }
   Json stats() const;
   // Cancels what is in flight, stops the scan threads (at exit, after the data plane stopped).
   void stop();
@@ -69,6 +71,7 @@ class FileAnalysis {
   std::unique_ptr<pipeline::Preclassifier> preclassifier_;
   std::unique_ptr<PreclassPool> pool_;
   std::unique_ptr<SubmissionStore> store_;
+  std::unique_ptr<QuarantineStore> quarantine_;
   std::unique_ptr<AnalysisClient> client_;
   std::unique_ptr<AnalysisService> service_;
   std::function<void(const Alert&)> alert_;

@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
       // A replay may wait for the analyses it started (replay.wait_analysis_s).
       const auto now = std::chrono::steady_clock::now();
       if (replay_end == std::chrono::steady_clock::time_point{}) replay_end = now;
-      if (stop_signal || !analysis.pending_submissions() ||
+      if (stop_signal || !analysis.unfinished() ||
           now - replay_end >= std::chrono::seconds(cfg.analysis.replay_wait_s))
         loop.stop();
     }

@@ -26,8 +26,10 @@ Dataplane::Impl::~Impl() {
   for (unsigned i = 0; i < table.n_rx_lcores; ++i) rte_ring_free(table.inbound[i]);
   handoffs.clear();  // gives partial chunks back to their pools
   channels.clear();
-  // Workers give their unfinished samples back: the sample pools go last.
+  // Workers give their unfinished samples back, and the lanes the chains still in their rings
+  // (candidates, pending messages' bytes): the sample pools go last.
   attachment_workers.clear();
+  lanes.clear();
   sample_pools.clear();
   for (unsigned i = 0; i < kMaxRxForWorkers; ++i)
     for (unsigned j = 0; j < kMaxWorkers; ++j) {

@@ -72,6 +72,8 @@ struct VerdictConfig {
   bool analysis = false;           // analysis endpoints are configured: upload candidates are offered
   uint32_t analysis_deadline_ms = 0;  // a message's analysis decisions wait at most this on the lcore
   uint32_t lane_analysis = 256;    // per RX lcore: candidates waiting for the control plane
+  unsigned spool_blocks = 0;       // per RX lcore: 64 KiB blocks keeping messages until their verdict (0: none)
+  uint64_t spool_max_bytes = 0;    // a larger message is not kept (not stored in the quarantine)
   pipeline::VerdictPolicy policy;  // the actions until the first reload
 };
 

@@ -43,6 +43,14 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
       rep.channel = lanes.back().get();
       rep.analysis = c.verdicts.analysis;
       rep.analysis_deadline_us = c.verdicts.analysis_deadline_ms * 1000;
+      if (c.verdicts.analysis && c.verdicts.spool_blocks) {
+        auto pool = MempoolSampleBlocks::create("sluice_spool_rx" + std::to_string(i), c.verdicts.spool_blocks,
+                                                static_cast<int>(rte_socket_id()), error);
+        if (!pool) return false;
+        rep.spool = pool.get();
+        rep.spool_max_bytes = c.verdicts.spool_max_bytes;
+        sample_pools.push_back(std::move(pool));
+      }
     }
     handoffs.back()->set_reputation(rep);
   }

@@ -49,6 +49,10 @@ AttachmentHandoff::Handle AttachmentHandoff::file_begin(Handle message, const Pa
   return f;
 }
 
+void AttachmentHandoff::message_data(Handle message, const uint8_t* data, std::size_t len) noexcept {
+  impl_->records.message_data(message, data, len);
+}
+
 void AttachmentHandoff::file_data(Handle file, const uint8_t* data, std::size_t len) noexcept {
   if (file == kNone) return;
   Impl& d = *impl_;
@@ -128,6 +132,9 @@ HandoffStats AttachmentHandoff::stats() const noexcept {
   s.analysis_answers = r.analysis_answers;
   s.analysis_queue_full = r.analysis_queue_full;
   s.analysis_expired = r.analysis_expired;
+  s.spooled = r.spooled;
+  s.spool_misses = r.spool_misses;
+  s.spool_queue_full = r.spool_queue_full;
   s.awaiting = impl_->records.ended_waiting();
   return s;
 }

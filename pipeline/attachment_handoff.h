@@ -60,6 +60,7 @@ struct HandoffStats {
   uint64_t analysis_answers = 0;
   uint64_t analysis_queue_full = 0;
   uint64_t analysis_expired = 0;
+  uint64_t spooled = 0, spool_misses = 0, spool_queue_full = 0;  // pending messages' bytes for the quarantine
   uint64_t awaiting = 0;          // now: ended messages waiting for results or answers
 };
 
@@ -76,6 +77,8 @@ class AttachmentHandoff final : public ResultHandler {
   // kNone when the message or the file cannot be tracked: the file's event is written at once.
   Handle file_begin(Handle message, const PartInfo& part, const records::MessageContext& ctx) noexcept;
   void file_data(Handle file, const uint8_t* data, std::size_t len) noexcept;
+  // The message's own content (for the RX spool: a pending message's bytes go to the quarantine).
+  void message_data(Handle message, const uint8_t* data, std::size_t len) noexcept;
   void file_end(Handle file, PartEnd how) noexcept;
   void message_end(Handle message, bool complete, const uint8_t (&sha256)[32], const records::MessageContext& ctx) noexcept;
 

@@ -14,10 +14,12 @@ namespace sluice::pipeline {
 class LookupLane final : public LookupChannel {
  public:
   LookupLane(std::size_t requests, std::size_t answers, std::size_t analysis = 256)
-      : requests_(requests), answers_(answers), analysis_(analysis) {}
+      : requests_(requests), answers_(answers), analysis_(analysis), messages_(analysis) {}
   ~LookupLane() override {
     AnalysisRequest rq;
     while (analysis_.pop(rq)) release_sample(rq.sample);
+    MessageCopy c;
+    while (messages_.pop(c)) release_sample(c.bytes);
   }
 
   // The lcore's side.
@@ -33,16 +35,19 @@ class LookupLane final : public LookupChannel {
   }
 
   bool ask_analysis(const AnalysisRequest& rq) noexcept override { return analysis_.push(rq); }
+  bool send_message(const MessageCopy& c) noexcept override { return messages_.push(c); }
 
   // The control plane's side.
   bool pop_request(records::LookupRequest& rq) noexcept { return requests_.pop(rq); }
   bool pop_analysis(AnalysisRequest& rq) noexcept { return analysis_.pop(rq); }
+  bool pop_message(MessageCopy& c) noexcept { return messages_.pop(c); }
   bool push_answer(const records::LookupAnswer& a) noexcept { return answers_.push(a); }
 
  private:
   records::SpscRing<records::LookupRequest> requests_;
   records::SpscRing<records::LookupAnswer> answers_;
   records::SpscRing<AnalysisRequest> analysis_;
+  records::SpscRing<MessageCopy> messages_;
 };
 
 }  // namespace sluice::pipeline

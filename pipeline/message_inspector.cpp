@@ -23,7 +23,10 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
     message_ = handoff_.message_begin(ctx);
     mime_.reset(this);
   }
-  void data(const uint8_t* bytes, std::size_t len) noexcept override { mime_.feed(bytes, len); }
+  void data(const uint8_t* bytes, std::size_t len) noexcept override {
+    handoff_.message_data(message_, bytes, len);
+    mime_.feed(bytes, len);
+  }
   void end(bool complete, const uint8_t (&message_sha256)[32], const records::MessageContext& ctx) noexcept override {
     remember(ctx);
     mime_.finish(complete);

@@ -72,6 +72,7 @@ uint32_t MessageRecords::message_begin(const Context& ctx) noexcept {
     return kNoRecord;
   }
   messages_[m].ctx = ctx;
+  if (rep_.spool) messages_[m].spool.begin(rep_.spool, rep_.spool_max_bytes);
   return m;
 }
 
@@ -145,6 +146,7 @@ void MessageRecords::free_message(uint32_t m) noexcept {
     f = next;
   }
   if (msg.ended) --ended_waiting_;
+  msg.spool.abandon();
   msg.used = false;
   messages_.put(m);
   --used_messages_;
@@ -505,6 +507,23 @@ void MessageRecords::write_message(uint32_t m) noexcept {
   v.has_message_sha256 = true;
   std::memcpy(v.message_sha256, msg.sha256, 32);
   ++stats_.verdicts[static_cast<unsigned>(v.disposition)];
+  if (v.disposition == records::Disposition::pending && rep_.spool) {
+    // Its bytes go to the File Analysis quarantine; the verdict record follows on the event ring.
+    const uint64_t size = msg.spool.size();
+    SampleBlock* bytes = msg.spool.take();
+    if (!bytes) {
+      ++stats_.spool_misses;
+    } else {
+      MessageCopy c{msg.ctx.flow, msg.ctx.transaction, {}, size, bytes};
+      std::memcpy(c.message_sha256, msg.sha256, 32);
+      if (rep_.channel && rep_.channel->send_message(c)) {
+        ++stats_.spooled;
+      } else {
+        ++stats_.spool_queue_full;
+        release_sample(bytes);
+      }
+    }
+  }
   out_.put(v);
   if (listener_) listener_->decided(msg.ctx, v);
   free_message(m);

@@ -74,6 +74,9 @@ struct RecordStats {
   uint64_t analysis_answers = 0;
   uint64_t analysis_queue_full = 0;  // no room in the lane: not_sent `queue_full`
   uint64_t analysis_expired = 0;  // no decision within the analysis deadline: not_sent `timeout`
+  uint64_t spooled = 0;           // pending messages whose bytes went to the control plane
+  uint64_t spool_misses = 0;      // pending messages not kept: larger than the bound, or the spool was full
+  uint64_t spool_queue_full = 0;  // pending messages not kept: no room in the lane
 };
 
 // Tickets in the order asked, each with the same deadline after its question (so the oldest
@@ -122,6 +125,10 @@ class MessageRecords final : public AnswerHandler {
 
   // kNoRecord when the pool is exhausted (counted).
   uint32_t message_begin(const records::MessageContext& ctx) noexcept;
+  // The message's content as the reassembler delivers it (kept in the spool, when configured).
+  void message_data(uint32_t message, const uint8_t* p, std::size_t n) noexcept {
+    if (message != kNoRecord && rep_.spool) messages_[message].spool.append(p, n);
+  }
   // kNoRecord when the file cannot be tracked: its event is written at once, unscannable `overload`.
   uint32_t file_begin(uint32_t message, const PartInfo& part, const records::MessageContext& ctx) noexcept;
   uint64_t attachment_id(uint32_t file) const noexcept { return files_[file].id; }
@@ -172,6 +179,7 @@ class MessageRecords final : public AnswerHandler {
     uint32_t lookups = 0;      // of which this many are unanswered
     uint32_t generation = 0;   // in the ticket: an answer for an earlier user of the record is stale
     std::chrono::steady_clock::time_point deadline;
+    SampleWriter spool;        // its bytes while it is decided (the RX spool), when configured
     uint32_t outstanding = 0;  // files without their result
     uint32_t first = kNoRecord, last = kNoRecord;  // its files, in MIME order
     uint8_t sha256[32];

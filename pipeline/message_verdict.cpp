@@ -18,6 +18,8 @@ VerdictBuilder::VerdictBuilder(records::VerdictRecord& out) noexcept : r_(out) {
   r_.reputation = false;
   r_.files = r_.malicious = r_.clean = r_.unknown = r_.pending = r_.deciding = 0;
   r_.final_verdict = false;
+  r_.quarantine = records::QuarantineMark::none;
+  r_.quarantine_id.set("");
   r_.listed = 0;
 }
 

@@ -83,6 +83,9 @@ inline std::string sample_bytes(const SampleBlock* head) {
 // Builds one chain, appending bytes; at most `max_bytes`. Lives with the file being read.
 class SampleWriter {
  public:
+  SampleWriter() = default;
+  SampleWriter(const SampleWriter&) = delete;  // owns its chain
+  SampleWriter& operator=(const SampleWriter&) = delete;
   // Starts a chain in `pool` (nullptr: none is kept).
   void begin(SampleBlocks* pool, uint64_t max_bytes) noexcept {
     abandon();
@@ -130,6 +133,7 @@ class SampleWriter {
     return h;
   }
   SampleMiss miss() const noexcept { return miss_; }
+  uint64_t size() const noexcept { return size_; }
   void abandon() noexcept {
     release_sample(head_);
     head_ = tail_ = nullptr;

@@ -39,6 +39,17 @@ struct AnalysisRequest {
   records::Text<256> filename;
 };
 
+// The exact bytes of a message whose verdict is `pending` (a file went to analysis), for the File
+// Analysis quarantine: the spool chain moves with it; the control plane copies it out and gives
+// it back. Its SHA-256 is the `smtp` event's `message_sha256`.
+struct MessageCopy {
+  records::FlowIdentity flow;
+  uint64_t transaction;
+  uint8_t message_sha256[32];
+  uint64_t size;
+  SampleBlock* bytes;
+};
+
 class AnswerHandler {
  public:
   virtual ~AnswerHandler() = default;
@@ -56,6 +67,9 @@ class LookupChannel {
   // False when there is no room: the file is not uploaded (`queue_full`) and the caller keeps
   // (and gives back) the sample.
   virtual bool ask_analysis(const AnalysisRequest& rq) noexcept = 0;
+  // A pending message's bytes; false when there is no room (then the caller gives them back and
+  // the message is not stored in the quarantine).
+  virtual bool send_message(const MessageCopy&) noexcept { return false; }
 };
 
 // Told of every verdict as the message's events are written. Runs on the RX lcore.
@@ -71,6 +85,10 @@ struct ReputationSetup {
   uint32_t deadline_us = 0;             // a message's look-ups wait at most this long (wall clock)
   bool analysis = false;                // analysis endpoints configured: candidates are asked about
   uint32_t analysis_deadline_us = 0;    // a message's analysis decisions wait at most this long
+  // The RX spool: every message's bytes are kept here until its verdict (null: none); a message
+  // larger than spool_max_bytes, or one that finds the spool full, is not kept.
+  SampleBlocks* spool = nullptr;
+  uint64_t spool_max_bytes = 0;
 };
 
 }  // namespace sluice::pipeline

@@ -189,6 +189,9 @@ struct AnomalyRecord {
   int8_t direction = -1;   // 0 toserver, 1 toclient, -1 none
 };
 
+// A final verdict's quarantine entry: released now (`quarantine_id` names it), or never stored.
+enum class QuarantineMark : uint8_t { none, released, not_stored };
+
 // A file that decided a verdict (malicious, or unscannable or not looked up), as the `verdict`
 // event lists it.
 struct DecidingFile {
@@ -223,6 +226,8 @@ struct VerdictRecord {
   uint64_t malicious = 0, clean = 0, unknown = 0;  // by reputation
   uint64_t pending = 0;              // files with the analysis service (disposition pending)
   bool final_verdict = false;        // the message's final verdict, once the analyses it waited for ended
+  QuarantineMark quarantine = QuarantineMark::none;  // final verdicts: what became of its quarantine entry
+  Text<48> quarantine_id;
   uint64_t deciding = 0;             // files that decided it, of which the first kDecidingFiles are listed
   uint8_t listed = 0;
   DecidingFile decided_by[kDecidingFiles];

@@ -14,11 +14,17 @@ generated SMTP captures replayed through sluiced with `reputation.endpoints` and
 - another appliance's upload: `already_known`, no second upload;
 - the service's daily sample limit (`rejected`), a full upload queue (`queue_full`), the analysis
   endpoint down (`unreachable`);
-- a submission survives sluiced's SIGKILL: the next start resumes polling it and it completes;
-  a submission older than `analysis.max_age_h` ages out (`expired`).
+- a submission and its message's quarantine entry survive sluiced's SIGKILL: the entry is intact,
+  the next start resumes polling the submission and it completes; a submission older than
+  `analysis.max_age_h` ages out (`expired`);
+- the File Analysis quarantine keeps each waiting message's exact bytes (their SHA-256 is the
+  `smtp` event's `message_sha256`) with its envelope and files, and releases it with the final
+  verdict's action.
 """
 import email.policy
+import glob
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -61,6 +67,18 @@ def frames_of(messages):
         conv = tcpgen.Conversation(client=f"198.51.100.{i + 1}", server="192.0.2.25", cport=41000 + i)
         frames += tcpgen.smtp_session(conv, [(f"s{i}@example.org", ["inbox@example.net"], msg.as_bytes())]).frames
     return frames
+
+
+def quarantine_entries(state):
+    """{id: (metadata, message bytes)} of STATE/quarantine."""
+    out = {}
+    for meta in glob.glob(os.path.join(state, "quarantine", "*.meta")):
+        with open(meta, "rb") as f:
+            header, body = f.read().split(b"\n", 1)
+        m = json.loads(body)
+        with open(meta[:-len(".meta")] + ".eml", "rb") as f:
+            out[m["id"]] = (m, f.read())
+    return out
 
 
 def config(c, state=None, analysis="", url=None):
@@ -139,6 +157,20 @@ class Analysis(unittest.TestCase):
             self.assertEqual(v["disposition"], "malicious")
             self.assertEqual(v["action"], "reject")
             self.assertEqual(v["files"][0]["sha256"], sha(doc))
+            self.assertTrue(v["quarantine"]["released"])
+        # The File Analysis quarantine kept each message's exact bytes (their SHA-256 is the smtp
+        # event's message_sha256), with its envelope, and released it with the final action.
+        entries = quarantine_entries(state)
+        self.assertEqual(sorted(entries), sorted(v["quarantine"]["id"] for v in final.values()))
+        smtp = {e["src_port"] - 41000: e["smtp"] for e in ev.smtp}
+        for i, v in final.items():
+            meta, eml = entries[v["quarantine"]["id"]]
+            self.assertEqual(sha(eml), smtp[i]["message_sha256"])
+            self.assertEqual(meta["message_sha256"], smtp[i]["message_sha256"])
+            self.assertEqual((meta["mail_from"], meta["rcpt_to"], meta["subject"]),
+                             (f"s{i}@example.org", ["inbox@example.net"], f"message {i}"))
+            self.assertEqual((meta["state"], meta["action"], meta["by"]), ("released", "reject", "analysis"))
+            self.assertEqual(meta["files"][0]["sha256"], sha(doc))
         st = ev.stats["analysis"]
         self.assertEqual((st["submitted"], st["waiting"], st["completed"], st["final_verdicts"]), (1, 2, 1, 3))
         # A rescan: the cache (kept in state.dir) decides; nothing is asked or uploaded.
@@ -221,8 +253,8 @@ class Analysis(unittest.TestCase):
         p = subprocess.Popen([sluiced.SLUICED, "--replay", pcap, "--events", events, "--config", cfg],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 30
-        while time.time() < deadline:
-            if os.path.exists(events):
+        while time.time() < deadline:  # killed once the submission is made and the message stored
+            if glob.glob(os.path.join(state, "quarantine", "*.meta")) and os.path.exists(events):
                 with open(events) as f:
                     if '"submitted"' in f.read():
                         break
@@ -233,6 +265,13 @@ class Analysis(unittest.TestCase):
         with sqlite3.connect(os.path.join(state, "submissions.sqlite")) as db:
             (n,) = db.execute("SELECT count(*) FROM submissions").fetchone()
         self.assertEqual(n, 1)
+        with open(events) as f:
+            pending = [json.loads(x) for x in f if '"event_type":"verdict"' in x]
+        held = quarantine_entries(state)
+        self.assertEqual(len(held), 1)
+        (meta, eml), = held.values()
+        self.assertEqual(meta["state"], "held")
+        self.assertEqual(sha(eml), pending[0]["verdict"]["message_sha256"])
         # The next start (nothing new in its capture) resumes the poll and the analysis completes.
         ev = self.replay(frames_of([(1, [("notes.txt", b"nothing to analyse\n" * 10)])]), config(c, state), name="resume",
                          wait=60)
