@@ -1,5 +1,7 @@
 #include "control/analysis_service.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -79,8 +81,6 @@ void AnalysisService::start() {
       x.submitted_ms = sub.submitted_ms;
       x.state = sub.state;
       x.next_poll_ms = std::min(sub.next_poll_ms, now);  // resume at once
-      // The messages that waited on it before the restart are not held any more (their records
-      // went with the process): only the analysis itself is resumed.
     }
     for (const Submission& sub : store_->finished()) {
       if (sub.end != SubmissionEnd::complete) continue;
@@ -93,8 +93,72 @@ void AnalysisService::start() {
       remember(sub.sha256, r);
     }
   }
+  resume_quarantine();
   next_limits_ = Clock::now();
   tick();
+}
+
+// The messages a previous run left held in the quarantine wait again for their files' analyses:
+// each is known by its entry (its flow ids belong to that run), its verdict rebuilt from the
+// metadata. A file whose submission is gone (aged out or refused meanwhile) is taken as expired.
+void AnalysisService::resume_quarantine() {
+  if (!quarantine_) return;
+  QuarantineQuery q;
+  q.state = QuarantineState::held;
+  q.limit = 10000;
+  std::vector<std::string> keys;
+  for (;;) {
+    const QuarantinePage page = quarantine_->list(q);
+    for (const QuarantineEntry& e : page.entries) {
+      const std::string key = "q:" + e.id;
+      records::VerdictRecord v;
+      v.timestamp_us = wall_ms() * 1000;
+      v.flow.flow_id = e.flow_id;
+      const bool v6 = e.client_ip.find(':') != std::string::npos;
+      v.flow.ip_version = v6 ? 6 : 4;
+      inet_pton(v6 ? AF_INET6 : AF_INET, e.client_ip.c_str(), v.flow.client_ip);
+      inet_pton(v6 ? AF_INET6 : AF_INET, e.server_ip.c_str(), v.flow.server_ip);
+      v.flow.client_port = e.client_port;
+      v.flow.server_port = e.server_port;
+      v.transaction = e.transaction;
+      std::array<uint8_t, 32> bin{};
+      v.has_message_sha256 = sha_from_hex(e.message_sha256, bin);
+      std::memcpy(v.message_sha256, bin.data(), 32);
+      v.disposition = records::Disposition::pending;
+      v.reputation = true;
+      v.files = v.unknown = e.files.size();
+      Waiting& w = waiting_[key];
+      for (const QuarantinedFile& f : e.files) {
+        if (v.listed < records::kDecidingFiles) {
+          records::DecidingFile& d = v.decided_by[v.listed++];
+          d.filename.set(f.filename);
+          if (sha_from_hex(f.sha256, bin)) std::memcpy(d.sha256, bin.data(), 32);
+          d.hashed = true;
+          d.reputation = records::Reputation::unknown;
+        }
+        if (f.pending.rfind("analysis_", 0) != 0) continue;
+        ++v.pending;
+        if (auto r = results_.find(f.sha256); r != results_.end()) {
+          w.done.emplace_back(f.sha256, r->second);
+        } else if (auto s = subs_.find(f.sha256); s != subs_.end()) {
+          s->second.waiters.insert(key);
+          w.shas.insert(f.sha256);
+        } else {
+          w.expired = true;
+        }
+      }
+      v.deciding = v.listed;
+      w.verdict = v;
+      w.bytes = std::make_shared<const std::string>();  // stored already: never put again
+      w.put = Put::stored;
+      w.quarantine_id = e.id;
+      keys.push_back(key);
+      ++c_.resumed;
+    }
+    if (page.next.empty()) break;
+    q.after = page.next;
+  }
+  for (const auto& key : keys) maybe_final(key);
 }
 
 void AnalysisService::remember(const std::string& sha, const Result& r) {
@@ -675,7 +739,7 @@ Json AnalysisService::stats() const {
             {"deciding", deciding_.size()}, {"pending_submissions", subs_.size()},
             {"messages_waiting", waiting_.size()}, {"answers_deferred", c_.answers_deferred},
             {"quarantine", {{"stored", c_.quarantined}, {"not_stored", c_.not_stored}, {"released", c_.released},
-                            {"copies_unclaimed", c_.copies_unclaimed}}}};
+                            {"copies_unclaimed", c_.copies_unclaimed}, {"resumed", c_.resumed}}}};
   j["limits"] = {{"max_sample_bytes", max_bytes()}};
   if (submissions_available_) j["limits"]["submissions_available"] = *submissions_available_;
   return j;

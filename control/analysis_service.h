@@ -96,6 +96,7 @@ struct AnalysisCounters {
   uint64_t store_errors = 0;
   uint64_t quarantined = 0, not_stored = 0, released = 0;  // File Analysis quarantine
   uint64_t copies_unclaimed = 0;                 // message bytes for no waiting message (dropped)
+  uint64_t resumed = 0;                          // held entries a previous run left, waiting again
 };
 
 class AnalysisService {
@@ -200,6 +201,7 @@ class AnalysisService {
   void release_waiter(const std::string& key, const std::string& sha, const Result* r, bool expired);
   void maybe_final(const std::string& key);
   void take_copy(pipeline::MessageCopy& c);
+  void resume_quarantine();
   // Stores the message when its bytes and verdict are in, and its envelope (or `now` says go).
   void try_quarantine(const std::string& key, bool now);
   void event(const std::string& status, const std::string& sha, Json extra, const Ticket* t = nullptr);

@@ -209,7 +209,7 @@ class Analysis(unittest.TestCase):
 
     def test_another_appliance_uploaded_it_already(self):
         doc = fixture("macro.docm")
-        c = self.cloud(analysis_seconds=2)
+        c = self.cloud(analysis_seconds=8)  # still running when the second appliance asks, even on a busy machine
         a = self.replay(frames_of([(0, [("a.docm", doc)])]), config(c, os.path.join(self.tmp, "a")), name="a")
         self.assertEqual(len(self.analysis(a, "submitted")), 1)
         b = self.replay(frames_of([(1, [("b.docm", doc)])]), config(c, os.path.join(self.tmp, "b")), name="b", wait=60)
@@ -277,6 +277,15 @@ class Analysis(unittest.TestCase):
                          wait=60)
         complete = self.analysis(ev, "complete")
         self.assertEqual([x["sha256"] for x in complete], [sha(doc)])
+        # The message the killed run left held gets its final verdict, named by its first run's
+        # flow identity, and its entry is released.
+        final = [e for e in ev.of("verdict") if e["verdict"].get("final")]
+        self.assertEqual(len(final), 1)
+        self.assertEqual((final[0]["src_ip"], final[0]["src_port"]), ("198.51.100.1", 41000))
+        self.assertEqual(final[0]["verdict"]["message_sha256"], sha(eml))
+        self.assertEqual(final[0]["verdict"]["quarantine"], {"id": meta["id"], "released": True})
+        self.assertEqual(quarantine_entries(state)[meta["id"]][0]["state"], "released")
+        self.assertEqual(ev.stats["analysis"]["quarantine"]["resumed"], 1)
         # An old submission ages out at the next start.
         doc2 = fixture("macro.xlsm")
         a = self.replay(frames_of([(2, [("x.xlsm", doc2)])]), config(c, state), name="submit")
