@@ -431,6 +431,11 @@ void AnalysisService::tick() {
     const int64_t t = wall_ms();
     if (hooks_.blocking) hooks_.blocking([q, t] { q->expire(t); });
   }
+  if (store_ && now >= next_store_expiry_) {  // finished records older than max_age_h go
+    next_store_expiry_ = now + std::chrono::hours(1);
+    const int64_t t = wall_ms();
+    store_job([t](SubmissionStore& st) { st.expire(t); });
+  }
 }
 
 void AnalysisService::take_copy(pipeline::MessageCopy& c) {

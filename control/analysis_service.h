@@ -231,6 +231,7 @@ class AnalysisService {
   std::optional<uint64_t> submissions_available_;
   Clock::time_point next_limits_{};
   Clock::time_point next_retention_{};
+  Clock::time_point next_store_expiry_{};
   bool limits_in_flight_ = false;
   bool stopped_ = false;
   AnalysisCounters c_;

@@ -306,10 +306,14 @@ bool MessageRecords::ask_analysis(uint32_t m, uint32_t item, const Text<records:
                                   SampleBlock*& sample, SampleMiss miss, records::FileVerdict& v, bool& asked) noexcept {
   asked = false;
   const bool candidate = v.reputation == records::Reputation::unknown && v.upload_wanted;
-  if (candidate && !sample) {
+  if (!candidate) {  // every file's event says what analysis did with it
+    v.analysis = records::AnalysisStatus::not_sent;
+    const bool looked_up = v.reputation != records::Reputation::none || v.error != records::LookupError::none;
+    v.criterion = looked_up ? records::UploadCriterion::not_wanted : records::UploadCriterion::unreadable;
+  } else if (!sample) {
     v.analysis = records::AnalysisStatus::not_sent;
     v.criterion = criterion_of(miss);
-  } else if (candidate) {
+  } else {
     AnalysisRequest rq{};
     rq.ticket = ticket_of(m, messages_[m].generation);
     rq.item = item;

@@ -52,8 +52,9 @@ enum class UploadCriterion : uint8_t {
   queue_full,      // the local upload queue was full
   unreachable,     // no analysis endpoint answered
   timeout,         // no decision within analysis.decision_ms
+  not_wanted,      // not a candidate: the reputation answer was not `unknown` with `upload_wanted`
 };
-inline constexpr unsigned kUploadCriteria = 10;
+inline constexpr unsigned kUploadCriteria = 11;
 
 constexpr std::string_view analysis_status_name(AnalysisStatus s) noexcept {
   switch (s) {
@@ -80,6 +81,7 @@ constexpr std::string_view upload_criterion_name(UploadCriterion c) noexcept {
     case UploadCriterion::queue_full: return "queue_full";
     case UploadCriterion::unreachable: return "unreachable";
     case UploadCriterion::timeout: return "timeout";
+    case UploadCriterion::not_wanted: return "not_wanted";
   }
   return "none";
 }

@@ -180,17 +180,29 @@ class Analysis(unittest.TestCase):
         self.assertEqual(again.of("file")[0]["file"]["verdict_source"], "cache")
         self.assertEqual(self.verdicts(again)[5]["disposition"], "malicious")
 
-    def test_the_threshold_maps_the_score(self):
-        doc = fixture("macro.xlsm")
+    def test_a_clean_scoring_and_a_malicious_scoring_sample(self):
+        # sluice-cloud's engine scores an auto-run macro 50 and a PE inside a document 80
+        # (control/cloud/API.md); the default analysis.malicious_score is 70.
+        macro, pe_doc = fixture("macro.docm"), fixture("pe_object.docx")
         c = self.cloud()
-        ev = self.replay(frames_of([(0, [("book.xlsm", doc)])]), config(c, None, "malicious_score: 100"), wait=60)
-        complete = self.analysis(ev, "complete")
-        self.assertEqual(len(complete), 1)
-        self.assertLess(complete[0]["score"], 100)
-        self.assertEqual(complete[0]["disposition"], "clean")
+        ev = self.replay(frames_of([(0, [("report.docm", macro)]), (1, [("invoice.docx", pe_doc)])]), config(c),
+                         wait=60)
+        complete = {x["sha256"]: x for x in self.analysis(ev, "complete")}
+        self.assertEqual(sorted(complete), sorted([sha(macro), sha(pe_doc)]))
+        self.assertLess(complete[sha(macro)]["score"], 70)
+        self.assertEqual(complete[sha(macro)]["disposition"], "clean")
+        self.assertGreaterEqual(complete[sha(pe_doc)]["score"], 70)
+        self.assertEqual(complete[sha(pe_doc)]["disposition"], "malicious")
         final = self.verdicts(ev, final=True)
-        self.assertEqual(final[0]["disposition"], "clean")
-        self.assertEqual(final[0]["action"], "pass")
+        self.assertEqual((final[0]["disposition"], final[0]["action"]), ("clean", "pass"))
+        self.assertEqual((final[1]["disposition"], final[1]["action"]), ("malicious", "reject"))
+        self.assertEqual(final[1]["files"][0]["filename"], "invoice.docx")
+        # The threshold alone decides: at 100 nothing is malicious.
+        c2 = self.cloud()
+        ev = self.replay(frames_of([(2, [("book.docx", pe_doc)])]), config(c2, None, "malicious_score: 100"),
+                         name="strict", wait=60)
+        self.assertEqual(self.analysis(ev, "complete")[0]["disposition"], "clean")
+        self.assertEqual(self.verdicts(ev, final=True)[2]["disposition"], "clean")
 
     def test_what_is_not_a_candidate(self):
         c = self.cloud()
@@ -202,7 +214,7 @@ class Analysis(unittest.TestCase):
         self.assertEqual(by_port[0]["analysis"], "not_sent")
         self.assertEqual(by_port[0]["upload_criterion"], "not_dynamic")
         self.assertEqual(by_port[1]["upload_criterion"], "type")
-        self.assertNotIn("analysis", by_port[2])
+        self.assertEqual((by_port[2]["analysis"], by_port[2]["upload_criterion"]), ("not_sent", "not_wanted"))
         self.assertEqual(self.analysis(ev, "submitted"), [])
         for v in self.verdicts(ev).values():
             self.assertEqual(v["disposition"], "clean")

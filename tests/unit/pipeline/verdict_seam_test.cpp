@@ -453,8 +453,11 @@ TEST(AnalysisStage, WhatIsNotACandidateIsNeverOffered) {
   r.answer_lookups(Reputation::unknown, true);
   EXPECT_TRUE(r.candidates().empty());
   ASSERT_EQ(r.out.lines.size(), 6u);
-  EXPECT_FALSE(r.out.lines[0]["file"].contains("analysis"));
-  EXPECT_FALSE(r.out.lines[2]["file"].contains("analysis"));
+  for (int i : {0, 2}) {  // every file says what analysis did with it
+    EXPECT_EQ(r.out.lines[i]["file"]["analysis"], "not_sent") << i;
+    EXPECT_EQ(r.out.lines[i]["file"]["upload"], false) << i;
+    EXPECT_EQ(r.out.lines[i]["file"]["upload_criterion"], "not_wanted") << i;
+  }
   EXPECT_EQ(r.out.lines[4]["file"]["analysis"], "not_sent");
   EXPECT_EQ(r.out.lines[4]["file"]["upload"], false);
   EXPECT_EQ(r.out.lines[4]["file"]["upload_criterion"], "type");
