@@ -216,6 +216,7 @@ struct Loading {
   bool cache_persist = true;
   std::vector<std::string> analysis_groups;
   unsigned sample_memory_mb = 64;
+  unsigned sample_memory_total_mb = 512;
   unsigned spool_mb = 32;
 };
 
@@ -942,6 +943,10 @@ Params analysis_params() {
                        "answer decides (64 KiB blocks, allocated at start). A file that finds it full is `not_sent` "
                        "(`memory`), counted (`sample_misses`).",
                        [](Loading& l, long long v) { l.sample_memory_mb = static_cast<unsigned>(v); }),
+      integer<Loading>("analysis.sample_memory_total_mb", 1, 1048576, 512, "The bound on all of it: "
+                       "`sample_memory_mb` times the worker lcores (or the RX lcores without workers) must not pass "
+                       "it, or sluiced does not start (the pools are allocated whole at start).",
+                       [](Loading& l, long long v) { l.sample_memory_total_mb = static_cast<unsigned>(v); }),
       integer<Loading>("analysis.upload_queue", 1, 100000, static_cast<long long>(a.upload_queue), "Candidate files "
                        "being decided at once (pre-classification, search, upload). Beyond, a file is `not_sent` "
                        "(`queue_full`); its message goes on.",
@@ -1307,6 +1312,13 @@ void finish(Loading& l) {
     d.workers.limits.analysis_groups = groups;
     d.workers.limits.max_sample_bytes = a.settings.max_sample_bytes;
     d.workers.sample_blocks = static_cast<unsigned>((uint64_t{l.sample_memory_mb} << 20) / pipeline::kSampleBlockBytes);
+    const std::size_t pools = d.lcores.workers.empty() ? d.lcores.rx.size() : d.lcores.workers.size();
+    if (uint64_t{l.sample_memory_mb} * pools > l.sample_memory_total_mb)
+      fail("analysis.sample_memory_total_mb",
+           std::to_string(l.sample_memory_mb) + " MiB per " + (d.lcores.workers.empty() ? "RX" : "worker") +
+               " lcore times " + std::to_string(pools) + " is " + std::to_string(uint64_t{l.sample_memory_mb} * pools) +
+               " MiB, over the total of " + std::to_string(l.sample_memory_total_mb) +
+               " MiB: lower analysis.sample_memory_mb or raise the total");
     if (!c.state_dir.empty()) {
       a.quarantine_dir = c.state_dir + "/quarantine";
       d.verdicts.spool_blocks = static_cast<unsigned>((uint64_t{l.spool_mb} << 20) / pipeline::kSampleBlockBytes);

@@ -1,4 +1,5 @@
 #include "control/config.h"
+#include "pipeline/analysis_groups.h"
 
 #include <gtest/gtest.h>
 
@@ -442,6 +443,57 @@ TEST(Config, BadEndpointsAreNamed) {
             std::string::npos);
   EXPECT_NE(with("    - {name: a, url: 'ftp://127.0.0.1'}\n").find("'reputation.endpoints[0]'"), std::string::npos);
   EXPECT_NE(error_of(std::string(kInline) + "reputation: {endpoints: 3}\n").find("expected a list of endpoint mappings"),
+            std::string::npos);
+}
+
+TEST(Config, AnalysisKeysAndWhatTheyNeed) {
+  const std::string rep = "reputation:\n  endpoints:\n    - {name: lab, url: 'http://127.0.0.1:8440'}\n";
+  auto r = load_config_text(std::string(kInline) + rep + R"(
+state: {dir: /tmp/sluice-config-test}
+analysis:
+  endpoints:
+    - {name: lab, kind: sluice, url: 'http://127.0.0.1:8440', max_sample_mb: 8}
+    - {name: cape, kind: cape, url: 'https://cape.lab', api_key: T}
+  poll_interval_s: 5
+  groups: [pdf, web]
+  sample_memory_mb: 2
+quarantine: {spool_mb: 4, overflow: refuse}
+actions: {pending: reject}
+)", "config test.yaml", {});
+  ASSERT_TRUE(r.config) << r.error;
+  const auto& a = r.config->analysis;
+  ASSERT_EQ(a.endpoints.size(), 2u);
+  EXPECT_EQ(a.endpoints[0].max_sample_mb, 8u);
+  EXPECT_EQ(a.endpoints[1].kind, "cape");
+  EXPECT_EQ(a.settings.poll_interval_s, 5u);
+  EXPECT_EQ(a.settings.max_age_h, 12u);         // the default
+  EXPECT_EQ(a.settings.malicious_score, 70);
+  EXPECT_EQ(a.submissions_path, "/tmp/sluice-config-test/submissions.sqlite");
+  EXPECT_EQ(a.quarantine_dir, "/tmp/sluice-config-test/quarantine");
+  EXPECT_EQ(a.quarantine.overflow, control::QuarantineOverflow::refuse);
+  const auto& d = r.config->dataplane;
+  EXPECT_TRUE(d.verdicts.analysis);
+  EXPECT_EQ(d.verdicts.spool_blocks, 64u);       // 4 MiB of 64 KiB blocks
+  EXPECT_EQ(d.workers.sample_blocks, 32u);
+  EXPECT_EQ(d.workers.limits.analysis_groups, (1u << static_cast<unsigned>(pipeline::AnalysisGroup::pdf)) |
+                                                  (1u << static_cast<unsigned>(pipeline::AnalysisGroup::web)));
+  EXPECT_EQ(d.verdicts.policy.pending, records::Action::reject);
+  // Without analysis endpoints nothing is kept.
+  auto none = load_config_text(std::string(kInline) + rep, "config test.yaml", {});
+  ASSERT_TRUE(none.config) << none.error;
+  EXPECT_FALSE(none.config->dataplane.verdicts.analysis);
+  EXPECT_EQ(none.config->dataplane.workers.sample_blocks, 0u);
+  EXPECT_EQ(none.config->dataplane.verdicts.spool_blocks, 0u);
+
+  const std::string ep = "analysis:\n  endpoints:\n    - {name: s, url: 'http://127.0.0.1:8440'}\n";
+  EXPECT_NE(error_of(std::string(kInline) + ep).find("configure reputation.endpoints too"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kInline) + rep + ep + "  groups: [images]\n").find("no analysis group 'images'"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kInline) + rep + ep + "  poll_interval_s: 0\n").find("1..3600"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kInline) + rep + "analysis:\n  endpoints:\n    - {name: c, kind: cape, url: 'https://c'}\n")
+                .find("'analysis.endpoints[0]'"),
+            std::string::npos);  // cape needs an api_key
+  EXPECT_NE(error_of(std::string(kInline) + rep + ep + "  sample_memory_mb: 600\n").find("over the total of 512 MiB"),
             std::string::npos);
 }
 
