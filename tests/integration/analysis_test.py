@@ -17,6 +17,7 @@ generated SMTP captures replayed through sluiced with `reputation.endpoints` and
 - a submission and its message's quarantine entry survive sluiced's SIGKILL: the entry is intact,
   the next start resumes polling the submission and it completes; a submission older than
   `analysis.max_age_h` ages out (`expired`);
+- a message larger than the RX spool is analysed but not stored (`quarantine: not_stored`);
 - the File Analysis quarantine keeps each waiting message's exact bytes (their SHA-256 is the
   `smtp` event's `message_sha256`) with its envelope and files, and releases it with the final
   verdict's action.
@@ -253,6 +254,21 @@ class Analysis(unittest.TestCase):
         f = ev.of("file")[0]["file"]
         self.assertEqual((f["analysis"], f["upload_criterion"]), ("not_sent", "unreachable"))
         self.assertEqual(self.verdicts(ev)[0]["disposition"], "clean")
+
+    def test_a_message_larger_than_the_spool_is_analysed_but_not_stored(self):
+        doc = fixture("macro.docm")
+        big = os.urandom(1536 * 1024)  # with base64, the message passes the 1 MiB spool
+        c = self.cloud()
+        state = os.path.join(self.tmp, "state")
+        ev = self.replay(frames_of([(0, [("q.docm", doc), ("data.bin", big)]), (1, [("small.docm", doc)])]),
+                         config(c, state) + "quarantine: {spool_mb: 1}\n", wait=60)
+        final = self.verdicts(ev, final=True)
+        self.assertEqual(final[0]["quarantine"], "not_stored")
+        self.assertTrue(final[1]["quarantine"]["released"])
+        self.assertEqual(len(quarantine_entries(state)), 1)
+        self.assertEqual(len(self.analysis(ev, "submitted")) + len(self.analysis(ev, "waiting")), 2)
+        lcore = [x for x in ev.stats["lcores"] if x["role"] == "rx"][0]
+        self.assertEqual(lcore["verdicts"]["spool_misses"], 1)
 
     def test_a_pending_submission_survives_sigkill_and_ages_out(self):
         doc = fixture("macro.docm")
