@@ -7,6 +7,7 @@
 // sample limit, too large): then the next endpoint is tried, and when none is left the operation
 // ends with what they said together. Handlers hold the client's state weakly: after the
 // destructor nothing of theirs runs.
+#include "control/hex.h"
 #include "control/analysis_client.h"
 
 #include <boost/asio/post.hpp>
@@ -39,16 +40,6 @@ static_assert(std::tuple_size_v<decltype(AnalysisClient::Stats::ended)> ==
 
 // 4 GiB: far above what a sandbox takes (CAPE and Threat Grid document tens of MiB); still a bound.
 constexpr unsigned kMaxSampleMb = 4096;
-
-std::string to_hex(const std::array<uint8_t, 32>& h) {
-  static const char* digits = "0123456789abcdef";
-  std::string s(64, '0');
-  for (std::size_t i = 0; i < 32; ++i) {
-    s[2 * i] = digits[h[i] >> 4];
-    s[2 * i + 1] = digits[h[i] & 15];
-  }
-  return s;
-}
 
 long long ms_since(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
@@ -607,7 +598,7 @@ void AnalysisClient::limits(Clock::time_point deadline, std::function<void(Limit
 void AnalysisClient::search(const Sha256& sha256, Clock::time_point deadline, std::function<void(SearchOutcome)> done) {
   auto o = std::make_shared<Impl::Operation>();
   o->op = Impl::Op::search;
-  o->hex = to_hex(sha256);
+  o->hex = hex_string(sha256);
   o->deadline = deadline;
   o->done = [done = std::move(done)](Impl::Result r) {
     auto out = Impl::outcome_of<SearchOutcome>(r);
@@ -625,7 +616,7 @@ void AnalysisClient::submit(const Sha256& sha256, std::shared_ptr<const std::str
                             Clock::time_point deadline, std::function<void(SubmitOutcome)> done) {
   auto o = std::make_shared<Impl::Operation>();
   o->op = Impl::Op::submit;
-  o->hex = to_hex(sha256);
+  o->hex = hex_string(sha256);
   o->bytes = bytes ? std::move(bytes) : std::make_shared<const std::string>();
   o->filename = std::move(filename);
   o->deadline = deadline;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "control/hex.h"
 #include "control/quarantine_store.h"
 #include "control/submission_store.h"
 #include "pipeline/lookup_lane.h"
@@ -22,27 +23,7 @@ int64_t wall_ms() {
       .count();
 }
 
-std::string hex_of(const uint8_t* p) {
-  char h[65];
-  hex_lower(p, 32, h);
-  return std::string(h, 64);
-}
-
-bool sha_from_hex(const std::string& hex, std::array<uint8_t, 32>& out) {
-  if (hex.size() != 64) return false;
-  auto nib = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < 32; ++i) {
-    const int hi = nib(hex[2 * i]), lo = nib(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<uint8_t>(hi << 4 | lo);
-  }
-  return true;
-}
+std::string hex_of(const uint8_t* p) { return hex_string(p, 32); }
 
 const char* reputation_text(records::Reputation r) {
   return r == records::Reputation::malicious ? "malicious" : r == records::Reputation::clean ? "clean" : "unknown";
@@ -122,7 +103,7 @@ void AnalysisService::resume_quarantine() {
       v.flow.server_port = e.server_port;
       v.transaction = e.transaction;
       std::array<uint8_t, 32> bin{};
-      v.has_message_sha256 = sha_from_hex(e.message_sha256, bin);
+      v.has_message_sha256 = parse_sha256_hex(e.message_sha256, bin);
       std::memcpy(v.message_sha256, bin.data(), 32);
       v.disposition = records::Disposition::pending;
       v.reputation = true;
@@ -132,7 +113,7 @@ void AnalysisService::resume_quarantine() {
         if (v.listed < records::kDecidingFiles) {
           records::DecidingFile& d = v.decided_by[v.listed++];
           d.filename.set(f.filename);
-          if (sha_from_hex(f.sha256, bin)) std::memcpy(d.sha256, bin.data(), 32);
+          if (parse_sha256_hex(f.sha256, bin)) std::memcpy(d.sha256, bin.data(), 32);
           d.hashed = true;
           d.reputation = records::Reputation::unknown;
         }
@@ -619,7 +600,7 @@ void AnalysisService::complete(const std::string& sha, const Result& r, SampleSt
   if (r.reputation == records::Reputation::malicious) ++c_.malicious;
   remember(sha, r);
   std::array<uint8_t, 32> bin{};
-  if (cache_ && !r.failed && sha_from_hex(sha, bin)) {
+  if (cache_ && !r.failed && parse_sha256_hex(sha, bin)) {
     records::FileVerdict v;
     v.reputation = r.reputation;
     v.threat_score = static_cast<int16_t>(r.score);

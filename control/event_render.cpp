@@ -155,15 +155,6 @@ int64_t now_unix_us() {
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-void hex_lower(const uint8_t* p, std::size_t n, char* out) noexcept {
-  static const char digits[] = "0123456789abcdef";
-  for (std::size_t i = 0; i < n; ++i) {
-    out[2 * i] = digits[p[i] >> 4];
-    out[2 * i + 1] = digits[p[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
 std::string ip_text(const FlowIdentity& flow, bool client) {
   char a[INET6_ADDRSTRLEN];
   if (!inet_ntop(flow.ip_version == 6 ? AF_INET6 : AF_INET, client ? flow.client_ip : flow.server_ip, a, sizeof(a)))

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "control/hex.h"
 #include "dataplane/dataplane.h"
 #include "records/event_records.h"
 
@@ -27,8 +28,6 @@ void format_rfc3339(int64_t us, char (&out)[40]) noexcept;
 std::string rfc3339(int64_t us);
 int64_t now_unix_us();
 
-// Lower-case hex of `n` bytes into `out` (2n characters, then a NUL): digests in events.
-void hex_lower(const uint8_t* p, std::size_t n, char* out) noexcept;
 
 // The textual address of a flow end (inet_ntop).
 std::string ip_text(const records::FlowIdentity& flow, bool client);

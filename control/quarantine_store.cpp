@@ -2,6 +2,7 @@
 // control/NOTES.md ("File analysis stores"). Every write goes through a temporary name (`.tmp`),
 // is fsynced, then renamed; `ID.meta` is the commit record of an entry, `ID.drop` the commit
 // record of its removal.
+#include "control/hex.h"
 #include "control/quarantine_store.h"
 
 #include <dirent.h>
@@ -42,21 +43,11 @@ void step(const char* name) {
 
 std::string errno_text(int e) { return std::strerror(e); }
 
-std::string to_hex(const unsigned char* d, std::size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string s(n * 2, '0');
-  for (std::size_t i = 0; i < n; ++i) {
-    s[2 * i] = digits[d[i] >> 4];
-    s[2 * i + 1] = digits[d[i] & 15];
-  }
-  return s;
-}
-
 std::string sha256_hex(std::string_view data) {
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned n = 0;
   EVP_Digest(data.data(), data.size(), d, &n, EVP_sha256(), nullptr);
-  return to_hex(d, n);
+  return hex_string(d, n);
 }
 
 // 64 hex digits, lower-cased; "" if `s` is not one.
@@ -338,7 +329,7 @@ std::string hash_file(int dirfd, const std::string& name, uint64_t& size, std::s
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned n = 0;
   EVP_DigestFinal_ex(ctx.get(), d, &n);
-  sha = to_hex(d, n);
+  sha = hex_string(d, n);
   return "";
 }
 

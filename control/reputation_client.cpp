@@ -7,6 +7,7 @@
 // abandons the attempt (its queued parts are dropped, answers in flight are ignored) and the look-up
 // moves on to the next endpoint with all its hashes, so an outcome names exactly one endpoint.
 // Handlers hold the client's state weakly: after the destructor nothing of theirs runs.
+#include "control/hex.h"
 #include "control/reputation_client.h"
 
 #include <boost/asio/post.hpp>
@@ -41,16 +42,6 @@ constexpr unsigned kMaxConnections = 64;
 constexpr unsigned kMaxResponseKb = 64 * 1024;
 // Retries per request: more only burn the message's budget on a failing endpoint.
 constexpr unsigned kMaxRetries = 10;
-
-std::string to_hex(const std::array<uint8_t, 32>& h) {
-  static const char* digits = "0123456789abcdef";
-  std::string s(64, '0');
-  for (std::size_t i = 0; i < 32; ++i) {
-    s[2 * i] = digits[h[i] >> 4];
-    s[2 * i + 1] = digits[h[i] & 15];
-  }
-  return s;
-}
 
 long long ms_since(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
@@ -221,7 +212,7 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
     l->deadline = deadline;
     l->done = std::move(done);
     l->hex.reserve(hashes.size());
-    for (const auto& h : hashes) l->hex.push_back(to_hex(h));
+    for (const auto& h : hashes) l->hex.push_back(hex_string(h));
     if (stopped) return finish(l, LookupError::service_unavailable, -1, {}, "reputation client stopped");
     if (l->hex.empty()) return finish(l, LookupError::none, -1, {}, "");
     if (endpoints.empty())
