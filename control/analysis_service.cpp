@@ -130,7 +130,7 @@ void AnalysisService::resume_quarantine() {
       }
       v.deciding = v.listed;
       w.verdict = v;
-      w.bytes = std::make_shared<const std::string>();  // stored already: never put again
+      w.copied = true;  // stored already: never put again
       w.put = Put::stored;
       w.quarantine_id = e.id;
       keys.push_back(key);
@@ -216,6 +216,12 @@ void AnalysisService::answer(const Ticket& t, AnalysisStatus status, UploadCrite
   out.push_back(a);
 }
 
+void AnalysisService::extra_full_event(const std::string& sha, const Ticket& t) {
+  ++c_.waiting_full;
+  event("not_sent", sha,
+        {{"upload_criterion", "queue_full"}, {"detail", "analysis.max_waiting messages wait already"}}, &t);
+}
+
 void AnalysisService::take(std::size_t lane, pipeline::AnalysisRequest& rq) {
   ++c_.candidates;
   Ticket t{lane, rq.ticket, rq.item, {}, rq.flow, rq.transaction, std::string(rq.filename.view())};
@@ -230,6 +236,13 @@ void AnalysisService::take(std::size_t lane, pipeline::AnalysisRequest& rq) {
   if (auto r = results_.find(sha); r != results_.end()) {
     ++c_.analysed;
     return answer(t, AnalysisStatus::analysed, UploadCriterion::none, &r->second);
+  }
+  const bool room = waiting_.size() < s_.max_waiting || waiting_.count(key);
+  if (!room && (subs_.count(sha) || deciding_.count(sha))) {
+    // Too many messages wait already: this one goes on without the result (the analysis itself
+    // runs; a later copy of the file is decided by the cache).
+    extra_full_event(sha, t);
+    return answer(t, AnalysisStatus::not_sent, UploadCriterion::queue_full);
   }
   if (auto s = subs_.find(sha); s != subs_.end()) {
     ++c_.waiting;
@@ -322,7 +335,13 @@ void AnalysisService::finish(const std::string& sha, AnalysisStatus status, Uplo
   for (std::size_t i = 0; i < d.tickets.size(); ++i) {
     const Ticket& t = d.tickets[i];
     // The first candidate made the decision; the others of the same file join it.
-    const AnalysisStatus st = pending && i > 0 ? AnalysisStatus::waiting : status;
+    AnalysisStatus st = pending && i > 0 ? AnalysisStatus::waiting : status;
+    const std::string tkey = analysis_message_key(t.flow.flow_id, t.transaction);
+    if (pending && waiting_.size() >= s_.max_waiting && !waiting_.count(tkey)) {
+      extra_full_event(sha, t);
+      answer(t, AnalysisStatus::not_sent, UploadCriterion::queue_full);
+      continue;
+    }
     Json extra = {{"size", d.size}};
     if (sub) {
       extra["endpoint"] = sub->ref.endpoint;
@@ -406,6 +425,19 @@ void AnalysisService::tick() {
   for (const auto& [key, w] : waiting_)
     if (w.put == Put::none && w.bytes && w.verdict && now - w.ready_since >= std::chrono::seconds(2)) late.push_back(key);
   for (const auto& key : late) try_quarantine(key, true);
+  // The lcore writes a pending message's verdict record right after its last answer; one that
+  // has not come a minute later was lost with its event (a full event ring, counted there). Its
+  // files' analyses go on; the message gets no final verdict.
+  std::vector<std::string> lost;
+  for (const auto& [key, w] : waiting_)
+    if (!w.verdict && now - w.since >= std::chrono::milliseconds(s_.decision_ms) + std::chrono::seconds(60))
+      lost.push_back(key);
+  for (const auto& key : lost) {
+    for (const auto& sha : waiting_[key].shas)
+      if (auto s = subs_.find(sha); s != subs_.end()) s->second.waiters.erase(key);
+    waiting_.erase(key);
+    ++c_.verdicts_lost;
+  }
   if (quarantine_ && now >= next_retention_) {
     next_retention_ = now + std::chrono::hours(1);
     QuarantineStore* q = quarantine_;
@@ -429,6 +461,7 @@ void AnalysisService::take_copy(pipeline::MessageCopy& c) {
     return;
   }
   it->second.bytes = std::move(bytes);
+  it->second.copied = true;
   it->second.message_sha256 = hex_of(c.message_sha256);
   if (it->second.verdict) it->second.ready_since = Clock::now();
   try_quarantine(it->first, false);
@@ -504,6 +537,7 @@ void AnalysisService::try_quarantine(const std::string& key, bool now) {
     auto it2 = waiting_.find(key);
     if (it2 == waiting_.end()) return;
     Waiting& ww = it2->second;
+    ww.bytes.reset();  // on disk now (or never): memory holds no message past its put
     if (r.ok()) {
       ww.put = Put::stored;
       ww.quarantine_id = r.id;
@@ -661,7 +695,7 @@ void AnalysisService::maybe_final(const std::string& key) {
   if (it == waiting_.end()) return;
   Waiting& w = it->second;
   if (!w.verdict || !w.shas.empty()) return;
-  if (quarantine_ && w.bytes && (w.put == Put::none || w.put == Put::running)) {
+  if (quarantine_ && w.copied && (w.put == Put::none || w.put == Put::running)) {
     try_quarantine(key, true);  // the final verdict names the entry: it waits for the store
     return;
   }
@@ -705,7 +739,7 @@ void AnalysisService::maybe_final(const std::string& key) {
     const std::string why = std::string("analysis ended: ") + std::string(records::disposition_name(f.disposition));
     const int64_t t = wall_ms();
     if (hooks_.blocking) hooks_.blocking([q, id, action, why, t] { q->release(id, action, "analysis", why, t); });
-  } else if (w.put == Put::not_stored || (quarantine_ && !w.bytes)) {
+  } else if (w.put == Put::not_stored || (quarantine_ && !w.copied)) {
     f.quarantine = records::QuarantineMark::not_stored;
   }
   ++c_.final_verdicts;
@@ -725,7 +759,8 @@ Json AnalysisService::stats() const {
             {"deciding", deciding_.size()}, {"pending_submissions", subs_.size()},
             {"messages_waiting", waiting_.size()}, {"answers_deferred", c_.answers_deferred},
             {"quarantine", {{"stored", c_.quarantined}, {"not_stored", c_.not_stored}, {"released", c_.released},
-                            {"copies_unclaimed", c_.copies_unclaimed}, {"resumed", c_.resumed}}}};
+                            {"copies_unclaimed", c_.copies_unclaimed}, {"resumed", c_.resumed}}},
+            {"verdicts_lost", c_.verdicts_lost}, {"waiting_full", c_.waiting_full}};
   j["limits"] = {{"max_sample_bytes", max_bytes()}};
   if (submissions_available_) j["limits"]["submissions_available"] = *submissions_available_;
   return j;

@@ -65,6 +65,8 @@ struct AnalysisSettings {
   unsigned ttl_malicious_s = 3600, ttl_clean_s = 14400;  // verdict cache entries written by a completion
   records::Action expired_action = records::Action::pass;  // a message whose file aged out
   std::size_t max_results = 100000;              // completed results kept in memory (oldest dropped first)
+  std::size_t max_waiting = 20000;               // messages waiting for analyses at once; beyond, a
+                                                 // message is not held for one (not_sent queue_full)
 };
 
 struct AnalysisHooks {
@@ -97,6 +99,8 @@ struct AnalysisCounters {
   uint64_t quarantined = 0, not_stored = 0, released = 0;  // File Analysis quarantine
   uint64_t copies_unclaimed = 0;                 // message bytes for no waiting message (dropped)
   uint64_t resumed = 0;                          // held entries a previous run left, waiting again
+  uint64_t verdicts_lost = 0;                    // waiting messages whose verdict record never came
+  uint64_t waiting_full = 0;                     // messages not held: analysis.max_waiting reached
 };
 
 class AnalysisService {
@@ -177,12 +181,15 @@ class AnalysisService {
     std::vector<std::pair<std::string, Result>> done;  // results that came in
     bool expired = false;
     // The quarantine: its bytes from the RX spool, its envelope from the `smtp` record, the entry.
-    std::shared_ptr<const std::string> bytes;
+    std::shared_ptr<const std::string> bytes;  // until the store has them (then let go)
+    bool copied = false;                   // its bytes came from the spool
     std::string message_sha256;
     std::optional<Envelope> envelope;
     Clock::time_point ready_since{};       // bytes and verdict both in (the envelope waits up to 2 s)
     Put put = Put::none;
     std::string quarantine_id, not_stored_why;
+    Clock::time_point since = Clock::now();  // created: a waiting message whose verdict record never
+                                             // comes (its event was lost) is dropped after a while
   };
 
   void take(std::size_t lane, pipeline::AnalysisRequest& rq);
@@ -201,6 +208,7 @@ class AnalysisService {
   void release_waiter(const std::string& key, const std::string& sha, const Result* r, bool expired);
   void maybe_final(const std::string& key);
   void take_copy(pipeline::MessageCopy& c);
+  void extra_full_event(const std::string& sha, const Ticket& t);
   void resume_quarantine();
   // Stores the message when its bytes and verdict are in, and its envelope (or `now` says go).
   void try_quarantine(const std::string& key, bool now);

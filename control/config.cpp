@@ -969,6 +969,11 @@ Params analysis_params() {
                             v == "reject" ? records::Action::reject : v == "defer" ? records::Action::defer
                             : v == "monitor" ? records::Action::monitor : records::Action::pass;
                       }),
+      integer<Loading>("analysis.max_waiting_messages", 1, 1000000, static_cast<long long>(a.max_waiting), "Messages "
+                       "waiting for analyses at once (about 3.5 KiB each; their bytes are on disk). Beyond, a message "
+                       "whose file is already in analysis is not held for it: `not_sent` (`queue_full`), counted "
+                       "(`waiting_full`); the analysis itself goes on.",
+                       [](Loading& l, long long v) { l.config.analysis.settings.max_waiting = static_cast<std::size_t>(v); }),
       integer<Loading>("analysis.scan_threads", 1, 64, 1, "Threads of the ClamAV pre-classification pool (never "
                        "lcores).",
                        [](Loading& l, long long v) { l.config.analysis.scan_threads = static_cast<unsigned>(v); }),

@@ -13,7 +13,7 @@ generated SMTP captures replayed through sluiced with `reputation.endpoints` and
   cloud does not ask for;
 - another appliance's upload: `already_known`, no second upload;
 - the service's daily sample limit (`rejected`), a full upload queue (`queue_full`), the analysis
-  endpoint down (`unreachable`);
+  endpoint down (`unreachable`), more messages waiting than `analysis.max_waiting_messages`;
 - a submission and its message's quarantine entry survive sluiced's SIGKILL: the entry is intact,
   the next start resumes polling the submission and it completes; a submission older than
   `analysis.max_age_h` ages out (`expired`);
@@ -254,6 +254,20 @@ class Analysis(unittest.TestCase):
         f = ev.of("file")[0]["file"]
         self.assertEqual((f["analysis"], f["upload_criterion"]), ("not_sent", "unreachable"))
         self.assertEqual(self.verdicts(ev)[0]["disposition"], "clean")
+
+    def test_at_most_max_waiting_messages_wait(self):
+        doc = fixture("macro.docm")
+        c = self.cloud()
+        ev = self.replay(frames_of([(i, [(f"m{i}.docm", doc)]) for i in range(3)]),
+                         config(c, None, "max_waiting_messages: 1"), wait=60)
+        files = sorted((e["src_port"] - 41000, e["file"]["analysis"], e["file"].get("upload_criterion"))
+                       for e in ev.of("file"))
+        held = [f for f in files if f[1] == "submitted"]
+        self.assertEqual(len(held), 1)
+        self.assertEqual([f[1:] for f in files if f[1] != "submitted"], [("not_sent", "queue_full")] * 2)
+        final = self.verdicts(ev, final=True)
+        self.assertEqual(sorted(final), [held[0][0]])  # only the held message waits for the result
+        self.assertEqual(ev.stats["analysis"]["waiting_full"], 2)
 
     def test_a_message_larger_than_the_spool_is_analysed_but_not_stored(self):
         doc = fixture("macro.docm")
