@@ -295,11 +295,12 @@ class Analysis(unittest.TestCase):
         p = subprocess.Popen([sluiced.SLUICED, "--replay", pcap, "--events", events, "--config", cfg],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 30
-        while time.time() < deadline:  # killed once the submission is made and the message stored
+        while time.time() < deadline:  # killed once the submission is made, the message stored, its verdict written
             if glob.glob(os.path.join(state, "quarantine", "*.meta")) and os.path.exists(events):
                 with open(events) as f:
-                    if '"submitted"' in f.read():
-                        break
+                    text = f.read()
+                if '"submitted"' in text and '"event_type":"verdict"' in text:
+                    break
             time.sleep(0.05)
         p.send_signal(signal.SIGKILL)
         p.wait()
