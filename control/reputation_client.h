@@ -54,7 +54,7 @@ std::string validate_endpoint(const EndpointConfig&);
 // What validate_endpoint() and validate_analysis_endpoint() (analysis_client.h) both check: everything but the kind.
 std::string validate_endpoint_settings(const EndpointConfig&);
 
-struct HashAnswer { records::Reputation reputation; std::string threat_name; int threat_score = -1; uint32_t ttl_seconds = 0; bool upload_wanted = false; };
+struct HashAnswer { records::Reputation reputation = records::Reputation::none; std::string threat_name{}; int threat_score = -1; uint32_t ttl_seconds = 0; bool upload_wanted = false; };
 struct BatchOutcome {
   records::LookupError error = records::LookupError::none;  // none: `answers` holds one per hash, in order
   int endpoint = -1;                 // index of the endpoint that answered (or the last tried)

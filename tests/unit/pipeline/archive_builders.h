@@ -93,7 +93,9 @@ inline std::string deflate_of(std::string_view data, int window_bits, int flush 
   std::string fname = name != nullptr ? name : "";
   gz_header h{};
   h.name = reinterpret_cast<Bytef*>(fname.data());
-  if (name != nullptr) EXPECT_EQ(deflateSetHeader(&z, &h), Z_OK);
+  if (name != nullptr) {
+    EXPECT_EQ(deflateSetHeader(&z, &h), Z_OK);
+  }
   std::string out(deflateBound(&z, data.size()) + 64, '\0');
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   z.avail_in = static_cast<uInt>(data.size());

@@ -85,7 +85,9 @@ TEST(SegmentForge, TheReplyGoesToTheClientAsIfFromTheServerAndAcksTheHeldSegment
       EXPECT_EQ(std::string(reinterpret_cast<const char*>(out.bytes + p.payload_offset), p.payload_len), kReply);
       EXPECT_EQ(0, std::memcmp(out.bytes, held.data() + 6, 6));  // Ethernet addresses swapped
       EXPECT_EQ(0, std::memcmp(out.bytes + 6, held.data(), 6));
-      if (vlan) EXPECT_EQ(0, std::memcmp(out.bytes + 12, held.data() + 12, 4));  // the tag as it was
+      if (vlan) {
+        EXPECT_EQ(0, std::memcmp(out.bytes + 12, held.data() + 12, 4));  // the tag as it was
+      }
       expect_checksums(out.bytes, p);
     }
 }
