@@ -157,7 +157,11 @@ void AnalysisService::remember(const std::string& sha, const Result& r) {
 void AnalysisService::store_job(std::function<void(SubmissionStore&)> job) {
   if (!store_ || !hooks_.blocking) return;
   SubmissionStore* st = store_;
-  hooks_.blocking([st, job = std::move(job)] { job(*st); });
+  hooks_.blocking([st, job = std::move(job), errors = store_errors_] {
+    const uint64_t before = st->stats().errors;  // the store counts its io failures
+    job(*st);
+    if (st->stats().errors != before) errors->fetch_add(1, std::memory_order_relaxed);
+  });
 }
 
 void AnalysisService::event(const std::string& status, const std::string& sha, Json extra, const Ticket* t) {
@@ -175,13 +179,6 @@ std::size_t AnalysisService::unfinished() const noexcept {
   std::size_t n = subs_.size();
   for (const auto& [key, w] : waiting_) n += w.shas.empty();
   return n;
-}
-
-bool AnalysisService::idle() const noexcept {
-  if (!deciding_.empty()) return false;
-  for (const auto& o : outbox_)
-    if (!o.empty()) return false;
-  return true;
 }
 
 void AnalysisService::poll() {
@@ -760,7 +757,8 @@ Json AnalysisService::stats() const {
             {"messages_waiting", waiting_.size()}, {"answers_deferred", c_.answers_deferred},
             {"quarantine", {{"stored", c_.quarantined}, {"not_stored", c_.not_stored}, {"released", c_.released},
                             {"copies_unclaimed", c_.copies_unclaimed}, {"resumed", c_.resumed}}},
-            {"verdicts_lost", c_.verdicts_lost}, {"waiting_full", c_.waiting_full}};
+            {"verdicts_lost", c_.verdicts_lost}, {"waiting_full", c_.waiting_full},
+            {"store_errors", store_errors_->load(std::memory_order_relaxed)}};
   j["limits"] = {{"max_sample_bytes", max_bytes()}};
   if (submissions_available_) j["limits"]["submissions_available"] = *submissions_available_;
   return j;

@@ -23,6 +23,7 @@
 // ordered jobs of the loop's pool (the `blocking` hook), the scans on the classify hook's pool.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -95,7 +96,6 @@ struct AnalysisCounters {
   uint64_t completed = 0, malicious = 0, failed = 0, expired = 0;
   uint64_t final_verdicts = 0;                   // messages released with their final verdict
   uint64_t answers_deferred = 0;                 // answers that waited for room in a lane
-  uint64_t store_errors = 0;
   uint64_t quarantined = 0, not_stored = 0, released = 0;  // File Analysis quarantine
   uint64_t copies_unclaimed = 0;                 // message bytes for no waiting message (dropped)
   uint64_t resumed = 0;                          // held entries a previous run left, waiting again
@@ -127,9 +127,6 @@ class AnalysisService {
   void on_verdict(const records::VerdictRecord& v);
   // Every `smtp` record: the envelope of a message that waits (for its quarantine entry).
   void on_message(const records::MessageRecord& m);
-  // No candidate being decided and no answer waiting for a lane.
-  bool idle() const noexcept;
-  std::size_t pending_submissions() const noexcept { return subs_.size(); }
   // Work a replay's end waits for (replay.wait_analysis_s): pending submissions, and messages whose
   // analyses are all in but whose final verdict waits (for their quarantine entry, their record).
   std::size_t unfinished() const noexcept;
@@ -244,6 +241,8 @@ class AnalysisService {
   bool stopped_ = false;
   AnalysisCounters c_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Submission store writes that failed (io), counted on the pool's thread.
+  std::shared_ptr<std::atomic<uint64_t>> store_errors_ = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 // A message's key among those waiting for analysis: "FLOW_ID:TRANSACTION".

@@ -35,6 +35,19 @@ std::string ip_text(const records::FlowIdentity& flow, bool client);
 // The body of a `stats` event (the data plane's counters, read by the control thread).
 Json stats_json(const dataplane::StatsSnapshot& s);
 
+// The `endpoints` array of a `stats` section: one object per endpoint status (the reputation and
+// the analysis clients' EndpointStatus have these members).
+template <typename Status>
+Json endpoints_json(const std::vector<Status>& all) {
+  Json endpoints = Json::array();
+  for (const auto& e : all)
+    endpoints.push_back({{"name", e.name}, {"kind", e.kind}, {"reachable", e.reachable},
+                         {"circuit_open", e.circuit_open}, {"requests", e.requests}, {"failures", e.failures},
+                         {"timeouts", e.timeouts}, {"rate_limited", e.rate_limited},
+                         {"last_latency_ms", e.last_latency_ms}});
+  return endpoints;
+}
+
 class EventRenderer {
  public:
   // One lcore record (as drained from an event ring) to one JSON object without a newline; the

@@ -121,15 +121,7 @@ Json FileAnalysis::stats() const {
   const PreclassPoolStats p = pool_->stats();
   j["scans"] = {{"submitted", p.submitted}, {"rejected_full", p.rejected_full}, {"done", p.done},
                 {"failed", p.failed}, {"busy_ms", p.busy_ms}, {"bytes", p.bytes}, {"queued", p.queued}};
-  if (client_) {
-    Json endpoints = Json::array();
-    for (const auto& e : client_->status())
-      endpoints.push_back({{"name", e.name}, {"kind", e.kind}, {"reachable", e.reachable},
-                           {"circuit_open", e.circuit_open}, {"requests", e.requests}, {"failures", e.failures},
-                           {"timeouts", e.timeouts}, {"rate_limited", e.rate_limited},
-                           {"last_latency_ms", e.last_latency_ms}});
-    j["endpoints"] = endpoints;
-  }
+  if (client_) j["endpoints"] = endpoints_json(client_->status());
   return j;
 }
 

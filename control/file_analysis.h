@@ -55,8 +55,6 @@ class FileAnalysis {
   void tick();  // on the loop, every second
   // Every record the lcores write, as it is rendered: verdicts of messages that wait for analysis.
   void on_record(const void* record, std::size_t size);
-  bool idle() const noexcept { return !service_ || service_->idle(); }
-  std::size_t pending_submissions() const noexcept { return service_ ? service_->pending_submissions() : 0; }
   std::size_t unfinished() const noexcept { return service_ ? service_->unfinished() : 0; }
   Json stats() const;
   // Cancels what is in flight, stops the scan threads (at exit, after the data plane stopped).

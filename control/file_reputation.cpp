@@ -104,13 +104,7 @@ Json FileReputation::stats() const {
   }
   j["cache"] = {{"entries", cache_->size()}, {"capacity", cache_->capacity()}, {"evictions", cache_->evictions()},
                 {"saves", saves_}, {"save_failures", save_failures_}};
-  Json endpoints = Json::array();
-  for (const auto& e : client_ && !stopped_ ? client_->status() : final_status_)
-      endpoints.push_back({{"name", e.name}, {"kind", e.kind}, {"reachable", e.reachable},
-                           {"circuit_open", e.circuit_open}, {"requests", e.requests}, {"failures", e.failures},
-                           {"timeouts", e.timeouts}, {"rate_limited", e.rate_limited},
-                           {"last_latency_ms", e.last_latency_ms}});
-  j["endpoints"] = endpoints;
+  j["endpoints"] = endpoints_json(client_ && !stopped_ ? client_->status() : final_status_);
   return j;
 }
 

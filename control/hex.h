@@ -46,4 +46,15 @@ inline bool parse_sha256_hex(std::string_view hex, std::array<uint8_t, 32>& out)
   return true;
 }
 
+// 64 hex digits, lower-cased (how the stores keep a SHA-256); "" if `s` is not 64 hex digits.
+inline std::string normal_sha256_hex(std::string_view s) {
+  if (s.size() != 64) return "";
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return "";
+  }
+  return out;
+}
+
 }  // namespace sluice::control

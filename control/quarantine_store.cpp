@@ -50,16 +50,6 @@ std::string sha256_hex(std::string_view data) {
   return hex_string(d, n);
 }
 
-// 64 hex digits, lower-cased; "" if `s` is not one.
-std::string normal_sha256(std::string_view s) {
-  if (s.size() != 64) return "";
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return "";
-  }
-  return out;
-}
 
 // "YYYYMMDD-HHMMSS-mmm-xxxxxxxx".
 bool valid_id(std::string_view id) {
@@ -233,7 +223,7 @@ bool decode_meta(std::string_view file, QuarantineEntry& e, std::string& why) {
     }
   }
   const auto st = parse_quarantine_state(state);
-  if (!ok || !st || normal_sha256(e.message_sha256) != e.message_sha256) {
+  if (!ok || !st || normal_sha256_hex(e.message_sha256) != e.message_sha256) {
     why = "a field is missing or of the wrong type";
     return false;
   }
@@ -683,10 +673,10 @@ QuarantinePut QuarantineStore::put(const QuarantineEntry& entry, std::string_vie
     return r;
   };
   QuarantineEntry e = entry;
-  e.message_sha256 = normal_sha256(entry.message_sha256);
+  e.message_sha256 = normal_sha256_hex(entry.message_sha256);
   if (e.message_sha256.empty()) return refuse(QuarantineError::invalid, "message_sha256 is not 64 hex digits");
   for (auto& f : e.files) {
-    f.sha256 = normal_sha256(f.sha256);
+    f.sha256 = normal_sha256_hex(f.sha256);
     if (f.sha256.empty()) return refuse(QuarantineError::invalid, "a file's sha256 is not 64 hex digits");
   }
   const std::string actual = sha256_hex(message);
@@ -760,7 +750,7 @@ QuarantinePage QuarantineStore::list(const QuarantineQuery& q) const {
   const Impl& m = *impl_;
   QuarantinePage page;
   const std::size_t limit = std::clamp<std::size_t>(q.limit, 1, 10000);
-  const std::string file_sha = normal_sha256(q.file_sha256);
+  const std::string file_sha = normal_sha256_hex(q.file_sha256);
   bool more = false;
   auto visit = [&](const Impl::Item& it) {
     const QuarantineEntry& e = it.entry;

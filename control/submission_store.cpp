@@ -1,6 +1,8 @@
 // Pending analysis submissions in SQLite (submission_store.h). The file is checked once at open
 // (integrity, format version, schema, every row) on a read-only connection, so that a refused file
 // is moved aside exactly as found; the store then keeps one read-write connection.
+#include "control/hex.h"
+#include "control/sqlite_handle.h"
 #include "control/submission_store.h"
 
 #include <sqlite3.h>
@@ -34,22 +36,6 @@ constexpr char kColumns[] =
     "sha256, endpoint, sample_id, submitted_ms, state, next_poll_ms, updated_ms, end_state, score, disposition, "
     "finished_ms";
 
-struct DbClose {
-  void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
-};
-struct StmtFinalize {
-  void operator()(sqlite3_stmt* s) const noexcept { sqlite3_finalize(s); }
-};
-using Db = std::unique_ptr<sqlite3, DbClose>;
-using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
-
-std::string db_error(sqlite3* db) { return db ? sqlite3_errmsg(db) : "cannot allocate"; }
-
-Stmt prepare(sqlite3* db, const std::string& sql) {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) return nullptr;
-  return Stmt(s);
-}
 
 bool exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
 
@@ -61,15 +47,6 @@ std::string text(sqlite3_stmt* s, int col) {
   return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, col))) : std::string();
 }
 
-std::string normal_sha256(std::string_view s) {
-  if (s.size() != 64) return "";
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return "";
-  }
-  return out;
-}
 
 std::optional<SubmissionEnd> parse_end(std::string_view s) {
   if (s == "pending") return SubmissionEnd::pending;
@@ -91,7 +68,7 @@ bool read_row(sqlite3_stmt* s, Submission& out, std::string& why) {
   out.score = sqlite3_column_int(s, 8);
   out.disposition = text(s, 9);
   out.finished_ms = sqlite3_column_int64(s, 10);
-  if (normal_sha256(out.sha256) != out.sha256 || out.sha256.empty()) {
+  if (normal_sha256_hex(out.sha256) != out.sha256 || out.sha256.empty()) {
     why = "a record's sha256 is not 64 hex digits";
     return false;
   }
@@ -310,7 +287,7 @@ SubmissionOpen SubmissionStore::open(const std::string& path, const SubmissionLi
 
 SubmissionResult SubmissionStore::add(const Submission& in) {
   Impl& m = *impl_;
-  const std::string sha = normal_sha256(in.sha256);
+  const std::string sha = normal_sha256_hex(in.sha256);
   if (sha.empty()) return m.fail(SubmissionError::invalid, "sha256 '" + in.sha256 + "' is not 64 hex digits");
   if (in.endpoint.empty() || in.sample_id.empty())
     return m.fail(SubmissionError::invalid, sha + ": the endpoint and the sample id are required");
@@ -339,7 +316,7 @@ SubmissionResult SubmissionStore::add(const Submission& in) {
 
 SubmissionResult SubmissionStore::add_waiter(const std::string& sha256, const std::string& quarantine_id) {
   Impl& m = *impl_;
-  const std::string sha = normal_sha256(sha256);
+  const std::string sha = normal_sha256_hex(sha256);
   if (sha.empty() || quarantine_id.empty()) return m.fail(SubmissionError::invalid, "add_waiter: bad sha256 or empty id");
   return m.transaction([&]() -> SubmissionResult {
     if (!m.exists(sha)) return m.fail(SubmissionError::not_found, sha + ": no such submission");
@@ -349,7 +326,7 @@ SubmissionResult SubmissionStore::add_waiter(const std::string& sha256, const st
 
 SubmissionResult SubmissionStore::remove_waiter(const std::string& sha256, const std::string& quarantine_id) {
   Impl& m = *impl_;
-  const std::string sha = normal_sha256(sha256);
+  const std::string sha = normal_sha256_hex(sha256);
   if (sha.empty()) return m.fail(SubmissionError::invalid, "remove_waiter: bad sha256");
   return m.transaction([&]() -> SubmissionResult {
     if (!m.exists(sha)) return m.fail(SubmissionError::not_found, sha + ": no such submission");
@@ -365,7 +342,7 @@ SubmissionResult SubmissionStore::remove_waiter(const std::string& sha256, const
 SubmissionResult SubmissionStore::update(const std::string& sha256, SampleState state, int64_t next_poll_ms,
                                          int64_t now_ms) {
   Impl& m = *impl_;
-  const std::string sha = normal_sha256(sha256);
+  const std::string sha = normal_sha256_hex(sha256);
   if (sha.empty()) return m.fail(SubmissionError::invalid, "update: bad sha256");
   SubmissionResult r = m.transaction([&]() -> SubmissionResult {
     SubmissionEnd end{};
@@ -388,7 +365,7 @@ SubmissionResult SubmissionStore::update(const std::string& sha256, SampleState 
 SubmissionResult SubmissionStore::complete(const std::string& sha256, SampleState state, int score,
                                            const std::string& disposition, int64_t now_ms) {
   Impl& m = *impl_;
-  const std::string sha = normal_sha256(sha256);
+  const std::string sha = normal_sha256_hex(sha256);
   if (sha.empty()) return m.fail(SubmissionError::invalid, "complete: bad sha256");
   if (state != SampleState::succ && state != SampleState::fail)
     return m.fail(SubmissionError::invalid, sha + ": complete with state " + sample_state_name(state) + " (succ or fail)");
@@ -417,7 +394,7 @@ SubmissionResult SubmissionStore::complete(const std::string& sha256, SampleStat
 
 SubmissionResult SubmissionStore::remove(const std::string& sha256) {
   Impl& m = *impl_;
-  const std::string sha = normal_sha256(sha256);
+  const std::string sha = normal_sha256_hex(sha256);
   if (sha.empty()) return m.fail(SubmissionError::invalid, "remove: bad sha256");
   SubmissionResult r = m.transaction([&]() -> SubmissionResult {
     if (!m.exists(sha)) return m.fail(SubmissionError::not_found, sha + ": no such submission");
@@ -434,7 +411,7 @@ SubmissionResult SubmissionStore::remove(const std::string& sha256) {
 }
 
 std::optional<Submission> SubmissionStore::find(const std::string& sha256) const {
-  const std::string sha = normal_sha256(sha256);
+  const std::string sha = normal_sha256_hex(sha256);
   if (sha.empty()) return std::nullopt;
   auto v = impl_->select("WHERE sha256 = ?1", std::nullopt, &sha);
   if (v.empty()) return std::nullopt;
