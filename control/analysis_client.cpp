@@ -7,6 +7,7 @@
 // sample limit, too large): then the next endpoint is tried, and when none is left the operation
 // ends with what they said together. Handlers hold the client's state weakly: after the
 // destructor nothing of theirs runs.
+#include "control/deferred_calls.h"
 #include "control/hex.h"
 #include "control/analysis_client.h"
 
@@ -148,8 +149,7 @@ struct AnalysisClient::Impl : std::enable_shared_from_this<Impl> {
   std::set<std::shared_ptr<Operation>> active;
   std::size_t max_pending = 0;
   Stats counters;  // all but pending and max_pending
-  std::deque<std::function<void()>> ready;  // completions and events, delivered from the loop
-  bool drain_posted = false;
+  DeferredCalls ready{io};  // completions and events, delivered from the loop (its owner: this Impl)
   bool stopped = false;
 
   template <typename Outcome>
@@ -164,29 +164,9 @@ struct AnalysisClient::Impl : std::enable_shared_from_this<Impl> {
 
   // --- delivery ---------------------------------------------------------------------------------
 
-  void schedule_drain() {
-    if (drain_posted) return;
-    drain_posted = true;
-    net::post(io, [w = weak_from_this()] {
-      if (auto self = w.lock()) {
-        self->drain_posted = false;
-        self->deliver_ready();
-      }
-    });
-  }
-
-  void deliver_ready() {
-    while (!ready.empty()) {
-      auto f = std::move(ready.front());
-      ready.pop_front();
-      f();
-    }
-  }
-
   void emit(int endpoint, bool reachable, std::string detail) {
     if (stopped || !on_event) return;
-    ready.push_back([this, ev = EndpointEvent{endpoint, reachable, std::move(detail)}] { on_event(ev); });
-    schedule_drain();
+    ready.push([this, ev = EndpointEvent{endpoint, reachable, std::move(detail)}] { on_event(ev); });
   }
 
   void finish(const std::shared_ptr<Operation>& o, AnalysisError error, int endpoint, std::string detail,
@@ -206,8 +186,7 @@ struct AnalysisClient::Impl : std::enable_shared_from_this<Impl> {
                                                                                                   : std::chrono::seconds(0);
     r.parsed = std::move(parsed);
     o->bytes.reset();  // the sample's bytes are not kept past the operation
-    ready.push_back([done = std::move(o->done), r = std::move(r)]() mutable { done(std::move(r)); });
-    schedule_drain();
+    ready.push([done = std::move(o->done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
   void finish_deadline(const std::shared_ptr<Operation>& o) {
@@ -531,13 +510,14 @@ struct AnalysisClient::Impl : std::enable_shared_from_this<Impl> {
       for (const auto& o : pending) finish(o, AnalysisError::service_unavailable, o->last, "analysis client stopped");
       stopped = true;
     }
-    deliver_ready();
+    ready.run();
   }
 };
 
 AnalysisClient::AnalysisClient(net::io_context& io, std::vector<EndpointConfig> endpoints,
                                std::function<void(const EndpointEvent&)> on_event, Offload offload)
     : impl_(std::make_shared<Impl>(io, std::move(on_event), std::move(offload))) {
+  impl_->ready.set_owner(impl_);
   std::unordered_set<std::string> names;
   for (auto& cfg : endpoints) {
     if (std::string p = validate_analysis_endpoint(cfg); !p.empty())

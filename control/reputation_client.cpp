@@ -7,6 +7,7 @@
 // abandons the attempt (its queued parts are dropped, answers in flight are ignored) and the look-up
 // moves on to the next endpoint with all its hashes, so an outcome names exactly one endpoint.
 // Handlers hold the client's state weakly: after the destructor nothing of theirs runs.
+#include "control/deferred_calls.h"
 #include "control/hex.h"
 #include "control/reputation_client.h"
 
@@ -142,35 +143,14 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
   std::function<void(const EndpointEvent&)> on_event;
   std::vector<std::unique_ptr<Endpoint>> endpoints;
   std::set<std::shared_ptr<Lookup>> active;
-  std::deque<std::function<void()>> ready;  // completions and events, delivered from the loop
-  bool drain_posted = false;
+  DeferredCalls ready{io};  // completions and events, delivered from the loop (its owner: this Impl)
   bool stopped = false;
 
   // --- delivery ---------------------------------------------------------------------------------
 
-  void schedule_drain() {
-    if (drain_posted) return;
-    drain_posted = true;
-    net::post(io, [w = weak_from_this()] {
-      if (auto self = w.lock()) {
-        self->drain_posted = false;
-        self->deliver_ready();
-      }
-    });
-  }
-
-  void deliver_ready() {
-    while (!ready.empty()) {
-      auto f = std::move(ready.front());
-      ready.pop_front();
-      f();
-    }
-  }
-
   void emit(int endpoint, bool reachable, std::string detail) {
     if (stopped || !on_event) return;
-    ready.push_back([this, ev = EndpointEvent{endpoint, reachable, std::move(detail)}] { on_event(ev); });
-    schedule_drain();
+    ready.push([this, ev = EndpointEvent{endpoint, reachable, std::move(detail)}] { on_event(ev); });
   }
 
   void finish(const std::shared_ptr<Lookup>& l, LookupError error, int endpoint, std::vector<HashAnswer> answers,
@@ -185,8 +165,7 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
     o.endpoint = endpoint;
     o.answers = std::move(answers);
     o.detail = std::move(detail);
-    ready.push_back([done = std::move(l->done), o = std::move(o)]() mutable { done(std::move(o)); });
-    schedule_drain();
+    ready.push([done = std::move(l->done), o = std::move(o)]() mutable { done(std::move(o)); });
   }
 
   void finish_budget(const std::shared_ptr<Lookup>& l) {
@@ -397,13 +376,14 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
         finish(l, LookupError::service_unavailable, l->last, {}, "reputation client stopped");
       stopped = true;
     }
-    deliver_ready();
+    ready.run();
   }
 };
 
 ReputationClient::ReputationClient(net::io_context& io, std::vector<EndpointConfig> endpoints,
                                    std::function<void(const EndpointEvent&)> on_event)
     : impl_(std::make_shared<Impl>(io, std::move(on_event))) {
+  impl_->ready.set_owner(impl_);
   std::unordered_set<std::string> names;
   for (auto& cfg : endpoints) {
     if (std::string p = validate_endpoint(cfg); !p.empty())
