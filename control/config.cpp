@@ -1157,23 +1157,33 @@ void check_port(const YAML::Node& n, const PortConfig& port, const std::string& 
 }
 
 // One element of `reputation.endpoints`, members applied.
-void check_endpoint(const YAML::Node& n, const EndpointConfig& e, const std::string& key) {
+// What every endpoint element needs (`name`, `url`), then the kind's own checks.
+void check_endpoint_with(const YAML::Node& n, const EndpointConfig& e, const std::string& key,
+                         std::string (*validate)(const EndpointConfig&)) {
   static const std::regex name_re("^[A-Za-z0-9_-]{1,32}$");
   for (const char* required : {"name", "url"})
     if (!n[required]) fail(key + "." + required, "required" + where(n));
   if (!std::regex_match(e.name, name_re))
     fail(key + ".name", "expected 1-32 letters, digits, '_' or '-', got '" + e.name + "'");
-  if (const std::string why = validate_endpoint(e); !why.empty()) fail(key, why);
+  if (const std::string why = validate(e); !why.empty()) fail(key, why);
+}
+
+void check_endpoint(const YAML::Node& n, const EndpointConfig& e, const std::string& key) {
+  check_endpoint_with(n, e, key, validate_endpoint);
 }
 
 // One element of `analysis.endpoints`, members applied.
 void check_analysis_endpoint(const YAML::Node& n, const EndpointConfig& e, const std::string& key) {
-  static const std::regex name_re("^[A-Za-z0-9_-]{1,32}$");
-  for (const char* required : {"name", "url"})
-    if (!n[required]) fail(key + "." + required, "required" + where(n));
-  if (!std::regex_match(e.name, name_re))
-    fail(key + ".name", "expected 1-32 letters, digits, '_' or '-', got '" + e.name + "'");
-  if (const std::string why = validate_analysis_endpoint(e); !why.empty()) fail(key, why);
+  check_endpoint_with(n, e, key, validate_analysis_endpoint);
+}
+
+// Names are unique within one endpoint list (the other list may reuse them); at most 200.
+void check_endpoint_list(const std::vector<EndpointConfig>& list, const std::string& key) {
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < list.size(); ++i)
+    if (!names.insert(list[i].name).second)
+      fail(key + "[" + std::to_string(i) + "].name", "duplicate endpoint name '" + list[i].name + "'");
+  if (list.size() > 200) fail(key, "at most 200 endpoints");
 }
 
 void check_readable(const std::string& key, const std::string& path) {
@@ -1279,11 +1289,7 @@ void finish(Loading& l) {
   if (c.state_dir.empty() && d.mode != Mode::replay) c.state_dir = kStateDirDefault;
 
   ReputationConfig& r = c.reputation;
-  std::set<std::string> endpoint_names;
-  for (std::size_t i = 0; i < r.endpoints.size(); ++i)
-    if (!endpoint_names.insert(r.endpoints[i].name).second)
-      fail("reputation.endpoints[" + std::to_string(i) + "].name", "duplicate endpoint name '" + r.endpoints[i].name + "'");
-  if (r.endpoints.size() > 200) fail("reputation.endpoints", "at most 200 endpoints");
+  check_endpoint_list(r.endpoints, "reputation.endpoints");
   if (!l.cache_persist)
     r.cache_path.clear();
   else if (r.cache_path.empty() && !c.state_dir.empty())
@@ -1294,11 +1300,7 @@ void finish(Loading& l) {
   d.verdicts.deadline_ms = r.limits.budget_ms + 1000;
 
   AnalysisConfig& a = c.analysis;
-  std::set<std::string> analysis_names;
-  for (std::size_t i = 0; i < a.endpoints.size(); ++i)
-    if (!analysis_names.insert(a.endpoints[i].name).second)
-      fail("analysis.endpoints[" + std::to_string(i) + "].name", "duplicate endpoint name '" + a.endpoints[i].name + "'");
-  if (a.endpoints.size() > 200) fail("analysis.endpoints", "at most 200 endpoints");
+  check_endpoint_list(a.endpoints, "analysis.endpoints");
   uint32_t groups = 0;
   for (const auto& name : l.analysis_groups) {
     const auto g = pipeline::analysis_group_named(name);
