@@ -7,6 +7,7 @@ ends have TX checksum offload off, so frames cross the appliance with real check
 named after a per-test tag, and removed by close(); nothing else on the host is touched."""
 import os
 import subprocess
+import time
 
 
 def sh(*cmd, check=True):
@@ -48,6 +49,27 @@ class BumpInTheWire:
     @staticmethod
     def netns(ns, *cmd, check=True):
         return sh("ip", "netns", "exec", ns, *cmd, check=check)
+
+    # TCP states in which a FIN has yet to cross the appliance in one direction or the other.
+    OPEN_STATES = ("SYN-SENT", "SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT")
+
+    def wait_closed(self, port, timeout=10.0):
+        """Wait until every connection to or from `port` in both namespaces has seen both FINs
+        (only LAST-ACK, CLOSING and TIME-WAIT remain), so the appliance has forwarded them too.
+        Returns the sockets still open when the time ran out (empty on success)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            still = []
+            for ns in (self.ns_client, self.ns_server):
+                out = self.netns(ns, "ss", "-Htan", check=False).stdout
+                for line in out.splitlines():
+                    cols = line.split()
+                    if len(cols) >= 5 and cols[0] in self.OPEN_STATES and \
+                            (cols[3].endswith(f":{port}") or cols[4].endswith(f":{port}")):
+                        still.append(f"{ns}: {line}")
+            if not still or time.monotonic() > deadline:
+                return still
+            time.sleep(0.05)
 
     def popen(self, ns, cmd, **kw):
         return subprocess.Popen(["ip", "netns", "exec", ns] + list(cmd), **kw)
