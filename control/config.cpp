@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -578,14 +580,47 @@ Params hold_params() {
                        "takes `hold.on_deadline` (counted `hold.expired`). Kept under the 10-minute DATA-termination "
                        "timeout of RFC 5321 4.5.3.2.6 so that the client never gives up first.",
                        [](Loading& l, long long v) { l.config.dataplane.hold.max_hold_ms = static_cast<uint32_t>(v); }),
-      choice<Loading>("hold.on_deadline", {"forward", "drop"}, "forward",
-                      "What happens to a held frame whose deadline passed, and to frames still held when sluiced "
-                      "stops: `forward` sends it on, `drop` discards it.",
-                      [action](Loading& l, const std::string& v) { l.config.dataplane.hold.limits.on_deadline = action(v); }),
+      choice<Loading>("hold.on_deadline", {"forward", "defer", "reject", "drop"}, "forward",
+                      "What happens to a held message whose verdict has not come within `hold.max_hold_ms` (counted "
+                      "`enforce.expired`), and to messages still held when sluiced stops: `forward` passes it (fail "
+                      "open), `defer` answers the client 451 (`enforce.defer_reply`) and resets the server, `reject` "
+                      "answers 550. `drop` discards the held frames without a reply (the hold-path debug mode; "
+                      "with enforcement it acts as `defer`).",
+                      [](Loading& l, const std::string& v) {
+                        auto& h = l.config.dataplane.hold;
+                        h.limits.on_deadline = v == "forward" ? dataplane::HoldAction::forward : dataplane::HoldAction::drop;
+                        l.config.dataplane.enforce.on_deadline = v == "forward"  ? records::Action::pass
+                                                                 : v == "reject" ? records::Action::reject
+                                                                                 : records::Action::defer;
+                      }),
       boolean<Loading>("hold.debug_hold_every_message", false, "Debug, for tests of the hold path only: the frame "
                        "that ends every message is held until `hold.max_hold_ms` (no verdict releases it), then takes "
                        "`hold.on_deadline`. Never in production: every message would wait.",
                        [](Loading& l, bool v) { l.config.dataplane.hold.debug_hold_every_message = v; }),
+  };
+}
+
+// Inline enforcement (dataplane/enforcer.h): the replies sluiced sends in the server's place and
+// the connections it answers after a reject or defer.
+Params enforce_params() {
+  return {
+      string<Loading>("enforce.reject_reply", "550 5.7.1 Message rejected: {reason} (reference {reference})",
+                      "The reply line the client receives for a rejected message (without CRLF): a 5xx code. "
+                      "`{reason}` becomes what decided it (malicious content, content that cannot be inspected, "
+                      "...), `{reference}` the id that the message's `verdict` event carries as `reference`.",
+                      [](Loading& l, std::string v) { l.config.dataplane.enforce.reject_reply = std::move(v); }),
+      string<Loading>("enforce.defer_reply", "451 4.7.1 Message deferred: {reason}, try again later (reference {reference})",
+                      "The reply line for a deferred message (a file in analysis, or `defer` actions): a 4xx code, "
+                      "so that the sender retries later. Same placeholders as `enforce.reject_reply`.",
+                      [](Loading& l, std::string v) { l.config.dataplane.enforce.defer_reply = std::move(v); }),
+      integer<Loading>("enforce.max_connections", 1, 1 << 24, 4096, "Per RX lcore: connections holding a message "
+                       "or answered by sluiced after a reject or defer, at once. When reached, a message's end is "
+                       "not held (it goes on; counted `enforce.table_full`).",
+                       [](Loading& l, long long v) { l.config.dataplane.enforce.max_flows = static_cast<uint32_t>(v); }),
+      integer<Loading>("enforce.aftermath_s", 1, 3600, 60, "After a reject or defer sluiced answers the client in "
+                       "the server's place (QUIT: 221, anything else: 421, then a FIN) and drops the server's "
+                       "frames; a connection silent this long is forgotten.",
+                       [](Loading& l, long long v) { l.config.dataplane.enforce.aftermath_ms = static_cast<uint32_t>(v) * 1000; }),
   };
 }
 
@@ -1078,7 +1113,7 @@ const Params& params() {
   static const Params all = [] {
     Params all;
     for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
-                                hold_params, replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
+                                hold_params, enforce_params, replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
                                 worker_params, archive_params, reputation_params, analysis_params, quarantine_params, action_params}) {
       Params s = section();
       all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
@@ -1331,6 +1366,33 @@ void finish(Loading& l) {
       d.verdicts.spool_blocks = static_cast<unsigned>((uint64_t{l.spool_mb} << 20) / pipeline::kSampleBlockBytes);
       d.verdicts.spool_max_bytes = uint64_t{l.spool_mb} << 20;
     }
+  }
+
+  // Inline enforcement: where frames go on (inline, or replay into a pcap), verdicts act on them.
+  dataplane::EnforceConfig& e = d.enforce;
+  e.enabled = (d.mode == Mode::inline_ || !c.replay_output.empty()) && !d.hold.debug_hold_every_message;
+  e.max_hold_us = int64_t{d.hold.max_hold_ms} * 1000;
+  e.instance = static_cast<uint32_t>(std::time(nullptr));
+  auto check_reply = [](const char* key, const std::string& v, char cls) {
+    if (v.size() < 4 || v[0] != cls || !std::isdigit(static_cast<unsigned char>(v[1])) ||
+        !std::isdigit(static_cast<unsigned char>(v[2])) || v[3] != ' ')
+      fail(key, std::string("must start with a ") + cls + "xx reply code and a space (RFC 5321 4.2), e.g. \"" + cls +
+                    (cls == '5' ? "50 5.7.1 ...\"" : "51 4.7.1 ...\""));
+    for (unsigned char ch : v)
+      if (ch < 0x20 || ch > 0x7e) fail(key, "printable ASCII only, one line (CR, LF and control characters are not allowed)");
+    if (v.size() > 400) fail(key, "at most 400 characters");
+  };
+  check_reply("enforce.reject_reply", e.reject_reply, '5');
+  check_reply("enforce.defer_reply", e.defer_reply, '4');
+  if (e.enabled) {
+    // The verdict must be able to come before the hold deadline: look-ups, then analysis.
+    const uint64_t verdict_ms = (d.verdicts.lookups ? d.verdicts.deadline_ms : 0) +
+                                (d.verdicts.analysis ? d.verdicts.analysis_deadline_ms : 0);
+    if (verdict_ms >= d.hold.max_hold_ms)
+      fail("hold.max_hold_ms", std::to_string(d.hold.max_hold_ms) + " ms is not longer than a verdict may take (" +
+                                   std::to_string(verdict_ms) + " ms: reputation.budget_ms" +
+                                   (d.verdicts.analysis ? " + analysis.decision_ms" : "") +
+                                   ", each plus 1 s): raise it or lower those");
   }
 }
 

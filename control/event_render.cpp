@@ -104,6 +104,17 @@ const char* incomplete_reason_name(IncompleteReason r) noexcept {
   return nullptr;
 }
 
+const char* enforcement_name(Enforcement e) noexcept {
+  switch (e) {
+    case Enforcement::released: return "released";
+    case Enforcement::rejected: return "rejected";
+    case Enforcement::deferred: return "deferred";
+    case Enforcement::not_held: return "not_held";
+    case Enforcement::none: break;
+  }
+  return "none";
+}
+
 const char* flow_end_name(FlowEndReason r) noexcept {
   switch (r) {
     case FlowEndReason::fin: return "fin";
@@ -274,6 +285,10 @@ std::string_view EventRenderer::verdict(const VerdictRecord& v) noexcept {
   if (v.has_message_sha256) sha_member(j, "message_sha256", v.message_sha256);
   j.key("disposition").str(disposition_name(v.disposition));
   j.key("action").str(action_name(v.action));
+  if (v.enforcement != Enforcement::none) {
+    j.key("enforcement").str(enforcement_name(v.enforcement));
+    if (v.reference.len) j.key("reference").str(v.reference.view());
+  }
   j.key("reasons").begin_array();
   for (unsigned u = 1; u < 32; ++u)
     if (v.unscannable_reasons & (1u << u)) j.str(unscannable_of(static_cast<uint8_t>(u)));
@@ -449,6 +464,15 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                       {"hold", {{"held", l.hold.held}, {"released", l.hold.released}, {"expired", l.hold.expired},
                                 {"cap_reached", l.hold.cap_reached}, {"in_queue", l.hold.in_queue},
                                 {"dropped", l.hold_dropped}}}});
+    if (l.enforcing) {
+      const auto& e = l.enforce;
+      lcores.back()["enforce"] = {{"messages_held", e.messages_held}, {"passed", e.passed}, {"rejected", e.rejected},
+                                  {"deferred", e.deferred}, {"expired", e.expired}, {"not_held", e.not_held},
+                                  {"queued_behind", e.queued_behind}, {"behind_dropped", e.behind_dropped},
+                                  {"absorbed", e.absorbed}, {"aftermath_replies", e.aftermath_replies},
+                                  {"injected", e.injected}, {"inject_failed", e.inject_failed},
+                                  {"table_full", e.table_full}, {"gated", e.gated}, {"blocked", e.blocked}};
+    }
     // Without worker lcores the RX lcore does the workers' job itself.
     if (l.runs_worker) lcores.back()["worker"] = worker;
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dataplane/dataplane_config.h"
+#include "dataplane/enforcer.h"
 #include "dataplane/hold_queue.h"
 #include "dataplane/lcore_channel.h"
 #include "pipeline/lookup_lane.h"
@@ -41,6 +42,8 @@ struct LcoreStats {
   pipeline::WorkerStats worker{};    // worker (or rx without worker lcores): hashing, typing, archives
   HoldCounters hold{};               // rx: frames held until their message is decided
   uint64_t hold_dropped = 0;         // rx: frames freed by a drop step, fallback or deadline
+  bool enforcing = false;            // rx: inline enforcement acts on verdicts
+  EnforceCounters enforce{};         // rx: what it did
   uint64_t results_dropped = 0;      // worker: results for an RX lcore that had exited
   bool runs_worker = false;          // hashing, typing and archives happen on this lcore
 };

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "dataplane/enforcer.h"
 #include "dataplane/hold_queue.h"
 #include "reassembly/packet_decode.h"
 #include "pipeline/attachment_handoff.h"
@@ -95,6 +96,7 @@ struct Config {
   bool mime_hyperscan;                      // bodies skipped by Hyperscan instead of the SSE2 scan
   WorkerConfig workers;
   HoldConfig hold;
+  EnforceConfig enforce;         // inline enforcement (set from the mode and the hold.* keys too)
   std::size_t event_ring_bytes;  // per RX lcore
   VerdictConfig verdicts;
 };

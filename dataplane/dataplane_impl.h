@@ -40,6 +40,8 @@ struct Dataplane::Impl {
   std::unique_ptr<pipeline::MessageInspectorFactory> inspectors;  // shared by the lcores' reassemblers
   std::vector<std::unique_ptr<reassembly::Reassembler>> reassemblers;
   std::vector<std::unique_ptr<HoldQueue>> holds;  // per RX lcore
+  std::vector<std::unique_ptr<EnforcerIo>> enforcer_ios;  // per RX lcore, when enforcing
+  std::vector<std::unique_ptr<Enforcer>> enforcers;
   std::vector<std::unique_ptr<pipeline::LookupLane>> lanes;  // per RX lcore, with reputation look-ups
   std::vector<std::unique_ptr<EventRing>> rings;
   std::vector<std::unique_ptr<RingEventOutput>> outputs;

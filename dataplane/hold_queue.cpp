@@ -192,6 +192,11 @@ Released HoldQueue::release_all(HoldAction action, rte_mbuf** out, std::size_t c
   return Released{n, action};
 }
 
+rte_mbuf* HoldQueue::front(const MessageKey& key) const noexcept {
+  const uint32_t slot = find_slot(key);
+  return slot == kNone ? nullptr : frames_[messages_[table_[slot].msg].head].m;
+}
+
 std::size_t HoldQueue::frames(const MessageKey& key) const noexcept {
   const uint32_t slot = find_slot(key);
   return slot == kNone ? 0 : messages_[table_[slot].msg].count;

@@ -108,6 +108,8 @@ class HoldQueue {
   // on refusal the fallback (transmit or free); drop -> free.
   Disposition settle(const reassembly::FrameStep& step, rte_mbuf* m, int64_t deadline_us) noexcept;
 
+  // The oldest frame held for `key`, still held (nullptr when none): release(key, .., 1) takes it.
+  rte_mbuf* front(const MessageKey& key) const noexcept;
   // Frames held for `key` (0 when none).
   std::size_t frames(const MessageKey& key) const noexcept;
   // The earliest deadline held, or INT64_MAX when empty (when to call expire() next).

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "dataplane/event_ring.h"
+#include "dataplane/enforcer.h"
 #include "dataplane/hold_queue.h"
 #include "dataplane/lcore_channel.h"
 #include "pipeline/attachment_handoff.h"
@@ -93,6 +94,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) RxLcoreContext {
   int64_t last_expire_us;
   uint8_t* scratch;            // linearised multi-segment frames (64 KiB + headroom)
   HoldQueue* hold;             // frames held until their message is decided (frame_step.h)
+  Enforcer* enforcer;          // inline enforcement (null: tap, replay without an output, debug hold)
   int64_t max_hold_us;         // a held frame's deadline: now_us + this
   uint64_t hold_dropped;       // frames freed by a drop step, a drop fallback or a drop at their deadline
   LcorePort* control;          // requests from the control thread, polled between bursts
@@ -101,6 +103,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) RxLcoreContext {
 
 // Answers a control request on any lcore (ping, config_snapshot); other types stay unknown_type.
 void answer_control(const Request& rq, Response& rs, std::shared_ptr<const struct LcoreSnapshot>& snapshot) noexcept;
+
+// The RX loop's side of inline enforcement: mbufs, TX bursts and the reassembler (rx_lcore.cpp).
+std::unique_ptr<EnforcerIo> make_enforcer_io(RxLcoreContext& ctx);
 
 // The RX lcore main loop, launched with rte_eal_remote_launch; arg is an RxLcoreContext*.
 int rx_lcore_main(void* arg);

@@ -17,7 +17,9 @@
 #include <rte_mempool.h>
 #include <rte_pause.h>
 
+#include <cstring>
 #include <ctime>
+#include <memory>
 
 #include "dataplane/dataplane.h"
 #include "dataplane/lcore_context.h"
@@ -25,9 +27,9 @@
 namespace sluice::dataplane {
 namespace {
 
-void transmit(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n) {
+// Frames out of port `out` (an index) on this lcore's TX queue.
+void transmit_on(RxLcoreContext& ctx, uint16_t out, rte_mbuf** pkts, uint16_t n) {
   const PortTable& t = *ctx.table;
-  const uint16_t out = t.peer[in_port];
   if (out == kNoPeer) {
     rte_pktmbuf_free_bulk(pkts, n);
     return;
@@ -47,6 +49,11 @@ void transmit(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n
   c.tx_bytes += bytes;
 }
 
+// Frames that came in on `in_port` go out of its peer.
+void transmit(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n) {
+  transmit_on(ctx, ctx.table->peer[in_port], pkts, n);
+}
+
 int64_t wall_clock_us() noexcept {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no system call
@@ -55,22 +62,38 @@ int64_t wall_clock_us() noexcept {
 
 // Hands one frame to the reassembly stage when it is TCP on an SMTP port (or a fragment). The
 // frame is read in place; a frame chained over several mbufs is copied to the lcore's scratch.
-// Returns the frame's next step: forward unless the reassembly stage says otherwise.
-reassembly::FrameStep inspect(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf* m) noexcept {
+// Returns the frame's next step: forward unless the reassembly stage says otherwise. `info` is the
+// decoded frame (`tcp` false when it was not inspected as a TCP segment); `taken` is set when the
+// enforcer took the frame before the reassembler (a server frame of a gated connection).
+reassembly::FrameStep inspect(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf* m, reassembly::PacketInfo& info,
+                              bool& taken) noexcept {
   const PortTable& t = *ctx.table;
   const uint32_t len = rte_pktmbuf_pkt_len(m);
   const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+  info.tcp = false;
   if (m->nb_segs > 1) {
     if (len > kScratchBytes) return {};  // larger than any IP datagram: not ours to parse
     frame = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, ctx.scratch));
   }
-  reassembly::PacketInfo info;
-  if (reassembly::decode_packet(frame, len, info, t.link_type[in_port]) != reassembly::DecodeStatus::ok) return {};
-  if (!ctx.reasm->wants(info)) return {};
+  if (reassembly::decode_packet(frame, len, info, t.link_type[in_port]) != reassembly::DecodeStatus::ok) {
+    info.tcp = false;
+    return {};
+  }
+  if (!ctx.reasm->wants(info)) {
+    info.tcp = false;
+    return {};
+  }
   // net_pcap stores the capture time in microseconds since 1970; live ports use the time of the
   // burst (set by process()).
   if (t.timestamp_offset >= 0 && (m->ol_flags & t.timestamp_flag))
     ctx.now_us = static_cast<int64_t>(*RTE_MBUF_DYNFIELD(m, t.timestamp_offset, uint64_t*));
+  if (ctx.enforcer) {
+    if (info.tcp && !info.fragment && ctx.enforcer->active() && ctx.enforcer->before_inspect(info, m, ctx.now_us)) {
+      taken = true;
+      return {};
+    }
+    ctx.enforcer->begin_frame();
+  }
   return ctx.reasm->on_packet(info, frame, ctx.now_us);
 }
 
@@ -83,12 +106,22 @@ void process(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n)
     out = 0;
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* m = pkts[i];
-      const reassembly::FrameStep step = inspect(ctx, in_port, m);
+      reassembly::PacketInfo info;
+      bool taken = false;
+      const reassembly::FrameStep step = inspect(ctx, in_port, m, info, taken);
+      if (taken) continue;
+      Disposition d;
       if (step.step == reassembly::NextStep::forward) [[likely]] {
         pkts[out++] = m;
         continue;
       }
-      switch (ctx.hold->settle(step, m, ctx.now_us + ctx.max_hold_us)) {
+      if (ctx.enforcer && step.step == reassembly::NextStep::hold) {
+        // A message ended: held until its verdict (one ended by a fragmented segment goes on).
+        d = info.tcp && !info.fragment ? ctx.enforcer->after_inspect(step, info, m, ctx.now_us) : Disposition::transmit;
+      } else {
+        d = ctx.hold->settle(step, m, ctx.now_us + ctx.max_hold_us);
+      }
+      switch (d) {
         case Disposition::transmit:
           pkts[out++] = m;
           break;
@@ -102,6 +135,7 @@ void process(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n)
     }
   }
   transmit(ctx, in_port, pkts, out);
+  if (ctx.enforcer) ctx.enforcer->run(ctx.now_us);
 }
 
 // Index into the configuration's ports of a DPDK port id (mbuf->port).
@@ -170,6 +204,8 @@ void flush(RxLcoreContext& ctx, records::FlowEndReason reason) noexcept {
     }
     ctx.handoff->drain(*ctx.abort_flush);  // what is left when aborted
   }
+  // Messages decided meanwhile are settled; those still held take the deadline action.
+  if (ctx.enforcer) ctx.enforcer->release_all(ctx.table->replay ? ctx.now_us : wall_clock_us());
   ctx.events->set_flushing(false, nullptr);
   // Nothing decides a held frame any more: it leaves as at its deadline.
   rte_mbuf* out[kMaxBurst];
@@ -226,7 +262,59 @@ void process_inbound(RxLcoreContext& ctx, rte_mbuf** pkts, unsigned n) {
   }
 }
 
+// The enforcer's frames (enforcer.h): held mbufs read, forwarded or freed; forged frames sent;
+// frames shown to the reassembler.
+class RxEnforcerIo final : public EnforcerIo {
+ public:
+  explicit RxEnforcerIo(RxLcoreContext& ctx) : ctx_(ctx), scratch_(new uint8_t[kScratchBytes]) {}
+
+  const uint8_t* bytes(rte_mbuf* m, uint32_t& len, uint16_t& in_port) noexcept override {
+    len = rte_pktmbuf_pkt_len(m);
+    in_port = port_index(*ctx_.table, m->port);
+    if (m->nb_segs == 1) return rte_pktmbuf_mtod(m, const uint8_t*);
+    if (len > kScratchBytes) len = kScratchBytes;
+    return static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, scratch_.get()));
+  }
+  void forward(rte_mbuf** m, std::size_t n) noexcept override {
+    settle_released(ctx_, m, Released{n, HoldAction::forward});
+  }
+  void discard(rte_mbuf** m, std::size_t n) noexcept override {
+    rte_pktmbuf_free_bulk(m, static_cast<unsigned>(n));
+  }
+  uint16_t peer(uint16_t port) noexcept override {
+    const uint16_t p = ctx_.table->peer[port];
+    return p == kNoPeer ? port : p;
+  }
+  bool inject(uint16_t port, const uint8_t* frame, std::size_t len) noexcept override {
+    rte_mbuf* m = rte_pktmbuf_alloc(ctx_.table->pool);
+    if (!m) return false;
+    char* p = rte_pktmbuf_append(m, static_cast<uint16_t>(len));
+    if (!p) {
+      rte_pktmbuf_free(m);
+      return false;
+    }
+    std::memcpy(p, frame, len);
+    m->port = ctx_.table->port_id[port];
+    const uint64_t dropped = ctx_.counters[port].dropped;
+    transmit_on(ctx_, port, &m, 1);
+    return ctx_.counters[port].dropped == dropped;
+  }
+  reassembly::FrameStep observe(const uint8_t* frame, std::size_t len, uint16_t in_port) noexcept override {
+    reassembly::PacketInfo info;
+    if (reassembly::decode_packet(frame, len, info, ctx_.table->link_type[in_port]) != reassembly::DecodeStatus::ok ||
+        !ctx_.reasm->wants(info))
+      return {};
+    return ctx_.reasm->on_packet(info, frame, ctx_.now_us);
+  }
+
+ private:
+  RxLcoreContext& ctx_;
+  std::unique_ptr<uint8_t[]> scratch_;
+};
+
 }  // namespace
+
+std::unique_ptr<EnforcerIo> make_enforcer_io(RxLcoreContext& ctx) { return std::make_unique<RxEnforcerIo>(ctx); }
 
 void answer_control(const Request& rq, Response& rs, std::shared_ptr<const LcoreSnapshot>& snapshot) noexcept {
   switch (rq.type) {
@@ -285,6 +373,11 @@ int rx_lcore_main(void* arg) {
     // Chunks staged in this iteration go to the workers; their results come back.
     if (ctx.handoff) ctx.handoff->poll();
     poll_control(ctx);
+    if (ctx.enforcer) {
+      const int64_t now = t.replay ? ctx.now_us : wall_clock_us();
+      ctx.enforcer->run(now);  // verdicts that came with the poll
+      ctx.enforcer->expire(now);
+    }
     if (ctx.hold->counters().in_queue) expire_held(ctx);
     // About once a second: expire idle and closed flows (packet time in replay).
     if (ctx.reasm && (t.replay ? ctx.now_us - ctx.last_expire_us >= 1000000 : rte_rdtsc() - last_tick > tsc_hz)) {

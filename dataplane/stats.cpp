@@ -51,6 +51,10 @@ StatsSnapshot Dataplane::stats() const {
     ls.handoff = d.handoffs[l]->stats();
     ls.hold = d.holds[l]->counters();
     ls.hold_dropped = d.lcores[l].hold_dropped;
+    if (d.lcores[l].enforcer) {
+      ls.enforcing = true;
+      ls.enforce = d.lcores[l].enforcer->counters();
+    }
     ls.runs_worker = d.workers.n_workers == 0;
     if (ls.runs_worker)  // the worker runs on this lcore
       ls.worker = static_cast<const pipeline::LocalChannel&>(*d.channels[l]).worker().stats();

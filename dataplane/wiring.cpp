@@ -72,7 +72,8 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
     }
   }
   inspectors = std::make_unique<pipeline::MessageInspectorFactory>(c.mime, handoff_of, body_scan.get(), scratch_of);
-  inspectors->hold_every_message_end(c.hold.debug_hold_every_message);
+  // Enforcing, the segment that ends every message is held until its verdict (enforcer.h).
+  inspectors->hold_every_message_end(c.hold.debug_hold_every_message || c.enforce.enabled);
   config.reassembly.observers = inspectors.get();
   for (unsigned i = 0; i < table.n_rx_lcores; ++i)
     if (!wire_rx_lcore(i, error)) return false;
@@ -112,6 +113,19 @@ bool Dataplane::Impl::wire_rx_lcore(unsigned i, std::string& error) {
   lc.reasm = reassemblers.back().get();
   lc.scratch = scratch.back().get();
   lc.abort_flush = &abort_flush;
+  lc.enforcer = nullptr;
+  if (config.enforce.enabled) {
+    enforcer_ios.push_back(make_enforcer_io(lc));
+    try {
+      enforcers.push_back(std::make_unique<Enforcer>(config.enforce, *lc.hold, *enforcer_ios.back(),
+                                                     table.link_type[0]));
+    } catch (const std::exception& e) {
+      error = std::string("enforce.max_connections: ") + e.what();
+      return false;
+    }
+    lc.enforcer = enforcers.back().get();
+    handoffs[i]->set_listener(lc.enforcer);
+  }
   return true;
 }
 

@@ -528,8 +528,10 @@ void MessageRecords::write_message(uint32_t m) noexcept {
       }
     }
   }
-  out_.put(v);
+  v.enforcement = records::Enforcement::none;
+  v.reference.set("");
   if (listener_) listener_->decided(msg.ctx, v);
+  out_.put(v);
   free_message(m);
 }
 

@@ -72,11 +72,13 @@ class LookupChannel {
   virtual bool send_message(const MessageCopy&) noexcept { return false; }
 };
 
-// Told of every verdict as the message's events are written. Runs on the RX lcore.
+// Told of every verdict just before its `verdict` event is written (inline enforcement fills the
+// record's `enforcement` and `reference`). Runs on the RX lcore; may be called from inside the
+// reassembler's on_packet (a message decided as it ends) or from the hand-off's poll.
 class VerdictListener {
  public:
   virtual ~VerdictListener() = default;
-  virtual void decided(const records::MessageContext& message, const records::VerdictRecord& verdict) noexcept = 0;
+  virtual void decided(const records::MessageContext& message, records::VerdictRecord& verdict) noexcept = 0;
 };
 
 struct ReputationSetup {

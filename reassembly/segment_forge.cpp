@@ -53,8 +53,8 @@ ForgeStatus forge_segment(const uint8_t* held, std::size_t held_len, LinkType li
   const uint16_t sport = spec.to_client ? in.dst_port : in.src_port;
   const uint16_t dport = spec.to_client ? in.src_port : in.dst_port;
   const uint32_t held_end = in.tcp_seq + in.payload_len + ((in.tcp_flags & kTcpFin) ? 1 : 0);
-  const uint32_t seq = (spec.to_client ? in.tcp_ack : in.tcp_seq) + spec.seq_offset;
-  const uint32_t ack = (spec.to_client ? held_end : in.tcp_ack) + spec.ack_offset;
+  const uint32_t seq = spec.absolute ? spec.seq_offset : (spec.to_client ? in.tcp_ack : in.tcp_seq) + spec.seq_offset;
+  const uint32_t ack = spec.absolute ? spec.ack_offset : (spec.to_client ? held_end : in.tcp_ack) + spec.ack_offset;
   const std::size_t tcp_len = l4 + spec.payload.size();
 
   uint8_t* ip = f + l2;

@@ -35,6 +35,8 @@ struct ForgeSpec {
   bool to_client = true;       // towards the client (from the server's address), else the server
   uint32_t seq_offset = 0;     // added to the sequence number derived above (bytes sent before)
   uint32_t ack_offset = 0;     // added to the acknowledgement derived above (a FIN seen: 1)
+  bool absolute = false;       // seq_offset and ack_offset are the numbers themselves (a later
+                               // segment of a connection whose state the caller tracks)
   uint8_t flags = kTcpAck;
   uint16_t window = 65535;     // as sent (unscaled field)
   uint16_t ip_id = 0;          // IPv4 identification

@@ -192,6 +192,16 @@ struct AnomalyRecord {
 // A final verdict's quarantine entry: released now (`quarantine_id` names it), or never stored.
 enum class QuarantineMark : uint8_t { none, released, not_stored };
 
+// What inline enforcement did on the wire with a decided message (dataplane/enforcer.h); `none`
+// where nothing is enforced (tap, replay without an output, final verdicts).
+enum class Enforcement : uint8_t {
+  none,
+  released,  // its held last segment went on (pass, monitor)
+  rejected,  // 550 to the client, the server reset
+  deferred,  // 451 to the client, the server reset
+  not_held,  // no segment of it was held (a hold limit, its hold deadline passed, ended at a flush)
+};
+
 // A file that decided a verdict (malicious, or unscannable or not looked up), as the `verdict`
 // event lists it.
 struct DecidingFile {
@@ -228,6 +238,8 @@ struct VerdictRecord {
   bool final_verdict = false;        // the message's final verdict, once the analyses it waited for ended
   QuarantineMark quarantine = QuarantineMark::none;  // final verdicts: what became of its quarantine entry
   Text<48> quarantine_id;
+  Enforcement enforcement = Enforcement::none;
+  Text<40> reference;                // enforcing: the id the reply to the client names
   uint64_t deciding = 0;             // files that decided it, of which the first kDecidingFiles are listed
   uint8_t listed = 0;
   DecidingFile decided_by[kDecidingFiles];
