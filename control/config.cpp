@@ -558,8 +558,7 @@ Params dataplane_params() {
   };
 }
 
-// Frames held until their message is decided (dataplane/hold_queue.h). Nothing is held before
-// inline enforcement (issue 13); the queue and its limits are in place.
+// Frames held until their message is decided (dataplane/hold_queue.h, dataplane/enforcer.h).
 Params hold_params() {
   auto action = [](const std::string& v) { return v == "forward" ? dataplane::HoldAction::forward : dataplane::HoldAction::drop; };
   return {

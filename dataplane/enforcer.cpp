@@ -588,14 +588,16 @@ void Enforcer::expire(int64_t now_us) noexcept {
   }
 }
 
-void Enforcer::release_all(int64_t now_us) noexcept {
-  run(now_us);
-  for (uint32_t i = 0; i < config_.max_flows; ++i) {
-    Entry& e = entries_[i];
-    if (e.state == Entry::State::holding) e.deadline_us = now_us;
-  }
+void Enforcer::expire_holding(int64_t now_us) noexcept {
+  for (uint32_t i = 0; i < config_.max_flows; ++i)
+    if (entries_[i].state == Entry::State::holding) entries_[i].deadline_us = now_us;
   next_deadline_ = now_us;
   expire(now_us);
+}
+
+void Enforcer::release_all(int64_t now_us) noexcept {
+  run(now_us);
+  expire_holding(now_us);
   for (uint32_t i = 0; i < config_.max_flows; ++i)
     if (entries_[i].state != Entry::State::free) erase(&entries_[i]);
 }

@@ -100,6 +100,8 @@ class Enforcer final : public pipeline::VerdictListener {
 
   // Connections gated or blocked now: when 0, frames need not be shown to the enforcer.
   bool active() const noexcept { return used_ != 0; }
+  // Connections holding a message now.
+  bool holding() const noexcept { return counters_.gated != 0; }
 
   // Before the reassembler, for every decoded TCP frame while active(): true when the enforcer
   // took the frame (a server frame of a gated or blocked connection): the caller forgets it.
@@ -123,6 +125,8 @@ class Enforcer final : public pipeline::VerdictListener {
   // Deadlines: held messages past max_hold_us, blocked connections idle past aftermath_ms.
   void expire(int64_t now_us) noexcept;
   int64_t next_deadline() const noexcept { return next_deadline_; }
+  // Every held message takes the deadline action now (a replay that waited too long).
+  void expire_holding(int64_t now_us) noexcept;
   // Shutdown: every held message takes the deadline action; blocked connections are forgotten.
   void release_all(int64_t now_us) noexcept;
 

@@ -95,6 +95,12 @@ struct alignas(RTE_CACHE_LINE_SIZE) RxLcoreContext {
   uint8_t* scratch;            // linearised multi-segment frames (64 KiB + headroom)
   HoldQueue* hold;             // frames held until their message is decided (frame_step.h)
   Enforcer* enforcer;          // inline enforcement (null: tap, replay without an output, debug hold)
+  // Replay with enforcement (one RX lcore): the rest of a burst after a held segment waits here
+  // until that message is settled, as if its verdict had come at once on a live link.
+  rte_mbuf* stash[kMaxBurst];
+  uint16_t stash_n;
+  uint16_t stash_port;
+  uint64_t gated_since_tsc;    // replay: when the input stopped for a held message (0: it flows)
   int64_t max_hold_us;         // a held frame's deadline: now_us + this
   uint64_t hold_dropped;       // frames freed by a drop step, a drop fallback or a drop at their deadline
   LcorePort* control;          // requests from the control thread, polled between bursts

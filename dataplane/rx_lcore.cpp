@@ -126,6 +126,14 @@ void process(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n)
           pkts[out++] = m;
           break;
         case Disposition::held:
+          if (ctx.enforcer && ctx.table->replay && ctx.table->n_rx_lcores == 1 && ctx.enforcer->holding() &&
+              i + 1 < n) {
+            // Replay: what follows waits until this message is settled (see the main loop).
+            ctx.stash_n = static_cast<uint16_t>(n - i - 1);
+            ctx.stash_port = in_port;
+            std::memcpy(ctx.stash, pkts + i + 1, ctx.stash_n * sizeof(rte_mbuf*));
+            n = static_cast<uint16_t>(i + 1);
+          }
           break;
         case Disposition::free:
           rte_pktmbuf_free(m);
@@ -191,6 +199,15 @@ void poll_control(RxLcoreContext& ctx) noexcept {
 // lost and counted (events_dropped), and unfinished attachments are written as they are.
 void flush(RxLcoreContext& ctx, records::FlowEndReason reason) noexcept {
   if (!ctx.reasm) return;
+  // Frames a replay kept back behind a held message are processed first (each call takes at
+  // least one of them).
+  while (ctx.stash_n) {
+    const uint16_t n = ctx.stash_n;
+    ctx.stash_n = 0;
+    rte_mbuf* rest[kMaxBurst];
+    std::memcpy(rest, ctx.stash, n * sizeof(rte_mbuf*));
+    process(ctx, ctx.stash_port, rest, n);
+  }
   ctx.events->set_flushing(true, ctx.abort_flush);
   ctx.reasm->flush_all(ctx.table->replay ? ctx.now_us : wall_clock_us(), reason, ctx.abort_flush);
   // Every message's attachments are with the workers now: wait for their results and look-up
@@ -346,7 +363,26 @@ int rx_lcore_main(void* arg) {
     // A replay waits while half the message records hold ended messages (their results and
     // look-up answers come without more input): read on, and a capture faster than the answers
     // would turn files into `overload`.
-    const bool paused = t.replay && ctx.handoff && ctx.handoff->saturated();
+    // A replay that enforces reads on only once every held message is settled: the output is then
+    // what a live link would carry with verdicts that came at once (a flow's later frames in order
+    // behind its held segment, none lost to the hold caps). Verdicts come within the look-up and
+    // analysis budgets, on the wall clock; past hold.max_hold_ms of it, the deadline action.
+    const bool gated = t.replay && ctx.enforcer && t.n_rx_lcores == 1 && ctx.enforcer->holding();
+    if (gated) {
+      if (!ctx.gated_since_tsc) ctx.gated_since_tsc = rte_rdtsc();
+      if (rte_rdtsc() - ctx.gated_since_tsc > static_cast<uint64_t>(ctx.max_hold_us) * tsc_hz / 1000000)
+        ctx.enforcer->expire_holding(ctx.now_us);
+    } else {
+      ctx.gated_since_tsc = 0;
+      if (ctx.stash_n) {
+        const uint16_t n = ctx.stash_n;
+        ctx.stash_n = 0;
+        rte_mbuf* rest[kMaxBurst];
+        std::memcpy(rest, ctx.stash, n * sizeof(rte_mbuf*));
+        process(ctx, ctx.stash_port, rest, n);
+      }
+    }
+    const bool paused = (t.replay && ctx.handoff && ctx.handoff->saturated()) || gated || ctx.stash_n;
     if (paused) any_input_left = true;
     for (unsigned q = 0; q < ctx.n_queues && !paused; ++q) {
       const RxQueueRef& ref = ctx.queues[q];

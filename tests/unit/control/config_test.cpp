@@ -129,6 +129,45 @@ TEST(Config, HoldKeysHaveDefaultsAndLimits) {
   EXPECT_NE(e.find("'hold.max_frames_per_message': must be at most hold.max_frames (8)"), std::string::npos) << e;
 }
 
+TEST(Config, EnforceKeys) {
+  auto enforce_of = [](const std::string& yaml) {
+    auto r = load_config_text(yaml, "config test.yaml", {});
+    EXPECT_TRUE(r.config) << r.error;
+    return r.config ? r.config->dataplane.enforce : dataplane::EnforceConfig{};
+  };
+  // Inline enforces; its defaults.
+  const auto d = enforce_of(kInline);
+  EXPECT_TRUE(d.enabled);
+  EXPECT_EQ(d.max_hold_us, 60'000'000);
+  EXPECT_EQ(d.on_deadline, records::Action::pass);
+  EXPECT_EQ(d.reject_reply, "550 5.7.1 Message rejected: {reason} (reference {reference})");
+  EXPECT_EQ(d.defer_reply, "451 4.7.1 Message deferred: {reason}, try again later (reference {reference})");
+  EXPECT_EQ((std::pair{d.max_flows, d.aftermath_ms}), (std::pair{4096u, 60000u}));
+  // Tap does not; the hold-path debug mode neither (nothing decides its holds).
+  EXPECT_FALSE(enforce_of("mode: tap\nports:\n  - {name: a, device: net_null0}\n").enabled);
+  EXPECT_FALSE(enforce_of(std::string(kInline) + "hold: {debug_hold_every_message: true}\n").enabled);
+  const auto e = enforce_of(std::string(kInline) +
+                            "hold: {on_deadline: reject}\nenforce: {reject_reply: '554 5.7.0 no ({reference})', "
+                            "max_connections: 10, aftermath_s: 5}\n");
+  EXPECT_EQ(e.on_deadline, records::Action::reject);
+  EXPECT_EQ(e.reject_reply, "554 5.7.0 no ({reference})");
+  EXPECT_EQ((std::pair{e.max_flows, e.aftermath_ms}), (std::pair{10u, 5000u}));
+  EXPECT_EQ(enforce_of(std::string(kInline) + "hold: {on_deadline: defer}\n").on_deadline, records::Action::defer);
+
+  std::string err = error_of(std::string(kInline) + "enforce: {reject_reply: '451 4.7.1 later'}\n");
+  EXPECT_NE(err.find("'enforce.reject_reply': must start with a 5xx reply code"), std::string::npos) << err;
+  err = error_of(std::string(kInline) + "enforce: {defer_reply: '550 no'}\n");
+  EXPECT_NE(err.find("'enforce.defer_reply': must start with a 4xx reply code"), std::string::npos) << err;
+  err = error_of(std::string(kInline) + "enforce: {defer_reply: \"451 a\\r\\nb\"}\n");
+  EXPECT_NE(err.find("printable ASCII only"), std::string::npos) << err;
+  // The hold must outlast what a verdict may take.
+  err = error_of(std::string(kInline) +
+                 "reputation: {endpoints: [{name: c, kind: sluice, url: 'http://127.0.0.1:1'}], budget_ms: 5000}\n"
+                 "hold: {max_hold_ms: 5000}\n");
+  EXPECT_NE(err.find("'hold.max_hold_ms': 5000 ms is not longer than a verdict may take (6000 ms"), std::string::npos)
+      << err;
+}
+
 TEST(Config, ArchiveDictionaryBound) {
   auto bound_of = [](const std::string& extra) {
     auto r = load_config_text(std::string(kInline) + extra, "config test.yaml", {});

@@ -1,0 +1,344 @@
+// dataplane/enforcer: the gated-connection state machine, without the EAL. Frames are real
+// Ethernet/IP/TCP bytes; mbufs are opaque handles to them; a fake EnforcerIo records what leaves
+// (forwarded, discarded, injected) and what the reassembler is shown, and says which shown frame
+// ends a message (what the reassembler would answer).
+#include "dataplane/enforcer.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "reassembly/segment_forge.h"
+#include "tests/fuzz/tcp_frames.h"
+
+namespace sluice::dataplane {
+namespace {
+
+using reassembly::kTcpAck;
+using reassembly::kTcpFin;
+using reassembly::kTcpPsh;
+using reassembly::kTcpRst;
+using reassembly::kTcpSyn;
+
+struct Frame {
+  std::vector<uint8_t> bytes;
+  uint16_t port;             // 0: client side, 1: server side
+  bool ends = false;         // the reassembler would end message `txn` with it
+  uint64_t txn = 0;
+};
+
+rte_mbuf* handle(Frame* f) { return reinterpret_cast<rte_mbuf*>(f); }
+Frame* frame_of(rte_mbuf* m) { return reinterpret_cast<Frame*>(m); }
+
+struct FakeIo final : EnforcerIo {
+  std::vector<Frame*> forwarded, discarded, observed;
+  std::vector<reassembly::PacketInfo> injected;  // decoded
+  std::vector<std::string> injected_payload;
+  std::vector<uint16_t> injected_port;
+  std::map<const uint8_t*, Frame*> by_bytes;
+
+  const uint8_t* bytes(rte_mbuf* m, uint32_t& len, uint16_t& in_port) noexcept override {
+    Frame* f = frame_of(m);
+    len = static_cast<uint32_t>(f->bytes.size());
+    in_port = f->port;
+    by_bytes[f->bytes.data()] = f;
+    return f->bytes.data();
+  }
+  void forward(rte_mbuf** m, std::size_t n) noexcept override {
+    for (std::size_t i = 0; i < n; ++i) forwarded.push_back(frame_of(m[i]));
+  }
+  void discard(rte_mbuf** m, std::size_t n) noexcept override {
+    for (std::size_t i = 0; i < n; ++i) discarded.push_back(frame_of(m[i]));
+  }
+  uint16_t peer(uint16_t port) noexcept override { return port ^ 1; }
+  bool inject(uint16_t port, const uint8_t* frame, std::size_t len) noexcept override {
+    reassembly::PacketInfo p{};
+    EXPECT_EQ(reassembly::decode_packet(frame, len, p), reassembly::DecodeStatus::ok);
+    injected.push_back(p);
+    injected_payload.emplace_back(reinterpret_cast<const char*>(frame + p.payload_offset), p.payload_len);
+    injected_port.push_back(port);
+    return true;
+  }
+  reassembly::FrameStep observe(const uint8_t* frame, std::size_t, uint16_t) noexcept override {
+    auto it = by_bytes.find(frame);
+    if (it == by_bytes.end()) return {};  // a forged frame
+    observed.push_back(it->second);
+    if (!it->second->ends) return {};
+    return reassembly::FrameStep{reassembly::NextStep::hold, it->second->txn, kFlow};
+  }
+  static constexpr uint64_t kFlow = 77;
+};
+
+class EnforcerTest : public ::testing::Test {
+ protected:
+  static constexpr int64_t kHoldUs = 10'000'000;
+
+  EnforcerTest() : hold_(HoldLimits{64, 16, HoldAction::forward, HoldAction::forward}) {
+    config_.enabled = true;
+    config_.max_hold_us = kHoldUs;
+    config_.on_deadline = records::Action::defer;
+    config_.reject_reply = "550 5.7.1 Message rejected: {reason} (reference {reference})";
+    config_.defer_reply = "451 4.7.1 Message deferred: {reason} (reference {reference})";
+    config_.max_flows = 4;
+    config_.aftermath_ms = 60000;
+    config_.instance = 0xabcdef01;
+    make();
+  }
+  void make() { enf_ = std::make_unique<Enforcer>(config_, hold_, io_, reassembly::LinkType::ethernet); }
+
+  // A frame of the connection; advances that side's sequence number.
+  Frame* seg(bool from_client, uint8_t flags, const std::string& payload = "") {
+    const int dir = from_client ? 0 : 1;
+    const uint32_t seq = flow_.next[dir], ack = flow_.next[dir ^ 1];
+    auto l4 = fuzz::tcp_segment(flow_, from_client, seq, ack, flags, false,
+                                reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+    fuzz::advance(flow_, dir, seq, payload.size(), flags);
+    frames_.push_back(Frame{fuzz::ethernet(flow_, fuzz::ip_packet(flow_, from_client, l4.data(), l4.size())),
+                            static_cast<uint16_t>(from_client ? 0 : 1)});
+    return &frames_.back();
+  }
+  // A copy of an earlier frame (a retransmission).
+  Frame* again(const Frame* f) {
+    frames_.push_back(*f);
+    return &frames_.back();
+  }
+  reassembly::PacketInfo info(const Frame* f) {
+    reassembly::PacketInfo p{};
+    EXPECT_EQ(reassembly::decode_packet(f->bytes.data(), f->bytes.size(), p), reassembly::DecodeStatus::ok);
+    return p;
+  }
+  records::MessageContext message(uint64_t txn) {
+    records::MessageContext m;
+    m.flow.flow_id = FakeIo::kFlow;
+    m.flow.ip_version = 4;
+    const uint8_t c[4] = {10, 0, 0, flow_.client_host}, s[4] = {10, 0, 1, 1};
+    std::memcpy(m.flow.client_ip, c, 4);
+    std::memcpy(m.flow.server_ip, s, 4);
+    m.flow.client_port = flow_.client_port;
+    m.flow.server_port = flow_.server_port;
+    m.transaction = txn;
+    return m;
+  }
+  // The RX loop's path for one frame; returns what it does with the frame.
+  enum class Fate { taken, transmit, held, freed };
+  Fate arrive(Frame* f, bool ends = false, uint64_t txn = 0) {
+    const reassembly::PacketInfo p = info(f);
+    if (enf_->active() && enf_->before_inspect(p, handle(f), now_)) return Fate::taken;
+    enf_->begin_frame();
+    io_.by_bytes[f->bytes.data()] = f;
+    if (!ends) return Fate::transmit;
+    switch (enf_->after_inspect(reassembly::FrameStep{reassembly::NextStep::hold, txn, FakeIo::kFlow}, p, handle(f), now_)) {
+      case Disposition::transmit: return Fate::transmit;
+      case Disposition::held: return Fate::held;
+      case Disposition::free: return Fate::freed;
+    }
+    return Fate::freed;
+  }
+  records::VerdictRecord decide(uint64_t txn, records::Action a,
+                                records::Disposition d = records::Disposition::malicious) {
+    records::VerdictRecord v;
+    v.action = a;
+    v.disposition = d;
+    enf_->decided(message(txn), v);
+    return v;
+  }
+  // The client's usual dialogue up to the end of DATA: only the last frame matters here.
+  Frame* data_end() { return seg(true, kTcpAck | kTcpPsh, "body\r\n.\r\n"); }
+
+  EnforceConfig config_;
+  HoldQueue hold_;
+  FakeIo io_;
+  std::unique_ptr<Enforcer> enf_;
+  fuzz::FlowState flow_{4, 9, 40000, 25, {1000, 5000}};
+  std::deque<Frame> frames_;
+  int64_t now_ = 1'000'000;
+};
+
+TEST_F(EnforcerTest, PassReleasesTheHeldSegmentAndWhatQueuedBehindInOrder) {
+  Frame* end = data_end();
+  EXPECT_EQ(arrive(end, true, 0), Fate::held);
+  EXPECT_TRUE(enf_->active());
+  Frame* ack = seg(false, kTcpAck);                    // the server
+  Frame* quit = seg(true, kTcpAck | kTcpPsh, "QUIT\r\n");  // the client, pipelined
+  EXPECT_EQ(arrive(ack), Fate::taken);
+  EXPECT_EQ(arrive(quit), Fate::taken);
+  EXPECT_EQ(arrive(again(end)), Fate::taken);  // a retransmission of the held data: absorbed
+  EXPECT_EQ(io_.discarded.size(), 1u);
+  const auto v = decide(0, records::Action::pass, records::Disposition::clean);
+  EXPECT_EQ(v.enforcement, records::Enforcement::released);
+  EXPECT_EQ(v.reference.view(), "abcdef01-4d-0");
+  EXPECT_TRUE(io_.forwarded.empty());  // nothing moves before run()
+  enf_->run(now_);
+  EXPECT_EQ(io_.forwarded, (std::vector<Frame*>{end, ack, quit}));
+  // The frames that waited behind were shown to the reassembler as they left; the head was seen.
+  EXPECT_EQ(io_.observed, (std::vector<Frame*>{ack, quit}));
+  EXPECT_FALSE(enf_->active());
+  EXPECT_EQ(enf_->counters().passed, 1u);
+  EXPECT_EQ(enf_->counters().absorbed, 1u);
+  EXPECT_EQ(hold_.counters().in_queue, 0u);
+}
+
+TEST_F(EnforcerTest, DecidedAsItEndsIsSettledAtTheEndOfTheBurst) {
+  Frame* end = data_end();
+  const reassembly::PacketInfo p = info(end);
+  enf_->begin_frame();
+  const auto v = decide(0, records::Action::pass, records::Disposition::clean);  // inside on_packet
+  EXPECT_EQ(v.enforcement, records::Enforcement::released);
+  EXPECT_EQ(enf_->after_inspect(reassembly::FrameStep{reassembly::NextStep::hold, 0, FakeIo::kFlow}, p, handle(end), now_),
+            Disposition::held);
+  enf_->run(now_);
+  EXPECT_EQ(io_.forwarded, (std::vector<Frame*>{end}));
+  EXPECT_FALSE(enf_->active());
+}
+
+TEST_F(EnforcerTest, RejectRepliesToTheClientResetsTheServerAndAnswersWhatFollows) {
+  Frame* end = data_end();
+  const reassembly::PacketInfo held = info(end);
+  ASSERT_EQ(arrive(end, true, 0), Fate::held);
+  const auto v = decide(0, records::Action::reject);
+  EXPECT_EQ(v.enforcement, records::Enforcement::rejected);
+  enf_->run(now_);
+  EXPECT_EQ(io_.discarded, (std::vector<Frame*>{end}));
+  ASSERT_EQ(io_.injected.size(), 2u);
+  // The server: RST at the next byte it expects, out of the server-side port.
+  EXPECT_EQ(io_.injected_port[0], 1);
+  EXPECT_EQ(io_.injected[0].tcp_flags, kTcpRst | kTcpAck);
+  EXPECT_EQ(io_.injected[0].tcp_seq, held.tcp_seq);
+  EXPECT_EQ(io_.injected[0].dst_port, 25);
+  // The client: the reply, where its acknowledgement says the server's bytes continue.
+  EXPECT_EQ(io_.injected_port[1], 0);
+  EXPECT_EQ(io_.injected[1].tcp_seq, held.tcp_ack);
+  EXPECT_EQ(io_.injected[1].tcp_ack, held.tcp_seq + held.payload_len);
+  EXPECT_EQ(io_.injected_payload[1], "550 5.7.1 Message rejected: malicious content (reference abcdef01-4d-0)\r\n");
+  EXPECT_EQ(enf_->counters().rejected, 1u);
+  EXPECT_EQ(enf_->counters().blocked, 1u);
+  // Later: the server's frames are dropped, the client's QUIT answered with 221 and a FIN.
+  EXPECT_EQ(arrive(seg(false, kTcpAck)), Fate::taken);
+  Frame* quit = seg(true, kTcpAck | kTcpPsh, "QUIT\r\n");
+  EXPECT_EQ(arrive(quit), Fate::taken);
+  ASSERT_EQ(io_.injected.size(), 3u);
+  const uint32_t reply_end = held.tcp_ack + static_cast<uint32_t>(io_.injected_payload[1].size());
+  EXPECT_EQ(io_.injected_payload[2], "221 2.0.0 Bye\r\n");
+  EXPECT_EQ(io_.injected[2].tcp_flags, kTcpAck | kTcpPsh | kTcpFin);
+  EXPECT_EQ(io_.injected[2].tcp_seq, reply_end);
+  EXPECT_EQ(io_.injected[2].tcp_ack, held.tcp_seq + held.payload_len + 6);
+  // The QUIT sent again (the 221 was lost): the same 221 again.
+  EXPECT_EQ(arrive(again(quit)), Fate::taken);
+  ASSERT_EQ(io_.injected.size(), 4u);
+  EXPECT_EQ(io_.injected_payload[3], "221 2.0.0 Bye\r\n");
+  EXPECT_EQ(io_.injected[3].tcp_seq, reply_end);
+  // The client's FIN: acknowledged.
+  EXPECT_EQ(arrive(seg(true, kTcpAck | kTcpFin)), Fate::taken);
+  ASSERT_EQ(io_.injected.size(), 5u);
+  EXPECT_EQ(io_.injected[4].tcp_flags, kTcpAck);
+  EXPECT_EQ(io_.injected[4].tcp_seq, reply_end + 15 + 1);
+  EXPECT_EQ(io_.injected[4].tcp_ack, held.tcp_seq + held.payload_len + 6 + 1);
+  // None of the client's frames went to the server; nothing was forwarded at all.
+  EXPECT_TRUE(io_.forwarded.empty());
+  // Both sides closed: forgotten a little later.
+  enf_->expire(now_ + 3'000'000);
+  EXPECT_FALSE(enf_->active());
+}
+
+TEST_F(EnforcerTest, AnyOtherCommandAfterARejectGets421) {
+  ASSERT_EQ(arrive(data_end(), true, 0), Fate::held);
+  decide(0, records::Action::defer, records::Disposition::pending);
+  enf_->run(now_);
+  ASSERT_EQ(io_.injected.size(), 2u);
+  EXPECT_EQ(io_.injected_payload[1], "451 4.7.1 Message deferred: content under analysis (reference abcdef01-4d-0)\r\n");
+  EXPECT_EQ(arrive(seg(true, kTcpAck | kTcpPsh, "MAIL FROM:<x@example.org>\r\n")), Fate::taken);
+  ASSERT_EQ(io_.injected.size(), 3u);
+  EXPECT_EQ(io_.injected_payload[2], "421 4.7.0 Connection closed by policy\r\n");
+  EXPECT_EQ(io_.injected[2].tcp_flags & kTcpFin, kTcpFin);
+  EXPECT_EQ(enf_->counters().deferred, 1u);
+}
+
+TEST_F(EnforcerTest, AHeldMessageWithoutAVerdictTakesTheDeadlineAction) {
+  ASSERT_EQ(arrive(data_end(), true, 0), Fate::held);
+  enf_->expire(now_ + kHoldUs - 1);
+  EXPECT_TRUE(io_.injected.empty());
+  EXPECT_EQ(enf_->next_deadline(), now_ + kHoldUs);
+  enf_->expire(now_ + kHoldUs);
+  ASSERT_EQ(io_.injected.size(), 2u);
+  EXPECT_EQ(io_.injected_payload[1], "451 4.7.1 Message deferred: no verdict in time (reference abcdef01-4d-0)\r\n");
+  EXPECT_EQ(enf_->counters().expired, 1u);
+  // Its verdict, late: nothing held any more.
+  EXPECT_EQ(decide(0, records::Action::pass).enforcement, records::Enforcement::not_held);
+  EXPECT_EQ(enf_->counters().not_held, 1u);
+}
+
+TEST_F(EnforcerTest, AMessageEndingBehindTheHeadWaitsForItsOwnVerdict) {
+  Frame* end1 = data_end();
+  ASSERT_EQ(arrive(end1, true, 0), Fate::held);
+  Frame* ok = seg(false, kTcpAck | kTcpPsh, "250 2.0.0 Ok\r\n");  // would be the server's reply: behind
+  Frame* end2 = seg(true, kTcpAck | kTcpPsh, "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\n");
+  end2->ends = true;
+  end2->txn = 1;
+  Frame* quit = seg(true, kTcpAck | kTcpPsh, "QUIT\r\n");
+  EXPECT_EQ(arrive(ok), Fate::taken);
+  EXPECT_EQ(arrive(end2), Fate::taken);
+  EXPECT_EQ(arrive(quit), Fate::taken);
+  decide(0, records::Action::pass, records::Disposition::clean);
+  enf_->run(now_);
+  // The first message's end and what preceded the second's end left; the second's end is the head.
+  EXPECT_EQ(io_.forwarded, (std::vector<Frame*>{end1, ok}));
+  EXPECT_EQ(io_.observed, (std::vector<Frame*>{ok, end2}));
+  EXPECT_TRUE(enf_->active());
+  // Its verdict (decided as the reassembler saw it, or later: here later).
+  EXPECT_EQ(decide(1, records::Action::reject).enforcement, records::Enforcement::rejected);
+  enf_->run(now_);
+  ASSERT_EQ(io_.injected.size(), 3u);  // RST, 550, and the 221 for the QUIT behind it
+  const reassembly::PacketInfo h2 = info(end2), okp = info(ok);
+  // The reply continues after the server's bytes that reached the client (its 250).
+  EXPECT_EQ(io_.injected[1].tcp_seq, okp.tcp_seq + okp.payload_len);
+  EXPECT_EQ(io_.injected[1].tcp_ack, h2.tcp_seq + h2.payload_len);
+  EXPECT_EQ(io_.injected_payload[2], "221 2.0.0 Bye\r\n");
+  EXPECT_EQ(io_.discarded, (std::vector<Frame*>{end2, quit}));
+  EXPECT_EQ(enf_->counters().messages_held, 2u);
+  EXPECT_EQ(enf_->counters().passed, 1u);
+  EXPECT_EQ(enf_->counters().rejected, 1u);
+}
+
+TEST_F(EnforcerTest, AFullTableFailsOpenAndCounts) {
+  config_.max_flows = 1;
+  make();
+  ASSERT_EQ(arrive(data_end(), true, 0), Fate::held);
+  fuzz::FlowState other{4, 10, 40001, 25, {1, 1}};
+  std::swap(flow_, other);
+  EXPECT_EQ(arrive(data_end(), true, 0), Fate::transmit);
+  EXPECT_EQ(enf_->counters().table_full, 1u);
+}
+
+TEST_F(EnforcerTest, AVerdictWithNothingHeldIsReportedNotHeld) {
+  EXPECT_EQ(decide(3, records::Action::reject).enforcement, records::Enforcement::not_held);
+  EXPECT_FALSE(enf_->active());
+  EXPECT_TRUE(io_.injected.empty());
+}
+
+TEST_F(EnforcerTest, ANewConnectionOnTheAddressesOfABlockedOneStartsAfresh) {
+  ASSERT_EQ(arrive(data_end(), true, 0), Fate::held);
+  decide(0, records::Action::reject);
+  enf_->run(now_);
+  EXPECT_TRUE(enf_->active());
+  flow_.next[0] = 900000;
+  Frame* syn = seg(true, kTcpSyn);
+  EXPECT_EQ(arrive(syn), Fate::transmit);
+  EXPECT_FALSE(enf_->active());
+}
+
+TEST_F(EnforcerTest, ShutdownSettlesEveryHeldMessageWithTheDeadlineAction) {
+  config_.on_deadline = records::Action::pass;
+  make();
+  Frame* end = data_end();
+  ASSERT_EQ(arrive(end, true, 0), Fate::held);
+  enf_->release_all(now_);
+  EXPECT_EQ(io_.forwarded, (std::vector<Frame*>{end}));
+  EXPECT_FALSE(enf_->active());
+  EXPECT_EQ(hold_.counters().in_queue, 0u);
+}
+
+}  // namespace
+}  // namespace sluice::dataplane
