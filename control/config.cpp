@@ -616,6 +616,18 @@ Params enforce_params() {
                        "or answered by sluiced after a reject or defer, at once. When reached, a message's end is "
                        "not held (it goes on; counted `enforce.table_full`).",
                        [](Loading& l, long long v) { l.config.dataplane.enforce.max_flows = static_cast<uint32_t>(v); }),
+      choice<Loading>("enforce.starttls", {"pass", "mask", "block"}, "pass",
+                      "STARTTLS on an inspected SMTP port: `pass` lets TLS start (inspection of that session ends; "
+                      "its flow event says `starttls`), `mask` overwrites the STARTTLS capability in the server's "
+                      "EHLO reply with a same-length unknown keyword so the client stays in clear text (anomaly "
+                      "`starttls_masked`), `block` answers a client's STARTTLS with 454 and ends the session as "
+                      "after a reject (anomaly `starttls_blocked`; under `mask` too, for a client that sends it "
+                      "anyway). Implicit TLS ports (`smtp.implicit_tls_ports`) always pass and are logged.",
+                      [](Loading& l, const std::string& v) {
+                        l.config.dataplane.enforce.starttls = v == "mask"    ? dataplane::StartTlsPolicy::mask
+                                                              : v == "block" ? dataplane::StartTlsPolicy::block
+                                                                             : dataplane::StartTlsPolicy::pass;
+                      }),
       integer<Loading>("enforce.aftermath_s", 1, 3600, 60, "After a reject or defer sluiced answers the client in "
                        "the server's place (QUIT: 221, anything else: 421, then a FIN) and drops the server's "
                        "frames; a connection silent this long is forgotten.",
@@ -1372,6 +1384,7 @@ void finish(Loading& l) {
   e.enabled = (d.mode == Mode::inline_ || !c.replay_output.empty()) && !d.hold.debug_hold_every_message;
   e.max_hold_us = int64_t{d.hold.max_hold_ms} * 1000;
   e.instance = static_cast<uint32_t>(std::time(nullptr));
+  e.smtp_ports = d.reassembly.smtp_ports;
   auto check_reply = [](const char* key, const std::string& v, char cls) {
     if (v.size() < 4 || v[0] != cls || !std::isdigit(static_cast<unsigned char>(v[1])) ||
         !std::isdigit(static_cast<unsigned char>(v[2])) || v[3] != ' ')

@@ -471,7 +471,8 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                   {"queued_behind", e.queued_behind}, {"behind_dropped", e.behind_dropped},
                                   {"absorbed", e.absorbed}, {"aftermath_replies", e.aftermath_replies},
                                   {"injected", e.injected}, {"inject_failed", e.inject_failed},
-                                  {"table_full", e.table_full}, {"gated", e.gated}, {"blocked", e.blocked}};
+                                  {"table_full", e.table_full}, {"starttls_masked", e.starttls_masked},
+                                  {"starttls_blocked", e.starttls_blocked}, {"gated", e.gated}, {"blocked", e.blocked}};
     }
     // Without worker lcores the RX lcore does the workers' job itself.
     if (l.runs_worker) lcores.back()["worker"] = worker;

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "reassembly/segment_forge.h"
+#include "reassembly/smtp_session.h"
 
 namespace sluice::dataplane {
 namespace {
@@ -151,8 +152,10 @@ struct Enforcer::Entry {
   }
 };
 
-Enforcer::Enforcer(const EnforceConfig& config, HoldQueue& hold, EnforcerIo& io, reassembly::LinkType link)
-    : config_(config), hold_(hold), io_(io), link_(link) {
+Enforcer::Enforcer(const EnforceConfig& config, HoldQueue& hold, EnforcerIo& io, reassembly::LinkType link,
+                   records::RecordSink* events)
+    : config_(config), hold_(hold), io_(io), link_(link), events_(events), smtp_port_bits_(new uint64_t[1024]()) {
+  for (uint16_t p : config.smtp_ports) smtp_port_bits_[p >> 6] |= uint64_t{1} << (p & 63);
   if (config.max_flows == 0 || config.max_flows > (1u << 24))
     throw std::invalid_argument("Enforcer: max_flows must be in 1..2^24");
   const uint32_t n = config.max_flows;
@@ -245,6 +248,76 @@ std::size_t Enforcer::render(std::string_view tmpl, const char* reason, const ch
   out[n++] = '\r';
   out[n++] = '\n';
   return n;
+}
+
+void Enforcer::report(const reassembly::PacketInfo& info, bool from_client, uint8_t smtp_anomaly, int64_t now_us) noexcept {
+  if (!events_) return;
+  records::AnomalyRecord a;
+  a.timestamp_us = now_us;
+  const Tuple t = Tuple::of(info, from_client);
+  a.flow.ip_version = t.ip_version;
+  std::memcpy(a.flow.client_ip, t.client, 16);
+  std::memcpy(a.flow.server_ip, t.server, 16);
+  a.flow.client_port = t.client_port;
+  a.flow.server_port = t.server_port;
+  a.layer = records::AnomalyLayer::smtp;
+  a.code = smtp_anomaly;
+  a.direction = from_client ? 0 : 1;
+  events_->put(a);
+}
+
+bool Enforcer::police_starttls(const reassembly::PacketInfo& info, rte_mbuf* m, int64_t now_us) noexcept {
+  auto smtp_port = [this](uint16_t p) { return (smtp_port_bits_[p >> 6] >> (p & 63)) & 1; };
+  if (smtp_port(info.src_port) && !smtp_port(info.dst_port)) {
+    // The server's side: an EHLO reply offering STARTTLS is masked in place.
+    if (config_.starttls != StartTlsPolicy::mask) return false;
+    uint32_t len = 0;
+    uint8_t* frame = io_.writable(m, len);
+    if (!frame || info.payload_offset + info.payload_len > len) return false;
+    if (reassembly::mask_starttls(frame + info.payload_offset, info.payload_len)) {
+      reassembly::refresh_tcp_checksum(frame, info);
+      ++counters_.starttls_masked;
+      report(info, false, static_cast<uint8_t>(reassembly::SmtpAnomaly::starttls_masked), now_us);
+    }
+    return false;
+  }
+  if (!smtp_port(info.dst_port)) return false;
+  uint32_t len = 0;
+  uint16_t port = 0;
+  const uint8_t* bytes = io_.bytes(m, len, port);
+  if (info.payload_offset + info.payload_len > len ||
+      !reassembly::is_starttls_command(bytes + info.payload_offset, info.payload_len))
+    return false;
+  // The client asks for TLS (under `mask`, against what it was told): refused by sluiced, the
+  // server reset at this segment, the session ended as after a reject.
+  Entry* e = find(Tuple::of(info, true));
+  if (e && e->state != Entry::State::blocked) return false;  // a held message first (not expected)
+  if (!e) {
+    e = insert(Tuple::of(info, true));
+    if (!e) return false;  // fail open, counted table_full
+    e->state = Entry::State::blocked;
+    ++counters_.blocked;
+    e->deadline_us = now_us + int64_t{config_.aftermath_ms} * 1000;
+    if (next_deadline_ > e->deadline_us) next_deadline_ = e->deadline_us;
+    ++counters_.starttls_blocked;
+    report(info, true, static_cast<uint8_t>(reassembly::SmtpAnomaly::starttls_blocked), now_us);
+    (void)io_.observe(bytes, len, port);  // the reassembler sees the command, then the 454
+    e->srv_seq = info.tcp_ack;
+    e->cli_next = seg_end(info);
+    static constexpr std::string_view kRefused = "454 4.7.0 TLS not available due to local policy\r\n";
+    std::memcpy(e->last, kRefused.data(), kRefused.size());
+    e->last_len = static_cast<uint16_t>(kRefused.size());
+    e->last_seq = e->srv_seq;
+    e->last_flags = reassembly::kTcpPsh | reassembly::kTcpAck;
+    send(*e, bytes, len, io_.peer(port), false, info.tcp_seq, info.tcp_ack, reassembly::kTcpRst | reassembly::kTcpAck, {});
+    send(*e, bytes, len, port, true, e->srv_seq, e->cli_next, e->last_flags, kRefused);
+    e->srv_seq += static_cast<uint32_t>(kRefused.size());
+  } else {
+    ++counters_.absorbed;
+    aftermath(*e, info, bytes, len, port, now_us);
+  }
+  io_.discard(&m, 1);
+  return true;
 }
 
 int64_t Enforcer::backstop(int64_t now_us) const noexcept {

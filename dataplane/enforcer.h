@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dataplane/hold_queue.h"
 #include "pipeline/verdict_seam.h"
@@ -37,6 +38,13 @@
 #include "reassembly/packet_decode.h"
 
 namespace sluice::dataplane {
+
+// STARTTLS on an inspected SMTP port (DESIGN.md section 5).
+enum class StartTlsPolicy : uint8_t {
+  pass,   // TLS starts, inspection of the session ends (the flow event says starttls)
+  mask,   // the capability is overwritten in the EHLO reply; a client sending STARTTLS anyway: block
+  block,  // the client's STARTTLS gets 454 from sluiced, the server a reset, the session ends
+};
 
 // No defaults here: they are declared with the configuration keys in control/config.cpp.
 struct EnforceConfig {
@@ -49,6 +57,8 @@ struct EnforceConfig {
   uint32_t max_flows = 0;            // connections gated or blocked at once on this lcore
   uint32_t aftermath_ms = 0;         // a blocked connection is forgotten after this long idle
   uint32_t instance = 0;             // the first part of reference ids (sluiced's start, seconds)
+  StartTlsPolicy starttls = StartTlsPolicy::pass;
+  std::vector<uint16_t> smtp_ports;  // where STARTTLS is policed (reassembly.smtp_ports)
 };
 
 struct EnforceCounters {
@@ -65,6 +75,8 @@ struct EnforceCounters {
   uint64_t injected = 0;          // forged frames sent
   uint64_t inject_failed = 0;     // a forged frame that could not be built or sent
   uint64_t table_full = 0;        // a connection that could not be gated (max_flows): its end went on
+  uint64_t starttls_masked = 0;   // EHLO replies whose STARTTLS capability was overwritten
+  uint64_t starttls_blocked = 0;  // STARTTLS commands answered 454 (session ended)
   uint64_t gated = 0;             // now: connections holding a message
   uint64_t blocked = 0;           // now: connections answered by sluiced after a reject or defer
 };
@@ -73,6 +85,8 @@ struct EnforceCounters {
 class EnforcerIo {
  public:
   virtual ~EnforcerIo() = default;
+  // The frame's bytes in place, for rewriting (nullptr when they are not contiguous or shared).
+  virtual uint8_t* writable(rte_mbuf* m, uint32_t& len) noexcept = 0;
   // The frame's bytes, contiguous (copied to scratch when chained; valid until the next call),
   // its length and the configuration's index of the port it came in on.
   virtual const uint8_t* bytes(rte_mbuf* m, uint32_t& len, uint16_t& in_port) noexcept = 0;
@@ -93,7 +107,9 @@ class EnforcerIo {
 class Enforcer final : public pipeline::VerdictListener {
  public:
   // Throws std::invalid_argument on a zero max_flows (start-up only).
-  Enforcer(const EnforceConfig& config, HoldQueue& hold, EnforcerIo& io, reassembly::LinkType link);
+  // `events`: where the STARTTLS anomalies go (null: not reported).
+  Enforcer(const EnforceConfig& config, HoldQueue& hold, EnforcerIo& io, reassembly::LinkType link,
+           records::RecordSink* events = nullptr);
   ~Enforcer() override;
   Enforcer(const Enforcer&) = delete;
   Enforcer& operator=(const Enforcer&) = delete;
@@ -106,6 +122,12 @@ class Enforcer final : public pipeline::VerdictListener {
   // Before the reassembler, for every decoded TCP frame while active(): true when the enforcer
   // took the frame (a server frame of a gated or blocked connection): the caller forgets it.
   bool before_inspect(const reassembly::PacketInfo& info, rte_mbuf* m, int64_t now_us) noexcept;
+
+  // The STARTTLS policy, before everything else, for a TCP frame with payload when the policy is
+  // not `pass`: a server's EHLO reply is masked in place (and still transmitted); a client's
+  // STARTTLS is blocked (true: the enforcer took the frame).
+  bool police_starttls(const reassembly::PacketInfo& info, rte_mbuf* m, int64_t now_us) noexcept;
+  StartTlsPolicy starttls_policy() const noexcept { return config_.starttls; }
 
   // Right before the reassembler sees a frame (a message decided as it ends is then known to be
   // about to be held).
@@ -150,11 +172,14 @@ class Enforcer final : public pipeline::VerdictListener {
   void reference(uint64_t flow_id, uint64_t transaction, char* out, std::size_t cap) const noexcept;
   std::size_t render(std::string_view tmpl, const char* reason, const char* ref, char* out) const noexcept;
   void mark_ready(Entry& e) noexcept;
+  void report(const reassembly::PacketInfo& info, bool from_client, uint8_t smtp_anomaly, int64_t now_us) noexcept;
 
   EnforceConfig config_;
   HoldQueue& hold_;
   EnforcerIo& io_;
   reassembly::LinkType link_;
+  records::RecordSink* events_;
+  std::unique_ptr<uint64_t[]> smtp_port_bits_;  // 65536 bits
   EnforceCounters counters_;
   std::unique_ptr<Entry[]> entries_;
   std::unique_ptr<uint32_t[]> table_;  // open addressing over entries_, linear probing

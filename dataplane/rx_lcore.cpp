@@ -88,6 +88,11 @@ reassembly::FrameStep inspect(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf* m
   if (t.timestamp_offset >= 0 && (m->ol_flags & t.timestamp_flag))
     ctx.now_us = static_cast<int64_t>(*RTE_MBUF_DYNFIELD(m, t.timestamp_offset, uint64_t*));
   if (ctx.enforcer) {
+    if (info.tcp && !info.fragment && info.payload_len &&
+        ctx.enforcer->starttls_policy() != StartTlsPolicy::pass && ctx.enforcer->police_starttls(info, m, ctx.now_us)) {
+      taken = true;
+      return {};
+    }
     if (info.tcp && !info.fragment && ctx.enforcer->active() && ctx.enforcer->before_inspect(info, m, ctx.now_us)) {
       taken = true;
       return {};
@@ -285,6 +290,11 @@ class RxEnforcerIo final : public EnforcerIo {
  public:
   explicit RxEnforcerIo(RxLcoreContext& ctx) : ctx_(ctx), scratch_(new uint8_t[kScratchBytes]) {}
 
+  uint8_t* writable(rte_mbuf* m, uint32_t& len) noexcept override {
+    if (m->nb_segs != 1 || rte_mbuf_refcnt_read(m) != 1 || RTE_MBUF_HAS_EXTBUF(m)) return nullptr;
+    len = rte_pktmbuf_data_len(m);
+    return rte_pktmbuf_mtod(m, uint8_t*);
+  }
   const uint8_t* bytes(rte_mbuf* m, uint32_t& len, uint16_t& in_port) noexcept override {
     len = rte_pktmbuf_pkt_len(m);
     in_port = port_index(*ctx_.table, m->port);

@@ -118,7 +118,7 @@ bool Dataplane::Impl::wire_rx_lcore(unsigned i, std::string& error) {
     enforcer_ios.push_back(make_enforcer_io(lc));
     try {
       enforcers.push_back(std::make_unique<Enforcer>(config.enforce, *lc.hold, *enforcer_ios.back(),
-                                                     table.link_type[0]));
+                                                     table.link_type[0], outputs[i].get()));
     } catch (const std::exception& e) {
       error = std::string("enforce.max_connections: ") + e.what();
       return false;

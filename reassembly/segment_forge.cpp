@@ -116,4 +116,60 @@ ForgeStatus forge_segment(const uint8_t* held, std::size_t held_len, LinkType li
   return ForgeStatus::ok;
 }
 
+namespace {
+
+bool ieq(const uint8_t* p, std::string_view word) noexcept {
+  for (std::size_t i = 0; i < word.size(); ++i)
+    if ((p[i] | 0x20) != (word[i] | 0x20)) return false;
+  return true;
+}
+
+}  // namespace
+
+unsigned mask_starttls(uint8_t* payload, std::size_t len) noexcept {
+  constexpr std::string_view kWord = "STARTTLS", kFiller = "X-NO-TLS";
+  unsigned masked = 0;
+  for (std::size_t i = 0; i + 4 + kWord.size() <= len; ++i) {
+    if (i && payload[i - 1] != '\n') continue;
+    if (payload[i] != '2' || payload[i + 1] != '5' || payload[i + 2] != '0' || (payload[i + 3] != '-' && payload[i + 3] != ' '))
+      continue;
+    uint8_t* w = payload + i + 4;
+    const std::size_t after = i + 4 + kWord.size();
+    if (!ieq(w, kWord) || (after < len && payload[after] != '\r' && payload[after] != '\n' && payload[after] != ' '))
+      continue;
+    std::memcpy(w, kFiller.data(), kFiller.size());
+    ++masked;
+  }
+  return masked;
+}
+
+bool is_starttls_command(const uint8_t* payload, std::size_t len) noexcept {
+  return (len == 10 && ieq(payload, "STARTTLS") && payload[8] == '\r' && payload[9] == '\n') ||
+         (len == 9 && ieq(payload, "STARTTLS") && payload[8] == '\n');
+}
+
+void refresh_tcp_checksum(uint8_t* frame, const PacketInfo& info) noexcept {
+  uint8_t* tcp = frame + info.l4_offset;
+  const std::size_t tcp_len = info.ip_end - info.l4_offset;
+  const uint8_t* ip = frame + info.l3_offset;
+  uint8_t pseudo[40];
+  std::size_t plen;
+  if (info.ip_version == 4) {
+    std::memcpy(pseudo, ip + 12, 8);
+    pseudo[8] = 0;
+    pseudo[9] = IPPROTO_TCP;
+    put16(pseudo + 10, static_cast<uint16_t>(tcp_len));
+    plen = 12;
+  } else {
+    std::memcpy(pseudo, info.src_addr, 16);
+    std::memcpy(pseudo + 16, info.dst_addr, 16);
+    put32(pseudo + 32, static_cast<uint32_t>(tcp_len));
+    std::memset(pseudo + 36, 0, 3);
+    pseudo[39] = IPPROTO_TCP;
+    plen = 40;
+  }
+  tcp[16] = tcp[17] = 0;
+  put16(tcp + 16, static_cast<uint16_t>(~checksum_fold(checksum_add(tcp, tcp_len, checksum_add(pseudo, plen)))));
+}
+
 }  // namespace sluice::reassembly

@@ -53,6 +53,16 @@ enum class ForgeStatus : uint8_t {
 ForgeStatus forge_segment(const uint8_t* held, std::size_t held_len, LinkType link, const ForgeSpec& spec,
                           ForgedFrame& out) noexcept;
 
+// STARTTLS `mask` (DESIGN.md section 5): in a server's reply, every "250-STARTTLS" or "250 STARTTLS"
+// line (any case) has its keyword overwritten, in place and with the same length, by "X-NO-TLS" (a
+// valid, unknown EHLO keyword), so that the client stays in clear text and no sequence number
+// changes. Returns how many were overwritten.
+unsigned mask_starttls(uint8_t* payload, std::size_t len) noexcept;
+// The client's segment is exactly a STARTTLS command (any case, CRLF or LF).
+bool is_starttls_command(const uint8_t* payload, std::size_t len) noexcept;
+// Recomputes the TCP checksum of a decoded frame whose payload was rewritten in place.
+void refresh_tcp_checksum(uint8_t* frame, const PacketInfo& info) noexcept;
+
 // The Internet checksum (RFC 1071) of `len` bytes, folded, not inverted; `sum` carries a partial sum.
 uint32_t checksum_add(const uint8_t* p, std::size_t len, uint32_t sum = 0) noexcept;
 uint16_t checksum_fold(uint32_t sum) noexcept;

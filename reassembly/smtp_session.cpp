@@ -228,6 +228,8 @@ const char* smtp_anomaly_name(SmtpAnomaly a) noexcept {
     case SmtpAnomaly::unknown_command: return "unknown_command";
     case SmtpAnomaly::bad_reply: return "bad_reply";
     case SmtpAnomaly::misaligned_reply: return "misaligned_reply";
+    case SmtpAnomaly::starttls_masked: return "starttls_masked";
+    case SmtpAnomaly::starttls_blocked: return "starttls_blocked";
   }
   return "unknown";
 }

@@ -100,6 +100,9 @@ enum class SmtpAnomaly : uint8_t {
   unknown_command,
   bad_reply,           // a server line that is not a reply
   misaligned_reply,    // a 354 arrived while commands before DATA were unanswered: realigned on DATA
+  // Inline enforcement's STARTTLS policy (dataplane/enforcer.h), reported by the enforcer:
+  starttls_masked,     // the STARTTLS capability of an EHLO reply was overwritten (`mask`)
+  starttls_blocked,    // the client's STARTTLS was answered 454 and the session ended (`block`)
 };
 const char* smtp_anomaly_name(SmtpAnomaly a) noexcept;
 

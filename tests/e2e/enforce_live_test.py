@@ -293,5 +293,112 @@ analysis:
         self.assertEqual(v["enforcement"], "rejected")
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root for network namespaces (scripts/setup installs Postfix)")
+class StartTlsPolicies(unittest.TestCase):
+    """Postfix offering STARTTLS (a test certificate); sluiced started once per policy."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.tmp.name
+        os.chmod(d, 0o755)
+        cert, key = cloud.make_cert(d, name="mx", hosts=("mx.example.net",))
+        os.chmod(key, 0o644)
+        cls.lab = netns.BumpInTheWire()
+        pf_dir = os.path.join(d, "postfix")
+        os.mkdir(pf_dir)
+        cls.postfix = postfix.Postfix(pf_dir, cls.lab.SERVER_IP, netns=cls.lab.ns_server, tls_cert=cert, tls_key=key)
+        try:
+            cls.postfix.start()
+        except Exception:
+            cls.lab.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.postfix.stop()
+        cls.lab.close()
+        cls.tmp.cleanup()
+
+    def run_policy(self, policy, swaks_args, raw):
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        events = os.path.join(d, "events.json")
+        cfg = os.path.join(d, "sluiced.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"""mode: inline
+ports:
+  - name: client
+    device: net_af_packet0,iface={self.lab.client_out}
+  - name: server
+    device: net_af_packet1,iface={self.lab.server_out}
+pairs:
+  - [client, server]
+lcores: {{main: 0, rx: [1]}}
+eal: {{memory_mb: 256}}
+events: {{path: {events}}}
+enforce: {{starttls: {policy}}}
+""")
+        dmn = subprocess.Popen([sluiced.SLUICED, "--config", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        try:
+            line = dmn.stdout.readline()
+            self.assertIn("running in inline mode", line, dmn.stderr.read() if dmn.poll() is not None else "")
+            path = os.path.join(d, "out.eml")
+            with open(path, "wb") as f:
+                f.write(raw)
+            r = self.lab.netns(self.lab.ns_client, "swaks", "--server", self.lab.SERVER_IP, "--port", "25",
+                               "--from", "alice@example.org", "--to", "bob@example.net", "--helo",
+                               "client.example.org", "--data", path, "--timeout", "30", *swaks_args, check=False)
+            self.assertEqual(self.lab.wait_closed(25), [])
+        finally:
+            dmn.terminate()
+            dmn.communicate(timeout=30)
+        return r, read_events(events)
+
+    def delivered_with(self, subject):
+        return [m for m in self.postfix.wait_delivered(1, timeout=5) if ("Subject: " + subject + "\n").encode() in m]
+
+    def test_pass_lets_tls_start_and_logs_the_session_encrypted(self):
+        raw = build("tls pass", [("e.bin", MALICIOUS)])
+        r, events = self.run_policy("pass", ["--tls"], raw)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("<-  220 2.0.0 Ready to start TLS", r.stdout)
+        self.assertEqual(len(self.delivered_with("tls pass")), 1)
+        flows = [e["flow"] for e in events if e["event_type"] == "flow"]
+        self.assertEqual([f["starttls"] for f in flows], [True])
+        # Encrypted: nothing of the message was inspected.
+        self.assertEqual([e for e in events if e["event_type"] in ("smtp", "file", "verdict")], [])
+
+    def test_mask_keeps_the_client_in_clear_text_and_the_message_inspected(self):
+        raw = build("tls mask", [("f.bin", b"masked and inspected\n" * 30)])
+        r, events = self.run_policy("mask", ["--tls-optional"], raw)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("<-  250-X-NO-TLS", r.stdout)
+        self.assertNotIn("STARTTLS", r.stdout.split("<-  250-X-NO-TLS")[1].split("MAIL FROM")[0])
+        self.assertEqual(len(self.delivered_with("tls mask")), 1)
+        anomalies = [e["anomaly"]["type"] for e in events if e["event_type"] == "anomaly"]
+        self.assertEqual(anomalies, ["starttls_masked"])
+        files = [e["file"] for e in events if e["event_type"] == "file"]
+        self.assertEqual([(f["filename"], f["sha256"]) for f in files],
+                         [("f.bin", hashlib.sha256(b"masked and inspected\n" * 30).hexdigest())])
+        flows = [e["flow"] for e in events if e["event_type"] == "flow"]
+        self.assertEqual([f["starttls"] for f in flows], [False])
+
+    def test_block_refuses_starttls_and_the_message_never_goes_encrypted(self):
+        raw = build("tls block", [("g.bin", b"x" * 100)])
+        r, events = self.run_policy("block", ["--tls"], raw)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("<** 454 4.7.0 TLS not available due to local policy", r.stdout)
+        time.sleep(0.5)
+        self.assertEqual(self.delivered_with("tls block"), [])
+        self.assertNotIn("tls block", self.postfix.log_text())
+        self.assertNotIn("STARTTLS", self.postfix.log_text().split("starting the Postfix")[-1].split("tls block")[0]
+                         .replace("starttls=", ""))
+        anomalies = [e["anomaly"]["type"] for e in events if e["event_type"] == "anomaly"]
+        self.assertIn("starttls_blocked", anomalies)
+        stats = [e["stats"] for e in events if e["event_type"] == "stats"][-1]
+        self.assertEqual(stats["lcores"][0]["enforce"]["starttls_blocked"], 1)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

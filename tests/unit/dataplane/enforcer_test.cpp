@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "reassembly/segment_forge.h"
+#include "reassembly/smtp_session.h"
 #include "tests/fuzz/tcp_frames.h"
 
 namespace sluice::dataplane {
@@ -40,6 +41,11 @@ struct FakeIo final : EnforcerIo {
   std::vector<uint16_t> injected_port;
   std::map<const uint8_t*, Frame*> by_bytes;
 
+  uint8_t* writable(rte_mbuf* m, uint32_t& len) noexcept override {
+    Frame* f = frame_of(m);
+    len = static_cast<uint32_t>(f->bytes.size());
+    return f->bytes.data();
+  }
   const uint8_t* bytes(rte_mbuf* m, uint32_t& len, uint16_t& in_port) noexcept override {
     Frame* f = frame_of(m);
     len = static_cast<uint32_t>(f->bytes.size());
@@ -72,6 +78,13 @@ struct FakeIo final : EnforcerIo {
   static constexpr uint64_t kFlow = 77;
 };
 
+struct AnomalySink final : records::RecordSink {
+  std::vector<records::AnomalyRecord> anomalies;
+  void emit(const void* record, std::size_t size) noexcept override {
+    if (size == sizeof(records::AnomalyRecord)) anomalies.push_back(*static_cast<const records::AnomalyRecord*>(record));
+  }
+};
+
 class EnforcerTest : public ::testing::Test {
  protected:
   static constexpr int64_t kHoldUs = 10'000'000;
@@ -85,9 +98,10 @@ class EnforcerTest : public ::testing::Test {
     config_.max_flows = 4;
     config_.aftermath_ms = 60000;
     config_.instance = 0xabcdef01;
+    config_.smtp_ports = {25, 587};
     make();
   }
-  void make() { enf_ = std::make_unique<Enforcer>(config_, hold_, io_, reassembly::LinkType::ethernet); }
+  void make() { enf_ = std::make_unique<Enforcer>(config_, hold_, io_, reassembly::LinkType::ethernet, &sink_); }
 
   // A frame of the connection; advances that side's sequence number.
   Frame* seg(bool from_client, uint8_t flags, const std::string& payload = "") {
@@ -149,6 +163,7 @@ class EnforcerTest : public ::testing::Test {
   Frame* data_end() { return seg(true, kTcpAck | kTcpPsh, "body\r\n.\r\n"); }
 
   EnforceConfig config_;
+  AnomalySink sink_;
   HoldQueue hold_;
   FakeIo io_;
   std::unique_ptr<Enforcer> enf_;
@@ -338,6 +353,49 @@ TEST_F(EnforcerTest, ShutdownSettlesEveryHeldMessageWithTheDeadlineAction) {
   EXPECT_EQ(io_.forwarded, (std::vector<Frame*>{end}));
   EXPECT_FALSE(enf_->active());
   EXPECT_EQ(hold_.counters().in_queue, 0u);
+}
+
+TEST_F(EnforcerTest, StartTlsMaskRewritesTheEhloReplyInPlace) {
+  config_.starttls = StartTlsPolicy::mask;
+  make();
+  Frame* ehlo = seg(false, kTcpAck | kTcpPsh, "250-mx.example.net\r\n250-STARTTLS\r\n250 8BITMIME\r\n");
+  EXPECT_FALSE(enf_->police_starttls(info(ehlo), handle(ehlo), now_));  // still goes on
+  const reassembly::PacketInfo p = info(ehlo);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(ehlo->bytes.data() + p.payload_offset), p.payload_len),
+            "250-mx.example.net\r\n250-X-NO-TLS\r\n250 8BITMIME\r\n");
+  EXPECT_EQ(enf_->counters().starttls_masked, 1u);
+  ASSERT_EQ(sink_.anomalies.size(), 1u);
+  EXPECT_EQ(sink_.anomalies[0].code, static_cast<uint8_t>(reassembly::SmtpAnomaly::starttls_masked));
+  EXPECT_EQ(sink_.anomalies[0].flow.server_port, 25);
+  // A client's message content is never rewritten, even with such a line.
+  Frame* body = seg(true, kTcpAck | kTcpPsh, "250-STARTTLS\r\n");
+  EXPECT_FALSE(enf_->police_starttls(info(body), handle(body), now_));
+  EXPECT_EQ(enf_->counters().starttls_masked, 1u);
+}
+
+TEST_F(EnforcerTest, StartTlsBlockRefusesTheCommandAndEndsTheSession) {
+  config_.starttls = StartTlsPolicy::block;
+  make();
+  Frame* ehlo = seg(false, kTcpAck | kTcpPsh, "250-mx\r\n250 STARTTLS\r\n");
+  EXPECT_FALSE(enf_->police_starttls(info(ehlo), handle(ehlo), now_));  // left as it is
+  Frame* cmd = seg(true, kTcpAck | kTcpPsh, "STARTTLS\r\n");
+  const reassembly::PacketInfo c = info(cmd);
+  EXPECT_TRUE(enf_->police_starttls(c, handle(cmd), now_));
+  EXPECT_EQ(io_.discarded, (std::vector<Frame*>{cmd}));
+  ASSERT_EQ(io_.injected.size(), 2u);
+  EXPECT_EQ(io_.injected[0].tcp_flags, kTcpRst | kTcpAck);
+  EXPECT_EQ(io_.injected[0].tcp_seq, c.tcp_seq);
+  EXPECT_EQ(io_.injected_payload[1], "454 4.7.0 TLS not available due to local policy\r\n");
+  EXPECT_EQ(io_.injected[1].tcp_seq, c.tcp_ack);
+  EXPECT_EQ(io_.injected[1].tcp_ack, c.tcp_seq + 10);
+  EXPECT_EQ(enf_->counters().starttls_blocked, 1u);
+  ASSERT_EQ(sink_.anomalies.size(), 1u);
+  EXPECT_EQ(sink_.anomalies[0].code, static_cast<uint8_t>(reassembly::SmtpAnomaly::starttls_blocked));
+  // Then as after a reject: QUIT answered by sluiced.
+  EXPECT_EQ(arrive(seg(true, kTcpAck | kTcpPsh, "QUIT\r\n")), Fate::taken);
+  ASSERT_EQ(io_.injected.size(), 3u);
+  EXPECT_EQ(io_.injected_payload[2], "221 2.0.0 Bye\r\n");
+  EXPECT_TRUE(io_.forwarded.empty());
 }
 
 }  // namespace

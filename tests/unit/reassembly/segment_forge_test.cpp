@@ -182,5 +182,53 @@ TEST(SegmentForge, TsharkAgrees) {
   EXPECT_EQ(lines[3], "1000,5000,0x0014,1,,40000,0\n");
 }
 
+TEST(StartTls, MaskOverwritesOnlyTheCapabilityLinesOfAReply) {
+  std::string r = "250-mx.example.net\r\n250-PIPELINING\r\n250-starttls\r\n250-XSTARTTLS\r\n"
+                  "250-STARTTLSX\r\n250 STARTTLS\r\n";
+  const std::size_t before = r.size();
+  EXPECT_EQ(mask_starttls(reinterpret_cast<uint8_t*>(r.data()), r.size()), 2u);
+  EXPECT_EQ(r, "250-mx.example.net\r\n250-PIPELINING\r\n250-X-NO-TLS\r\n250-XSTARTTLS\r\n"
+               "250-STARTTLSX\r\n250 X-NO-TLS\r\n");
+  EXPECT_EQ(r.size(), before);
+  std::string body = "220 mx ESMTP STARTTLS\r\n";  // not a 250 capability line
+  EXPECT_EQ(mask_starttls(reinterpret_cast<uint8_t*>(body.data()), body.size()), 0u);
+  std::string cut = "250-STARTT";  // the keyword split over two segments is not seen
+  EXPECT_EQ(mask_starttls(reinterpret_cast<uint8_t*>(cut.data()), cut.size()), 0u);
+}
+
+TEST(StartTls, TheCommandAloneInItsSegment) {
+  auto is = [](std::string s) { return is_starttls_command(reinterpret_cast<const uint8_t*>(s.data()), s.size()); };
+  EXPECT_TRUE(is("STARTTLS\r\n"));
+  EXPECT_TRUE(is("starttls\r\n"));
+  EXPECT_TRUE(is("StartTLS\n"));
+  EXPECT_FALSE(is("STARTTLS x\r\n"));
+  EXPECT_FALSE(is("NOOP\r\nSTARTTLS\r\n"));
+  EXPECT_FALSE(is("STARTTLS"));
+}
+
+TEST(StartTls, ChecksumRefreshedAfterARewrite) {
+  for (uint8_t version : {4, 6}) {
+    FlowState f{version, 7, 40000, 25, {1000, 5000}};
+    const std::string reply = "250-mx\r\n250 STARTTLS\r\n";
+    const auto l4 = fuzz::tcp_segment(f, false, 5000, 1000, kTcpAck | kTcpPsh, false,
+                                      reinterpret_cast<const uint8_t*>(reply.data()), reply.size());
+    auto frame = fuzz::ethernet(f, fuzz::ip_packet(f, false, l4.data(), l4.size()), version == 6);
+    PacketInfo p{};
+    ASSERT_EQ(decode_packet(frame.data(), frame.size(), p), DecodeStatus::ok);
+    if (version == 4) {  // the generator leaves the IPv4 header checksum 0 too
+      uint8_t* ip = frame.data() + p.l3_offset;
+      const uint16_t c = static_cast<uint16_t>(~checksum_fold(checksum_add(ip, 20)));
+      ip[10] = static_cast<uint8_t>(c >> 8);
+      ip[11] = static_cast<uint8_t>(c);
+    }
+    // The generator leaves the checksum 0: refreshed, it sums right; rewritten and refreshed too.
+    refresh_tcp_checksum(frame.data(), p);
+    expect_checksums(frame.data(), p);
+    ASSERT_EQ(mask_starttls(frame.data() + p.payload_offset, p.payload_len), 1u);
+    refresh_tcp_checksum(frame.data(), p);
+    expect_checksums(frame.data(), p);
+  }
+}
+
 }  // namespace
 }  // namespace sluice::reassembly
