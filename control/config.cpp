@@ -1083,6 +1083,13 @@ Params action_params() {
       reloadable(choice<Loading>("actions.pending", actions, text(d.pending), "A message with a file in analysis "
                                  "(disposition `pending`; its final verdict follows when the analysis ends).",
                                  [action](Loading& l, const std::string& v) { l.config.dataplane.verdicts.policy.pending = action(v); })),
+      reloadable(choice<Loading>("actions.smuggling", actions, text(d.smuggling), "A message whose DATA stream "
+                                 "ends, or holds an end, that mail servers read differently: a bare LF or CR around "
+                                 "the dot (`<LF>.<LF>`, `<CR><LF>.<LF>`, `<LF>.<CR><LF>`, `<CR>.<CR>`; anomalies "
+                                 "`bare_lf_terminator`, `bare_cr_terminator`), with which a second message can hide "
+                                 "in the first (SMTP smuggling). Applies whatever its files say (reason "
+                                 "`smtp_smuggling`); `reject` as Postfix's `smtpd_forbid_bare_newline` does.",
+                                 [action](Loading& l, const std::string& v) { l.config.dataplane.verdicts.policy.smuggling = action(v); })),
   };
   for (unsigned u = 1; u < pipeline::kUnscannableReasons; ++u) {
     const std::string name(pipeline::unscannable_name(static_cast<pipeline::Unscannable>(u)));

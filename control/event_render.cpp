@@ -294,6 +294,7 @@ std::string_view EventRenderer::verdict(const VerdictRecord& v) noexcept {
     if (v.unscannable_reasons & (1u << u)) j.str(unscannable_of(static_cast<uint8_t>(u)));
   for (unsigned e = 1; e < kLookupErrors; ++e)
     if (v.lookup_errors & (1u << e)) j.str(lookup_error_name(static_cast<LookupError>(e)));
+  if (v.smuggling) j.str("smtp_smuggling");
   j.end_array();
   j.key("files_evaluated").num(v.files);
   if (v.pending) j.key("pending").num(v.pending);

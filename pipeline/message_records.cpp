@@ -134,6 +134,7 @@ void MessageRecords::message_end(uint32_t message, const uint8_t (&sha256)[32], 
   m.ended = true;
   ++ended_waiting_;
   m.ctx.now_us = ctx.now_us;
+  m.ctx.smuggling = ctx.smuggling;
   std::memcpy(m.sha256, sha256, 32);
   if (m.outstanding == 0) decide(message);
 }
@@ -505,6 +506,9 @@ void MessageRecords::write_message(uint32_t m) noexcept {
   }
   verdict.finish(*policy_);
   records::VerdictRecord& v = verdict_rec_;
+  // An ambiguous end of data (SMTP smuggling): its own action, whatever the files say.
+  v.smuggling = msg.ctx.smuggling;
+  if (v.smuggling && policy_->smuggling > v.action) v.action = policy_->smuggling;
   v.timestamp_us = msg.ctx.now_us;
   v.flow = msg.ctx.flow;
   v.transaction = msg.ctx.transaction;

@@ -24,6 +24,7 @@ struct VerdictPolicy {
   records::Action clean = records::Action::pass;
   records::Action malicious = records::Action::reject;
   records::Action pending = records::Action::defer;  // a file is with the analysis service
+  records::Action smuggling = records::Action::reject;  // an ambiguous end of data (SMTP smuggling)
   records::Action unscannable[kUnscannableReasons] = {};   // by pipeline::Unscannable; [none] unused
   records::Action lookup_error[records::kLookupErrors] = {};  // by records::LookupError; [none] unused
 };

@@ -198,6 +198,7 @@ struct SmtpFlow final : SmtpCallbacks {
   Transaction pending[kPendingReplies];
   std::size_t pending_head = 0, pending_count = 0;
   bool message_open = false;
+  bool message_smuggling = false;  // the open message's DATA stream is ambiguous (MessageContext)
   bool encrypted = false;
   bool ended[2] = {false, false};
   bool memcap_pending[2] = {false, false};
@@ -269,6 +270,7 @@ struct SmtpFlow final : SmtpCallbacks {
   void on_capabilities(uint32_t c) noexcept override { caps = c; }
   void on_message_begin(SmtpTransfer how) noexcept override {
     message_open = true;
+    message_smuggling = false;
     current.method = how;
     current.index = transactions++;
     current.size = 0;
@@ -301,7 +303,9 @@ struct SmtpFlow final : SmtpCallbacks {
     current.subject.set(headers.subject());
     current.message_id.set(headers.message_id());
     if (observer) {
-      observer->end(status == SmtpMessageStatus::complete, current.sha256, r->message_context(flow, current.index));
+      MessageContext ctx = r->message_context(flow, current.index);
+      ctx.smuggling = message_smuggling;
+      observer->end(status == SmtpMessageStatus::complete, current.sha256, ctx);
       observer->summary(current.observer_summary);
       if (observer->hold_end() && flow == r->frame_flow) r->step = FrameStep{NextStep::hold, current.index, flow->flow_id};
     }
@@ -320,6 +324,8 @@ struct SmtpFlow final : SmtpCallbacks {
   // Called from inside a stream's delivery: the streams are released by on_tcp afterwards.
   void on_tls() noexcept override { encrypted = true; }
   void on_anomaly(SmtpAnomaly a) noexcept override {
+    if (message_open && (a == SmtpAnomaly::bare_lf_terminator || a == SmtpAnomaly::bare_cr_terminator))
+      message_smuggling = true;
     const unsigned i = static_cast<unsigned>(a);
     if (i < kMaxAnomalies) ++smtp_anomalies[i];
     if (i < 20 && !(reported & (1u << i))) {

@@ -230,6 +230,7 @@ const char* smtp_anomaly_name(SmtpAnomaly a) noexcept {
     case SmtpAnomaly::misaligned_reply: return "misaligned_reply";
     case SmtpAnomaly::starttls_masked: return "starttls_masked";
     case SmtpAnomaly::starttls_blocked: return "starttls_blocked";
+    case SmtpAnomaly::bare_cr_terminator: return "bare_cr_terminator";
   }
   return "unknown";
 }
@@ -252,6 +253,7 @@ void SmtpSession::init(SmtpCallbacks* callbacks, bool from_start) noexcept {
   data_emit_ = false;
   data_last_cr_ = false;
   data_prev_bare_lf_ = false;
+  data_bare_cr_ = false;
   data_line_octets_ = 0;
   bdat_open_ = false;
   bdat_last_ = false;
@@ -525,6 +527,7 @@ void SmtpSession::apply_reply(SmtpVerb verb, bool positive, bool assumed) noexce
       data_emit_ = true;
       data_last_cr_ = false;
       data_prev_bare_lf_ = false;
+      data_bare_cr_ = false;
       data_line_octets_ = 0;
       break;
     case SmtpVerb::starttls:
@@ -619,6 +622,17 @@ std::size_t SmtpSession::feed_data(const uint8_t* p, std::size_t n) noexcept {
         }
         const std::size_t k = static_cast<std::size_t>(nl - p);
         const bool cr = k > i ? p[k - 1] == '\r' : data_last_cr_;
+        // "<CR>.<CR>" inside a line: an end of data for a server that ends lines at a bare CR
+        // (one of the SMTP smuggling readings). Found by its dot: base64 lines have none, text a few.
+        if (data_emit_ && !data_bare_cr_) {
+          for (const uint8_t* c = p + i + 1; c + 1 < nl && (c = static_cast<const uint8_t*>(std::memchr(c, '.', nl - 1 - c)));
+               ++c)
+            if (c[-1] == '\r' && c[1] == '\r') {
+              data_bare_cr_ = true;
+              cb_->on_anomaly(SmtpAnomaly::bare_cr_terminator);
+              break;
+            }
+        }
         data_line_octets_ += k - i + 1;
         i = k + 1;
         flush(i);  // the line, its line end included

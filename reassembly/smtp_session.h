@@ -103,6 +103,7 @@ enum class SmtpAnomaly : uint8_t {
   // Inline enforcement's STARTTLS policy (dataplane/enforcer.h), reported by the enforcer:
   starttls_masked,     // the STARTTLS capability of an EHLO reply was overwritten (`mask`)
   starttls_blocked,    // the client's STARTTLS was answered 454 and the session ended (`block`)
+  bare_cr_terminator,  // DATA content holds <CR>.<CR>, an end of data for servers that end lines at a bare CR
 };
 const char* smtp_anomaly_name(SmtpAnomaly a) noexcept;
 
@@ -211,6 +212,7 @@ class SmtpSession {
   bool data_emit_ = false;        // false: skipping to the "." line after a gap
   bool data_last_cr_ = false;
   bool data_prev_bare_lf_ = false;
+  bool data_bare_cr_ = false;  // bare_cr_terminator reported for this message
   std::size_t data_line_octets_ = 0;
   // BDAT.
   bool bdat_open_ = false;

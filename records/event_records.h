@@ -50,6 +50,9 @@ struct MessageContext {
   FlowIdentity flow;
   uint64_t transaction = 0;  // index of the message in its session
   int64_t now_us = 0;        // time of the packet that carried the bytes
+  // At its end: the DATA stream used an end-of-data sequence that servers read differently (a bare
+  // LF or CR around the dot: SMTP smuggling), so some server could see other messages in it.
+  bool smuggling = false;
 };
 
 // What the attachment pipeline adds to a message's `smtp` event.
@@ -232,6 +235,7 @@ struct VerdictRecord {
   uint32_t unscannable_reasons = 0;  // bit i: pipeline::Unscannable(i)
   uint32_t lookup_errors = 0;        // bit i: LookupError(i)
   bool reputation = false;           // look-ups were made (reputation endpoints configured)
+  bool smuggling = false;            // its DATA stream is ambiguous (MessageContext::smuggling)
   uint64_t files = 0;                // attachments and members evaluated
   uint64_t malicious = 0, clean = 0, unknown = 0;  // by reputation
   uint64_t pending = 0;              // files with the analysis service (disposition pending)

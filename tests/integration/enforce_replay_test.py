@@ -9,6 +9,7 @@ unchanged and nothing after it reaches the server.
 The verdict comes from the configured actions (`actions.clean: reject` makes every clean message a
 reject), so no reputation service is needed here; the end-to-end tests use one."""
 import base64
+import hashlib
 import os
 import re
 import subprocess
@@ -211,6 +212,65 @@ class EnforceReplay(unittest.TestCase):
         self.assertTrue(rest[1]["payload"].startswith(b"550 5.7.1 Message rejected: content that cannot be inspected"))
         smtp = sorted(ev.smtp, key=lambda e: e["transaction"])
         self.assertEqual([e["smtp"]["server_reply"] for e in smtp], [250, 550])
+
+    def smuggling_session(self, terminator):
+        """One DATA stream whose first message ends with `terminator` (an end of data some servers
+        accept), followed by a second message (with an attachment) in the same segment."""
+        conv = tcpgen.Conversation(client="192.0.2.30", cport=42000)
+        tcpgen.smtp_open(conv)
+        conv.send("c", b"MAIL FROM:<a@example.org>\r\n")
+        conv.send("s", b"250 2.1.0 Ok\r\n")
+        conv.send("c", b"RCPT TO:<b@example.net>\r\n")
+        conv.send("s", b"250 2.1.5 Ok\r\n")
+        conv.send("c", b"DATA\r\n")
+        conv.send("s", b"354 go\r\n")
+        smuggled = (b"MAIL FROM:<ceo@example.net>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n"
+                    b"From: ceo@example.net\r\nSubject: smuggled\r\nMIME-Version: 1.0\r\n"
+                    b"Content-Type: multipart/mixed; boundary=\"z\"\r\n\r\n--z\r\nContent-Type: text/plain\r\n\r\n"
+                    b"pay now\r\n--z\r\nContent-Type: application/octet-stream\r\n"
+                    b"Content-Disposition: attachment; filename=\"pay.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                    + base64.b64encode(b"smuggled payload") + b"\r\n--z--\r\n")
+        conv.send("c", b"From: a@example.org\r\nSubject: first\r\n\r\nhello" + terminator + smuggled + b".\r\n")
+        conv.send("s", b"250 2.0.0 Ok: queued\r\n")
+        tcpgen.smtp_quit(conv)
+        end = [i for i, f in enumerate(conv.frames) if b"hello" in f][0]
+        return conv, end
+
+    def test_smtp_smuggling_is_rejected_and_both_readings_inspected(self):
+        for name, terminator in (("lf_lf", b"\n.\n"), ("crlf_lf", b"\r\n.\n"), ("lf_crlf", b"\n.\r\n"),
+                                 ("cr_cr", b"\r.\r")):
+            with self.subTest(name):
+                conv, end = self.smuggling_session(terminator)
+                pcap, out, ev = self.replay("smuggle_" + name, conv.frames, "")
+                verdicts = sorted(ev.of("verdict"), key=lambda v: v["transaction"])
+                first = verdicts[0]["verdict"]
+                self.assertEqual((first["action"], first["enforcement"]), ("reject", "rejected"))
+                self.assertIn("smtp_smuggling", first["reasons"])
+                anomalies = {a["anomaly"]["type"] for a in ev.anomaly}
+                self.assertIn("bare_cr_terminator" if name == "cr_cr" else "bare_lf_terminator", anomalies)
+                files = {(f["file"]["filename"], f["file"].get("sha256")) for f in ev.of("file")}
+                smuggled = ("pay.exe", hashlib.sha256(b"smuggled payload").hexdigest())
+                if name != "cr_cr":
+                    # The reading of a server that splits there: the smuggled message is a message
+                    # of its own, its attachment inspected.
+                    self.assertIn(smuggled, files)
+                else:
+                    # Split at a bare CR is not parsed yet (the whole stream is one text message
+                    # here): the message is rejected for its ambiguous end all the same.
+                    self.assertEqual(files, set())
+                # Nothing of the DATA stream's end reaches the server: the client got the 550.
+                in_rows, out_rows = tshark(pcap), tshark(out)
+                held = in_rows[end]
+                self.assertFalse([r for r in out_rows if r["src"] == held["src"] and r["payload"]
+                                  and r["seq"] >= held["seq"]])
+                self.assertTrue(any(r["payload"].startswith(b"550 5.7.1") for r in out_rows))
+
+    def test_smuggling_action_is_configured(self):
+        conv, end = self.smuggling_session(b"\n.\n")
+        _, out, ev = self.replay("smuggle_pass", conv.frames, "actions: {smuggling: monitor}\n")
+        first = sorted(ev.of("verdict"), key=lambda v: v["transaction"])[0]["verdict"]
+        self.assertEqual((first["action"], first["enforcement"]), ("monitor", "released"))
+        self.assertEqual([f for _, f in pcapfile.read_pcap(out)[1]], conv.frames)
 
     def test_tap_mode_replay_without_output_reports_no_enforcement(self):
         conv, _ = session()

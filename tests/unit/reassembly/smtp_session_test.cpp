@@ -835,6 +835,21 @@ TEST(SmtpSession, BareLf) {
   EXPECT_EQ(r.messages, (std::vector<std::string>{"line1\nline2\r\n\n", "x\n", "y\r\n"}));
 }
 
+// "<CR>.<CR>" ends DATA for a server that ends lines at a bare CR: reported once per message, the
+// content read on to the real end (both readings stay visible: this one as content, the anomaly
+// for the other).
+TEST(SmtpSession, BareCrTerminatorIsReportedNotEnded) {
+  const Result r = run({S("220 mx.example.org ESMTP\r\n"), C("HELO c.example\r\n"), S("250 ok\r\n"),
+                        C("MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n"),
+                        S("250 ok\r\n250 ok\r\n354 go\r\n"),
+                        C("one.\r\ntwo\r.\rMAIL FROM:<x@y>\r.\r\nthree\r\n.\r\n"), S("250 queued\r\n")});
+  EXPECT_LOG(r, "reply 220 answers=greeting mx.example.org ESMTP", "cmd HELO c.example", "reply 250 answers=helo ok",
+             "cmd MAIL FROM:<a@x.example>", "cmd RCPT TO:<b@y.example>", "cmd DATA", "reply 250 answers=mail ok",
+             "reply 250 answers=rcpt ok", "reply 354 answers=data go", "begin data", "data 6",
+             "anomaly bare_cr_terminator", "data 32", "end complete", "reply 250 answers=message_end queued");
+  EXPECT_EQ(r.messages, std::vector<std::string>{"one.\r\ntwo\r.\rMAIL FROM:<x@y>\r.\r\nthree\r\n"});
+}
+
 TEST(SmtpSession, OverlongLines) {
   const Result r = run(long_lines());
   ASSERT_EQ(r.log.size(), 7u) << join(r.log);
