@@ -474,6 +474,26 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                   {"injected", e.injected}, {"inject_failed", e.inject_failed},
                                   {"table_full", e.table_full}, {"starttls_masked", e.starttls_masked},
                                   {"starttls_blocked", e.starttls_blocked}, {"gated", e.gated}, {"blocked", e.blocked}};
+      // Added latency per held message: percentiles (the low edge of their bucket, within 19%) and
+      // the non-empty buckets as [low_us, count].
+      uint64_t settled = 0;
+      for (uint64_t c : e.latency_us) settled += c;
+      Json latency = {{"messages", settled}};
+      Json buckets = Json::array();
+      for (unsigned b = 0; b < dataplane::kLatencyBuckets; ++b)
+        if (e.latency_us[b]) buckets.push_back({dataplane::latency_bucket_low(b), e.latency_us[b]});
+      for (auto [name, q] : {std::pair{"p50_us", 0.50}, std::pair{"p99_us", 0.99}}) {
+        uint64_t seen = 0;
+        for (unsigned b = 0; b < dataplane::kLatencyBuckets && settled; ++b) {
+          seen += e.latency_us[b];
+          if (static_cast<double>(seen) >= q * static_cast<double>(settled)) {
+            latency[name] = dataplane::latency_bucket_low(b);
+            break;
+          }
+        }
+      }
+      latency["buckets"] = std::move(buckets);
+      lcores.back()["enforce"]["latency"] = std::move(latency);
     }
     // Without worker lcores the RX lcore does the workers' job itself.
     if (l.runs_worker) lcores.back()["worker"] = worker;

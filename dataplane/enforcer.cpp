@@ -9,6 +9,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 
 #include "reassembly/segment_forge.h"
@@ -21,6 +22,12 @@ constexpr uint32_t kNone = UINT32_MAX;
 constexpr unsigned kMaxPipelined = 4;    // messages ending behind one held segment, tracked
 constexpr int64_t kBackstopUs = 5000000;  // the hold queue's own deadline comes this much later
 constexpr int64_t kClosingUs = 2000000;   // a blocked connection both sides closed: kept this long
+
+int64_t monotonic_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no system call
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
 
 bool seq_le(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) <= 0; }
 bool seq_lt(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) < 0; }
@@ -134,6 +141,7 @@ struct Enforcer::Entry {
   bool server_delivered = false;
   uint32_t server_next = 0;    // the server's sequence number past what reached the client
   int64_t deadline_us = 0;     // holding: the head's hold deadline; blocked: forgotten then
+  int64_t held_at_ns = 0;      // holding: when the head was held (monotonic clock)
   // blocked: sluiced speaks for the server.
   uint32_t srv_seq = 0;        // next sequence number towards the client
   uint32_t cli_next = 0;       // next sequence number expected from the client
@@ -392,6 +400,7 @@ Disposition Enforcer::after_inspect(const reassembly::FrameStep& step, const rea
     return r.fallback == HoldAction::forward ? Disposition::transmit : Disposition::free;
   }
   e->state = Entry::State::holding;
+  e->held_at_ns = monotonic_ns();
   ++counters_.gated;
   ++counters_.messages_held;
   e->head_txn = step.transaction;
@@ -440,6 +449,11 @@ void Enforcer::decided(const records::MessageContext& message, records::VerdictR
   if (e->state == Entry::State::holding) mark_ready(*e);
 }
 
+void Enforcer::record_latency(const Entry& e) noexcept {
+  const int64_t ns = monotonic_ns() - e.held_at_ns;
+  ++counters_.latency_us[latency_bucket(ns > 0 ? static_cast<uint64_t>(ns) / 1000 : 0)];
+}
+
 void Enforcer::mark_ready(Entry& e) noexcept {
   if (e.ready) return;
   e.ready = true;
@@ -478,6 +492,7 @@ void Enforcer::settle(Entry& e, int64_t now_us) noexcept {
       return;
     }
     counters_.passed += e.n_txns;
+    record_latency(e);
     e.settled_any = true;
     e.settled_upto = e.head_txn;
     e.n_txns = 0;
@@ -495,6 +510,7 @@ void Enforcer::settle(Entry& e, int64_t now_us) noexcept {
         // It ends a message: the new head.
         e.head_txn = step.transaction;
         e.pending(step.transaction);
+        e.held_at_ns = monotonic_ns();
         e.deadline_us = now_us + config_.max_hold_us;
         if (next_deadline_ > e.deadline_us) next_deadline_ = e.deadline_us;
         ++counters_.messages_held;
@@ -548,6 +564,7 @@ bool Enforcer::send(Entry&, const uint8_t* tmpl, std::size_t tmpl_len, uint16_t 
 void Enforcer::block(Entry& e, records::Action action, uint64_t transaction, const char* reason,
                      int64_t now_us) noexcept {
   const bool reject = action == records::Action::reject;
+  record_latency(e);
   --counters_.gated;
   e.state = Entry::State::blocked;
   ++counters_.blocked;

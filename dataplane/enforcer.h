@@ -61,6 +61,21 @@ struct EnforceConfig {
   std::vector<uint16_t> smtp_ports;  // where STARTTLS is policed (reassembly.smtp_ports)
 };
 
+// The added latency of a held message: from its segment's arrival to its release (pass) or the
+// reply replacing it (reject, defer), on the monotonic clock, in log-linear buckets (4 per power of
+// two: within 19%). Bucket b holds [latency_bucket_low(b), latency_bucket_low(b + 1)) microseconds;
+// the last holds everything from 2^24 us (16.8 s) on.
+inline constexpr unsigned kLatencyBuckets = 96;
+constexpr unsigned latency_bucket(uint64_t us) noexcept {
+  if (us < 4) return static_cast<unsigned>(us);
+  unsigned e = 63 - static_cast<unsigned>(__builtin_clzll(us));
+  const unsigned b = (e - 1) * 4 + static_cast<unsigned>((us >> (e - 2)) & 3);
+  return b < kLatencyBuckets ? b : kLatencyBuckets - 1;
+}
+constexpr uint64_t latency_bucket_low(unsigned b) noexcept {
+  return b < 4 ? b : uint64_t{4 + (b & 3)} << (b / 4 - 1);
+}
+
 struct EnforceCounters {
   uint64_t messages_held = 0;     // message ends held
   uint64_t passed = 0;            // released on pass (or monitor)
@@ -77,6 +92,7 @@ struct EnforceCounters {
   uint64_t table_full = 0;        // a connection that could not be gated (max_flows): its end went on
   uint64_t starttls_masked = 0;   // EHLO replies whose STARTTLS capability was overwritten
   uint64_t starttls_blocked = 0;  // STARTTLS commands answered 454 (session ended)
+  uint64_t latency_us[kLatencyBuckets] = {};  // messages settled, by added latency
   uint64_t gated = 0;             // now: connections holding a message
   uint64_t blocked = 0;           // now: connections answered by sluiced after a reject or defer
 };
@@ -172,6 +188,7 @@ class Enforcer final : public pipeline::VerdictListener {
   void reference(uint64_t flow_id, uint64_t transaction, char* out, std::size_t cap) const noexcept;
   std::size_t render(std::string_view tmpl, const char* reason, const char* ref, char* out) const noexcept;
   void mark_ready(Entry& e) noexcept;
+  void record_latency(const Entry& e) noexcept;
   void report(const reassembly::PacketInfo& info, bool from_client, uint8_t smtp_anomaly, int64_t now_us) noexcept;
 
   EnforceConfig config_;

@@ -4,7 +4,9 @@ whose counters grow with the product; compared as sorted lines, byte for byte, t
 included: in a replay they are the packets' times). The golden files were recorded with the
 sluiced of commit 5f4d711, before events became typed records rendered on the control side
 (issue 9), and are the README's event format as released; re-recorded on purpose in issue 11, when
-every message got a `verdict` event (71 lines added, every other line unchanged).
+every message got a `verdict` event (71 lines added, every other line unchanged), and in issue 13,
+when a message ended by a bare-LF terminator became `reject` with reason `smtp_smuggling` (one
+line changed).
 
 Recording (only when the output changes on purpose, with the reason in the commit):
     SLUICE_GOLDEN_RECORD=1 /usr/bin/python3 tests/integration/golden_events_test.py

@@ -69,7 +69,12 @@ class ReplayInline(unittest.TestCase):
         for f in (out, ev):
             if os.path.exists(f):
                 os.unlink(f)
-        r = sluiced.run(["--replay", pcap, "--replay-out", out, "--events", ev])
+        # Every message passes (inline enforcement holds and releases each in place): the corpus
+        # has bare-LF ends of data, which `actions.smuggling` would reject by default.
+        cfg = os.path.join(self.dir, "pass.yaml")
+        with open(cfg, "w") as f:
+            f.write("actions: {smuggling: pass}\n")
+        r = sluiced.run(["--config", cfg, "--replay", pcap, "--replay-out", out, "--events", ev])
         self.assertEqual(r.returncode, 0, r.stderr)
         return out, sluiced.events(ev), r
 

@@ -412,7 +412,7 @@ TEST_F(ConfigReload, CommandLineOverridesStillWin) {
 
 TEST(Config, ReloadableKeysAreListedAndMarkedInTheReference) {
   EXPECT_EQ(control::reloadable_keys(),
-            (std::vector<std::string>{"events.path", "stats.interval_s", "actions.clean", "actions.malicious", "actions.pending",
+            (std::vector<std::string>{"events.path", "stats.interval_s", "actions.clean", "actions.malicious", "actions.pending", "actions.smuggling",
                                       "actions.unscannable.encrypted", "actions.unscannable.extraction_failed",
                                       "actions.unscannable.limit_exceeded", "actions.unscannable.overload",
                                       "actions.lookup_error.service_unavailable", "actions.lookup_error.rate_limited",

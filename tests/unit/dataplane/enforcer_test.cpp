@@ -398,5 +398,27 @@ TEST_F(EnforcerTest, StartTlsBlockRefusesTheCommandAndEndsTheSession) {
   EXPECT_TRUE(io_.forwarded.empty());
 }
 
+TEST(EnforceLatency, BucketsAreLogLinearAndCoverEveryValue) {
+  for (uint64_t us : {0ull, 1ull, 3ull, 4ull, 5ull, 7ull, 8ull, 100ull, 999ull, 1000ull, 65535ull, 1ull << 23}) {
+    const unsigned b = latency_bucket(us);
+    EXPECT_LE(latency_bucket_low(b), us) << us;
+    EXPECT_GT(latency_bucket_low(b + 1), us) << us;
+    if (us >= 4) {
+      EXPECT_LT(static_cast<double>(us - latency_bucket_low(b)) / static_cast<double>(us), 0.2) << us;
+    }
+  }
+  EXPECT_EQ(latency_bucket(uint64_t{1} << 40), kLatencyBuckets - 1);
+}
+
+TEST_F(EnforcerTest, EverySettledMessageRecordsItsLatency) {
+  ASSERT_EQ(arrive(data_end(), true, 0), Fate::held);
+  decide(0, records::Action::pass, records::Disposition::clean);
+  enf_->run(now_);
+  uint64_t n = 0;
+  for (uint64_t c : enf_->counters().latency_us) n += c;
+  EXPECT_EQ(n, 1u);
+  EXPECT_LT(enf_->counters().latency_us[latency_bucket(1'000'000)], 1u);  // well under a second here
+}
+
 }  // namespace
 }  // namespace sluice::dataplane
