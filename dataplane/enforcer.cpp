@@ -460,8 +460,7 @@ void Enforcer::mark_ready(Entry& e) noexcept {
   ready_[n_ready_++] = static_cast<uint32_t>(&e - entries_.get());
 }
 
-void Enforcer::run(int64_t now_us) noexcept {
-  in_frame_ = false;
+void Enforcer::settle_ready(int64_t now_us) noexcept {
   while (n_ready_) {
     Entry& e = entries_[ready_[--n_ready_]];
     if (!e.ready) continue;

@@ -159,7 +159,10 @@ class Enforcer final : public pipeline::VerdictListener {
 
   // Settles what became ready (decisions with their held frames). Call after each burst and after
   // the hand-off's poll; cheap when nothing is ready.
-  void run(int64_t now_us) noexcept;
+  void run(int64_t now_us) noexcept {
+    in_frame_ = false;
+    if (n_ready_ || n_early_) settle_ready(now_us);
+  }
   // Deadlines: held messages past max_hold_us, blocked connections idle past aftermath_ms.
   void expire(int64_t now_us) noexcept;
   int64_t next_deadline() const noexcept { return next_deadline_; }
@@ -178,6 +181,7 @@ class Enforcer final : public pipeline::VerdictListener {
   Entry* insert(const Tuple& t) noexcept;
   void erase(Entry* e) noexcept;
   void settle(Entry& e, int64_t now_us) noexcept;
+  void settle_ready(int64_t now_us) noexcept;
   // Rejects or defers the head's message `transaction` (`reason` names why in the reply).
   void block(Entry& e, records::Action action, uint64_t transaction, const char* reason, int64_t now_us) noexcept;
   int64_t backstop(int64_t now_us) const noexcept;

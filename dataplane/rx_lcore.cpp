@@ -419,7 +419,7 @@ int rx_lcore_main(void* arg) {
     // Chunks staged in this iteration go to the workers; their results come back.
     if (ctx.handoff) ctx.handoff->poll();
     poll_control(ctx);
-    if (ctx.enforcer) {
+    if (ctx.enforcer && ctx.enforcer->active()) {  // nothing gated: nothing to settle or expire
       const int64_t now = t.replay ? ctx.now_us : wall_clock_us();
       ctx.enforcer->run(now);  // verdicts that came with the poll
       ctx.enforcer->expire(now);
