@@ -628,6 +628,12 @@ Params enforce_params() {
                                                               : v == "block" ? dataplane::StartTlsPolicy::block
                                                                              : dataplane::StartTlsPolicy::pass;
                       }),
+      integer<Loading>("enforce.watchdog_ms", 0, 600000, 5000, "Fail-open watchdog, per RX lcore: when files "
+                       "wait for the workers and no result has come for this long (a stuck worker), every held "
+                       "message is let through and message ends go on unheld until results flow again (counted "
+                       "`enforce.watchdog_*`; alert `enforcement_fail_open`, then `enforcement_resumed`). 0: off "
+                       "(held messages then wait for `hold.max_hold_ms`).",
+                       [](Loading& l, long long v) { l.config.dataplane.enforce.watchdog_ms = static_cast<uint32_t>(v); }),
       integer<Loading>("enforce.aftermath_s", 1, 3600, 60, "After a reject or defer sluiced answers the client in "
                        "the server's place (QUIT: 221, anything else: 421, then a FIN) and drops the server's "
                        "frames; a connection silent this long is forgotten.",
@@ -807,6 +813,10 @@ Params worker_params() {
       integer<Loading>("workers.chunk_pool", 1023, 4194303, 8191, "Attachment chunks (4 KiB each) per RX lcore, "
                        "in flight to the worker lcores (best 2^n - 1). When none is free, see `workers.overload_wait_us`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.chunk_pool = static_cast<unsigned>(v); }),
+      integer<Loading>("workers.debug_stall_ms", 0, 600000, 0, "Debug, for tests of the enforcement watchdog only: "
+                       "each worker lcore stops for this long the first time work waits for it, as a stuck decoder "
+                       "would. Needs worker lcores. Never in production.",
+                       [](Loading& l, long long v) { l.config.dataplane.workers.debug_stall_ms = static_cast<uint32_t>(v); }),
       integer<Loading>("workers.chunk_ring_size", 64, 1048576, 1024, "Chunks queued from one RX lcore to one worker "
                        "lcore (power of two). When full, see `workers.overload_wait_us`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.chunk_ring_size = static_cast<unsigned>(v); }),

@@ -472,7 +472,10 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                   {"queued_behind", e.queued_behind}, {"behind_dropped", e.behind_dropped},
                                   {"absorbed", e.absorbed}, {"aftermath_replies", e.aftermath_replies},
                                   {"injected", e.injected}, {"inject_failed", e.inject_failed},
-                                  {"table_full", e.table_full}, {"starttls_masked", e.starttls_masked},
+                                  {"table_full", e.table_full}, {"watchdog_trips", e.watchdog_trips},
+                                  {"watchdog_released", e.watchdog_released},
+                                  {"watchdog_bypassed", e.watchdog_bypassed}, {"fail_open", e.fail_open != 0},
+                                  {"starttls_masked", e.starttls_masked},
                                   {"starttls_blocked", e.starttls_blocked}, {"gated", e.gated}, {"blocked", e.blocked}};
       // Added latency per held message: percentiles (the low edge of their bucket, within 19%) and
       // the non-empty buckets as [low_us, count].

@@ -284,15 +284,36 @@ int main(int argc, char** argv) {
   uint64_t lost_reported = 0;
   std::vector<uint64_t> emergency_seen;  // per lcore: emergency_entered already alerted, and whether in force
   std::vector<bool> emergency_on;
+  std::vector<uint64_t> watchdog_seen;  // per lcore: enforce.watchdog_trips already alerted
+  std::vector<bool> fail_open_on;
   auto check_lost = [&] {
     uint64_t lost = 0;
     const auto snapshot = dp->stats();
     emergency_seen.resize(snapshot.lcores.size(), 0);
     emergency_on.resize(snapshot.lcores.size(), false);
+    watchdog_seen.resize(snapshot.lcores.size(), 0);
+    fail_open_on.resize(snapshot.lcores.size(), false);
     for (std::size_t i = 0; i < snapshot.lcores.size(); ++i) {
       const auto& l = snapshot.lcores[i];
       lost += l.events_dropped;
       if (l.role != "rx") continue;
+      if (l.enforcing && (l.enforce.watchdog_trips > watchdog_seen[i] || (l.enforce.fail_open != 0) != fail_open_on[i])) {
+        const bool on = l.enforce.fail_open != 0;
+        const std::string lc = "RX lcore " + std::to_string(l.lcore);
+        control::Alert a = l.enforce.watchdog_trips > watchdog_seen[i]
+            ? control::Alert{"enforcement_fail_open", control::Severity::critical,
+                             lc + ": no worker result for enforce.watchdog_ms while files waited: every held message "
+                                  "was let through (" + std::to_string(l.enforce.watchdog_released) +
+                                  " so far) and messages pass unheld until the workers answer again; check the "
+                                  "worker lcores",
+                             std::nullopt, ""}
+            : control::Alert{"enforcement_resumed", control::Severity::info,
+                             lc + ": worker results flow again; messages are held for their verdicts again",
+                             std::nullopt, ""};
+        loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
+        watchdog_seen[i] = l.enforce.watchdog_trips;
+        fail_open_on[i] = on;
+      }
       const auto& r = l.reassembly;
       const bool on = r.emergency != 0;
       if (r.emergency_entered > emergency_seen[i] || on != emergency_on[i]) {

@@ -52,6 +52,7 @@ struct WorkerConfig {
   unsigned result_ring_size;  // per worker -> RX lcore ring (power of two)
   pipeline::WorkerLimits limits;    // per worker: in flight, typing head, archives
   pipeline::HandoffLimits handoff;  // per RX lcore: records waiting for results, back-pressure
+  uint32_t debug_stall_ms = 0;      // debug: each worker lcore stops this long at its first chunk
   unsigned sample_blocks = 0;       // per worker: 64 KiB blocks kept for analysis samples (0: none;
                                     // set from analysis.sample_memory_mb when analysis is configured)
 };

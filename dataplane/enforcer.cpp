@@ -381,6 +381,7 @@ bool Enforcer::before_inspect(const reassembly::PacketInfo& info, rte_mbuf* m, i
 Disposition Enforcer::after_inspect(const reassembly::FrameStep& step, const reassembly::PacketInfo& info,
                                     rte_mbuf* m, int64_t now_us) noexcept {
   if (step.step != reassembly::NextStep::hold) return Disposition::transmit;
+  if (counters_.fail_open) return ++counters_.watchdog_bypassed, Disposition::transmit;
   // The segment that ends a message (or several: pipelined BDAT; the last names the step), on a
   // connection not gated yet (before_inspect takes every frame of a gated one).
   Entry* e = find(Tuple::of(info, true));
@@ -674,6 +675,23 @@ void Enforcer::expire(int64_t now_us) noexcept {
     e.ready = false;
     settle(e, now_us);
     if (e.state != Entry::State::free) next_deadline_ = std::min(next_deadline_, e.deadline_us);
+  }
+}
+
+void Enforcer::fail_open(int64_t now_us) noexcept {
+  ++counters_.watchdog_trips;
+  counters_.fail_open = 1;
+  for (uint32_t i = 0; i < config_.max_flows; ++i) {
+    Entry& e = entries_[i];
+    if (e.state != Entry::State::holding) continue;
+    for (unsigned k = 0; k < e.n_txns; ++k) {
+      if (e.txns[k].decided) continue;
+      e.txns[k].decided = true;
+      e.txns[k].action = records::Action::pass;
+      ++counters_.watchdog_released;
+    }
+    e.ready = false;
+    settle(e, now_us);
   }
 }
 

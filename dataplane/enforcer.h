@@ -57,6 +57,7 @@ struct EnforceConfig {
   uint32_t max_flows = 0;            // connections gated or blocked at once on this lcore
   uint32_t aftermath_ms = 0;         // a blocked connection is forgotten after this long idle
   uint32_t instance = 0;             // the first part of reference ids (sluiced's start, seconds)
+  uint32_t watchdog_ms = 0;          // no worker result for this long while messages wait: fail open (0: off)
   StartTlsPolicy starttls = StartTlsPolicy::pass;
   std::vector<uint16_t> smtp_ports;  // where STARTTLS is policed (reassembly.smtp_ports)
 };
@@ -90,6 +91,10 @@ struct EnforceCounters {
   uint64_t injected = 0;          // forged frames sent
   uint64_t inject_failed = 0;     // a forged frame that could not be built or sent
   uint64_t table_full = 0;        // a connection that could not be gated (max_flows): its end went on
+  uint64_t watchdog_trips = 0;     // the watchdog opened the gates (workers stuck)
+  uint64_t watchdog_released = 0;  // held messages it let through
+  uint64_t watchdog_bypassed = 0;  // message ends not held while failing open
+  uint64_t fail_open = 0;          // now: 1 while failing open
   uint64_t starttls_masked = 0;   // EHLO replies whose STARTTLS capability was overwritten
   uint64_t starttls_blocked = 0;  // STARTTLS commands answered 454 (session ended)
   uint64_t latency_us[kLatencyBuckets] = {};  // messages settled, by added latency
@@ -166,6 +171,11 @@ class Enforcer final : public pipeline::VerdictListener {
   // Deadlines: held messages past max_hold_us, blocked connections idle past aftermath_ms.
   void expire(int64_t now_us) noexcept;
   int64_t next_deadline() const noexcept { return next_deadline_; }
+  // The watchdog (the RX loop's): workers are stuck, every held message passes now and message ends
+  // go on unheld until resume() (results flow again). Counted, and alerted by the control plane.
+  void fail_open(int64_t now_us) noexcept;
+  void resume() noexcept { counters_.fail_open = 0; }
+  bool failing_open() const noexcept { return counters_.fail_open != 0; }
   // Every held message takes the deadline action now (a replay that waited too long).
   void expire_holding(int64_t now_us) noexcept;
   // Shutdown: every held message takes the deadline action; blocked connections are forgotten.

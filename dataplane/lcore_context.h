@@ -43,6 +43,7 @@ struct PortTable {
   uint16_t peer[kMaxPorts];     // index of the port frames received here leave by; kNoPeer: consume
   rte_mempool* pool;
   unsigned n_rx_lcores;
+  uint64_t enforce_watchdog_tsc;  // enforce.watchdog_ms in TSC cycles (0: no watchdog)
   rte_ring* inbound[kMaxRxLcores];  // per RX lcore: frames other lcores dispatched to it (MP/SC)
   unsigned burst;
   unsigned tx_retries;
@@ -101,6 +102,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) RxLcoreContext {
   uint16_t stash_n;
   uint16_t stash_port;
   uint64_t gated_since_tsc;    // replay: when the input stopped for a held message (0: it flows)
+  uint64_t wd_results;         // watchdog: the hand-off's results when they last moved
+  uint64_t wd_progress_tsc;    // watchdog: when they last moved (or nothing waited)
   int64_t max_hold_us;         // a held frame's deadline: now_us + this
   uint64_t hold_dropped;       // frames freed by a drop step, a drop fallback or a drop at their deadline
   LcorePort* control;          // requests from the control thread, polled between bursts

@@ -30,6 +30,7 @@ bool Dataplane::Impl::setup_ports(std::string& error) {
   table.n_rx_lcores = static_cast<unsigned>(c.lcores.rx.size());
   table.burst = c.burst;
   table.tx_retries = c.tx_retries;
+  table.enforce_watchdog_tsc = c.enforce.enabled ? rte_get_tsc_hz() / 1000 * c.enforce.watchdog_ms : 0;
   table.replay = c.mode == Mode::replay;
   table.flow_hash = c.flow_hash;
   if (table.n_ports > kMaxPorts || table.n_rx_lcores > kMaxRxLcores || table.n_rx_lcores == 0 || c.burst > kMaxBurst) {

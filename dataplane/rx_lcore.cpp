@@ -184,6 +184,24 @@ void expire_held(RxLcoreContext& ctx) noexcept {
   for (Released r; (r = ctx.hold->expire(now, out, kMaxBurst)).n;) settle_released(ctx, out, r);
 }
 
+// Fail-open watchdog (enforce.watchdog_ms): while files wait for worker results and none has
+// come for the deadline, the workers are taken as stuck: the enforcer lets every held message
+// through and holds nothing more until results flow again.
+void watchdog(RxLcoreContext& ctx, uint64_t deadline_tsc) noexcept {
+  if (!ctx.enforcer->holding() && !ctx.enforcer->failing_open()) return;
+  const uint64_t now = rte_rdtsc();
+  const uint64_t results = ctx.handoff->results_received();
+  if (results != ctx.wd_results || ctx.handoff->files_in_work() == 0) {
+    ctx.wd_results = results;
+    ctx.wd_progress_tsc = now;
+    if (ctx.enforcer->failing_open()) ctx.enforcer->resume();
+    return;
+  }
+  if (!ctx.wd_progress_tsc) ctx.wd_progress_tsc = now;
+  if (!ctx.enforcer->failing_open() && now - ctx.wd_progress_tsc > deadline_tsc)
+    ctx.enforcer->fail_open(ctx.table->replay ? ctx.now_us : wall_clock_us());
+}
+
 // Requests from the control thread (DPDK ip_pipeline's model): a few per call.
 void poll_control(RxLcoreContext& ctx) noexcept {
   ctx.control->poll(
@@ -419,6 +437,7 @@ int rx_lcore_main(void* arg) {
     // Chunks staged in this iteration go to the workers; their results come back.
     if (ctx.handoff) ctx.handoff->poll();
     poll_control(ctx);
+    if (ctx.enforcer && ctx.handoff && t.enforce_watchdog_tsc) watchdog(ctx, t.enforce_watchdog_tsc);
     if (ctx.enforcer && ctx.enforcer->active()) {  // nothing gated: nothing to settle or expire
       const int64_t now = t.replay ? ctx.now_us : wall_clock_us();
       ctx.enforcer->run(now);  // verdicts that came with the poll

@@ -53,7 +53,18 @@ int worker_lcore_main(void* arg) {
   const WorkerTable& t = *ctx.table;
   RingResultOutput out(ctx);
   void* got[kStage];
+  bool stalled = false;
   for (;;) {
+    // Debug (workers.debug_stall_ms): the first time work waits, the worker stops answering for
+    // that long, as a stuck decoder would (the enforcement watchdog's test).
+    if (t.debug_stall_ms && !stalled) {
+      for (unsigned i = 0; i < t.n_rx && !stalled; ++i)
+        if (rte_ring_count(t.chunk_ring[i][ctx.index])) stalled = true;
+      if (stalled) {
+        const uint64_t until = rte_rdtsc() + rte_get_tsc_hz() / 1000 * t.debug_stall_ms;
+        while (rte_rdtsc() < until && !t.abort->load(std::memory_order_relaxed)) rte_pause();
+      }
+    }
     // Read before polling: when every RX lcore had exited before this round and the round finds
     // nothing, nothing can come any more.
     const bool producers_gone = all_rx_exited(t);

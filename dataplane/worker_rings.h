@@ -42,6 +42,7 @@ struct WorkerTable {
   rte_ring* result_ring[kMaxWorkers][kMaxRxForWorkers] = {};         // worker j -> RX i
   const std::atomic<bool>* rx_exited[kMaxRxForWorkers] = {};
   const std::atomic<bool>* abort = nullptr;  // the stop deadline passed: chunks left go back unread
+  uint32_t debug_stall_ms = 0;  // tests of the enforcement watchdog: each worker stalls once (workers.debug_stall_ms)
 };
 
 // RX lcore i's ChunkChannel over the rings. Lives on that lcore only.

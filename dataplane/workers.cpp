@@ -20,6 +20,7 @@ bool Dataplane::Impl::setup_workers(std::string& error) {
   workers.n_workers = n_workers;
   for (unsigned i = 0; i < table.n_rx_lcores; ++i) workers.rx_exited[i] = &lcores[i].exited;
   workers.abort = &abort_flush;
+  workers.debug_stall_ms = config.workers.debug_stall_ms;
   if (n_workers == 0) return true;
   if (n_workers > kMaxWorkers) {
     error = "lcores.workers: at most " + std::to_string(kMaxWorkers) + " worker lcores";

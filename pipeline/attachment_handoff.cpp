@@ -102,6 +102,8 @@ void AttachmentHandoff::drain(const std::atomic<bool>& abort) noexcept {
 }
 
 std::size_t AttachmentHandoff::pending() const noexcept { return impl_->records.pending(); }
+uint64_t AttachmentHandoff::results_received() const noexcept { return impl_->records.stats().results; }
+uint64_t AttachmentHandoff::files_in_work() const noexcept { return impl_->records.files_outstanding(); }
 
 HandoffStats AttachmentHandoff::stats() const noexcept {
   const RecordStats& r = impl_->records.stats();

@@ -97,6 +97,10 @@ class AttachmentHandoff final : public ResultHandler {
   void drain(const std::atomic<bool>& abort) noexcept;
   // Messages still waiting for results.
   std::size_t pending() const noexcept;
+  // Result records received so far, and files whose result has not come: the workers' progress
+  // and backlog (cheap).
+  uint64_t results_received() const noexcept;
+  uint64_t files_in_work() const noexcept;
   // Half the message records or more hold ended messages waiting for results or answers: a replay
   // stops reading until they are decided, so that a fast capture never turns files into
   // `overload` because answers are slower than the file.

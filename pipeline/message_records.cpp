@@ -113,6 +113,7 @@ uint32_t MessageRecords::file_begin(uint32_t message, const PartInfo& part, cons
   (m.last == kNoRecord ? m.first : files_[m.last].next) = s;
   m.last = s;
   ++m.outstanding;
+  ++files_outstanding_;
   ++stats_.files;
   return s;
 }
@@ -141,6 +142,7 @@ void MessageRecords::message_end(uint32_t message, const uint8_t (&sha256)[32], 
 
 void MessageRecords::free_message(uint32_t m) noexcept {
   Message& msg = messages_[m];
+  files_outstanding_ -= msg.outstanding;
   for (uint32_t f = msg.first; f != kNoRecord;) {
     const uint32_t next = files_[f].next;
     free_file(f);
@@ -228,6 +230,7 @@ void MessageRecords::finish_file(uint32_t file) noexcept {
   transport_.close(file);
   Message& m = messages_[f.message];
   --m.outstanding;
+  --files_outstanding_;
   if (m.ended && m.outstanding == 0) decide(f.message);
 }
 

@@ -158,6 +158,8 @@ class MessageRecords final : public AnswerHandler {
   void finish_all() noexcept;
 
   std::size_t pending() const noexcept { return used_messages_; }
+  // Files handed to the workers whose result has not come (the workers' backlog).
+  uint64_t files_outstanding() const noexcept { return files_outstanding_; }
   // Messages that have ended and wait for worker results or look-up answers (no more input is
   // needed to decide them).
   std::size_t ended_waiting() const noexcept { return ended_waiting_; }
@@ -252,6 +254,7 @@ class MessageRecords final : public AnswerHandler {
   ReputationSetup rep_;
   const VerdictPolicy* policy_ = &kDefaultPolicy;
   VerdictListener* listener_ = nullptr;
+  uint64_t files_outstanding_ = 0;
   records::VerdictRecord verdict_rec_;
   std::size_t ended_waiting_ = 0;
   DeadlineQueue lookups_due_, analysis_due_;

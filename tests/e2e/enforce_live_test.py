@@ -400,5 +400,76 @@ enforce: {{starttls: {policy}}}
         self.assertEqual(stats["lcores"][0]["enforce"]["starttls_blocked"], 1)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root for network namespaces")
+class Watchdog(unittest.TestCase):
+    """A worker lcore stalled while a message is held (the debug key workers.debug_stall_ms): the
+    fail-open watchdog lets the message through long before the stall or the hold deadline ends,
+    counts it and raises the alert; aiosmtpd is the server here."""
+
+    def test_a_stuck_worker_fails_open(self):
+        with tempfile.TemporaryDirectory() as d:
+            lab = netns.BumpInTheWire()
+            mail = os.path.join(d, "mail")
+            os.mkdir(mail)
+            sink = lab.popen(lab.ns_server, ["/usr/bin/python3", os.path.join(os.path.dirname(__file__), "smtp_sink.py"),
+                                             "--listen", lab.SERVER_IP, "--dir", mail],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            dmn = None
+            try:
+                self.assertEqual(sink.stdout.readline().strip(), "ready")
+                events = os.path.join(d, "events.json")
+                cfg = os.path.join(d, "sluiced.yaml")
+                with open(cfg, "w") as f:
+                    f.write(f"""mode: inline
+ports:
+  - name: client
+    device: net_af_packet0,iface={lab.client_out}
+  - name: server
+    device: net_af_packet1,iface={lab.server_out}
+pairs:
+  - [client, server]
+lcores: {{main: 0, rx: [1], workers: [2]}}
+eal: {{memory_mb: 256}}
+events: {{path: {events}}}
+workers: {{debug_stall_ms: 15000}}
+enforce: {{watchdog_ms: 1000}}
+""")
+                dmn = subprocess.Popen([sluiced.SLUICED, "--config", cfg], stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+                self.assertIn("running in inline mode", dmn.stdout.readline())
+                raw = build("stuck worker", [("s.bin", os.urandom(20_000))])
+                path = os.path.join(d, "m.eml")
+                with open(path, "wb") as f:
+                    f.write(raw)
+                t0 = time.monotonic()
+                r = lab.netns(lab.ns_client, "swaks", "--server", lab.SERVER_IP, "--from", "alice@example.org",
+                              "--to", "bob@example.net", "--data", path, "--timeout", "60", check=False)
+                elapsed = time.monotonic() - t0
+                self.assertEqual(r.returncode, 0, r.stdout)
+                self.assertIn("250 2.0.0 Ok: stored", r.stdout)
+                # Released by the watchdog (1 s), not by the end of the stall (15 s) or the hold
+                # deadline (60 s).
+                self.assertLess(elapsed, 8, r.stdout)
+                self.assertTrue(wait_for(lambda: any(e["event_type"] == "alert" and e["alert"]["type"] ==
+                                                     "enforcement_fail_open" for e in read_events(events)),
+                                         timeout=5))
+                alert = [e["alert"] for e in read_events(events) if e["event_type"] == "alert"
+                         and e["alert"]["type"] == "enforcement_fail_open"][0]
+                self.assertEqual(alert["severity"], "critical")
+            finally:
+                if dmn and dmn.poll() is None:
+                    dmn.terminate()
+                    dmn.communicate(timeout=60)
+                sink.terminate()
+                sink.communicate(timeout=10)
+                lab.close()
+            stats = [e["stats"] for e in read_events(events) if e["event_type"] == "stats"][-1]
+            e = stats["lcores"][0]["enforce"]
+            self.assertEqual((e["watchdog_trips"], e["watchdog_released"]), (1, 1))
+            # Once the worker answered again, the message's verdict came (late: nothing held).
+            v = [x["verdict"] for x in read_events(events) if x["event_type"] == "verdict"]
+            self.assertEqual([x["enforcement"] for x in v], ["not_held"])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

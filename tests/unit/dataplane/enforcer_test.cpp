@@ -420,5 +420,21 @@ TEST_F(EnforcerTest, EverySettledMessageRecordsItsLatency) {
   EXPECT_LT(enf_->counters().latency_us[latency_bucket(1'000'000)], 1u);  // well under a second here
 }
 
+TEST_F(EnforcerTest, FailingOpenLetsEveryHeldMessageThroughAndHoldsNothingUntilResumed) {
+  Frame* end = data_end();
+  ASSERT_EQ(arrive(end, true, 0), Fate::held);
+  enf_->fail_open(now_);
+  EXPECT_EQ(io_.forwarded, (std::vector<Frame*>{end}));
+  EXPECT_TRUE(enf_->failing_open());
+  EXPECT_EQ(enf_->counters().watchdog_trips, 1u);
+  EXPECT_EQ(enf_->counters().watchdog_released, 1u);
+  // Meanwhile a message end goes on unheld; its late verdict finds nothing held.
+  EXPECT_EQ(arrive(data_end(), true, 1), Fate::transmit);
+  EXPECT_EQ(enf_->counters().watchdog_bypassed, 1u);
+  EXPECT_EQ(decide(0, records::Action::reject).enforcement, records::Enforcement::not_held);
+  enf_->resume();
+  EXPECT_EQ(arrive(data_end(), true, 2), Fate::held);
+}
+
 }  // namespace
 }  // namespace sluice::dataplane
