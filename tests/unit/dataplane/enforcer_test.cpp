@@ -431,6 +431,7 @@ TEST_F(EnforcerTest, FailingOpenLetsEveryHeldMessageThroughAndHoldsNothingUntilR
   // Meanwhile a message end goes on unheld; its late verdict finds nothing held.
   EXPECT_EQ(arrive(data_end(), true, 1), Fate::transmit);
   EXPECT_EQ(enf_->counters().watchdog_bypassed, 1u);
+  enf_->run(now_);  // the end of that burst
   EXPECT_EQ(decide(0, records::Action::reject).enforcement, records::Enforcement::not_held);
   enf_->resume();
   EXPECT_EQ(arrive(data_end(), true, 2), Fate::held);
