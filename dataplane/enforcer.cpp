@@ -121,6 +121,7 @@ struct Enforcer::Entry {
     uint64_t transaction;
     bool decided;
     bool timed_out;  // decided by the hold deadline
+    bool smuggling;  // its end of data is ambiguous (the reason the reply names)
     records::Action action;
     records::Disposition disposition;
   };
@@ -155,7 +156,7 @@ struct Enforcer::Entry {
     for (unsigned i = 0; i < n_txns; ++i)
       if (txns[i].transaction == transaction) return &txns[i];
     if (n_txns == kMaxPipelined) return nullptr;
-    txns[n_txns] = Pending{transaction, false, false, records::Action::pass, records::Disposition::clean};
+    txns[n_txns] = Pending{transaction, false, false, false, records::Action::pass, records::Disposition::clean};
     return &txns[n_txns++];
   }
 };
@@ -444,6 +445,7 @@ void Enforcer::decided(const records::MessageContext& message, records::VerdictR
   p->decided = true;
   p->action = verdict.action;
   p->disposition = verdict.disposition;
+  p->smuggling = verdict.smuggling;
   verdict.enforcement = verdict.action == records::Action::reject  ? records::Enforcement::rejected
                         : verdict.action == records::Action::defer ? records::Enforcement::deferred
                                                                    : records::Enforcement::released;
@@ -488,7 +490,11 @@ void Enforcer::settle(Entry& e, int64_t now_us) noexcept {
     }
     if (worst && (worst->action == records::Action::reject || worst->action == records::Action::defer)) {
       block(e, worst->action, worst->transaction,
-            worst->timed_out ? "no verdict in time" : reason_text(worst->disposition), now_us);
+            worst->timed_out   ? "no verdict in time"
+            : worst->smuggling && worst->disposition != records::Disposition::malicious
+                ? "an ambiguous end of data (SMTP smuggling)"
+                : reason_text(worst->disposition),
+            now_us);
       return;
     }
     counters_.passed += e.n_txns;
