@@ -151,6 +151,16 @@ void process(RxLcoreContext& ctx, uint16_t in_port, rte_mbuf** pkts, uint16_t n)
   if (ctx.enforcer) ctx.enforcer->run(ctx.now_us);
 }
 
+// The frames a replay kept back behind a held message (process() stashed them): processed now,
+// which may stash the rest again behind the next one.
+void process_stash(RxLcoreContext& ctx) {
+  const uint16_t n = ctx.stash_n;
+  ctx.stash_n = 0;
+  rte_mbuf* rest[kMaxBurst];
+  std::memcpy(rest, ctx.stash, n * sizeof(rte_mbuf*));
+  process(ctx, ctx.stash_port, rest, n);
+}
+
 // Index into the configuration's ports of a DPDK port id (mbuf->port).
 uint16_t port_index(const PortTable& t, uint16_t port_id) noexcept {
   uint16_t idx = 0;
@@ -224,13 +234,7 @@ void flush(RxLcoreContext& ctx, records::FlowEndReason reason) noexcept {
   if (!ctx.reasm) return;
   // Frames a replay kept back behind a held message are processed first (each call takes at
   // least one of them).
-  while (ctx.stash_n) {
-    const uint16_t n = ctx.stash_n;
-    ctx.stash_n = 0;
-    rte_mbuf* rest[kMaxBurst];
-    std::memcpy(rest, ctx.stash, n * sizeof(rte_mbuf*));
-    process(ctx, ctx.stash_port, rest, n);
-  }
+  while (ctx.stash_n) process_stash(ctx);
   ctx.events->set_flushing(true, ctx.abort_flush);
   ctx.reasm->flush_all(ctx.table->replay ? ctx.now_us : wall_clock_us(), reason, ctx.abort_flush);
   // Every message's attachments are with the workers now: wait for their results and look-up
@@ -402,13 +406,7 @@ int rx_lcore_main(void* arg) {
         ctx.enforcer->expire_holding(ctx.now_us);
     } else {
       ctx.gated_since_tsc = 0;
-      if (ctx.stash_n) {
-        const uint16_t n = ctx.stash_n;
-        ctx.stash_n = 0;
-        rte_mbuf* rest[kMaxBurst];
-        std::memcpy(rest, ctx.stash, n * sizeof(rte_mbuf*));
-        process(ctx, ctx.stash_port, rest, n);
-      }
+      if (ctx.stash_n) process_stash(ctx);
     }
     const bool paused = (t.replay && ctx.handoff && ctx.handoff->saturated()) || gated || ctx.stash_n;
     if (paused) any_input_left = true;

@@ -44,26 +44,9 @@ def run(lab, tmp, cl, n, same):
     events = os.path.join(d, "events.json")
     cfg = os.path.join(d, "sluiced.yaml")
     with open(cfg, "w") as f:
-        f.write(f"""mode: inline
-ports:
-  - name: client
-    device: net_af_packet0,iface={lab.client_out}
-  - name: server
-    device: net_af_packet1,iface={lab.server_out}
-pairs:
-  - [client, server]
-lcores: {{main: 0, rx: [1]}}
-eal: {{memory_mb: 256}}
-events: {{path: {events}}}
-reputation:
-  endpoints:
-    - {{name: lab, kind: sluice, url: '{cl.url}', api_key: test-key}}
-""")
-    dmn = subprocess.Popen([sluiced.SLUICED, "--config", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
-    line = dmn.stdout.readline()
-    if "running in inline mode" not in line:
-        raise RuntimeError(line + dmn.stderr.read())
+        f.write(lab.sluiced_yaml(events, f"reputation:\n  endpoints:\n    - {{name: lab, kind: sluice, url: '{cl.url}', "
+                                         f"api_key: test-key}}\n"))
+    dmn = lab.start_sluiced(sluiced.SLUICED, cfg)
     try:
         if same:  # warm the cache first
             lab.netns(lab.ns_client, "/usr/bin/python3", "-c", SENDER, lab.SERVER_IP, "1", "same")

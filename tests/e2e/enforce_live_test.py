@@ -12,13 +12,11 @@ loopback as the reputation and analysis service.
 - one session with two messages, the first clean (delivered) and the second malicious (550);
 - BDAT (CHUNKING, which Postfix offers): a clean message delivered, a malicious one rejected.
 """
-import ctypes
 import email.policy
 import hashlib
 import os
 import re
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -71,18 +69,7 @@ class EnforceLive(unittest.TestCase):
             cls.events = os.path.join(d, "events.json")
             cfg = os.path.join(d, "sluiced.yaml")
             with open(cfg, "w") as f:
-                f.write(f"""mode: inline
-ports:
-  - name: client
-    device: net_af_packet0,iface={cls.lab.client_out}
-  - name: server
-    device: net_af_packet1,iface={cls.lab.server_out}
-pairs:
-  - [client, server]
-lcores: {{main: 0, rx: [1]}}
-eal: {{memory_mb: 256}}
-state: {{dir: {os.path.join(d, "state")}}}
-events: {{path: {cls.events}}}
+                f.write(cls.lab.sluiced_yaml(cls.events, f"""state: {{dir: {os.path.join(d, "state")}}}
 reputation:
   endpoints:
     - {{name: lab, kind: sluice, url: '{cls.cloud.url}', api_key: test-key}}
@@ -90,12 +77,8 @@ analysis:
   endpoints:
     - {{name: sandbox, kind: sluice, url: '{cls.cloud.url}', api_key: test-key}}
   poll_interval_s: 1
-""")
-            cls.daemon = subprocess.Popen([sluiced.SLUICED, "--config", cfg], stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True)
-            line = cls.daemon.stdout.readline()
-            if "running in inline mode" not in line:
-                raise RuntimeError("sluiced did not start: " + line + cls.daemon.stderr.read())
+"""))
+            cls.daemon = cls.lab.start_sluiced(sluiced.SLUICED, cfg)
         except Exception:
             cls.tearDownClass()
             raise
@@ -158,21 +141,7 @@ analysis:
         self.assertNotIn(subject, self.postfix.log_text())
 
     def client_socket(self):
-        """A TCP connection to Postfix from the client namespace (the test process joins the
-        namespace only for the socket it creates)."""
-        libc = ctypes.CDLL(None, use_errno=True)
-        clone_newnet = 0x40000000
-        fd = os.open("/run/netns/" + self.lab.ns_client, os.O_RDONLY)
-        own = os.open("/proc/self/ns/net", os.O_RDONLY)
-        try:
-            if libc.setns(fd, clone_newnet) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-            s = socket.create_connection((self.lab.SERVER_IP, 25), timeout=40)
-        finally:
-            libc.setns(own, clone_newnet)
-            os.close(fd)
-            os.close(own)
-        return s
+        return self.lab.client_connect(25, timeout=40)
 
     # -- tests --
 
@@ -325,24 +294,9 @@ class StartTlsPolicies(unittest.TestCase):
         events = os.path.join(d, "events.json")
         cfg = os.path.join(d, "sluiced.yaml")
         with open(cfg, "w") as f:
-            f.write(f"""mode: inline
-ports:
-  - name: client
-    device: net_af_packet0,iface={self.lab.client_out}
-  - name: server
-    device: net_af_packet1,iface={self.lab.server_out}
-pairs:
-  - [client, server]
-lcores: {{main: 0, rx: [1]}}
-eal: {{memory_mb: 256}}
-events: {{path: {events}}}
-enforce: {{starttls: {policy}}}
-""")
-        dmn = subprocess.Popen([sluiced.SLUICED, "--config", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+            f.write(self.lab.sluiced_yaml(events, f"enforce: {{starttls: {policy}}}\n"))
+        dmn = self.lab.start_sluiced(sluiced.SLUICED, cfg)
         try:
-            line = dmn.stdout.readline()
-            self.assertIn("running in inline mode", line, dmn.stderr.read() if dmn.poll() is not None else "")
             path = os.path.join(d, "out.eml")
             with open(path, "wb") as f:
                 f.write(raw)
@@ -420,23 +374,9 @@ class Watchdog(unittest.TestCase):
                 events = os.path.join(d, "events.json")
                 cfg = os.path.join(d, "sluiced.yaml")
                 with open(cfg, "w") as f:
-                    f.write(f"""mode: inline
-ports:
-  - name: client
-    device: net_af_packet0,iface={lab.client_out}
-  - name: server
-    device: net_af_packet1,iface={lab.server_out}
-pairs:
-  - [client, server]
-lcores: {{main: 0, rx: [1], workers: [2]}}
-eal: {{memory_mb: 256}}
-events: {{path: {events}}}
-workers: {{debug_stall_ms: 15000}}
-enforce: {{watchdog_ms: 1000}}
-""")
-                dmn = subprocess.Popen([sluiced.SLUICED, "--config", cfg], stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True)
-                self.assertIn("running in inline mode", dmn.stdout.readline())
+                    f.write(lab.sluiced_yaml(events, "workers: {debug_stall_ms: 15000}\nenforce: {watchdog_ms: 1000}\n",
+                                             lcores="{main: 0, rx: [1], workers: [2]}"))
+                dmn = lab.start_sluiced(sluiced.SLUICED, cfg)
                 raw = build("stuck worker", [("s.bin", os.urandom(20_000))])
                 path = os.path.join(d, "m.eml")
                 with open(path, "wb") as f:

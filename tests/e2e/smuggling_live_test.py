@@ -4,9 +4,7 @@ client through sluiced inline to a real Postfix (port 25) and a real aiosmtpd (p
 the server namespace. With the default `actions.smuggling: reject` the client receives the 550,
 neither server delivers the first message or the smuggled one, and the `verdict` event names
 `smtp_smuggling`."""
-import ctypes
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,23 +46,8 @@ class SmugglingLive(unittest.TestCase):
             cls.events = os.path.join(d, "events.json")
             cfg = os.path.join(d, "sluiced.yaml")
             with open(cfg, "w") as f:
-                f.write(f"""mode: inline
-ports:
-  - name: client
-    device: net_af_packet0,iface={cls.lab.client_out}
-  - name: server
-    device: net_af_packet1,iface={cls.lab.server_out}
-pairs:
-  - [client, server]
-lcores: {{main: 0, rx: [1]}}
-eal: {{memory_mb: 256}}
-events: {{path: {cls.events}}}
-""")
-            cls.daemon = subprocess.Popen([sluiced.SLUICED, "--config", cfg], stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True)
-            line = cls.daemon.stdout.readline()
-            if "running in inline mode" not in line:
-                raise RuntimeError("sluiced did not start: " + line + cls.daemon.stderr.read())
+                f.write(cls.lab.sluiced_yaml(cls.events))
+            cls.daemon = cls.lab.start_sluiced(sluiced.SLUICED, cfg)
         except Exception:
             cls.tearDownClass()
             raise
@@ -82,17 +65,7 @@ events: {{path: {cls.events}}}
         cls.tmp.cleanup()
 
     def connect(self, port):
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open("/run/netns/" + self.lab.ns_client, os.O_RDONLY)
-        own = os.open("/proc/self/ns/net", os.O_RDONLY)
-        try:
-            if libc.setns(fd, 0x40000000) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-            return socket.create_connection((self.lab.SERVER_IP, port), timeout=30)
-        finally:
-            libc.setns(own, 0x40000000)
-            os.close(fd)
-            os.close(own)
+        return self.lab.client_connect(port)
 
     def smuggle(self, port, name, terminator):
         """The whole DATA stream in one write, as the published attacks send it. Returns the reply

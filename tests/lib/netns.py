@@ -5,7 +5,9 @@
 The outer ends have ARP and IPv6 off (the host must not answer for them) and GRO off; the inner
 ends have TX checksum offload off, so frames cross the appliance with real checksums. Everything is
 named after a per-test tag, and removed by close(); nothing else on the host is touched."""
+import ctypes
 import os
+import socket
 import subprocess
 import time
 
@@ -70,6 +72,38 @@ class BumpInTheWire:
             if not still or time.monotonic() > deadline:
                 return still
             time.sleep(0.05)
+
+    def sluiced_yaml(self, events, extra="", lcores="{main: 0, rx: [1]}"):
+        """sluiced's configuration for inline mode between the two outer ends, `extra` appended."""
+        return (f"mode: inline\nports:\n  - name: client\n    device: net_af_packet0,iface={self.client_out}\n"
+                f"  - name: server\n    device: net_af_packet1,iface={self.server_out}\npairs:\n  - [client, server]\n"
+                f"lcores: {lcores}\neal: {{memory_mb: 256}}\nevents: {{path: {events}}}\n" + extra)
+
+    def start_sluiced(self, binary, config_path):
+        """Starts sluiced and waits for its 'running in inline mode' line; raises with its stderr."""
+        proc = subprocess.Popen([binary, "--config", config_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        line = proc.stdout.readline()
+        if "running in inline mode" not in line:
+            proc.kill()
+            raise RuntimeError("sluiced did not start: " + line + proc.stderr.read())
+        return proc
+
+    def client_connect(self, port, timeout=30):
+        """A TCP connection to the server's address from the client namespace (only the socket is
+        made there: the calling thread joins the namespace for the call and comes back)."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        clone_newnet = 0x40000000
+        fd = os.open("/run/netns/" + self.ns_client, os.O_RDONLY)
+        own = os.open("/proc/self/ns/net", os.O_RDONLY)
+        try:
+            if libc.setns(fd, clone_newnet) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+            return socket.create_connection((self.SERVER_IP, port), timeout=timeout)
+        finally:
+            libc.setns(own, clone_newnet)
+            os.close(fd)
+            os.close(own)
 
     def popen(self, ns, cmd, **kw):
         return subprocess.Popen(["ip", "netns", "exec", ns] + list(cmd), **kw)
