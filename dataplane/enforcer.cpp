@@ -322,7 +322,6 @@ bool Enforcer::police_starttls(const reassembly::PacketInfo& info, rte_mbuf* m, 
     send(*e, bytes, len, port, true, e->srv_seq, e->cli_next, e->last_flags, kRefused);
     e->srv_seq += static_cast<uint32_t>(kRefused.size());
   } else {
-    ++counters_.absorbed;
     aftermath(*e, info, bytes, len, port, now_us);
   }
   io_.discard(&m, 1);
@@ -346,7 +345,7 @@ bool Enforcer::before_inspect(const reassembly::PacketInfo& info, rte_mbuf* m, i
       erase(e);
       return false;
     }
-    ++counters_.absorbed;
+    if (!from_client) ++counters_.absorbed;  // the client's are counted by aftermath()
     if (from_client) {
       uint32_t len = 0;
       uint16_t port = 0;
