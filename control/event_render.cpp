@@ -476,7 +476,9 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                   {"watchdog_released", e.watchdog_released},
                                   {"watchdog_bypassed", e.watchdog_bypassed}, {"fail_open", e.fail_open != 0},
                                   {"starttls_masked", e.starttls_masked},
-                                  {"starttls_blocked", e.starttls_blocked}, {"gated", e.gated}, {"blocked", e.blocked}};
+                                  {"starttls_blocked", e.starttls_blocked},
+                                  {"verdicts_unwithheld", e.verdicts_unwithheld}, {"gated", e.gated},
+                                  {"blocked", e.blocked}};
       // Added latency per held message: percentiles (the low edge of their bucket, within 19%) and
       // the non-empty buckets as [low_us, count].
       uint64_t settled = 0;

@@ -19,7 +19,7 @@ namespace sluice::dataplane {
 namespace {
 
 constexpr uint32_t kNone = UINT32_MAX;
-constexpr unsigned kMaxPipelined = 4;    // messages ending behind one held segment, tracked
+constexpr unsigned kMaxPipelined = 16;   // messages ending in one held segment, tracked (beyond: deferred)
 constexpr int64_t kBackstopUs = 5000000;  // the hold queue's own deadline comes this much later
 constexpr int64_t kClosingUs = 2000000;   // a blocked connection both sides closed: kept this long
 
@@ -124,6 +124,7 @@ struct Enforcer::Entry {
     bool smuggling;  // its end of data is ambiguous (the reason the reply names)
     records::Action action;
     records::Disposition disposition;
+    uint32_t withheld;  // its verdict record, written once the head is settled (kNone: written)
   };
   Tuple tuple;
   uint32_t hash;
@@ -134,6 +135,7 @@ struct Enforcer::Entry {
   MessageKey key{};            // holding: every frame of the connection is held under it
   Pending txns[kMaxPipelined];
   uint8_t n_txns = 0;
+  bool untracked = false;      // more messages ended in the head than kMaxPipelined: it is deferred
   uint64_t head_txn = 0;       // holding: the last message the head frame ended
   bool settled_any = false;
   uint64_t settled_upto = 0;   // messages up to this one are settled (when settled_any)
@@ -156,7 +158,7 @@ struct Enforcer::Entry {
     for (unsigned i = 0; i < n_txns; ++i)
       if (txns[i].transaction == transaction) return &txns[i];
     if (n_txns == kMaxPipelined) return nullptr;
-    txns[n_txns] = Pending{transaction, false, false, false, records::Action::pass, records::Disposition::clean};
+    txns[n_txns] = Pending{transaction, false, false, false, records::Action::pass, records::Disposition::clean, kNone};
     return &txns[n_txns++];
   }
 };
@@ -176,6 +178,12 @@ Enforcer::Enforcer(const EnforceConfig& config, HoldQueue& hold, EnforcerIo& io,
   std::fill_n(table_.get(), slots, kNone);
   table_mask_ = slots - 1;
   ready_.reset(new uint32_t[n]);
+  if (events_) {
+    withheld_.reset(new records::VerdictRecord[kWithheld]);
+    withheld_free_.reset(new uint32_t[kWithheld]);
+    for (uint32_t i = 0; i < kWithheld; ++i) withheld_free_[i] = kWithheld - 1 - i;
+    n_withheld_free_ = kWithheld;
+  }
 }
 
 Enforcer::~Enforcer() = default;
@@ -208,6 +216,8 @@ Enforcer::Entry* Enforcer::insert(const Tuple& t) noexcept {
 }
 
 void Enforcer::erase(Entry* e) noexcept {
+  // Verdicts still withheld: their segment was never held (or the entry is forgotten unsettled).
+  write_withheld(*e, records::Enforcement::not_held, nullptr);
   const uint32_t i = static_cast<uint32_t>(e - entries_.get());
   if (e->state == Entry::State::holding) --counters_.gated;
   if (e->state == Entry::State::blocked) --counters_.blocked;
@@ -405,15 +415,15 @@ Disposition Enforcer::after_inspect(const reassembly::FrameStep& step, const rea
   ++counters_.gated;
   ++counters_.messages_held;
   e->head_txn = step.transaction;
-  Entry::Pending* p = e->pending(step.transaction);
+  track_head(*e, step);
   if (next_deadline_ > e->deadline_us) next_deadline_ = e->deadline_us;
   e->held_end = seg_end(info);
   e->client_seen = true;
-  if (p && p->decided) mark_ready(*e);
+  mark_ready(*e);  // settles only when every message of the head is decided
   return Disposition::held;
 }
 
-void Enforcer::decided(const records::MessageContext& message, records::VerdictRecord& verdict) noexcept {
+bool Enforcer::decided(const records::MessageContext& message, records::VerdictRecord& verdict) noexcept {
   const Tuple t = Tuple::of(message.flow);
   char ref[40];
   reference(message.flow.flow_id, message.transaction, ref, sizeof ref);
@@ -439,16 +449,48 @@ void Enforcer::decided(const records::MessageContext& message, records::VerdictR
   if (!p) {
     ++counters_.not_held;
     verdict.enforcement = records::Enforcement::not_held;
-    return;
+    return false;
   }
   p->decided = true;
   p->action = verdict.action;
   p->disposition = verdict.disposition;
   p->smuggling = verdict.smuggling;
-  verdict.enforcement = verdict.action == records::Action::reject  ? records::Enforcement::rejected
-                        : verdict.action == records::Action::defer ? records::Enforcement::deferred
-                                                                   : records::Enforcement::released;
+  // What its own action would do; final when the head is settled (write_withheld).
+  verdict.enforcement = enforcement_of(verdict.action);
+  bool taken = false;
+  if (n_withheld_free_) {
+    p->withheld = withheld_free_[--n_withheld_free_];
+    withheld_[p->withheld] = verdict;
+    taken = true;
+  } else {
+    ++counters_.verdicts_unwithheld;
+  }
   if (e->state == Entry::State::holding) mark_ready(*e);
+  return taken;
+}
+
+void Enforcer::write_withheld(Entry& e, records::Enforcement how, const char* ref) noexcept {
+  for (unsigned i = 0; i < e.n_txns; ++i) {
+    Entry::Pending& p = e.txns[i];
+    if (p.withheld == kNone) continue;
+    records::VerdictRecord& v = withheld_[p.withheld];
+    if (how != records::Enforcement::none) v.enforcement = how;
+    if (ref) v.reference.set(ref);
+    events_->put(v);
+    withheld_free_[n_withheld_free_++] = p.withheld;
+    p.withheld = kNone;
+  }
+}
+
+// Every message that ended in the head frame waits for its verdict (those decided as the frame
+// was read are there already).
+void Enforcer::track_head(Entry& e, const reassembly::FrameStep& step) noexcept {
+  const uint64_t first = step.ended > step.transaction + 1 ? 0 : step.first_transaction();
+  for (uint64_t t = first; t <= step.transaction; ++t)
+    if (!e.pending(t)) {
+      ++counters_.pipelined_untracked;
+      e.untracked = true;
+    }
 }
 
 void Enforcer::record_latency(const Entry& e) noexcept {
@@ -487,6 +529,11 @@ void Enforcer::settle(Entry& e, int64_t now_us) noexcept {
       if (!e.txns[i].decided) return;
       if (!worst || e.txns[i].action > worst->action) worst = &e.txns[i];
     }
+    if (e.untracked && (!worst || worst->action < records::Action::defer)) {
+      // Some message of the head has no verdict to wait for: it must not reach the server.
+      block(e, records::Action::defer, e.head_txn, "too many messages in one segment", now_us);
+      return;
+    }
     if (worst && (worst->action == records::Action::reject || worst->action == records::Action::defer)) {
       block(e, worst->action, worst->transaction,
             worst->timed_out   ? "no verdict in time"
@@ -498,6 +545,7 @@ void Enforcer::settle(Entry& e, int64_t now_us) noexcept {
     }
     counters_.passed += e.n_txns;
     record_latency(e);
+    write_withheld(e, records::Enforcement::released, nullptr);
     e.settled_any = true;
     e.settled_upto = e.head_txn;
     e.n_txns = 0;
@@ -514,7 +562,7 @@ void Enforcer::settle(Entry& e, int64_t now_us) noexcept {
       if (step.step == reassembly::NextStep::hold) {
         // It ends a message: the new head.
         e.head_txn = step.transaction;
-        e.pending(step.transaction);
+        track_head(e, step);
         e.held_at_ns = monotonic_ns();
         e.deadline_us = now_us + config_.max_hold_us;
         if (next_deadline_ > e.deadline_us) next_deadline_ = e.deadline_us;
@@ -570,6 +618,10 @@ void Enforcer::block(Entry& e, records::Action action, uint64_t transaction, con
                      int64_t now_us) noexcept {
   const bool reject = action == records::Action::reject;
   record_latency(e);
+  char ref[40];
+  reference(e.flow_id, transaction, ref, sizeof ref);
+  // Every message of the head shares the reply the client gets (and the server never saw any).
+  write_withheld(e, enforcement_of(action), ref);
   --counters_.gated;
   e.state = Entry::State::blocked;
   ++counters_.blocked;
@@ -590,8 +642,6 @@ void Enforcer::block(Entry& e, records::Action action, uint64_t transaction, con
       // Towards the client, from where the server's delivered data ended.
       e.srv_seq = e.server_delivered && seq_lt(info.tcp_ack, e.server_next) ? e.server_next : info.tcp_ack;
       e.cli_next = seg_end(info);
-      char ref[40];
-      reference(e.flow_id, transaction, ref, sizeof ref);
       const std::size_t n = render(reject ? config_.reject_reply : config_.defer_reply, reason, ref, e.last);
       e.last_len = static_cast<uint16_t>(n);
       e.last_seq = e.srv_seq;

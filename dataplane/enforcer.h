@@ -97,6 +97,10 @@ struct EnforceCounters {
   uint64_t fail_open = 0;          // now: 1 while failing open
   uint64_t starttls_masked = 0;   // EHLO replies whose STARTTLS capability was overwritten
   uint64_t starttls_blocked = 0;  // STARTTLS commands answered 454 (session ended)
+  uint64_t pipelined_untracked = 0;  // messages ending in one held segment beyond 16: the segment is
+                                     // deferred (451), whatever the others' verdicts
+  uint64_t verdicts_unwithheld = 0;  // verdict events written before their head settled (no record free):
+                                     // their `enforcement` is what their own action would do
   uint64_t latency_us[kLatencyBuckets] = {};  // messages settled, by added latency
   uint64_t gated = 0;             // now: connections holding a message
   uint64_t blocked = 0;           // now: connections answered by sluiced after a reject or defer
@@ -159,8 +163,12 @@ class Enforcer final : public pipeline::VerdictListener {
   Disposition after_inspect(const reassembly::FrameStep& step, const reassembly::PacketInfo& info, rte_mbuf* m,
                             int64_t now_us) noexcept;
 
-  // The verdict seam's listener: fills the verdict's `enforcement` and `reference`.
-  void decided(const records::MessageContext& message, records::VerdictRecord& verdict) noexcept override;
+  // The verdict seam's listener: fills the verdict's `enforcement` and `reference`. The verdict of
+  // a held message is taken (true) and written to `events` when its head frame is settled: a
+  // message that ended in the same segment as a rejected or deferred one shares that fate (its
+  // `enforcement` and `reference` are the block's). At most kWithheld records wait at once.
+  static constexpr uint32_t kWithheld = 256;
+  bool decided(const records::MessageContext& message, records::VerdictRecord& verdict) noexcept override;
 
   // Settles what became ready (decisions with their held frames). Call after each burst and after
   // the hand-off's poll; cheap when nothing is ready.
@@ -202,6 +210,14 @@ class Enforcer final : public pipeline::VerdictListener {
   void reference(uint64_t flow_id, uint64_t transaction, char* out, std::size_t cap) const noexcept;
   std::size_t render(std::string_view tmpl, const char* reason, const char* ref, char* out) const noexcept;
   void mark_ready(Entry& e) noexcept;
+  void track_head(Entry& e, const reassembly::FrameStep& step) noexcept;
+  // Writes the head's withheld verdicts: `how` (none: as decided) and `ref` (null: their own).
+  void write_withheld(Entry& e, records::Enforcement how, const char* ref) noexcept;
+  static records::Enforcement enforcement_of(records::Action a) noexcept {
+    return a == records::Action::reject  ? records::Enforcement::rejected
+           : a == records::Action::defer ? records::Enforcement::deferred
+                                         : records::Enforcement::released;
+  }
   void record_latency(const Entry& e) noexcept;
   void report(const reassembly::PacketInfo& info, bool from_client, uint8_t smtp_anomaly, int64_t now_us) noexcept;
 
@@ -218,6 +234,9 @@ class Enforcer final : public pipeline::VerdictListener {
   uint32_t free_ = 0;                  // free entries, linked through Entry::next_free
   uint32_t used_ = 0;
   std::unique_ptr<uint32_t[]> ready_;  // entries with something to settle
+  std::unique_ptr<records::VerdictRecord[]> withheld_;  // verdicts waiting for their head (kWithheld)
+  std::unique_ptr<uint32_t[]> withheld_free_;
+  uint32_t n_withheld_free_ = 0;
   uint32_t n_ready_ = 0;
   static constexpr unsigned kMaxEarly = 16;
   uint32_t early_[kMaxEarly];          // entries made by a decision inside the current frame

@@ -537,8 +537,7 @@ void MessageRecords::write_message(uint32_t m) noexcept {
   }
   v.enforcement = records::Enforcement::none;
   v.reference.set("");
-  if (listener_) listener_->decided(msg.ctx, v);
-  out_.put(v);
+  if (!listener_ || !listener_->decided(msg.ctx, v)) out_.put(v);
   free_message(m);
 }
 

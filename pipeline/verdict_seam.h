@@ -72,13 +72,17 @@ class LookupChannel {
   virtual bool send_message(const MessageCopy&) noexcept { return false; }
 };
 
-// Told of every verdict just before its `verdict` event is written (inline enforcement fills the
-// record's `enforcement` and `reference`). Runs on the RX lcore; may be called from inside the
-// reassembler's on_packet (a message decided as it ends) or from the hand-off's poll.
+// Told of every verdict of a message's primary reading just before its `verdict` event is written
+// (inline enforcement fills the record's `enforcement` and `reference`). Runs on the RX lcore; may
+// be called from inside the reassembler's on_packet (a message decided as it ends) or from the
+// hand-off's poll. Returns true when the listener took the record: it writes it to the lcore's
+// event output itself once the record is final (a message held with others in one segment
+// shares their fate on the wire, known only when all of them are decided); false: the caller
+// writes it now.
 class VerdictListener {
  public:
   virtual ~VerdictListener() = default;
-  virtual void decided(const records::MessageContext& message, records::VerdictRecord& verdict) noexcept = 0;
+  virtual bool decided(const records::MessageContext& message, records::VerdictRecord& verdict) noexcept = 0;
 };
 
 struct ReputationSetup {

@@ -23,6 +23,10 @@ struct FrameStep {
   NextStep step = NextStep::forward;
   uint64_t transaction = 0;  // hold: the message, within its flow
   uint64_t flow_id = 0;      // hold: the flow (its flow event's flow_id)
+  // hold: messages that ended in the frame (pipelined into one segment): `transaction` and the
+  // ended - 1 before it. Each has its verdict; the frame waits for all of them.
+  uint32_t ended = 1;
+  uint64_t first_transaction() const noexcept { return transaction + 1 - ended; }
 };
 
 }  // namespace sluice::reassembly

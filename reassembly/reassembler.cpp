@@ -307,7 +307,10 @@ struct SmtpFlow final : SmtpCallbacks {
       ctx.smuggling = message_smuggling;
       observer->end(status == SmtpMessageStatus::complete, current.sha256, ctx);
       observer->summary(current.observer_summary);
-      if (observer->hold_end() && flow == r->frame_flow) r->step = FrameStep{NextStep::hold, current.index, flow->flow_id};
+      if (observer->hold_end() && flow == r->frame_flow) {
+        const bool more = r->step.step == NextStep::hold && r->step.flow_id == flow->flow_id;
+        r->step = FrameStep{NextStep::hold, current.index, flow->flow_id, more ? r->step.ended + 1 : 1};
+      }
     }
     if (status == SmtpMessageStatus::aborted) {  // no final reply will come
       r->emit_smtp(*this, current, 0);

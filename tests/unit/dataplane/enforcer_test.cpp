@@ -80,8 +80,10 @@ struct FakeIo final : EnforcerIo {
 
 struct AnomalySink final : records::RecordSink {
   std::vector<records::AnomalyRecord> anomalies;
+  std::vector<records::VerdictRecord> verdicts;  // those the enforcer took and wrote itself
   void emit(const void* record, std::size_t size) noexcept override {
     if (size == sizeof(records::AnomalyRecord)) anomalies.push_back(*static_cast<const records::AnomalyRecord*>(record));
+    if (size == sizeof(records::VerdictRecord)) verdicts.push_back(*static_cast<const records::VerdictRecord*>(record));
   }
 };
 
@@ -151,14 +153,17 @@ class EnforcerTest : public ::testing::Test {
     }
     return Fate::freed;
   }
+  // The record as the enforcer filled it at once (for a held message, what its own action would do).
   records::VerdictRecord decide(uint64_t txn, records::Action a,
                                 records::Disposition d = records::Disposition::malicious) {
     records::VerdictRecord v;
     v.action = a;
     v.disposition = d;
-    enf_->decided(message(txn), v);
+    v.transaction = txn;
+    taken_.push_back(enf_->decided(message(txn), v));
     return v;
   }
+  std::vector<bool> taken_;  // per decide(): the enforcer took the record (writes it when settled)
   // The client's usual dialogue up to the end of DATA: only the last frame matters here.
   Frame* data_end() { return seg(true, kTcpAck | kTcpPsh, "body\r\n.\r\n"); }
 
@@ -315,6 +320,65 @@ TEST_F(EnforcerTest, AMessageEndingBehindTheHeadWaitsForItsOwnVerdict) {
   EXPECT_EQ(enf_->counters().messages_held, 2u);
   EXPECT_EQ(enf_->counters().passed, 1u);
   EXPECT_EQ(enf_->counters().rejected, 1u);
+}
+
+TEST_F(EnforcerTest, MessagesEndingInOneSegmentShareTheFateOfTheRejectedOne) {
+  // Two messages pipelined into one segment: the second (no attachment) is decided as the segment
+  // is read, pass; the first (a malicious file) later, reject. The client gets one 550 and the
+  // server never sees either end of data: both verdict events say rejected, with its reference.
+  Frame* end = seg(true, kTcpAck | kTcpPsh, "a\r\n.\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nb\r\n.\r\n");
+  const reassembly::PacketInfo p = info(end);
+  enf_->begin_frame();
+  decide(1, records::Action::pass, records::Disposition::clean);
+  EXPECT_EQ(enf_->after_inspect(reassembly::FrameStep{reassembly::NextStep::hold, 1, FakeIo::kFlow, 2}, p, handle(end),
+                                now_),
+            Disposition::held);
+  enf_->run(now_);
+  EXPECT_TRUE(io_.forwarded.empty());   // the first message has no verdict yet
+  EXPECT_TRUE(sink_.verdicts.empty());  // and the second's fate is not known
+  decide(0, records::Action::reject);
+  enf_->run(now_);
+  EXPECT_EQ(taken_, (std::vector<bool>{true, true}));
+  ASSERT_EQ(sink_.verdicts.size(), 2u);
+  ASSERT_EQ(io_.injected_payload.size(), 2u);  // RST, 550
+  EXPECT_NE(io_.injected_payload[1].find("(reference abcdef01-4d-0)"), std::string::npos) << io_.injected_payload[1];
+  for (const auto& v : sink_.verdicts) {
+    EXPECT_EQ(v.enforcement, records::Enforcement::rejected) << v.transaction;
+    EXPECT_EQ(v.reference.view(), "abcdef01-4d-0") << v.transaction;
+  }
+  EXPECT_EQ(sink_.verdicts[0].action, records::Action::pass);
+  EXPECT_EQ(io_.discarded, (std::vector<Frame*>{end}));
+  EXPECT_TRUE(io_.forwarded.empty());
+}
+
+TEST_F(EnforcerTest, MoreMessagesInOneSegmentThanAreTrackedAreDeferred) {
+  Frame* end = data_end();
+  ASSERT_EQ(enf_->after_inspect(reassembly::FrameStep{reassembly::NextStep::hold, 16, FakeIo::kFlow, 17}, info(end),
+                                handle(end), now_),
+            Disposition::held);
+  enf_->run(now_);
+  for (uint64_t t = 0; t < 16; ++t) decide(t, records::Action::pass, records::Disposition::clean);
+  enf_->run(now_);
+  EXPECT_EQ(enf_->counters().pipelined_untracked, 1u);
+  ASSERT_EQ(io_.injected_payload.size(), 2u);
+  EXPECT_EQ(io_.injected_payload[1].rfind("451 4.7.1 Message deferred: too many messages in one segment", 0), 0u)
+      << io_.injected_payload[1];
+  EXPECT_TRUE(io_.forwarded.empty());
+  ASSERT_EQ(sink_.verdicts.size(), 16u);
+  EXPECT_EQ(sink_.verdicts[3].enforcement, records::Enforcement::deferred);
+}
+
+TEST_F(EnforcerTest, APassingHeadWritesItsVerdictsReleasedAndANotHeldOneAtOnce) {
+  ASSERT_EQ(arrive(data_end(), true, 0), Fate::held);
+  enf_->run(now_);  // the end of the burst
+  decide(9, records::Action::pass, records::Disposition::clean);  // nothing of it held
+  decide(0, records::Action::pass, records::Disposition::clean);
+  EXPECT_EQ(taken_, (std::vector<bool>{false, true}));
+  EXPECT_TRUE(sink_.verdicts.empty());
+  enf_->run(now_);
+  ASSERT_EQ(sink_.verdicts.size(), 1u);
+  EXPECT_EQ(sink_.verdicts[0].enforcement, records::Enforcement::released);
+  EXPECT_EQ(sink_.verdicts[0].reference.view(), "abcdef01-4d-0");
 }
 
 TEST_F(EnforcerTest, AFullTableFailsOpenAndCounts) {

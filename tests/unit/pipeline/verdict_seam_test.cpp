@@ -46,8 +46,9 @@ struct Events final : records::RecordSink {
 
 struct Listener final : VerdictListener {
   std::vector<std::pair<uint64_t, records::Action>> decided_;  // transaction, action
-  void decided(const records::MessageContext& m, records::VerdictRecord& v) noexcept override {
+  bool decided(const records::MessageContext& m, records::VerdictRecord& v) noexcept override {
     decided_.emplace_back(m.transaction, v.action);
+    return false;
   }
 };
 

@@ -217,6 +217,29 @@ TEST(Reassembler, FrameEndingAMessageIsHeldWhenTheObserverAsks) {
   }
 }
 
+// A segment that ends several pipelined messages names the last and how many ended in it, so
+// inline enforcement waits for every one of their verdicts.
+TEST(Reassembler, ASegmentEndingPipelinedMessagesNamesThemAll) {
+  Collect out;
+  HoldingFactory factory(true);
+  ReassemblyConfig c = small_config();
+  c.observers = &factory;
+  Reassembler r(c, out, 0);
+  Conversation s(r);
+  open_session(s);
+  exchange(s, "EHLO c\r\n", "250-mx\r\n250 PIPELINING\r\n");
+  exchange(s, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", "250 ok\r\n250 ok\r\n354 go\r\n");
+  s.client(tcp_flags::ack | tcp_flags::psh,
+           "one\r\n.\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 5\r\ntwo\r\nBDAT 0 LAST\r\n"
+           "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 7 LAST\r\nthree\r\n");
+  EXPECT_EQ(s.last_step.step, NextStep::hold);
+  EXPECT_EQ(s.last_step.transaction, 2u);
+  EXPECT_EQ(s.last_step.ended, 3u);
+  EXPECT_EQ(s.last_step.first_transaction(), 0u);
+  s.client(tcp_flags::ack | tcp_flags::psh, "QUIT\r\n");
+  EXPECT_EQ(s.last_step.step, NextStep::forward);
+}
+
 // Found by tests/fuzz/reassembler_fuzz (UBSan): "MAIL" and "RCPT" without an argument hand the
 // transaction an empty std::string_view whose data() is nullptr, and copying it with memcpy (even
 // zero bytes) is undefined behaviour. The message must still be reported, with empty addresses.
