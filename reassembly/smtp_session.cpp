@@ -254,7 +254,11 @@ void SmtpSession::init(SmtpCallbacks* callbacks, bool from_start) noexcept {
   data_last_cr_ = false;
   data_prev_bare_lf_ = false;
   data_bare_cr_ = false;
+  data_tail_len_ = 0;
   data_line_octets_ = 0;
+  reading_ = SmtpReading{};
+  split_from_ = kNoSplit;
+  split_stop_ = false;
   bdat_open_ = false;
   bdat_last_ = false;
   msg_gap_ = false;
@@ -372,13 +376,18 @@ void SmtpSession::on_client_data(const uint8_t* data, std::size_t len) noexcept 
 std::size_t SmtpSession::feed_client(const uint8_t* p, std::size_t n) noexcept {
   std::size_t off = 0;
   while (off < n && !paused_ && cmode_ != ClientMode::tls) {
+    // The strict one-message reading takes every octet after the terminator it started at.
+    const bool strict = reading_.kind() == SmtpReadingKind::one_message;
+    std::size_t k = 0;
     switch (cmode_) {
       case ClientMode::commands:
-      case ClientMode::credential: off += feed_lines(p + off, n - off); break;
-      case ClientMode::data: off += feed_data(p + off, n - off); break;
-      case ClientMode::bdat: off += feed_bdat(p + off, n - off); break;
+      case ClientMode::credential: k = feed_lines(p + off, n - off); break;
+      case ClientMode::data: k = feed_data(p + off, n - off); break;
+      case ClientMode::bdat: k = feed_bdat(p + off, n - off); break;
       case ClientMode::tls: break;
     }
+    if (strict && reading_.kind() == SmtpReadingKind::one_message) reading_.feed(p + off, k, *cb_);
+    off += k;
   }
   return off;
 }
@@ -528,6 +537,7 @@ void SmtpSession::apply_reply(SmtpVerb verb, bool positive, bool assumed) noexce
       data_last_cr_ = false;
       data_prev_bare_lf_ = false;
       data_bare_cr_ = false;
+      data_tail_len_ = 0;
       data_line_octets_ = 0;
       break;
     case SmtpVerb::starttls:
@@ -568,6 +578,61 @@ void SmtpSession::drain_hold() noexcept {
 // Content is handed over as runs of the input, flushed before any other callback so the order of
 // callbacks does not depend on how the input was split.
 std::size_t SmtpSession::feed_data(const uint8_t* p, std::size_t n) noexcept {
+  split_from_ = reading_.kind() == SmtpReadingKind::split ? 0 : kNoSplit;
+  split_stop_ = false;
+  const std::size_t used = feed_data_lines(p, n);
+  if (split_from_ < used && reading_.kind() == SmtpReadingKind::split)
+    reading_.feed(p + split_from_, used - split_from_, *cb_);
+  split_from_ = kNoSplit;
+  if (split_stop_) reading_.stop(*cb_);
+  return used;
+}
+
+// <CR>.<CR> (or a "." line ended by a bare CR): reported once per message; the split reading
+// starts at `split_at` in the current input.
+void SmtpSession::bare_cr_seen(std::size_t split_at) noexcept {
+  if (data_bare_cr_) return;
+  data_bare_cr_ = true;
+  cb_->on_anomaly(SmtpAnomaly::bare_cr_terminator);
+  if (readings_ && !reading_.active()) {
+    reading_.start_split(true, *cb_);
+    split_from_ = split_at;
+  }
+}
+
+// "<CR>.<CR>" in p[from, end) of a content line, across earlier input of the line too
+// (data_tail_). Found by its dot: base64 lines have none, text a few.
+void SmtpSession::scan_bare_cr(const uint8_t* p, std::size_t from, std::size_t end) noexcept {
+  if (from >= end) return;
+  if (!data_bare_cr_) {
+    const std::size_t len = end - from;
+    if (data_tail_len_ == 2 && data_tail_[0] == '\r' && data_tail_[1] == '.' && p[from] == '\r') {
+      bare_cr_seen(from + 1);
+    } else if (data_tail_len_ >= 1 && len >= 2 && data_tail_[data_tail_len_ - 1] == '\r' && p[from] == '.' &&
+               p[from + 1] == '\r') {
+      bare_cr_seen(from + 2);
+    } else {
+      for (const uint8_t* c = p + from + 1; c + 1 < p + end &&
+                                            (c = static_cast<const uint8_t*>(std::memchr(c, '.', p + end - 1 - c)));
+           ++c)
+        if (c[-1] == '\r' && c[1] == '\r') {
+          bare_cr_seen(static_cast<std::size_t>(c - p) + 2);
+          break;
+        }
+    }
+  }
+  if (end - from >= 2) {
+    data_tail_[0] = p[end - 2];
+    data_tail_[1] = p[end - 1];
+    data_tail_len_ = 2;
+  } else {
+    if (data_tail_len_ == 2) data_tail_[0] = data_tail_[1];
+    data_tail_[data_tail_len_ == 2 ? 1 : data_tail_len_] = p[from];
+    if (data_tail_len_ < 2) ++data_tail_len_;
+  }
+}
+
+std::size_t SmtpSession::feed_data_lines(const uint8_t* p, std::size_t n) noexcept {
   std::size_t i = 0;
   std::size_t run = 0;  // start of the content not yet handed over
   auto flush = [&](std::size_t end) {
@@ -609,7 +674,12 @@ std::size_t SmtpSession::feed_data(const uint8_t* p, std::size_t n) noexcept {
         if (data_emit_) {  // ".\r" then more: the CR held back is content
           static constexpr uint8_t kCr = '\r';
           cb_->on_message_data(&kCr, 1);
+          // A "." line ended by a bare CR: the end of data for a server that ends lines there.
+          bare_cr_seen(i);
         }
+        data_tail_[0] = '.';
+        data_tail_[1] = '\r';
+        data_tail_len_ = 2;
         dot_ = DotState::in_line;
         break;
       case DotState::in_line: {
@@ -617,22 +687,16 @@ std::size_t SmtpSession::feed_data(const uint8_t* p, std::size_t n) noexcept {
         if (nl == nullptr) {
           data_line_octets_ += n - i;
           data_last_cr_ = p[n - 1] == '\r';
+          if (data_emit_) scan_bare_cr(p, i, n);
           i = n;
           break;
         }
         const std::size_t k = static_cast<std::size_t>(nl - p);
         const bool cr = k > i ? p[k - 1] == '\r' : data_last_cr_;
         // "<CR>.<CR>" inside a line: an end of data for a server that ends lines at a bare CR
-        // (one of the SMTP smuggling readings). Found by its dot: base64 lines have none, text a few.
-        if (data_emit_ && !data_bare_cr_) {
-          for (const uint8_t* c = p + i + 1; c + 1 < nl && (c = static_cast<const uint8_t*>(std::memchr(c, '.', nl - 1 - c)));
-               ++c)
-            if (c[-1] == '\r' && c[1] == '\r') {
-              data_bare_cr_ = true;
-              cb_->on_anomaly(SmtpAnomaly::bare_cr_terminator);
-              break;
-            }
-        }
+        // (one of the SMTP smuggling readings).
+        if (data_emit_) scan_bare_cr(p, i, k);
+        data_tail_len_ = 0;
         data_line_octets_ += k - i + 1;
         i = k + 1;
         flush(i);  // the line, its line end included
@@ -651,6 +715,17 @@ std::size_t SmtpSession::feed_data(const uint8_t* p, std::size_t n) noexcept {
 
 void SmtpSession::data_end(bool bare_lf) noexcept {
   if (bare_lf) cb_->on_anomaly(SmtpAnomaly::bare_lf_terminator);
+  if (reading_.kind() == SmtpReadingKind::split) split_stop_ = true;  // after the octets up to here
+  if (bare_lf && data_emit_ && readings_ && !reading_.active()) {
+    // The strict reading goes on through the terminator (its octets, as they were, first).
+    const bool crlf_before = !data_prev_bare_lf_;
+    reading_.start_one_message(crlf_before, *cb_);
+    static constexpr uint8_t kDotLf[2] = {'.', '\n'}, kDotCrLf[3] = {'.', '\r', '\n'};
+    if (dot_ == DotState::dot_cr)
+      reading_.feed(kDotCrLf, 3, *cb_);
+    else
+      reading_.feed(kDotLf, 2, *cb_);
+  }
   if (data_emit_) cb_->on_message_end(SmtpMessageStatus::complete);
   data_emit_ = false;
   txn_ = Txn::none;
@@ -683,6 +758,7 @@ void SmtpSession::abort_bdat() noexcept {
 }
 
 void SmtpSession::go_tls() noexcept {
+  if (reading_.active()) reading_.stop(*cb_);
   abort_bdat();
   tls_ = true;
   cmode_ = ClientMode::tls;
@@ -693,6 +769,7 @@ void SmtpSession::go_tls() noexcept {
 
 void SmtpSession::on_client_gap(uint32_t missing_bytes) noexcept {
   if (cb_ == nullptr || closed_ || tls_ || missing_bytes == 0) return;
+  if (reading_.active()) reading_.stop(*cb_);  // the other reading cannot go on across lost octets
   // The octets after the gap cannot be held in order with those before it: stop waiting.
   if (paused_) assume_reply();
   uint64_t missing = missing_bytes;
@@ -823,6 +900,7 @@ void SmtpSession::on_close() noexcept {
   if (cb_ == nullptr || closed_) return;
   if (!tls_) {
     if (paused_) assume_reply();
+    if (reading_.active()) reading_.stop(*cb_);
     if (!tls_) {
       if (cmode_ == ClientMode::data && data_emit_) cb_->on_message_end(SmtpMessageStatus::aborted);
       data_emit_ = false;

@@ -21,7 +21,10 @@
 // - DATA content: a line consisting of "." ends it; a leading "." of any other line is removed
 //   (RFC 5321 4.5.2). The content handed over includes the line end of its last line
 //   ("...last line\r\n"), not the "." line. A terminator using a bare LF anywhere ("\n.\n",
-//   "\r\n.\n", "\n.\r\n") still ends the data, with the anomaly `bare_lf_terminator`.
+//   "\r\n.\n", "\n.\r\n") still ends the data, with the anomaly `bare_lf_terminator`. A "." line
+//   ended by a bare CR, or "<CR>.<CR>" inside a line, does not (anomaly `bare_cr_terminator`).
+//   Either way the stream's other reading (smtp_reading.h) is reported through on_reading_*,
+//   one at a time per session (with set_readings(true)).
 // - BDAT n [LAST]: exactly n octets follow the command line, whatever they contain, possibly in the
 //   same segment as the command and possibly followed by the next command. Chunks of one message
 //   are concatenated. LAST ends the message. "BDAT 0 LAST" is valid. A size that is not a decimal
@@ -46,6 +49,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+
+#include "reassembly/smtp_reading.h"
 
 namespace sluice::reassembly {
 
@@ -107,9 +112,14 @@ enum class SmtpAnomaly : uint8_t {
 };
 const char* smtp_anomaly_name(SmtpAnomaly a) noexcept;
 
-class SmtpCallbacks {
+class SmtpCallbacks : public SmtpReadingOutput {
  public:
   virtual ~SmtpCallbacks() = default;
+  // The other reading of an ambiguous DATA stream (smtp_reading.h): its messages' content.
+  // one_message begins before the primary's on_message_end (its message goes on from there).
+  void reading_begin(SmtpReadingKind) noexcept override {}
+  void reading_data(const uint8_t*, std::size_t) noexcept override {}
+  void reading_end(bool) noexcept override {}
   virtual void on_command(const SmtpCommand& cmd) noexcept = 0;
   virtual void on_reply(const SmtpReply& reply) noexcept = 0;
   // After the EHLO reply: the keywords the server offered.
@@ -131,6 +141,8 @@ class SmtpSession {
 
   // from_start: the connection was seen from its SYN (no pick-up needed).
   void init(SmtpCallbacks* callbacks, bool from_start) noexcept;
+  // Report the other reading of an ambiguous DATA stream (off by default; kept across init()).
+  void set_readings(bool on) noexcept { readings_ = on; }
 
   void on_client_data(const uint8_t* data, std::size_t len) noexcept;
   void on_server_data(const uint8_t* data, std::size_t len) noexcept;
@@ -173,6 +185,9 @@ class SmtpSession {
   std::size_t feed_client(const uint8_t* p, std::size_t n) noexcept;
   std::size_t feed_lines(const uint8_t* p, std::size_t n) noexcept;
   std::size_t feed_data(const uint8_t* p, std::size_t n) noexcept;
+  std::size_t feed_data_lines(const uint8_t* p, std::size_t n) noexcept;
+  void bare_cr_seen(std::size_t split_at) noexcept;
+  void scan_bare_cr(const uint8_t* p, std::size_t from, std::size_t end) noexcept;
   std::size_t feed_bdat(const uint8_t* p, std::size_t n) noexcept;
   void credential_line(const Line& line) noexcept;
   void command_line(const Line& line) noexcept;
@@ -213,6 +228,15 @@ class SmtpSession {
   bool data_last_cr_ = false;
   bool data_prev_bare_lf_ = false;
   bool data_bare_cr_ = false;  // bare_cr_terminator reported for this message
+  uint8_t data_tail_[2] = {};  // the last two octets of the current content line (bare-CR scan)
+  std::size_t data_tail_len_ = 0;
+  // The other reading (smtp_reading.h). split: fed from feed_data, from split_from_ on in the
+  // current input (kNoSplit: not fed), stopped after it when the primary's DATA ended there.
+  bool readings_ = false;
+  SmtpReading reading_;
+  static constexpr std::size_t kNoSplit = SIZE_MAX;
+  std::size_t split_from_ = kNoSplit;
+  bool split_stop_ = false;
   std::size_t data_line_octets_ = 0;
   // BDAT.
   bool bdat_open_ = false;

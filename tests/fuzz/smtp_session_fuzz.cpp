@@ -3,7 +3,8 @@
 // run again with every data record split in two: the callback log must not change.
 //
 // Input layout
-//   byte 0        bit 0: from_start (init's argument); the other bits seed the split points
+//   byte 0        bit 0: from_start (init's argument); bit 1: readings (set_readings); the other
+//                 bits seed the split points
 //   records       [op][len][len' bytes of data]
 //     op & 3 == 0   client data          op & 3 == 1   server data
 //     op & 3 == 2   gap: bit 2 chooses the direction (0 client, 1 server); missing bytes = len,
@@ -33,7 +34,7 @@ namespace {
 }
 
 constexpr unsigned kVerbCount = static_cast<unsigned>(SmtpVerb::none) + 1;
-constexpr unsigned kAnomalyCount = static_cast<unsigned>(SmtpAnomaly::misaligned_reply) + 1;
+constexpr unsigned kAnomalyCount = static_cast<unsigned>(SmtpAnomaly::bare_cr_terminator) + 1;
 constexpr uint32_t kAllCaps = (smtp_caps::enhancedstatuscodes << 1) - 1;
 
 // Checks the contract of every callback and keeps a log in which consecutive on_message_data
@@ -115,9 +116,36 @@ class CheckingCallbacks final : public SmtpCallbacks {
     log += "A" + std::to_string(static_cast<unsigned>(a)) + "\n";
   }
 
+  // The other reading of an ambiguous DATA stream: begin/data/end in order, its content bounded
+  // by the client's octets.
+  void reading_begin(SmtpReadingKind k) noexcept override {
+    if (in_reading_) fail("reading begins while one is open");
+    if (k != SmtpReadingKind::one_message && k != SmtpReadingKind::split) fail("bad SmtpReadingKind");
+    in_reading_ = true;
+    log += "R" + std::to_string(static_cast<unsigned>(k)) + "\n";
+  }
+  void reading_data(const uint8_t* d, std::size_t n) noexcept override {
+    if (!in_reading_) fail("reading data outside a reading message");
+    if (n == 0 || d == nullptr) fail("empty reading data");
+    reading_bytes_ += n;
+    // CRLF added per line of the split reading: at most twice the client's octets, plus ".\r\n".
+    if (reading_bytes_ > 2 * client_limit_ + 3) fail("more reading content than client bytes");
+    volatile unsigned sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum = sum + d[i];
+    (void)sum;
+    reading_log_.append(reinterpret_cast<const char*>(d), n);
+  }
+  void reading_end(bool complete) noexcept override {
+    if (!in_reading_) fail("reading ends without begin");
+    in_reading_ = false;
+    log += reading_log_ + (complete ? "\nRE1\n" : "\nRE0\n");
+    reading_log_.clear();
+  }
+
   // After the session is closed: no message may be left open.
   void check_closed() const {
     if (in_message_ && !tls_) fail("message still open after on_close");
+    if (in_reading_) fail("reading still open after on_close");
   }
 
  private:
@@ -148,6 +176,9 @@ class CheckingCallbacks final : public SmtpCallbacks {
   bool in_message_ = false;
   bool in_data_ = false;
   bool tls_ = false;
+  bool in_reading_ = false;
+  std::size_t reading_bytes_ = 0;
+  std::string reading_log_;
 };
 
 std::size_t total_client_bytes(const uint8_t* data, std::size_t size) {
@@ -174,6 +205,7 @@ std::string run(const uint8_t* data, std::size_t size, bool split) {
   CheckingCallbacks cb(total_client_bytes(data, size));
   // SmtpSession is about 11 KiB: on the heap so ASan sees its bounds exactly.
   auto session = std::make_unique<SmtpSession>();
+  session->set_readings(data[0] & 2);
   session->init(&cb, from_start);
   bool closed = false;
   for (std::size_t i = 1; i + 2 <= size && !closed;) {

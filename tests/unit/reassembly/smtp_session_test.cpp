@@ -91,6 +91,26 @@ struct Recorder final : SmtpCallbacks {
     tls = true;
   }
   void on_anomaly(SmtpAnomaly a) noexcept override { add(std::string("anomaly ") + smtp_anomaly_name(a)); }
+  // The other reading (set_readings): "KIND complete|incomplete:CONTENT" per message.
+  std::vector<std::string> readings;
+  bool reading_open = false;
+  void reading_begin(SmtpReadingKind k) noexcept override {
+    if (reading_open) errors.push_back("reading begins while one is open");
+    reading_open = true;
+    readings.push_back(std::string(smtp_reading_name(k)) + " ");
+  }
+  void reading_data(const uint8_t* d, std::size_t n) noexcept override {
+    if (!reading_open) errors.push_back("reading data outside a reading message");
+    if (n == 0) errors.push_back("empty reading_data");
+    if (reading_open) readings.back().append(reinterpret_cast<const char*>(d), n);
+  }
+  void reading_end(bool complete) noexcept override {
+    if (!reading_open) errors.push_back("reading ends without begin");
+    reading_open = false;
+    if (readings.empty()) return;
+    const std::size_t sp = readings.back().find(' ');
+    readings.back().insert(sp + 1, complete ? "complete:" : "incomplete:");
+  }
 };
 
 // A capture: both directions' events in the order they were seen.
@@ -111,6 +131,7 @@ struct Result {
   std::vector<std::string> messages;
   uint32_t caps = 0;
   bool encrypted = false;
+  std::vector<std::string> readings;
 };
 
 // How a chunk of `len` octets is cut into calls.
@@ -132,9 +153,10 @@ Splitter random_splits(uint32_t seed) {
   };
 }
 
-Result run(const Transcript& t, bool from_start = true, const Splitter& split = whole) {
+Result run(const Transcript& t, bool from_start = true, const Splitter& split = whole, bool readings = false) {
   Recorder rec;
   auto session = std::make_unique<SmtpSession>();
+  session->set_readings(readings);
   session->init(&rec, from_start);
   for (const Ev& e : t) {
     switch (e.kind) {
@@ -158,7 +180,7 @@ Result run(const Transcript& t, bool from_start = true, const Splitter& split = 
     }
   }
   for (const std::string& err : rec.errors) ADD_FAILURE() << err;
-  return {rec.log, rec.messages, session->capabilities(), session->encrypted()};
+  return {rec.log, rec.messages, session->capabilities(), session->encrypted(), rec.readings};
 }
 
 std::string join(const std::vector<std::string>& v) {
@@ -600,8 +622,9 @@ TEST(SmtpSession, ContentSentBeforeThe354IsHeld) {
 
 TEST(SmtpSession, DotUnstuffing) {
   const Result r = run(with_content("Line1\r\n..dotted\r\n...two\r\n.x\r\n. \r\n.\rz\r\n..\r\n.\r\n"));
-  EXPECT_LOG(r, prologue_plus({"begin data", "data 36", "end complete", "cmd QUIT",
-                               "reply 250 answers=message_end queued", "reply 221 answers=quit bye"}));
+  // ".\rz": a "." line ended by a bare CR, the end of data for a server that ends lines there.
+  EXPECT_LOG(r, prologue_plus({"begin data", "data 30", "anomaly bare_cr_terminator", "data 6", "end complete",
+                               "cmd QUIT", "reply 250 answers=message_end queued", "reply 221 answers=quit bye"}));
   EXPECT_EQ(r.messages, std::vector<std::string>{"Line1\r\n.dotted\r\n..two\r\nx\r\n \r\n\rz\r\n.\r\n"});
 }
 
@@ -848,6 +871,63 @@ TEST(SmtpSession, BareCrTerminatorIsReportedNotEnded) {
              "reply 250 answers=rcpt ok", "reply 354 answers=data go", "begin data", "data 6",
              "anomaly bare_cr_terminator", "data 32", "end complete", "reply 250 answers=message_end queued");
   EXPECT_EQ(r.messages, std::vector<std::string>{"one.\r\ntwo\r.\rMAIL FROM:<x@y>\r.\r\nthree\r\n"});
+}
+
+// SMTP smuggling: every known ambiguous end of data, the stream's primary messages and its other
+// reading (smtp_reading.h), the same however the input is cut.
+Transcript smuggle(const std::string& terminator) {
+  return {S("220 mx.example.org ESMTP\r\n"), C("EHLO c.example\r\n"), S("250-mx\r\n250 PIPELINING\r\n"),
+          C("MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n"), S("250 ok\r\n250 ok\r\n354 go\r\n"),
+          C("Subject: first\r\n\r\nhello" + terminator +
+            "MAIL FROM:<ceo@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\nSubject: smuggled\r\n\r\n"
+            "pay now\r\n..dot\r\n.\r\n"),
+          S("250 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n"), C("QUIT\r\n"), S("221 bye\r\n"),
+          Close()};
+}
+
+TEST(SmtpSession, EveryAmbiguousEndOfDataGetsItsOtherReading) {
+  const std::string tail = "MAIL FROM:<ceo@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\nSubject: smuggled\r\n\r\n"
+                           "pay now\r\n.dot\r\n";
+  const std::string smuggled = "Subject: smuggled\r\n\r\npay now\r\n.dot\r\n";
+  struct Case {
+    std::string terminator;
+    std::vector<std::string> messages;  // the primary reading's
+    std::vector<std::string> readings;  // the other
+  };
+  const std::vector<Case> cases = {
+      // Ends at the bare LF: the strict reading is one message running on to CRLF.CRLF.
+      {"\n.\n", {"Subject: first\r\n\r\nhello\n", smuggled}, {"one_message complete:.\n" + tail}},
+      {"\r\n.\n", {"Subject: first\r\n\r\nhello\r\n", smuggled}, {"one_message complete:\n" + tail}},
+      {"\n.\r\n", {"Subject: first\r\n\r\nhello\n", smuggled}, {"one_message complete:.\r\n" + tail}},
+      // Reads on through the bare CR: a server ending lines there sees the smuggled message.
+      {"\r.\r", {"Subject: first\r\n\r\nhello\r.\r" + tail}, {"split complete:" + smuggled}},
+      {"\r\n.\r", {"Subject: first\r\n\r\nhello\r\n\r" + tail}, {"split complete:" + smuggled}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::PrintToString(c.terminator));
+    for (int s = 0; s < 3; ++s) {
+      const Splitter split = s == 0 ? Splitter(whole) : s == 1 ? Splitter(bytewise) : random_splits(7);
+      const Result r = run(smuggle(c.terminator), true, split, true);
+      EXPECT_EQ(r.messages, c.messages) << s;
+      EXPECT_EQ(r.readings, c.readings) << s;
+      // Off by default: the same primary reading, no other.
+      const Result off = run(smuggle(c.terminator), true, split);
+      EXPECT_EQ(off.messages, c.messages) << s;
+      EXPECT_TRUE(off.readings.empty());
+    }
+  }
+}
+
+// A strict reading that never meets CRLF.CRLF ends incomplete with the connection; one reading at
+// a time (a second ambiguous message while one is open gets none).
+TEST(SmtpSession, AnOpenReadingEndsIncompleteAtTheEnd) {
+  const Result r = run({S("220 mx\r\n"), C("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+                        S("250 ok\r\n250 ok\r\n354 go\r\n"), C("one\n.\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+                        S("250 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n"), C("two\n.\nQUIT\r\n"), Close()},
+                       true, whole, true);
+  EXPECT_EQ(r.messages, (std::vector<std::string>{"one\n", "two\n"}));
+  EXPECT_EQ(r.readings, (std::vector<std::string>{
+                            "one_message incomplete:.\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\ntwo\n.\nQUIT\r\n"}));
 }
 
 TEST(SmtpSession, OverlongLines) {
