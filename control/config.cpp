@@ -684,6 +684,17 @@ Params smtp_params() {
                             [](Loading& l, std::vector<unsigned> v) {
                               l.config.dataplane.reassembly.implicit_tls_ports.assign(v.begin(), v.end());
                             }),
+      integer<Loading>("smtp.reading_max_mb", 0, 4096, 32, "SMTP smuggling: a DATA stream with an ambiguous end "
+                       "of data (`bare_lf_terminator`, `bare_cr_terminator`) is also parsed the way a server that "
+                       "reads it differently would, and that reading's attachments are hashed, typed and looked up "
+                       "like any other (`file` and `verdict` events with `reading`: `one_message` for the strict "
+                       "reading that runs on to CRLF.CRLF, `split` for the messages a server ending lines at a bare "
+                       "CR would see). One such reading at a time per RX lcore (another meanwhile is counted "
+                       "`readings_skipped`); a reading is cut after this many MiB of content (ends incomplete, "
+                       "`readings_truncated`). 0: only the primary reading.",
+                       [](Loading& l, long long v) {
+                         l.config.dataplane.reassembly.reading_max_bytes = static_cast<uint64_t>(v) << 20;
+                       }),
   };
 }
 

@@ -55,10 +55,12 @@ void put_mismatch(JsonLine& j, uint8_t bits) noexcept {
 }
 
 // The part of a `file` event before its fields, for attachments and archive members alike.
-void begin_file_event(JsonLine& j, int64_t timestamp_us, const FlowIdentity& flow, uint64_t transaction) noexcept {
+void begin_file_event(JsonLine& j, int64_t timestamp_us, const FlowIdentity& flow, uint64_t transaction,
+                      records::Reading reading) noexcept {
   begin_event(j, "file", timestamp_us, &flow);
   j.key("transaction").num(transaction);
   j.key("file").begin_object();
+  if (reading != records::Reading::primary) j.key("reading").str(records::reading_name(reading));
 }
 
 // What the content says, once it was hashed (typed): file_type, and type_mismatch when set.
@@ -236,7 +238,7 @@ std::string_view EventRenderer::message(const MessageRecord& m) noexcept {
 
 std::string_view EventRenderer::file(const FileRecord& f) noexcept {
   JsonLine j(buf_, kFileEventBytes);
-  begin_file_event(j, f.timestamp_us, f.flow, f.transaction);
+  begin_file_event(j, f.timestamp_us, f.flow, f.transaction, f.reading);
   j.key("filename").str(f.filename.view());
   if (f.filename_alt.len) j.key("filename_alt").str(f.filename_alt.view());
   j.key("content_type").str(f.content_type.view());
@@ -261,7 +263,7 @@ std::string_view EventRenderer::file(const FileRecord& f) noexcept {
 
 std::string_view EventRenderer::member(const MemberRecord& r) noexcept {
   JsonLine j(buf_, kFileEventBytes);
-  begin_file_event(j, r.timestamp_us, r.flow, r.transaction);
+  begin_file_event(j, r.timestamp_us, r.flow, r.transaction, r.reading);
   j.key("filename").str(r.filename.view());
   j.key("size").num(r.size);
   if (r.hashed) sha_member(j, "sha256", r.sha256);
@@ -282,6 +284,7 @@ std::string_view EventRenderer::verdict(const VerdictRecord& v) noexcept {
   begin_event(j, "verdict", v.timestamp_us, &v.flow);
   j.key("transaction").num(v.transaction);
   j.key("verdict").begin_object();
+  if (v.reading != records::Reading::primary) j.key("reading").str(records::reading_name(v.reading));
   if (v.has_message_sha256) sha_member(j, "message_sha256", v.message_sha256);
   j.key("disposition").str(disposition_name(v.disposition));
   j.key("action").str(action_name(v.action));
@@ -459,7 +462,9 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                       {"out_of_window_segments", r.out_of_window_segments},
                                       {"fragments_evicted", r.fragments_evicted},
                                       {"flows_unflushed", r.flows_unflushed},
-                                      {"messages_unflushed", r.messages_unflushed}}},
+                                      {"messages_unflushed", r.messages_unflushed},
+                                      {"readings", r.readings}, {"readings_skipped", r.readings_skipped},
+                                      {"readings_truncated", r.readings_truncated}}},
                       {"handoff", handoff},
                       {"verdicts", verdicts},
                       {"hold", {{"held", l.hold.held}, {"released", l.hold.released}, {"expired", l.hold.expired},

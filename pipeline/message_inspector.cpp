@@ -23,6 +23,10 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
     message_ = handoff_.message_begin(ctx);
     mime_.reset(this);
   }
+  void begin_reading(const records::MessageContext& ctx, const reassembly::MessageObserver* from) noexcept override {
+    begin(ctx);
+    if (const auto* primary = dynamic_cast<const MessageInspector*>(from)) mime_.resume(this, primary->mime_);
+  }
   void data(const uint8_t* bytes, std::size_t len) noexcept override {
     handoff_.message_data(message_, bytes, len);
     mime_.feed(bytes, len);

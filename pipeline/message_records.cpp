@@ -27,6 +27,7 @@ void stamp(R& r, const records::MessageContext& ctx, const uint8_t (*message_sha
   r.timestamp_us = ctx.now_us;
   r.flow = ctx.flow;
   r.transaction = ctx.transaction;
+  r.reading = ctx.reading;
   r.has_message_sha256 = message_sha256 != nullptr;
   if (message_sha256) std::memcpy(r.message_sha256, *message_sha256, 32);
 }
@@ -72,7 +73,8 @@ uint32_t MessageRecords::message_begin(const Context& ctx) noexcept {
     return kNoRecord;
   }
   messages_[m].ctx = ctx;
-  if (rep_.spool) messages_[m].spool.begin(rep_.spool, rep_.spool_max_bytes);
+  if (rep_.spool)  // the other reading of a DATA stream is never spooled (nor quarantined)
+    messages_[m].spool.begin(ctx.reading == records::Reading::primary ? rep_.spool : nullptr, rep_.spool_max_bytes);
   return m;
 }
 
@@ -310,7 +312,12 @@ bool MessageRecords::ask_analysis(uint32_t m, uint32_t item, const Text<records:
                                   SampleBlock*& sample, SampleMiss miss, records::FileVerdict& v, bool& asked) noexcept {
   asked = false;
   const bool candidate = v.reputation == records::Reputation::unknown && v.upload_wanted;
-  if (!candidate) {  // every file's event says what analysis did with it
+  if (candidate && messages_[m].ctx.reading != records::Reading::primary) {
+    // The other reading's files share the transaction's identity with the primary's: looked up,
+    // never uploaded (the message carries the smuggling action).
+    v.analysis = records::AnalysisStatus::not_sent;
+    v.criterion = records::UploadCriterion::reading;
+  } else if (!candidate) {  // every file's event says what analysis did with it
     v.analysis = records::AnalysisStatus::not_sent;
     const bool looked_up = v.reputation != records::Reputation::none || v.error != records::LookupError::none;
     v.criterion = looked_up ? records::UploadCriterion::not_wanted : records::UploadCriterion::unreadable;
@@ -512,13 +519,15 @@ void MessageRecords::write_message(uint32_t m) noexcept {
   // An ambiguous end of data (SMTP smuggling): its own action, whatever the files say.
   v.smuggling = msg.ctx.smuggling;
   if (v.smuggling && policy_->smuggling > v.action) v.action = policy_->smuggling;
+  v.reading = msg.ctx.reading;
+  const bool primary = msg.ctx.reading == records::Reading::primary;
   v.timestamp_us = msg.ctx.now_us;
   v.flow = msg.ctx.flow;
   v.transaction = msg.ctx.transaction;
   v.has_message_sha256 = true;
   std::memcpy(v.message_sha256, msg.sha256, 32);
   ++stats_.verdicts[static_cast<unsigned>(v.disposition)];
-  if (v.disposition == records::Disposition::pending && rep_.spool) {
+  if (v.disposition == records::Disposition::pending && rep_.spool && primary) {
     // Its bytes go to the File Analysis quarantine; the verdict record follows on the event ring.
     const uint64_t size = msg.spool.size();
     SampleBlock* bytes = msg.spool.take();
@@ -537,7 +546,7 @@ void MessageRecords::write_message(uint32_t m) noexcept {
   }
   v.enforcement = records::Enforcement::none;
   v.reference.set("");
-  if (!listener_ || !listener_->decided(msg.ctx, v)) out_.put(v);
+  if (!listener_ || !primary || !listener_->decided(msg.ctx, v)) out_.put(v);
   free_message(m);
 }
 

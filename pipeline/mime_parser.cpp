@@ -374,6 +374,18 @@ void MimeParser::reset(MimeCallbacks* callbacks) noexcept {
   start_entity(true, 0, 1, false);
 }
 
+void MimeParser::resume(MimeCallbacks* callbacks, const MimeParser& from) noexcept {
+  reset(callbacks);
+  if (from.phase_ != Phase::body || from.depth_ == 0 || from.is_child_) return;
+  depth_ = from.depth_;
+  std::memcpy(frames_, from.frames_, sizeof(Frame) * static_cast<std::size_t>(depth_));
+  std::memcpy(path_, from.path_, from.path_len_);
+  path_len_ = leaf_len_ = from.path_len_;
+  phase_ = Phase::body;
+  mode_ = Mode::skip;
+  line_start_ = true;
+}
+
 uint32_t MimeParser::anomalies() const noexcept { return anomalies_; }
 uint64_t MimeParser::attachments() const noexcept { return attachments_; }
 

@@ -121,6 +121,12 @@ class MimeParser {
   MimeParser& operator=(const MimeParser&) = delete;
   // Starts a new message.
   void reset(MimeCallbacks* callbacks) noexcept;
+  // Starts a message that continues `from`'s structure where `from` is now (the strict reading of
+  // a DATA stream that `from` saw end early, reassembly/smtp_reading.h): inside `from`'s open
+  // multiparts, skipping to their next delimiter. The part open in `from` is not continued (its
+  // rest is skipped); a `from` inside a header block, or outside any multipart, gives a plain
+  // new message (reset).
+  void resume(MimeCallbacks* callbacks, const MimeParser& from) noexcept;
   void feed(const uint8_t* data, std::size_t len) noexcept;
   // Body skipping driven by Hyperscan (mime_body_scan.h) instead of the SSE2 line scan: `scan`
   // (compiled once) and `scratch` (one per lcore) outlive the parser; opens the parser's stream,

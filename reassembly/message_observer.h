@@ -32,6 +32,15 @@ class MessageObserver {
   // DATA, or BDAT LAST) is to be held until the message is decided (frame_step.h). Only a frame
   // being processed can be held: an end reached at flow expiry or flush holds nothing.
   virtual bool hold_end() const noexcept { return false; }
+  // Instead of begin(): a message of the other reading of an ambiguous DATA stream
+  // (ctx.reading, reassembly/smtp_reading.h), then data() and end() as usual. `resume_from`: the
+  // primary reading's observer (made by the same factory) at the octet where the readings part,
+  // before its end(): the content continues its MIME structure (the strict one-message reading);
+  // nullptr: a message of its own. Never held (hold_end() is not asked).
+  virtual void begin_reading(const MessageContext& ctx, const MessageObserver* resume_from) noexcept {
+    (void)resume_from;
+    begin(ctx);
+  }
 };
 
 class MessageObserverFactory {

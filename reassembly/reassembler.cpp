@@ -138,6 +138,15 @@ struct Reassembler::Impl {
   records::MessageRecord message_rec;  // filled per event, then copied by the sink
   records::FlowRecord flow_rec;
 
+  // The other reading of an ambiguous DATA stream (smtp_reading.h): one at a time per lcore, in
+  // an observer of its own (made the first time one is needed).
+  std::unique_ptr<MessageObserver> reading_observer;
+  SmtpFlow* reading_owner = nullptr;
+  MessageContext reading_ctx{};
+  EVP_MD_CTX* reading_sha = nullptr;
+  uint64_t reading_bytes = 0;
+  void end_reading(bool complete) noexcept;
+
   int64_t untracked_reported_us = INT64_MIN / 2;  // last flow_table_full anomaly (one a second)
   bool shutting_down = false;  // flush_all(shutdown) runs: a message cut short is `shutdown`, not `aborted`
 
@@ -217,6 +226,7 @@ struct SmtpFlow final : SmtpCallbacks {
       sink[d].dir = d;
       ended[d] = memcap_pending[d] = false;
     }
+    session.set_readings(impl->config.reading_max_bytes > 0 && impl->config.observers);
     session.init(this, from_start);
     helo.len = 0;
     current.clear();
@@ -324,6 +334,40 @@ struct SmtpFlow final : SmtpCallbacks {
     pending[(pending_head + pending_count) % kPendingReplies] = current;
     ++pending_count;
   }
+  // The other reading of the open message's DATA stream: to the lcore's reading observer when it
+  // is free (else counted, readings_skipped), within config.reading_max_bytes.
+  void reading_begin(SmtpReadingKind kind) noexcept override {
+    if (!r->config.observers) return;
+    if (r->reading_owner) {
+      ++r->stats.readings_skipped;
+      return;
+    }
+    if (!r->reading_observer) r->reading_observer = r->config.observers->make(r->out, r->lcore_index);
+    r->reading_owner = this;
+    r->reading_bytes = 0;
+    MessageContext ctx = r->message_context(flow, current.index);
+    ctx.reading = kind == SmtpReadingKind::one_message ? records::Reading::one_message : records::Reading::split;
+    ctx.smuggling = true;
+    r->reading_ctx = ctx;
+    EVP_DigestInit_ex(r->reading_sha, EVP_sha256(), nullptr);
+    ++r->stats.readings;
+    // one_message goes on from where the primary's MIME structure is now (its end comes next).
+    r->reading_observer->begin_reading(ctx, kind == SmtpReadingKind::one_message ? observer.get() : nullptr);
+  }
+  void reading_data(const uint8_t* d, std::size_t n) noexcept override {
+    if (r->reading_owner != this) return;
+    if (r->reading_bytes + n > r->config.reading_max_bytes) {
+      ++r->stats.readings_truncated;
+      r->end_reading(false);
+      return;
+    }
+    r->reading_bytes += n;
+    EVP_DigestUpdate(r->reading_sha, d, n);
+    r->reading_observer->data(d, n);
+  }
+  void reading_end(bool complete) noexcept override {
+    if (r->reading_owner == this) r->end_reading(complete);
+  }
   // Called from inside a stream's delivery: the streams are released by on_tcp afterwards.
   void on_tls() noexcept override { encrypted = true; }
   void on_anomaly(SmtpAnomaly a) noexcept override {
@@ -364,6 +408,7 @@ Reassembler::Impl::Impl(const ReassemblyConfig& c, records::RecordSink& o, uint3
   session_slots = static_cast<SmtpFlow*>(::operator new(sizeof(SmtpFlow) * std::max<uint32_t>(1, c.max_sessions)));
   digests.reserve(c.max_sessions);
   for (uint32_t i = 0; i < c.max_sessions; ++i) digests.push_back(EVP_MD_CTX_new());
+  reading_sha = EVP_MD_CTX_new();
 }
 
 SmtpFlow* Reassembler::Impl::take_session() noexcept {
@@ -389,6 +434,16 @@ Reassembler::Impl::~Impl() {
   }
   ::operator delete(session_slots);
   for (EVP_MD_CTX* d : digests) EVP_MD_CTX_free(d);
+  EVP_MD_CTX_free(reading_sha);
+}
+
+void Reassembler::Impl::end_reading(bool complete) noexcept {
+  uint8_t sha[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(reading_sha, sha, &len);
+  reading_ctx.now_us = now;
+  reading_owner = nullptr;
+  reading_observer->end(complete, sha, reading_ctx);
 }
 
 // Flows under pressure. A flow takes no session slot until it shows payload (a greeting, client
@@ -585,6 +640,7 @@ void Reassembler::Impl::release_session(Flow* f, records::FlowEndReason reason) 
   SmtpFlow* s = f->smtp;
   --stats.sessions_active;
   s->finish();           // flushes the streams: last smtp events first
+  if (reading_owner == s) end_reading(false);  // (a session that turned to TLS ends it already)
   emit_flow(f, reason);  // then the flow, with the session's counters
   for (auto& st : s->stream) st.reset();  // blocks back to the pool
   f->reported = true;

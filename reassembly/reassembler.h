@@ -44,6 +44,11 @@ struct ReassemblyConfig {
   // emergency): false: its frames are forwarded uninspected; true: its SYN is dropped (inline), so
   // the client retries later. Counted either way.
   bool drop_untracked_syn;
+  // The other reading of an ambiguous DATA stream (SMTP smuggling, smtp_reading.h) is parsed too,
+  // as a message of its own for the observers (MessageContext::reading), one at a time per lcore
+  // (another one meanwhile: readings_skipped), cut at this many content octets (ended incomplete:
+  // readings_truncated). 0: no other reading. Needs observers.
+  uint64_t reading_max_bytes = 32u << 20;
   // Receives each message's content (the attachment pipeline); nullptr: messages are only hashed.
   // Must outlive the Reassembler.
   MessageObserverFactory* observers = nullptr;
@@ -74,6 +79,9 @@ struct ReassemblyStats {
   // messages they had open or awaiting their final reply.
   uint64_t flows_unflushed;
   uint64_t messages_unflushed;
+  uint64_t readings;            // other readings of ambiguous DATA streams parsed (their messages)
+  uint64_t readings_skipped;    // not parsed: the lcore's reading observer was busy with another
+  uint64_t readings_truncated;  // cut at reading_max_bytes
 };
 
 class Reassembler {

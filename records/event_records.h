@@ -46,9 +46,19 @@ struct FlowIdentity {
 
 // What identifies a message in events (DESIGN.md section 7), handed from the reassembler to the
 // pipeline with each message.
+// Which reading of a DATA stream a message is (reassembly/smtp_reading.h): the session's own, or
+// the other reading of an ambiguous end of data (SMTP smuggling).
+enum class Reading : uint8_t { primary, one_message, split };
+constexpr const char* reading_name(Reading r) noexcept {
+  return r == Reading::one_message ? "one_message" : r == Reading::split ? "split" : "primary";
+}
+
 struct MessageContext {
   FlowIdentity flow;
   uint64_t transaction = 0;  // index of the message in its session
+  // The primary reading, or the other reading of the transaction's ambiguous DATA stream (then
+  // its files are looked up but never uploaded, never held or spooled, and nothing is enforced).
+  Reading reading = Reading::primary;
   int64_t now_us = 0;        // time of the packet that carried the bytes
   // At its end: the DATA stream used an end-of-data sequence that servers read differently (a bare
   // LF or CR around the dot: SMTP smuggling), so some server could see other messages in it.
@@ -125,6 +135,7 @@ struct FileRecord {
   uint8_t unscannable = 0;   // pipeline::Unscannable
   Text<kDetailBytes> unscannable_detail;
   FileVerdict verdict;       // its reputation (none: not looked up)
+  Reading reading = Reading::primary;  // of its message's DATA stream
 };
 
 // One archive member: also a `file` event.
@@ -134,6 +145,7 @@ struct MemberRecord {
   FlowIdentity flow;
   uint64_t transaction = 0;
   Text<kFileNameBytes> filename;  // its path in the archive
+  Reading reading = Reading::primary;
   uint64_t size = 0;
   bool hashed = false;
   uint8_t sha256[32];
@@ -236,6 +248,7 @@ struct VerdictRecord {
   uint32_t lookup_errors = 0;        // bit i: LookupError(i)
   bool reputation = false;           // look-ups were made (reputation endpoints configured)
   bool smuggling = false;            // its DATA stream is ambiguous (MessageContext::smuggling)
+  Reading reading = Reading::primary;  // a verdict of the stream's other reading (nothing enforced)
   uint64_t files = 0;                // attachments and members evaluated
   uint64_t malicious = 0, clean = 0, unknown = 0;  // by reputation
   uint64_t pending = 0;              // files with the analysis service (disposition pending)

@@ -53,8 +53,9 @@ enum class UploadCriterion : uint8_t {
   unreachable,     // no analysis endpoint answered
   timeout,         // no decision within analysis.decision_ms
   not_wanted,      // not a candidate: the reputation answer was not `unknown` with `upload_wanted`
+  reading,         // found in the other reading of an ambiguous DATA stream: looked up, never uploaded
 };
-inline constexpr unsigned kUploadCriteria = 11;
+inline constexpr unsigned kUploadCriteria = 12;
 
 constexpr std::string_view analysis_status_name(AnalysisStatus s) noexcept {
   switch (s) {
@@ -82,6 +83,7 @@ constexpr std::string_view upload_criterion_name(UploadCriterion c) noexcept {
     case UploadCriterion::unreachable: return "unreachable";
     case UploadCriterion::timeout: return "timeout";
     case UploadCriterion::not_wanted: return "not_wanted";
+    case UploadCriterion::reading: return "reading";
   }
   return "none";
 }

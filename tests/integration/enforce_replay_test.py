@@ -214,8 +214,10 @@ class EnforceReplay(unittest.TestCase):
         self.assertEqual([e["smtp"]["server_reply"] for e in smtp], [250, 550])
 
     def smuggling_session(self, terminator):
-        """One DATA stream whose first message ends with `terminator` (an end of data some servers
-        accept), followed by a second message (with an attachment) in the same segment."""
+        """One DATA stream whose first message (a multipart) ends with `terminator` (an end of data
+        some servers accept), followed in the same segment by a second message with an attachment,
+        then by a last part of the first message with an attachment of its own (which only a
+        server reading the stream as one message sees)."""
         conv = tcpgen.Conversation(client="192.0.2.30", cport=42000)
         tcpgen.smtp_open(conv)
         conv.send("c", b"MAIL FROM:<a@example.org>\r\n")
@@ -230,34 +232,56 @@ class EnforceReplay(unittest.TestCase):
                     b"pay now\r\n--z\r\nContent-Type: application/octet-stream\r\n"
                     b"Content-Disposition: attachment; filename=\"pay.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
                     + base64.b64encode(b"smuggled payload") + b"\r\n--z--\r\n")
-        conv.send("c", b"From: a@example.org\r\nSubject: first\r\n\r\nhello" + terminator + smuggled + b".\r\n")
+        tail = (b"--outer\r\nContent-Type: application/octet-stream\r\n"
+                b"Content-Disposition: attachment; filename=\"tail.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                + base64.b64encode(b"tail payload") + b"\r\n--outer--\r\n")
+        conv.send("c", b"From: a@example.org\r\nSubject: first\r\nMIME-Version: 1.0\r\n"
+                       b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\n"
+                       b"Content-Type: text/plain\r\n\r\nhello" + terminator + smuggled + tail + b".\r\n")
         conv.send("s", b"250 2.0.0 Ok: queued\r\n")
         tcpgen.smtp_quit(conv)
         end = [i for i, f in enumerate(conv.frames) if b"hello" in f][0]
         return conv, end
 
+    SMUGGLING = (("lf_lf", b"\n.\n"), ("crlf_lf", b"\r\n.\n"), ("lf_crlf", b"\n.\r\n"), ("cr_cr", b"\r.\r"),
+                 ("crlf_cr", b"\r\n.\r"))
+
     def test_smtp_smuggling_is_rejected_and_both_readings_inspected(self):
-        for name, terminator in (("lf_lf", b"\n.\n"), ("crlf_lf", b"\r\n.\n"), ("lf_crlf", b"\n.\r\n"),
-                                 ("cr_cr", b"\r.\r")):
+        pay = ("pay.exe", hashlib.sha256(b"smuggled payload").hexdigest())
+        tail = ("tail.bin", hashlib.sha256(b"tail payload").hexdigest())
+        for name, terminator in self.SMUGGLING:
             with self.subTest(name):
                 conv, end = self.smuggling_session(terminator)
                 pcap, out, ev = self.replay("smuggle_" + name, conv.frames, "")
-                verdicts = sorted(ev.of("verdict"), key=lambda v: v["transaction"])
-                first = verdicts[0]["verdict"]
+                verdicts = ev.of("verdict")
+                primary = sorted((v for v in verdicts if "reading" not in v["verdict"]), key=lambda v: v["transaction"])
+                first = primary[0]["verdict"]
                 self.assertEqual((first["action"], first["enforcement"]), ("reject", "rejected"))
                 self.assertIn("smtp_smuggling", first["reasons"])
+                bare_lf = name in ("lf_lf", "crlf_lf", "lf_crlf")
                 anomalies = {a["anomaly"]["type"] for a in ev.anomaly}
-                self.assertIn("bare_cr_terminator" if name == "cr_cr" else "bare_lf_terminator", anomalies)
-                files = {(f["file"]["filename"], f["file"].get("sha256")) for f in ev.of("file")}
-                smuggled = ("pay.exe", hashlib.sha256(b"smuggled payload").hexdigest())
-                if name != "cr_cr":
-                    # The reading of a server that splits there: the smuggled message is a message
-                    # of its own, its attachment inspected.
-                    self.assertIn(smuggled, files)
+                self.assertIn("bare_lf_terminator" if bare_lf else "bare_cr_terminator", anomalies)
+                files = {(f["file"]["filename"], f["file"].get("sha256"), f["transaction"],
+                          f["file"].get("reading", "primary")) for f in ev.of("file")}
+                if bare_lf:
+                    # Sluice splits there: the smuggled message is a message of its own (transaction
+                    # 1); the strict reading (one message to CRLF.CRLF) finds the first message's
+                    # last part, which the split hides among the commands.
+                    self.assertEqual(files, {pay + (1, "primary"), tail + (0, "one_message")})
+                    # The smuggled DATA waited for a 354 that never came (the server was reset):
+                    # the message ended when the connection did, with nothing of it held.
+                    self.assertEqual([(v["transaction"], v["verdict"]["enforcement"]) for v in primary],
+                                     [(0, "rejected"), (1, "not_held")])
                 else:
-                    # Split at a bare CR is not parsed yet (the whole stream is one text message
-                    # here): the message is rejected for its ambiguous end all the same.
-                    self.assertEqual(files, set())
+                    # Sluice reads on: one message with the last part; a server that ends lines at
+                    # a bare CR sees the smuggled message, read here as the split reading.
+                    self.assertEqual(files, {tail + (0, "primary"), pay + (0, "split")})
+                others = [v["verdict"] for v in verdicts if "reading" in v["verdict"]]
+                self.assertEqual([v["reading"] for v in others], ["one_message" if bare_lf else "split"])
+                self.assertIn("smtp_smuggling", others[0]["reasons"])
+                self.assertNotIn("enforcement", others[0])  # nothing of a reading is held
+                self.assertEqual(sum(lc["reassembly"]["readings"] for lc in ev.stats["lcores"]
+                                     if "reassembly" in lc), 1)
                 # Nothing of the DATA stream's end reaches the server: the client got the 550.
                 in_rows, out_rows = tshark(pcap), tshark(out)
                 held = in_rows[end]
