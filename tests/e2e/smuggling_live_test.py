@@ -4,6 +4,8 @@ client through sluiced inline to a real Postfix (port 25) and a real aiosmtpd (p
 the server namespace. With the default `actions.smuggling: reject` the client receives the 550,
 neither server delivers the first message or the smuggled one, and the `verdict` event names
 `smtp_smuggling`."""
+import base64
+import hashlib
 import os
 import subprocess
 import sys
@@ -18,7 +20,12 @@ import sluiced  # noqa: E402
 from daemon import read_events  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VARIANTS = {"lf_lf": b"\n.\n", "crlf_lf": b"\r\n.\n", "lf_crlf": b"\n.\r\n", "cr_cr": b"\r.\r"}
+VARIANTS = {"lf_lf": b"\n.\n", "crlf_lf": b"\r\n.\n", "lf_crlf": b"\n.\r\n", "cr_cr": b"\r.\r",
+            "crlf_cr": b"\r\n.\r"}
+
+
+def payload(tag):
+    return b"smuggled attachment " + tag.encode()
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root for network namespaces (scripts/setup installs Postfix)")
@@ -85,7 +92,11 @@ class SmugglingLive(unittest.TestCase):
                 self.assertTrue(reply().startswith(code), cmd)
             s.sendall(b"From: alice@example.org\r\nSubject: first " + name.encode() + b"\r\n\r\nhello" + terminator +
                       b"MAIL FROM:<ceo@example.net>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n"
-                      b"From: ceo@example.net\r\nSubject: smuggled " + name.encode() + b"\r\n\r\npay now\r\n.\r\n")
+                      b"From: ceo@example.net\r\nSubject: smuggled " + name.encode() + b"\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\r\npay now\r\n--b\r\n"
+                      b"Content-Disposition: attachment; filename=\"invoice.exe\"\r\n"
+                      b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(payload(name)) +
+                      b"\r\n--b--\r\n.\r\n")
             return reply()
 
     def delivered(self):
@@ -114,7 +125,19 @@ class SmugglingLive(unittest.TestCase):
                     and "smtp_smuggling" in e["verdict"]["reasons"]]
         # One per variant and server (the first message of each stream; the smuggled one, when the
         # stream splits at a bare LF, is decided too but nothing of it was held any more).
-        self.assertEqual(len([v for v in verdicts if v["enforcement"] == "rejected"]), 2 * len(VARIANTS))
+        self.assertEqual(len([v for v in verdicts if v.get("enforcement") == "rejected"]), 2 * len(VARIANTS))
+        # Whichever way a server reads the stream, the smuggled attachment was inspected: a message
+        # of its own where Sluice ends at the bare LF, the split reading where it reads on. (The
+        # smuggled DATA of a bare-LF stream waited for a 354 that never came: its message ends with
+        # the connection, reported at the latest when sluiced stops.)
+        self.daemon.terminate()
+        self.daemon.communicate(timeout=30)
+        files = {f["file"].get("sha256"): f["file"].get("reading", "primary") for f in read_events(self.events)
+                 if f["event_type"] == "file"}
+        for port, server in ((25, "postfix"), (2525, "aiosmtpd")):
+            for name in VARIANTS:
+                sha = hashlib.sha256(payload(f"{server}-{name}")).hexdigest()
+                self.assertEqual(files.get(sha), "split" if name.endswith("_cr") else "primary", (server, name))
 
 
 if __name__ == "__main__":
