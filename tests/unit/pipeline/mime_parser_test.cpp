@@ -271,6 +271,66 @@ TEST(MimeParser, NestedAlternativeInsideMixed) {
   EXPECT_EQ(r.parts[2].data, blob);
 }
 
+// The strict reading of a DATA stream that the session's own reading ended early (SMTP
+// smuggling): a parser resumed from where the first one stood goes on inside its open multiparts,
+// skips the rest of the cut part and finds the parts that follow, numbered as they would be.
+TEST(MimeParser, ResumeContinuesTheOpenMultiparts) {
+  const std::string head = crlf(
+      "MIME-Version: 1.0\n"
+      "Content-Type: multipart/mixed; boundary=outer\n"
+      "\n"
+      "--outer\n"
+      "Content-Type: multipart/alternative; boundary=inner\n"
+      "\n"
+      "--inner\n"
+      "Content-Type: text/plain\n"
+      "\n"
+      "plain, then cut\n");
+  const std::string rest = crlf(
+      "MAIL FROM:<ceo@example.net>\n"
+      "--not-a-delimiter\n"
+      "--inner\n"
+      "Content-Type: application/octet-stream; name=a.bin\n"
+      "\n"
+      "AAA\n"
+      "--inner--\n"
+      "--outer\n"
+      "Content-Type: application/pdf; name=b.pdf\n"
+      "\n"
+      "BBB\n"
+      "--outer--\n");
+  Recorder first, second;
+  MimeParser p, q;
+  p.reset(&first);
+  p.feed(reinterpret_cast<const uint8_t*>(head.data()), head.size());
+  q.resume(&second, p);
+  p.finish(true);
+  q.feed(reinterpret_cast<const uint8_t*>(rest.data()), rest.size());
+  q.finish(true);
+  ASSERT_EQ(first.parts.size(), 1u);
+  EXPECT_EQ(first.parts[0].path, "1.1");
+  ASSERT_EQ(second.parts.size(), 2u) << ::testing::PrintToString(second.log);
+  EXPECT_EQ(second.parts[0].path, "1.2");
+  EXPECT_EQ(second.parts[0].name, "a.bin");
+  EXPECT_EQ(second.parts[0].data, "AAA");
+  EXPECT_EQ(second.parts[1].path, "2");
+  EXPECT_EQ(second.parts[1].name, "b.pdf");
+  EXPECT_EQ(second.parts[1].data, "BBB");
+
+  // Outside any multipart (or inside a header block) there is nothing to continue: a new message.
+  MimeParser single, fresh;
+  Recorder ignored, third;
+  const std::string plain = crlf("Subject: x\n\nbody\n");
+  single.reset(&ignored);
+  single.feed(reinterpret_cast<const uint8_t*>(plain.data()), plain.size());
+  fresh.resume(&third, single);
+  const std::string next = crlf("Content-Type: application/zip; name=c.zip\n\nCCC\n");
+  fresh.feed(reinterpret_cast<const uint8_t*>(next.data()), next.size());
+  fresh.finish(true);
+  ASSERT_EQ(third.parts.size(), 1u);
+  EXPECT_EQ(third.parts[0].name, "c.zip");
+}
+
 TEST(MimeParser, MessageRfc822PartWithItsOwnAttachment) {
   std::string blob = binary_blob(200, 3);
   std::string msg = crlf(
