@@ -10,8 +10,11 @@ loopback as the reputation and analysis service.
 - an unknown document goes to analysis: the client sees 451; once the analysis completes, a retry
   is judged by the verdict cache: rejected when the analysis convicted it, delivered when not;
 - one session with two messages, the first clean (delivered) and the second malicious (550);
-- BDAT (CHUNKING, which Postfix offers): a clean message delivered, a malicious one rejected.
+- BDAT (CHUNKING, which Postfix offers): a clean message delivered, a malicious one rejected;
+- two BDAT transactions pipelined into one segment (RFC 2920), one clean and one malicious, in
+  either order: the segment is refused whole, Postfix sees neither, both verdicts say rejected.
 """
+import base64
 import email.policy
 import hashlib
 import os
@@ -33,6 +36,7 @@ from daemon import read_events, wait_for  # noqa: E402
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "data", "preclass")
 MALICIOUS = b"harmless bytes the cloud calls malicious\n" * 40
+TINY_MALICIOUS = b"a few harmless bytes the cloud calls malicious\n"
 
 
 def fixture(name):
@@ -50,6 +54,14 @@ def build(subject, attachments):
     return msg.as_bytes()
 
 
+def small(subject, name, data):
+    """A minimal MIME message with one base64 attachment (small enough for two in one segment)."""
+    return (b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: " + subject.encode() +
+            b"\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Disposition: attachment; filename=" + name.encode() +
+            b"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(data) + b"\r\n--b--\r\n")
+
+
 @unittest.skipUnless(os.geteuid() == 0, "needs root for network namespaces (scripts/setup installs Postfix)")
 class EnforceLive(unittest.TestCase):
     @classmethod
@@ -59,6 +71,7 @@ class EnforceLive(unittest.TestCase):
         os.chmod(d, 0o755)  # Postfix (user postfix, nobody) works below it
         cls.cloud = cloud.Cloud(analysis_seconds=1)
         cls.cloud.set_disposition(hashlib.sha256(MALICIOUS).hexdigest(), "malicious", threat_name="Test.Live")
+        cls.cloud.set_disposition(hashlib.sha256(TINY_MALICIOUS).hexdigest(), "malicious", threat_name="Test.Tiny")
         cls.lab = netns.BumpInTheWire()
         pf_dir = os.path.join(d, "postfix")
         os.mkdir(pf_dir)
@@ -258,6 +271,43 @@ analysis:
         self.assertTrue(final.startswith(b"550 5.7.1 Message rejected: malicious content"), final)
         self.assertEqual(bye, b"221 2.0.0 Bye\r\n")
         self.assert_never_accepted("bdat bad")
+
+    def test_6_two_messages_pipelined_into_one_segment_are_refused_together(self):
+        for order in ("good first", "bad first"):
+            with self.subTest(order):
+                good = small("piped good " + order, "ok.txt", b"fine\n")
+                bad = small("piped bad " + order, "x.bin", TINY_MALICIOUS)
+                first, second = (good, bad) if order == "good first" else (bad, good)
+                batch = b"".join(b"MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.net>\r\n"
+                                 b"BDAT %d LAST\r\n" % len(m) + m for m in (first, second))
+                self.assertLess(len(batch), 1400)  # one segment on the lab's 1500-byte links
+                with self.client_socket() as s:
+                    f = s.makefile("rb")
+
+                    def reply():
+                        lines = [f.readline()]
+                        while lines[-1][3:4] == b"-":
+                            lines.append(f.readline())
+                        return b"".join(lines)
+                    self.assertTrue(reply().startswith(b"220"))
+                    s.sendall(b"EHLO client.example.org\r\n")
+                    caps = reply()
+                    self.assertIn(b"PIPELINING", caps)
+                    self.assertIn(b"CHUNKING", caps)
+                    s.sendall(batch)  # both transactions without waiting
+                    r = reply()
+                    m = re.match(rb"550 5\.7\.1 Message rejected: malicious content \(reference (\S+)\)", r)
+                    self.assertIsNotNone(m, r)
+                    s.sendall(b"QUIT\r\n")
+                    self.assertEqual(reply(), b"221 2.0.0 Bye\r\n")
+                vg, vb = self.verdict_for(good), self.verdict_for(bad)
+                self.assertEqual((vb["action"], vb["enforcement"]), ("reject", "rejected"))
+                # The clean one shared the segment: it shares the reply the client got.
+                self.assertEqual((vg["action"], vg["enforcement"]), ("pass", "rejected"))
+                self.assertEqual(vg["reference"], m.group(1).decode())
+                self.assertEqual(vb["reference"], m.group(1).decode())
+                self.assert_never_accepted("piped good " + order)
+                self.assert_never_accepted("piped bad " + order)
         v = self.verdict_for(bad)
         self.assertEqual(v["enforcement"], "rejected")
 
@@ -413,3 +463,5 @@ class Watchdog(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
+
+
