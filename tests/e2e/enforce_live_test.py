@@ -241,10 +241,7 @@ analysis:
             f = s.makefile("rb")
 
             def reply():
-                lines = [f.readline()]
-                while lines[-1][3:4] == b"-":
-                    lines.append(f.readline())
-                return b"".join(lines)
+                return netns.smtp_reply(f)
             self.assertTrue(reply().startswith(b"220"))
             s.sendall(b"EHLO client.example.org\r\n")
             self.assertIn(b"CHUNKING", reply())
@@ -285,10 +282,7 @@ analysis:
                     f = s.makefile("rb")
 
                     def reply():
-                        lines = [f.readline()]
-                        while lines[-1][3:4] == b"-":
-                            lines.append(f.readline())
-                        return b"".join(lines)
+                        return netns.smtp_reply(f)
                     self.assertTrue(reply().startswith(b"220"))
                     s.sendall(b"EHLO client.example.org\r\n")
                     caps = reply()

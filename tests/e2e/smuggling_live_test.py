@@ -81,10 +81,7 @@ class SmugglingLive(unittest.TestCase):
             f = s.makefile("rb")
 
             def reply():
-                lines = [f.readline()]
-                while lines[-1][3:4] == b"-":
-                    lines.append(f.readline())
-                return b"".join(lines)
+                return netns.smtp_reply(f)
             self.assertTrue(reply().startswith(b"220"))
             for cmd, code in ((b"EHLO client.example.org", b"250"), (b"MAIL FROM:<alice@example.org>", b"250"),
                               (b"RCPT TO:<bob@example.net>", b"250"), (b"DATA", b"354")):

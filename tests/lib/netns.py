@@ -16,6 +16,14 @@ def sh(*cmd, check=True):
     return subprocess.run(list(cmd), check=check, capture_output=True, text=True)
 
 
+def smtp_reply(f):
+    """One SMTP reply (all its lines) read from a socket's binary file object."""
+    lines = [f.readline()]
+    while lines[-1][3:4] == b"-":
+        lines.append(f.readline())
+    return b"".join(lines)
+
+
 class BumpInTheWire:
     CLIENT_IP = "192.0.2.1"
     SERVER_IP = "192.0.2.2"
