@@ -258,7 +258,6 @@ void SmtpSession::init(SmtpCallbacks* callbacks, bool from_start) noexcept {
   data_line_octets_ = 0;
   reading_ = SmtpReading{};
   split_from_ = kNoSplit;
-  split_stop_ = false;
   bdat_open_ = false;
   bdat_last_ = false;
   msg_gap_ = false;
@@ -377,11 +376,20 @@ std::size_t SmtpSession::feed_client(const uint8_t* p, std::size_t n) noexcept {
   std::size_t off = 0;
   while (off < n && !paused_ && cmode_ != ClientMode::tls) {
     // The strict one-message reading takes every octet after the terminator it started at.
-    const bool strict = reading_.kind() == SmtpReadingKind::one_message;
+    bool strict = reading_.kind() == SmtpReadingKind::one_message;
     std::size_t k = 0;
     switch (cmode_) {
       case ClientMode::commands:
-      case ClientMode::credential: k = feed_lines(p + off, n - off); break;
+      case ClientMode::credential:
+        // The line feed_lines takes goes to the reading first: the command may end the reading
+        // (STARTTLS assumed in a one-sided capture turns to TLS at once), after its own octets.
+        if (strict) {
+          const auto* nl = static_cast<const uint8_t*>(std::memchr(p + off, '\n', n - off));
+          reading_.feed(p + off, nl != nullptr ? static_cast<std::size_t>(nl - p) + 1 - off : n - off, *cb_);
+          strict = false;
+        }
+        k = feed_lines(p + off, n - off);
+        break;
       case ClientMode::data: k = feed_data(p + off, n - off); break;
       case ClientMode::bdat: k = feed_bdat(p + off, n - off); break;
       case ClientMode::tls: break;
@@ -579,12 +587,10 @@ void SmtpSession::drain_hold() noexcept {
 // callbacks does not depend on how the input was split.
 std::size_t SmtpSession::feed_data(const uint8_t* p, std::size_t n) noexcept {
   split_from_ = reading_.kind() == SmtpReadingKind::split ? 0 : kNoSplit;
-  split_stop_ = false;
   const std::size_t used = feed_data_lines(p, n);
   if (split_from_ < used && reading_.kind() == SmtpReadingKind::split)
     reading_.feed(p + split_from_, used - split_from_, *cb_);
   split_from_ = kNoSplit;
-  if (split_stop_) reading_.stop(*cb_);
   return used;
 }
 
@@ -602,21 +608,22 @@ void SmtpSession::bare_cr_seen(std::size_t split_at) noexcept {
 
 // "<CR>.<CR>" in p[from, end) of a content line, across earlier input of the line too
 // (data_tail_). Found by its dot: base64 lines have none, text a few.
-void SmtpSession::scan_bare_cr(const uint8_t* p, std::size_t from, std::size_t end) noexcept {
-  if (from >= end) return;
+std::size_t SmtpSession::scan_bare_cr(const uint8_t* p, std::size_t from, std::size_t end) noexcept {
+  if (from >= end) return kNoSplit;
+  std::size_t at = kNoSplit;
   if (!data_bare_cr_) {
     const std::size_t len = end - from;
     if (data_tail_len_ == 2 && data_tail_[0] == '\r' && data_tail_[1] == '.' && p[from] == '\r') {
-      bare_cr_seen(from + 1);
+      at = from + 1;
     } else if (data_tail_len_ >= 1 && len >= 2 && data_tail_[data_tail_len_ - 1] == '\r' && p[from] == '.' &&
                p[from + 1] == '\r') {
-      bare_cr_seen(from + 2);
+      at = from + 2;
     } else {
       for (const uint8_t* c = p + from + 1; c + 1 < p + end &&
                                             (c = static_cast<const uint8_t*>(std::memchr(c, '.', p + end - 1 - c)));
            ++c)
         if (c[-1] == '\r' && c[1] == '\r') {
-          bare_cr_seen(static_cast<std::size_t>(c - p) + 2);
+          at = static_cast<std::size_t>(c - p) + 2;
           break;
         }
     }
@@ -630,6 +637,12 @@ void SmtpSession::scan_bare_cr(const uint8_t* p, std::size_t from, std::size_t e
     data_tail_[data_tail_len_ == 2 ? 1 : data_tail_len_] = p[from];
     if (data_tail_len_ < 2) ++data_tail_len_;
   }
+  return at;
+}
+
+void SmtpSession::feed_split_to(const uint8_t* p, std::size_t end) noexcept {
+  if (split_from_ < end && reading_.kind() == SmtpReadingKind::split) reading_.feed(p + split_from_, end - split_from_, *cb_);
+  split_from_ = kNoSplit;
 }
 
 std::size_t SmtpSession::feed_data_lines(const uint8_t* p, std::size_t n) noexcept {
@@ -654,6 +667,7 @@ std::size_t SmtpSession::feed_data_lines(const uint8_t* p, std::size_t n) noexce
         break;
       case DotState::dot:
         if (p[i] == '\n') {  // ".\n"
+          feed_split_to(p, i + 1);
           data_end(true);
           return i + 1;
         }
@@ -668,6 +682,7 @@ std::size_t SmtpSession::feed_data_lines(const uint8_t* p, std::size_t n) noexce
         break;
       case DotState::dot_cr:
         if (p[i] == '\n') {  // ".\r\n"
+          feed_split_to(p, i + 1);
           data_end(data_prev_bare_lf_);
           return i + 1;
         }
@@ -687,7 +702,13 @@ std::size_t SmtpSession::feed_data_lines(const uint8_t* p, std::size_t n) noexce
         if (nl == nullptr) {
           data_line_octets_ += n - i;
           data_last_cr_ = p[n - 1] == '\r';
-          if (data_emit_) scan_bare_cr(p, i, n);
+          if (data_emit_) {
+            const std::size_t at = scan_bare_cr(p, i, n);
+            if (at != kNoSplit) {
+              flush(at);  // the content before the anomaly, whatever the input's split
+              bare_cr_seen(at);
+            }
+          }
           i = n;
           break;
         }
@@ -695,7 +716,13 @@ std::size_t SmtpSession::feed_data_lines(const uint8_t* p, std::size_t n) noexce
         const bool cr = k > i ? p[k - 1] == '\r' : data_last_cr_;
         // "<CR>.<CR>" inside a line: an end of data for a server that ends lines at a bare CR
         // (one of the SMTP smuggling readings).
-        if (data_emit_) scan_bare_cr(p, i, k);
+        if (data_emit_) {
+          const std::size_t at = scan_bare_cr(p, i, k);
+          if (at != kNoSplit) {
+            flush(at);
+            bare_cr_seen(at);
+          }
+        }
         data_tail_len_ = 0;
         data_line_octets_ += k - i + 1;
         i = k + 1;
@@ -715,7 +742,7 @@ std::size_t SmtpSession::feed_data_lines(const uint8_t* p, std::size_t n) noexce
 
 void SmtpSession::data_end(bool bare_lf) noexcept {
   if (bare_lf) cb_->on_anomaly(SmtpAnomaly::bare_lf_terminator);
-  if (reading_.kind() == SmtpReadingKind::split) split_stop_ = true;  // after the octets up to here
+  if (reading_.kind() == SmtpReadingKind::split) reading_.stop(*cb_);  // fed up to here: before on_message_end
   if (bare_lf && data_emit_ && readings_ && !reading_.active()) {
     // The strict reading goes on through the terminator (its octets, as they were, first).
     const bool crlf_before = !data_prev_bare_lf_;
@@ -769,9 +796,10 @@ void SmtpSession::go_tls() noexcept {
 
 void SmtpSession::on_client_gap(uint32_t missing_bytes) noexcept {
   if (cb_ == nullptr || closed_ || tls_ || missing_bytes == 0) return;
-  if (reading_.active()) reading_.stop(*cb_);  // the other reading cannot go on across lost octets
   // The octets after the gap cannot be held in order with those before it: stop waiting.
   if (paused_) assume_reply();
+  // The other reading cannot go on across lost octets (after the held octets: they may start one).
+  if (reading_.active()) reading_.stop(*cb_);
   uint64_t missing = missing_bytes;
   uint64_t in_chunk = 0;
   switch (cmode_) {

@@ -187,7 +187,8 @@ class SmtpSession {
   std::size_t feed_data(const uint8_t* p, std::size_t n) noexcept;
   std::size_t feed_data_lines(const uint8_t* p, std::size_t n) noexcept;
   void bare_cr_seen(std::size_t split_at) noexcept;
-  void scan_bare_cr(const uint8_t* p, std::size_t from, std::size_t end) noexcept;
+  std::size_t scan_bare_cr(const uint8_t* p, std::size_t from, std::size_t end) noexcept;
+  void feed_split_to(const uint8_t* p, std::size_t end) noexcept;
   std::size_t feed_bdat(const uint8_t* p, std::size_t n) noexcept;
   void credential_line(const Line& line) noexcept;
   void command_line(const Line& line) noexcept;
@@ -231,12 +232,11 @@ class SmtpSession {
   uint8_t data_tail_[2] = {};  // the last two octets of the current content line (bare-CR scan)
   std::size_t data_tail_len_ = 0;
   // The other reading (smtp_reading.h). split: fed from feed_data, from split_from_ on in the
-  // current input (kNoSplit: not fed), stopped after it when the primary's DATA ended there.
+  // current input (kNoSplit: not fed); fed through the terminator and stopped before on_message_end.
   bool readings_ = false;
   SmtpReading reading_;
   static constexpr std::size_t kNoSplit = SIZE_MAX;
   std::size_t split_from_ = kNoSplit;
-  bool split_stop_ = false;
   std::size_t data_line_octets_ = 0;
   // BDAT.
   bool bdat_open_ = false;

@@ -44,6 +44,7 @@ class CheckingCallbacks final : public SmtpCallbacks {
   explicit CheckingCallbacks(std::size_t client_bytes_limit) : client_limit_(client_bytes_limit) {}
 
   std::string log;
+  std::string rlog;  // the other reading's messages, a stream of their own
 
   void on_command(const SmtpCommand& c) noexcept override {
     live("on_command");
@@ -121,11 +122,15 @@ class CheckingCallbacks final : public SmtpCallbacks {
   void reading_begin(SmtpReadingKind k) noexcept override {
     if (in_reading_) fail("reading begins while one is open");
     if (k != SmtpReadingKind::one_message && k != SmtpReadingKind::split) fail("bad SmtpReadingKind");
+    // split: a message smuggled inside the primary's; one_message: begins before its on_message_end.
+    if (!in_message_) fail("reading begins outside the primary's message");
     in_reading_ = true;
-    log += "R" + std::to_string(static_cast<unsigned>(k)) + "\n";
+    split_kind_ = k == SmtpReadingKind::split;
+    rlog += "R" + std::to_string(static_cast<unsigned>(k)) + "\n";
   }
   void reading_data(const uint8_t* d, std::size_t n) noexcept override {
     if (!in_reading_) fail("reading data outside a reading message");
+    if (split_kind_ && !in_message_) fail("split reading data outside the primary's message");
     if (n == 0 || d == nullptr) fail("empty reading data");
     reading_bytes_ += n;
     // CRLF added per line of the split reading: at most twice the client's octets, plus ".\r\n".
@@ -137,8 +142,9 @@ class CheckingCallbacks final : public SmtpCallbacks {
   }
   void reading_end(bool complete) noexcept override {
     if (!in_reading_) fail("reading ends without begin");
+    if (split_kind_ && !in_message_) fail("split reading ends after the primary's message");
     in_reading_ = false;
-    log += reading_log_ + (complete ? "\nRE1\n" : "\nRE0\n");
+    rlog += reading_log_ + (complete ? "\nRE1\n" : "\nRE0\n");
     reading_log_.clear();
   }
 
@@ -177,6 +183,7 @@ class CheckingCallbacks final : public SmtpCallbacks {
   bool in_data_ = false;
   bool tls_ = false;
   bool in_reading_ = false;
+  bool split_kind_ = false;
   std::size_t reading_bytes_ = 0;
   std::string reading_log_;
 };
@@ -252,7 +259,7 @@ std::string run(const uint8_t* data, std::size_t size, bool split) {
   }
   session->on_close();
   cb.check_closed();
-  return std::move(cb.log);
+  return cb.log + "\n=== readings\n" + cb.rlog;
 }
 
 }  // namespace

@@ -94,9 +94,13 @@ struct Recorder final : SmtpCallbacks {
   // The other reading (set_readings): "KIND complete|incomplete:CONTENT" per message.
   std::vector<std::string> readings;
   bool reading_open = false;
+  bool reading_split = false;
   void reading_begin(SmtpReadingKind k) noexcept override {
     if (reading_open) errors.push_back("reading begins while one is open");
+    // split: a message inside the primary's; one_message: begins before the primary's end.
+    if (!open) errors.push_back("reading begins outside the primary's message");
     reading_open = true;
+    reading_split = k == SmtpReadingKind::split;
     readings.push_back(std::string(smtp_reading_name(k)) + " ");
   }
   void reading_data(const uint8_t* d, std::size_t n) noexcept override {
@@ -106,6 +110,7 @@ struct Recorder final : SmtpCallbacks {
   }
   void reading_end(bool complete) noexcept override {
     if (!reading_open) errors.push_back("reading ends without begin");
+    if (reading_split && !open) errors.push_back("split reading ends after the primary's message");
     reading_open = false;
     if (readings.empty()) return;
     const std::size_t sp = readings.back().find(' ');
@@ -868,8 +873,8 @@ TEST(SmtpSession, BareCrTerminatorIsReportedNotEnded) {
                         C("one.\r\ntwo\r.\rMAIL FROM:<x@y>\r.\r\nthree\r\n.\r\n"), S("250 queued\r\n")});
   EXPECT_LOG(r, "reply 220 answers=greeting mx.example.org ESMTP", "cmd HELO c.example", "reply 250 answers=helo ok",
              "cmd MAIL FROM:<a@x.example>", "cmd RCPT TO:<b@y.example>", "cmd DATA", "reply 250 answers=mail ok",
-             "reply 250 answers=rcpt ok", "reply 354 answers=data go", "begin data", "data 6",
-             "anomaly bare_cr_terminator", "data 32", "end complete", "reply 250 answers=message_end queued");
+             "reply 250 answers=rcpt ok", "reply 354 answers=data go", "begin data", "data 12",
+             "anomaly bare_cr_terminator", "data 26", "end complete", "reply 250 answers=message_end queued");
   EXPECT_EQ(r.messages, std::vector<std::string>{"one.\r\ntwo\r.\rMAIL FROM:<x@y>\r.\r\nthree\r\n"});
 }
 
@@ -928,6 +933,30 @@ TEST(SmtpSession, AnOpenReadingEndsIncompleteAtTheEnd) {
   EXPECT_EQ(r.messages, (std::vector<std::string>{"one\n", "two\n"}));
   EXPECT_EQ(r.readings, (std::vector<std::string>{
                             "one_message incomplete:.\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\ntwo\n.\nQUIT\r\n"}));
+}
+
+// Found by tests/fuzz/smtp_session_fuzz (regressions/smtp_session_fuzz/): the bare-CR anomaly, the
+// split reading's order against the primary's end, a gap while the DATA reply is awaited, and an
+// assumed STARTTLS after a bare-LF terminator gave callbacks that depended on how the input was cut.
+TEST(SmtpSession, ReadingsDoNotDependOnTheSplit) {
+  const std::vector<std::pair<bool, Transcript>> cases = {
+      {true, {C("DATA\n1\r.\r"), Close()}},
+      {false, {C("DATA\r\n"), C("x\r.\rDATA\ry\r\n.\r\n"), Close()}},
+      {true, {S("220 mx\r\n"), C("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+              C("x\r.\rMAIL FROM:<a@x>\r\nDATA\r\nSubject: y\r\n"), CGap(237742), Close()}},
+      {false, {C("DATA\n.\nSTARTTLS\n"), Close()}},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(i);
+    const Result whole_r = run(cases[i].second, cases[i].first, whole, true);
+    for (int s = 0; s < 4; ++s) {
+      const Result r = run(cases[i].second, cases[i].first, s == 0 ? Splitter(bytewise) : random_splits(s), true);
+      EXPECT_EQ(join(r.log), join(whole_r.log)) << s;
+      EXPECT_EQ(r.readings, whole_r.readings) << s;
+    }
+  }
+  // The anomaly comes right after the content up to <CR>.<CR>.
+  EXPECT_EQ(join(run(cases[0].second, true, bytewise, true).log), join({"anomaly bare_lf", "anomaly command_in_wrong_state", "cmd DATA", "anomaly assumed_reply", "begin data", "data 4", "anomaly bare_cr_terminator", "end aborted"}));
 }
 
 TEST(SmtpSession, OverlongLines) {
