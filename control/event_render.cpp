@@ -219,6 +219,9 @@ std::string_view EventRenderer::message(const MessageRecord& m) noexcept {
   j.key("message_size").num(m.size);
   if (m.has_subject) j.key("subject").str(m.subject.view());
   if (m.has_message_id) j.key("message_id").str(m.message_id.view());
+  if (m.header_from.len) j.key("header_from").str(m.header_from.view());
+  if (m.header_to.len) j.key("header_to").str(m.header_to.view());
+  if (m.header_cc.len) j.key("header_cc").str(m.header_cc.view());
   if (m.summary.present) {
     j.key("attachments").num(m.summary.attachments);
     j.key("mime_anomalies").begin_array();

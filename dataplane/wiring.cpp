@@ -75,6 +75,9 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
   // Enforcing, the segment that ends every message is held until its verdict (enforcer.h).
   inspectors->hold_every_message_end(c.hold.debug_hold_every_message || c.enforce.enabled);
   config.reassembly.observers = inspectors.get();
+  // Enforcing, content a client sends before DATA's 354 is read at once, so that the segment
+  // carrying its end is the one held (smtp_session.h, set_eager_data).
+  config.reassembly.eager_data = c.enforce.enabled;
   for (unsigned i = 0; i < table.n_rx_lcores; ++i)
     if (!wire_rx_lcore(i, error)) return false;
 

@@ -10,8 +10,10 @@ void MessageHeaderScan::reset() noexcept {
   name_len_ = 0;
   name_too_long_ = false;
   seen_ = 0;
-  subject_len_ = message_id_len_ = 0;
-  has_subject_ = has_message_id_ = false;
+  for (int f = 0; f < kFields; ++f) {
+    lens_[f] = 0;
+    has_[f] = false;
+  }
   value_started_ = false;
 }
 
@@ -24,31 +26,35 @@ void MessageHeaderScan::end_name() noexcept {
     return name.size() == n && strncasecmp(name.data(), want, n) == 0;
   };
   // The first occurrence counts; a repeated field (RFC 5322 3.6 allows one) is ignored.
-  if (is("subject") && !has_subject_) {
-    field_ = Field::subject;
-    has_subject_ = true;
-  } else if (is("message-id") && !has_message_id_) {
-    field_ = Field::message_id;
-    has_message_id_ = true;
-  }
+  static constexpr struct {
+    const char* name;
+    Field field;
+  } kNames[] = {{"subject", Field::subject}, {"message-id", Field::message_id}, {"from", Field::from},
+                {"to", Field::to}, {"cc", Field::cc}};
+  for (const auto& k : kNames)
+    if (is(k.name)) {
+      if (!has_[static_cast<int>(k.field)]) {
+        field_ = k.field;
+        has_[static_cast<int>(k.field)] = true;
+      }
+      return;
+    }
 }
 
 void MessageHeaderScan::add_value(char c) noexcept {
   if (field_ == Field::none) return;
   if (!value_started_ && (c == ' ' || c == '\t')) return;
   value_started_ = true;
-  char* buf = field_ == Field::subject ? subject_ : message_id_;
-  std::size_t& len = field_ == Field::subject ? subject_len_ : message_id_len_;
-  if (len < kMaxValue) buf[len++] = c;
+  const int f = static_cast<int>(field_);
+  if (lens_[f] < kMaxValue) values_[f][lens_[f]++] = c;
 }
 
 void MessageHeaderScan::end_field() noexcept {
   // Trailing whitespace of a value is not part of it.
-  if (field_ == Field::subject)
-    while (subject_len_ && (subject_[subject_len_ - 1] == ' ' || subject_[subject_len_ - 1] == '\t')) --subject_len_;
-  if (field_ == Field::message_id)
-    while (message_id_len_ && (message_id_[message_id_len_ - 1] == ' ' || message_id_[message_id_len_ - 1] == '\t'))
-      --message_id_len_;
+  if (field_ != Field::none) {
+    const int f = static_cast<int>(field_);
+    while (lens_[f] && (values_[f][lens_[f] - 1] == ' ' || values_[f][lens_[f] - 1] == '\t')) --lens_[f];
+  }
   field_ = Field::none;
 }
 

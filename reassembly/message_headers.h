@@ -1,5 +1,5 @@
 // Streaming scan of a message's top-level header block for the fields an SMTP event reports
-// (Subject, Message-ID). Bytes in, split anywhere; stops at the blank line that ends the header
+// (Subject, Message-ID, From, To, Cc: the first occurrence of each, its first kMaxValue octets). Bytes in, split anywhere; stops at the blank line that ends the header
 // (RFC 5322 2.1) or after kMaxHeaderBytes. Folded fields are unfolded (RFC 5322 2.2.3: the line
 // break is removed, the whitespace kept). Values are kept raw (RFC 2047 decoding belongs to MIME).
 #pragma once
@@ -19,14 +19,21 @@ class MessageHeaderScan {
   void feed(const uint8_t* data, std::size_t len) noexcept;
   bool done() const noexcept { return state_ == State::done; }
 
-  std::string_view subject() const noexcept { return {subject_, subject_len_}; }
-  std::string_view message_id() const noexcept { return {message_id_, message_id_len_}; }
-  bool has_subject() const noexcept { return has_subject_; }
-  bool has_message_id() const noexcept { return has_message_id_; }
+  std::string_view subject() const noexcept { return value(Field::subject); }
+  std::string_view message_id() const noexcept { return value(Field::message_id); }
+  std::string_view from() const noexcept { return value(Field::from); }
+  std::string_view to() const noexcept { return value(Field::to); }
+  std::string_view cc() const noexcept { return value(Field::cc); }
+  bool has_subject() const noexcept { return has_[static_cast<int>(Field::subject)]; }
+  bool has_message_id() const noexcept { return has_[static_cast<int>(Field::message_id)]; }
 
  private:
   enum class State : uint8_t { line_start, name, value, skip_line, blank_cr, done };
-  enum class Field : uint8_t { none, subject, message_id };
+  enum class Field : uint8_t { subject, message_id, from, to, cc, none };
+  static constexpr int kFields = static_cast<int>(Field::none);
+  std::string_view value(Field f) const noexcept {
+    return {values_[static_cast<int>(f)], lens_[static_cast<int>(f)]};
+  }
   void end_name() noexcept;
   void add_value(char c) noexcept;
   void end_field() noexcept;
@@ -37,12 +44,9 @@ class MessageHeaderScan {
   std::size_t name_len_ = 0;
   bool name_too_long_ = false;
   std::size_t seen_ = 0;
-  char subject_[kMaxValue];
-  std::size_t subject_len_ = 0;
-  char message_id_[kMaxValue];
-  std::size_t message_id_len_ = 0;
-  bool has_subject_ = false;
-  bool has_message_id_ = false;
+  char values_[kFields][kMaxValue];
+  std::size_t lens_[kFields] = {};
+  bool has_[kFields] = {};
   bool value_started_ = false;
 };
 

@@ -50,6 +50,7 @@ struct Transaction {
   uint8_t sha256[32];
   Text<MessageHeaderScan::kMaxValue> subject;
   Text<MessageHeaderScan::kMaxValue> message_id;
+  Text<MessageHeaderScan::kMaxValue> header_from, header_to, header_cc;  // empty: absent
   bool has_subject = false, has_message_id = false;
   records::MessageSummary observer_summary;  // the pipeline's part of the smtp event
 
@@ -61,6 +62,7 @@ struct Transaction {
     status = SmtpMessageStatus::complete;
     incomplete_reason = records::IncompleteReason::none;
     has_subject = has_message_id = false;
+    header_from.len = header_to.len = header_cc.len = 0;
     observer_summary = {};
   }
   void add_rcpt(std::string_view addr) noexcept {
@@ -227,6 +229,7 @@ struct SmtpFlow final : SmtpCallbacks {
       ended[d] = memcap_pending[d] = false;
     }
     session.set_readings(impl->config.reading_max_bytes > 0 && impl->config.observers);
+    session.set_eager_data(impl->config.eager_data);
     session.init(this, from_start);
     helo.len = 0;
     current.clear();
@@ -312,6 +315,9 @@ struct SmtpFlow final : SmtpCallbacks {
     current.has_message_id = headers.has_message_id();
     current.subject.set(headers.subject());
     current.message_id.set(headers.message_id());
+    current.header_from.set(headers.from());
+    current.header_to.set(headers.to());
+    current.header_cc.set(headers.cc());
     if (observer) {
       MessageContext ctx = r->message_context(flow, current.index);
       ctx.smuggling = message_smuggling;
@@ -692,6 +698,9 @@ void Reassembler::Impl::emit_smtp(const SmtpFlow& s, const Transaction& t, int r
   m.has_message_id = t.has_message_id;
   m.subject.set(t.has_subject ? t.subject.view() : std::string_view());
   m.message_id.set(t.has_message_id ? t.message_id.view() : std::string_view());
+  m.header_from.set(t.header_from.view());
+  m.header_to.set(t.header_to.view());
+  m.header_cc.set(t.header_cc.view());
   m.summary = t.observer_summary;
   m.server_reply = reply > 0 ? static_cast<uint16_t>(reply) : 0;
   m.complete = t.status == SmtpMessageStatus::complete;

@@ -49,6 +49,9 @@ struct ReassemblyConfig {
   // (another one meanwhile: readings_skipped), cut at this many content octets (ended incomplete:
   // readings_truncated). 0: no other reading. Needs observers.
   uint64_t reading_max_bytes = 32u << 20;
+  // Inline enforcement: client content sent before DATA's reply is read as the message at once
+  // (SmtpSession::set_eager_data), so the frame that carries its end is the one held.
+  bool eager_data = false;
   // Receives each message's content (the attachment pipeline); nullptr: messages are only hashed.
   // Must outlive the Reassembler.
   MessageObserverFactory* observers = nullptr;

@@ -231,6 +231,7 @@ const char* smtp_anomaly_name(SmtpAnomaly a) noexcept {
     case SmtpAnomaly::starttls_masked: return "starttls_masked";
     case SmtpAnomaly::starttls_blocked: return "starttls_blocked";
     case SmtpAnomaly::bare_cr_terminator: return "bare_cr_terminator";
+    case SmtpAnomaly::data_before_reply: return "data_before_reply";
   }
   return "unknown";
 }
@@ -347,6 +348,13 @@ SmtpVerb SmtpSession::front_pending() const noexcept {
 void SmtpSession::on_client_data(const uint8_t* data, std::size_t len) noexcept {
   if (cb_ == nullptr || closed_ || tls_ || data == nullptr) return;
   while (len > 0 && !tls_) {
+    if (paused_ && eager_data_ && awaited_ == SmtpVerb::data) {
+      cb_->on_anomaly(SmtpAnomaly::data_before_reply);
+      paused_ = false;
+      apply_reply(SmtpVerb::data, true, true);
+      drain_hold();
+      continue;
+    }
     if (!paused_) {
       const std::size_t k = feed_client(data, len);
       data += k;

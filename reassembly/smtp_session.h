@@ -109,6 +109,7 @@ enum class SmtpAnomaly : uint8_t {
   starttls_masked,     // the STARTTLS capability of an EHLO reply was overwritten (`mask`)
   starttls_blocked,    // the client's STARTTLS was answered 454 and the session ended (`block`)
   bare_cr_terminator,  // DATA content holds <CR>.<CR>, an end of data for servers that end lines at a bare CR
+  data_before_reply,   // client content before DATA's reply, read at once (set_eager_data)
 };
 const char* smtp_anomaly_name(SmtpAnomaly a) noexcept;
 
@@ -143,6 +144,12 @@ class SmtpSession {
   void init(SmtpCallbacks* callbacks, bool from_start) noexcept;
   // Report the other reading of an ambiguous DATA stream (off by default; kept across init()).
   void set_readings(bool on) noexcept { readings_ = on; }
+  // Inline enforcement: client octets that arrive while DATA's reply is awaited (a client
+  // pipelining past DATA, which RFC 2920 3.1 forbids, as smuggling attacks do) are read at once as
+  // if the 354 had come (anomaly `data_before_reply`), so that the end of the message is found in
+  // the frame that carries it, before the server can act on it. The real reply still pairs with
+  // DATA. Off by default (tap and replay wait for the reply: a refused DATA makes them commands).
+  void set_eager_data(bool on) noexcept { eager_data_ = on; }
 
   void on_client_data(const uint8_t* data, std::size_t len) noexcept;
   void on_server_data(const uint8_t* data, std::size_t len) noexcept;
@@ -234,6 +241,7 @@ class SmtpSession {
   // The other reading (smtp_reading.h). split: fed from feed_data, from split_from_ on in the
   // current input (kNoSplit: not fed); fed through the terminator and stopped before on_message_end.
   bool readings_ = false;
+  bool eager_data_ = false;
   SmtpReading reading_;
   static constexpr std::size_t kNoSplit = SIZE_MAX;
   std::size_t split_from_ = kNoSplit;

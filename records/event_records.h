@@ -104,6 +104,9 @@ struct MessageRecord {
   bool has_subject = false, has_message_id = false;
   Text<kHeaderValueBytes> subject;
   Text<kHeaderValueBytes> message_id;
+  // The top-level header's From, To and Cc as written (first occurrence, first 998 octets,
+  // unfolded, not decoded); empty: absent.
+  Text<kHeaderValueBytes> header_from, header_to, header_cc;
   MessageSummary summary;
   uint16_t server_reply = 0;    // 0: no reply seen
   bool complete = true;

@@ -6,7 +6,9 @@ sluiced of commit 5f4d711, before events became typed records rendered on the co
 (issue 9), and are the README's event format as released; re-recorded on purpose in issue 11, when
 every message got a `verdict` event (71 lines added, every other line unchanged), and in issue 13,
 when a message ended by a bare-LF terminator became `reject` with reason `smtp_smuggling` (one
-line changed) and then got the verdict of its strict one-message reading (one line added).
+line changed) and then got the verdict of its strict one-message reading (one line added); in
+issue 14 every `smtp` event got the header's `header_from`, `header_to`, `header_cc` (61 lines
+changed, nothing else).
 
 Recording (only when the output changes on purpose, with the reason in the commit):
     SLUICE_GOLDEN_RECORD=1 /usr/bin/python3 tests/integration/golden_events_test.py

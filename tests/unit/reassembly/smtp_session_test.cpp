@@ -959,6 +959,33 @@ TEST(SmtpSession, ReadingsDoNotDependOnTheSplit) {
   EXPECT_EQ(join(run(cases[0].second, true, bytewise, true).log), join({"anomaly bare_lf", "anomaly command_in_wrong_state", "cmd DATA", "anomaly assumed_reply", "begin data", "data 4", "anomaly bare_cr_terminator", "end aborted"}));
 }
 
+// Inline enforcement reads content sent before DATA's 354 at once, so that the frame carrying its
+// end is the one held; the real replies still pair with the commands.
+TEST(SmtpSession, EagerDataReadsContentSentBeforeThe354) {
+  Recorder rec;
+  auto session = std::make_unique<SmtpSession>();
+  session->set_eager_data(true);
+  session->init(&rec, true);
+  auto client = [&](const std::string& b) { session->on_client_data(reinterpret_cast<const uint8_t*>(b.data()), b.size()); };
+  auto server = [&](const std::string& b) { session->on_server_data(reinterpret_cast<const uint8_t*>(b.data()), b.size()); };
+  server("220 mx\r\n");
+  client("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n");
+  const std::size_t before_replies = rec.log.size();
+  server("250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n");
+  session->on_close();
+  for (const std::string& err : rec.errors) ADD_FAILURE() << err;
+  EXPECT_EQ(join(std::vector<std::string>(rec.log.begin(), rec.log.begin() + static_cast<long>(before_replies))),
+            join({"reply 220 answers=greeting mx", "cmd MAIL FROM:<a@x>", "cmd RCPT TO:<b@y>", "cmd DATA",
+                  "anomaly data_before_reply", "begin data", "data 18", "end complete"}));
+  EXPECT_EQ(join(std::vector<std::string>(rec.log.begin() + static_cast<long>(before_replies), rec.log.end())),
+            join({"reply 250 answers=mail ok", "reply 250 answers=rcpt ok", "reply 354 answers=data go",
+                  "reply 250 answers=message_end queued"}));
+  // Off (tap, replay): the content waits for the reply.
+  const Result r = run({S("220 mx\r\n"), C("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n"),
+                        S("250 ok\r\n250 ok\r\n554 no\r\n")});
+  EXPECT_TRUE(r.messages.empty());
+}
+
 TEST(SmtpSession, OverlongLines) {
   const Result r = run(long_lines());
   ASSERT_EQ(r.log.size(), 7u) << join(r.log);
