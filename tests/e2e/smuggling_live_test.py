@@ -120,8 +120,9 @@ class SmugglingLive(unittest.TestCase):
         self.assertNotIn("status=sent", self.postfix.log_text())
         verdicts = [e["verdict"] for e in read_events(self.events) if e["event_type"] == "verdict"
                     and "smtp_smuggling" in e["verdict"]["reasons"]]
-        # One per variant and server (the first message of each stream; the smuggled one, when the
-        # stream splits at a bare LF, is decided too but nothing of it was held any more).
+        # One per variant and server: the first message of each stream (the smuggled one, when the
+        # stream splits at a bare LF, ended in the same segment and shares the reject, but its own
+        # end of data is not ambiguous).
         self.assertEqual(len([v for v in verdicts if v.get("enforcement") == "rejected"]), 2 * len(VARIANTS))
         # Whichever way a server reads the stream, the smuggled attachment was inspected: a message
         # of its own where Sluice ends at the bare LF, the split reading where it reads on. (The
