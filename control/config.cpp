@@ -1134,6 +1134,28 @@ Params action_params() {
 // Resolved in finish(), by mode: the one place this default is written.
 const char* const kStateDirDefault = "/var/lib/sluice";
 
+// Where files were seen (control/sightings_store.h).
+Params sightings_params() {
+  const SightingsLimits s{};
+  auto name = string<Loading>("appliance.name", "", "This appliance's name, recorded with every sighting and named "
+                              "in retrospective alerts (several appliances may report to one administrator). Empty "
+                              "or left out: the host name.",
+                              [](Loading& l, std::string v) { l.config.sightings.appliance = std::move(v); });
+  name.default_doc = "the host name";
+  Params p;
+  p.push_back(std::move(name));
+  p.push_back(integer<Loading>("sightings.retention_days", 1, 3650, s.retention_days, "With a state directory every "
+                               "file and archive member that passed is recorded with its message (sender, "
+                               "recipients, subject, Message-ID, header From/To/Cc, verdict then) in "
+                               "`STATE/sightings.sqlite`, for retrospective verdicts. Sightings older than this "
+                               "are removed (checked at start and every hour).",
+                               [](Loading& l, long long v) { l.config.sightings.limits.retention_days = static_cast<unsigned>(v); }));
+  p.push_back(integer<Loading>("sightings.max_mb", 1, 1048576, s.max_mb, "Live data of the sightings file: beyond, "
+                               "the oldest sightings are removed (a tenth at a time, checked with the retention).",
+                               [](Loading& l, long long v) { l.config.sightings.limits.max_mb = static_cast<unsigned>(v); }));
+  return p;
+}
+
 // What outlives a run (control/state_dir.h).
 Params state_params() {
   auto dir = string<Loading>("state.dir", "", std::string("Directory of what persists across restarts (the verdict "
@@ -1153,7 +1175,8 @@ const Params& params() {
     Params all;
     for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
                                 hold_params, enforce_params, replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
-                                worker_params, archive_params, reputation_params, analysis_params, quarantine_params, action_params}) {
+                                worker_params, archive_params, reputation_params, analysis_params, quarantine_params, sightings_params,
+                                action_params}) {
       Params s = section();
       all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
     }
@@ -1387,6 +1410,11 @@ void finish(Loading& l) {
   a.settings.ttl_malicious_s = r.limits.ttl_malicious_s;
   a.settings.ttl_clean_s = r.limits.ttl_clean_s;
   a.submissions_path = c.state_dir.empty() ? "" : c.state_dir + "/submissions.sqlite";
+  c.sightings.path = c.state_dir.empty() ? "" : c.state_dir + "/sightings.sqlite";
+  if (c.sightings.appliance.empty()) {
+    char host[256] = {};
+    c.sightings.appliance = gethostname(host, sizeof host - 1) == 0 && host[0] ? host : "sluice";
+  }
   d.verdicts.analysis = !a.endpoints.empty();
   d.verdicts.analysis_deadline_ms = a.settings.decision_ms + 1000;  // the control plane answers first
   if (d.verdicts.analysis) {

@@ -12,6 +12,7 @@
 #include "control/quarantine_store.h"
 #include "control/reputation_client.h"
 #include "control/reputation_service.h"
+#include "control/sightings_store.h"
 #include "dataplane/dataplane_config.h"
 
 namespace sluice::control {
@@ -24,6 +25,14 @@ struct ReputationConfig {
   std::size_t cache_entries;
   std::string cache_path;                 // effective; empty: the cache is not kept across restarts
   unsigned cache_save_interval_s;         // 0: only at exit
+};
+
+// Sightings (control/sightings_store.h): where every file that passed was seen, for retrospective
+// verdicts. Kept in STATE/sightings.sqlite whenever there is a state directory.
+struct SightingsConfig {
+  std::string appliance;     // this appliance's name in sightings and alerts (default: the host name)
+  SightingsLimits limits;
+  std::string path;          // effective: STATE_DIR/sightings.sqlite; empty: none
 };
 
 // File analysis (DESIGN.md section 1, steps 3-4): the sandbox endpoints and the workflow's limits
@@ -44,6 +53,7 @@ struct Config {
   dataplane::Config dataplane;
   ReputationConfig reputation;
   AnalysisConfig analysis;
+  SightingsConfig sightings;
   std::string replay_input;   // replay mode: pcap read through net_pcap
   std::string replay_output;  // replay mode: pcap written with what inline mode would have sent
   std::string events_path;    // JSON lines; "-" is standard output; empty: no events

@@ -6,6 +6,7 @@
 //   sluiced --config FILE [--events EVENTS.json] [-- EAL args]
 #include <boost/program_options.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -18,6 +19,8 @@
 #include "control/file_reputation.h"
 #include "control/pcap_file.h"
 #include "control/service_loop.h"
+#include "control/sightings.h"
+#include "control/sightings_store.h"
 #include "control/state_dir.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
@@ -209,6 +212,33 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
   }
 
+  // Sightings (control/sightings.h): built from the records on the loop, written by the ordered
+  // pool in batches, pruned at start and every hour.
+  const auto wall_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  std::unique_ptr<control::SightingsStore> sightings_store;
+  if (!cfg.sightings.path.empty()) {
+    control::SightingsOpen o = control::SightingsStore::open(cfg.sightings.path, cfg.sightings.limits);
+    if (!o.error.empty()) {
+      control::Alert a{"sightings_problem", control::Severity::warning, o.error, std::nullopt, ""};
+      events->write("alert", control::alert_body(a));
+      std::fprintf(stderr, "sluiced: %s\n", o.error.c_str());
+    }
+    sightings_store = std::move(o.store);
+    if (sightings_store) sightings_store->prune(wall_ms());
+  }
+  control::SightingCollector sightings(cfg.sightings.appliance);
+  std::atomic<uint64_t> sightings_failed{0};  // batches the store refused (logged; the pool's thread)
+  auto write_sightings = [&](std::vector<control::SightedMessage> batch) {
+    if (!sightings_store || batch.empty()) return;
+    loop.submit_ordered([&store = *sightings_store, &sightings_failed, b = std::move(batch)] {
+      std::string error;
+      if (!store.add(b, error) && sightings_failed++ % 100 == 0) std::fprintf(stderr, "sluiced: %s\n", error.c_str());
+    });
+  };
+
   // Records are rendered on the loop into a batch; the batch is written by the ordered pool.
   control::EventRenderer renderer;
   {
@@ -223,6 +253,7 @@ int main(int argc, char** argv) {
     if (line.empty()) return void(++unrenderable);
     batch.append(line).push_back('\n');
     analysis.on_record(record, size);  // may render a final verdict: after this line is taken
+    if (sightings_store) sightings.on_record(record, size, wall_ms());
   };
   auto write_batch = [&] {
     if (batch.empty()) return;
@@ -275,6 +306,16 @@ int main(int argc, char** argv) {
     }
     return true;
   });
+  if (sightings_store) {
+    loop.every(std::chrono::milliseconds(200), [&] {
+      write_sightings(sightings.take(wall_ms()));
+      return true;
+    });
+    loop.every(std::chrono::hours(1), [&] {
+      loop.submit_ordered([&store = *sightings_store, now = wall_ms()] { store.prune(now); });
+      return true;
+    });
+  }
   if (reputation.enabled() && cfg.reputation.cache_save_interval_s)
     loop.every(std::chrono::seconds(cfg.reputation.cache_save_interval_s), [&] {
       reputation.save_in_pool();
@@ -355,6 +396,11 @@ int main(int argc, char** argv) {
     auto body = control::stats_json(snapshot);
     if (reputation.enabled()) body["reputation"] = reputation.stats();
     if (analysis.enabled()) body["analysis"] = analysis.stats();
+    if (sightings_store) {
+      const auto& c = sightings.stats();
+      body["sightings"] = {{"recorded", c.ready}, {"without_files", c.without_files}, {"incomplete", c.incomplete},
+                           {"pending", c.pending}, {"write_errors", sightings_failed.load()}};
+    }
     return body;
   };
   // A configuration snapshot not yet acknowledged by every lcore: generation 1 at start (every
@@ -452,6 +498,7 @@ int main(int argc, char** argv) {
   });
   write_batch();
   check_lost();
+  write_sightings(sightings.flush_all());  // every message seen, before exit
   // The run ends here; writing the verdict cache to disk (a sync) is not part of it.
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   analysis.stop();

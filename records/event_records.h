@@ -44,14 +44,15 @@ struct FlowIdentity {
   uint16_t server_port = 0;
 };
 
-// What identifies a message in events (DESIGN.md section 7), handed from the reassembler to the
-// pipeline with each message.
 // Which reading of a DATA stream a message is (reassembly/smtp_reading.h): the session's own, or
 // the other reading of an ambiguous end of data (SMTP smuggling).
 enum class Reading : uint8_t { primary, one_message, split };
 constexpr const char* reading_name(Reading r) noexcept {
   return r == Reading::one_message ? "one_message" : r == Reading::split ? "split" : "primary";
 }
+
+// What identifies a message in events (DESIGN.md section 7), handed from the reassembler to the
+// pipeline with each message.
 
 struct MessageContext {
   FlowIdentity flow;

@@ -1,0 +1,359 @@
+// Sightings in SQLite (sightings_store.h).
+#include "control/sightings_store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+
+#include "control/sqlite_handle.h"
+
+namespace sluice::control {
+namespace {
+
+constexpr int kFormatVersion = 1;
+constexpr int64_t kDayMs = 86'400'000;
+
+constexpr char kSchema[] =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE messages (id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, appliance TEXT NOT NULL, "
+    "flow_id INTEGER NOT NULL, txn INTEGER NOT NULL, client_ip TEXT NOT NULL, client_port INTEGER NOT NULL, "
+    "server_ip TEXT NOT NULL, server_port INTEGER NOT NULL, message_sha256 TEXT NOT NULL, message_id TEXT NOT NULL, "
+    "subject TEXT NOT NULL, mail_from TEXT NOT NULL, header_from TEXT NOT NULL, header_to TEXT NOT NULL, "
+    "header_cc TEXT NOT NULL, disposition TEXT NOT NULL, action TEXT NOT NULL);"
+    "CREATE INDEX messages_by_time ON messages (time_ms);"
+    "CREATE TABLE rcpts (message INTEGER NOT NULL, addr TEXT NOT NULL COLLATE NOCASE);"
+    "CREATE INDEX rcpts_by_addr ON rcpts (addr);"
+    "CREATE INDEX rcpts_by_message ON rcpts (message);"
+    "CREATE TABLE files (message INTEGER NOT NULL, sha256 TEXT NOT NULL, filename TEXT NOT NULL, "
+    "archive_path TEXT NOT NULL, size INTEGER NOT NULL, file_type TEXT NOT NULL, reputation TEXT NOT NULL, "
+    "threat_name TEXT NOT NULL, reading TEXT NOT NULL);"
+    "CREATE INDEX files_by_sha256 ON files (sha256);"
+    "CREATE INDEX files_by_message ON files (message);";
+
+constexpr char kMessageColumns[] =
+    "id, time_ms, appliance, flow_id, txn, client_ip, client_port, server_ip, server_port, message_sha256, "
+    "message_id, subject, mail_from, header_from, header_to, header_cc, disposition, action";
+
+bool exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
+void bind(sqlite3_stmt* s, int i, const std::string& v) {
+  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+}
+void bind(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
+std::string text(sqlite3_stmt* s, int col) {
+  const auto* p = sqlite3_column_text(s, col);
+  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, col)))
+           : std::string();
+}
+
+// Why the file at `path` is not a store of ours ("" when it is).
+std::string check_file(const std::string& path) {
+  sqlite3* raw = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    Db db(raw);
+    return "cannot open: " + db_error(raw);
+  }
+  Db db(raw);
+  Stmt check = prepare(raw, "PRAGMA quick_check");
+  if (!check || sqlite3_step(check.get()) != SQLITE_ROW) return "not an SQLite database: " + db_error(raw);
+  if (text(check.get(), 0) != "ok") return "damaged: " + text(check.get(), 0);
+  Stmt fmt = prepare(raw, "SELECT value FROM meta WHERE key = 'format'");
+  if (!fmt || sqlite3_step(fmt.get()) != SQLITE_ROW) return "no format version";
+  if (sqlite3_column_int(fmt.get(), 0) != kFormatVersion)
+    return "format " + std::to_string(sqlite3_column_int(fmt.get(), 0)) + ", this sluiced reads " +
+           std::to_string(kFormatVersion);
+  for (const char* table : {"messages", "rcpts", "files"}) {
+    Stmt s = prepare(raw, std::string("SELECT * FROM ") + table + " LIMIT 0");
+    if (!s) return std::string("no table ") + table;
+  }
+  Stmt cols = prepare(raw, std::string("SELECT ") + kMessageColumns + " FROM messages LIMIT 0");
+  if (!cols) return "another schema: " + db_error(raw);
+  return "";
+}
+
+}  // namespace
+
+struct SightingsStore::Impl {
+  std::string path;
+  SightingsLimits limits;
+  Db db;
+  SightingsStats stats;
+
+  bool fail(std::string& error, const std::string& what) {
+    ++stats.errors;
+    error = "sightings " + path + ": " + what + ": " + db_error(db.get());
+    exec(db.get(), "ROLLBACK");
+    return false;
+  }
+  void refresh_counts() {
+    Stmt m = prepare(db.get(), "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM files)");
+    if (m && sqlite3_step(m.get()) == SQLITE_ROW) {
+      stats.messages = static_cast<uint64_t>(sqlite3_column_int64(m.get(), 0));
+      stats.files = static_cast<uint64_t>(sqlite3_column_int64(m.get(), 1));
+    }
+  }
+  // Messages (newest first) chosen by `where` (bound by `binder`), with their recipients and files.
+  template <typename Binder>
+  std::vector<SightedMessage> select(const std::string& where, unsigned limit, Binder binder) const {
+    std::vector<SightedMessage> out;
+    Stmt s = prepare(db.get(), std::string("SELECT ") + kMessageColumns + " FROM messages WHERE " + where +
+                                   " ORDER BY time_ms DESC, id DESC LIMIT " + std::to_string(limit));
+    if (!s) return out;
+    binder(s.get());
+    while (sqlite3_step(s.get()) == SQLITE_ROW) {
+      SightedMessage m;
+      m.id = sqlite3_column_int64(s.get(), 0);
+      m.time_ms = sqlite3_column_int64(s.get(), 1);
+      m.appliance = text(s.get(), 2);
+      m.flow_id = static_cast<uint64_t>(sqlite3_column_int64(s.get(), 3));
+      m.transaction = static_cast<uint64_t>(sqlite3_column_int64(s.get(), 4));
+      m.client_ip = text(s.get(), 5);
+      m.client_port = static_cast<uint16_t>(sqlite3_column_int(s.get(), 6));
+      m.server_ip = text(s.get(), 7);
+      m.server_port = static_cast<uint16_t>(sqlite3_column_int(s.get(), 8));
+      m.message_sha256 = text(s.get(), 9);
+      m.message_id = text(s.get(), 10);
+      m.subject = text(s.get(), 11);
+      m.mail_from = text(s.get(), 12);
+      m.header_from = text(s.get(), 13);
+      m.header_to = text(s.get(), 14);
+      m.header_cc = text(s.get(), 15);
+      m.disposition = text(s.get(), 16);
+      m.action = text(s.get(), 17);
+      out.push_back(std::move(m));
+    }
+    Stmt r = prepare(db.get(), "SELECT addr FROM rcpts WHERE message = ? ORDER BY rowid");
+    Stmt f = prepare(db.get(),
+                     "SELECT sha256, filename, archive_path, size, file_type, reputation, threat_name, reading "
+                     "FROM files WHERE message = ? ORDER BY rowid");
+    for (SightedMessage& m : out) {
+      if (r) {
+        sqlite3_reset(r.get());
+        bind(r.get(), 1, m.id);
+        while (sqlite3_step(r.get()) == SQLITE_ROW) m.rcpt_to.push_back(text(r.get(), 0));
+      }
+      if (f) {
+        sqlite3_reset(f.get());
+        bind(f.get(), 1, m.id);
+        while (sqlite3_step(f.get()) == SQLITE_ROW) {
+          SightedFile x;
+          x.sha256 = text(f.get(), 0);
+          x.filename = text(f.get(), 1);
+          x.archive_path = text(f.get(), 2);
+          x.size = static_cast<uint64_t>(sqlite3_column_int64(f.get(), 3));
+          x.file_type = text(f.get(), 4);
+          x.reputation = text(f.get(), 5);
+          x.threat_name = text(f.get(), 6);
+          x.reading = text(f.get(), 7);
+          m.files.push_back(std::move(x));
+        }
+      }
+    }
+    return out;
+  }
+  // Deletes the messages `where` picks (and their rows); returns how many.
+  uint64_t remove(const std::string& where, int64_t arg) {
+    const std::string sub = "(SELECT id FROM messages WHERE " + where + ")";
+    if (!exec(db.get(), "BEGIN")) return 0;
+    uint64_t n = 0;
+    for (const std::string& sql : {"DELETE FROM rcpts WHERE message IN " + sub,
+                                   "DELETE FROM files WHERE message IN " + sub,
+                                   "DELETE FROM messages WHERE id IN " + sub}) {
+      Stmt s = prepare(db.get(), sql);
+      if (!s) {
+        exec(db.get(), "ROLLBACK");
+        ++stats.errors;
+        return 0;
+      }
+      bind(s.get(), 1, arg);
+      if (sqlite3_step(s.get()) != SQLITE_DONE) {
+        exec(db.get(), "ROLLBACK");
+        ++stats.errors;
+        return 0;
+      }
+      n = static_cast<uint64_t>(sqlite3_changes(db.get()));
+    }
+    if (!exec(db.get(), "COMMIT")) {
+      exec(db.get(), "ROLLBACK");
+      ++stats.errors;
+      return 0;
+    }
+    return n;
+  }
+  uint64_t live_bytes() const {
+    Stmt s = prepare(db.get(), "SELECT (SELECT page_count FROM pragma_page_count()) - "
+                               "(SELECT freelist_count FROM pragma_freelist_count()), "
+                               "(SELECT page_size FROM pragma_page_size())");
+    if (!s || sqlite3_step(s.get()) != SQLITE_ROW) return 0;
+    return static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0)) * static_cast<uint64_t>(sqlite3_column_int64(s.get(), 1));
+  }
+};
+
+SightingsStore::SightingsStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SightingsStore::~SightingsStore() = default;
+const SightingsStats& SightingsStore::stats() const noexcept { return impl_->stats; }
+const std::string& SightingsStore::path() const noexcept { return impl_->path; }
+
+SightingsOpen SightingsStore::open(const std::string& path, const SightingsLimits& limits) {
+  SightingsOpen r;
+  if (limits.retention_days < 1 || limits.retention_days > 3650 || limits.max_mb < 1 || limits.max_mb > 1048576) {
+    r.error = "sightings " + path + ": limits out of range (retention_days 1..3650, max_mb 1..1048576)";
+    return r;
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->limits = limits;
+  struct stat st;
+  bool create = stat(path.c_str(), &st) != 0;
+  if (!create) {
+    const std::string why = check_file(path);
+    if (!why.empty()) {
+      impl->stats.corrupt = true;
+      const std::string aside = path + ".corrupt";
+      const bool moved = std::rename(path.c_str(), aside.c_str()) == 0;
+      const int e = errno;
+      std::rename((path + "-wal").c_str(), (aside + "-wal").c_str());
+      std::remove((path + "-shm").c_str());
+      r.error = "sightings " + path + " is not a valid store (" + why + "): starting empty" +
+                (moved ? "; the file was moved to " + aside
+                       : "; the file could not be moved aside: " + std::string(std::strerror(e)));
+      if (!moved) return r;
+      create = true;
+    }
+  }
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0), nullptr);
+  impl->db.reset(raw);
+  auto no_store = [&](const std::string& what) {
+    r.error = (r.error.empty() ? "" : r.error + "; ") + "sightings " + path + ": " + what + ": " + db_error(impl->db.get());
+    return std::move(r);
+  };
+  if (rc != SQLITE_OK) return no_store("cannot open");
+  if (!exec(impl->db.get(), "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")) return no_store("cannot set WAL mode");
+  if (create) {
+    const std::string init = std::string("BEGIN;") + kSchema + "INSERT INTO meta VALUES ('format', " +
+                             std::to_string(kFormatVersion) + "); COMMIT;";
+    if (!exec(impl->db.get(), init.c_str())) return no_store("cannot create the schema");
+  }
+  impl->refresh_counts();
+  r.store.reset(new SightingsStore(std::move(impl)));
+  return r;
+}
+
+bool SightingsStore::add(const std::vector<SightedMessage>& batch, std::string& error) {
+  Impl& m = *impl_;
+  if (batch.empty()) return true;
+  if (!exec(m.db.get(), "BEGIN")) return m.fail(error, "cannot begin");
+  Stmt msg = prepare(m.db.get(), "INSERT INTO messages (time_ms, appliance, flow_id, txn, client_ip, client_port, "
+                                 "server_ip, server_port, message_sha256, message_id, subject, mail_from, header_from, "
+                                 "header_to, header_cc, disposition, action) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  Stmt rcpt = prepare(m.db.get(), "INSERT INTO rcpts (message, addr) VALUES (?, ?)");
+  Stmt file = prepare(m.db.get(), "INSERT INTO files (message, sha256, filename, archive_path, size, file_type, "
+                                  "reputation, threat_name, reading) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!msg || !rcpt || !file) return m.fail(error, "cannot prepare");
+  uint64_t files = 0;
+  for (const SightedMessage& s : batch) {
+    sqlite3_reset(msg.get());
+    bind(msg.get(), 1, s.time_ms);
+    bind(msg.get(), 2, s.appliance);
+    bind(msg.get(), 3, static_cast<int64_t>(s.flow_id));
+    bind(msg.get(), 4, static_cast<int64_t>(s.transaction));
+    bind(msg.get(), 5, s.client_ip);
+    bind(msg.get(), 6, int64_t{s.client_port});
+    bind(msg.get(), 7, s.server_ip);
+    bind(msg.get(), 8, int64_t{s.server_port});
+    bind(msg.get(), 9, s.message_sha256);
+    bind(msg.get(), 10, s.message_id);
+    bind(msg.get(), 11, s.subject);
+    bind(msg.get(), 12, s.mail_from);
+    bind(msg.get(), 13, s.header_from);
+    bind(msg.get(), 14, s.header_to);
+    bind(msg.get(), 15, s.header_cc);
+    bind(msg.get(), 16, s.disposition);
+    bind(msg.get(), 17, s.action);
+    if (sqlite3_step(msg.get()) != SQLITE_DONE) return m.fail(error, "cannot insert a message");
+    const int64_t id = sqlite3_last_insert_rowid(m.db.get());
+    for (const std::string& a : s.rcpt_to) {
+      sqlite3_reset(rcpt.get());
+      bind(rcpt.get(), 1, id);
+      bind(rcpt.get(), 2, a);
+      if (sqlite3_step(rcpt.get()) != SQLITE_DONE) return m.fail(error, "cannot insert a recipient");
+    }
+    for (const SightedFile& f : s.files) {
+      sqlite3_reset(file.get());
+      bind(file.get(), 1, id);
+      bind(file.get(), 2, f.sha256);
+      bind(file.get(), 3, f.filename);
+      bind(file.get(), 4, f.archive_path);
+      bind(file.get(), 5, static_cast<int64_t>(f.size));
+      bind(file.get(), 6, f.file_type);
+      bind(file.get(), 7, f.reputation);
+      bind(file.get(), 8, f.threat_name);
+      bind(file.get(), 9, f.reading);
+      if (sqlite3_step(file.get()) != SQLITE_DONE) return m.fail(error, "cannot insert a file");
+      ++files;
+    }
+  }
+  if (!exec(m.db.get(), "COMMIT")) return m.fail(error, "cannot commit");
+  m.stats.added_messages += batch.size();
+  m.stats.added_files += files;
+  m.stats.messages += batch.size();
+  m.stats.files += files;
+  return true;
+}
+
+std::vector<SightedMessage> SightingsStore::where_seen(const std::string& sha256, unsigned limit) const {
+  std::string lower = sha256;
+  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+  return impl_->select("id IN (SELECT message FROM files WHERE sha256 = ?)", limit,
+                       [&](sqlite3_stmt* s) { bind(s, 1, lower); });
+}
+
+std::vector<SightedMessage> SightingsStore::for_recipient(const std::string& rcpt, int64_t from_ms, int64_t to_ms,
+                                                          unsigned limit) const {
+  return impl_->select("id IN (SELECT message FROM rcpts WHERE addr = ?) AND time_ms >= ? AND time_ms < ?", limit,
+                       [&](sqlite3_stmt* s) {
+                         bind(s, 1, rcpt);
+                         bind(s, 2, from_ms);
+                         bind(s, 3, to_ms);
+                       });
+}
+
+std::vector<SightedMessage> SightingsStore::in_range(int64_t from_ms, int64_t to_ms, unsigned limit) const {
+  return impl_->select("time_ms >= ? AND time_ms < ?", limit, [&](sqlite3_stmt* s) {
+    bind(s, 1, from_ms);
+    bind(s, 2, to_ms);
+  });
+}
+
+uint64_t SightingsStore::prune(int64_t now_ms) {
+  Impl& m = *impl_;
+  const uint64_t aged = m.remove("time_ms < ?", now_ms - int64_t{m.limits.retention_days} * kDayMs);
+  m.stats.pruned_age += aged;
+  uint64_t sized = 0;
+  const uint64_t bound = uint64_t{m.limits.max_mb} << 20;
+  // The oldest tenth at a time until the live pages fit.
+  for (int round = 0; round < 64 && m.live_bytes() > bound; ++round) {
+    Stmt c = prepare(m.db.get(), "SELECT count(*) FROM messages");
+    if (!c || sqlite3_step(c.get()) != SQLITE_ROW) break;
+    const int64_t n = sqlite3_column_int64(c.get(), 0);
+    if (n == 0) break;
+    const int64_t k = n / 10 > 0 ? n / 10 : n;
+    Stmt t = prepare(m.db.get(), "SELECT time_ms FROM messages ORDER BY time_ms LIMIT 1 OFFSET ?");
+    if (!t) break;
+    bind(t.get(), 1, k - 1);
+    if (sqlite3_step(t.get()) != SQLITE_ROW) break;
+    const uint64_t d = m.remove("time_ms <= ?", sqlite3_column_int64(t.get(), 0));
+    if (d == 0) break;
+    sized += d;
+  }
+  m.stats.pruned_size += sized;
+  if (aged || sized) m.refresh_counts();
+  return aged + sized;
+}
+
+}  // namespace sluice::control

@@ -1,0 +1,271 @@
+// control/sightings_store and control/sightings: the store (SQLite in a temporary directory) and the
+// collector that builds sightings from lcore records.
+#include "control/sightings.h"
+#include "control/sightings_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "records/event_records.h"
+
+namespace sluice::control {
+namespace {
+
+constexpr int64_t kDay = 86'400'000;
+constexpr int64_t kNow = 1'800'000'000'000;
+
+std::string sha(char c) { return std::string(64, c); }
+
+SightedMessage message(int64_t time_ms, const std::string& subject, std::vector<std::string> rcpts,
+                       std::vector<SightedFile> files) {
+  SightedMessage m;
+  m.time_ms = time_ms;
+  m.appliance = "mx-gw-1";
+  m.flow_id = 42;
+  m.transaction = 1;
+  m.client_ip = "192.0.2.10";
+  m.server_ip = "192.0.2.25";
+  m.client_port = 40000;
+  m.server_port = 25;
+  m.message_sha256 = sha('9');
+  m.message_id = "<" + subject + "@example.org>";
+  m.subject = subject;
+  m.mail_from = "alice@example.org";
+  m.rcpt_to = std::move(rcpts);
+  m.header_from = "Alice <alice@example.org>";
+  m.header_to = "bob@example.net";
+  m.disposition = "clean";
+  m.action = "pass";
+  m.files = std::move(files);
+  return m;
+}
+
+SightedFile file(char c, const std::string& name, const std::string& member = "") {
+  SightedFile f;
+  f.sha256 = sha(c);
+  f.filename = name;
+  f.archive_path = member;
+  f.size = 100;
+  f.file_type = "pdf";
+  f.reputation = "unknown";
+  return f;
+}
+
+class SightingsStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/sightings_test.XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    path_ = dir_ + "/sightings.sqlite";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::unique_ptr<SightingsStore> open(const SightingsLimits& l = {}) {
+    SightingsOpen o = SightingsStore::open(path_, l);
+    EXPECT_TRUE(o.store) << o.error;
+    return std::move(o.store);
+  }
+  std::string dir_, path_;
+};
+
+TEST_F(SightingsStoreTest, WhereSeenForRecipientAndRangeFindTheMessagesWithEverything) {
+  auto s = open();
+  std::string err;
+  ASSERT_TRUE(s->add({message(kNow - 3000, "one", {"bob@example.net", "carol@example.net"},
+                              {file('a', "invoice.pdf"), file('b', "docs.zip"), file('c', "docs.zip", "in/x.exe")}),
+                      message(kNow - 2000, "two", {"Bob@Example.NET"}, {file('c', "x.exe")})},
+                     err))
+      << err;
+  const auto seen = s->where_seen(sha('c'));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].subject, "two");  // newest first
+  EXPECT_EQ(seen[1].subject, "one");
+  EXPECT_EQ(seen[1].rcpt_to, (std::vector<std::string>{"bob@example.net", "carol@example.net"}));
+  ASSERT_EQ(seen[1].files.size(), 3u);
+  EXPECT_EQ(seen[1].files[2].archive_path, "in/x.exe");
+  EXPECT_EQ(seen[1].files[2].filename, "docs.zip");
+  EXPECT_EQ(seen[1].header_from, "Alice <alice@example.org>");
+  EXPECT_EQ(seen[1].message_id, "<one@example.org>");
+  EXPECT_EQ(seen[1].appliance, "mx-gw-1");
+  EXPECT_EQ(s->where_seen(std::string(64, 'C')).size(), 2u);  // upper-case hex asks the same
+  EXPECT_TRUE(s->where_seen(sha('d')).empty());
+  EXPECT_EQ(s->for_recipient("bob@example.net", kNow - kDay, kNow).size(), 2u);  // case-insensitive
+  EXPECT_EQ(s->for_recipient("carol@example.net", kNow - kDay, kNow).size(), 1u);
+  EXPECT_EQ(s->in_range(kNow - 2500, kNow).size(), 1u);
+  EXPECT_EQ(s->stats().messages, 2u);
+  EXPECT_EQ(s->stats().files, 4u);
+}
+
+TEST_F(SightingsStoreTest, ARestartKeepsWhatWasAddedAndABadFileIsSetAside) {
+  {
+    auto s = open();
+    std::string err;
+    ASSERT_TRUE(s->add({message(kNow, "kept", {"bob@example.net"}, {file('a', "a.pdf")})}, err));
+  }
+  {
+    auto s = open();
+    EXPECT_EQ(s->where_seen(sha('a')).size(), 1u);
+  }
+  {
+    std::ofstream f(path_, std::ios::trunc);
+    f << "not a database at all, but long enough to look like a header of something";
+  }
+  SightingsOpen o = SightingsStore::open(path_);
+  ASSERT_TRUE(o.store);
+  EXPECT_NE(o.error.find("is not a valid store"), std::string::npos) << o.error;
+  EXPECT_TRUE(std::filesystem::exists(path_ + ".corrupt"));
+  EXPECT_TRUE(o.store->where_seen(sha('a')).empty());
+  EXPECT_TRUE(o.store->stats().corrupt);
+}
+
+TEST_F(SightingsStoreTest, RetentionAndTheSizeBoundPrune) {
+  SightingsLimits l;
+  l.retention_days = 30;
+  l.max_mb = 1;
+  auto s = open(l);
+  std::string err;
+  ASSERT_TRUE(s->add({message(kNow - 31 * kDay, "old", {"bob@example.net"}, {file('a', "a.pdf")}),
+                      message(kNow - 29 * kDay, "recent", {"bob@example.net"}, {file('b', "b.pdf")})},
+                     err));
+  EXPECT_EQ(s->prune(kNow), 1u);
+  EXPECT_TRUE(s->where_seen(sha('a')).empty());
+  EXPECT_EQ(s->where_seen(sha('b')).size(), 1u);
+  EXPECT_EQ(s->stats().pruned_age, 1u);
+  // About 3 MB of sightings against a 1 MB bound: the oldest go until the rest fits.
+  std::vector<SightedMessage> batch;
+  for (int i = 0; i < 3000; ++i) {
+    SightedMessage m = message(kNow - 3000 + i, "bulk " + std::to_string(i), {"bob@example.net"},
+                               {file('c', std::string(900, 'n'))});
+    batch.push_back(std::move(m));
+  }
+  ASSERT_TRUE(s->add(batch, err)) << err;
+  const uint64_t dropped = s->prune(kNow);
+  EXPECT_GT(dropped, 1000u);
+  EXPECT_GT(s->stats().messages, 100u);
+  EXPECT_EQ(s->stats().pruned_size, dropped);
+  // The newest stay.
+  EXPECT_EQ(s->in_range(kNow - 1, kNow).size(), 1u);
+  EXPECT_EQ(s->in_range(kNow - 1, kNow)[0].subject, "bulk 2999");
+}
+
+// ---- the collector ----
+
+records::FlowIdentity flow(uint64_t id) {
+  records::FlowIdentity f;
+  f.flow_id = id;
+  const uint8_t c[4] = {192, 0, 2, 10}, s[4] = {192, 0, 2, 25};
+  std::memcpy(f.client_ip, c, 4);
+  std::memcpy(f.server_ip, s, 4);
+  f.client_port = 40000;
+  f.server_port = 25;
+  return f;
+}
+
+records::FileRecord file_rec(uint64_t flow_id, uint64_t txn, uint8_t b, const char* name,
+                             records::Reading reading = records::Reading::primary) {
+  records::FileRecord r;
+  r.flow = flow(flow_id);
+  r.transaction = txn;
+  r.filename.set(name);
+  r.hashed = true;
+  std::memset(r.sha256, b, 32);
+  r.size = 10;
+  r.reading = reading;
+  r.verdict.reputation = records::Reputation::unknown;
+  return r;
+}
+
+records::VerdictRecord verdict_rec(uint64_t flow_id, uint64_t txn, records::Reading reading = records::Reading::primary) {
+  records::VerdictRecord v;
+  v.flow = flow(flow_id);
+  v.transaction = txn;
+  v.reading = reading;
+  v.disposition = records::Disposition::clean;
+  v.action = records::Action::pass;
+  return v;
+}
+
+records::MessageRecord smtp_rec(uint64_t flow_id, uint64_t txn) {
+  auto m = std::make_unique<records::MessageRecord>();
+  m->flow = flow(flow_id);
+  m->transaction = txn;
+  m->mail_from.set("alice@example.org");
+  const char rc[] = "bob@example.net\0carol@example.net";
+  std::memcpy(m->rcpts, rc, sizeof rc);
+  m->rcpt_bytes = sizeof rc;
+  m->subject.set("hello");
+  m->message_id.set("<m@example.org>");
+  m->header_from.set("Alice <alice@example.org>");
+  m->header_cc.set("dave@example.net");
+  return *m;
+}
+
+template <typename R>
+void feed(SightingCollector& c, const R& r, int64_t now = 1000) {
+  c.on_record(&r, sizeof r, now);
+}
+
+TEST(SightingCollector, JoinsFilesVerdictAndSmtpInEitherOrder) {
+  SightingCollector c("gw");
+  // Message 0: files and verdict first (tap mode), then the smtp record.
+  feed(c, file_rec(7, 0, 0xaa, "a.pdf"));
+  feed(c, verdict_rec(7, 0));
+  EXPECT_TRUE(c.take(1000).empty());
+  feed(c, smtp_rec(7, 0));
+  // Message 1: the smtp record first, then its file and verdict.
+  feed(c, smtp_rec(7, 1));
+  feed(c, file_rec(7, 1, 0xbb, "b.exe"));
+  feed(c, verdict_rec(7, 1));
+  // Message 2: no file.
+  feed(c, verdict_rec(7, 2));
+  feed(c, smtp_rec(7, 2));
+  const auto got = c.take(1000);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].transaction, 0u);
+  EXPECT_EQ(got[0].files.at(0).sha256, std::string(64, 'a'));
+  EXPECT_EQ(got[0].rcpt_to, (std::vector<std::string>{"bob@example.net", "carol@example.net"}));
+  EXPECT_EQ(got[0].header_cc, "dave@example.net");
+  EXPECT_EQ(got[0].client_ip, "192.0.2.10");
+  EXPECT_EQ(got[0].appliance, "gw");
+  EXPECT_EQ(got[1].files.at(0).filename, "b.exe");
+  EXPECT_EQ(c.stats().without_files, 1u);
+  EXPECT_EQ(c.stats().pending, 0u);
+}
+
+TEST(SightingCollector, AnotherReadingTakesItsPrimarysEnvelopeEvenLater) {
+  SightingCollector c("gw");
+  feed(c, verdict_rec(3, 0));
+  feed(c, smtp_rec(3, 0));
+  feed(c, file_rec(3, 0, 0xcc, "tail.bin", records::Reading::one_message));
+  feed(c, verdict_rec(3, 0, records::Reading::one_message));
+  const auto got = c.take(1000);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].files.at(0).reading, "one_message");
+  EXPECT_EQ(got[0].mail_from, "alice@example.org");
+}
+
+TEST(SightingCollector, WhatNeverCompletesIsTakenAfterItsWaitAndAtTheEnd) {
+  SightingCollector c("gw", 2, 5000);
+  feed(c, file_rec(1, 0, 0x11, "a"), 1000);
+  feed(c, verdict_rec(1, 0), 1000);  // its smtp record never comes
+  EXPECT_TRUE(c.take(2000).empty());
+  EXPECT_EQ(c.take(7000).size(), 1u);
+  EXPECT_EQ(c.stats().incomplete, 1u);
+  // The bound: a third waiting message pushes the oldest out.
+  feed(c, file_rec(2, 0, 0x22, "b"), 8000);
+  feed(c, file_rec(3, 0, 0x33, "c"), 8001);
+  feed(c, file_rec(4, 0, 0x44, "d"), 8002);
+  EXPECT_EQ(c.take(8003).size(), 1u);
+  EXPECT_EQ(c.flush_all().size(), 2u);
+  EXPECT_EQ(c.stats().incomplete, 4u);
+}
+
+}  // namespace
+}  // namespace sluice::control
