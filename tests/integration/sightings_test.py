@@ -28,7 +28,8 @@ EXE = b"MZ" + b"\x90" * 200 + b"sighting test member"
 def zipped(name, data):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(name, data)
+        # A fixed time: the same bytes (and SHA-256) however often it is made.
+        z.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 2, 3, 4, 6)), data, zipfile.ZIP_DEFLATED)
     return buf.getvalue()
 
 
