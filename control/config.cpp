@@ -664,10 +664,10 @@ Params event_params() {
       reloadable(integer<Loading>("stats.interval_s", 0, 86400, 0, "Seconds between `stats` events; 0: one at exit only.",
                                   [](Loading& l, long long v) { l.config.stats_interval_s = static_cast<unsigned>(v); })),
       integer<Loading>("events.ring_kb", 64, 1048576, 16384, "Per RX lcore: the ring carrying event records "
-                       "to the control thread (a message record is 4.7 KiB, a file 2.6 KiB, a verdict 3 KiB: 16 MiB hold "
-                       "about 1600 messages with an attachment each; pages are touched only when used). When it is full a "
-                       "record is lost and counted (`events_dropped` in `stats`, an `events_lost` alert); at end of "
-                       "input and at shutdown the lcore waits instead.",
+                       "to the control thread (a message record is 7.6 KiB, a file 2.6 KiB, a verdict 3.1 KiB: 16 MiB hold "
+                       "about 1200 messages with an attachment each; pages are touched only when used). When it is full a "
+                       "record is lost and counted (`events_dropped` in `stats`, an `events_lost` alert); in replay mode, "
+                       "at end of input and at shutdown the lcore waits instead (until the stop deadline).",
                        [](Loading& l, long long v) { l.config.dataplane.event_ring_bytes = std::size_t(v) * 1024; }),
   };
 }

@@ -231,12 +231,41 @@ int main(int argc, char** argv) {
   }
   control::SightingCollector sightings(cfg.sightings.appliance);
   std::atomic<uint64_t> sightings_failed{0};  // batches the store refused (logged; the pool's thread)
-  auto write_sightings = [&](std::vector<control::SightedMessage> batch) {
-    if (!sightings_store || batch.empty()) return;
-    loop.submit_ordered([&store = *sightings_store, &sightings_failed, b = std::move(batch)] {
-      std::string error;
-      if (!store.add(b, error) && sightings_failed++ % 100 == 0) std::fprintf(stderr, "sluiced: %s\n", error.c_str());
-    });
+  // One store job at a time on the pool (not the event writer's strand: a commit must never hold
+  // up the event lines behind it); what comes meanwhile waits here and goes in the next job, so a
+  // slow disk makes bigger transactions, not a queue of jobs. Bounded: beyond kMaxQueued the
+  // oldest are dropped (counted).
+  constexpr std::size_t kMaxQueued = 262144;
+  std::vector<control::SightedMessage> sightings_queue;
+  uint64_t sightings_dropped = 0;
+  std::atomic<bool> sightings_busy{false};
+  bool prune_due = false;
+  auto pump_sightings = [&](std::vector<control::SightedMessage> more, bool prune) {
+    if (!sightings_store) return;
+    prune_due |= prune;
+    for (auto& m : more) sightings_queue.push_back(std::move(m));
+    if (sightings_queue.size() > kMaxQueued) {
+      const std::size_t n = sightings_queue.size() - kMaxQueued;
+      sightings_queue.erase(sightings_queue.begin(), sightings_queue.begin() + static_cast<std::ptrdiff_t>(n));
+      sightings_dropped += n;
+    }
+    if (sightings_busy.load() || (sightings_queue.empty() && !prune_due)) return;
+    auto batch = std::make_shared<std::vector<control::SightedMessage>>(std::move(sightings_queue));
+    sightings_queue.clear();
+    const bool do_prune = prune_due;
+    sightings_busy = true;
+    if (loop.submit([&store = *sightings_store, &sightings_failed, &sightings_busy, batch, do_prune, now = wall_ms()] {
+          std::string error;
+          if (!store.add(*batch, error) && sightings_failed++ % 100 == 0)
+            std::fprintf(stderr, "sluiced: %s\n", error.c_str());
+          if (do_prune) store.prune(now);
+          sightings_busy = false;
+        })) {
+      prune_due = false;
+    } else {  // the pool is full: next time
+      sightings_queue = std::move(*batch);
+      sightings_busy = false;
+    }
   };
 
   // Records are rendered on the loop into a batch; the batch is written by the ordered pool.
@@ -308,11 +337,11 @@ int main(int argc, char** argv) {
   });
   if (sightings_store) {
     loop.every(std::chrono::milliseconds(200), [&] {
-      write_sightings(sightings.take(wall_ms()));
+      pump_sightings(sightings.take(wall_ms()), false);
       return true;
     });
     loop.every(std::chrono::hours(1), [&] {
-      loop.submit_ordered([&store = *sightings_store, now = wall_ms()] { store.prune(now); });
+      pump_sightings({}, true);
       return true;
     });
   }
@@ -399,7 +428,8 @@ int main(int argc, char** argv) {
     if (sightings_store) {
       const auto& c = sightings.stats();
       body["sightings"] = {{"recorded", c.ready}, {"without_files", c.without_files}, {"incomplete", c.incomplete},
-                           {"pending", c.pending}, {"write_errors", sightings_failed.load()}};
+                           {"pending", c.pending}, {"queued", sightings_queue.size()},
+                           {"dropped", sightings_dropped}, {"write_errors", sightings_failed.load()}};
     }
     return body;
   };
@@ -498,13 +528,21 @@ int main(int argc, char** argv) {
   });
   write_batch();
   check_lost();
-  write_sightings(sightings.flush_all());  // every message seen, before exit
+  for (auto& m : sightings.flush_all()) sightings_queue.push_back(std::move(m));  // every message seen
   // The run ends here; writing the verdict cache to disk (a sync) is not part of it.
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   analysis.stop();
   reputation.stop();
   reputation.save_now();
   loop.drain_pool();
+  if (sightings_store && !sightings_queue.empty()) {  // the pool is idle now: the last ones, here
+    std::string error;
+    if (!sightings_store->add(sightings_queue, error)) {
+      ++sightings_failed;
+      std::fprintf(stderr, "sluiced: %s\n", error.c_str());
+    }
+    sightings_queue.clear();
+  }
   const auto snapshot = dp->stats();
   auto body = stats_body(snapshot);
   body["reason"] = stop_signal == SIGINT ? "sigint" : stop_signal == SIGTERM ? "sigterm" : "end_of_replay";

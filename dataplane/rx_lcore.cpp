@@ -250,7 +250,7 @@ void flush(RxLcoreContext& ctx, records::FlowEndReason reason) noexcept {
   }
   // Messages decided meanwhile are settled; those still held take the deadline action.
   if (ctx.enforcer) ctx.enforcer->release_all(ctx.table->replay ? ctx.now_us : wall_clock_us());
-  ctx.events->set_flushing(false, nullptr);
+  ctx.events->set_flushing(ctx.table->replay, ctx.table->replay ? ctx.abort_flush : nullptr);
   // Nothing decides a held frame any more: it leaves as at its deadline.
   rte_mbuf* out[kMaxBurst];
   for (Released r; (r = ctx.hold->release_all(ctx.hold->limits().on_deadline, out, kMaxBurst)).n;)
@@ -389,6 +389,9 @@ int rx_lcore_main(void* arg) {
   const uint64_t tsc_hz = rte_get_tsc_hz();
   uint64_t last_tick = rte_rdtsc();
   if (!t.replay) ctx.now_us = wall_clock_us();
+  // A replay has no wire to keep up with: when the event ring is full it waits for the control
+  // thread (until the stop deadline) instead of losing a record.
+  if (t.replay && ctx.events) ctx.events->set_flushing(true, ctx.abort_flush);
 
   while (!ctx.quit->load(std::memory_order_relaxed)) {
     bool any_input_left = false;

@@ -76,7 +76,7 @@ class Sightings(unittest.TestCase):
     def test_every_file_and_member_is_recorded_with_its_message(self):
         ev = self.replay("quarterly report")
         self.assertEqual(ev.stats["sightings"], {"recorded": 1, "without_files": 0, "incomplete": 0, "pending": 0,
-                                                 "write_errors": 0})
+                                                 "queued": 0, "dropped": 0, "write_errors": 0})
         msgs = self.rows("SELECT id, appliance, mail_from, subject, message_id, header_from, header_to, header_cc, "
                          "disposition, action, client_ip, server_port FROM messages")
         self.assertEqual(len(msgs), 1)
