@@ -2,12 +2,6 @@
 #include "control/sightings_store.h"
 
 #include <sqlite3.h>
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <map>
 
 #include "control/sqlite_handle.h"
 
@@ -39,15 +33,6 @@ constexpr char kMessageColumns[] =
     "message_id, subject, mail_from, header_from, header_to, header_cc, disposition, action";
 
 bool exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
-void bind(sqlite3_stmt* s, int i, const std::string& v) {
-  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-}
-void bind(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
-std::string text(sqlite3_stmt* s, int col) {
-  const auto* p = sqlite3_column_text(s, col);
-  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, col)))
-           : std::string();
-}
 
 // Why the file at `path` is not a store of ours ("" when it is).
 std::string check_file(const std::string& path) {
@@ -59,7 +44,7 @@ std::string check_file(const std::string& path) {
   Db db(raw);
   Stmt check = prepare(raw, "PRAGMA quick_check");
   if (!check || sqlite3_step(check.get()) != SQLITE_ROW) return "not an SQLite database: " + db_error(raw);
-  if (text(check.get(), 0) != "ok") return "damaged: " + text(check.get(), 0);
+  if (column_text(check.get(), 0) != "ok") return "damaged: " + column_text(check.get(), 0);
   Stmt fmt = prepare(raw, "SELECT value FROM meta WHERE key = 'format'");
   if (!fmt || sqlite3_step(fmt.get()) != SQLITE_ROW) return "no format version";
   if (sqlite3_column_int(fmt.get(), 0) != kFormatVersion)
@@ -107,22 +92,22 @@ struct SightingsStore::Impl {
       SightedMessage m;
       m.id = sqlite3_column_int64(s.get(), 0);
       m.time_ms = sqlite3_column_int64(s.get(), 1);
-      m.appliance = text(s.get(), 2);
+      m.appliance = column_text(s.get(), 2);
       m.flow_id = static_cast<uint64_t>(sqlite3_column_int64(s.get(), 3));
       m.transaction = static_cast<uint64_t>(sqlite3_column_int64(s.get(), 4));
-      m.client_ip = text(s.get(), 5);
+      m.client_ip = column_text(s.get(), 5);
       m.client_port = static_cast<uint16_t>(sqlite3_column_int(s.get(), 6));
-      m.server_ip = text(s.get(), 7);
+      m.server_ip = column_text(s.get(), 7);
       m.server_port = static_cast<uint16_t>(sqlite3_column_int(s.get(), 8));
-      m.message_sha256 = text(s.get(), 9);
-      m.message_id = text(s.get(), 10);
-      m.subject = text(s.get(), 11);
-      m.mail_from = text(s.get(), 12);
-      m.header_from = text(s.get(), 13);
-      m.header_to = text(s.get(), 14);
-      m.header_cc = text(s.get(), 15);
-      m.disposition = text(s.get(), 16);
-      m.action = text(s.get(), 17);
+      m.message_sha256 = column_text(s.get(), 9);
+      m.message_id = column_text(s.get(), 10);
+      m.subject = column_text(s.get(), 11);
+      m.mail_from = column_text(s.get(), 12);
+      m.header_from = column_text(s.get(), 13);
+      m.header_to = column_text(s.get(), 14);
+      m.header_cc = column_text(s.get(), 15);
+      m.disposition = column_text(s.get(), 16);
+      m.action = column_text(s.get(), 17);
       out.push_back(std::move(m));
     }
     Stmt r = prepare(db.get(), "SELECT addr FROM rcpts WHERE message = ? ORDER BY rowid");
@@ -132,22 +117,22 @@ struct SightingsStore::Impl {
     for (SightedMessage& m : out) {
       if (r) {
         sqlite3_reset(r.get());
-        bind(r.get(), 1, m.id);
-        while (sqlite3_step(r.get()) == SQLITE_ROW) m.rcpt_to.push_back(text(r.get(), 0));
+        bind_at(r.get(), 1, m.id);
+        while (sqlite3_step(r.get()) == SQLITE_ROW) m.rcpt_to.push_back(column_text(r.get(), 0));
       }
       if (f) {
         sqlite3_reset(f.get());
-        bind(f.get(), 1, m.id);
+        bind_at(f.get(), 1, m.id);
         while (sqlite3_step(f.get()) == SQLITE_ROW) {
           SightedFile x;
-          x.sha256 = text(f.get(), 0);
-          x.filename = text(f.get(), 1);
-          x.archive_path = text(f.get(), 2);
+          x.sha256 = column_text(f.get(), 0);
+          x.filename = column_text(f.get(), 1);
+          x.archive_path = column_text(f.get(), 2);
           x.size = static_cast<uint64_t>(sqlite3_column_int64(f.get(), 3));
-          x.file_type = text(f.get(), 4);
-          x.reputation = text(f.get(), 5);
-          x.threat_name = text(f.get(), 6);
-          x.reading = text(f.get(), 7);
+          x.file_type = column_text(f.get(), 4);
+          x.reputation = column_text(f.get(), 5);
+          x.threat_name = column_text(f.get(), 6);
+          x.reading = column_text(f.get(), 7);
           m.files.push_back(std::move(x));
         }
       }
@@ -168,7 +153,7 @@ struct SightingsStore::Impl {
         ++stats.errors;
         return 0;
       }
-      bind(s.get(), 1, arg);
+      bind_at(s.get(), 1, arg);
       if (sqlite3_step(s.get()) != SQLITE_DONE) {
         exec(db.get(), "ROLLBACK");
         ++stats.errors;
@@ -206,38 +191,12 @@ SightingsOpen SightingsStore::open(const std::string& path, const SightingsLimit
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->limits = limits;
-  struct stat st;
-  bool create = stat(path.c_str(), &st) != 0;
-  if (!create) {
-    const std::string why = check_file(path);
-    if (!why.empty()) {
-      impl->stats.corrupt = true;
-      const std::string aside = path + ".corrupt";
-      const bool moved = std::rename(path.c_str(), aside.c_str()) == 0;
-      const int e = errno;
-      std::rename((path + "-wal").c_str(), (aside + "-wal").c_str());
-      std::remove((path + "-shm").c_str());
-      r.error = "sightings " + path + " is not a valid store (" + why + "): starting empty" +
-                (moved ? "; the file was moved to " + aside
-                       : "; the file could not be moved aside: " + std::string(std::strerror(e)));
-      if (!moved) return r;
-      create = true;
-    }
-  }
-  sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0), nullptr);
-  impl->db.reset(raw);
-  auto no_store = [&](const std::string& what) {
-    r.error = (r.error.empty() ? "" : r.error + "; ") + "sightings " + path + ": " + what + ": " + db_error(impl->db.get());
-    return std::move(r);
-  };
-  if (rc != SQLITE_OK) return no_store("cannot open");
-  if (!exec(impl->db.get(), "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")) return no_store("cannot set WAL mode");
-  if (create) {
-    const std::string init = std::string("BEGIN;") + kSchema + "INSERT INTO meta VALUES ('format', " +
-                             std::to_string(kFormatVersion) + "); COMMIT;";
-    if (!exec(impl->db.get(), init.c_str())) return no_store("cannot create the schema");
-  }
+  StoreFile f = open_store_file("sightings", path, check_file, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                                kSchema, kFormatVersion);
+  r.error = std::move(f.error);
+  impl->stats.corrupt = f.corrupt;
+  if (!f.db) return r;
+  impl->db = std::move(f.db);
   impl->refresh_counts();
   r.store.reset(new SightingsStore(std::move(impl)));
   return r;
@@ -258,42 +217,42 @@ bool SightingsStore::add(const std::vector<SightedMessage>& batch, std::string& 
   uint64_t files = 0;
   for (const SightedMessage& s : batch) {
     sqlite3_reset(msg.get());
-    bind(msg.get(), 1, s.time_ms);
-    bind(msg.get(), 2, s.appliance);
-    bind(msg.get(), 3, static_cast<int64_t>(s.flow_id));
-    bind(msg.get(), 4, static_cast<int64_t>(s.transaction));
-    bind(msg.get(), 5, s.client_ip);
-    bind(msg.get(), 6, int64_t{s.client_port});
-    bind(msg.get(), 7, s.server_ip);
-    bind(msg.get(), 8, int64_t{s.server_port});
-    bind(msg.get(), 9, s.message_sha256);
-    bind(msg.get(), 10, s.message_id);
-    bind(msg.get(), 11, s.subject);
-    bind(msg.get(), 12, s.mail_from);
-    bind(msg.get(), 13, s.header_from);
-    bind(msg.get(), 14, s.header_to);
-    bind(msg.get(), 15, s.header_cc);
-    bind(msg.get(), 16, s.disposition);
-    bind(msg.get(), 17, s.action);
+    bind_at(msg.get(), 1, s.time_ms);
+    bind_at(msg.get(), 2, s.appliance);
+    bind_at(msg.get(), 3, static_cast<int64_t>(s.flow_id));
+    bind_at(msg.get(), 4, static_cast<int64_t>(s.transaction));
+    bind_at(msg.get(), 5, s.client_ip);
+    bind_at(msg.get(), 6, int64_t{s.client_port});
+    bind_at(msg.get(), 7, s.server_ip);
+    bind_at(msg.get(), 8, int64_t{s.server_port});
+    bind_at(msg.get(), 9, s.message_sha256);
+    bind_at(msg.get(), 10, s.message_id);
+    bind_at(msg.get(), 11, s.subject);
+    bind_at(msg.get(), 12, s.mail_from);
+    bind_at(msg.get(), 13, s.header_from);
+    bind_at(msg.get(), 14, s.header_to);
+    bind_at(msg.get(), 15, s.header_cc);
+    bind_at(msg.get(), 16, s.disposition);
+    bind_at(msg.get(), 17, s.action);
     if (sqlite3_step(msg.get()) != SQLITE_DONE) return m.fail(error, "cannot insert a message");
     const int64_t id = sqlite3_last_insert_rowid(m.db.get());
     for (const std::string& a : s.rcpt_to) {
       sqlite3_reset(rcpt.get());
-      bind(rcpt.get(), 1, id);
-      bind(rcpt.get(), 2, a);
+      bind_at(rcpt.get(), 1, id);
+      bind_at(rcpt.get(), 2, a);
       if (sqlite3_step(rcpt.get()) != SQLITE_DONE) return m.fail(error, "cannot insert a recipient");
     }
     for (const SightedFile& f : s.files) {
       sqlite3_reset(file.get());
-      bind(file.get(), 1, id);
-      bind(file.get(), 2, f.sha256);
-      bind(file.get(), 3, f.filename);
-      bind(file.get(), 4, f.archive_path);
-      bind(file.get(), 5, static_cast<int64_t>(f.size));
-      bind(file.get(), 6, f.file_type);
-      bind(file.get(), 7, f.reputation);
-      bind(file.get(), 8, f.threat_name);
-      bind(file.get(), 9, f.reading);
+      bind_at(file.get(), 1, id);
+      bind_at(file.get(), 2, f.sha256);
+      bind_at(file.get(), 3, f.filename);
+      bind_at(file.get(), 4, f.archive_path);
+      bind_at(file.get(), 5, static_cast<int64_t>(f.size));
+      bind_at(file.get(), 6, f.file_type);
+      bind_at(file.get(), 7, f.reputation);
+      bind_at(file.get(), 8, f.threat_name);
+      bind_at(file.get(), 9, f.reading);
       if (sqlite3_step(file.get()) != SQLITE_DONE) return m.fail(error, "cannot insert a file");
       ++files;
     }
@@ -310,23 +269,23 @@ std::vector<SightedMessage> SightingsStore::where_seen(const std::string& sha256
   std::string lower = sha256;
   for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
   return impl_->select("id IN (SELECT message FROM files WHERE sha256 = ?)", limit,
-                       [&](sqlite3_stmt* s) { bind(s, 1, lower); });
+                       [&](sqlite3_stmt* s) { bind_at(s, 1, lower); });
 }
 
 std::vector<SightedMessage> SightingsStore::for_recipient(const std::string& rcpt, int64_t from_ms, int64_t to_ms,
                                                           unsigned limit) const {
   return impl_->select("id IN (SELECT message FROM rcpts WHERE addr = ?) AND time_ms >= ? AND time_ms < ?", limit,
                        [&](sqlite3_stmt* s) {
-                         bind(s, 1, rcpt);
-                         bind(s, 2, from_ms);
-                         bind(s, 3, to_ms);
+                         bind_at(s, 1, rcpt);
+                         bind_at(s, 2, from_ms);
+                         bind_at(s, 3, to_ms);
                        });
 }
 
 std::vector<SightedMessage> SightingsStore::in_range(int64_t from_ms, int64_t to_ms, unsigned limit) const {
   return impl_->select("time_ms >= ? AND time_ms < ?", limit, [&](sqlite3_stmt* s) {
-    bind(s, 1, from_ms);
-    bind(s, 2, to_ms);
+    bind_at(s, 1, from_ms);
+    bind_at(s, 2, to_ms);
   });
 }
 
@@ -345,7 +304,7 @@ uint64_t SightingsStore::prune(int64_t now_ms) {
     const int64_t k = n / 10 > 0 ? n / 10 : n;
     Stmt t = prepare(m.db.get(), "SELECT time_ms FROM messages ORDER BY time_ms LIMIT 1 OFFSET ?");
     if (!t) break;
-    bind(t.get(), 1, k - 1);
+    bind_at(t.get(), 1, k - 1);
     if (sqlite3_step(t.get()) != SQLITE_ROW) break;
     const uint64_t d = m.remove("time_ms <= ?", sqlite3_column_int64(t.get(), 0));
     if (d == 0) break;

@@ -4,6 +4,8 @@
 
 #include <sqlite3.h>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,5 +28,34 @@ inline Stmt prepare(sqlite3* db, const std::string& sql) {
   if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) return nullptr;
   return Stmt(s);
 }
+
+// Statement helpers. Named bind_at, not bind: with <functional> in sight an unqualified
+// bind(stmt, i, std::string) finds std::bind by argument-dependent lookup and binds nothing.
+inline void bind_at(sqlite3_stmt* s, int i, const std::string& v) {
+  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+}
+inline void bind_at(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
+// A text column as a string ("" for NULL).
+inline std::string column_text(sqlite3_stmt* s, int col) {
+  const auto* p = sqlite3_column_text(s, col);
+  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, col)))
+           : std::string();
+}
+
+// A store file of the control plane (submissions, sightings), opened the same way: an existing
+// file is checked first on a read-only connection (`check` gives why it is not a store of ours, ""
+// when it is); a refused file is moved aside as PATH.corrupt (its -wal with it, its -shm removed)
+// and a new one created; `pragmas` are set (WAL mode and its sync level); a new file gets `schema`
+// and `meta` ('format', `format`) in one transaction. `label` starts every error ("sightings PATH:
+// cannot open: ..."). `db` is null only when no store can be had at all; `error` may be set with a
+// `db` too (the file was refused and set aside: the store starts empty).
+struct StoreFile {
+  Db db;
+  bool corrupt = false;  // an existing file was refused
+  std::string error;     // one line
+};
+StoreFile open_store_file(const std::string& label, const std::string& path,
+                          const std::function<std::string(const std::string&)>& check, const char* pragmas,
+                          const std::string& schema, int format);
 
 }  // namespace sluice::control

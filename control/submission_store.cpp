@@ -6,11 +6,9 @@
 #include "control/submission_store.h"
 
 #include <sqlite3.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -39,13 +37,7 @@ constexpr char kColumns[] =
 
 bool exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
 
-void bind(sqlite3_stmt* s, int i, const std::string& v) { sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); }
-void bind(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
 
-std::string text(sqlite3_stmt* s, int col) {
-  const auto* p = sqlite3_column_text(s, col);
-  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, col))) : std::string();
-}
 
 
 std::optional<SubmissionEnd> parse_end(std::string_view s) {
@@ -57,16 +49,16 @@ std::optional<SubmissionEnd> parse_end(std::string_view s) {
 
 // One row of `kColumns`; false (and `why`) when a value is not one this store writes.
 bool read_row(sqlite3_stmt* s, Submission& out, std::string& why) {
-  out.sha256 = text(s, 0);
-  out.endpoint = text(s, 1);
-  out.sample_id = text(s, 2);
+  out.sha256 = column_text(s, 0);
+  out.endpoint = column_text(s, 1);
+  out.sample_id = column_text(s, 2);
   out.submitted_ms = sqlite3_column_int64(s, 3);
-  const auto state = parse_sample_state(text(s, 4));
+  const auto state = parse_sample_state(column_text(s, 4));
   out.next_poll_ms = sqlite3_column_int64(s, 5);
   out.updated_ms = sqlite3_column_int64(s, 6);
-  const auto end = parse_end(text(s, 7));
+  const auto end = parse_end(column_text(s, 7));
   out.score = sqlite3_column_int(s, 8);
-  out.disposition = text(s, 9);
+  out.disposition = column_text(s, 9);
   out.finished_ms = sqlite3_column_int64(s, 10);
   if (normal_sha256_hex(out.sha256) != out.sha256 || out.sha256.empty()) {
     why = "a record's sha256 is not 64 hex digits";
@@ -96,7 +88,7 @@ std::string check_file(const std::string& path, uint64_t& rows) {
   if (!check) return db_error(db.get());
   const int step = sqlite3_step(check.get());
   if (step != SQLITE_ROW) return db_error(db.get());
-  std::string verdict = text(check.get(), 0);
+  std::string verdict = column_text(check.get(), 0);
   if (verdict != "ok") {  // several lines: the first problems, on one line
     std::replace(verdict.begin(), verdict.end(), '\n', ' ');
     if (verdict.size() > 200) verdict = verdict.substr(0, 200) + "...";
@@ -180,9 +172,9 @@ struct SubmissionStore::Impl {
   bool exists(const std::string& sha, SubmissionEnd* end = nullptr) const {
     Stmt s = prepare(db.get(), "SELECT end_state FROM submissions WHERE sha256 = ?");
     if (!s) return false;
-    bind(s.get(), 1, sha);
+    bind_at(s.get(), 1, sha);
     if (sqlite3_step(s.get()) != SQLITE_ROW) return false;
-    if (end) *end = parse_end(text(s.get(), 0)).value_or(SubmissionEnd::pending);
+    if (end) *end = parse_end(column_text(s.get(), 0)).value_or(SubmissionEnd::pending);
     return true;
   }
 
@@ -195,8 +187,8 @@ struct SubmissionStore::Impl {
       ++stats.errors;
       return out;
     }
-    if (arg) bind(s.get(), 1, *arg);
-    if (sarg) bind(s.get(), 1, *sarg);
+    if (arg) bind_at(s.get(), 1, *arg);
+    if (sarg) bind_at(s.get(), 1, *sarg);
     std::map<std::string, std::size_t> index;
     while (sqlite3_step(s.get()) == SQLITE_ROW) {
       Submission sub;
@@ -209,10 +201,10 @@ struct SubmissionStore::Impl {
     Stmt w = prepare(db.get(), out.size() == 1 ? "SELECT sha256, quarantine_id FROM waiters WHERE sha256 = ? ORDER BY seq"
                                                : "SELECT sha256, quarantine_id FROM waiters ORDER BY seq");
     if (!w) return out;
-    if (out.size() == 1) bind(w.get(), 1, out[0].sha256);
+    if (out.size() == 1) bind_at(w.get(), 1, out[0].sha256);
     while (sqlite3_step(w.get()) == SQLITE_ROW) {
-      const auto it = index.find(text(w.get(), 0));
-      if (it != index.end()) out[it->second].quarantine_ids.push_back(text(w.get(), 1));
+      const auto it = index.find(column_text(w.get(), 0));
+      if (it != index.end()) out[it->second].quarantine_ids.push_back(column_text(w.get(), 1));
     }
     return out;
   }
@@ -220,8 +212,8 @@ struct SubmissionStore::Impl {
   SubmissionResult insert_waiter(const std::string& sha, const std::string& qid) {
     Stmt w = prepare(db.get(), "INSERT OR IGNORE INTO waiters (sha256, quarantine_id) VALUES (?, ?)");
     if (!w) return io("cannot prepare");
-    bind(w.get(), 1, sha);
-    bind(w.get(), 2, qid);
+    bind_at(w.get(), 1, sha);
+    bind_at(w.get(), 2, qid);
     if (sqlite3_step(w.get()) != SQLITE_DONE) return io("cannot add a waiter to " + sha);
     return {};
   }
@@ -241,45 +233,17 @@ SubmissionOpen SubmissionStore::open(const std::string& path, const SubmissionLi
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->limits = limits;
-  struct stat st;
-  bool create = stat(path.c_str(), &st) != 0;
-  if (!create) {
-    uint64_t rows = 0;
-    const std::string why = check_file(path, rows);
-    if (why.empty()) {
-      impl->stats.loaded = rows;
-    } else {
-      impl->stats.corrupt = true;
-      const std::string aside = path + ".corrupt";
-      const bool moved = std::rename(path.c_str(), aside.c_str()) == 0;
-      const int e = errno;
-      // The write-ahead log belongs to the refused file: applied to a new one it would bring back
-      // what was refused.
-      std::rename((path + "-wal").c_str(), (aside + "-wal").c_str());
-      std::remove((path + "-shm").c_str());
-      r.error = "submissions " + path + " is not a valid store (" + why + "): starting empty" +
-                (moved ? "; the file was moved to " + aside : "; the file could not be moved aside: " + std::string(std::strerror(e)));
-      if (!moved) return r;  // cannot start empty over a file we must not overwrite
-      create = true;
-    }
-  }
-  sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0), nullptr);
-  impl->db.reset(raw);
-  auto no_store = [&](const std::string& what) {
-    r.error = (r.error.empty() ? "" : r.error + "; ") + "submissions " + path + ": " + what + ": " + db_error(impl->db.get());
-    return std::move(r);
-  };
-  if (rc != SQLITE_OK) return no_store("cannot open");
+  uint64_t rows = 0;
   // WAL with a sync at every commit: a committed transaction survives a power cut, an uncommitted
   // one disappears whole (SQLite checks every WAL frame's checksum on recovery).
-  if (!exec(impl->db.get(), "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cell_size_check=ON;"))
-    return no_store("cannot set WAL mode");
-  if (create) {
-    const std::string init = std::string("BEGIN;") + kSchema + "INSERT INTO meta VALUES ('format', " +
-                             std::to_string(kFormatVersion) + "); COMMIT;";
-    if (!exec(impl->db.get(), init.c_str())) return no_store("cannot create the schema");
-  }
+  StoreFile f = open_store_file("submissions", path, [&rows](const std::string& p) { return check_file(p, rows); },
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cell_size_check=ON;", kSchema,
+                                kFormatVersion);
+  r.error = std::move(f.error);
+  impl->stats.corrupt = f.corrupt;
+  if (!f.db) return r;
+  if (!f.corrupt) impl->stats.loaded = rows;
+  impl->db = std::move(f.db);
   impl->refresh_counts();
   r.store.reset(new SubmissionStore(std::move(impl)));
   return r;
@@ -298,13 +262,13 @@ SubmissionResult SubmissionStore::add(const Submission& in) {
     Stmt s = prepare(m.db.get(), std::string("INSERT INTO submissions (") + kColumns +
                                      ") VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', -1, '', 0)");
     if (!s) return m.io("cannot prepare");
-    bind(s.get(), 1, sha);
-    bind(s.get(), 2, in.endpoint);
-    bind(s.get(), 3, in.sample_id);
-    bind(s.get(), 4, in.submitted_ms);
-    bind(s.get(), 5, std::string(sample_state_name(in.state)));
-    bind(s.get(), 6, in.next_poll_ms);
-    bind(s.get(), 7, in.updated_ms ? in.updated_ms : in.submitted_ms);
+    bind_at(s.get(), 1, sha);
+    bind_at(s.get(), 2, in.endpoint);
+    bind_at(s.get(), 3, in.sample_id);
+    bind_at(s.get(), 4, in.submitted_ms);
+    bind_at(s.get(), 5, std::string(sample_state_name(in.state)));
+    bind_at(s.get(), 6, in.next_poll_ms);
+    bind_at(s.get(), 7, in.updated_ms ? in.updated_ms : in.submitted_ms);
     if (sqlite3_step(s.get()) != SQLITE_DONE) return m.io("cannot add " + sha);
     for (const auto& q : in.quarantine_ids)
       if (auto w = m.insert_waiter(sha, q); !w.ok()) return w;
@@ -332,8 +296,8 @@ SubmissionResult SubmissionStore::remove_waiter(const std::string& sha256, const
     if (!m.exists(sha)) return m.fail(SubmissionError::not_found, sha + ": no such submission");
     Stmt s = prepare(m.db.get(), "DELETE FROM waiters WHERE sha256 = ? AND quarantine_id = ?");
     if (!s) return m.io("cannot prepare");
-    bind(s.get(), 1, sha);
-    bind(s.get(), 2, quarantine_id);
+    bind_at(s.get(), 1, sha);
+    bind_at(s.get(), 2, quarantine_id);
     if (sqlite3_step(s.get()) != SQLITE_DONE) return m.io("cannot remove a waiter of " + sha);
     return {};
   });
@@ -351,10 +315,10 @@ SubmissionResult SubmissionStore::update(const std::string& sha256, SampleState 
       return m.fail(SubmissionError::wrong_state, sha + ": " + submission_end_name(end) + ", no longer polled");
     Stmt s = prepare(m.db.get(), "UPDATE submissions SET state = ?, next_poll_ms = ?, updated_ms = ? WHERE sha256 = ?");
     if (!s) return m.io("cannot prepare");
-    bind(s.get(), 1, std::string(sample_state_name(state)));
-    bind(s.get(), 2, next_poll_ms);
-    bind(s.get(), 3, now_ms);
-    bind(s.get(), 4, sha);
+    bind_at(s.get(), 1, std::string(sample_state_name(state)));
+    bind_at(s.get(), 2, next_poll_ms);
+    bind_at(s.get(), 3, now_ms);
+    bind_at(s.get(), 4, sha);
     if (sqlite3_step(s.get()) != SQLITE_DONE) return m.io("cannot update " + sha);
     return {};
   });
@@ -379,12 +343,12 @@ SubmissionResult SubmissionStore::complete(const std::string& sha256, SampleStat
                      "UPDATE submissions SET state = ?, end_state = 'complete', score = ?, disposition = ?, "
                      "finished_ms = ?, updated_ms = ? WHERE sha256 = ?");
     if (!s) return m.io("cannot prepare");
-    bind(s.get(), 1, std::string(sample_state_name(state)));
-    bind(s.get(), 2, int64_t{score});
-    bind(s.get(), 3, disposition);
-    bind(s.get(), 4, now_ms);
-    bind(s.get(), 5, now_ms);
-    bind(s.get(), 6, sha);
+    bind_at(s.get(), 1, std::string(sample_state_name(state)));
+    bind_at(s.get(), 2, int64_t{score});
+    bind_at(s.get(), 3, disposition);
+    bind_at(s.get(), 4, now_ms);
+    bind_at(s.get(), 5, now_ms);
+    bind_at(s.get(), 6, sha);
     if (sqlite3_step(s.get()) != SQLITE_DONE) return m.io("cannot complete " + sha);
     return {};
   });
@@ -401,7 +365,7 @@ SubmissionResult SubmissionStore::remove(const std::string& sha256) {
     for (const char* sql : {"DELETE FROM waiters WHERE sha256 = ?", "DELETE FROM submissions WHERE sha256 = ?"}) {
       Stmt s = prepare(m.db.get(), sql);
       if (!s) return m.io("cannot prepare");
-      bind(s.get(), 1, sha);
+      bind_at(s.get(), 1, sha);
       if (sqlite3_step(s.get()) != SQLITE_DONE) return m.io("cannot remove " + sha);
     }
     return {};
@@ -434,8 +398,8 @@ std::vector<std::string> SubmissionStore::waiting_on(const std::string& quaranti
   std::vector<std::string> out;
   Stmt s = prepare(impl_->db.get(), "SELECT sha256 FROM waiters WHERE quarantine_id = ? ORDER BY seq");
   if (!s) return out;
-  bind(s.get(), 1, quarantine_id);
-  while (sqlite3_step(s.get()) == SQLITE_ROW) out.push_back(text(s.get(), 0));
+  bind_at(s.get(), 1, quarantine_id);
+  while (sqlite3_step(s.get()) == SQLITE_ROW) out.push_back(column_text(s.get(), 0));
   return out;
 }
 
@@ -450,8 +414,8 @@ std::vector<Submission> SubmissionStore::expire(int64_t now_ms) {
                      "UPDATE submissions SET end_state = 'expired', finished_ms = ?1, updated_ms = ?1 "
                      "WHERE end_state = 'pending' AND submitted_ms <= ?2");
     if (!s) return m.io("cannot prepare");
-    bind(s.get(), 1, now_ms);
-    bind(s.get(), 2, now_ms - age_ms);
+    bind_at(s.get(), 1, now_ms);
+    bind_at(s.get(), 2, now_ms - age_ms);
     if (sqlite3_step(s.get()) != SQLITE_DONE) return m.io("cannot expire");
     // Finished records nobody removed.
     for (const char* sql : {"DELETE FROM waiters WHERE sha256 IN (SELECT sha256 FROM submissions "
@@ -459,7 +423,7 @@ std::vector<Submission> SubmissionStore::expire(int64_t now_ms) {
                             "DELETE FROM submissions WHERE end_state != 'pending' AND finished_ms <= ?1"}) {
       Stmt d = prepare(m.db.get(), sql);
       if (!d) return m.io("cannot prepare");
-      bind(d.get(), 1, now_ms - age_ms);
+      bind_at(d.get(), 1, now_ms - age_ms);
       if (sqlite3_step(d.get()) != SQLITE_DONE) return m.io("cannot drop finished records");
       dropped = static_cast<uint64_t>(sqlite3_changes(m.db.get()));
     }

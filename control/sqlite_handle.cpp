@@ -1,0 +1,54 @@
+#include "control/sqlite_handle.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace sluice::control {
+
+StoreFile open_store_file(const std::string& label, const std::string& path,
+                          const std::function<std::string(const std::string&)>& check, const char* pragmas,
+                          const std::string& schema, int format) {
+  StoreFile r;
+  struct stat st;
+  bool create = stat(path.c_str(), &st) != 0;
+  if (!create) {
+    const std::string why = check(path);
+    if (!why.empty()) {
+      r.corrupt = true;
+      const std::string aside = path + ".corrupt";
+      const bool moved = std::rename(path.c_str(), aside.c_str()) == 0;
+      const int e = errno;
+      // The write-ahead log belongs to the refused file: applied to a new one it would bring back
+      // what was refused.
+      std::rename((path + "-wal").c_str(), (aside + "-wal").c_str());
+      std::remove((path + "-shm").c_str());
+      r.error = label + " " + path + " is not a valid store (" + why + "): starting empty" +
+                (moved ? "; the file was moved to " + aside
+                       : "; the file could not be moved aside: " + std::string(std::strerror(e)));
+      if (!moved) return r;  // cannot start empty over a file we must not overwrite
+      create = true;
+    }
+  }
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0), nullptr);
+  Db db(raw);
+  auto no_store = [&](const std::string& what) {
+    r.error = (r.error.empty() ? "" : r.error + "; ") + label + " " + path + ": " + what + ": " + db_error(db.get());
+    return std::move(r);
+  };
+  if (rc != SQLITE_OK) return no_store("cannot open");
+  if (sqlite3_exec(db.get(), pragmas, nullptr, nullptr, nullptr) != SQLITE_OK) return no_store("cannot set WAL mode");
+  if (create) {
+    const std::string init = "BEGIN;" + schema + "INSERT INTO meta VALUES ('format', " + std::to_string(format) +
+                             "); COMMIT;";
+    if (sqlite3_exec(db.get(), init.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK)
+      return no_store("cannot create the schema");
+  }
+  r.db = std::move(db);
+  return r;
+}
+
+}  // namespace sluice::control
