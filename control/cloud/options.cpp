@@ -86,7 +86,8 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv, const st
   int64_t quota = 0, ttl_clean = o.ttl.clean, ttl_malicious = o.ttl.malicious, ttl_unknown = o.ttl.unknown;
   int64_t max_connections = o.max_connections, max_body_kb = 1024, idle = o.idle_timeout_s, read = o.read_timeout_s;
   int64_t analysis_seconds = o.analysis_seconds, daily_samples = 0, max_sample_mb = o.max_sample_mb,
-          malicious_score = o.malicious_score, analysis_threads = o.analysis_threads;
+          malicious_score = o.malicious_score, analysis_threads = o.analysis_threads,
+          feed_retention_days = o.feed_retention_days;
   std::string signatures = SLUICE_CLOUD_SIGNATURES_DIR;
   po::options_description desc("Options", 100, 50);
   // clang-format off
@@ -138,6 +139,9 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv, const st
     ("malicious-score", po::value(&malicious_score)->value_name("N")->default_value(malicious_score),
      "an analysis scoring at least N (of 100) makes the file malicious (disposition, change feed); below N "
      "the score is recorded and the disposition stays as it was")
+    ("feed-retention-days", po::value(&feed_retention_days)->value_name("N")->default_value(feed_retention_days),
+     "change-feed entries older than N days are dropped (at start and every hour); a consumer's cursor stays "
+     "valid, its next page starts after what was dropped")
     ("signatures", po::value(&signatures)->value_name("DIR")->default_value(signatures),
      "ClamAV signature files of the analysis engine (the project's pipeline/signatures and "
      "control/cloud/signatures, copied together by the build)")
@@ -196,6 +200,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv, const st
     if (vm.count("daily-samples")) range("daily-samples", daily_samples, 1, 1000000);
     range("max-sample-mb", max_sample_mb, 1, 128);  // uploads are held in memory (8 at once)
     range("malicious-score", malicious_score, 1, 100);
+    range("feed-retention-days", feed_retention_days, 1, 36500);
     range("analysis-threads", analysis_threads, 1, 64);
     if (signatures.empty()) fail("--signatures DIR is required (this build has no default)");
     o.quota_per_minute = static_cast<unsigned>(quota);
@@ -209,6 +214,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv, const st
     o.max_sample_mb = static_cast<unsigned>(max_sample_mb);
     o.malicious_score = static_cast<int>(malicious_score);
     o.analysis_threads = static_cast<unsigned>(analysis_threads);
+    o.feed_retention_days = static_cast<unsigned>(feed_retention_days);
     o.signatures = signatures;
     out.options = std::move(o);
   } catch (const Failure& f) {

@@ -33,6 +33,7 @@ struct Options {
   int malicious_score = 70;
   std::filesystem::path signatures;  // --signatures (default: the build's cloud-signatures)
   unsigned analysis_threads = 2;     // --analysis-threads
+  unsigned feed_retention_days = 90;  // --feed-retention-days: change-feed entries older are dropped
 };
 
 // What main() does with the command line: run with `options`, or print `text` (to stdout for

@@ -119,6 +119,23 @@ int main(int argc, char** argv) {
       return fail("cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " + e.code().message());
     }
 
+    // The change feed's retention: at start and every hour.
+    asio::steady_timer feed_timer(io);
+    std::function<void()> prune_feed = [&] {
+      try {
+        const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch()).count();
+        store->prune_changes(now - int64_t{o.feed_retention_days} * 86400);
+      } catch (const std::exception& e) {
+        std::cerr << "sluice-cloud: " << e.what() << std::endl;
+      }
+      feed_timer.expires_after(std::chrono::hours(1));
+      feed_timer.async_wait([&](const boost::system::error_code& ec) {
+        if (!ec) prune_feed();
+      });
+    };
+    prune_feed();
+
     asio::signal_set signals(io, SIGINT, SIGTERM);
     asio::steady_timer guard(io);
     bool stopping = false;
@@ -132,6 +149,7 @@ int main(int argc, char** argv) {
       guard.async_wait([&](const boost::system::error_code& e) {
         if (!e) io.stop();
       });
+      feed_timer.cancel();
       server->stop([&] {
         guard.cancel();
         signals.cancel();

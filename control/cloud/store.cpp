@@ -471,7 +471,9 @@ Store::Store(const std::filesystem::path& dir) : db_(std::make_unique<Db>()), pa
         "INSERT INTO changes(sha256, old, new, threat_name, changed_at) VALUES(?1, ?2, ?3, ?4, ?5)");
     d.changes_after = d.prepare(
         "SELECT seq, sha256, old, new, threat_name, changed_at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2");
-    d.last_seq = d.prepare("SELECT coalesce(max(seq), 0) FROM changes");
+    // The highest seq ever given (AUTOINCREMENT keeps it when old entries are pruned): a consumer's
+    // cursor stays valid however far the feed was cut.
+    d.last_seq = d.prepare("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)");
     d.sample_by_id = d.prepare("SELECT " SLUICE_SAMPLE_COLUMNS " FROM samples WHERE id = ?1");
     d.samples_by_hash =
         d.prepare("SELECT " SLUICE_SAMPLE_COLUMNS " FROM samples WHERE sha256 = ?1 ORDER BY seq DESC LIMIT ?2");
@@ -660,6 +662,19 @@ ChangePage Store::changes(uint64_t after, unsigned limit) {
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) db.fail("read the change feed");
   return page;
+}
+
+uint64_t Store::prune_changes(int64_t before) {
+  Db& db = *db_;
+  Transaction t(db, true);
+  sqlite3_stmt* s = db.prepare("DELETE FROM changes WHERE changed_at < ?1");
+  sqlite3_bind_int64(s, 1, before);
+  const int rc = sqlite3_step(s);
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) db.fail("prune the change feed");
+  const auto n = static_cast<uint64_t>(sqlite3_changes(db.db));
+  t.commit();
+  return n;
 }
 
 uint64_t Store::last_change_seq() {

@@ -149,8 +149,11 @@ class Store {
 
   // Up to `limit` feed entries with seq > after, in order.
   ChangePage changes(uint64_t after, unsigned limit);
-  // The seq of the newest entry of the feed (0 when empty).
+  // The highest seq the feed ever gave (0 when it never had an entry; pruned entries count).
   uint64_t last_change_seq();
+  // The feed's retention: drops the entries changed before `before` (Unix seconds); returns how
+  // many. Cursors past them stay valid (the next page starts after them).
+  uint64_t prune_changes(int64_t before);
 
   // A random identifier made when the store was created (16 lower hex digits); change-feed
   // cursors carry it, so that a cursor of another store is refused instead of skipping changes.

@@ -165,6 +165,26 @@ TEST_F(StoreTest, SeqIsNeverReused) {
   EXPECT_EQ(s.last_change_seq(), 3u);
 }
 
+// The feed's retention (--feed-retention-days): old entries go, the seq and every cursor stay.
+TEST_F(StoreTest, PruningTheFeedKeepsTheSeqAndTheCursors) {
+  Store s(root_);
+  s.set(hash_of(1), Disposition::malicious, std::nullopt, std::nullopt, 100);
+  s.set(hash_of(2), Disposition::malicious, std::nullopt, std::nullopt, 200);
+  s.set(hash_of(3), Disposition::malicious, std::nullopt, std::nullopt, 300);
+  EXPECT_EQ(s.prune_changes(250), 2u);
+  EXPECT_EQ(s.last_change_seq(), 3u);
+  // A consumer that had read up to seq 1 gets what is left after it.
+  const ChangePage after1 = s.changes(1, 10);
+  ASSERT_EQ(after1.changes.size(), 1u);
+  EXPECT_EQ(after1.changes[0].seq, 3u);
+  // Everything pruned: the seq is still the highest given, new entries continue it.
+  EXPECT_EQ(s.prune_changes(1000), 1u);
+  EXPECT_EQ(s.last_change_seq(), 3u);
+  EXPECT_TRUE(s.changes(3, 10).changes.empty());
+  s.set(hash_of(4), Disposition::clean, std::nullopt, std::nullopt, 1100);
+  EXPECT_EQ(s.changes(3, 10).changes.at(0).seq, 4u);
+}
+
 TEST_F(StoreTest, OneStorePerDirectory) {
   Store s(root_);
   try {
