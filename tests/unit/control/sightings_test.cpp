@@ -4,15 +4,20 @@
 #include "control/sightings_store.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <chrono>
 #include <fstream>
+#include <random>
 #include <string>
+#include <thread>
 
 #include "records/event_records.h"
 
@@ -153,6 +158,58 @@ TEST_F(SightingsStoreTest, RetentionAndTheSizeBoundPrune) {
   // The newest stay.
   EXPECT_EQ(s->in_range(kNow - 1, kNow).size(), 1u);
   EXPECT_EQ(s->in_range(kNow - 1, kNow)[0].subject, "bulk 2999");
+}
+
+// A restart loses nothing that was committed: a child adds batches and reports each one once
+// add() returned, then is killed -9 at a random moment; every reported batch is there, whole (a
+// message with both its files and its recipient), and nothing half-written.
+TEST_F(SightingsStoreTest, AKill9LosesNoCommittedBatchAndLeavesNoneHalfWritten) {
+  std::mt19937 rng(14);
+  for (int round = 0; round < 4; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      auto s = SightingsStore::open(path_).store;
+      if (!s) _exit(3);
+      for (uint32_t b = 1;; ++b) {
+        std::vector<SightedMessage> batch;
+        for (int i = 0; i < 20; ++i)
+          batch.push_back(message(kNow - 1000 + i, "b" + std::to_string(b) + "m" + std::to_string(i),
+                                  {"bob@example.net"}, {file('a', "a.pdf"), file('b', "b.zip", "in/c.exe")}));
+        std::string err;
+        if (!s->add(batch, err)) _exit(4);
+        if (write(fds[1], &b, sizeof b) != sizeof b) _exit(5);
+      }
+    }
+    close(fds[1]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30 + rng() % 100));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFSIGNALED(status)) << status;
+    uint32_t acked = 0, n;
+    while (read(fds[0], &n, sizeof n) == sizeof n) acked = n;
+    close(fds[0]);
+    SightingsOpen o = SightingsStore::open(path_);
+    ASSERT_TRUE(o.store);
+    EXPECT_EQ(o.error, "");
+    const uint64_t messages = o.store->stats().messages;
+    EXPECT_GE(messages, uint64_t{acked} * 20);
+    EXPECT_LE(messages, uint64_t{acked + 1} * 20);
+    EXPECT_EQ(messages % 20, 0u) << "a batch is one transaction";
+    EXPECT_EQ(o.store->stats().files, messages * 2);
+    for (const SightedMessage& m : o.store->in_range(0, kNow + 1, 5)) {
+      EXPECT_EQ(m.files.size(), 2u);
+      EXPECT_EQ(m.rcpt_to.size(), 1u);
+    }
+    std::string err;
+    EXPECT_TRUE(o.store->add({message(kNow, "after", {"x@example.net"}, {file('f', "f")})}, err)) << err;
+  }
 }
 
 // ---- the collector ----
