@@ -31,13 +31,19 @@ void add_file(SightedMessage& m, std::string sha, std::string name, std::string 
 SightingCollector::Pending& SightingCollector::at(const Key& k, int64_t now_ms) {
   auto it = pending_.find(k);
   if (it != pending_.end()) return it->second;
-  if (pending_.size() >= max_pending_) {
-    // The oldest waiting message goes as it is.
-    auto oldest = pending_.begin();
-    for (auto i = pending_.begin(); i != pending_.end(); ++i)
-      if (i->second.first_ms < oldest->second.first_ms) oldest = i;
-    finish(oldest, false);
+  while (pending_.size() >= max_pending_ && !arrival_.empty()) {
+    // The oldest waiting message goes as it is (keys of messages already taken are skipped).
+    auto oldest = pending_.find(arrival_.front());
+    arrival_.pop_front();
+    if (oldest != pending_.end()) finish(oldest, false);
   }
+  if (arrival_.size() > 2 * max_pending_) {  // keep the order list from growing with taken keys
+    std::deque<Key> live;
+    for (const Key& a : arrival_)
+      if (pending_.count(a)) live.push_back(a);
+    arrival_.swap(live);
+  }
+  arrival_.push_back(k);
   Pending& p = pending_[k];
   p.first_ms = now_ms;
   p.message.flow_id = k.flow_id;

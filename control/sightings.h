@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <utility>
@@ -68,6 +69,7 @@ class SightingCollector {
   std::size_t max_pending_;
   int64_t max_wait_ms_;
   std::map<Key, Pending> pending_;
+  std::deque<Key> arrival_;  // pending keys in arrival order (some already taken): the oldest first
   // Envelopes of primary messages already taken, for their other readings' verdicts that come
   // later (the strict reading runs on past its primary's end): the most recent kRecent.
   static constexpr std::size_t kRecent = 4096;

@@ -32,7 +32,6 @@ constexpr char kMessageColumns[] =
     "id, time_ms, appliance, flow_id, txn, client_ip, client_port, server_ip, server_port, message_sha256, "
     "message_id, subject, mail_from, header_from, header_to, header_cc, disposition, action";
 
-bool exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
 
 // Why the file at `path` is not a store of ours ("" when it is).
 std::string check_file(const std::string& path) {
@@ -70,7 +69,7 @@ struct SightingsStore::Impl {
   bool fail(std::string& error, const std::string& what) {
     ++stats.errors;
     error = "sightings " + path + ": " + what + ": " + db_error(db.get());
-    exec(db.get(), "ROLLBACK");
+    exec_sql(db.get(), "ROLLBACK");
     return false;
   }
   void refresh_counts() {
@@ -142,27 +141,27 @@ struct SightingsStore::Impl {
   // Deletes the messages `where` picks (and their rows); returns how many.
   uint64_t remove(const std::string& where, int64_t arg) {
     const std::string sub = "(SELECT id FROM messages WHERE " + where + ")";
-    if (!exec(db.get(), "BEGIN")) return 0;
+    if (!exec_sql(db.get(), "BEGIN")) return 0;
     uint64_t n = 0;
     for (const std::string& sql : {"DELETE FROM rcpts WHERE message IN " + sub,
                                    "DELETE FROM files WHERE message IN " + sub,
                                    "DELETE FROM messages WHERE id IN " + sub}) {
       Stmt s = prepare(db.get(), sql);
       if (!s) {
-        exec(db.get(), "ROLLBACK");
+        exec_sql(db.get(), "ROLLBACK");
         ++stats.errors;
         return 0;
       }
       bind_at(s.get(), 1, arg);
       if (sqlite3_step(s.get()) != SQLITE_DONE) {
-        exec(db.get(), "ROLLBACK");
+        exec_sql(db.get(), "ROLLBACK");
         ++stats.errors;
         return 0;
       }
       n = static_cast<uint64_t>(sqlite3_changes(db.get()));
     }
-    if (!exec(db.get(), "COMMIT")) {
-      exec(db.get(), "ROLLBACK");
+    if (!exec_sql(db.get(), "COMMIT")) {
+      exec_sql(db.get(), "ROLLBACK");
       ++stats.errors;
       return 0;
     }
@@ -205,7 +204,7 @@ SightingsOpen SightingsStore::open(const std::string& path, const SightingsLimit
 bool SightingsStore::add(const std::vector<SightedMessage>& batch, std::string& error) {
   Impl& m = *impl_;
   if (batch.empty()) return true;
-  if (!exec(m.db.get(), "BEGIN")) return m.fail(error, "cannot begin");
+  if (!exec_sql(m.db.get(), "BEGIN")) return m.fail(error, "cannot begin");
   Stmt msg = prepare(m.db.get(), "INSERT INTO messages (time_ms, appliance, flow_id, txn, client_ip, client_port, "
                                  "server_ip, server_port, message_sha256, message_id, subject, mail_from, header_from, "
                                  "header_to, header_cc, disposition, action) "
@@ -257,7 +256,7 @@ bool SightingsStore::add(const std::vector<SightedMessage>& batch, std::string& 
       ++files;
     }
   }
-  if (!exec(m.db.get(), "COMMIT")) return m.fail(error, "cannot commit");
+  if (!exec_sql(m.db.get(), "COMMIT")) return m.fail(error, "cannot commit");
   m.stats.added_messages += batch.size();
   m.stats.added_files += files;
   m.stats.messages += batch.size();

@@ -40,11 +40,11 @@ StoreFile open_store_file(const std::string& label, const std::string& path,
     return std::move(r);
   };
   if (rc != SQLITE_OK) return no_store("cannot open");
-  if (sqlite3_exec(db.get(), pragmas, nullptr, nullptr, nullptr) != SQLITE_OK) return no_store("cannot set WAL mode");
+  if (!exec_sql(db.get(), pragmas)) return no_store("cannot set WAL mode");
   if (create) {
     const std::string init = "BEGIN;" + schema + "INSERT INTO meta VALUES ('format', " + std::to_string(format) +
                              "); COMMIT;";
-    if (sqlite3_exec(db.get(), init.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK)
+    if (!exec_sql(db.get(), init.c_str()))
       return no_store("cannot create the schema");
   }
   r.db = std::move(db);

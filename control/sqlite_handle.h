@@ -29,6 +29,11 @@ inline Stmt prepare(sqlite3* db, const std::string& sql) {
   return Stmt(s);
 }
 
+// Runs `sql` (no rows wanted); false on any error (db_error says why).
+inline bool exec_sql(sqlite3* db, const char* sql) {
+  return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+}
+
 // Statement helpers. Named bind_at, not bind: with <functional> in sight an unqualified
 // bind(stmt, i, std::string) finds std::bind by argument-dependent lookup and binds nothing.
 inline void bind_at(sqlite3_stmt* s, int i, const std::string& v) {

@@ -35,7 +35,6 @@ constexpr char kColumns[] =
     "finished_ms";
 
 
-bool exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
 
 
 
@@ -154,10 +153,10 @@ struct SubmissionStore::Impl {
   // Runs `body` inside BEGIN IMMEDIATE .. COMMIT; rolls back unless it returns ok.
   template <typename Body>
   SubmissionResult transaction(Body&& body) {
-    if (!exec(db.get(), "BEGIN IMMEDIATE")) return io("cannot begin");
+    if (!exec_sql(db.get(), "BEGIN IMMEDIATE")) return io("cannot begin");
     SubmissionResult r = body();
-    if (r.ok() && !exec(db.get(), "COMMIT")) r = io("cannot commit");
-    if (!r.ok()) exec(db.get(), "ROLLBACK");
+    if (r.ok() && !exec_sql(db.get(), "COMMIT")) r = io("cannot commit");
+    if (!r.ok()) exec_sql(db.get(), "ROLLBACK");
     refresh_counts();
     return r;
   }

@@ -18,7 +18,6 @@ namespace {
 constexpr int kFormatVersion = 1;
 
 
-bool exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
 
 }  // namespace
 
@@ -106,14 +105,14 @@ std::string save_verdict_store(const std::string& path, const std::vector<Stored
     Db db(raw);
     if (rc != SQLITE_OK) return fail(raw, "cannot create " + tmp);
     // One transaction, no journal: the file is renamed into place only once complete.
-    if (!exec(db.get(), "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;"
+    if (!exec_sql(db.get(), "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;"
                         "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
                         "CREATE TABLE verdicts (sha256 BLOB PRIMARY KEY, reputation INTEGER NOT NULL, "
                         "threat_name TEXT, threat_score INTEGER NOT NULL, upload_wanted INTEGER NOT NULL, "
                         "expires_ms INTEGER NOT NULL) WITHOUT ROWID;"))
       return fail(db.get(), "cannot write the schema");
     const std::string meta = "INSERT INTO meta VALUES ('format', " + std::to_string(kFormatVersion) + ");";
-    if (!exec(db.get(), meta.c_str())) return fail(db.get(), "cannot write the format version");
+    if (!exec_sql(db.get(), meta.c_str())) return fail(db.get(), "cannot write the format version");
     Stmt ins = prepare(db.get(), "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?)");
     if (!ins) return fail(db.get(), "cannot prepare");
     for (const auto& e : entries) {
@@ -129,7 +128,7 @@ std::string save_verdict_store(const std::string& path, const std::vector<Stored
       if (sqlite3_step(ins.get()) != SQLITE_DONE) return fail(db.get(), "cannot write an entry");
       sqlite3_reset(ins.get());
     }
-    if (!exec(db.get(), "COMMIT;")) return fail(db.get(), "cannot commit");
+    if (!exec_sql(db.get(), "COMMIT;")) return fail(db.get(), "cannot commit");
   }
   // The data reaches the disk before the rename makes it the store.
   if (FILE* f = std::fopen(tmp.c_str(), "rb")) {

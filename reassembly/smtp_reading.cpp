@@ -19,11 +19,10 @@ void SmtpReading::start_one_message(bool at_line_start, SmtpReadingOutput& out) 
   out.reading_begin(kind_);
 }
 
-void SmtpReading::start_split(bool after_cr, SmtpReadingOutput& out) noexcept {
-  (void)out;
+void SmtpReading::start_split() noexcept {
   kind_ = SmtpReadingKind::split;
   content_ = false;
-  last_cr_ = after_cr;
+  last_cr_ = true;
   cmd_len_ = line_len_ = 0;
   line_dot_only_ = false;
 }

@@ -35,8 +35,8 @@ class SmtpReading {
  public:
   // `at_line_start`: the octet before the terminator's dot ended a CRLF line.
   void start_one_message(bool at_line_start, SmtpReadingOutput& out) noexcept;
-  // `after_cr`: the last octet taken was the CR ending the "." line (an LF next belongs to it).
-  void start_split(bool after_cr, SmtpReadingOutput& out) noexcept;
+  // Right after the CR that ended the "." line (an LF next belongs to it).
+  void start_split() noexcept;
   bool active() const noexcept { return kind_ != SmtpReadingKind::none; }
   SmtpReadingKind kind() const noexcept { return kind_; }
   void feed(const uint8_t* p, std::size_t n, SmtpReadingOutput& out) noexcept;

@@ -609,7 +609,7 @@ void SmtpSession::bare_cr_seen(std::size_t split_at) noexcept {
   data_bare_cr_ = true;
   cb_->on_anomaly(SmtpAnomaly::bare_cr_terminator);
   if (readings_ && !reading_.active()) {
-    reading_.start_split(true, *cb_);
+    reading_.start_split();
     split_from_ = split_at;
   }
 }

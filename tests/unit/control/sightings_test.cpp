@@ -4,22 +4,20 @@
 #include "control/sightings_store.h"
 
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <sqlite3.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <chrono>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <string>
-#include <thread>
 
 #include "records/event_records.h"
+#include "tests/unit/control/kill_midway.h"
 
 namespace sluice::control {
 namespace {
@@ -169,32 +167,18 @@ TEST_F(SightingsStoreTest, AKill9LosesNoCommittedBatchAndLeavesNoneHalfWritten) 
     SCOPED_TRACE("round " + std::to_string(round));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      close(fds[0]);
-      auto s = SightingsStore::open(path_).store;
-      if (!s) _exit(3);
-      for (uint32_t b = 1;; ++b) {
+    const uint32_t acked = testing::kill_midway(rng, [&]() -> std::function<bool(uint32_t)> {
+      std::shared_ptr<SightingsStore> s = SightingsStore::open(path_).store;
+      if (!s) return {};
+      return [s](uint32_t b) {
         std::vector<SightedMessage> batch;
         for (int i = 0; i < 20; ++i)
           batch.push_back(message(kNow - 1000 + i, "b" + std::to_string(b) + "m" + std::to_string(i),
                                   {"bob@example.net"}, {file('a', "a.pdf"), file('b', "b.zip", "in/c.exe")}));
         std::string err;
-        if (!s->add(batch, err)) _exit(4);
-        if (write(fds[1], &b, sizeof b) != sizeof b) _exit(5);
-      }
-    }
-    close(fds[1]);
-    std::this_thread::sleep_for(std::chrono::milliseconds(30 + rng() % 100));
-    kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    EXPECT_TRUE(WIFSIGNALED(status)) << status;
-    uint32_t acked = 0, n;
-    while (read(fds[0], &n, sizeof n) == sizeof n) acked = n;
-    close(fds[0]);
+        return s->add(batch, err);
+      };
+    });
     SightingsOpen o = SightingsStore::open(path_);
     ASSERT_TRUE(o.store);
     EXPECT_EQ(o.error, "");

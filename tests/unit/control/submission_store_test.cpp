@@ -3,6 +3,7 @@
 // is not a valid store (garbage, torn, foreign, another version, a bad row) refused with one line,
 // moved aside, and the store started empty.
 #include "control/submission_store.h"
+#include "tests/unit/control/kill_midway.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -214,31 +215,15 @@ TEST_F(SubmissionStoreTest, AKill9InTheMiddleOfWritesLosesNoCommittedRecord) {
     SCOPED_TRACE("round " + std::to_string(round));
     fs::remove_all(root_);
     fs::create_directories(root_);
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      close(fds[0]);
-      auto s = SubmissionStore::open(path_).store;
-      if (!s) _exit(3);
-      for (unsigned i = 1;; ++i) {
+    const uint32_t acked = testing::kill_midway(rng, [&]() -> std::function<bool(uint32_t)> {
+      std::shared_ptr<SubmissionStore> s = SubmissionStore::open(path_).store;
+      if (!s) return {};
+      return [s](uint32_t i) {
         Submission x = sample(i);
         x.quarantine_ids = {"q" + std::to_string(i) + "a", "q" + std::to_string(i) + "b", "q" + std::to_string(i) + "c"};
-        if (!s->add(x).ok()) _exit(4);
-        if (i > 1 && !s->update(sha(i - 1), SampleState::run, kT0 + i, kT0 + i).ok()) _exit(5);
-        const uint32_t n = i;
-        if (write(fds[1], &n, sizeof n) != sizeof n) _exit(6);
-      }
-    }
-    close(fds[1]);
-    std::this_thread::sleep_for(std::chrono::milliseconds(30 + rng() % 100));
-    kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    EXPECT_TRUE(WIFSIGNALED(status)) << status;
-    uint32_t acked = 0, n;
-    while (read(fds[0], &n, sizeof n) == sizeof n) acked = n;
-    close(fds[0]);
+        return s->add(x).ok() && (i == 1 || s->update(sha(i - 1), SampleState::run, kT0 + i, kT0 + i).ok());
+      };
+    });
     SubmissionOpen o = SubmissionStore::open(path_);
     ASSERT_TRUE(o.store);
     EXPECT_EQ(o.error, "");
