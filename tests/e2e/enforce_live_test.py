@@ -98,9 +98,7 @@ analysis:
 
     @classmethod
     def tearDownClass(cls):
-        if cls.daemon and cls.daemon.poll() is None:
-            cls.daemon.terminate()
-            cls.daemon.communicate(timeout=30)
+        netns.stop(cls.daemon, timeout=30)
         cls.postfix.stop()
         cls.lab.close()
         cls.cloud.close()
@@ -349,8 +347,7 @@ class StartTlsPolicies(unittest.TestCase):
                                "client.example.org", "--data", path, "--timeout", "30", *swaks_args, check=False)
             self.assertEqual(self.lab.wait_closed(25), [])
         finally:
-            dmn.terminate()
-            dmn.communicate(timeout=30)
+            netns.stop(dmn, timeout=30)
         return r, read_events(events)
 
     def delivered_with(self, subject):
@@ -441,11 +438,8 @@ class Watchdog(unittest.TestCase):
                          and e["alert"]["type"] == "enforcement_fail_open"][0]
                 self.assertEqual(alert["severity"], "critical")
             finally:
-                if dmn and dmn.poll() is None:
-                    dmn.terminate()
-                    dmn.communicate(timeout=60)
-                sink.terminate()
-                sink.communicate(timeout=10)
+                netns.stop(dmn, timeout=60)
+                netns.stop(sink, timeout=10)
                 lab.close()
             stats = [e["stats"] for e in read_events(events) if e["event_type"] == "stats"][-1]
             e = stats["lcores"][0]["enforce"]

@@ -61,12 +61,8 @@ class SmugglingLive(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if cls.daemon and cls.daemon.poll() is None:
-            cls.daemon.terminate()
-            cls.daemon.communicate(timeout=30)
-        if cls.sink and cls.sink.poll() is None:
-            cls.sink.terminate()
-            cls.sink.communicate(timeout=10)
+        netns.stop(cls.daemon, timeout=30)
+        netns.stop(cls.sink, timeout=10)
         cls.postfix.stop()
         cls.lab.close()
         cls.tmp.cleanup()
@@ -128,8 +124,7 @@ class SmugglingLive(unittest.TestCase):
         # of its own where Sluice ends at the bare LF, the split reading where it reads on. (The
         # smuggled DATA of a bare-LF stream waited for a 354 that never came: its message ends with
         # the connection, reported at the latest when sluiced stops.)
-        self.daemon.terminate()
-        self.daemon.communicate(timeout=30)
+        netns.stop(self.daemon, timeout=30)
         files = {f["file"].get("sha256"): f["file"].get("reading", "primary") for f in read_events(self.events)
                  if f["event_type"] == "file"}
         for port, server in ((25, "postfix"), (2525, "aiosmtpd")):

@@ -16,6 +16,13 @@ def sh(*cmd, check=True):
     return subprocess.run(list(cmd), check=check, capture_output=True, text=True)
 
 
+def stop(proc, timeout=30):
+    """Terminates a process started in the lab (sluiced, a sink), if it still runs, and waits for it."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        proc.communicate(timeout=timeout)
+
+
 def smtp_reply(f):
     """One SMTP reply (all its lines) read from a socket's binary file object."""
     lines = [f.readline()]
