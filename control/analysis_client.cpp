@@ -527,18 +527,7 @@ AnalysisClient::AnalysisClient(net::io_context& io, std::vector<EndpointConfig> 
     auto ep = std::make_unique<Impl::Endpoint>();
     ep->index = static_cast<int>(impl_->endpoints.size());
     ep->kind = cfg.kind == "cape" ? analysis::Kind::cape : analysis::Kind::sluice;
-    http::PoolOptions o;
-    o.name = cfg.name;
-    http::parse_url(cfg.url, o.url);
-    o.connect_timeout = std::chrono::milliseconds(cfg.connect_timeout_ms);
-    o.max_connections = cfg.max_connections;
-    o.max_queued = cfg.max_queued;
-    o.max_body_bytes = std::size_t{cfg.max_response_kb} * 1024;
-    o.ca_file = cfg.ca_file;
-    o.client_cert = cfg.client_cert;
-    o.client_key = cfg.client_key;
-    if (!cfg.pin_sha256.empty()) o.pin = http::decode_pin(cfg.pin_sha256);
-    ep->pool = http::Pool::create(io, std::move(o));
+    ep->pool = http::Pool::create(io, endpoint_pool_options(cfg));
     EndpointHealth::Probe probe;  // cape has no health endpoint: a trial after breaker_open_ms
     if (ep->kind == analysis::Kind::sluice) probe = impl_->health_probe(ep->index);
     ep->health = EndpointHealth::create(

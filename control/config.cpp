@@ -17,6 +17,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "control/notifier.h"
 #include "control/pcap_file.h"
 #include "dataplane/eal.h"
 #include "pipeline/analysis_groups.h"
@@ -1156,6 +1157,120 @@ Params sightings_params() {
   return p;
 }
 
+// The heartbeat of retrospective verdicts (control/retrospective.h).
+Params retrospective_params() {
+  const RetrospectiveConfig r{};
+  return {
+      integer<Loading>("retrospective.interval_s", 1, 86400, r.interval_s, "Seconds between two heartbeats, each "
+                       "asking every reputation endpoint what changed since the last (sluice-cloud's change feed; a "
+                       "re-look-up for `virustotal`). One also runs at start-up in every mode (a replay waits for it, "
+                       "`retrospective.replay_wait_s`) and on SIGUSR1. A change of a file this appliance saw raises a "
+                       "`retrospective` event and a `retrospective_verdict` alert naming every message that carried "
+                       "it. This key is kept stable.",
+                       [](Loading& l, long long v) { l.config.retrospective.interval_s = static_cast<unsigned>(v); }),
+      integer<Loading>("retrospective.recheck_budget", 0, 10000, r.recheck_budget, "`virustotal` endpoints (no "
+                       "feed): hashes looked up again per heartbeat, among files seen within "
+                       "`retrospective.recheck_days` and last known unknown or clean (those never looked up again "
+                       "first, then the longest ago). VirusTotal's public API allows 4 a minute and 500 a day: 1 "
+                       "per 300 s heartbeat is 288 a day. 0: none.",
+                       [](Loading& l, long long v) { l.config.retrospective.recheck_budget = static_cast<unsigned>(v); }),
+      integer<Loading>("retrospective.recheck_days", 1, 3650, r.recheck_days, "Files seen within this many days "
+                       "are looked up again (`virustotal` endpoints).",
+                       [](Loading& l, long long v) { l.config.retrospective.recheck_days = static_cast<unsigned>(v); }),
+      integer<Loading>("retrospective.max_changes", 1000, 100000000, r.max_changes, "Change feed entries read per "
+                       "endpoint and heartbeat (in pages of 1000); the rest waits for the next heartbeat.",
+                       [](Loading& l, long long v) { l.config.retrospective.max_changes = static_cast<unsigned>(v); }),
+      integer<Loading>("retrospective.max_messages_listed", 1, 10000, r.max_messages_listed, "Messages named in one "
+                       "`retrospective` event (newest first); every message is counted in `messages_total`.",
+                       [](Loading& l, long long v) { l.config.retrospective.max_messages_listed = static_cast<unsigned>(v); }),
+      integer<Loading>("retrospective.replay_wait_s", 0, 3600, r.replay_wait_s, "A replay ends only once its start-up "
+                       "heartbeat has and the notifications it raised are sent, waiting at most this long past the "
+                       "end of the capture.",
+                       [](Loading& l, long long v) { l.config.retrospective.replay_wait_s = static_cast<unsigned>(v); }),
+  };
+}
+
+// Where alerts go besides the `alert` event (control/notifier.h).
+Params notify_params() {
+  const NotifyConfig n{};
+  const EndpointConfig d{};
+  const std::vector<std::string> severities = {"info", "warning", "critical"};
+  return {
+      string<Loading>("notifications.syslog.address", "", "Syslog collector, `host:port` or `[v6]:port`: every "
+                      "alert of `min_severity` or above as an RFC 5424 message (MSGID the alert type, structured "
+                      "data `sluice@32473` with its details). Empty: none.",
+                      [](Loading& l, std::string v) { l.config.notify.syslog_address = std::move(v); }),
+      choice<Loading>("notifications.syslog.transport", {"udp", "tcp"}, "udp", "`udp` (one datagram per alert, 8 KiB "
+                      "at most, RFC 5426) or `tcp` (octet-counting framing, RFC 6587; reconnects with back-off).",
+                      [](Loading& l, const std::string& v) { l.config.notify.syslog_tcp = v == "tcp"; }),
+      integer<Loading>("notifications.syslog.facility", 0, 23, n.syslog_facility, "Syslog facility number (16: "
+                       "local0).",
+                       [](Loading& l, long long v) { l.config.notify.syslog_facility = static_cast<unsigned>(v); }),
+      choice<Loading>("notifications.syslog.min_severity", severities, n.syslog_min_severity, "Alerts below this "
+                      "severity are not sent to syslog.",
+                      [](Loading& l, const std::string& v) { l.config.notify.syslog_min_severity = v; }),
+      integer<Loading>("notifications.syslog.max_queued", 1, 1000000, n.syslog_max_queued, "Alerts waiting for the "
+                       "collector; beyond, the oldest is dropped (counted in `notifications.syslog.dropped`).",
+                       [](Loading& l, long long v) { l.config.notify.syslog_max_queued = static_cast<unsigned>(v); }),
+      string<Loading>("notifications.webhook.url", "", "`https://host[:port][/path]`: every alert of `min_severity` "
+                      "or above is POSTed there as its event's JSON line, in order, retried with back-off (1 s "
+                      "doubling to 5 min) on failures, 5xx, 408 and 429. Plain `http://` only to loopback or with "
+                      "`insecure`. Empty: none.",
+                      [](Loading& l, std::string v) { l.config.notify.webhook.url = std::move(v); }),
+      string<Loading>("notifications.webhook.ca_file", "", "PEM bundle the receiver's certificate must chain to; "
+                      "empty: the system's.",
+                      [](Loading& l, std::string v) { l.config.notify.webhook.ca_file = std::move(v); }),
+      string<Loading>("notifications.webhook.pin_sha256", "", "Pinned public key of the receiver (as "
+                      "`reputation.endpoints[].pin_sha256`).",
+                      [](Loading& l, std::string v) { l.config.notify.webhook.pin_sha256 = std::move(v); }),
+      boolean<Loading>("notifications.webhook.insecure", false, "Allows plain `http://` to a non-loopback host.",
+                       [](Loading& l, bool v) { l.config.notify.webhook.insecure = v; }),
+      string<Loading>("notifications.webhook.authorization", "", "Value of the `Authorization` header sent with "
+                      "each POST (`Bearer TOKEN`); empty: none.",
+                      [](Loading& l, std::string v) { l.config.notify.webhook_authorization = std::move(v); }),
+      integer<Loading>("notifications.webhook.timeout_ms", 1, 600000, d.request_timeout_ms, "One POST, from sending "
+                       "to the answer.",
+                       [](Loading& l, long long v) { l.config.notify.webhook.request_timeout_ms = static_cast<unsigned>(v); }),
+      choice<Loading>("notifications.webhook.min_severity", severities, n.webhook_min_severity, "Alerts below this "
+                      "severity are not posted.",
+                      [](Loading& l, const std::string& v) { l.config.notify.webhook_min_severity = v; }),
+      integer<Loading>("notifications.webhook.max_queued", 1, 1000000, n.webhook_max_queued, "Alerts waiting to be "
+                       "posted; beyond, the oldest is dropped (counted).",
+                       [](Loading& l, long long v) { l.config.notify.webhook_max_queued = static_cast<unsigned>(v); }),
+      integer<Loading>("notifications.webhook.max_attempts", 1, 100, n.webhook_max_attempts, "Attempts per alert; "
+                       "then it is dropped (counted in `failed`). A 4xx other than 408 and 429 is not retried.",
+                       [](Loading& l, long long v) { l.config.notify.webhook_max_attempts = static_cast<unsigned>(v); }),
+      string<Loading>("notifications.email.relay", "", "SMTP relay, `host:port`: every alert of `min_severity` or "
+                      "above is mailed to `notifications.email.to`. Empty: none.",
+                      [](Loading& l, std::string v) { l.config.notify.email_relay = std::move(v); }),
+      string<Loading>("notifications.email.from", "", "Envelope and header sender. Empty: `sluice@` and the "
+                      "appliance's name.",
+                      [](Loading& l, std::string v) { l.config.notify.email_from = std::move(v); }),
+      string_list<Loading>("notifications.email.to", {}, "The administrators' addresses (required with a relay).",
+                           [](Loading& l, std::vector<std::string> v) { l.config.notify.email_to = std::move(v); }),
+      choice<Loading>("notifications.email.starttls", {"none", "opportunistic", "required"}, n.email_starttls,
+                      "STARTTLS with the relay: never, when offered, or always (no mail without it).",
+                      [](Loading& l, const std::string& v) { l.config.notify.email_starttls = v; }),
+      string<Loading>("notifications.email.ca_file", "", "PEM bundle the relay's certificate must chain to; empty: "
+                      "the system's.",
+                      [](Loading& l, std::string v) { l.config.notify.email_ca_file = std::move(v); }),
+      string<Loading>("notifications.email.username", "", "Login at the relay (with `password_file`); empty: none.",
+                      [](Loading& l, std::string v) { l.config.notify.email_username = std::move(v); }),
+      string<Loading>("notifications.email.password_file", "", "File whose first line is the relay password.",
+                      [](Loading& l, std::string v) { l.config.notify.email_password_file = std::move(v); }),
+      choice<Loading>("notifications.email.min_severity", severities, n.email_min_severity, "Alerts below this "
+                      "severity are not mailed (by default only critical ones: a file now malicious, an endpoint "
+                      "loss that leaves none).",
+                      [](Loading& l, const std::string& v) { l.config.notify.email_min_severity = v; }),
+      integer<Loading>("notifications.email.max_queued", 1, 100000, n.email_max_queued, "Mails waiting; beyond, the "
+                       "oldest is dropped (counted).",
+                       [](Loading& l, long long v) { l.config.notify.email_max_queued = static_cast<unsigned>(v); }),
+      integer<Loading>("notifications.email.timeout_ms", 1000, 600000, n.email_timeout_ms, "One mail's whole "
+                       "transfer.",
+                       [](Loading& l, long long v) { l.config.notify.email_timeout_ms = static_cast<unsigned>(v); }),
+  };
+}
+
 // What outlives a run (control/state_dir.h).
 Params state_params() {
   auto dir = string<Loading>("state.dir", "", std::string("Directory of what persists across restarts (the verdict "
@@ -1176,7 +1291,7 @@ const Params& params() {
     for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
                                 hold_params, enforce_params, replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
                                 worker_params, archive_params, reputation_params, analysis_params, quarantine_params, sightings_params,
-                                action_params}) {
+                                retrospective_params, notify_params, action_params}) {
       Params s = section();
       all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
     }
@@ -1414,6 +1529,22 @@ void finish(Loading& l) {
   if (c.sightings.appliance.empty()) {
     char host[256] = {};
     c.sightings.appliance = gethostname(host, sizeof host - 1) == 0 && host[0] ? host : "sluice";
+  }
+  NotifyConfig& n = c.notify;
+  std::string host, port;
+  if (!n.syslog_address.empty() && !split_host_port(n.syslog_address, host, port))
+    fail("notifications.syslog.address", "'" + n.syslog_address + "' is not host:port or [v6]:port");
+  if (!n.webhook.url.empty()) {
+    n.webhook.name = "webhook";
+    if (std::string p = validate_endpoint_settings(n.webhook); !p.empty()) fail("notifications.webhook.url", p);
+  }
+  if (!n.email_relay.empty()) {
+    if (!split_host_port(n.email_relay, host, port))
+      fail("notifications.email.relay", "'" + n.email_relay + "' is not host:port or [v6]:port");
+    if (n.email_to.empty()) fail("notifications.email.to", "give at least one address to mail alerts to");
+    if (n.email_from.empty()) n.email_from = "sluice@" + c.sightings.appliance;
+    if (!n.email_password_file.empty() && n.email_username.empty())
+      fail("notifications.email.username", "a password_file needs a username");
   }
   d.verdicts.analysis = !a.endpoints.empty();
   d.verdicts.analysis_deadline_ms = a.settings.decision_ms + 1000;  // the control plane answers first

@@ -35,6 +35,36 @@ struct SightingsConfig {
   std::string path;          // effective: STATE_DIR/sightings.sqlite; empty: none
 };
 
+// Retrospective verdicts (control/retrospective.h): the heartbeat.
+struct RetrospectiveConfig {
+  unsigned interval_s = 300;         // retrospective.interval_s (kept stable), 1..86400
+  unsigned recheck_budget = 1;       // virustotal endpoints: re-look-ups per heartbeat
+  unsigned recheck_days = 7;         // ... of hashes seen within this many days
+  unsigned max_changes = 100000;     // feed entries read per endpoint and heartbeat
+  unsigned max_messages_listed = 100;  // messages named in one report (all are counted)
+  unsigned replay_wait_s = 30;       // a replay waits this long at most for its start-up heartbeat
+};
+
+// Notifications (control/notifier.h): where alerts go besides the `alert` event.
+struct NotifyConfig {
+  std::string syslog_address;        // host:port; empty: none
+  bool syslog_tcp = false;
+  unsigned syslog_facility = 16;     // local0
+  std::string syslog_min_severity = "info";
+  unsigned syslog_max_queued = 1000;
+  EndpointConfig webhook;            // url empty: none (api_key unused; `authorization` below)
+  std::string webhook_authorization; // the Authorization header's value, when set
+  std::string webhook_min_severity = "info";
+  unsigned webhook_max_queued = 1000, webhook_max_attempts = 10;
+  std::string email_relay;           // host:port; empty: none
+  std::string email_from;
+  std::vector<std::string> email_to;
+  std::string email_starttls = "opportunistic";  // none | opportunistic | required
+  std::string email_ca_file, email_username, email_password_file;
+  std::string email_min_severity = "critical";
+  unsigned email_max_queued = 100, email_timeout_ms = 30000;
+};
+
 // File analysis (DESIGN.md section 1, steps 3-4): the sandbox endpoints and the workflow's limits
 // (control/analysis_service.h); the lcores' part is in dataplane.verdicts and dataplane.workers.
 struct AnalysisConfig {
@@ -54,6 +84,8 @@ struct Config {
   ReputationConfig reputation;
   AnalysisConfig analysis;
   SightingsConfig sightings;
+  RetrospectiveConfig retrospective;
+  NotifyConfig notify;
   std::string replay_input;   // replay mode: pcap read through net_pcap
   std::string replay_output;  // replay mode: pcap written with what inline mode would have sent
   std::string events_path;    // JSON lines; "-" is standard output; empty: no events

@@ -380,6 +380,21 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
+http::PoolOptions endpoint_pool_options(const EndpointConfig& cfg) {
+  http::PoolOptions o;
+  o.name = cfg.name;
+  http::parse_url(cfg.url, o.url);
+  o.connect_timeout = std::chrono::milliseconds(cfg.connect_timeout_ms);
+  o.max_connections = cfg.max_connections;
+  o.max_queued = cfg.max_queued;
+  o.max_body_bytes = std::size_t{cfg.max_response_kb} * 1024;
+  o.ca_file = cfg.ca_file;
+  o.client_cert = cfg.client_cert;
+  o.client_key = cfg.client_key;
+  if (!cfg.pin_sha256.empty()) o.pin = http::decode_pin(cfg.pin_sha256);
+  return o;
+}
+
 ReputationClient::ReputationClient(net::io_context& io, std::vector<EndpointConfig> endpoints,
                                    std::function<void(const EndpointEvent&)> on_event)
     : impl_(std::make_shared<Impl>(io, std::move(on_event))) {
@@ -393,18 +408,7 @@ ReputationClient::ReputationClient(net::io_context& io, std::vector<EndpointConf
     auto ep = std::make_unique<Impl::Endpoint>();
     ep->index = static_cast<int>(impl_->endpoints.size());
     ep->kind = cfg.kind == "sluice" ? reputation::Kind::sluice : reputation::Kind::virustotal;
-    http::PoolOptions o;
-    o.name = cfg.name;
-    http::parse_url(cfg.url, o.url);
-    o.connect_timeout = std::chrono::milliseconds(cfg.connect_timeout_ms);
-    o.max_connections = cfg.max_connections;
-    o.max_queued = cfg.max_queued;
-    o.max_body_bytes = std::size_t{cfg.max_response_kb} * 1024;
-    o.ca_file = cfg.ca_file;
-    o.client_cert = cfg.client_cert;
-    o.client_key = cfg.client_key;
-    if (!cfg.pin_sha256.empty()) o.pin = http::decode_pin(cfg.pin_sha256);
-    ep->pool = http::Pool::create(io, std::move(o));
+    ep->pool = http::Pool::create(io, endpoint_pool_options(cfg));
     EndpointHealth::Probe probe;
     if (ep->kind == reputation::Kind::sluice) probe = impl_->health_probe(*ep);
     ep->health = EndpointHealth::create(

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "control/http_pool.h"
 #include "records/verdict_records.h"
 
 namespace sluice::control {
@@ -53,6 +54,8 @@ struct EndpointConfig {
 std::string validate_endpoint(const EndpointConfig&);
 // What validate_endpoint() and validate_analysis_endpoint() (analysis_client.h) both check: everything but the kind.
 std::string validate_endpoint_settings(const EndpointConfig&);
+// The HTTP pool's options for an endpoint that passed validation (URL, timeouts, bounds, TLS files, pin).
+http::PoolOptions endpoint_pool_options(const EndpointConfig&);
 
 struct HashAnswer { records::Reputation reputation = records::Reputation::none; std::string threat_name{}; int threat_score = -1; uint32_t ttl_seconds = 0; bool upload_wanted = false; };
 struct BatchOutcome {

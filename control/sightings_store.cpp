@@ -3,6 +3,8 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
+
 #include "control/sqlite_handle.h"
 
 namespace sluice::control {
@@ -27,6 +29,18 @@ constexpr char kSchema[] =
     "threat_name TEXT NOT NULL, reading TEXT NOT NULL);"
     "CREATE INDEX files_by_sha256 ON files (sha256);"
     "CREATE INDEX files_by_message ON files (message);";
+
+// Retrospective state (sightings_store.h): created when missing, so a file of the first version
+// gains them at open.
+constexpr char kRetrospectiveSchema[] =
+    "CREATE TABLE IF NOT EXISTS cursors (endpoint TEXT PRIMARY KEY, cursor TEXT NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS rechecks (endpoint TEXT NOT NULL, sha256 TEXT NOT NULL, disposition TEXT NOT NULL, "
+    "checked_ms INTEGER NOT NULL, PRIMARY KEY (endpoint, sha256)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS reports (id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL, endpoint TEXT NOT NULL, "
+    "change_key TEXT NOT NULL, sha256 TEXT NOT NULL, body TEXT NOT NULL, delivered INTEGER NOT NULL, "
+    "UNIQUE (endpoint, change_key, sha256));"
+    "CREATE INDEX IF NOT EXISTS reports_undelivered ON reports (delivered, id);"
+    "CREATE INDEX IF NOT EXISTS reports_by_time ON reports (created_ms);";
 
 constexpr char kMessageColumns[] =
     "id, time_ms, appliance, flow_id, txn, client_ip, client_port, server_ip, server_port, message_sha256, "
@@ -196,6 +210,10 @@ SightingsOpen SightingsStore::open(const std::string& path, const SightingsLimit
   impl->stats.corrupt = f.corrupt;
   if (!f.db) return r;
   impl->db = std::move(f.db);
+  if (!exec_sql(impl->db.get(), kRetrospectiveSchema)) {
+    r.error = "sightings " + path + ": cannot create the retrospective tables: " + db_error(impl->db.get());
+    return r;
+  }
   impl->refresh_counts();
   r.store.reset(new SightingsStore(std::move(impl)));
   return r;
@@ -311,7 +329,147 @@ uint64_t SightingsStore::prune(int64_t now_ms) {
   }
   m.stats.pruned_size += sized;
   if (aged || sized) m.refresh_counts();
+  if (Stmt r = prepare(m.db.get(), "DELETE FROM reports WHERE created_ms < ?")) {
+    bind_at(r.get(), 1, now_ms - int64_t{m.limits.retention_days} * kDayMs);
+    if (sqlite3_step(r.get()) != SQLITE_DONE) ++m.stats.errors;
+  }
+  if (Stmt r = prepare(m.db.get(), "DELETE FROM rechecks WHERE checked_ms < ?")) {
+    bind_at(r.get(), 1, now_ms - int64_t{m.limits.retention_days} * kDayMs);
+    if (sqlite3_step(r.get()) != SQLITE_DONE) ++m.stats.errors;
+  }
   return aged + sized;
+}
+
+std::string SightingsStore::cursor(const std::string& endpoint) const {
+  Stmt s = prepare(impl_->db.get(), "SELECT cursor FROM cursors WHERE endpoint = ?");
+  if (!s) return "";
+  bind_at(s.get(), 1, endpoint);
+  return sqlite3_step(s.get()) == SQLITE_ROW ? column_text(s.get(), 0) : "";
+}
+
+bool SightingsStore::record(const std::string& endpoint, const std::vector<ReportToRecord>& reports,
+                            const std::vector<Recheck>& rechecks, const std::string* new_cursor,
+                            std::vector<StoredReport>& inserted, std::string& error) {
+  Impl& m = *impl_;
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  if (!exec_sql(m.db.get(), "BEGIN")) return m.fail(error, "cannot begin");
+  const std::size_t first = inserted.size();
+  auto failed = [&](const char* what) {
+    inserted.resize(first);
+    return m.fail(error, what);
+  };
+  Stmt rep = prepare(m.db.get(), "INSERT OR IGNORE INTO reports (created_ms, endpoint, change_key, sha256, body, "
+                                 "delivered) VALUES (?, ?, ?, ?, ?, 0)");
+  Stmt chk = prepare(m.db.get(), "INSERT OR REPLACE INTO rechecks (endpoint, sha256, disposition, checked_ms) "
+                                 "VALUES (?, ?, ?, ?)");
+  if (!rep || !chk) return failed("cannot prepare");
+  for (const ReportToRecord& r : reports) {
+    sqlite3_reset(rep.get());
+    bind_at(rep.get(), 1, now);
+    bind_at(rep.get(), 2, endpoint);
+    bind_at(rep.get(), 3, r.key);
+    bind_at(rep.get(), 4, r.sha256);
+    bind_at(rep.get(), 5, r.body);
+    if (sqlite3_step(rep.get()) != SQLITE_DONE) return failed("cannot insert a report");
+    if (sqlite3_changes(m.db.get()) == 1)
+      inserted.push_back({sqlite3_last_insert_rowid(m.db.get()), now, endpoint, r.sha256, r.body, false});
+  }
+  for (const Recheck& c : rechecks) {
+    sqlite3_reset(chk.get());
+    bind_at(chk.get(), 1, endpoint);
+    bind_at(chk.get(), 2, c.sha256);
+    bind_at(chk.get(), 3, c.disposition);
+    bind_at(chk.get(), 4, c.checked_ms);
+    if (sqlite3_step(chk.get()) != SQLITE_DONE) return failed("cannot record a re-look-up");
+  }
+  if (new_cursor) {
+    Stmt c = prepare(m.db.get(), new_cursor->empty()
+                                     ? "DELETE FROM cursors WHERE endpoint = ?1"
+                                     : "INSERT OR REPLACE INTO cursors (endpoint, cursor, updated_ms) VALUES (?1, ?2, ?3)");
+    if (!c) return failed("cannot prepare");
+    bind_at(c.get(), 1, endpoint);
+    if (!new_cursor->empty()) {
+      bind_at(c.get(), 2, *new_cursor);
+      bind_at(c.get(), 3, now);
+    }
+    if (sqlite3_step(c.get()) != SQLITE_DONE) return failed("cannot store the cursor");
+  }
+  if (!exec_sql(m.db.get(), "COMMIT")) return failed("cannot commit");
+  m.stats.reports += inserted.size() - first;
+  return true;
+}
+
+namespace {
+std::vector<StoredReport> read_reports(sqlite3_stmt* s) {
+  std::vector<StoredReport> out;
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    StoredReport r;
+    r.id = sqlite3_column_int64(s, 0);
+    r.created_ms = sqlite3_column_int64(s, 1);
+    r.endpoint = column_text(s, 2);
+    r.sha256 = column_text(s, 3);
+    r.body = column_text(s, 4);
+    r.delivered = sqlite3_column_int(s, 5) != 0;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<StoredReport> SightingsStore::undelivered(unsigned limit) const {
+  Stmt s = prepare(impl_->db.get(), "SELECT id, created_ms, endpoint, sha256, body, delivered FROM reports "
+                                    "WHERE delivered = 0 ORDER BY id LIMIT " + std::to_string(limit));
+  return s ? read_reports(s.get()) : std::vector<StoredReport>{};
+}
+
+std::vector<StoredReport> SightingsStore::reports(int64_t from_ms, int64_t to_ms, unsigned limit) const {
+  Stmt s = prepare(impl_->db.get(), "SELECT id, created_ms, endpoint, sha256, body, delivered FROM reports "
+                                    "WHERE created_ms >= ? AND created_ms < ? ORDER BY id DESC LIMIT " +
+                                        std::to_string(limit));
+  if (!s) return {};
+  bind_at(s.get(), 1, from_ms);
+  bind_at(s.get(), 2, to_ms);
+  return read_reports(s.get());
+}
+
+bool SightingsStore::mark_delivered(const std::vector<int64_t>& ids, std::string& error) {
+  Impl& m = *impl_;
+  if (ids.empty()) return true;
+  if (!exec_sql(m.db.get(), "BEGIN")) return m.fail(error, "cannot begin");
+  Stmt s = prepare(m.db.get(), "UPDATE reports SET delivered = 1 WHERE id = ?");
+  if (!s) return m.fail(error, "cannot prepare");
+  for (int64_t id : ids) {
+    sqlite3_reset(s.get());
+    bind_at(s.get(), 1, id);
+    if (sqlite3_step(s.get()) != SQLITE_DONE) return m.fail(error, "cannot mark a report");
+  }
+  if (!exec_sql(m.db.get(), "COMMIT")) return m.fail(error, "cannot commit");
+  return true;
+}
+
+std::vector<std::pair<std::string, std::string>> SightingsStore::recheck_candidates(const std::string& endpoint,
+                                                                                    int64_t since_ms,
+                                                                                    unsigned limit) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  // Per hash seen since `since_ms`: its newest sighting's reputation, and this endpoint's last
+  // re-look-up. Malicious either way is final here (the feed or an analysis says otherwise).
+  Stmt s = prepare(impl_->db.get(),
+                   "WITH seen AS (SELECT f.sha256 AS sha256, max(m.time_ms) AS last_ms FROM files f "
+                   "JOIN messages m ON m.id = f.message WHERE m.time_ms >= ?1 GROUP BY f.sha256), "
+                   "latest AS (SELECT seen.sha256, seen.last_ms, (SELECT f2.reputation FROM files f2 JOIN messages m2 "
+                   "ON m2.id = f2.message WHERE f2.sha256 = seen.sha256 ORDER BY m2.time_ms DESC, m2.id DESC LIMIT 1) "
+                   "AS reputation FROM seen) "
+                   "SELECT latest.sha256, coalesce(r.disposition, latest.reputation) AS known FROM latest "
+                   "LEFT JOIN rechecks r ON r.endpoint = ?2 AND r.sha256 = latest.sha256 "
+                   "WHERE coalesce(r.disposition, latest.reputation) IN ('', 'unknown', 'clean') "
+                   "ORDER BY r.checked_ms IS NOT NULL, r.checked_ms, latest.last_ms DESC LIMIT ?3");
+  if (!s) return out;
+  bind_at(s.get(), 1, since_ms);
+  bind_at(s.get(), 2, endpoint);
+  bind_at(s.get(), 3, int64_t{limit});
+  while (sqlite3_step(s.get()) == SQLITE_ROW) out.emplace_back(column_text(s.get(), 0), column_text(s.get(), 1));
+  return out;
 }
 
 }  // namespace sluice::control

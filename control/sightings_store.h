@@ -18,6 +18,12 @@
 // Bounds: prune() drops messages older than `retention_days`, then the oldest messages until the
 // live data is within `max_mb` (the file's free pages are reused, not returned to the system).
 //
+// Retrospective verdicts (retrospective.h) keep their state in the same file, so that a change
+// and the cursor past it are written in one transaction: `cursors` (per reputation endpoint, the
+// change feed's cursor), `rechecks` (per endpoint and SHA-256, what a re-look-up last answered),
+// and `reports` (each retrospective report, its JSON body, and whether its event went out). These
+// tables are created at open when missing (a file of the first version gains them).
+//
 // Threads: none inside, no lock; not thread-safe. sluiced makes every call one at a time as
 // ServiceLoop::submit_ordered jobs (commits sync). Times are wall-clock milliseconds.
 #pragma once
@@ -65,8 +71,28 @@ struct SightingsStats {
   uint64_t messages = 0, files = 0;   // now
   uint64_t added_messages = 0, added_files = 0;
   uint64_t pruned_age = 0, pruned_size = 0;  // messages dropped by prune()
+  uint64_t reports = 0;               // retrospective reports recorded by this process
   uint64_t errors = 0;                // calls that failed
   bool corrupt = false;               // open() refused the file (moved aside)
+};
+
+// A retrospective report to record (retrospective.h builds them).
+struct ReportToRecord {
+  std::string key;     // the change, unique per endpoint: "feed:<cursor of its entry>", "recheck:<ms>"
+  std::string sha256;
+  std::string body;    // JSON
+};
+struct StoredReport {
+  int64_t id = 0;
+  int64_t created_ms = 0;
+  std::string endpoint, sha256, body;
+  bool delivered = false;
+};
+// What a re-look-up answered for one hash at one endpoint.
+struct Recheck {
+  std::string sha256;
+  std::string disposition;  // "clean", "malicious", "unknown"
+  int64_t checked_ms = 0;
 };
 
 class SightingsStore;
@@ -96,8 +122,30 @@ class SightingsStore {
   // Messages with files, within [from_ms, to_ms).
   std::vector<SightedMessage> in_range(int64_t from_ms, int64_t to_ms, unsigned limit = 1000) const;
 
-  // Retention, then the size bound; returns the messages dropped.
+  // Retention, then the size bound; returns the messages dropped. Reports older than the retention
+  // go too.
   uint64_t prune(int64_t now_ms);
+
+  // Retrospective state. The change feed's cursor of `endpoint` ("" when none is stored).
+  std::string cursor(const std::string& endpoint) const;
+  // In one transaction: `reports` (a report whose key this endpoint already recorded is skipped),
+  // `rechecks` (upserted), and the endpoint's cursor when `new_cursor` is given (an empty one
+  // removes it). The reports inserted are appended to `inserted` (undelivered, with their ids).
+  // false (and `error`) when nothing was written.
+  bool record(const std::string& endpoint, const std::vector<ReportToRecord>& reports,
+              const std::vector<Recheck>& rechecks, const std::string* new_cursor,
+              std::vector<StoredReport>& inserted, std::string& error);
+  // Reports whose event has not gone out yet (oldest first), and marking them done.
+  std::vector<StoredReport> undelivered(unsigned limit = 1000) const;
+  bool mark_delivered(const std::vector<int64_t>& ids, std::string& error);
+  // Reports, newest first, created within [from_ms, to_ms).
+  std::vector<StoredReport> reports(int64_t from_ms, int64_t to_ms, unsigned limit = 1000) const;
+  // Hashes to look up again at `endpoint`: files seen since `since_ms` whose reputation then was
+  // unknown or clean (or none), and whose last re-look-up there (if any) said unknown or clean;
+  // those never re-looked-up first, then the longest ago. With the disposition last known (the
+  // re-look-up's, else the newest sighting's; "" for none).
+  std::vector<std::pair<std::string, std::string>> recheck_candidates(const std::string& endpoint, int64_t since_ms,
+                                                                     unsigned limit) const;
 
   const SightingsStats& stats() const noexcept;
   const std::string& path() const noexcept;

@@ -19,8 +19,8 @@
 #include "control/file_reputation.h"
 #include "control/pcap_file.h"
 #include "control/service_loop.h"
-#include "control/sightings.h"
-#include "control/sightings_store.h"
+#include "control/notifier.h"
+#include "control/retrospective.h"
 #include "control/state_dir.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
@@ -199,74 +199,40 @@ int main(int argc, char** argv) {
     dropped_before_stop = events_dropped();
     dp->request_stop();
   };
-  for (const auto& a : reputation.take_alerts()) {
-    events->write("alert", control::alert_body(a));
+  // Alerts (control/alert.h): one `alert` event each, in order with the other events, and the
+  // notifications (control/notifier.h) whose minimum severity they reach. On the loop's thread
+  // (or the main thread before the loop runs and after it stopped).
+  control::Notifier notifier(loop, cfg.notify, cfg.sightings.appliance);
+  if (const std::string p = notifier.start(); !p.empty()) std::fprintf(stderr, "sluiced: %s\n", p.c_str());
+  control::EventRenderer alert_renderer;
+  auto raise_alert = [&](const control::Alert& a) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::system_clock::now().time_since_epoch()).count();
+    std::string line = alert_renderer.control_event("alert", control::alert_body(a), us);
+    notifier.send(a, line);
+    loop.submit_ordered([&events, line = std::move(line)] {
+      events->write_line(line);
+      events->flush();
+    });
+  };
+  // ... and a line on standard error, for those an operator starting sluiced must see at once.
+  auto raise_loud = [&](const control::Alert& a) {
+    raise_alert(a);
     std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
-  }
-  reputation.start(dp->lookup_lanes(), [&](const control::Alert& a) {
-    loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
-    std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
-  });
-  for (const auto& a : analysis.take_alerts()) {
-    events->write("alert", control::alert_body(a));
-    std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
-  }
+  };
+  for (const auto& a : reputation.take_alerts()) raise_loud(a);
+  reputation.start(dp->lookup_lanes(), raise_loud);
+  for (const auto& a : analysis.take_alerts()) raise_loud(a);
 
-  // Sightings (control/sightings.h): built from the records on the loop, written by the ordered
-  // pool in batches, pruned at start and every hour.
-  const auto wall_ms = [] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  };
-  std::unique_ptr<control::SightingsStore> sightings_store;
-  if (!cfg.sightings.path.empty()) {
-    control::SightingsOpen o = control::SightingsStore::open(cfg.sightings.path, cfg.sightings.limits);
-    if (!o.error.empty()) {
-      control::Alert a{"sightings_problem", control::Severity::warning, o.error, std::nullopt, ""};
-      events->write("alert", control::alert_body(a));
-      std::fprintf(stderr, "sluiced: %s\n", o.error.c_str());
-    }
-    sightings_store = std::move(o.store);
-    if (sightings_store) sightings_store->prune(wall_ms());
-  }
-  control::SightingCollector sightings(cfg.sightings.appliance);
-  std::atomic<uint64_t> sightings_failed{0};  // batches the store refused (logged; the pool's thread)
-  // One store job at a time on the pool (not the event writer's strand: a commit must never hold
-  // up the event lines behind it); what comes meanwhile waits here and goes in the next job, so a
-  // slow disk makes bigger transactions, not a queue of jobs. Bounded: beyond kMaxQueued the
-  // oldest are dropped (counted).
-  constexpr std::size_t kMaxQueued = 262144;
-  std::vector<control::SightedMessage> sightings_queue;
-  uint64_t sightings_dropped = 0;
-  std::atomic<bool> sightings_busy{false};
-  bool prune_due = false;
-  auto pump_sightings = [&](std::vector<control::SightedMessage> more, bool prune) {
-    if (!sightings_store) return;
-    prune_due |= prune;
-    for (auto& m : more) sightings_queue.push_back(std::move(m));
-    if (sightings_queue.size() > kMaxQueued) {
-      const std::size_t n = sightings_queue.size() - kMaxQueued;
-      sightings_queue.erase(sightings_queue.begin(), sightings_queue.begin() + static_cast<std::ptrdiff_t>(n));
-      sightings_dropped += n;
-    }
-    if (sightings_busy.load() || (sightings_queue.empty() && !prune_due)) return;
-    auto batch = std::make_shared<std::vector<control::SightedMessage>>(std::move(sightings_queue));
-    sightings_queue.clear();
-    const bool do_prune = prune_due;
-    sightings_busy = true;
-    if (loop.submit([&store = *sightings_store, &sightings_failed, &sightings_busy, batch, do_prune, now = wall_ms()] {
-          std::string error;
-          if (!store.add(*batch, error) && sightings_failed++ % 100 == 0)
-            std::fprintf(stderr, "sluiced: %s\n", error.c_str());
-          if (do_prune) store.prune(now);
-          sightings_busy = false;
-        })) {
-      prune_due = false;
-    } else {  // the pool is full: next time
-      sightings_queue = std::move(*batch);
-      sightings_busy = false;
-    }
-  };
+  // Retrospective verdicts (control/retrospective.h): the sightings, built from the records on the
+  // loop and written by the pool; the heartbeat; reports as `retrospective` events and alerts.
+  control::Retrospective retro(cfg, loop, reputation.writable_cache(),
+                               {[&](const std::string& type, control::Json body) {
+                                  loop.submit_ordered([&events, type, body = std::move(body)] { events->write(type, body); });
+                                },
+                                raise_alert});
+  for (const auto& a : retro.take_alerts()) raise_loud(a);
+  loop.on_signals({SIGUSR1}, [&](int) { retro.heartbeat_now(); });
 
   // Records are rendered on the loop into a batch; the batch is written by the ordered pool.
   control::EventRenderer renderer;
@@ -282,7 +248,7 @@ int main(int argc, char** argv) {
     if (line.empty()) return void(++unrenderable);
     batch.append(line).push_back('\n');
     analysis.on_record(record, size);  // may render a final verdict: after this line is taken
-    if (sightings_store) sightings.on_record(record, size, wall_ms());
+    retro.on_record(record, size);
   };
   auto write_batch = [&] {
     if (batch.empty()) return;
@@ -305,10 +271,7 @@ int main(int argc, char** argv) {
                     const std::string_view line = renderer.render(&v, sizeof v);
                     if (!line.empty()) batch.append(line).push_back('\n');
                   },
-                  [&](const control::Alert& a) {
-                    loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
-                    std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
-                  },
+                  raise_loud,
                   [&]() -> const pipeline::VerdictPolicy& { return cfg.dataplane.verdicts.policy; }});
   std::chrono::steady_clock::time_point replay_end{};
   // Every millisecond: move what the lcores wrote. While the writer is behind (disk slower than
@@ -329,22 +292,16 @@ int main(int argc, char** argv) {
       // A replay may wait for the analyses it started (replay.wait_analysis_s).
       const auto now = std::chrono::steady_clock::now();
       if (replay_end == std::chrono::steady_clock::time_point{}) replay_end = now;
-      if (stop_signal || !analysis.unfinished() ||
-          now - replay_end >= std::chrono::seconds(cfg.analysis.replay_wait_s))
-        loop.stop();
+      // ... and for its start-up heartbeat and the notifications it raised
+      // (retrospective.replay_wait_s).
+      const bool analysed = !analysis.unfinished() || now - replay_end >= std::chrono::seconds(cfg.analysis.replay_wait_s);
+      const bool heard = (retro.startup_done() && retro.idle() && notifier.idle()) ||
+                         now - replay_end >= std::chrono::seconds(cfg.retrospective.replay_wait_s);
+      if (stop_signal || (analysed && heard)) loop.stop();
     }
     return true;
   });
-  if (sightings_store) {
-    loop.every(std::chrono::milliseconds(200), [&] {
-      pump_sightings(sightings.take(wall_ms()), false);
-      return true;
-    });
-    loop.every(std::chrono::hours(1), [&] {
-      pump_sightings({}, true);
-      return true;
-    });
-  }
+  retro.start();
   if (reputation.enabled() && cfg.reputation.cache_save_interval_s)
     loop.every(std::chrono::seconds(cfg.reputation.cache_save_interval_s), [&] {
       reputation.save_in_pool();
@@ -380,7 +337,7 @@ int main(int argc, char** argv) {
             : control::Alert{"enforcement_resumed", control::Severity::info,
                              lc + ": worker results flow again; messages are held for their verdicts again",
                              std::nullopt, ""};
-        loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
+        raise_alert(a);
         watchdog_seen[i] = l.enforce.watchdog_trips;
         fail_open_on[i] = on;
       }
@@ -399,7 +356,7 @@ int main(int argc, char** argv) {
                              lc + ": flow table and session pool back below reassembly.emergency_recovery_percent; "
                                   "normal timeouts again",
                              std::nullopt, ""};
-        loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
+        raise_alert(a);
         emergency_seen[i] = r.emergency_entered;
         emergency_on[i] = on;
       }
@@ -409,7 +366,7 @@ int main(int argc, char** argv) {
                        std::to_string(lost - lost_reported) + " event records lost (" + std::to_string(lost) +
                            " in all): an RX lcore's event ring was full; raise events.ring_kb or check that "
                            "events.path keeps up", std::nullopt, ""};
-      loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
+      raise_alert(a);
       lost_reported = lost;
     }
     return true;
@@ -417,6 +374,7 @@ int main(int argc, char** argv) {
   loop.every(std::chrono::seconds(1), check_lost);
   loop.every(std::chrono::seconds(1), [&] {
     analysis.tick();
+    notifier.retry();
     return true;
   });
   auto next_stats = t0 + std::chrono::seconds(cfg.stats_interval_s);
@@ -425,12 +383,9 @@ int main(int argc, char** argv) {
     auto body = control::stats_json(snapshot);
     if (reputation.enabled()) body["reputation"] = reputation.stats();
     if (analysis.enabled()) body["analysis"] = analysis.stats();
-    if (sightings_store) {
-      const auto& c = sightings.stats();
-      body["sightings"] = {{"recorded", c.ready}, {"without_files", c.without_files}, {"incomplete", c.incomplete},
-                           {"pending", c.pending}, {"queued", sightings_queue.size()},
-                           {"dropped", sightings_dropped}, {"write_errors", sightings_failed.load()}};
-    }
+    if (retro.recording()) body["sightings"] = retro.sightings_stats();
+    body["retrospective"] = retro.stats();
+    if (const auto n = notifier.stats(); !n.empty()) body["notifications"] = n;
     return body;
   };
   // A configuration snapshot not yet acknowledged by every lcore: generation 1 at start (every
@@ -468,8 +423,7 @@ int main(int argc, char** argv) {
           control::Alert a{"lcore_unresponsive", control::Severity::critical,
                            "lcore channel " + std::to_string(k) + " did not take configuration snapshot " +
                                std::to_string(generation) + " within 2 s", std::nullopt, ""};
-          loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
-          std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
+          raise_loud(a);
         }
       snapshot_answered.clear();
     }
@@ -486,7 +440,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "sluiced: %s\n", r.error.c_str());
       control::Alert a{"config_reload_refused", control::Severity::warning,
                        r.error + "; the running configuration stays", std::nullopt, ""};
-      loop.submit_ordered([&events, body = control::alert_body(a)] { events->write("alert", body); });
+      raise_alert(a);
       return;
     }
     cfg = std::move(*r.config);
@@ -528,21 +482,14 @@ int main(int argc, char** argv) {
   });
   write_batch();
   check_lost();
-  for (auto& m : sightings.flush_all()) sightings_queue.push_back(std::move(m));  // every message seen
   // The run ends here; writing the verdict cache to disk (a sync) is not part of it.
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   analysis.stop();
   reputation.stop();
   reputation.save_now();
+  notifier.stop();
   loop.drain_pool();
-  if (sightings_store && !sightings_queue.empty()) {  // the pool is idle now: the last ones, here
-    std::string error;
-    if (!sightings_store->add(sightings_queue, error)) {
-      ++sightings_failed;
-      std::fprintf(stderr, "sluiced: %s\n", error.c_str());
-    }
-    sightings_queue.clear();
-  }
+  retro.finish();  // the pool is idle now: the last sightings, here
   const auto snapshot = dp->stats();
   auto body = stats_body(snapshot);
   body["reason"] = stop_signal == SIGINT ? "sigint" : stop_signal == SIGTERM ? "sigterm" : "end_of_replay";

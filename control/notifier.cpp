@@ -1,0 +1,553 @@
+// Notifications (notifier.h).
+#include "control/notifier.h"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "control/event_render.h"
+#include "control/http_pool.h"
+#include "control/reputation_client.h"
+
+namespace sluice::control {
+namespace net = boost::asio;
+
+namespace {
+
+constexpr std::size_t kMaxDatagram = 8192;
+constexpr auto kNoteEvery = std::chrono::seconds(10);
+
+int syslog_severity(Severity s) { return s == Severity::critical ? 2 : s == Severity::warning ? 4 : 6; }
+int rank(Severity s) { return s == Severity::info ? 0 : s == Severity::warning ? 1 : 2; }
+
+// RFC 5424 PRINTUSASCII (33..126), at most `max` characters; "-" when empty.
+std::string header_field(const std::string& s, std::size_t max) {
+  std::string out;
+  for (unsigned char c : s)
+    if (c >= 33 && c <= 126 && out.size() < max) out.push_back(static_cast<char>(c));
+  return out.empty() ? "-" : out;
+}
+
+// PARAM-VALUE: '"', '\' and ']' escaped with '\'.
+std::string sd_value(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\' || c == ']') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+bool ascii(std::string_view s) {
+  for (unsigned char c : s)
+    if (c >= 127 || (c < 32 && c != '\t')) return false;
+  return true;
+}
+
+}  // namespace
+
+bool split_host_port(const std::string& a, std::string& host, std::string& port) {
+  if (!a.empty() && a[0] == '[') {
+    const auto close = a.find(']');
+    if (close == std::string::npos || close + 1 >= a.size() || a[close + 1] != ':') return false;
+    host = a.substr(1, close - 1);
+    port = a.substr(close + 2);
+  } else {
+    const auto colon = a.rfind(':');
+    if (colon == std::string::npos || colon == 0) return false;
+    host = a.substr(0, colon);
+    port = a.substr(colon + 1);
+  }
+  return !host.empty() && !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
+}
+
+namespace {
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A channel's failure on standard error, at most once per kNoteEvery.
+struct Noter {
+  std::chrono::steady_clock::time_point next{};
+  uint64_t quiet = 0;
+  void note(const char* channel, const std::string& what) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next) return void(++quiet);
+    std::fprintf(stderr, "sluiced: notifications: %s: %s%s\n", channel, what.c_str(),
+                 quiet ? (" (" + std::to_string(quiet) + " more since the last note)").c_str() : "");
+    quiet = 0;
+    next = now + kNoteEvery;
+  }
+};
+
+}  // namespace
+
+bool parse_severity(const std::string& text, Severity& out) {
+  if (text == "info") out = Severity::info;
+  else if (text == "warning") out = Severity::warning;
+  else if (text == "critical") out = Severity::critical;
+  else return false;
+  return true;
+}
+
+std::string syslog_line(const Alert& a, unsigned facility, const std::string& host, int64_t time_us, int pid) {
+  std::string sd = "[sluice@32473 severity=\"" + std::string(severity_name(a.severity)) + "\"";
+  if (!a.endpoint.empty()) sd += " endpoint=\"" + sd_value(a.endpoint) + "\"";
+  if (a.details.is_object())
+    for (const auto& [k, v] : a.details.items()) {
+      if (v.is_structured() || v.is_null()) continue;
+      sd += " " + header_field(k, 32) + "=\"" + sd_value(v.is_string() ? v.get<std::string>() : v.dump()) + "\"";
+    }
+  sd += "]";
+  // Microseconds at most (RFC 5424 6.2.3.1 TIME-SECFRAC is 1 to 6 digits): the event's format.
+  return "<" + std::to_string(facility * 8 + static_cast<unsigned>(syslog_severity(a.severity))) + ">1 " +
+         rfc3339(time_us) + " " + header_field(host, 255) + " sluiced " + std::to_string(pid) + " " +
+         header_field(a.type, 32) + " " + sd + " \xEF\xBB\xBF" + a.message;
+}
+
+std::string alert_email(const Alert& a, const std::string& from, const std::vector<std::string>& to,
+                        const std::string& host, int64_t time_us) {
+  std::string subject = "[Sluice " + host + "] " + severity_name(a.severity) + ": " + a.type;
+  if (a.details.is_object() && a.details.contains("new") && a.details.contains("sha256"))
+    subject += ": a file is now " + a.details.value("new", "") + " (" + a.details.value("sha256", "").substr(0, 16) + "...)";
+  char date[64];
+  const std::time_t t = static_cast<std::time_t>(time_us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  std::mt19937_64 rng(std::random_device{}());
+  char id[40];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(rng()));
+  std::string rcpts;
+  for (const auto& r : to) rcpts += (rcpts.empty() ? "" : ", ") + r;
+  std::string text = a.message + "\r\n";
+  if (!a.details.is_null()) text += "\r\n" + a.details.dump(2) + "\r\n";
+  std::string m = "Date: " + std::string(date) + "\r\nFrom: " + from + "\r\nTo: " + rcpts + "\r\nSubject: " +
+                  (ascii(subject) ? subject : "=?UTF-8?B?" + base64(subject) + "?=") + "\r\nMessage-ID: <" + id +
+                  "." + std::to_string(time_us) + "@" + header_field(host, 255) + ">\r\nMIME-Version: 1.0\r\n"
+                  "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n"
+                  "Auto-Submitted: auto-generated\r\n\r\n";
+  const std::string b = base64(text);
+  for (std::size_t i = 0; i < b.size(); i += 76) m += b.substr(i, 76) + "\r\n";
+  return m;
+}
+
+// ---- syslog ----
+
+struct Notifier::Syslog {
+  Syslog(net::io_context& io, bool tcp) : tcp(tcp), udp_socket(io), tcp_socket(io), timer(io) {}
+  bool tcp;
+  net::ip::udp::socket udp_socket;
+  net::ip::tcp::socket tcp_socket;
+  net::ip::udp::endpoint udp_to;
+  net::ip::tcp::endpoint tcp_to;
+  net::steady_timer timer;  // TCP: reconnect back-off, connect timeout
+  std::deque<std::string> queue;
+  bool busy = false, connected = false;
+  unsigned backoff_s = 1;
+  std::size_t max_queued = 1000;
+  ChannelStats stats;
+  Noter noter;
+  std::weak_ptr<bool> alive;
+
+  void push(std::string line) {
+    if (queue.size() >= max_queued) {
+      queue.pop_front();
+      ++stats.dropped;
+    }
+    if (!tcp && line.size() > kMaxDatagram) line.resize(kMaxDatagram);
+    queue.push_back(std::move(line));
+    next();
+  }
+  void next() {
+    if (busy || queue.empty()) return;
+    busy = true;
+    if (!tcp) {
+      udp_socket.async_send_to(net::buffer(queue.front()), udp_to, [this, a = alive](boost::system::error_code ec, std::size_t) {
+        if (a.expired()) return;
+        busy = false;
+        queue.pop_front();
+        if (ec) {
+          ++stats.failed;
+          noter.note("syslog", "send: " + ec.message());
+        } else {
+          ++stats.sent;
+        }
+        next();
+      });
+      return;
+    }
+    if (!connected) {
+      tcp_socket.async_connect(tcp_to, [this, a = alive](boost::system::error_code ec) {
+        if (a.expired()) return;
+        timer.cancel();
+        if (ec) return failed("connect: " + ec.message());
+        connected = true;
+        busy = false;
+        next();
+      });
+      timer.expires_after(std::chrono::seconds(5));
+      timer.async_wait([this, a = alive](boost::system::error_code ec) {
+        if (!ec && !a.expired() && !connected) tcp_socket.close();
+      });
+      return;
+    }
+    // Octet counting (RFC 6587 3.4.1): "LEN SP MSG".
+    auto frame = std::make_shared<std::string>(std::to_string(queue.front().size()) + " " + queue.front());
+    net::async_write(tcp_socket, net::buffer(*frame), [this, frame, a = alive](boost::system::error_code ec, std::size_t) {
+      if (a.expired()) return;
+      if (ec) return failed("write: " + ec.message());
+      queue.pop_front();
+      ++stats.sent;
+      backoff_s = 1;
+      busy = false;
+      next();
+    });
+  }
+  // TCP: the alert at the front stays; a new connection after the back-off.
+  void failed(const std::string& what) {
+    ++stats.failed;
+    ++stats.retries;
+    noter.note("syslog", what);
+    boost::system::error_code ignored;
+    tcp_socket.close(ignored);
+    connected = false;
+    timer.expires_after(std::chrono::seconds(backoff_s));
+    backoff_s = std::min(backoff_s * 2, 300u);
+    timer.async_wait([this, a = alive](boost::system::error_code ec) {
+      if (ec || a.expired()) return;
+      busy = false;
+      next();
+    });
+  }
+  void close() {
+    boost::system::error_code ignored;
+    timer.cancel();
+    udp_socket.close(ignored);
+    tcp_socket.close(ignored);
+    stats.dropped += queue.size();
+    queue.clear();
+  }
+};
+
+// ---- webhook ----
+
+struct Notifier::Webhook {
+  explicit Webhook(net::io_context& io) : timer(io) {}
+  std::shared_ptr<http::Pool> pool;
+  EndpointConfig cfg;
+  std::string authorization, target;
+  net::steady_timer timer;
+  std::deque<std::string> queue;
+  bool busy = false;
+  unsigned attempts = 0;
+  std::size_t max_queued = 1000;
+  unsigned max_attempts = 10;
+  ChannelStats stats;
+  Noter noter;
+  std::weak_ptr<bool> alive;
+
+  void push(std::string body) {
+    if (queue.size() >= max_queued) {
+      queue.pop_front();
+      ++stats.dropped;
+      if (busy) attempts = 0;  // the one in flight was the oldest: its answer is ignored below
+    }
+    queue.push_back(std::move(body));
+    next();
+  }
+  void next() {
+    if (busy || queue.empty() || !pool) return;
+    busy = true;
+    http::Request rq;
+    rq.method = boost::beast::http::verb::post;
+    rq.target = target;
+    rq.body = queue.front();
+    if (!authorization.empty()) rq.headers.emplace_back("Authorization", authorization);
+    rq.timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+    rq.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.connect_timeout_ms) + rq.timeout;
+    auto sent_body = std::make_shared<std::string>(queue.front());
+    const bool queued = pool->send(std::move(rq), [this, sent_body, a = alive](http::Response r) {
+      if (a.expired()) return;
+      busy = false;
+      if (queue.empty() || queue.front() != *sent_body) return next();  // dropped meanwhile
+      const bool ok = r.failure == http::Failure::none && r.status >= 200 && r.status < 300;
+      const bool retry = !ok && (r.failure != http::Failure::none || r.status >= 500 || r.status == 408 ||
+                                 r.status == 429);
+      if (ok) {
+        ++stats.sent;
+        queue.pop_front();
+        attempts = 0;
+        return next();
+      }
+      const std::string what = r.failure != http::Failure::none ? r.detail : "HTTP " + std::to_string(r.status);
+      if (!retry || ++attempts >= max_attempts) {
+        ++stats.failed;
+        noter.note("webhook", what + (retry ? ": gave up after " + std::to_string(max_attempts) + " attempts"
+                                            : ": refused, not retried"));
+        queue.pop_front();
+        attempts = 0;
+        return next();
+      }
+      ++stats.retries;
+      noter.note("webhook", what + ": retrying");
+      // 1 s, doubled each attempt, 5 min at most.
+      const unsigned wait = std::min(1u << std::min(attempts - 1, 9u), 300u);
+      busy = true;
+      timer.expires_after(std::chrono::seconds(wait));
+      timer.async_wait([this, a](boost::system::error_code ec) {
+        if (ec || a.expired()) return;
+        busy = false;
+        next();
+      });
+    });
+    if (!queued) {
+      busy = false;
+      ++stats.failed;
+      queue.pop_front();
+    }
+  }
+  void close() {
+    timer.cancel();
+    if (pool) pool->close();
+    stats.dropped += queue.size();
+    queue.clear();
+  }
+};
+
+// ---- email ----
+
+struct EmailSettings {
+  std::string url, from, username, password, ca_file;
+  std::vector<std::string> to;
+  long use_ssl = CURLUSESSL_TRY;
+  unsigned timeout_ms = 30000;
+};
+
+struct Notifier::Email {
+  std::deque<std::string> queue;  // whole messages
+  bool busy = false;
+  std::size_t max_queued = 100;
+  ChannelStats stats;
+  Noter noter;
+  // Shared with the transfer on the pool, which may outlive the Notifier by a moment.
+  std::shared_ptr<EmailSettings> settings = std::make_shared<EmailSettings>();
+
+  // On the pool: one transfer; "" or what failed.
+  static std::string transfer(const EmailSettings& e, const std::string& message) {
+    CURL* c = curl_easy_init();
+    if (!c) return "cannot start libcurl";
+    struct Reader {
+      const std::string* m;
+      std::size_t at = 0;
+    } reader{&message};
+    curl_slist* rcpts = nullptr;
+    for (const auto& r : e.to) rcpts = curl_slist_append(rcpts, ("<" + r + ">").c_str());
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_URL, e.url.c_str());
+    curl_easy_setopt(c, CURLOPT_MAIL_FROM, ("<" + e.from + ">").c_str());
+    curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpts);
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_USE_SSL, e.use_ssl);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(e.timeout_ms));
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    if (!e.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, e.ca_file.c_str());
+    if (!e.username.empty()) {
+      curl_easy_setopt(c, CURLOPT_USERNAME, e.username.c_str());
+      curl_easy_setopt(c, CURLOPT_PASSWORD, e.password.c_str());
+    }
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, +[](char* buf, std::size_t size, std::size_t n, void* p) -> std::size_t {
+      auto* r = static_cast<Reader*>(p);
+      const std::size_t k = std::min(size * n, r->m->size() - r->at);
+      std::memcpy(buf, r->m->data() + r->at, k);
+      r->at += k;
+      return k;
+    });
+    curl_easy_setopt(c, CURLOPT_READDATA, &reader);
+    const CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(rcpts);
+    curl_easy_cleanup(c);
+    if (rc == CURLE_OK) return "";
+    return std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
+  }
+};
+
+Notifier::Notifier(ServiceLoop& loop, const NotifyConfig& config, std::string host)
+    : loop_(loop), config_(config), host_(std::move(host)) {}
+
+Notifier::~Notifier() {
+  *alive_ = false;
+  stop();
+}
+
+std::string Notifier::start() {
+  std::string problems;
+  auto problem = [&](const std::string& p) { problems += (problems.empty() ? "" : "; ") + p; };
+  if (!config_.syslog_address.empty()) {
+    std::string host, port;
+    split_host_port(config_.syslog_address, host, port);  // checked at load
+    auto s = std::make_unique<Syslog>(loop_.io(), config_.syslog_tcp);
+    s->max_queued = config_.syslog_max_queued;
+    s->alive = alive_;
+    boost::system::error_code ec;
+    if (s->tcp) {
+      net::ip::tcp::resolver r(loop_.io());
+      auto res = r.resolve(host, port, ec);
+      if (!ec && !res.empty()) s->tcp_to = *res.begin();
+    } else {
+      net::ip::udp::resolver r(loop_.io());
+      auto res = r.resolve(host, port, ec);
+      if (!ec && !res.empty()) {
+        s->udp_to = *res.begin();
+        s->udp_socket.open(s->udp_to.protocol(), ec);
+      }
+    }
+    if (ec)
+      problem("notifications.syslog.address '" + config_.syslog_address + "': " + ec.message() + " (no syslog)");
+    else
+      syslog_ = std::move(s);
+  }
+  if (!config_.webhook.url.empty()) {
+    auto w = std::make_unique<Webhook>(loop_.io());
+    w->cfg = config_.webhook;
+    w->authorization = config_.webhook_authorization;
+    w->max_queued = config_.webhook_max_queued;
+    w->max_attempts = config_.webhook_max_attempts;
+    w->alive = alive_;
+    try {
+      auto o = endpoint_pool_options(config_.webhook);
+      w->target = o.url.prefix.empty() ? "/" : "";
+      w->pool = http::Pool::create(loop_.io(), std::move(o));
+      webhook_ = std::move(w);
+    } catch (const std::exception& x) {
+      problem(std::string("notifications.webhook: ") + x.what() + " (no webhook)");
+    }
+  }
+  if (!config_.email_relay.empty()) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);  // before any thread uses libcurl
+    auto e = std::make_unique<Email>();
+    EmailSettings& m = *e->settings;
+    m.url = "smtp://" + config_.email_relay;
+    m.from = config_.email_from;
+    m.to = config_.email_to;
+    m.use_ssl = config_.email_starttls == "none" ? CURLUSESSL_NONE
+                : config_.email_starttls == "required" ? CURLUSESSL_ALL
+                                                       : CURLUSESSL_TRY;
+    m.ca_file = config_.email_ca_file;
+    m.username = config_.email_username;
+    m.timeout_ms = config_.email_timeout_ms;
+    e->max_queued = config_.email_max_queued;
+    if (!config_.email_password_file.empty()) {
+      std::ifstream f(config_.email_password_file);
+      std::getline(f, m.password);
+      if (!f && m.password.empty())
+        problem("notifications.email.password_file '" + config_.email_password_file + "': cannot read it");
+    }
+    email_ = std::move(e);
+  }
+  return problems;
+}
+
+void Notifier::send(const Alert& a, const std::string& event_line) {
+  auto reaches = [&](const std::string& min) {
+    Severity s = Severity::info;
+    parse_severity(min, s);
+    return rank(a.severity) >= rank(s);
+  };
+  const int64_t t = now_us();
+  if (syslog_ && reaches(config_.syslog_min_severity))
+    syslog_->push(syslog_line(a, config_.syslog_facility, host_, t, static_cast<int>(::getpid())));
+  if (webhook_ && reaches(config_.webhook_min_severity)) webhook_->push(event_line);
+  if (email_ && reaches(config_.email_min_severity)) {
+    if (email_->queue.size() >= email_->max_queued) {
+      email_->queue.pop_front();
+      ++email_->stats.dropped;
+    }
+    email_->queue.push_back(alert_email(a, config_.email_from, config_.email_to, host_, t));
+    send_email();
+  }
+}
+
+void Notifier::send_email() {
+  Email& e = *email_;
+  if (e.busy || e.queue.empty()) return;
+  e.busy = true;
+  auto message = std::make_shared<std::string>(std::move(e.queue.front()));
+  e.queue.pop_front();
+  const bool queued = loop_.submit([this, message, settings = e.settings, alive = std::weak_ptr<bool>(alive_)] {
+    std::string error = Email::transfer(*settings, *message);
+    loop_.post([this, alive, error] {
+      if (alive.expired()) return;
+      Email& e = *email_;
+      e.busy = false;
+      if (error.empty()) {
+        ++e.stats.sent;
+      } else {
+        ++e.stats.failed;
+        e.noter.note("email", "relay " + config_.email_relay + ": " + error);
+      }
+      send_email();
+    });
+  });
+  if (!queued) {  // the pool is full: put it back, the next alert or the 1 s retry sends it
+    e.queue.push_front(std::move(*message));
+    e.busy = false;
+  }
+}
+
+bool Notifier::idle() const noexcept {
+  return (!syslog_ || (syslog_->queue.empty() && !syslog_->busy)) &&
+         (!webhook_ || (webhook_->queue.empty() && !webhook_->busy)) && (!email_ || (email_->queue.empty() && !email_->busy));
+}
+
+void Notifier::retry() {
+  if (email_) send_email();
+  if (webhook_) webhook_->next();
+  if (syslog_) syslog_->next();
+}
+
+Json Notifier::stats() const {
+  Json j = Json::object();
+  auto one = [](const ChannelStats& s, std::size_t queued) {
+    return Json{{"sent", s.sent}, {"failed", s.failed}, {"dropped", s.dropped}, {"retries", s.retries},
+                {"queued", queued}};
+  };
+  if (syslog_) j["syslog"] = one(syslog_->stats, syslog_->queue.size());
+  if (webhook_) j["webhook"] = one(webhook_->stats, webhook_->queue.size());
+  if (email_) j["email"] = one(email_->stats, email_->queue.size());
+  return j;
+}
+
+void Notifier::stop() {
+  if (syslog_) syslog_->close();
+  if (webhook_) webhook_->close();
+  if (email_) {
+    email_->stats.dropped += email_->queue.size();
+    email_->queue.clear();
+  }
+}
+
+}  // namespace sluice::control
