@@ -64,6 +64,36 @@ bool ascii(std::string_view s) {
   return true;
 }
 
+// A header field "Name: value" folded to lines of 78 octets at most (RFC 5322 2.1.1, 2.2.3): ASCII
+// at spaces; anything else as RFC 2047 encoded words of whole UTF-8 characters, one per line.
+std::string folded_header(const std::string& name, const std::string& value) {
+  std::string out = name + ":";
+  std::size_t line = out.size();
+  if (ascii(value)) {
+    std::size_t i = 0;
+    while (i < value.size()) {
+      std::size_t j = value.find(' ', i + 1);
+      if (j == std::string::npos) j = value.size();
+      const std::string word = (i == 0 ? " " : "") + value.substr(i, j - i);
+      if (line + word.size() > 78 && line > name.size() + 1) {
+        out += "\r\n";
+        line = 0;
+      }
+      out += word;
+      line += word.size();
+      i = j;
+    }
+    return out + "\r\n";
+  }
+  for (std::size_t i = 0; i < value.size();) {
+    std::size_t j = std::min(value.size(), i + 45);  // 60 base64 characters: a word of 72
+    while (j < value.size() && (static_cast<unsigned char>(value[j]) & 0xC0) == 0x80) --j;  // whole characters
+    out += (i == 0 ? " " : "\r\n ") + std::string("=?UTF-8?B?") + base64(value.substr(i, j - i)) + "?=";
+    i = j;
+  }
+  return out + "\r\n";
+}
+
 }  // namespace
 
 bool split_host_port(const std::string& a, std::string& host, std::string& port) {
@@ -144,9 +174,9 @@ std::string alert_email(const Alert& a, const std::string& from, const std::vect
   for (const auto& r : to) rcpts += (rcpts.empty() ? "" : ", ") + r;
   std::string text = a.message + "\r\n";
   if (!a.details.is_null()) text += "\r\n" + a.details.dump(2) + "\r\n";
-  std::string m = "Date: " + std::string(date) + "\r\nFrom: " + from + "\r\nTo: " + rcpts + "\r\nSubject: " +
-                  (ascii(subject) ? subject : "=?UTF-8?B?" + base64(subject) + "?=") + "\r\nMessage-ID: <" + id +
-                  "." + std::to_string(time_us) + "@" + header_field(host, 255) + ">\r\nMIME-Version: 1.0\r\n"
+  std::string m = "Date: " + std::string(date) + "\r\nFrom: " + from + "\r\n" + folded_header("To", rcpts) +
+                  folded_header("Subject", subject) + "Message-ID: <" + id + "." + std::to_string(time_us / 1000) +
+                  "@" + header_field(host, 200) + ">\r\nMIME-Version: 1.0\r\n"
                   "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n"
                   "Auto-Submitted: auto-generated\r\n\r\n";
   const std::string b = base64(text);

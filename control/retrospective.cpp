@@ -161,7 +161,7 @@ Recorded record_changes(SightingsStore& st, const std::string& endpoint, const s
   for (const Change& c : changes)
     if (auto r = build_report(st, endpoint, c, max_listed)) reports.push_back(std::move(*r));
   Recorded out;
-  out.ok = st.record(endpoint, reports, rechecks, cursor, out.inserted, out.error);
+  out.ok = st.record(endpoint, reports, rechecks, cursor, wall_ms(), out.inserted, out.error);
   return out;
 }
 
@@ -334,6 +334,7 @@ void Retrospective::endpoint_done(Endpoint& e, bool ok) {
   if (!ok) ++stats_.endpoint_errors;
   e.busy = false;
   if (open_ > 0 && --open_ == 0) {
+    ++stats_.completed;
     running_ = false;
     startup_done_ = true;
     if (again_) begin_heartbeat();
@@ -593,7 +594,8 @@ Json Retrospective::stats() const {
   Json cursors = Json::object();
   for (const auto& e : endpoints_)
     if (e->feed) cursors[e->cfg.name] = e->cursor;
-  return {{"heartbeats", stats_.heartbeats},       {"changes", stats_.changes},
+  return {{"heartbeats", stats_.heartbeats},       {"completed", stats_.completed},
+          {"changes", stats_.changes},
           {"rechecks", stats_.rechecks},           {"reports", stats_.reports},
           {"cache_updates", stats_.cache_updates}, {"endpoint_errors", stats_.endpoint_errors},
           {"cursor_resets", stats_.cursor_resets}, {"store_errors", stats_.store_errors},

@@ -53,6 +53,7 @@ class Pool;
 
 struct RetrospectiveStats {
   uint64_t heartbeats = 0;          // started
+  uint64_t completed = 0;           // ended (every endpoint answered or failed)
   uint64_t changes = 0;             // feed entries and re-look-up changes read
   uint64_t rechecks = 0;            // re-look-ups answered
   uint64_t reports = 0;             // retrospective events written

@@ -3,8 +3,6 @@
 
 #include <sqlite3.h>
 
-#include <chrono>
-
 #include "control/sqlite_handle.h"
 
 namespace sluice::control {
@@ -348,11 +346,9 @@ std::string SightingsStore::cursor(const std::string& endpoint) const {
 }
 
 bool SightingsStore::record(const std::string& endpoint, const std::vector<ReportToRecord>& reports,
-                            const std::vector<Recheck>& rechecks, const std::string* new_cursor,
+                            const std::vector<Recheck>& rechecks, const std::string* new_cursor, int64_t now,
                             std::vector<StoredReport>& inserted, std::string& error) {
   Impl& m = *impl_;
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count();
   if (!exec_sql(m.db.get(), "BEGIN")) return m.fail(error, "cannot begin");
   const std::size_t first = inserted.size();
   auto failed = [&](const char* what) {

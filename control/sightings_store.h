@@ -133,7 +133,7 @@ class SightingsStore {
   // removes it). The reports inserted are appended to `inserted` (undelivered, with their ids).
   // false (and `error`) when nothing was written.
   bool record(const std::string& endpoint, const std::vector<ReportToRecord>& reports,
-              const std::vector<Recheck>& rechecks, const std::string* new_cursor,
+              const std::vector<Recheck>& rechecks, const std::string* new_cursor, int64_t now_ms,
               std::vector<StoredReport>& inserted, std::string& error);
   // Reports whose event has not gone out yet (oldest first), and marking them done.
   std::vector<StoredReport> undelivered(unsigned limit = 1000) const;

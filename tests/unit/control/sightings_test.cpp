@@ -253,6 +253,86 @@ void feed(SightingCollector& c, const R& r, int64_t now = 1000) {
   c.on_record(&r, sizeof r, now);
 }
 
+TEST_F(SightingsStoreTest, ReportsAndTheCursorAreWrittenTogetherOnceAndSurviveARestart) {
+  std::string err;
+  {
+    auto s = open();
+    EXPECT_EQ(s->cursor("lab"), "");
+    std::vector<StoredReport> in;
+    const std::string c1 = "abc-7";
+    ASSERT_TRUE(s->record("lab", {{"feed:t1:malicious", sha('a'), R"({"n":1})"}, {"feed:t2:clean", sha('b'), "{}"}}, {},
+                          &c1, kNow, in, err))
+        << err;
+    ASSERT_EQ(in.size(), 2u);
+    EXPECT_EQ(in[0].sha256, sha('a'));
+    EXPECT_EQ(in[0].body, R"({"n":1})");
+    EXPECT_EQ(in[0].created_ms, kNow);
+    EXPECT_FALSE(in[0].delivered);
+    EXPECT_EQ(s->cursor("lab"), "abc-7");
+    // The same change again (a feed read from its beginning) is not a second report; another
+    // endpoint's is its own.
+    std::vector<StoredReport> again;
+    const std::string c2 = "abc-9";
+    ASSERT_TRUE(s->record("lab", {{"feed:t1:malicious", sha('a'), "{}"}}, {}, &c2, kNow, again, err));
+    EXPECT_TRUE(again.empty());
+    EXPECT_EQ(s->cursor("lab"), "abc-9");
+    ASSERT_TRUE(s->record("other", {{"feed:t1:malicious", sha('a'), "{}"}}, {}, nullptr, kNow, again, err));
+    EXPECT_EQ(again.size(), 1u);
+    EXPECT_EQ(s->cursor("other"), "");
+    ASSERT_TRUE(s->mark_delivered({in[0].id}, err)) << err;
+  }
+  auto s = open();  // after a restart: the cursor, and what is still to go out
+  EXPECT_EQ(s->cursor("lab"), "abc-9");
+  const auto left = s->undelivered();
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].sha256, sha('b'));
+  EXPECT_EQ(left[1].endpoint, "other");
+  EXPECT_EQ(s->reports(kNow - 1, kNow + 1).size(), 3u);
+  // An empty cursor removes it (the endpoint's store was recreated).
+  std::vector<StoredReport> none;
+  const std::string empty;
+  ASSERT_TRUE(s->record("lab", {}, {}, &empty, kNow, none, err));
+  EXPECT_EQ(s->cursor("lab"), "");
+  // Reports go with the retention.
+  s->prune(kNow + 31 * kDay);
+  EXPECT_TRUE(s->reports(0, kNow + 32 * kDay).empty());
+}
+
+TEST_F(SightingsStoreTest, RecheckCandidatesAreRecentUnknownOrCleanNeverCheckedFirst) {
+  auto s = open();
+  std::string err;
+  SightedFile bad = file('m', "bad.exe");
+  bad.reputation = "malicious";
+  SightedFile clean = file('c', "ok.pdf");
+  clean.reputation = "clean";
+  SightedFile none = file('n', "never.bin");
+  none.reputation = "";
+  ASSERT_TRUE(s->add({message(kNow - 10 * kDay, "old", {"a@example.net"}, {file('o', "old.bin")}),
+                      message(kNow - 3000, "one", {"a@example.net"}, {file('u', "u.bin"), bad, clean, none}),
+                      message(kNow - 1000, "two", {"a@example.net"}, {file('v', "v.bin")})},
+                     err))
+      << err;
+  auto hashes = [](const std::vector<std::pair<std::string, std::string>>& v) {
+    std::vector<std::string> out;
+    for (const auto& [h, d] : v) out.push_back(h.substr(0, 1) + ":" + d);
+    return out;
+  };
+  // Within 7 days, not malicious; the newest sighting first among the never re-checked.
+  EXPECT_EQ(hashes(s->recheck_candidates("vt", kNow - 7 * kDay, 10)),
+            (std::vector<std::string>{"v:unknown", "c:clean", "n:", "u:unknown"}));
+  EXPECT_EQ(s->recheck_candidates("vt", kNow - 7 * kDay, 2).size(), 2u);
+  // Checked ones go after the unchecked, the longest ago first; one now malicious is out.
+  std::vector<StoredReport> in;
+  ASSERT_TRUE(s->record("vt", {}, {{sha('v'), "unknown", kNow - 500}, {sha('c'), "clean", kNow - 900},
+                                   {sha('u'), "malicious", kNow - 100}},
+                        nullptr, kNow, in, err))
+      << err;
+  EXPECT_EQ(hashes(s->recheck_candidates("vt", kNow - 7 * kDay, 10)),
+            (std::vector<std::string>{"n:", "c:clean", "v:unknown"}));
+  // Another endpoint keeps its own.
+  EXPECT_EQ(s->recheck_candidates("vt2", kNow - 7 * kDay, 10).size(), 4u);
+}
+
 TEST(SightingCollector, JoinsFilesVerdictAndSmtpInEitherOrder) {
   SightingCollector c("gw");
   // Message 0: files and verdict first (tap mode), then the smtp record.

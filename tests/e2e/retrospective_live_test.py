@@ -1,0 +1,174 @@
+"""End to end, live: retrospective verdicts on a running sluiced (tap mode on a veth, net_af_packet)
+with a real sluice-cloud, a heartbeat of 1 s:
+
+1. two mails carry a file the cloud calls unknown; both pass and are recorded as sightings;
+2. the admin API marks the file malicious: within one heartbeat a `retrospective` event names both
+   messages and a `retrospective_verdict` alert goes to the webhook receiver;
+3. the verdict cache learnt it: a third mail with the file is rejected from the cache, without a
+   look-up;
+4. sluiced is restarted with a heartbeat of an hour; once its start-up heartbeat has ended, the
+   cloud marks a second file, seen before the restart, malicious, and SIGUSR1 asks for a heartbeat
+   at once: it reports that file (the sightings and the cursor persisted), and only that one.
+"""
+import email.policy
+import hashlib
+import os
+import signal
+import socket
+import sys
+import tempfile
+import unittest
+from email.message import EmailMessage
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import cloud  # noqa: E402
+import netns  # noqa: E402
+import receivers  # noqa: E402
+import tcpgen  # noqa: E402
+from daemon import Daemon, read_events, wait_for  # noqa: E402
+
+
+def mail(i, attachments):
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"], msg["To"], msg["Subject"] = f"s{i}@example.org", "inbox@example.net", f"live {i}"
+    msg["Message-ID"] = f"<live-{i}@example.org>"
+    msg.set_content("see attached\n")
+    for name, data in attachments:
+        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    conv = tcpgen.Conversation(client=f"198.51.100.{i + 1}", server="192.0.2.25", cport=41000 + i)
+    return tcpgen.smtp_session(conv, [(f"s{i}@example.org", ["inbox@example.net"], msg.as_bytes())]).frames
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root for a veth pair")
+class RetrospectiveLive(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.d = self.tmp.name
+        tag = str(os.getpid() % 100000)
+        self.veth, self.peer = "slsA" + tag, "slsB" + tag
+        netns.sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", self.peer)
+        for link in (self.veth, self.peer):
+            netns.sh("sysctl", "-qw", f"net.ipv6.conf.{link}.disable_ipv6=1", check=False)
+            netns.sh("ip", "link", "set", link, "arp", "off")
+            netns.sh("ip", "link", "set", link, "up")
+        self.events = os.path.join(self.d, "events.json")
+        self.cloud = cloud.Cloud()
+        self.hook = receivers.Webhook()
+        self.dmn = None
+
+    def tearDown(self):
+        if self.dmn:
+            self.dmn.kill()
+        self.hook.close()
+        self.cloud.close()
+        netns.sh("ip", "link", "del", self.veth, check=False)
+        self.tmp.cleanup()
+
+    def send(self, frames):
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+            s.bind((self.peer, 0))
+            for fr in frames:
+                s.send(fr)
+
+    def of(self, kind):
+        return [e[kind] for e in read_events(self.events) if e["event_type"] == kind]
+
+    def start(self, cfg):
+        self.dmn = Daemon(self.d, "sluiced", ["--config", cfg])
+        self.assertTrue(wait_for(lambda: "running in tap mode" in self.dmn.stdout() or self.dmn.proc.poll() is not None))
+        self.assertIn("running in tap mode", self.dmn.stdout(), self.dmn.stderr())
+
+    def verdict_of(self, port):
+        found = []
+
+        def seen():
+            found[:] = [e["verdict"] for e in read_events(self.events)
+                        if e["event_type"] == "verdict" and e["src_port"] == port]
+            return found
+        self.assertTrue(wait_for(seen, timeout=15), f"no verdict for the mail from port {port}")
+        return found[0]
+
+    def test_a_change_is_reported_within_one_heartbeat_and_after_a_restart(self):
+        state = os.path.join(self.d, "state")
+        cfg = os.path.join(self.d, "sluiced.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"""mode: tap
+ports:
+  - name: tap0
+    device: net_af_packet0,iface={self.veth}
+lcores: {{main: 0, rx: [1]}}
+eal: {{memory_mb: 256}}
+state: {{dir: {state}}}
+events: {{path: {self.events}}}
+appliance: {{name: live-gw}}
+reputation:
+  endpoints:
+    - {{name: lab, kind: sluice, url: '{self.cloud.url}', api_key: test-key}}
+retrospective: {{interval_s: 1}}
+notifications:
+  webhook: {{url: '{self.hook.url}'}}
+""")
+        first, second = b"first file, unknown today" * 20, b"second file, unknown today" * 20
+        sha1, sha2 = hashlib.sha256(first).hexdigest(), hashlib.sha256(second).hexdigest()
+        self.start(cfg)
+        # 1. Two mails with the first file (the second mail also with the second file).
+        self.send(mail(0, [("one.bin", first)]))
+        self.send(mail(1, [("one-again.bin", first), ("two.bin", second)]))
+        for port in (41000, 41001):
+            self.assertEqual(self.verdict_of(port)["disposition"], "clean")
+        # The sightings are written within 200 ms of the verdicts.
+        self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(state, "sightings.sqlite"))))
+
+        # 2. The file turns malicious: within one heartbeat (1 s; 5 s allowed for a loaded machine).
+        self.cloud.set_disposition(sha1, "malicious", threat_name="Live.Retro")
+        self.assertTrue(wait_for(lambda: self.of("retrospective"), timeout=5), self.dmn.stderr())
+        reports = self.of("retrospective")
+        self.assertEqual(len(reports), 1)
+        r = reports[0]
+        self.assertEqual((r["sha256"], r["new"], r["threat_name"], r["messages_total"]), (sha1, "malicious", "Live.Retro", 2))
+        self.assertEqual(sorted((m["subject"], m["mail_from"], m["filename"], m["message_id"]) for m in r["messages"]),
+                         [("live 0", "s0@example.org", "one.bin", "<live-0@example.org>"),
+                          ("live 1", "s1@example.org", "one-again.bin", "<live-1@example.org>")])
+        self.assertTrue(all(m["appliance"] == "live-gw" and m["rcpt_to"] == ["inbox@example.net"] for m in r["messages"]))
+        self.assertTrue(receivers.wait_until(lambda: self.hook.posts, timeout=5))
+        self.assertEqual(self.hook.posts[0]["json"]["alert"]["details"]["sha256"], sha1)
+
+        # 3. The cache learnt it: the next mail with the file is rejected without a look-up.
+        self.send(mail(2, [("three.bin", first)]))
+        v = self.verdict_of(41002)
+        self.assertEqual((v["disposition"], v["action"]), ("malicious", "reject"))
+        files = [e["file"] for e in read_events(self.events) if e["event_type"] == "file" and e["src_port"] == 41002]
+        self.assertEqual(files[0]["verdict_source"], "cache")
+
+        # 4. Restarted, with an hourly heartbeat: the start-up one, then one on demand (SIGUSR1).
+        self.assertEqual(self.dmn.stop(signal.SIGTERM), 0, self.dmn.stderr())
+        stats = [e["stats"] for e in read_events(self.events) if e["event_type"] == "stats"][-1]
+        self.assertGreaterEqual(stats["retrospective"]["completed"], 2)
+        self.assertEqual(stats["retrospective"]["reports"], 1)
+        self.assertEqual(stats["sightings"]["recorded"], 3)
+        with open(cfg) as f:
+            text = f.read().replace("retrospective: {interval_s: 1}", "retrospective: {interval_s: 3600}\n"
+                                    "stats: {interval_s: 1}")
+        with open(cfg, "w") as f:
+            f.write(text)
+        os.rename(self.events, self.events + ".first")
+        self.start(cfg)
+
+        def started_up():
+            s = [e["stats"] for e in read_events(self.events) if e["event_type"] == "stats"]
+            return s and s[-1]["retrospective"]["completed"] >= 1
+        self.assertTrue(wait_for(started_up, timeout=10), self.dmn.stderr())
+        self.assertEqual(self.of("retrospective"), [])
+        self.cloud.set_disposition(sha2, "malicious", threat_name="Live.Second")
+        self.dmn.proc.send_signal(signal.SIGUSR1)
+        self.assertTrue(wait_for(lambda: self.of("retrospective"), timeout=5), self.dmn.stderr())
+        reports = self.of("retrospective")
+        self.assertEqual(len(reports), 1)
+        r = reports[0]
+        self.assertEqual((r["sha256"], r["messages_total"], r["messages"][0]["subject"], r["messages"][0]["filename"]),
+                         (sha2, 1, "live 1", "two.bin"))
+        self.assertEqual(self.dmn.stop(signal.SIGTERM), 0, self.dmn.stderr())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
