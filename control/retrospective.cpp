@@ -308,6 +308,7 @@ void Retrospective::begin_heartbeat() {
   running_ = true;
   again_ = false;
   ++stats_.heartbeats;
+  began_ = std::chrono::steady_clock::now();
   open_ = 0;
   for (auto& e : endpoints_)
     if (e->pool) ++open_;
@@ -335,6 +336,8 @@ void Retrospective::endpoint_done(Endpoint& e, bool ok) {
   e.busy = false;
   if (open_ > 0 && --open_ == 0) {
     ++stats_.completed;
+    stats_.last_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began_).count());
     running_ = false;
     startup_done_ = true;
     if (again_) begin_heartbeat();
@@ -595,6 +598,7 @@ Json Retrospective::stats() const {
   for (const auto& e : endpoints_)
     if (e->feed) cursors[e->cfg.name] = e->cursor;
   return {{"heartbeats", stats_.heartbeats},       {"completed", stats_.completed},
+          {"last_ms", stats_.last_ms},
           {"changes", stats_.changes},
           {"rechecks", stats_.rechecks},           {"reports", stats_.reports},
           {"cache_updates", stats_.cache_updates}, {"endpoint_errors", stats_.endpoint_errors},

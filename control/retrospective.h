@@ -54,6 +54,7 @@ class Pool;
 struct RetrospectiveStats {
   uint64_t heartbeats = 0;          // started
   uint64_t completed = 0;           // ended (every endpoint answered or failed)
+  uint64_t last_ms = 0;             // how long the last one that ended took
   uint64_t changes = 0;             // feed entries and re-look-up changes read
   uint64_t rechecks = 0;            // re-look-ups answered
   uint64_t reports = 0;             // retrospective events written
@@ -135,6 +136,7 @@ class Retrospective {
 
   bool running_ = false, again_ = false, startup_done_ = false;
   unsigned open_ = 0;  // endpoints whose part of the heartbeat has not ended
+  std::chrono::steady_clock::time_point began_{};
   RetrospectiveStats stats_;
 };
 
