@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -184,191 +185,168 @@ std::string alert_email(const Alert& a, const std::string& from, const std::vect
   return m;
 }
 
-// ---- syslog ----
+// ---- channels ----
 
-struct Notifier::Syslog {
-  Syslog(net::io_context& io, bool tcp) : tcp(tcp), udp_socket(io), tcp_socket(io), timer(io) {}
-  bool tcp;
-  net::ip::udp::socket udp_socket;
-  net::ip::tcp::socket tcp_socket;
-  net::ip::udp::endpoint udp_to;
-  net::ip::tcp::endpoint tcp_to;
-  net::steady_timer timer;  // TCP: reconnect back-off, connect timeout
-  std::deque<std::string> queue;
-  bool busy = false, connected = false;
-  unsigned backoff_s = 1;
+// One channel's queue, in order, one alert at a time: `current` is being sent (or waits for its
+// retry), `waiting` queue behind it, bounded (the oldest waiting is dropped, never the one being
+// sent). A failure that may pass is retried after a back-off (1 s doubling to 5 min) up to
+// `max_attempts`; any other drops the alert (counted `failed`).
+struct Channel {
+  Channel(net::io_context& io, const char* name) : timer(io), name(name) {}
+  virtual ~Channel() = default;
+  net::steady_timer timer;
+  const char* name;
+  std::deque<std::string> waiting;
+  std::optional<std::string> current;
+  bool busy = false;  // an attempt or a back-off is under way
+  unsigned attempts = 0, max_attempts = 10;
   std::size_t max_queued = 1000;
   ChannelStats stats;
   Noter noter;
   std::weak_ptr<bool> alive;
 
-  void push(std::string line) {
-    if (queue.size() >= max_queued) {
-      queue.pop_front();
+  // One attempt at `current`; ends with done(), exactly once, possibly from inside.
+  virtual void attempt(const std::string& message) = 0;
+
+  void push(std::string m) {
+    if (waiting.size() >= max_queued) {
+      waiting.pop_front();
       ++stats.dropped;
     }
-    if (!tcp && line.size() > kMaxDatagram) line.resize(kMaxDatagram);
-    queue.push_back(std::move(line));
+    waiting.push_back(std::move(m));
     next();
   }
   void next() {
-    if (busy || queue.empty()) return;
+    if (busy) return;
+    if (!current) {
+      if (waiting.empty()) return;
+      current = std::move(waiting.front());
+      waiting.pop_front();
+      attempts = 0;
+    }
     busy = true;
-    if (!tcp) {
-      udp_socket.async_send_to(net::buffer(queue.front()), udp_to, [this, a = alive](boost::system::error_code ec, std::size_t) {
-        if (a.expired()) return;
-        busy = false;
-        queue.pop_front();
-        if (ec) {
-          ++stats.failed;
-          noter.note("syslog", "send: " + ec.message());
-        } else {
-          ++stats.sent;
-        }
-        next();
-      });
-      return;
-    }
-    if (!connected) {
-      tcp_socket.async_connect(tcp_to, [this, a = alive](boost::system::error_code ec) {
-        if (a.expired()) return;
-        timer.cancel();
-        if (ec) return failed("connect: " + ec.message());
-        connected = true;
-        busy = false;
-        next();
-      });
-      timer.expires_after(std::chrono::seconds(5));
-      timer.async_wait([this, a = alive](boost::system::error_code ec) {
-        if (!ec && !a.expired() && !connected) tcp_socket.close();
-      });
-      return;
-    }
-    // Octet counting (RFC 6587 3.4.1): "LEN SP MSG".
-    auto frame = std::make_shared<std::string>(std::to_string(queue.front().size()) + " " + queue.front());
-    net::async_write(tcp_socket, net::buffer(*frame), [this, frame, a = alive](boost::system::error_code ec, std::size_t) {
-      if (a.expired()) return;
-      if (ec) return failed("write: " + ec.message());
-      queue.pop_front();
-      ++stats.sent;
-      backoff_s = 1;
-      busy = false;
-      next();
-    });
+    attempt(*current);
   }
-  // TCP: the alert at the front stays; a new connection after the back-off.
-  void failed(const std::string& what) {
-    ++stats.failed;
+  void done(bool ok, bool retryable, const std::string& what) {
+    busy = false;
+    if (ok) {
+      ++stats.sent;
+      current.reset();
+      return next();
+    }
+    if (!retryable || ++attempts >= max_attempts) {
+      ++stats.failed;
+      noter.note(name, what + (retryable ? ": gave up after " + std::to_string(max_attempts) + " attempts"
+                                         : ": refused, not retried"));
+      current.reset();
+      return next();
+    }
     ++stats.retries;
-    noter.note("syslog", what);
-    boost::system::error_code ignored;
-    tcp_socket.close(ignored);
-    connected = false;
-    timer.expires_after(std::chrono::seconds(backoff_s));
-    backoff_s = std::min(backoff_s * 2, 300u);
+    noter.note(name, what + ": retrying");
+    busy = true;
+    timer.expires_after(std::chrono::seconds(std::min(1u << std::min(attempts - 1, 9u), 300u)));
     timer.async_wait([this, a = alive](boost::system::error_code ec) {
       if (ec || a.expired()) return;
       busy = false;
       next();
     });
   }
-  void close() {
-    boost::system::error_code ignored;
+  bool idle() const noexcept { return !busy && !current && waiting.empty(); }
+  std::size_t queued() const noexcept { return waiting.size() + (current ? 1 : 0); }
+  virtual void close() {
     timer.cancel();
-    udp_socket.close(ignored);
-    tcp_socket.close(ignored);
-    stats.dropped += queue.size();
-    queue.clear();
+    stats.dropped += queued();
+    waiting.clear();
+    current.reset();
   }
 };
 
-// ---- webhook ----
+// Syslog: UDP, one datagram per alert; or TCP, octet counting (RFC 6587 3.4.1), one connection
+// kept, made again after a failure.
+struct Notifier::Syslog : Channel {
+  Syslog(net::io_context& io, bool tcp) : Channel(io, "syslog"), tcp(tcp), udp_socket(io), tcp_socket(io), guard(io) {}
+  bool tcp;
+  net::ip::udp::socket udp_socket;
+  net::ip::tcp::socket tcp_socket;
+  net::ip::udp::endpoint udp_to;
+  net::ip::tcp::endpoint tcp_to;
+  net::steady_timer guard;  // TCP: the connect timeout
+  bool connected = false;
 
-struct Notifier::Webhook {
-  explicit Webhook(net::io_context& io) : timer(io) {}
+  void attempt(const std::string& line) override {
+    if (!tcp) {
+      auto d = std::make_shared<std::string>(line.substr(0, kMaxDatagram));
+      udp_socket.async_send_to(net::buffer(*d), udp_to, [this, d, a = alive](boost::system::error_code ec, std::size_t) {
+        if (!a.expired()) done(!ec, true, ec ? "send: " + ec.message() : "");
+      });
+      return;
+    }
+    if (!connected) {
+      guard.expires_after(std::chrono::seconds(5));
+      guard.async_wait([this, a = alive](boost::system::error_code ec) {
+        if (!ec && !a.expired() && !connected) tcp_socket.close(ec);
+      });
+      tcp_socket.async_connect(tcp_to, [this, line, a = alive](boost::system::error_code ec) {
+        if (a.expired()) return;
+        guard.cancel();
+        if (ec) return failed("connect: " + ec.message());
+        connected = true;
+        attempt(line);
+      });
+      return;
+    }
+    auto frame = std::make_shared<std::string>(std::to_string(line.size()) + " " + line);
+    net::async_write(tcp_socket, net::buffer(*frame), [this, frame, a = alive](boost::system::error_code ec, std::size_t) {
+      if (a.expired()) return;
+      if (ec) return failed("write: " + ec.message());
+      done(true, true, "");
+    });
+  }
+  void failed(const std::string& what) {
+    boost::system::error_code ignored;
+    tcp_socket.close(ignored);
+    connected = false;
+    done(false, true, what);
+  }
+  void close() override {
+    boost::system::error_code ignored;
+    guard.cancel();
+    udp_socket.close(ignored);
+    tcp_socket.close(ignored);
+    Channel::close();
+  }
+};
+
+// The webhook: a POST of the alert's event line. Retried: failures, 5xx, 408, 429.
+struct Notifier::Webhook : Channel {
+  explicit Webhook(net::io_context& io) : Channel(io, "webhook") {}
   std::shared_ptr<http::Pool> pool;
   EndpointConfig cfg;
   std::string authorization, target;
-  net::steady_timer timer;
-  std::deque<std::string> queue;
-  bool busy = false;
-  unsigned attempts = 0;
-  std::size_t max_queued = 1000;
-  unsigned max_attempts = 10;
-  ChannelStats stats;
-  Noter noter;
-  std::weak_ptr<bool> alive;
 
-  void push(std::string body) {
-    if (queue.size() >= max_queued) {
-      queue.pop_front();
-      ++stats.dropped;
-      if (busy) attempts = 0;  // the one in flight was the oldest: its answer is ignored below
-    }
-    queue.push_back(std::move(body));
-    next();
-  }
-  void next() {
-    if (busy || queue.empty() || !pool) return;
-    busy = true;
+  void attempt(const std::string& body) override {
     http::Request rq;
     rq.method = boost::beast::http::verb::post;
     rq.target = target;
-    rq.body = queue.front();
+    rq.body = body;
     if (!authorization.empty()) rq.headers.emplace_back("Authorization", authorization);
     rq.timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
     rq.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.connect_timeout_ms) + rq.timeout;
-    auto sent_body = std::make_shared<std::string>(queue.front());
-    const bool queued = pool->send(std::move(rq), [this, sent_body, a = alive](http::Response r) {
+    const bool sent = pool->send(std::move(rq), [this, a = alive](http::Response r) {
       if (a.expired()) return;
-      busy = false;
-      if (queue.empty() || queue.front() != *sent_body) return next();  // dropped meanwhile
-      const bool ok = r.failure == http::Failure::none && r.status >= 200 && r.status < 300;
-      const bool retry = !ok && (r.failure != http::Failure::none || r.status >= 500 || r.status == 408 ||
-                                 r.status == 429);
-      if (ok) {
-        ++stats.sent;
-        queue.pop_front();
-        attempts = 0;
-        return next();
-      }
-      const std::string what = r.failure != http::Failure::none ? r.detail : "HTTP " + std::to_string(r.status);
-      if (!retry || ++attempts >= max_attempts) {
-        ++stats.failed;
-        noter.note("webhook", what + (retry ? ": gave up after " + std::to_string(max_attempts) + " attempts"
-                                            : ": refused, not retried"));
-        queue.pop_front();
-        attempts = 0;
-        return next();
-      }
-      ++stats.retries;
-      noter.note("webhook", what + ": retrying");
-      // 1 s, doubled each attempt, 5 min at most.
-      const unsigned wait = std::min(1u << std::min(attempts - 1, 9u), 300u);
-      busy = true;
-      timer.expires_after(std::chrono::seconds(wait));
-      timer.async_wait([this, a](boost::system::error_code ec) {
-        if (ec || a.expired()) return;
-        busy = false;
-        next();
-      });
+      if (r.failure != http::Failure::none) return done(false, true, r.detail);
+      const bool ok = r.status >= 200 && r.status < 300;
+      done(ok, r.status >= 500 || r.status == 408 || r.status == 429, "HTTP " + std::to_string(r.status));
     });
-    if (!queued) {
-      busy = false;
-      ++stats.failed;
-      queue.pop_front();
-    }
+    if (!sent) done(false, true, "queue full");
   }
-  void close() {
-    timer.cancel();
+  void close() override {
     if (pool) pool->close();
-    stats.dropped += queue.size();
-    queue.clear();
+    Channel::close();
   }
 };
 
-// ---- email ----
-
+// Email: one transfer at a time on the loop's pool (libcurl blocks), its end posted back.
 struct EmailSettings {
   std::string url, from, username, password, ca_file;
   std::vector<std::string> to;
@@ -376,14 +354,21 @@ struct EmailSettings {
   unsigned timeout_ms = 30000;
 };
 
-struct Notifier::Email {
-  std::deque<std::string> queue;  // whole messages
-  bool busy = false;
-  std::size_t max_queued = 100;
-  ChannelStats stats;
-  Noter noter;
+struct Notifier::Email : Channel {
+  Email(net::io_context& io, ServiceLoop& loop) : Channel(io, "email"), loop(loop) {}
+  ServiceLoop& loop;
   // Shared with the transfer on the pool, which may outlive the Notifier by a moment.
   std::shared_ptr<EmailSettings> settings = std::make_shared<EmailSettings>();
+
+  void attempt(const std::string& message) override {
+    const bool queued = loop.submit([&sl = loop, this, message, settings = settings, a = alive] {
+      std::string error = transfer(*settings, message);
+      sl.post([this, a, error] {
+        if (!a.expired()) done(error.empty(), true, "relay " + this->settings->url + ": " + error);
+      });
+    });
+    if (!queued) done(false, true, "the control plane's pool is full");
+  }
 
   // On the pool: one transfer; "" or what failed.
   static std::string transfer(const EmailSettings& e, const std::string& message) {
@@ -478,7 +463,8 @@ std::string Notifier::start() {
   }
   if (!config_.email_relay.empty()) {
     curl_global_init(CURL_GLOBAL_DEFAULT);  // before any thread uses libcurl
-    auto e = std::make_unique<Email>();
+    auto e = std::make_unique<Email>(loop_.io(), loop_);
+    e->alive = alive_;
     EmailSettings& m = *e->settings;
     m.url = "smtp://" + config_.email_relay;
     m.from = config_.email_from;
@@ -511,52 +497,12 @@ void Notifier::send(const Alert& a, const std::string& event_line) {
   if (syslog_ && reaches(config_.syslog_min_severity))
     syslog_->push(syslog_line(a, config_.syslog_facility, host_, t, static_cast<int>(::getpid())));
   if (webhook_ && reaches(config_.webhook_min_severity)) webhook_->push(event_line);
-  if (email_ && reaches(config_.email_min_severity)) {
-    if (email_->queue.size() >= email_->max_queued) {
-      email_->queue.pop_front();
-      ++email_->stats.dropped;
-    }
-    email_->queue.push_back(alert_email(a, config_.email_from, config_.email_to, host_, t));
-    send_email();
-  }
-}
-
-void Notifier::send_email() {
-  Email& e = *email_;
-  if (e.busy || e.queue.empty()) return;
-  e.busy = true;
-  auto message = std::make_shared<std::string>(std::move(e.queue.front()));
-  e.queue.pop_front();
-  const bool queued = loop_.submit([this, message, settings = e.settings, alive = std::weak_ptr<bool>(alive_)] {
-    std::string error = Email::transfer(*settings, *message);
-    loop_.post([this, alive, error] {
-      if (alive.expired()) return;
-      Email& e = *email_;
-      e.busy = false;
-      if (error.empty()) {
-        ++e.stats.sent;
-      } else {
-        ++e.stats.failed;
-        e.noter.note("email", "relay " + config_.email_relay + ": " + error);
-      }
-      send_email();
-    });
-  });
-  if (!queued) {  // the pool is full: put it back, the next alert or the 1 s retry sends it
-    e.queue.push_front(std::move(*message));
-    e.busy = false;
-  }
+  if (email_ && reaches(config_.email_min_severity))
+    email_->push(alert_email(a, config_.email_from, config_.email_to, host_, t));
 }
 
 bool Notifier::idle() const noexcept {
-  return (!syslog_ || (syslog_->queue.empty() && !syslog_->busy)) &&
-         (!webhook_ || (webhook_->queue.empty() && !webhook_->busy)) && (!email_ || (email_->queue.empty() && !email_->busy));
-}
-
-void Notifier::retry() {
-  if (email_) send_email();
-  if (webhook_) webhook_->next();
-  if (syslog_) syslog_->next();
+  return (!syslog_ || syslog_->idle()) && (!webhook_ || webhook_->idle()) && (!email_ || email_->idle());
 }
 
 Json Notifier::stats() const {
@@ -565,19 +511,16 @@ Json Notifier::stats() const {
     return Json{{"sent", s.sent}, {"failed", s.failed}, {"dropped", s.dropped}, {"retries", s.retries},
                 {"queued", queued}};
   };
-  if (syslog_) j["syslog"] = one(syslog_->stats, syslog_->queue.size());
-  if (webhook_) j["webhook"] = one(webhook_->stats, webhook_->queue.size());
-  if (email_) j["email"] = one(email_->stats, email_->queue.size());
+  if (syslog_) j["syslog"] = one(syslog_->stats, syslog_->queued());
+  if (webhook_) j["webhook"] = one(webhook_->stats, webhook_->queued());
+  if (email_) j["email"] = one(email_->stats, email_->queued());
   return j;
 }
 
 void Notifier::stop() {
   if (syslog_) syslog_->close();
   if (webhook_) webhook_->close();
-  if (email_) {
-    email_->stats.dropped += email_->queue.size();
-    email_->queue.clear();
-  }
+  if (email_) email_->close();
 }
 
 }  // namespace sluice::control

@@ -3,10 +3,12 @@
 //   - syslog (RFC 5424) over UDP (one datagram per alert, at most 8 KiB) or TCP (octet-counting
 //     framing, RFC 6587 3.4.1), to a local or remote collector;
 //   - a JSON webhook: an HTTPS POST of the alert event's JSON line, retried with exponential
-//     back-off (1 s doubling to 5 min) up to `max_attempts`, in order, one at a time;
+//     back-off (1 s doubling to 5 min) on failures, 5xx, 408 and 429;
 //   - an email to the administrators through an SMTP relay (libcurl: STARTTLS, optional login),
 //     one message per alert, sent one at a time on the service loop's pool (libcurl blocks).
-// Each channel has a bounded queue: beyond it the oldest alert waiting is dropped and counted.
+// Each channel sends in order, one alert at a time, retrying a failure that may pass with the same
+// back-off up to its `max_attempts` (the webhook's is configured; syslog and email make 10), and
+// has a bounded queue: beyond it the oldest alert waiting is dropped and counted.
 // A channel's failures are counted and written to standard error (at most once per 10 s), never
 // as alerts of their own (a failing channel would feed itself).
 //
@@ -58,13 +60,10 @@ class Notifier {
   // Nothing waits or is being sent.
   bool idle() const noexcept;
   Json stats() const;
-  // Every second: a channel that could not hand work to the pool tries again.
-  void retry();
   // Closes sockets and pools; what waits is dropped (counted).
   void stop();
 
  private:
-  void send_email();
   struct Syslog;
   struct Webhook;
   struct Email;

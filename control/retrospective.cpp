@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <set>
 
 #include "control/event_render.h"
@@ -146,6 +147,12 @@ Alert report_alert(const Json& r) {
           std::move(text), std::nullopt, r.value("source", "")};
   a.details = {{"sha256", sha}, {"old", was}, {"new", now}, {"messages", r.value("messages_total", 0)}};
   return a;
+}
+
+std::set<std::string> shas(const std::vector<StoredReport>& reports) {
+  std::set<std::string> out;
+  for (const StoredReport& r : reports) out.insert(r.sha256);
+  return out;
 }
 
 // A store job's part of recording changes: their reports built and written with the re-look-ups
@@ -423,21 +430,22 @@ void Retrospective::feed_page(Endpoint& e, unsigned status, const std::string& b
   stats_.changes += changes.size();
   e.read += static_cast<unsigned>(changes.size());
   const bool again = more && !changes.empty() && e.read < config_.retrospective.max_changes;
-  auto apply = [this, &e, changes, cursor, again](bool recorded) {
+  auto apply = [this, &e, changes, cursor, again](bool recorded, const std::set<std::string>& reported) {
     if (!recorded) return endpoint_done(e, false);
     e.cursor = cursor;
-    for (const Change& c : changes) update_cache(c.sha256, c.new_disposition, c.threat_name);
+    for (const Change& c : changes) update_cache(c.sha256, c.new_disposition, c.threat_name, reported.count(c.sha256));
     if (again) return fetch_feed(e);
     endpoint_done(e, true);
   };
-  if (!store_) return apply(true);  // nothing seen is kept: the cache alone learns
+  if (!store_) return apply(true, {});  // nothing seen is kept: cached verdicts alone are updated
   store_job([this, changes = std::move(changes), cursor, apply, alive = std::weak_ptr<bool>(alive_),
              max_listed = config_.retrospective.max_messages_listed, name = e.cfg.name](SightingsStore& st) {
     Recorded r = record_changes(st, name, changes, {}, &cursor, max_listed);
     loop_.post([this, alive, apply, r = std::move(r)]() mutable {
       if (alive.expired()) return;
+      const std::set<std::string> reported = shas(r.inserted);
       recorded(r.ok, r.error, std::move(r.inserted));
-      apply(r.ok);
+      apply(r.ok, reported);
     });
   });
 }
@@ -458,18 +466,23 @@ void Retrospective::recheck(Endpoint& e) {
     loop_.post([this, &e, alive, candidates = std::move(candidates)] {
       if (alive.expired()) return;
       if (candidates.empty()) return endpoint_done(e, true);
-      // Every answer is gathered, then the changes and the re-look-ups are recorded together.
+      // At most max_connections look-ups at a time; a 429 ends the round (the rest wait for the next
+      // heartbeat). Every answer is gathered, then the changes and the re-look-ups are recorded
+      // together.
       struct Round {
         std::vector<std::pair<std::string, std::string>> asked;
         std::vector<std::optional<HashAnswer>> answers;
-        std::size_t left = 0;
-        bool failed = false;
+        std::size_t next = 0, in_flight = 0;
+        bool failed = false, stop = false, finished = false;
+        std::function<void()> pump;  // holds the round weakly (the callbacks hold it)
       };
       auto round = std::make_shared<Round>();
       round->asked = candidates;
       round->answers.resize(candidates.size());
-      round->left = candidates.size();
-      auto finish_round = [this, &e, round, alive] {
+      auto finish_round = [this, &e, weak = std::weak_ptr<Round>(round), alive] {
+        auto round = weak.lock();
+        if (!round || round->finished) return;
+        round->finished = true;
         std::vector<Change> changes;
         std::vector<Recheck> rechecks;
         const int64_t now = wall_ms();
@@ -496,53 +509,74 @@ void Retrospective::recheck(Endpoint& e) {
           Recorded r = record_changes(st, name, changes, rechecks, nullptr, max_listed);
           loop_.post([this, &e, alive, failed, changes, r = std::move(r)]() mutable {
             if (alive.expired()) return;
+            const std::set<std::string> reported = shas(r.inserted);
             if (r.ok)
-              for (const Change& c : changes) update_cache(c.sha256, c.new_disposition, c.threat_name);
+              for (const Change& c : changes)
+                update_cache(c.sha256, c.new_disposition, c.threat_name, reported.count(c.sha256));
             recorded(r.ok, r.error, std::move(r.inserted));
             endpoint_done(e, r.ok && !failed);
           });
         });
       };
-      for (std::size_t i = 0; i < candidates.size(); ++i) {
-        const auto call = reputation::vt_lookup(candidates[i].first);
-        http::Request rq;
-        rq.method = call.method;
-        rq.target = call.target;
-        rq.headers = {{"x-apikey", e.cfg.api_key}, {"Accept", "application/json"}};
-        rq.timeout = std::chrono::milliseconds(e.cfg.request_timeout_ms);
-        rq.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(e.cfg.connect_timeout_ms) + rq.timeout;
-        auto done = [this, &e, round, i, finish_round, alive](http::Response r) {
-          if (alive.expired()) return;
-          if (r.failure != http::Failure::none) {
-            round->failed = true;
-            std::fprintf(stderr, "sluiced: retrospective: %s: re-look-up: %s\n", e.cfg.name.c_str(), r.detail.c_str());
-          } else {
-            auto p = reputation::parse_vt_lookup(r.status, r.body, r.retry_after, round->asked[i].first,
-                                                 e.cfg.vt_malicious_threshold);
-            if (p.kind == reputation::Parsed::Kind::answered && p.answers.size() == 1) {
-              round->answers[i] = p.answers[0];
+      round->pump = [this, &e, weak = std::weak_ptr<Round>(round), finish_round, alive] {
+        auto round = weak.lock();
+        if (!round) return;
+        while (!round->stop && round->next < round->asked.size() && round->in_flight < e.cfg.max_connections) {
+          const std::size_t i = round->next++;
+          const auto call = reputation::vt_lookup(round->asked[i].first);
+          http::Request rq;
+          rq.method = call.method;
+          rq.target = call.target;
+          rq.headers = {{"x-apikey", e.cfg.api_key}, {"Accept", "application/json"}};
+          rq.timeout = std::chrono::milliseconds(e.cfg.request_timeout_ms);
+          rq.deadline =
+              std::chrono::steady_clock::now() + std::chrono::milliseconds(e.cfg.connect_timeout_ms) + rq.timeout;
+          ++round->in_flight;
+          const bool sent = e.pool->send(std::move(rq), [this, &e, round, i, alive](http::Response r) {
+            if (alive.expired()) return;
+            --round->in_flight;
+            std::string problem;
+            if (r.failure != http::Failure::none) {
+              problem = r.detail;
             } else {
+              auto p = reputation::parse_vt_lookup(r.status, r.body, r.retry_after, round->asked[i].first,
+                                                   e.cfg.vt_malicious_threshold);
+              if (p.kind == reputation::Parsed::Kind::answered && p.answers.size() == 1)
+                round->answers[i] = p.answers[0];
+              else
+                problem = p.detail;
+              if (p.kind == reputation::Parsed::Kind::rate_limited) round->stop = true;
+            }
+            if (!problem.empty()) {
               round->failed = true;
               std::fprintf(stderr, "sluiced: retrospective: %s: re-look-up: %s\n", e.cfg.name.c_str(),
-                           p.detail.c_str());
+                           problem.c_str());
             }
+            round->pump();
+          });
+          if (!sent) {
+            --round->in_flight;
+            round->failed = round->stop = true;
           }
-          if (--round->left == 0) finish_round();
-        };
-        if (!e.pool->send(std::move(rq), done)) {
-          round->failed = true;
-          if (--round->left == 0) finish_round();
         }
-      }
+        if (round->in_flight == 0 && (round->stop || round->next >= round->asked.size())) finish_round();
+      };
+      round->pump();
     });
   });
 }
 
 void Retrospective::update_cache(const std::string& sha256, const std::string& disposition,
-                                 const std::string& threat_name) {
+                                 const std::string& threat_name, bool seen) {
   std::array<uint8_t, 32> bin{};
   if (!cache_ || !parse_sha256_hex(sha256, bin)) return;
+  const int64_t now = wall_ms();
   records::FileVerdict v;
+  // A verdict the cache holds is replaced; a file this appliance saw is put in, so that its next
+  // message is decided at once. Any other file is left to its look-up: a feed read from its
+  // beginning would otherwise fill the cache with files nobody here sends.
+  if (!seen && !cache_->lookup(bin.data(), now, v)) return;
+  v = records::FileVerdict{};
   const auto& l = config_.reputation.limits;
   unsigned ttl = l.ttl_unknown_s;
   v.reputation = records::Reputation::unknown;
@@ -555,7 +589,6 @@ void Retrospective::update_cache(const std::string& sha256, const std::string& d
   }
   v.threat_name.set(threat_name);
   v.source = records::kSourceCache;
-  const int64_t now = wall_ms();
   cache_->put(bin.data(), v, now + int64_t{ttl} * 1000, now);
   ++stats_.cache_updates;
 }
@@ -610,6 +643,13 @@ void Retrospective::finish() {
   for (auto& e : endpoints_)
     if (e->pool) e->pool->close();
   if (!store_) return;
+  // The jobs the loop did not get to (the pool is idle now): a page recorded here has its reports
+  // kept undelivered, for the next start; a batch of sightings is written.
+  while (!jobs_.empty()) {
+    StoreJob job = std::move(jobs_.front());
+    jobs_.pop_front();
+    job(*store_);
+  }
   for (auto& m : collector_.flush_all()) sightings_.push_back(std::move(m));  // every message seen
   if (sightings_.empty()) return;
   std::string error;

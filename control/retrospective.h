@@ -17,7 +17,8 @@
 // cursor is never ahead of what is recorded): an endpoint down during a heartbeat loses nothing,
 // and the next heartbeat continues where the last recorded page ended.
 //
-// A change updates the verdict cache (any file, seen or not). A report is made for a file this
+// A change replaces the verdict cache's entry of the file, and puts one in for a file reported (so
+// its next message is decided at once); other files are left to their look-ups. A report is made for a file this
 // appliance has seen in a message whose verdict then differs from the new disposition (a message
 // that already had the new verdict needs no second look). Reports are kept in the store with
 // `delivered` unset; their events and alerts go out, then they are marked delivered; reports a
@@ -114,7 +115,8 @@ class Retrospective {
   void endpoint_done(Endpoint& e, bool ok);
   void recorded(bool ok, const std::string& error, std::vector<StoredReport> inserted);
   void deliver(std::vector<StoredReport> reports);
-  void update_cache(const std::string& sha256, const std::string& disposition, const std::string& threat_name);
+  void update_cache(const std::string& sha256, const std::string& disposition, const std::string& threat_name,
+                    bool seen);
 
   const Config& config_;
   ServiceLoop& loop_;

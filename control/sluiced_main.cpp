@@ -374,7 +374,6 @@ int main(int argc, char** argv) {
   loop.every(std::chrono::seconds(1), check_lost);
   loop.every(std::chrono::seconds(1), [&] {
     analysis.tick();
-    notifier.retry();
     return true;
   });
   auto next_stats = t0 + std::chrono::seconds(cfg.stats_interval_s);

@@ -8,12 +8,15 @@
 #include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 
 #include <openssl/evp.h>
 
+#include <future>
+#include <istream>
 #include <thread>
 
 namespace sluice::control {
@@ -116,6 +119,59 @@ TEST(Notifier, SeveritiesFilterEachChannelAndUdpSyslogDelivers) {
   });
   t.join();
   ::close(fd);
+}
+
+// A TCP collector that is not there yet: the alerts wait (the oldest waiting dropped beyond the
+// bound, never the one being sent), the connection is retried with back-off, and once the collector
+// listens they arrive in order, framed by octet counting.
+TEST(Notifier, TcpSyslogRetriesUntilTheCollectorListensAndKeepsTheOrder) {
+  namespace net = boost::asio;
+  net::io_context io;
+  net::ip::tcp::acceptor probe(io, net::ip::tcp::endpoint(net::ip::address_v4::loopback(), 0));
+  const unsigned short port = probe.local_endpoint().port();
+  probe.close();  // the port is free: connections are refused until the collector below binds it
+
+  ServiceLoop loop(1, 8);
+  NotifyConfig c;
+  c.syslog_address = "127.0.0.1:" + std::to_string(port);
+  c.syslog_tcp = true;
+  c.syslog_max_queued = 2;
+  Notifier n(loop, c, "gw");
+  ASSERT_EQ(n.start(), "");
+  for (int i = 0; i < 4; ++i) n.send({"t" + std::to_string(i), Severity::warning, "m", std::nullopt, ""}, "{}");
+  std::thread t([&] { loop.run(); });
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a refused attempt or two
+  net::ip::tcp::acceptor collector(io, net::ip::tcp::endpoint(net::ip::address_v4::loopback(), port));
+  net::ip::tcp::socket s(io);
+  collector.accept(s);
+  std::vector<std::string> got;
+  net::streambuf buf;
+  while (got.size() < 3) {
+    net::read_until(s, buf, ' ');
+    std::istream in(&buf);
+    std::size_t len = 0;
+    in >> len;
+    in.get();  // the space
+    if (buf.size() < len) net::read(s, buf, net::transfer_exactly(len - buf.size()));
+    std::string line(len, '\0');
+    in.read(line.data(), static_cast<std::streamsize>(len));
+    const auto at = line.find(" t");
+    got.push_back(line.substr(at + 1, 2));
+  }
+  // t0 was being sent when t3 came: t1 (the oldest waiting) was dropped.
+  EXPECT_EQ(got, (std::vector<std::string>{"t0", "t2", "t3"}));
+  std::promise<Json> stats;
+  loop.post([&] {
+    stats.set_value(n.stats()["syslog"]);
+    loop.stop();
+  });
+  const Json st = stats.get_future().get();
+  t.join();
+  EXPECT_EQ(st["sent"], 3);
+  EXPECT_EQ(st["dropped"], 1);
+  EXPECT_GE(st["retries"].get<int>(), 1);
+  EXPECT_EQ(st["failed"], 0);
 }
 
 }  // namespace
