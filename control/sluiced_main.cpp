@@ -199,21 +199,27 @@ int main(int argc, char** argv) {
     dropped_before_stop = events_dropped();
     dp->request_stop();
   };
+  // Every event line goes into `batch` (on the loop's thread, or the main thread before the loop
+  // runs and after it stopped), which the 1 ms timer hands to the ordered writer: one job per
+  // millisecond, however many lines, so a burst (thousands of retrospective reports) is never
+  // refused by the pool's bound and lines stay in order.
+  std::string batch;
+  control::EventRenderer control_renderer;  // events made by the control plane
+  const auto now_us = [] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  auto emit = [&](const std::string& type, const control::Json& body, const records::FlowIdentity* flow = nullptr) {
+    batch.append(control_renderer.control_event(type, body, now_us(), flow)).push_back('\n');
+  };
   // Alerts (control/alert.h): one `alert` event each, in order with the other events, and the
-  // notifications (control/notifier.h) whose minimum severity they reach. On the loop's thread
-  // (or the main thread before the loop runs and after it stopped).
+  // notifications (control/notifier.h) whose minimum severity they reach.
   control::Notifier notifier(loop, cfg.notify, cfg.sightings.appliance);
   if (const std::string p = notifier.start(); !p.empty()) std::fprintf(stderr, "sluiced: %s\n", p.c_str());
-  control::EventRenderer alert_renderer;
   auto raise_alert = [&](const control::Alert& a) {
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::system_clock::now().time_since_epoch()).count();
-    std::string line = alert_renderer.control_event("alert", control::alert_body(a), us);
+    std::string line = control_renderer.control_event("alert", control::alert_body(a), now_us());
     notifier.send(a, line);
-    loop.submit_ordered([&events, line = std::move(line)] {
-      events->write_line(line);
-      events->flush();
-    });
+    batch.append(line).push_back('\n');
   };
   // ... and a line on standard error, for those an operator starting sluiced must see at once.
   auto raise_loud = [&](const control::Alert& a) {
@@ -227,10 +233,7 @@ int main(int argc, char** argv) {
   // Retrospective verdicts (control/retrospective.h): the sightings, built from the records on the
   // loop and written by the pool; the heartbeat; reports as `retrospective` events and alerts.
   control::Retrospective retro(cfg, loop, reputation.writable_cache(),
-                               {[&](const std::string& type, control::Json body) {
-                                  loop.submit_ordered([&events, type, body = std::move(body)] { events->write(type, body); });
-                                },
-                                raise_alert});
+                               {[&](const std::string& type, control::Json body) { emit(type, body); }, raise_alert});
   for (const auto& a : retro.take_alerts()) raise_loud(a);
   loop.on_signals({SIGUSR1}, [&](int) { retro.heartbeat_now(); });
 
@@ -241,7 +244,6 @@ int main(int argc, char** argv) {
     for (const auto& e : cfg.reputation.endpoints) names.push_back(e.name);
     renderer.set_endpoint_names(std::move(names));
   }
-  std::string batch;
   uint64_t unrenderable = 0;
   auto render = [&](const void* record, std::size_t size) {
     const std::string_view line = renderer.render(record, size);
@@ -252,19 +254,17 @@ int main(int argc, char** argv) {
   };
   auto write_batch = [&] {
     if (batch.empty()) return;
-    loop.submit_ordered([&events, lines = std::move(batch)] {
-      events->write_block(lines);
-      events->flush();
-    });
+    auto lines = std::make_shared<std::string>(std::move(batch));
     batch.clear();
+    if (!loop.submit_ordered([&events, lines] {
+          events->write_block(*lines);
+          events->flush();
+        }))
+      batch = std::move(*lines);  // the pool is full: the next millisecond
   };
   analysis.start(dp->lookup_lanes(), reputation.writable_cache(),
                  {[&](const std::string& type, control::Json body, const records::FlowIdentity* flow) {
-                    std::optional<records::FlowIdentity> f;
-                    if (flow) f = *flow;
-                    loop.submit_ordered([&events, type, body = std::move(body), f] {
-                      events->write(type, body, f ? &*f : nullptr);
-                    });
+                    emit(type, body, flow);
                   },
                   [&](const records::VerdictRecord& v) {
                     // Through the batch, so that it follows the lines already rendered.
@@ -408,7 +408,7 @@ int main(int argc, char** argv) {
     const auto now = std::chrono::steady_clock::now();
     if (cfg.stats_interval_s && now >= next_stats) {
       auto body = stats_body(dp->stats());
-      loop.submit_ordered([&events, body = std::move(body)] { events->write("stats", body); });
+      emit("stats", body);
       next_stats += std::chrono::seconds(cfg.stats_interval_s);
     }
     dp->channels().poll([&](unsigned lcore, const dataplane::Response& rs) {
@@ -489,6 +489,11 @@ int main(int argc, char** argv) {
   notifier.stop();
   loop.drain_pool();
   retro.finish();  // the pool is idle now: the last sightings, here
+  if (!batch.empty()) {  // lines the pool refused at the end, or raised since (the pool is idle)
+    events->write_block(batch);
+    events->flush();
+    batch.clear();
+  }
   const auto snapshot = dp->stats();
   auto body = stats_body(snapshot);
   body["reason"] = stop_signal == SIGINT ? "sigint" : stop_signal == SIGTERM ? "sigterm" : "end_of_replay";

@@ -86,7 +86,7 @@ def main():
             size = os.path.getsize(os.path.join(state, "sightings.sqlite"))
             wall, stats, reports = run()
             print(f"heartbeat with {changes} changes over {messages} sightings ({size >> 20} MiB): "
-                  f"{stats['last_ms']} ms in sluiced, {reports} reports, process {wall:.2f} s")
+                  f"{stats['last_ms']} ms in sluiced, {reports} reports ({stats['reports']} counted, {stats['changes']} changes read), process {wall:.2f} s")
             wall, stats, reports = run()
             print(f"heartbeat with nothing new: {stats['last_ms']} ms in sluiced, {reports} reports, "
                   f"process {wall:.2f} s")

@@ -214,6 +214,36 @@ class Retrospective(unittest.TestCase):
         self.assertEqual((w["sent"], w["retries"], w["failed"], w["dropped"]), (1, 2, 0, 0))
         self.assertIn("webhook: HTTP 503: retrying", ev.result.stderr)
 
+    def test_a_burst_of_changes_is_reported_whole(self):
+        # 400 files in one message, all turning malicious: 400 events and 400 alerts at once (the
+        # bench found the control plane's pool refusing such a burst line by line: lines lost).
+        blobs = [b"burst file %d " % i * 8 for i in range(400)]
+        msg = EmailMessage(policy=email.policy.SMTP)
+        msg["From"], msg["To"], msg["Subject"] = "alice@example.org", "bob@example.net", "burst"
+        msg.set_content("many\n")
+        for i, b in enumerate(blobs):
+            msg.add_attachment(b, maintype="application", subtype="octet-stream", filename="f%d.bin" % i)
+        conv = tcpgen.Conversation(client="198.51.100.9", server="192.0.2.25", cport=42000)
+        frames = tcpgen.smtp_session(conv, [("alice@example.org", ["bob@example.net"], msg.as_bytes())]).frames
+        pcap = os.path.join(self.tmp, "burst.pcap")
+        pcapfile.write_pcap(pcap, [(T0 + i * 0.001, f) for i, f in enumerate(frames)])
+        cfg = self.config(self.lab())
+        r = sluiced.run(["--config", cfg, "--replay", pcap, "--events", os.path.join(self.tmp, "burst.json")])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        conn = self.cloud.connection()
+        for b in blobs:
+            conn.request("PUT", "/api/v1/admin/files/" + hashlib.sha256(b).hexdigest(),
+                         json.dumps({"disposition": "malicious"}),
+                         {"x-apikey": "test-admin", "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            self.assertEqual(resp.status, 200)
+        conn.close()
+        ev = self.replay(cfg, "after the burst", attach=False)
+        self.assertEqual(sorted(e["retrospective"]["sha256"] for e in ev.of("retrospective")),
+                         sorted(hashlib.sha256(b).hexdigest() for b in blobs))
+        self.assertEqual(len([a for a in ev.of("alert") if a["alert"]["type"] == "retrospective_verdict"]), 400)
+
     # ---- VirusTotal: no feed, re-look-ups within a budget ----
 
     def vt_double(self):
