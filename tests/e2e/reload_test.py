@@ -19,11 +19,7 @@ class Reload(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.d = self.tmp.name
-        tag = str(os.getpid() % 100000)
-        self.veth, peer = "slrA" + tag, "slrB" + tag
-        netns.sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", peer)
-        netns.sh("ip", "link", "set", self.veth, "up")
-        netns.sh("ip", "link", "set", peer, "up")
+        self.veth, _ = netns.veth_pair("slr")
         self.cfg = os.path.join(self.d, "sluiced.yaml")
         self.state = os.path.join(self.d, "state")
         self.daemons = []

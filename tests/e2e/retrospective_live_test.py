@@ -14,7 +14,6 @@ import email.policy
 import hashlib
 import os
 import signal
-import socket
 import sys
 import tempfile
 import unittest
@@ -44,13 +43,7 @@ class RetrospectiveLive(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.d = self.tmp.name
-        tag = str(os.getpid() % 100000)
-        self.veth, self.peer = "slsA" + tag, "slsB" + tag
-        netns.sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", self.peer)
-        for link in (self.veth, self.peer):
-            netns.sh("sysctl", "-qw", f"net.ipv6.conf.{link}.disable_ipv6=1", check=False)
-            netns.sh("ip", "link", "set", link, "arp", "off")
-            netns.sh("ip", "link", "set", link, "up")
+        self.veth, self.peer = netns.veth_pair("sls")
         self.events = os.path.join(self.d, "events.json")
         self.cloud = cloud.Cloud()
         self.hook = receivers.Webhook()
@@ -65,10 +58,7 @@ class RetrospectiveLive(unittest.TestCase):
         self.tmp.cleanup()
 
     def send(self, frames):
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
-            s.bind((self.peer, 0))
-            for fr in frames:
-                s.send(fr)
+        netns.send_frames(self.peer, frames)
 
     def of(self, kind):
         return [e[kind] for e in read_events(self.events) if e["event_type"] == kind]

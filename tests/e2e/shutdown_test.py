@@ -8,7 +8,6 @@ And a replay stopped by SIGTERM in the middle of a 100 MB message, which used to
 single smtp or flow event (only the end of the input flushed the open flows)."""
 import os
 import signal
-import socket
 import sys
 import tempfile
 import unittest
@@ -45,13 +44,7 @@ class Shutdown(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.d = self.tmp.name
-        tag = str(os.getpid() % 100000)
-        self.veth, self.peer = "slsA" + tag, "slsB" + tag
-        netns.sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", self.peer)
-        for link in (self.veth, self.peer):
-            netns.sh("sysctl", "-qw", f"net.ipv6.conf.{link}.disable_ipv6=1", check=False)
-            netns.sh("ip", "link", "set", link, "arp", "off")
-            netns.sh("ip", "link", "set", link, "up")
+        self.veth, self.peer = netns.veth_pair("sls")
         self.events = os.path.join(self.d, "events.json")
         self.dmn = None
 
@@ -83,10 +76,7 @@ stats: {{interval_s: 1}}
         """Writes the frames into the veth and waits until sluiced has inspected every one (the
         periodic stats event counts them)."""
         frames = sessions()
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
-            s.bind((self.peer, 0))
-            for fr in frames:
-                s.send(fr)
+        netns.send_frames(self.peer, frames)
 
         def inspected():
             stats = [e["stats"] for e in read_events(self.events) if e["event_type"] == "stats"]

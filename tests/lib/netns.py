@@ -23,6 +23,28 @@ def stop(proc, timeout=30):
         proc.communicate(timeout=timeout)
 
 
+def veth_pair(prefix):
+    """A veth pair for a tap-mode sluiced: (the end sluiced reads, the end a test writes frames into),
+    named PREFIX + "A"/"B" + a per-process tag, up, with IPv6 and ARP off (the host sends nothing
+    of its own on it). Remove it with sh("ip", "link", "del", first, check=False)."""
+    tag = str(os.getpid() % 100000)
+    veth, peer = prefix + "A" + tag, prefix + "B" + tag
+    sh("ip", "link", "add", veth, "type", "veth", "peer", "name", peer)
+    for link in (veth, peer):
+        sh("sysctl", "-qw", f"net.ipv6.conf.{link}.disable_ipv6=1", check=False)
+        sh("ip", "link", "set", link, "arp", "off")
+        sh("ip", "link", "set", link, "up")
+    return veth, peer
+
+
+def send_frames(ifname, frames):
+    """Writes Ethernet frames into an interface (AF_PACKET)."""
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+        s.bind((ifname, 0))
+        for fr in frames:
+            s.send(fr)
+
+
 def smtp_reply(f):
     """One SMTP reply (all its lines) read from a socket's binary file object."""
     lines = [f.readline()]
