@@ -211,6 +211,13 @@ void Retrospective::on_record(const void* record, std::size_t size) {
   if (store_) collector_.on_record(record, size, wall_ms());
 }
 
+void Retrospective::learned(const std::string& sha256, const std::string& disposition) {
+  if (!store_ || !valid_disposition(disposition)) return;
+  collector_.learned(sha256, disposition);
+  for (SightedMessage& m : sightings_) adopt_learned(m, sha256, disposition);
+  store_job([sha256, disposition](SightingsStore& st) { st.adopt(sha256, disposition); });
+}
+
 // ---- the store's serial queue ----
 
 void Retrospective::store_job(StoreJob job) {
@@ -241,9 +248,9 @@ void Retrospective::run_next_job() {
   jobs_.pop_front();
   job_running_ = true;
   auto shared = std::make_shared<StoreJob>(std::move(job));
-  const bool queued = loop_.submit([this, shared, st = store_.get(), alive = std::weak_ptr<bool>(alive_)] {
+  const bool queued = loop_.submit([this, &loop = loop_, shared, st = store_.get(), alive = std::weak_ptr<bool>(alive_)] {
     (*shared)(*st);
-    loop_.post([this, alive] {
+    loop.post([this, alive] {
       if (alive.expired()) return;
       job_running_ = false;
       run_next_job();

@@ -86,6 +86,10 @@ class Retrospective {
 
   // A record from the lcores, as the loop renders it.
   void on_record(const void* record, std::size_t size);
+  // This appliance's own analysis of a file ended (an `analysis` `complete` event): the messages
+  // that waited for it were decided with that verdict, so a later change to the same disposition
+  // (the cloud's feed records the analysis result too) does not report them.
+  void learned(const std::string& sha256, const std::string& disposition);
   // Starts the timers and the start-up heartbeat (and sends the reports a crash left undelivered).
   void start();
   // A heartbeat now (SIGUSR1, later the management API); one that runs already is followed by

@@ -187,6 +187,18 @@ void SightingCollector::on_record(const void* record, std::size_t size, int64_t 
   }
 }
 
+// See sightings.h.
+void adopt_learned(SightedMessage& m, const std::string& sha256, const std::string& disposition) {
+  if (m.disposition != "pending") return;
+  for (SightedFile& f : m.files)
+    if (f.sha256 == sha256 && (f.reputation.empty() || f.reputation == "unknown")) f.reputation = disposition;
+}
+
+void SightingCollector::learned(const std::string& sha256, const std::string& disposition) {
+  for (auto& [k, p] : pending_) adopt_learned(p.message, sha256, disposition);
+  for (SightedMessage& m : ready_) adopt_learned(m, sha256, disposition);
+}
+
 std::vector<SightedMessage> SightingCollector::take(int64_t now_ms) {
   for (auto it = pending_.begin(); it != pending_.end();) {
     auto next = std::next(it);

@@ -30,6 +30,10 @@ struct SightingCollectorStats {
   uint64_t pending = 0;      // now
 };
 
+// The rule of SightingCollector::learned() for one message (also applied to sightings queued for
+// the store).
+void adopt_learned(SightedMessage& m, const std::string& sha256, const std::string& disposition);
+
 class SightingCollector {
  public:
   SightingCollector(std::string appliance, std::size_t max_pending = 65536, int64_t max_wait_ms = 600'000)
@@ -41,6 +45,9 @@ class SightingCollector {
   std::vector<SightedMessage> take(int64_t now_ms);
   // Everything, complete or not (shutdown).
   std::vector<SightedMessage> flush_all();
+  // This appliance's own analysis of `sha256` ended with `disposition`: the messages that waited
+  // for it (verdict `pending`) were decided with it, so their file takes it as its verdict then.
+  void learned(const std::string& sha256, const std::string& disposition);
 
   const SightingCollectorStats& stats() const noexcept { return stats_; }
 

@@ -338,6 +338,19 @@ uint64_t SightingsStore::prune(int64_t now_ms) {
   return aged + sized;
 }
 
+uint64_t SightingsStore::adopt(const std::string& sha256, const std::string& disposition) {
+  Stmt s = prepare(impl_->db.get(), "UPDATE files SET reputation = ?2 WHERE sha256 = ?1 AND reputation IN ('', 'unknown') "
+                                    "AND message IN (SELECT id FROM messages WHERE disposition = 'pending')");
+  if (!s) return 0;
+  bind_at(s.get(), 1, sha256);
+  bind_at(s.get(), 2, disposition);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) {
+    ++impl_->stats.errors;
+    return 0;
+  }
+  return static_cast<uint64_t>(sqlite3_changes(impl_->db.get()));
+}
+
 std::string SightingsStore::cursor(const std::string& endpoint) const {
   Stmt s = prepare(impl_->db.get(), "SELECT cursor FROM cursors WHERE endpoint = ?");
   if (!s) return "";

@@ -122,6 +122,11 @@ class SightingsStore {
   // Messages with files, within [from_ms, to_ms).
   std::vector<SightedMessage> in_range(int64_t from_ms, int64_t to_ms, unsigned limit = 1000) const;
 
+  // This appliance's analysis of `sha256` ended with `disposition`: every message that waited for
+  // it (verdict `pending`) gets it as the file's reputation then (unless one was known). Returns
+  // the files changed.
+  uint64_t adopt(const std::string& sha256, const std::string& disposition);
+
   // Retention, then the size bound; returns the messages dropped. Reports older than the retention
   // go too.
   uint64_t prune(int64_t now_ms);

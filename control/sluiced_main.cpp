@@ -265,6 +265,8 @@ int main(int argc, char** argv) {
   analysis.start(dp->lookup_lanes(), reputation.writable_cache(),
                  {[&](const std::string& type, control::Json body, const records::FlowIdentity* flow) {
                     emit(type, body, flow);
+                    if (type == "analysis" && body.value("status", "") == "complete" && !body.contains("failed"))
+                      retro.learned(body.value("sha256", ""), body.value("disposition", ""));
                   },
                   [&](const records::VerdictRecord& v) {
                     // Through the batch, so that it follows the lines already rendered.

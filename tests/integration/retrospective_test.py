@@ -7,7 +7,6 @@ TCP) and the administrator's mailbox (aiosmtpd, a real SMTP server). Also: an en
 heartbeat loses nothing and the change is reported once when it is back; a change is never
 reported twice; a cursor of a recreated store starts the feed again; a webhook that fails is
 retried; a VirusTotal endpoint (the test double of its API shapes) is re-looked-up."""
-import base64
 import email
 import email.policy
 import hashlib
@@ -243,6 +242,39 @@ class Retrospective(unittest.TestCase):
         self.assertEqual(sorted(e["retrospective"]["sha256"] for e in ev.of("retrospective")),
                          sorted(hashlib.sha256(b).hexdigest() for b in blobs))
         self.assertEqual(len([a for a in ev.of("alert") if a["alert"]["type"] == "retrospective_verdict"]), 400)
+
+    def test_what_this_appliance_decided_by_its_own_analysis_is_not_reported_again(self):
+        # The cloud's feed records the analysis result (unknown -> malicious) too; the messages that
+        # waited for that analysis were decided with it (final verdict reject): no report for them.
+        doc_path = os.path.join(os.path.dirname(__file__), "..", "data", "preclass", "macro.docm")
+        with open(doc_path, "rb") as f:
+            doc = f.read()
+        self.cloud.close()
+        self.cloud = cloud.Cloud(analysis_seconds=1, malicious_score=1)
+        self.addCleanup(self.cloud.close)
+        cfg = self.config(self.lab(), "analysis:\n  endpoints:\n"
+                          f"    - {{name: sandbox, kind: sluice, url: '{self.cloud.url}', api_key: test-key}}\n"
+                          "  poll_interval_s: 1\n  malicious_score: 1\nreplay: {wait_analysis_s: 60}\n")
+        msg = EmailMessage(policy=email.policy.SMTP)
+        msg["From"], msg["To"], msg["Subject"] = "alice@example.org", "bob@example.net", "macro"
+        msg.set_content("see attached\n")
+        msg.add_attachment(doc, maintype="application", subtype="octet-stream", filename="q3.docm")
+        conv = tcpgen.Conversation(client="198.51.100.9", server="192.0.2.25", cport=42001)
+        frames = tcpgen.smtp_session(conv, [("alice@example.org", ["bob@example.net"], msg.as_bytes())]).frames
+        pcap = os.path.join(self.tmp, "macro.pcap")
+        pcapfile.write_pcap(pcap, [(T0 + i * 0.001, f) for i, f in enumerate(frames)])
+        out = os.path.join(self.tmp, "macro.json")
+        r = sluiced.run(["--config", cfg, "--replay", pcap, "--events", out])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        first = sluiced.Events(sluiced.events(out), r)
+        final = [e["verdict"] for e in first.of("verdict") if e["verdict"].get("final")]
+        self.assertEqual([(v["disposition"], v["action"]) for v in final], [("malicious", "reject")])
+        feed, _ = self.cloud.changes()
+        self.assertIn((hashlib.sha256(doc).hexdigest(), "unknown", "malicious"),
+                      [(c["sha256"], c["old"], c["new"]) for c in feed])
+        ev = self.replay(cfg, "after the analysis", attach=False)
+        self.assertEqual(ev.of("retrospective"), [])
+        self.assertGreaterEqual(ev.stats["retrospective"]["changes"], 1)
 
     # ---- VirusTotal: no feed, re-look-ups within a budget ----
 

@@ -333,6 +333,29 @@ TEST_F(SightingsStoreTest, RecheckCandidatesAreRecentUnknownOrCleanNeverCheckedF
   EXPECT_EQ(s->recheck_candidates("vt2", kNow - 7 * kDay, 10).size(), 4u);
 }
 
+TEST_F(SightingsStoreTest, AnAnalysisResultIsAdoptedByTheMessagesThatWaitedForIt) {
+  auto s = open();
+  std::string err;
+  SightedMessage waited = message(kNow - 2000, "waited", {"a@example.net"}, {file('d', "q3.docm"), file('e', "x")});
+  waited.disposition = "pending";
+  SightedMessage passed = message(kNow - 3000, "passed before", {"a@example.net"}, {file('d', "q3.docm")});
+  ASSERT_TRUE(s->add({waited, passed}, err)) << err;
+  EXPECT_EQ(s->adopt(sha('d'), "malicious"), 1u);
+  const auto seen = s->where_seen(sha('d'));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].files[0].reputation, "malicious");  // waited: decided with the result
+  EXPECT_EQ(seen[0].files[1].reputation, "unknown");    // another file of it: untouched
+  EXPECT_EQ(seen[1].files[0].reputation, "unknown");    // passed before the result: still to be told
+
+  // The same rule for what the collector still holds.
+  SightedMessage queued = waited;
+  adopt_learned(queued, sha('e'), "clean");
+  EXPECT_EQ(queued.files[1].reputation, "clean");
+  EXPECT_EQ(queued.files[0].reputation, "unknown");
+  adopt_learned(passed, sha('d'), "malicious");
+  EXPECT_EQ(passed.files[0].reputation, "unknown");
+}
+
 TEST(SightingCollector, JoinsFilesVerdictAndSmtpInEitherOrder) {
   SightingCollector c("gw");
   // Message 0: files and verdict first (tap mode), then the smtp record.
