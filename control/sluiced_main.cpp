@@ -215,7 +215,7 @@ int main(int argc, char** argv) {
   // Alerts (control/alert.h): one `alert` event each, in order with the other events, and the
   // notifications (control/notifier.h) whose minimum severity they reach.
   control::Notifier notifier(loop, cfg.notify, cfg.sightings.appliance);
-  if (const std::string p = notifier.start(); !p.empty()) std::fprintf(stderr, "sluiced: %s\n", p.c_str());
+  const std::string notify_problem = notifier.start();
   auto raise_alert = [&](const control::Alert& a) {
     std::string line = control_renderer.control_event("alert", control::alert_body(a), now_us());
     notifier.send(a, line);
@@ -226,6 +226,9 @@ int main(int argc, char** argv) {
     raise_alert(a);
     std::fprintf(stderr, "sluiced: %s\n", a.message.c_str());
   };
+  if (!notify_problem.empty())
+    raise_loud({"notifications_problem", control::Severity::warning,
+                notify_problem + ": alerts still go to the events; fix notifications.* and restart", std::nullopt, ""});
   for (const auto& a : reputation.take_alerts()) raise_loud(a);
   reputation.start(dp->lookup_lanes(), raise_loud);
   for (const auto& a : analysis.take_alerts()) raise_loud(a);
