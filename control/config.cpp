@@ -1545,6 +1545,9 @@ void finish(Loading& l) {
     if (n.email_from.empty()) n.email_from = "sluice@" + c.sightings.appliance;
     if (!n.email_password_file.empty() && n.email_username.empty())
       fail("notifications.email.username", "a password_file needs a username");
+    if (!n.email_username.empty() && n.email_starttls != "required")
+      fail("notifications.email.starttls", "a login at the relay needs starttls: required (else the password may go "
+                                           "in clear text)");
   }
   d.verdicts.analysis = !a.endpoints.empty();
   d.verdicts.analysis_deadline_ms = a.settings.decision_ms + 1000;  // the control plane answers first

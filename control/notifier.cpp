@@ -11,6 +11,8 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -39,6 +41,14 @@ std::string header_field(const std::string& s, std::size_t max) {
   for (unsigned char c : s)
     if (c >= 33 && c <= 126 && out.size() < max) out.push_back(static_cast<char>(c));
   return out.empty() ? "-" : out;
+}
+
+// SD-NAME: PRINTUSASCII but '=', ' ', ']' and '"', 1 to 32 characters.
+std::string sd_name(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s)
+    if (c >= 33 && c <= 126 && c != '=' && c != ']' && c != '"' && out.size() < 32) out.push_back(static_cast<char>(c));
+  return out.empty() ? "_" : out;
 }
 
 // PARAM-VALUE: '"', '\' and ']' escaped with '\'.
@@ -87,8 +97,9 @@ std::string folded_header(const std::string& name, const std::string& value) {
     return out + "\r\n";
   }
   for (std::size_t i = 0; i < value.size();) {
-    std::size_t j = std::min(value.size(), i + 45);  // 60 base64 characters: a word of 72
-    while (j < value.size() && (static_cast<unsigned char>(value[j]) & 0xC0) == 0x80) --j;  // whole characters
+    // 39 octets: 52 base64 characters, a word of 64, a line of 74 after "Subject: " (RFC 2047: 75).
+    std::size_t j = std::min(value.size(), i + 39);
+    while (j < value.size() && j > i + 1 && (static_cast<unsigned char>(value[j]) & 0xC0) == 0x80) --j;  // whole characters
     out += (i == 0 ? " " : "\r\n ") + std::string("=?UTF-8?B?") + base64(value.substr(i, j - i)) + "?=";
     i = j;
   }
@@ -149,7 +160,7 @@ std::string syslog_line(const Alert& a, unsigned facility, const std::string& ho
   if (a.details.is_object())
     for (const auto& [k, v] : a.details.items()) {
       if (v.is_structured() || v.is_null()) continue;
-      sd += " " + header_field(k, 32) + "=\"" + sd_value(v.is_string() ? v.get<std::string>() : v.dump()) + "\"";
+      sd += " " + sd_name(k) + "=\"" + sd_value(v.is_string() ? v.get<std::string>() : v.dump()) + "\"";
     }
   sd += "]";
   // Microseconds at most (RFC 5424 6.2.3.1 TIME-SECFRAC is 1 to 6 digits): the event's format.
@@ -174,10 +185,17 @@ std::string alert_email(const Alert& a, const std::string& from, const std::vect
   std::string rcpts;
   for (const auto& r : to) rcpts += (rcpts.empty() ? "" : ", ") + r;
   std::string text = a.message + "\r\n";
-  if (!a.details.is_null()) text += "\r\n" + a.details.dump(2) + "\r\n";
+  if (!a.details.is_null()) {
+    text += "\r\n";
+    for (char c : a.details.dump(2)) {
+      if (c == '\n') text += '\r';
+      text += c;
+    }
+    text += "\r\n";
+  }
   std::string m = "Date: " + std::string(date) + "\r\nFrom: " + from + "\r\n" + folded_header("To", rcpts) +
-                  folded_header("Subject", subject) + "Message-ID: <" + id + "." + std::to_string(time_us / 1000) +
-                  "@" + header_field(host, 200) + ">\r\nMIME-Version: 1.0\r\n"
+                  folded_header("Subject", subject) + "Message-ID: <" + id + "@" + header_field(host, 40) +
+                  ">\r\nMIME-Version: 1.0\r\n"
                   "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n"
                   "Auto-Submitted: auto-generated\r\n\r\n";
   const std::string b = base64(text);
@@ -204,11 +222,13 @@ struct Channel {
   ChannelStats stats;
   Noter noter;
   std::weak_ptr<bool> alive;
+  bool closed = false;
 
   // One attempt at `current`; ends with done(), exactly once, possibly from inside.
   virtual void attempt(const std::string& message) = 0;
 
   void push(std::string m) {
+    if (closed) return void(++stats.dropped);
     if (waiting.size() >= max_queued) {
       waiting.pop_front();
       ++stats.dropped;
@@ -217,7 +237,7 @@ struct Channel {
     next();
   }
   void next() {
-    if (busy) return;
+    if (busy || closed) return;
     if (!current) {
       if (waiting.empty()) return;
       current = std::move(waiting.front());
@@ -228,6 +248,7 @@ struct Channel {
     attempt(*current);
   }
   void done(bool ok, bool retryable, const std::string& what) {
+    if (closed) return;  // a completion after close(): already counted as dropped
     busy = false;
     if (ok) {
       ++stats.sent;
@@ -254,6 +275,8 @@ struct Channel {
   bool idle() const noexcept { return !busy && !current && waiting.empty(); }
   std::size_t queued() const noexcept { return waiting.size() + (current ? 1 : 0); }
   virtual void close() {
+    closed = true;
+    busy = false;
     timer.cancel();
     stats.dropped += queued();
     waiting.clear();
@@ -275,7 +298,9 @@ struct Notifier::Syslog : Channel {
 
   void attempt(const std::string& line) override {
     if (!tcp) {
-      auto d = std::make_shared<std::string>(line.substr(0, kMaxDatagram));
+      std::size_t n = std::min(line.size(), kMaxDatagram);
+      while (n < line.size() && n > 0 && (static_cast<unsigned char>(line[n]) & 0xC0) == 0x80) --n;  // whole characters
+      auto d = std::make_shared<std::string>(line.substr(0, n));
       udp_socket.async_send_to(net::buffer(*d), udp_to, [this, d, a = alive](boost::system::error_code ec, std::size_t) {
         if (!a.expired()) done(!ec, true, ec ? "send: " + ec.message() : "");
       });
@@ -291,6 +316,7 @@ struct Notifier::Syslog : Channel {
         guard.cancel();
         if (ec) return failed("connect: " + ec.message());
         connected = true;
+        watch();
         attempt(line);
       });
       return;
@@ -308,6 +334,18 @@ struct Notifier::Syslog : Channel {
     connected = false;
     done(false, true, what);
   }
+  // A collector sends nothing: a read that ends means it closed the connection (or it broke).
+  // The next alert then connects again instead of being written into a dead socket.
+  void watch() {
+    tcp_socket.async_read_some(net::buffer(sink), [this, a = alive](boost::system::error_code ec, std::size_t) {
+      if (a.expired() || closed) return;
+      if (!ec) return watch();
+      boost::system::error_code ignored;
+      tcp_socket.close(ignored);
+      connected = false;
+    });
+  }
+  std::array<char, 256> sink{};
   void close() override {
     boost::system::error_code ignored;
     guard.cancel();
@@ -352,6 +390,7 @@ struct EmailSettings {
   std::vector<std::string> to;
   long use_ssl = CURLUSESSL_TRY;
   unsigned timeout_ms = 30000;
+  std::atomic<bool> stopping{false};  // set by close(): a transfer under way gives up
 };
 
 struct Notifier::Email : Channel {
@@ -368,6 +407,10 @@ struct Notifier::Email : Channel {
       });
     });
     if (!queued) done(false, true, "the control plane's pool is full");
+  }
+  void close() override {
+    settings->stopping = true;
+    Channel::close();
   }
 
   // On the pool: one transfer; "" or what failed.
@@ -402,6 +445,12 @@ struct Notifier::Email : Channel {
       return k;
     });
     curl_easy_setopt(c, CURLOPT_READDATA, &reader);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<EmailSettings*>(&e));
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION,
+                     +[](void* p, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+                       return static_cast<const EmailSettings*>(p)->stopping.load() ? 1 : 0;
+                     });
     const CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(rcpts);
     curl_easy_cleanup(c);

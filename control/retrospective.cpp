@@ -21,7 +21,9 @@ int64_t wall_ms() {
       .count();
 }
 
-constexpr unsigned kPageSize = 1000;    // feed entries per request (sluice-cloud's limit)
+// Feed entries per request (sluice-cloud allows 1000): a page's reports are built in one store job
+// and held until delivered, each naming up to max_messages_listed messages, so pages stay small.
+constexpr unsigned kPageSize = 200;
 constexpr unsigned kScanMessages = 10000;  // messages read per changed file (all of them are counted up to this)
 constexpr std::size_t kMaxQueuedSightings = 262144;
 
@@ -52,12 +54,15 @@ struct Change {
 // The report of one change: the messages (newest first) whose verdict then differs from the new one.
 // Empty when the appliance never saw the file or every message already had the new verdict.
 std::optional<ReportToRecord> build_report(const SightingsStore& store, const std::string& endpoint, const Change& c,
-                                           unsigned max_listed) {
+                                           unsigned max_listed, int64_t pending_since_ms) {
   const std::vector<SightedMessage> seen = store.where_seen(c.sha256, kScanMessages);
   Json messages = Json::array();
   std::set<std::pair<std::string, std::string>> names;  // (file name, archive path)
   uint64_t total = 0;
   for (const SightedMessage& m : seen) {
+    // A message that waits for this appliance's own analysis (verdict pending, younger than
+    // analysis.max_age_h) gets its final verdict from that analysis: not this report's to tell.
+    if (m.disposition == "pending" && m.time_ms >= pending_since_ms) continue;
     const SightedFile* hit = nullptr;
     for (const SightedFile& f : m.files)
       if (f.sha256 == c.sha256 && normal(f.reputation) != c.new_disposition) {
@@ -163,10 +168,11 @@ struct Recorded {
   std::vector<StoredReport> inserted;
 };
 Recorded record_changes(SightingsStore& st, const std::string& endpoint, const std::vector<Change>& changes,
-                        const std::vector<Recheck>& rechecks, const std::string* cursor, unsigned max_listed) {
+                        const std::vector<Recheck>& rechecks, const std::string* cursor, unsigned max_listed,
+                        int64_t pending_since_ms) {
   std::vector<ReportToRecord> reports;
   for (const Change& c : changes)
-    if (auto r = build_report(st, endpoint, c, max_listed)) reports.push_back(std::move(*r));
+    if (auto r = build_report(st, endpoint, c, max_listed, pending_since_ms)) reports.push_back(std::move(*r));
   Recorded out;
   out.ok = st.record(endpoint, reports, rechecks, cursor, wall_ms(), out.inserted, out.error);
   return out;
@@ -215,35 +221,46 @@ void Retrospective::learned(const std::string& sha256, const std::string& dispos
   if (!store_ || !valid_disposition(disposition)) return;
   collector_.learned(sha256, disposition);
   for (SightedMessage& m : sightings_) adopt_learned(m, sha256, disposition);
-  store_job([sha256, disposition](SightingsStore& st) { st.adopt(sha256, disposition); });
+  store_job([sha256, disposition, since = pending_since()](SightingsStore& st) { st.adopt(sha256, disposition, since); });
+}
+
+int64_t Retrospective::pending_since() const {
+  // A submission ages out after analysis.max_age_h; an hour more for the polls and the releases.
+  return wall_ms() - (int64_t{config_.analysis.settings.max_age_h} + 1) * 3'600'000;
 }
 
 // ---- the store's serial queue ----
 
 void Retrospective::store_job(StoreJob job) {
+  // The sightings waiting go first: a job that reads them (a feed page's where_seen) must see every
+  // message that came before it.
+  queue_sightings();
   jobs_.push_back(std::move(job));
   run_next_job();
 }
 
+void Retrospective::queue_sightings() {
+  if (sightings_.empty() && !prune_due_) return;
+  // Sightings go in one transaction, whatever came since the last one.
+  auto batch = std::make_shared<std::vector<SightedMessage>>(std::move(sightings_));
+  sightings_.clear();
+  const bool prune = std::exchange(prune_due_, false);
+  jobs_.push_back([this, &loop = loop_, batch, prune, now = wall_ms()](SightingsStore& st) {
+    std::string error;
+    if (!batch->empty() && !st.add(*batch, error)) {
+      loop.post([this, alive = std::weak_ptr<bool>(alive_), error] {
+        if (alive.expired()) return;
+        if (sightings_failed_++ % 100 == 0) std::fprintf(stderr, "sluiced: %s\n", error.c_str());
+      });
+    }
+    if (prune) st.prune(now);
+  });
+}
+
 void Retrospective::run_next_job() {
-  if (job_running_ || !store_) return;
-  if (jobs_.empty()) {
-    if (sightings_.empty() && !prune_due_) return;
-    // Sightings go in one transaction, whatever came since the last one.
-    auto batch = std::make_shared<std::vector<SightedMessage>>(std::move(sightings_));
-    sightings_.clear();
-    const bool prune = std::exchange(prune_due_, false);
-    jobs_.push_back([this, batch, prune, now = wall_ms()](SightingsStore& st) {
-      std::string error;
-      if (!batch->empty() && !st.add(*batch, error)) {
-        loop_.post([this, alive = std::weak_ptr<bool>(alive_), error] {
-          if (alive.expired()) return;
-          if (sightings_failed_++ % 100 == 0) std::fprintf(stderr, "sluiced: %s\n", error.c_str());
-        });
-      }
-      if (prune) st.prune(now);
-    });
-  }
+  if (job_running_ || stopping_ || !store_) return;
+  if (jobs_.empty()) queue_sightings();
+  if (jobs_.empty()) return;
   StoreJob job = std::move(jobs_.front());
   jobs_.pop_front();
   job_running_ = true;
@@ -295,10 +312,16 @@ void Retrospective::start() {
       return true;
     });
     // Reports a crash left undelivered.
-    store_job([this, alive = std::weak_ptr<bool>(alive_)](SightingsStore& st) {
-      auto left = st.undelivered();
+    store_job([this, &loop = loop_, alive = std::weak_ptr<bool>(alive_)](SightingsStore& st) {
+      std::vector<StoredReport> left;
+      for (int64_t after = 0;;) {
+        auto more = st.undelivered(1000, after);
+        if (more.empty()) break;
+        after = more.back().id;
+        for (auto& r : more) left.push_back(std::move(r));
+      }
       if (left.empty()) return;
-      loop_.post([this, alive, left = std::move(left)]() mutable {
+      loop.post([this, alive, left = std::move(left)]() mutable {
         if (!alive.expired()) deliver(std::move(left));
       });
     });
@@ -446,8 +469,9 @@ void Retrospective::feed_page(Endpoint& e, unsigned status, const std::string& b
   };
   if (!store_) return apply(true, {});  // nothing seen is kept: cached verdicts alone are updated
   store_job([this, changes = std::move(changes), cursor, apply, alive = std::weak_ptr<bool>(alive_),
-             max_listed = config_.retrospective.max_messages_listed, name = e.cfg.name](SightingsStore& st) {
-    Recorded r = record_changes(st, name, changes, {}, &cursor, max_listed);
+             max_listed = config_.retrospective.max_messages_listed, name = e.cfg.name,
+             since = pending_since()](SightingsStore& st) {
+    Recorded r = record_changes(st, name, changes, {}, &cursor, max_listed, since);
     loop_.post([this, alive, apply, r = std::move(r)]() mutable {
       if (alive.expired()) return;
       const std::set<std::string> reported = shas(r.inserted);
@@ -512,8 +536,9 @@ void Retrospective::recheck(Endpoint& e) {
         stats_.changes += changes.size();
         if (rechecks.empty()) return endpoint_done(e, false);
         store_job([this, &e, changes, rechecks = std::move(rechecks), alive, failed = round->failed,
-                   max_listed = config_.retrospective.max_messages_listed, name = e.cfg.name](SightingsStore& st) {
-          Recorded r = record_changes(st, name, changes, rechecks, nullptr, max_listed);
+                   max_listed = config_.retrospective.max_messages_listed, name = e.cfg.name,
+                   since = pending_since()](SightingsStore& st) {
+          Recorded r = record_changes(st, name, changes, rechecks, nullptr, max_listed, since);
           loop_.post([this, &e, alive, failed, changes, r = std::move(r)]() mutable {
             if (alive.expired()) return;
             const std::set<std::string> reported = shas(r.inserted);
@@ -613,14 +638,18 @@ void Retrospective::deliver(std::vector<StoredReport> reports) {
     out_.alert(a);
     ++stats_.reports;
   }
-  store_job([ids = std::move(ids), this, alive = std::weak_ptr<bool>(alive_)](SightingsStore& st) {
-    std::string error;
-    if (!st.mark_delivered(ids, error))
-      loop_.post([this, alive, error] {
-        if (alive.expired()) return;
-        ++stats_.store_errors;
-        std::fprintf(stderr, "sluiced: retrospective: %s\n", error.c_str());
-      });
+  // Marked once the lines are on disk (a crash before that sends them again at the next start).
+  out_.after_written([this, ids = std::move(ids), alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    store_job([ids, this, &loop = loop_, alive](SightingsStore& st) {
+      std::string error;
+      if (!st.mark_delivered(ids, error))
+        loop.post([this, alive, error] {
+          if (alive.expired()) return;
+          ++stats_.store_errors;
+          std::fprintf(stderr, "sluiced: retrospective: %s\n", error.c_str());
+        });
+    });
   });
 }
 
@@ -652,6 +681,8 @@ void Retrospective::finish() {
   if (!store_) return;
   // The jobs the loop did not get to (the pool is idle now): a page recorded here has its reports
   // kept undelivered, for the next start; a batch of sightings is written.
+  stopping_ = true;
+  queue_sightings();
   while (!jobs_.empty()) {
     StoreJob job = std::move(jobs_.front());
     jobs_.pop_front();

@@ -72,6 +72,9 @@ class Retrospective {
     std::function<void(const std::string& type, Json body)> event;
     // Raises an alert (event, notifications).
     std::function<void(const Alert&)> alert;
+    // Calls fn on the loop once every line given so far is written (or at once when nothing is
+    // pending).
+    std::function<void(std::function<void()> fn)> after_written;
   };
 
   // Opens the sightings store (with a state directory) and reads the stored cursors. What the
@@ -102,14 +105,18 @@ class Retrospective {
   // The `sightings` and `retrospective` objects of the `stats` event.
   Json sightings_stats() const;
   Json stats() const;
-  // Shutdown, after the lcores stopped and the pool drained: every sighting still waiting is
-  // written here, synchronously. Requests in flight are abandoned (their cursors stay).
+  // Shutdown: no store job goes to the pool any more (call before draining it); then, once it
+  // drained, finish() runs what is queued and writes every sighting still waiting, synchronously.
+  // Requests in flight are abandoned (their cursors stay).
+  void stop_jobs() noexcept { stopping_ = true; }
   void finish();
 
  private:
   struct Endpoint;
   using StoreJob = std::function<void(SightingsStore&)>;
   void store_job(StoreJob job);
+  void queue_sightings();
+  int64_t pending_since() const;
   void run_next_job();
   void pump_sightings(bool prune);
   void begin_heartbeat();
@@ -134,7 +141,7 @@ class Retrospective {
   // The store's serial queue: at most one job on the pool; sightings wait in `sightings_` and go
   // in the next job, so a slow disk makes bigger transactions, not a longer queue.
   std::deque<StoreJob> jobs_;
-  bool job_running_ = false;
+  bool job_running_ = false, stopping_ = false;
   std::vector<SightedMessage> sightings_;
   bool prune_due_ = false;
   uint64_t sightings_dropped_ = 0, sightings_failed_ = 0;

@@ -338,12 +338,15 @@ uint64_t SightingsStore::prune(int64_t now_ms) {
   return aged + sized;
 }
 
-uint64_t SightingsStore::adopt(const std::string& sha256, const std::string& disposition) {
+uint64_t SightingsStore::adopt(const std::string& sha256, const std::string& disposition, int64_t since_ms) {
+  // By the file's index, then its message: never a scan of every message.
   Stmt s = prepare(impl_->db.get(), "UPDATE files SET reputation = ?2 WHERE sha256 = ?1 AND reputation IN ('', 'unknown') "
-                                    "AND message IN (SELECT id FROM messages WHERE disposition = 'pending')");
+                                    "AND EXISTS (SELECT 1 FROM messages m WHERE m.id = files.message AND "
+                                    "m.disposition = 'pending' AND m.time_ms >= ?3)");
   if (!s) return 0;
   bind_at(s.get(), 1, sha256);
   bind_at(s.get(), 2, disposition);
+  bind_at(s.get(), 3, since_ms);
   if (sqlite3_step(s.get()) != SQLITE_DONE) {
     ++impl_->stats.errors;
     return 0;
@@ -426,10 +429,12 @@ std::vector<StoredReport> read_reports(sqlite3_stmt* s) {
 }
 }  // namespace
 
-std::vector<StoredReport> SightingsStore::undelivered(unsigned limit) const {
+std::vector<StoredReport> SightingsStore::undelivered(unsigned limit, int64_t after_id) const {
   Stmt s = prepare(impl_->db.get(), "SELECT id, created_ms, endpoint, sha256, body, delivered FROM reports "
-                                    "WHERE delivered = 0 ORDER BY id LIMIT " + std::to_string(limit));
-  return s ? read_reports(s.get()) : std::vector<StoredReport>{};
+                                    "WHERE delivered = 0 AND id > ? ORDER BY id LIMIT " + std::to_string(limit));
+  if (!s) return {};
+  bind_at(s.get(), 1, after_id);
+  return read_reports(s.get());
 }
 
 std::vector<StoredReport> SightingsStore::reports(int64_t from_ms, int64_t to_ms, unsigned limit) const {
@@ -461,18 +466,21 @@ std::vector<std::pair<std::string, std::string>> SightingsStore::recheck_candida
                                                                                     int64_t since_ms,
                                                                                     unsigned limit) const {
   std::vector<std::pair<std::string, std::string>> out;
-  // Per hash seen since `since_ms`: its newest sighting's reputation, and this endpoint's last
-  // re-look-up. Malicious either way is final here (the feed or an analysis says otherwise).
+  // Per hash seen since `since_ms`: what is known of it is the newer of its newest sighting's
+  // reputation and this endpoint's last re-look-up; malicious is not asked again (the feed or an
+  // analysis says otherwise).
   Stmt s = prepare(impl_->db.get(),
                    "WITH seen AS (SELECT f.sha256 AS sha256, max(m.time_ms) AS last_ms FROM files f "
                    "JOIN messages m ON m.id = f.message WHERE m.time_ms >= ?1 GROUP BY f.sha256), "
                    "latest AS (SELECT seen.sha256, seen.last_ms, (SELECT f2.reputation FROM files f2 JOIN messages m2 "
                    "ON m2.id = f2.message WHERE f2.sha256 = seen.sha256 ORDER BY m2.time_ms DESC, m2.id DESC LIMIT 1) "
                    "AS reputation FROM seen) "
-                   "SELECT latest.sha256, coalesce(r.disposition, latest.reputation) AS known FROM latest "
-                   "LEFT JOIN rechecks r ON r.endpoint = ?2 AND r.sha256 = latest.sha256 "
-                   "WHERE coalesce(r.disposition, latest.reputation) IN ('', 'unknown', 'clean') "
-                   "ORDER BY r.checked_ms IS NOT NULL, r.checked_ms, latest.last_ms DESC LIMIT ?3");
+                   "SELECT sha256, known FROM (SELECT latest.sha256 AS sha256, latest.last_ms AS last_ms, "
+                   "r.checked_ms AS checked_ms, CASE WHEN r.checked_ms IS NOT NULL AND r.checked_ms >= latest.last_ms "
+                   "THEN r.disposition ELSE latest.reputation END AS known FROM latest "
+                   "LEFT JOIN rechecks r ON r.endpoint = ?2 AND r.sha256 = latest.sha256) "
+                   "WHERE known IN ('', 'unknown', 'clean') "
+                   "ORDER BY checked_ms IS NOT NULL, checked_ms, last_ms DESC LIMIT ?3");
   if (!s) return out;
   bind_at(s.get(), 1, since_ms);
   bind_at(s.get(), 2, endpoint);

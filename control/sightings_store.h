@@ -25,7 +25,7 @@
 // tables are created at open when missing (a file of the first version gains them).
 //
 // Threads: none inside, no lock; not thread-safe. sluiced makes every call one at a time as
-// ServiceLoop::submit_ordered jobs (commits sync). Times are wall-clock milliseconds.
+// jobs of Retrospective's serial store queue on the pool. Times are wall-clock milliseconds.
 #pragma once
 
 #include <cstdint>
@@ -125,7 +125,8 @@ class SightingsStore {
   // This appliance's analysis of `sha256` ended with `disposition`: every message that waited for
   // it (verdict `pending`) gets it as the file's reputation then (unless one was known). Returns
   // the files changed.
-  uint64_t adopt(const std::string& sha256, const std::string& disposition);
+  // Only messages seen since `since_ms` (an older pending one's analysis has aged out).
+  uint64_t adopt(const std::string& sha256, const std::string& disposition, int64_t since_ms);
 
   // Retention, then the size bound; returns the messages dropped. Reports older than the retention
   // go too.
@@ -141,14 +142,14 @@ class SightingsStore {
               const std::vector<Recheck>& rechecks, const std::string* new_cursor, int64_t now_ms,
               std::vector<StoredReport>& inserted, std::string& error);
   // Reports whose event has not gone out yet (oldest first), and marking them done.
-  std::vector<StoredReport> undelivered(unsigned limit = 1000) const;
+  std::vector<StoredReport> undelivered(unsigned limit = 1000, int64_t after_id = 0) const;
   bool mark_delivered(const std::vector<int64_t>& ids, std::string& error);
   // Reports, newest first, created within [from_ms, to_ms).
   std::vector<StoredReport> reports(int64_t from_ms, int64_t to_ms, unsigned limit = 1000) const;
-  // Hashes to look up again at `endpoint`: files seen since `since_ms` whose reputation then was
-  // unknown or clean (or none), and whose last re-look-up there (if any) said unknown or clean;
-  // those never re-looked-up first, then the longest ago. With the disposition last known (the
-  // re-look-up's, else the newest sighting's; "" for none).
+  // Hashes to look up again at `endpoint`: files seen since `since_ms` whose disposition last known
+  // is unknown, clean or none; last known is the newer of the newest sighting's reputation and the
+  // endpoint's last re-look-up. Those never re-looked-up first, then the longest ago; each with
+  // that disposition ("" for none).
   std::vector<std::pair<std::string, std::string>> recheck_candidates(const std::string& endpoint, int64_t since_ms,
                                                                      unsigned limit) const;
 

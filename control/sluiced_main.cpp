@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 
 #include "control/alert.h"
 #include "control/config.h"
@@ -204,6 +205,19 @@ int main(int argc, char** argv) {
   // millisecond, however many lines, so a burst (thousands of retrospective reports) is never
   // refused by the pool's bound and lines stay in order.
   std::string batch;
+  // Callbacks to run once the lines before them are written (Retrospective marks its reports): those
+  // not yet handed to the writer, and those whose lines it wrote (run by the loop, or at exit).
+  std::vector<std::function<void()>> after_batch;
+  std::mutex written_mutex;
+  std::vector<std::function<void()>> written;
+  auto run_written = [&] {
+    std::vector<std::function<void()>> fns;
+    {
+      std::lock_guard<std::mutex> lock(written_mutex);
+      fns.swap(written);
+    }
+    for (auto& fn : fns) fn();
+  };
   control::EventRenderer control_renderer;  // events made by the control plane
   const auto now_us = [] {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -236,7 +250,8 @@ int main(int argc, char** argv) {
   // Retrospective verdicts (control/retrospective.h): the sightings, built from the records on the
   // loop and written by the pool; the heartbeat; reports as `retrospective` events and alerts.
   control::Retrospective retro(cfg, loop, reputation.writable_cache(),
-                               {[&](const std::string& type, control::Json body) { emit(type, body); }, raise_alert});
+                               {[&](const std::string& type, control::Json body) { emit(type, body); }, raise_alert,
+                                [&](std::function<void()> fn) { after_batch.push_back(std::move(fn)); }});
   for (const auto& a : retro.take_alerts()) raise_loud(a);
   loop.on_signals({SIGUSR1}, [&](int) { retro.heartbeat_now(); });
 
@@ -256,14 +271,26 @@ int main(int argc, char** argv) {
     retro.on_record(record, size);
   };
   auto write_batch = [&] {
-    if (batch.empty()) return;
+    if (batch.empty() && after_batch.empty()) return;
     auto lines = std::make_shared<std::string>(std::move(batch));
+    auto after = std::make_shared<std::vector<std::function<void()>>>(std::move(after_batch));
     batch.clear();
-    if (!loop.submit_ordered([&events, lines] {
-          events->write_block(*lines);
-          events->flush();
-        }))
-      batch = std::move(*lines);  // the pool is full: the next millisecond
+    after_batch.clear();
+    if (!loop.submit_ordered([&events, &loop, &written_mutex, &written, &run_written, lines, after] {
+          if (!lines->empty()) {
+            events->write_block(*lines);
+            events->flush();
+          }
+          if (after->empty()) return;
+          {
+            std::lock_guard<std::mutex> lock(written_mutex);
+            for (auto& fn : *after) written.push_back(std::move(fn));
+          }
+          loop.post(run_written);  // or, once the loop has stopped, at exit
+        })) {  // the pool is full: the next millisecond
+      batch = std::move(*lines);
+      after_batch = std::move(*after);
+    }
   };
   analysis.start(dp->lookup_lanes(), reputation.writable_cache(),
                  {[&](const std::string& type, control::Json body, const records::FlowIdentity* flow) {
@@ -474,6 +501,9 @@ int main(int argc, char** argv) {
     std::fflush(human);
   };
   loop.run();
+  // The loop no longer runs: what the channels still hold is dropped (counted), a mail under way
+  // gives up; alerts from here on go to the events only.
+  notifier.stop();
 
   // The lcores report their open flows on the way out (reason `shutdown`), within
   // dataplane.stop_timeout_ms; what they could not report is counted. The loop no longer runs,
@@ -491,14 +521,17 @@ int main(int argc, char** argv) {
   analysis.stop();
   reputation.stop();
   reputation.save_now();
-  notifier.stop();
+  retro.stop_jobs();  // its store jobs from here on run in finish(), on this thread
   loop.drain_pool();
-  retro.finish();  // the pool is idle now: the last sightings, here
   if (!batch.empty()) {  // lines the pool refused at the end, or raised since (the pool is idle)
     events->write_block(batch);
     events->flush();
     batch.clear();
   }
+  run_written();
+  for (auto& fn : after_batch) fn();  // their lines are written just above
+  after_batch.clear();
+  retro.finish();  // the last store jobs and sightings, here
   const auto snapshot = dp->stats();
   auto body = stats_body(snapshot);
   body["reason"] = stop_signal == SIGINT ? "sigint" : stop_signal == SIGTERM ? "sigterm" : "end_of_replay";

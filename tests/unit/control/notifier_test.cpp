@@ -69,8 +69,16 @@ TEST(Notifier, TheEmailIsPlainUtf8TextInBase64) {
   for (std::size_t at; (at = m.find("\r\n", start)) != std::string::npos; start = at + 2) EXPECT_LE(at - start, 78u);
   // A subject that is not ASCII is an RFC 2047 encoded word.
   Alert u{"x", Severity::critical, "m", std::nullopt, ""};
-  const std::string e = alert_email(u, "a@b", {"c@d"}, "gw-ö", kTime);
+  const std::string e = alert_email(u, "a@b", {"c@d"}, "gw-ö-" + std::string(60, 'x'), kTime);
   EXPECT_NE(e.find("Subject: =?UTF-8?B?"), std::string::npos) << e;
+  // Invalid UTF-8 (a run of continuation octets) still ends, in words of whole octets.
+  const std::string bad = alert_email(u, "a@b", {"c@d"}, std::string(100, '\x80'), kTime);
+  for (const std::string* mail : {&e, &bad}) {
+    const std::size_t end = mail->find("\r\n\r\n");
+    std::size_t from = 0;
+    for (std::size_t at; (at = mail->find("\r\n", from)) != std::string::npos && at <= end; from = at + 2)
+      EXPECT_LE(at - from, 78u) << mail->substr(from, at - from);
+  }
 }
 
 TEST(Notifier, AddressesAreHostColonPort) {

@@ -331,6 +331,11 @@ TEST_F(SightingsStoreTest, RecheckCandidatesAreRecentUnknownOrCleanNeverCheckedF
             (std::vector<std::string>{"n:", "c:clean", "v:unknown"}));
   // Another endpoint keeps its own.
   EXPECT_EQ(s->recheck_candidates("vt2", kNow - 7 * kDay, 10).size(), 4u);
+  // A sighting newer than the re-look-up wins: 'c' seen since as malicious is no longer asked.
+  SightedFile now_bad = file('c', "ok.pdf");
+  now_bad.reputation = "malicious";
+  ASSERT_TRUE(s->add({message(kNow - 50, "three", {"a@example.net"}, {now_bad})}, err)) << err;
+  EXPECT_EQ(hashes(s->recheck_candidates("vt", kNow - 7 * kDay, 10)), (std::vector<std::string>{"n:", "v:unknown"}));
 }
 
 TEST_F(SightingsStoreTest, AnAnalysisResultIsAdoptedByTheMessagesThatWaitedForIt) {
@@ -340,7 +345,8 @@ TEST_F(SightingsStoreTest, AnAnalysisResultIsAdoptedByTheMessagesThatWaitedForIt
   waited.disposition = "pending";
   SightedMessage passed = message(kNow - 3000, "passed before", {"a@example.net"}, {file('d', "q3.docm")});
   ASSERT_TRUE(s->add({waited, passed}, err)) << err;
-  EXPECT_EQ(s->adopt(sha('d'), "malicious"), 1u);
+  EXPECT_EQ(s->adopt(sha('d'), "malicious", kNow - 1500), 0u);  // only messages since then: none
+  EXPECT_EQ(s->adopt(sha('d'), "malicious", kNow - kDay), 1u);
   const auto seen = s->where_seen(sha('d'));
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[0].files[0].reputation, "malicious");  // waited: decided with the result
