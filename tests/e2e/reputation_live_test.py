@@ -10,14 +10,12 @@ a real sluice-cloud that goes away and comes back, as an appliance meets it:
    and the next mail is looked up again;
 4. SIGTERM: the verdict cache is written to `state.dir`, the exit `stats` event counts it all.
 """
-import email.policy
 import hashlib
 import os
 import signal
 import sys
 import tempfile
 import unittest
-from email.message import EmailMessage
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import cloud  # noqa: E402
@@ -27,12 +25,7 @@ from daemon import Daemon, read_events, wait_for  # noqa: E402
 
 
 def mail(i, attachment):
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"], msg["To"], msg["Subject"] = f"s{i}@example.org", "inbox@example.net", f"live {i}"
-    msg.set_content("see attached\n")
-    msg.add_attachment(attachment, maintype="application", subtype="octet-stream", filename=f"a{i}.bin")
-    conv = tcpgen.Conversation(client=f"198.51.100.{i + 1}", server="192.0.2.25", cport=41000 + i)
-    return tcpgen.smtp_session(conv, [(f"s{i}@example.org", ["inbox@example.net"], msg.as_bytes())]).frames
+    return tcpgen.mail_with_attachments(i, [(f"a{i}.bin", attachment)], subject=f"live {i}")
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root for a veth pair")

@@ -10,14 +10,12 @@ with a real sluice-cloud, a heartbeat of 1 s:
    cloud marks a second file, seen before the restart, malicious, and SIGUSR1 asks for a heartbeat
    at once: it reports that file (the sightings and the cursor persisted), and only that one.
 """
-import email.policy
 import hashlib
 import os
 import signal
 import sys
 import tempfile
 import unittest
-from email.message import EmailMessage
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import cloud  # noqa: E402
@@ -28,14 +26,7 @@ from daemon import Daemon, read_events, wait_for  # noqa: E402
 
 
 def mail(i, attachments):
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"], msg["To"], msg["Subject"] = f"s{i}@example.org", "inbox@example.net", f"live {i}"
-    msg["Message-ID"] = f"<live-{i}@example.org>"
-    msg.set_content("see attached\n")
-    for name, data in attachments:
-        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-    conv = tcpgen.Conversation(client=f"198.51.100.{i + 1}", server="192.0.2.25", cport=41000 + i)
-    return tcpgen.smtp_session(conv, [(f"s{i}@example.org", ["inbox@example.net"], msg.as_bytes())]).frames
+    return tcpgen.mail_with_attachments(i, attachments, subject=f"live {i}", message_id=f"<live-{i}@example.org>")
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root for a veth pair")

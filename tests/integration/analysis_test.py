@@ -22,7 +22,6 @@ generated SMTP captures replayed through sluiced with `reputation.endpoints` and
   `smtp` event's `message_sha256`) with its envelope and files, and releases it with the final
   verdict's action.
 """
-import email.policy
 import glob
 import hashlib
 import json
@@ -35,7 +34,6 @@ import sys
 import tempfile
 import time
 import unittest
-from email.message import EmailMessage
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import cloud  # noqa: E402
@@ -59,14 +57,7 @@ def frames_of(messages):
     """One SMTP session per (index, [(filename, bytes)]) message; client port 41000 + index."""
     frames = []
     for i, attachments in messages:
-        msg = EmailMessage(policy=email.policy.SMTP)
-        msg["From"], msg["To"], msg["Subject"] = f"s{i}@example.org", "inbox@example.net", f"message {i}"
-        msg["Message-ID"] = f"<ana-{i}@example.org>"
-        msg.set_content("see attached\n")
-        for name, data in attachments:
-            msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-        conv = tcpgen.Conversation(client=f"198.51.100.{i + 1}", server="192.0.2.25", cport=41000 + i)
-        frames += tcpgen.smtp_session(conv, [(f"s{i}@example.org", ["inbox@example.net"], msg.as_bytes())]).frames
+        frames += tcpgen.mail_with_attachments(i, attachments, message_id=f"<ana-{i}@example.org>")
     return frames
 
 

@@ -18,7 +18,6 @@ pointing at it, and the `file` and `verdict` events checked against what the tes
   records wait, so no file becomes `overload`.
 """
 import base64
-import email.policy
 import hashlib
 import io
 import json
@@ -29,7 +28,6 @@ import sys
 import tempfile
 import unittest
 import zipfile
-from email.message import EmailMessage
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import cloud  # noqa: E402
@@ -65,14 +63,7 @@ def frames_of(messages):
     """One SMTP session per (index, [(filename, bytes)]) message; client port 40000 + index."""
     frames = []
     for i, attachments in messages:
-        msg = EmailMessage(policy=email.policy.SMTP)
-        msg["From"], msg["To"], msg["Subject"] = f"s{i}@example.org", "inbox@example.net", f"message {i}"
-        msg["Message-ID"] = f"<rep-{i}@example.org>"
-        msg.set_content("see attached\n")
-        for name, data in attachments:
-            msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-        conv = tcpgen.Conversation(client=f"198.51.{100 + i // 250}.{i % 250 + 1}", server="192.0.2.25", cport=40000 + i)
-        frames += tcpgen.smtp_session(conv, [(f"s{i}@example.org", ["inbox@example.net"], msg.as_bytes())]).frames
+        frames += tcpgen.mail_with_attachments(i, attachments, message_id=f"<rep-{i}@example.org>", cport_base=40000)
     return frames
 
 

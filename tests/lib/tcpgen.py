@@ -295,3 +295,23 @@ def interleave(frame_lists, rng):
         out.append(frame_lists[i][pos[i]])
         pos[i] += 1
     return out
+
+
+def mail_with_attachments(i, attachments, subject=None, message_id=None, cport_base=41000):
+    """The frames of SMTP session number `i`: one message from s<i>@example.org to
+    inbox@example.net (client 198.51.100-103.x, port cport_base + i) carrying `attachments`, a list
+    of (filename, bytes) as application/octet-stream; Subject `subject` (default "message <i>"),
+    and Message-ID `message_id` when given."""
+    import email.policy
+    from email.message import EmailMessage
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"], msg["To"] = f"s{i}@example.org", "inbox@example.net"
+    msg["Subject"] = subject if subject is not None else f"message {i}"
+    if message_id:
+        msg["Message-ID"] = message_id
+    msg.set_content("see attached\n")
+    for name, data in attachments:
+        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    conv = Conversation(client=f"198.51.{100 + i // 250}.{i % 250 + 1}", server="192.0.2.25", cport=cport_base + i)
+    return smtp_session(conv, [(f"s{i}@example.org", ["inbox@example.net"], msg.as_bytes())]).frames
+
