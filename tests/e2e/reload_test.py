@@ -5,49 +5,28 @@ of the state directory when it stops."""
 import os
 import signal
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import netns  # noqa: E402
 import sluiced  # noqa: E402
-from daemon import Daemon, read_events, wait_for  # noqa: E402
+from daemon import TapTest, read_events, wait_for  # noqa: E402
 
 
-@unittest.skipUnless(os.geteuid() == 0, "needs root for a veth pair")
-class Reload(unittest.TestCase):
+class Reload(TapTest):
+    veth_prefix = "slr"
+
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.d = self.tmp.name
-        self.veth, _ = netns.veth_pair("slr")
+        super().setUp()
         self.cfg = os.path.join(self.d, "sluiced.yaml")
         self.state = os.path.join(self.d, "state")
-        self.daemons = []
-
-    def tearDown(self):
-        for dmn in self.daemons:
-            dmn.kill()
-        netns.sh("ip", "link", "del", self.veth, check=False)
-        self.tmp.cleanup()
 
     def write_config(self, extra=""):
         with open(self.cfg, "w") as f:
-            f.write(f"""mode: tap
-ports:
-  - name: tap0
-    device: net_af_packet0,iface={self.veth}
-lcores: {{main: 0, rx: [1]}}
-eal: {{memory_mb: 256}}
-state: {{dir: {self.state}}}
+            f.write(self.tap_config() + f"""state: {{dir: {self.state}}}
 {extra}""")
 
     def start(self, name, args):
-        dmn = Daemon(self.d, name, args)
-        self.daemons.append(dmn)
-        self.assertTrue(wait_for(lambda: "running in tap mode" in dmn.stdout() or dmn.proc.poll() is not None),
-                        "sluiced did not start")
-        self.assertIn("running in tap mode", dmn.stdout(), dmn.stderr())
-        return dmn
+        return self.start_daemon(args, name)
 
     def hup_and_wait(self, dmn, stream, text):
         before = (dmn.stdout if stream == "out" else dmn.stderr)().count(text)

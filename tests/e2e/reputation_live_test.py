@@ -14,39 +14,25 @@ import hashlib
 import os
 import signal
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import cloud  # noqa: E402
-import netns  # noqa: E402
 import tcpgen  # noqa: E402
-from daemon import Daemon, read_events, wait_for  # noqa: E402
+from daemon import TapTest, read_events, wait_for  # noqa: E402
 
 
 def mail(i, attachment):
     return tcpgen.mail_with_attachments(i, [(f"a{i}.bin", attachment)], subject=f"live {i}")
 
 
-@unittest.skipUnless(os.geteuid() == 0, "needs root for a veth pair")
-class ReputationLive(unittest.TestCase):
+class ReputationLive(TapTest):
+    veth_prefix = "slr"
+
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.d = self.tmp.name
-        self.veth, self.peer = netns.veth_pair("slr")
-        self.events = os.path.join(self.d, "events.json")
+        super().setUp()
         self.cloud = cloud.Cloud()
-        self.dmn = None
-
-    def tearDown(self):
-        if self.dmn:
-            self.dmn.kill()
-        self.cloud.close()
-        netns.sh("ip", "link", "del", self.veth, check=False)
-        self.tmp.cleanup()
-
-    def send(self, frames):
-        netns.send_frames(self.peer, frames)
+        self.addCleanup(self.cloud.close)
 
     def verdict_of(self, port, timeout=15):
         found = []
@@ -65,13 +51,7 @@ class ReputationLive(unittest.TestCase):
         state = os.path.join(self.d, "state")
         cfg = os.path.join(self.d, "sluiced.yaml")
         with open(cfg, "w") as f:
-            f.write(f"""mode: tap
-ports:
-  - name: tap0
-    device: net_af_packet0,iface={self.veth}
-lcores: {{main: 0, rx: [1]}}
-eal: {{memory_mb: 256}}
-state: {{dir: {state}}}
+            f.write(self.tap_config() + f"""state: {{dir: {state}}}
 events: {{path: {self.events}}}
 reputation:
   endpoints:
@@ -83,9 +63,7 @@ actions:
 """)
         bad = b"live malicious payload" * 20
         self.cloud.set_disposition(hashlib.sha256(bad).hexdigest(), "malicious", threat_name="Live.Test")
-        self.dmn = Daemon(self.d, "sluiced", ["--config", cfg])
-        self.assertTrue(wait_for(lambda: "running in tap mode" in self.dmn.stdout() or self.dmn.proc.poll() is not None))
-        self.assertIn("running in tap mode", self.dmn.stdout(), self.dmn.stderr())
+        self.dmn = self.start_daemon(["--config", cfg])
 
         # 1. Answered by the endpoint, then by the cache.
         self.send(mail(0, bad))

@@ -14,50 +14,34 @@ import hashlib
 import os
 import signal
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import cloud  # noqa: E402
-import netns  # noqa: E402
 import receivers  # noqa: E402
 import tcpgen  # noqa: E402
-from daemon import Daemon, read_events, wait_for  # noqa: E402
+from daemon import TapTest, read_events, wait_for  # noqa: E402
 
 
 def mail(i, attachments):
     return tcpgen.mail_with_attachments(i, attachments, subject=f"live {i}", message_id=f"<live-{i}@example.org>")
 
 
-@unittest.skipUnless(os.geteuid() == 0, "needs root for a veth pair")
-class RetrospectiveLive(unittest.TestCase):
+class RetrospectiveLive(TapTest):
+    veth_prefix = "slq"
+
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.d = self.tmp.name
-        self.veth, self.peer = netns.veth_pair("sls")
-        self.events = os.path.join(self.d, "events.json")
+        super().setUp()
         self.cloud = cloud.Cloud()
+        self.addCleanup(self.cloud.close)
         self.hook = receivers.Webhook()
-        self.dmn = None
-
-    def tearDown(self):
-        if self.dmn:
-            self.dmn.kill()
-        self.hook.close()
-        self.cloud.close()
-        netns.sh("ip", "link", "del", self.veth, check=False)
-        self.tmp.cleanup()
-
-    def send(self, frames):
-        netns.send_frames(self.peer, frames)
+        self.addCleanup(self.hook.close)
 
     def of(self, kind):
         return [e[kind] for e in read_events(self.events) if e["event_type"] == kind]
 
     def start(self, cfg):
-        self.dmn = Daemon(self.d, "sluiced", ["--config", cfg])
-        self.assertTrue(wait_for(lambda: "running in tap mode" in self.dmn.stdout() or self.dmn.proc.poll() is not None))
-        self.assertIn("running in tap mode", self.dmn.stdout(), self.dmn.stderr())
+        self.dmn = self.start_daemon(["--config", cfg])
 
     def verdict_of(self, port):
         found = []
@@ -73,13 +57,7 @@ class RetrospectiveLive(unittest.TestCase):
         state = os.path.join(self.d, "state")
         cfg = os.path.join(self.d, "sluiced.yaml")
         with open(cfg, "w") as f:
-            f.write(f"""mode: tap
-ports:
-  - name: tap0
-    device: net_af_packet0,iface={self.veth}
-lcores: {{main: 0, rx: [1]}}
-eal: {{memory_mb: 256}}
-state: {{dir: {state}}}
+            f.write(self.tap_config() + f"""state: {{dir: {state}}}
 events: {{path: {self.events}}}
 appliance: {{name: live-gw}}
 reputation:

@@ -13,10 +13,9 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import netns  # noqa: E402
 import pcapfile  # noqa: E402
 import tcpgen  # noqa: E402
-from daemon import Daemon, read_events, wait_for  # noqa: E402
+from daemon import Daemon, TapTest, read_events, wait_for  # noqa: E402
 
 HALF = b"From: a@example.org\r\nSubject: cut short\r\n\r\nthe first half of the body, and no end"
 
@@ -39,44 +38,23 @@ def sessions():
     return mid.frames + idle.frames
 
 
-@unittest.skipUnless(os.geteuid() == 0, "needs root for a veth pair")
-class Shutdown(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.d = self.tmp.name
-        self.veth, self.peer = netns.veth_pair("sls")
-        self.events = os.path.join(self.d, "events.json")
-        self.dmn = None
-
-    def tearDown(self):
-        if self.dmn:
-            self.dmn.kill()
-        netns.sh("ip", "link", "del", self.veth, check=False)
-        self.tmp.cleanup()
+class Shutdown(TapTest):
+    veth_prefix = "sls"
 
     def start(self, extra="", lcores="{main: 0, rx: [1]}"):
         cfg = os.path.join(self.d, "sluiced.yaml")
         with open(cfg, "w") as f:
-            f.write(f"""mode: tap
-ports:
-  - name: tap0
-    device: net_af_packet0,iface={self.veth}
-lcores: {lcores}
-eal: {{memory_mb: 256}}
-state: {{dir: {os.path.join(self.d, "state")}}}
+            f.write(self.tap_config(lcores) + f"""state: {{dir: {os.path.join(self.d, "state")}}}
 events: {{path: {self.events}}}
 stats: {{interval_s: 1}}
 {extra}""")
-        self.dmn = Daemon(self.d, "sluiced", ["--config", cfg])
-        self.assertTrue(wait_for(lambda: "running in tap mode" in self.dmn.stdout() or self.dmn.proc.poll() is not None),
-                        "sluiced did not start")
-        self.assertIn("running in tap mode", self.dmn.stdout(), self.dmn.stderr())
+        self.dmn = self.start_daemon(["--config", cfg])
 
     def send_sessions(self):
         """Writes the frames into the veth and waits until sluiced has inspected every one (the
         periodic stats event counts them)."""
         frames = sessions()
-        netns.send_frames(self.peer, frames)
+        self.send(frames)
 
         def inspected():
             stats = [e["stats"] for e in read_events(self.events) if e["event_type"] == "stats"]

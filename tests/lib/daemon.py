@@ -4,8 +4,11 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
+import unittest
 
+import netns
 import sluiced
 
 
@@ -56,3 +59,43 @@ class Daemon:
         self.proc.wait()
         self.out.close()
         self.err.close()
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root for a veth pair")
+class TapTest(unittest.TestCase):
+    """A live test of sluiced in tap mode on a veth pair (net_af_packet): a temporary directory
+    `self.d`, the pair (`self.veth` sluiced reads, `self.peer` the test writes into), the events file
+    `self.events`; every daemon started is killed at the end and the pair removed."""
+
+    veth_prefix = "slt"
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.d = self.tmp.name
+        self.veth, self.peer = netns.veth_pair(self.veth_prefix)
+        self.events = os.path.join(self.d, "events.json")
+        self.daemons = []
+
+    def tearDown(self):
+        for dmn in self.daemons:
+            dmn.kill()
+        netns.sh("ip", "link", "del", self.veth, check=False)
+        self.tmp.cleanup()
+
+    def tap_config(self, lcores="{main: 0, rx: [1]}"):
+        """The first lines of a tap-mode configuration on the veth."""
+        return (f"mode: tap\nports:\n  - name: tap0\n    device: net_af_packet0,iface={self.veth}\n"
+                f"lcores: {lcores}\neal: {{memory_mb: 256}}\n")
+
+    def start_daemon(self, args, name="sluiced"):
+        """Starts sluiced and waits until it says it runs in tap mode."""
+        dmn = Daemon(self.d, name, args)
+        self.daemons.append(dmn)
+        self.assertTrue(wait_for(lambda: "running in tap mode" in dmn.stdout() or dmn.proc.poll() is not None),
+                        "sluiced did not start")
+        self.assertIn("running in tap mode", dmn.stdout(), dmn.stderr())
+        return dmn
+
+    def send(self, frames):
+        netns.send_frames(self.peer, frames)
+
