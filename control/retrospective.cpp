@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 
+#include "control/change_feed.h"
 #include "control/event_render.h"
 #include "control/hex.h"
 #include "control/http_pool.h"
@@ -400,9 +401,8 @@ void Retrospective::fetch_feed(Endpoint& e) {
 }
 
 void Retrospective::feed_page(Endpoint& e, unsigned status, const std::string& body) {
-  const Json j = Json::parse(body, nullptr, false);
-  if (status == 400 && !e.cursor.empty() && !e.reset && j.is_object() && j.contains("error") &&
-      j["error"].is_object() && j["error"].value("code", "") == "InvalidArgumentError") {
+  FeedPage page = parse_change_page(status, body, kPageSize);
+  if (page.cursor_refused && !e.cursor.empty() && !e.reset) {
     // A cursor of a store that is gone: read this feed again from its beginning.
     ++stats_.cursor_resets;
     Alert a{"retrospective_cursor_reset", Severity::warning,
@@ -414,49 +414,23 @@ void Retrospective::feed_page(Endpoint& e, unsigned status, const std::string& b
     e.cursor.clear();
     return fetch_feed(e);
   }
-  // Strict: the page as API.md says, or nothing of it is taken.
-  std::vector<Change> changes;
-  std::string cursor, problem;
-  bool more = false;
-  if (status != 200) {
-    problem = "HTTP " + std::to_string(status);
-    if (j.is_object() && j.contains("error") && j["error"].is_object())
-      problem += " " + j["error"].value("code", "") + ": " + reputation::echo(j["error"].value("message", ""));
-  } else if (!j.is_object() || !j.contains("data") || !j["data"].is_array() || !j.contains("meta") ||
-             !j["meta"].is_object() || !j["meta"].contains("cursor") || !j["meta"]["cursor"].is_string() ||
-             !j["meta"].contains("more") || !j["meta"]["more"].is_boolean()) {
-    problem = "bad answer: not a change feed page";
-  } else {
-    cursor = j["meta"]["cursor"].get<std::string>();
-    more = j["meta"]["more"].get<bool>();
-    for (const Json& x : j["data"]) {
-      Change c;
-      std::array<uint8_t, 32> bin{};
-      if (!x.is_object() || !x.contains("sha256") || !x["sha256"].is_string() ||
-          !parse_sha256_hex(x["sha256"].get<std::string>(), bin) || !x.contains("old") || !x["old"].is_string() ||
-          !x.contains("new") || !x["new"].is_string() || !x.contains("changed_at") || !x["changed_at"].is_string() ||
-          (x.contains("threat_name") && !x["threat_name"].is_null() && !x["threat_name"].is_string())) {
-        problem = "bad answer: a change entry is malformed";
-        break;
-      }
-      c.sha256 = hex_string(bin);
-      c.old_disposition = x["old"].get<std::string>();
-      c.new_disposition = x["new"].get<std::string>();
-      if (!valid_disposition(c.old_disposition) || !valid_disposition(c.new_disposition)) {
-        problem = "bad answer: unknown disposition";
-        break;
-      }
-      if (x.contains("threat_name") && x["threat_name"].is_string()) c.threat_name = x["threat_name"].get<std::string>();
-      c.changed_at = x["changed_at"].get<std::string>();
-      c.key = "feed:" + c.changed_at + ":" + c.new_disposition;
-      changes.push_back(std::move(c));
-    }
-    if (cursor.empty() || cursor.size() > 256) problem = "bad answer: bad cursor";
-  }
-  if (!problem.empty()) {
-    std::fprintf(stderr, "sluiced: retrospective: %s: change feed: %s\n", e.cfg.name.c_str(), problem.c_str());
+  if (!page.problem.empty()) {
+    std::fprintf(stderr, "sluiced: retrospective: %s: change feed: %s\n", e.cfg.name.c_str(), page.problem.c_str());
     return endpoint_done(e, false);
   }
+  std::vector<Change> changes;
+  for (FeedChange& f : page.changes) {
+    Change c;
+    c.key = "feed:" + f.changed_at + ":" + f.new_disposition;
+    c.sha256 = std::move(f.sha256);
+    c.old_disposition = std::move(f.old_disposition);
+    c.new_disposition = std::move(f.new_disposition);
+    c.threat_name = std::move(f.threat_name);
+    c.changed_at = std::move(f.changed_at);
+    changes.push_back(std::move(c));
+  }
+  const std::string cursor = page.cursor;
+  const bool more = page.more;
   stats_.changes += changes.size();
   e.read += static_cast<unsigned>(changes.size());
   const bool again = more && !changes.empty() && e.read < config_.retrospective.max_changes;
