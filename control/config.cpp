@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "control/notifier.h"
+#include "control/tokens.h"
 #include "control/pcap_file.h"
 #include "dataplane/eal.h"
 #include "pipeline/analysis_groups.h"
@@ -1271,6 +1272,29 @@ Params notify_params() {
   };
 }
 
+// The management API (control/management.h).
+Params management_params() {
+  const ManagementConfig m{};
+  return {
+      string<Loading>("management.listen", "", "`host:port` (an IP address) of the management API (HTTPS): "
+                      "`GET /api/v1/status`, `GET /metrics`. Give the management address, never an inspected "
+                      "port. Empty: no management API. Kept stable.",
+                      [](Loading& l, std::string v) { l.config.management.listen = std::move(v); }),
+      string<Loading>("management.token_file", "", "Required with `management.listen`: one `ROLE sha256:HEX` "
+                      "line per token (ROLE `admin` or `read`, HEX the lowercase hex SHA-256 of the token; "
+                      "`sluicectl token new` prints both), not readable by others. Kept stable.",
+                      [](Loading& l, std::string v) { l.config.management.token_file = std::move(v); }),
+      string<Loading>("management.cert_file", "", "The API's TLS certificate chain (PEM). Empty: a self-signed "
+                      "one made on first start in `STATE/management.crt` (its SHA-256 fingerprint is printed).",
+                      [](Loading& l, std::string v) { l.config.management.cert_file = std::move(v); }),
+      string<Loading>("management.key_file", "", "The certificate's private key (PEM), with `cert_file`.",
+                      [](Loading& l, std::string v) { l.config.management.key_file = std::move(v); }),
+      integer<Loading>("management.rate_per_s", 1, 100000, m.rate_per_s, "Requests a second per token (bursts "
+                       "of twice that; `/metrics` without a token counts as one more token); beyond: 429.",
+                       [](Loading& l, long long v) { l.config.management.rate_per_s = static_cast<unsigned>(v); }),
+  };
+}
+
 // What outlives a run (control/state_dir.h).
 Params state_params() {
   auto dir = string<Loading>("state.dir", "", std::string("Directory of what persists across restarts (the verdict "
@@ -1291,7 +1315,7 @@ const Params& params() {
     for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
                                 hold_params, enforce_params, replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
                                 worker_params, archive_params, reputation_params, analysis_params, quarantine_params, sightings_params,
-                                retrospective_params, notify_params, action_params}) {
+                                retrospective_params, notify_params, management_params, action_params}) {
       Params s = section();
       all.insert(all.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
     }
@@ -1529,6 +1553,17 @@ void finish(Loading& l) {
   if (c.sightings.appliance.empty()) {
     char host[256] = {};
     c.sightings.appliance = gethostname(host, sizeof host - 1) == 0 && host[0] ? host : "sluice";
+  }
+  ManagementConfig& mg = c.management;
+  if (!mg.listen.empty()) {
+    std::string h, pt;
+    if (!split_host_port(mg.listen, h, pt)) fail("management.listen", "'" + mg.listen + "' is not host:port or [v6]:port");
+    if (mg.token_file.empty()) fail("management.token_file", "the management API needs a token file");
+    if (const TokenFile t = load_tokens(mg.token_file); !t.error.empty()) fail("management.token_file", t.error);
+    if (mg.cert_file.empty() != mg.key_file.empty())
+      fail("management.cert_file", "give both management.cert_file and management.key_file, or neither");
+    if (mg.cert_file.empty() && c.state_dir.empty())
+      fail("management.cert_file", "give a certificate, or a state.dir to keep the one made at start");
   }
   NotifyConfig& n = c.notify;
   std::string host, port;

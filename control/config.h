@@ -12,6 +12,7 @@
 #include "control/quarantine_store.h"
 #include "control/reputation_client.h"
 #include "control/reputation_service.h"
+#include "control/management.h"
 #include "control/sightings_store.h"
 #include "dataplane/dataplane_config.h"
 
@@ -86,6 +87,7 @@ struct Config {
   SightingsConfig sightings;
   RetrospectiveConfig retrospective;
   NotifyConfig notify;
+  ManagementConfig management;
   std::string replay_input;   // replay mode: pcap read through net_pcap
   std::string replay_output;  // replay mode: pcap written with what inline mode would have sent
   std::string events_path;    // JSON lines; "-" is standard output; empty: no events

@@ -18,6 +18,8 @@
 #include "control/events.h"
 #include "control/file_analysis.h"
 #include "control/file_reputation.h"
+#include "control/management.h"
+#include "control/metrics.h"
 #include "control/pcap_file.h"
 #include "control/service_loop.h"
 #include "control/notifier.h"
@@ -253,6 +255,35 @@ int main(int argc, char** argv) {
                                {[&](const std::string& type, control::Json body) { emit(type, body); }, raise_alert,
                                 [&](std::function<void()> fn) { after_batch.push_back(std::move(fn)); }});
   for (const auto& a : retro.take_alerts()) raise_loud(a);
+
+  // The management API (control/management.h), on the loop: status and metrics from the data plane.
+  int exit_code = 0;
+  const auto uptime_s = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  control::Management management(
+      loop.io(), cfg.management, cfg.state_dir,
+      {[&] {
+         const auto snap = dp->stats();
+         control::Json lcores = control::Json::array(), ports = control::Json::array();
+         for (const auto& l : snap.lcores) lcores.push_back({{"lcore", l.lcore}, {"role", l.role}});
+         for (const auto& p : snap.ports)
+           ports.push_back({{"name", p.name}, {"device", p.device}, {"link_up", p.link_up},
+                            {"link_speed_mbps", p.link_speed_mbps}, {"rx_packets", p.rx_packets},
+                            {"tx_packets", p.tx_packets}});
+         return control::Json{{"mode", dataplane::mode_name(cfg.dataplane.mode)}, {"version", SLUICE_VERSION},
+                              {"appliance", cfg.sightings.appliance}, {"uptime_s", uptime_s()},
+                              {"lcores", std::move(lcores)}, {"ports", std::move(ports)}};
+       },
+       [&] { return control::prometheus_text(dp->stats(), uptime_s()); }});
+  if (const std::string e = management.start(); !e.empty()) {
+    // Stopped as after a signal: the parts already running end in order.
+    std::fprintf(stderr, "sluiced: %s\n", e.c_str());
+    exit_code = 1;
+    stop_signal = SIGTERM;
+    begin_stop();
+  } else if (!management.summary().empty()) {
+    std::fprintf(human, "sluiced: %s\n", management.summary().c_str());
+    std::fflush(human);
+  }
   loop.on_signals({SIGUSR1}, [&](int) { retro.heartbeat_now(); });
 
   // Records are rendered on the loop into a batch; the batch is written by the ordered pool.
@@ -521,6 +552,7 @@ int main(int argc, char** argv) {
   analysis.stop();
   reputation.stop();
   reputation.save_now();
+  management.stop();
   retro.stop_jobs();  // its store jobs from here on run in finish(), on this thread
   loop.drain_pool();
   if (!batch.empty()) {  // lines the pool refused at the end, or raised since (the pool is idle)
@@ -567,5 +599,5 @@ int main(int argc, char** argv) {
     if (link_type && *link_type != 1 && !control::set_pcap_link_type(cfg.replay_output, *link_type))
       std::fprintf(stderr, "sluiced: could not set link type %u on %s\n", *link_type, cfg.replay_output.c_str());
   }
-  return 0;
+  return exit_code;
 }

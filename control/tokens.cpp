@@ -93,13 +93,18 @@ TokenFile load_tokens(const std::string& path) {
   return parse_tokens(ss.str(), path);
 }
 
-std::optional<TokenRole> authenticate(const TokenFile& file, std::string_view token) {
-  if (token.empty()) return std::nullopt;
+const TokenEntry* token_entry(const TokenFile& file, std::string_view token) {
+  if (token.empty()) return nullptr;
   const auto d = digest(token);
-  std::optional<TokenRole> role;
+  const TokenEntry* found = nullptr;
   for (const TokenEntry& e : file.entries)  // every entry, found or not: the time says nothing
-    if (CRYPTO_memcmp(e.sha256.data(), d.data(), d.size()) == 0) role = e.role;
-  return role;
+    if (CRYPTO_memcmp(e.sha256.data(), d.data(), d.size()) == 0) found = &e;
+  return found;
+}
+
+std::optional<TokenRole> authenticate(const TokenFile& file, std::string_view token) {
+  const TokenEntry* e = token_entry(file, token);
+  return e ? std::optional<TokenRole>(e->role) : std::nullopt;
 }
 
 std::string new_token() {

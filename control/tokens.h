@@ -40,7 +40,9 @@ TokenFile parse_tokens(std::string_view text, const std::string& origin);
 // manage the appliance): `chmod 600`.
 TokenFile load_tokens(const std::string& path);
 
-// The role of `token`, if one of the entries holds its SHA-256 (compared in constant time).
+// The entry that holds `token`'s SHA-256 (every entry compared, in constant time), or null.
+const TokenEntry* token_entry(const TokenFile& file, std::string_view token);
+// Its role.
 std::optional<TokenRole> authenticate(const TokenFile& file, std::string_view token);
 
 // A new token: 32 random bytes (OpenSSL's RAND_bytes) as 43 characters of base64url, prefixed

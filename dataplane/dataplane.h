@@ -25,6 +25,8 @@ struct PortStats {
   uint64_t dropped = 0;           // frames Sluice had to free: TX queue full, dispatch ring full
   uint64_t rx_missed = 0;         // device counters: frames the NIC/PMD could not deliver
   uint64_t rx_errors = 0, tx_errors = 0, rx_nombuf = 0;
+  bool link_up = false;           // the device's link, when read (rte_eth_link_get_nowait)
+  uint32_t link_speed_mbps = 0;
   bool symmetric_rss = false;     // RSS with the symmetric key is programmed
   bool software_dispatch = false; // frames are re-dispatched by the software flow hash
 };

@@ -30,6 +30,11 @@ StatsSnapshot Dataplane::stats() const {
       ps.tx_errors = es.oerrors;
       ps.rx_nombuf = es.rx_nombuf;
     }
+    rte_eth_link link{};
+    if (d.port_started[p] && rte_eth_link_get_nowait(d.table.port_id[p], &link) == 0) {
+      ps.link_up = link.link_status == RTE_ETH_LINK_UP;
+      ps.link_speed_mbps = link.link_status == RTE_ETH_LINK_UP ? link.link_speed : 0;
+    }
     s.ports.push_back(ps);
   }
   for (unsigned l = 0; l < d.table.n_rx_lcores; ++l) {

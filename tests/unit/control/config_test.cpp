@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <unistd.h>
 #include <fstream>
 #include <tuple>
 
@@ -552,4 +553,34 @@ actions:
   EXPECT_EQ(p.lookup_error[static_cast<unsigned>(records::LookupError::service_unavailable)], records::Action::monitor);
   EXPECT_NE(error_of(std::string(kInline) + "actions: {malicious: drop}\n").find("expected one of pass, monitor, defer, reject"),
             std::string::npos);
+}
+
+TEST(Config, TheManagementApiNeedsAGoodTokenFileAndACertificateToKeep) {
+  const std::string tap = "mode: tap\nports:\n  - name: a\n    device: net_null0\nstate: {dir: /tmp/sluice-config-test}\n";
+  EXPECT_NE(error_of(tap + "management: {listen: 'localhost'}\n").find("'management.listen'"), std::string::npos);
+  EXPECT_NE(error_of(tap + "management: {listen: '127.0.0.1:8443'}\n").find("needs a token file"), std::string::npos);
+  char tmpl[] = "/tmp/config_test_tokens.XXXXXX";
+  const int fd = mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  const std::string tokens = tmpl;
+  ::write(fd, "root sha256:x\n", 14);
+  ::close(fd);  // mkstemp makes it 0600
+  const std::string e = error_of(tap + "management: {listen: '127.0.0.1:8443', token_file: " + tokens + "}\n");
+  EXPECT_NE(e.find("'management.token_file'"), std::string::npos) << e;
+  EXPECT_NE(e.find("line 1: role 'root' is not admin or read"), std::string::npos) << e;
+  std::ofstream(tokens) << "read sha256:" << std::string(64, 'a') << "\n";
+  const std::string ok = tap + "management: {listen: '127.0.0.1:8443', token_file: " + tokens + "}\n";
+  auto r = load_config_text(ok, "config test.yaml", {});
+  ASSERT_TRUE(r.config) << r.error;
+  EXPECT_EQ(r.config->management.listen, "127.0.0.1:8443");
+  EXPECT_EQ(r.config->management.rate_per_s, 50u);
+  EXPECT_NE(error_of(ok.substr(0, ok.size() - 2) + ", cert_file: /x.pem}\n").find("or neither"), std::string::npos);
+  // A replay keeps nothing: a certificate must be given.
+  EXPECT_NE(error_of("management: {listen: '127.0.0.1:8443', token_file: " + tokens + "}\n", [] {
+              Overrides o;
+              o.replay_input = "/dev/null";
+              return o;
+            }()).find("a state.dir to keep"),
+            std::string::npos);
+  std::remove(tokens.c_str());
 }

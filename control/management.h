@@ -1,0 +1,69 @@
+// The management API (issue 15): HTTPS on the management address (`management.listen`, never an
+// inspected port), bearer tokens (tokens.h) with a read-only and an admin role, a rate limit per
+// token, one access-log line per request (who, what, result; never a token). This part serves
+// `GET /api/v1/status` (kept stable) and the Prometheus text at `GET /metrics`; the other resources
+// of the issue come on this server.
+//
+// TLS 1.2 at least. Without a configured certificate, one is made on first start (EC P-256,
+// self-signed, valid ten years, for the listen address and "localhost") in
+// STATE/management.crt and .key (0600) and used from then on; its SHA-256 fingerprint is in
+// summary() (printed at start), for `sluicectl --fingerprint` and browsers.
+//
+// Threads: everything on the service loop's io_context; a request's answer is computed on the loop
+// (the sources below are cheap: counters). Limits: 64 connections (beyond: closed at once), a
+// request header of 16 KiB and a body of 64 KiB (beyond: 400 or 413 and closed), 10 s to complete
+// the TLS handshake or a request, 60 s idle keep-alive.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "control/event_render.h"
+#include "control/tokens.h"
+
+namespace sluice::control {
+
+struct ManagementConfig {
+  std::string listen;                  // host:port; empty: no management API
+  std::string token_file;              // required with `listen`
+  std::string cert_file, key_file;     // PEM; empty: the generated pair in the state directory
+  unsigned rate_per_s = 50;            // requests per token and second (bursts of twice that); 429 beyond
+};
+
+class Management {
+ public:
+  struct Sources {
+    std::function<Json()> status;          // the body of GET /api/v1/status
+    std::function<std::string()> metrics;  // the Prometheus text of GET /metrics
+  };
+
+  Management(boost::asio::io_context& io, ManagementConfig config, std::string state_dir, Sources sources);
+  ~Management();
+  Management(const Management&) = delete;
+  Management& operator=(const Management&) = delete;
+
+  // Loads the tokens and the certificate (making one if needed) and listens. "" or one line
+  // saying what is wrong (sluiced does not start then).
+  std::string start();
+  // "management API on https://ADDR:PORT (certificate SHA-256 AB:CD:...)".
+  const std::string& summary() const noexcept;
+  // Closes the listener and every connection.
+  void stop();
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// Makes a self-signed certificate and key (PEM) for `hosts` (IP addresses and DNS names); "" or
+// what failed. The key file is written 0600.
+std::string make_self_signed(const std::string& cert_path, const std::string& key_path,
+                             const std::vector<std::string>& hosts);
+// "AB:CD:..." (SHA-256 of the DER certificate) of a PEM file; "" when unreadable.
+std::string certificate_fingerprint(const std::string& cert_path);
+
+}  // namespace sluice::control

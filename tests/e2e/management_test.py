@@ -1,0 +1,181 @@
+"""End to end: the management API (issue 15, first part) of a live tap-mode sluiced on a veth.
+
+HTTPS only, with the certificate sluiced made on its first start (its SHA-256 fingerprint printed
+at start equals the one the server presents); bearer tokens from the token file that
+`sluicectl token new` lines fill: none or a wrong one is 401 with an error object, a read-only one
+reads `GET /api/v1/status` (mode, version, lcores, ports and their link state); unknown paths are
+404, other methods 405; `GET /metrics` (no token needed) is Prometheus text that Debian's
+prometheus_client parses, and its port counters equal the frames the test wrote into the veth;
+a token past `management.rate_per_s` gets 429; every request is in the access log, never a token.
+"""
+import hashlib
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import unittest
+import warnings
+
+from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import sluiced  # noqa: E402
+import tcpgen  # noqa: E402
+from daemon import TapTest, read_events, wait_for  # noqa: E402
+
+SLUICECTL = os.path.abspath(os.path.join(sluiced.BUILD, "control", "sluicectl"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Management(TapTest):
+    veth_prefix = "slm"
+
+    def setUp(self):
+        super().setUp()
+        self.tokens = {}
+        lines = []
+        for role in ("admin", "read"):
+            out = subprocess.run([SLUICECTL, "token", "new", "--role", role], capture_output=True, text=True,
+                                 check=True).stdout.splitlines()
+            self.tokens[role] = out[0]
+            lines.append(out[1])
+        self.token_file = os.path.join(self.d, "tokens")
+        with open(self.token_file, "w") as f:
+            f.write("# the appliance's administrators\n" + "\n".join(lines) + "\n")
+        os.chmod(self.token_file, 0o600)
+        self.port = free_port()
+        self.state = os.path.join(self.d, "state")
+
+    def start(self, rate=50):
+        cfg = os.path.join(self.d, "sluiced.yaml")
+        with open(cfg, "w") as f:
+            f.write(self.tap_config() + f"state: {{dir: {self.state}}}\nevents: {{path: {self.events}}}\n"
+                    f"management: {{listen: '127.0.0.1:{self.port}', token_file: {self.token_file}, "
+                    f"rate_per_s: {rate}}}\n")
+        self.dmn = self.start_daemon(["--config", cfg])
+        # Printed once it listens, just after the data plane's line.
+        self.assertTrue(wait_for(lambda: "management API on" in self.dmn.stdout()), self.dmn.stderr())
+
+    def request(self, method, path, token=None):
+        ctx = ssl.create_default_context(cafile=os.path.join(self.state, "management.crt"))
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+        headers = {"Authorization": "Bearer " + token} if token else {}
+        try:
+            conn.request(method, path, headers=headers)
+            r = conn.getresponse()
+            return r.status, dict(r.getheaders()), r.read().decode()
+        finally:
+            conn.close()
+
+    def test_tls_tokens_status_metrics_and_the_access_log(self):
+        self.start()
+        m = re.search(r"management API on https://127\.0\.0\.1:(\d+) \(certificate SHA-256 ([0-9A-F:]{95})\)",
+                      self.dmn.stdout())
+        self.assertTrue(m, self.dmn.stdout())
+        self.assertEqual(int(m.group(1)), self.port)
+        # The certificate the server presents is the one made in the state directory, and the
+        # fingerprint printed is its SHA-256.
+        pem = ssl.get_server_certificate(("127.0.0.1", self.port))
+        der = ssl.PEM_cert_to_DER_cert(pem)
+        self.assertEqual(m.group(2), ":".join("%02X" % b for b in hashlib.sha256(der).digest()))
+        with open(os.path.join(self.state, "management.crt")) as f:
+            self.assertEqual(ssl.PEM_cert_to_DER_cert(f.read()), der)
+        self.assertEqual(os.stat(os.path.join(self.state, "management.key")).st_mode & 0o777, 0o600)
+
+        # TLS only: a plain HTTP request gets no HTTP answer.
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                data = s.recv(100)
+            except (ConnectionResetError, socket.timeout):
+                data = b""
+            self.assertFalse(data.startswith(b"HTTP/1.1 200"), data)
+        # TLS 1.1 is refused.
+        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                old.maximum_version = ssl.TLSVersion.TLSv1_1
+                old.minimum_version = ssl.TLSVersion.TLSv1_1
+            with self.assertRaises((ssl.SSLError, ConnectionResetError)):
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as raw:
+                    with old.wrap_socket(raw):
+                        pass
+        except ValueError:
+            pass  # this Python's OpenSSL cannot even offer TLS 1.1
+
+        # Tokens.
+        status, headers, body = self.request("GET", "/api/v1/status")
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (401, "AuthenticationRequiredError"))
+        self.assertEqual(headers["WWW-Authenticate"], "Bearer")
+        status, _, body = self.request("GET", "/api/v1/status", token="sluice_wrong")
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (401, "WrongCredentialsError"))
+        for role in ("read", "admin"):
+            status, headers, body = self.request("GET", "/api/v1/status", token=self.tokens[role])
+            self.assertEqual(status, 200, body)
+            self.assertEqual(headers["Content-Type"], "application/json")
+            st = json.loads(body)
+            self.assertEqual((st["mode"], st["appliance"] != ""), ("tap", True))
+            self.assertRegex(st["version"], r"^\d+\.\d+")
+            self.assertEqual([(l["lcore"], l["role"]) for l in st["lcores"]], [(1, "rx")])
+            self.assertEqual([(p["name"], p["link_up"]) for p in st["ports"]], [("tap0", True)])
+            self.assertGreater(st["uptime_s"], 0)
+        status, _, body = self.request("GET", "/api/v1/nothing", token=self.tokens["read"])
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (404, "NotFoundError"))
+        status, headers, _ = self.request("POST", "/api/v1/status", token=self.tokens["admin"])
+        self.assertEqual((status, headers["Allow"]), (405, "GET"))
+
+        # Metrics: frames written into the veth are counted on the port.
+        frames = tcpgen.mail_with_attachments(0, [("a.bin", b"metrics test" * 20)])
+        self.send(frames)
+        self.assertTrue(wait_for(lambda: any(e["event_type"] == "verdict" for e in read_events(self.events)), 15))
+        status, headers, body = self.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        samples = {}
+        for family in text_string_to_metric_families(body):
+            for s in family.samples:
+                samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        self.assertEqual(samples[("sluice_port_rx_packets_total", (("port", "tap0"),))], len(frames))
+        self.assertEqual(samples[("sluice_port_rx_bytes_total", (("port", "tap0"),))], sum(len(f) for f in frames))
+        self.assertEqual(samples[("sluice_port_link_up", (("port", "tap0"),))], 1)
+        self.assertEqual(samples[("sluice_lcore_rx_packets_total", (("lcore", "1"), ("role", "rx")))], len(frames))
+        self.assertEqual(samples[("sluice_messages_total", ())], 1)
+        self.assertEqual(samples[("sluice_verdicts_total", (("disposition", "clean"),))], 1)
+        # A wrong token is refused on /metrics too.
+        self.assertEqual(self.request("GET", "/metrics", token="sluice_wrong")[0], 401)
+
+        self.assertEqual(self.dmn.stop(signal.SIGTERM), 0, self.dmn.stderr())
+        log = self.dmn.stderr()
+        self.assertRegex(log, r"sluiced: api: 127\.0\.0\.1 read token of line 3 GET /api/v1/status 200 ")
+        self.assertRegex(log, r"sluiced: api: 127\.0\.0\.1 - GET /api/v1/status 401 ")
+        self.assertRegex(log, r"sluiced: api: 127\.0\.0\.1 - GET /metrics 200 ")
+        for token in self.tokens.values():
+            self.assertNotIn(token, log)
+            self.assertNotIn(token, self.dmn.stdout())
+
+    def test_a_token_past_its_rate_gets_429(self):
+        self.start(rate=5)  # bursts of 10
+        codes = [self.request("GET", "/api/v1/status", token=self.tokens["read"])[0] for _ in range(30)]
+        self.assertEqual(codes[:10], [200] * 10)
+        self.assertIn(429, codes)
+        status, headers, body = self.request("GET", "/api/v1/status", token=self.tokens["read"])
+        if status == 429:
+            self.assertEqual((headers["Retry-After"], json.loads(body)["error"]["code"]), ("1", "TooManyRequestsError"))
+        # Another token has its own budget.
+        self.assertEqual(self.request("GET", "/api/v1/status", token=self.tokens["admin"])[0], 200)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
