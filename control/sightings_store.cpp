@@ -53,14 +53,7 @@ std::string check_file(const std::string& path) {
     return "cannot open: " + db_error(raw);
   }
   Db db(raw);
-  Stmt check = prepare(raw, "PRAGMA quick_check");
-  if (!check || sqlite3_step(check.get()) != SQLITE_ROW) return "not an SQLite database: " + db_error(raw);
-  if (column_text(check.get(), 0) != "ok") return "damaged: " + column_text(check.get(), 0);
-  Stmt fmt = prepare(raw, "SELECT value FROM meta WHERE key = 'format'");
-  if (!fmt || sqlite3_step(fmt.get()) != SQLITE_ROW) return "no format version";
-  if (sqlite3_column_int(fmt.get(), 0) != kFormatVersion)
-    return "format " + std::to_string(sqlite3_column_int(fmt.get(), 0)) + ", this sluiced reads " +
-           std::to_string(kFormatVersion);
+  if (std::string why = check_integrity_and_format(raw, kFormatVersion); !why.empty()) return why;
   for (const char* table : {"messages", "rcpts", "files"}) {
     Stmt s = prepare(raw, std::string("SELECT * FROM ") + table + " LIMIT 0");
     if (!s) return std::string("no table ") + table;

@@ -2,11 +2,29 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 namespace sluice::control {
+
+std::string check_integrity_and_format(sqlite3* db, int format) {
+  // SQLite reads the header lazily: the first statement tells whether this is a database at all.
+  Stmt check = prepare(db, "PRAGMA quick_check");
+  if (!check || sqlite3_step(check.get()) != SQLITE_ROW) return db_error(db);
+  std::string verdict = column_text(check.get(), 0);
+  if (verdict != "ok") {  // several lines: the first problems, on one line
+    std::replace(verdict.begin(), verdict.end(), '\n', ' ');
+    if (verdict.size() > 200) verdict = verdict.substr(0, 200) + "...";
+    return "integrity check: " + verdict;
+  }
+  Stmt version = prepare(db, "SELECT value FROM meta WHERE key = 'format'");
+  if (!version || sqlite3_step(version.get()) != SQLITE_ROW) return "no format version";
+  const int v = sqlite3_column_int(version.get(), 0);
+  if (v != format) return "format " + std::to_string(v) + ", this sluiced reads " + std::to_string(format);
+  return "";
+}
 
 StoreFile open_store_file(const std::string& label, const std::string& path,
                           const std::function<std::string(const std::string&)>& check, const char* pragmas,

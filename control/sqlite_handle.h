@@ -47,6 +47,12 @@ inline std::string column_text(sqlite3_stmt* s, int col) {
            : std::string();
 }
 
+// The first checks of a store file opened read-only: SQLite's `quick_check` (its first problems on
+// one line) and `meta`'s format version. "" when both pass, else why not ("integrity check: ...",
+// "no format version", "format 2, this sluiced reads 1", or SQLite's error for a file that is not
+// a database).
+std::string check_integrity_and_format(sqlite3* db, int format);
+
 // A store file of the control plane (submissions, sightings), opened the same way: an existing
 // file is checked first on a read-only connection (`check` gives why it is not a store of ours, ""
 // when it is); a refused file is moved aside as PATH.corrupt (its -wal with it, its -shm removed)

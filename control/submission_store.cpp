@@ -82,22 +82,7 @@ std::string check_file(const std::string& path, uint64_t& rows) {
   const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
   Db db(raw);
   if (rc != SQLITE_OK) return db_error(raw);
-  // SQLite reads the header lazily: the first statement tells whether this is a database at all.
-  Stmt check = prepare(db.get(), "PRAGMA quick_check");
-  if (!check) return db_error(db.get());
-  const int step = sqlite3_step(check.get());
-  if (step != SQLITE_ROW) return db_error(db.get());
-  std::string verdict = column_text(check.get(), 0);
-  if (verdict != "ok") {  // several lines: the first problems, on one line
-    std::replace(verdict.begin(), verdict.end(), '\n', ' ');
-    if (verdict.size() > 200) verdict = verdict.substr(0, 200) + "...";
-    return "integrity check: " + verdict;
-  }
-  Stmt version = prepare(db.get(), "SELECT value FROM meta WHERE key = 'format'");
-  if (!version) return db_error(db.get());
-  if (sqlite3_step(version.get()) != SQLITE_ROW) return "no format version";
-  const int v = sqlite3_column_int(version.get(), 0);
-  if (v != kFormatVersion) return "format " + std::to_string(v) + ", this sluiced reads " + std::to_string(kFormatVersion);
+  if (std::string why = check_integrity_and_format(db.get(), kFormatVersion); !why.empty()) return why;
   Stmt all = prepare(db.get(), std::string("SELECT ") + kColumns + " FROM submissions");
   Stmt waiters = prepare(db.get(), "SELECT seq, sha256, quarantine_id FROM waiters");
   if (!all || !waiters) return "another schema (" + db_error(db.get()) + ")";
