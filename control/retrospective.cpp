@@ -188,7 +188,6 @@ struct Retrospective::Endpoint {
   std::string cursor;    // as stored
   unsigned read = 0;     // feed entries read in this heartbeat
   bool reset = false;    // the cursor was refused in this heartbeat
-  bool busy = false;
 };
 
 Retrospective::Retrospective(const Config& config, ServiceLoop& loop, pipeline::VerdictCache* cache, Output out)
@@ -361,7 +360,6 @@ void Retrospective::begin_heartbeat() {
     if (!e->pool) continue;
     e->read = 0;
     e->reset = false;
-    e->busy = true;
     if (e->feed)
       fetch_feed(*e);
     else
@@ -369,9 +367,8 @@ void Retrospective::begin_heartbeat() {
   }
 }
 
-void Retrospective::endpoint_done(Endpoint& e, bool ok) {
+void Retrospective::endpoint_done(bool ok) {
   if (!ok) ++stats_.endpoint_errors;
-  e.busy = false;
   if (open_ > 0 && --open_ == 0) {
     ++stats_.completed;
     stats_.last_ms = static_cast<uint64_t>(
@@ -393,11 +390,11 @@ void Retrospective::fetch_feed(Endpoint& e) {
     if (alive.expired()) return;
     if (r.failure != http::Failure::none) {
       std::fprintf(stderr, "sluiced: retrospective: %s: change feed: %s\n", e.cfg.name.c_str(), r.detail.c_str());
-      return endpoint_done(e, false);
+      return endpoint_done(false);
     }
     feed_page(e, r.status, r.body);
   });
-  if (!sent) endpoint_done(e, false);
+  if (!sent) endpoint_done(false);
 }
 
 void Retrospective::feed_page(Endpoint& e, unsigned status, const std::string& body) {
@@ -416,7 +413,7 @@ void Retrospective::feed_page(Endpoint& e, unsigned status, const std::string& b
   }
   if (!page.problem.empty()) {
     std::fprintf(stderr, "sluiced: retrospective: %s: change feed: %s\n", e.cfg.name.c_str(), page.problem.c_str());
-    return endpoint_done(e, false);
+    return endpoint_done(false);
   }
   std::vector<Change> changes;
   for (FeedChange& f : page.changes) {
@@ -435,11 +432,11 @@ void Retrospective::feed_page(Endpoint& e, unsigned status, const std::string& b
   e.read += static_cast<unsigned>(changes.size());
   const bool again = more && !changes.empty() && e.read < config_.retrospective.max_changes;
   auto apply = [this, &e, changes, cursor, again](bool recorded, const std::set<std::string>& reported) {
-    if (!recorded) return endpoint_done(e, false);
+    if (!recorded) return endpoint_done(false);
     e.cursor = cursor;
     for (const Change& c : changes) update_cache(c.sha256, c.new_disposition, c.threat_name, reported.count(c.sha256));
     if (again) return fetch_feed(e);
-    endpoint_done(e, true);
+    endpoint_done(true);
   };
   if (!store_) return apply(true, {});  // nothing seen is kept: cached verdicts alone are updated
   store_job([this, changes = std::move(changes), cursor, apply, alive = std::weak_ptr<bool>(alive_),
@@ -470,7 +467,7 @@ void Retrospective::recheck(Endpoint& e) {
     auto candidates = st.recheck_candidates(name, since, budget);
     loop_.post([this, &e, alive, candidates = std::move(candidates)] {
       if (alive.expired()) return;
-      if (candidates.empty()) return endpoint_done(e, true);
+      if (candidates.empty()) return endpoint_done(true);
       // At most max_connections look-ups at a time; a 429 ends the round (the rest wait for the next
       // heartbeat). Every answer is gathered, then the changes and the re-look-ups are recorded
       // together.
@@ -508,7 +505,7 @@ void Retrospective::recheck(Endpoint& e) {
           changes.push_back(std::move(c));
         }
         stats_.changes += changes.size();
-        if (rechecks.empty()) return endpoint_done(e, false);
+        if (rechecks.empty()) return endpoint_done(false);
         store_job([this, &e, changes, rechecks = std::move(rechecks), alive, failed = round->failed,
                    max_listed = config_.retrospective.max_messages_listed, name = e.cfg.name,
                    since = pending_since()](SightingsStore& st) {
@@ -520,7 +517,7 @@ void Retrospective::recheck(Endpoint& e) {
               for (const Change& c : changes)
                 update_cache(c.sha256, c.new_disposition, c.threat_name, reported.count(c.sha256));
             recorded(r.ok, r.error, std::move(r.inserted));
-            endpoint_done(e, r.ok && !failed);
+            endpoint_done(r.ok && !failed);
           });
         });
       };

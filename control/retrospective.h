@@ -123,7 +123,7 @@ class Retrospective {
   void fetch_feed(Endpoint& e);
   void feed_page(Endpoint& e, unsigned status, const std::string& body);
   void recheck(Endpoint& e);
-  void endpoint_done(Endpoint& e, bool ok);
+  void endpoint_done(bool ok);
   void recorded(bool ok, const std::string& error, std::vector<StoredReport> inserted);
   void deliver(std::vector<StoredReport> reports);
   void update_cache(const std::string& sha256, const std::string& disposition, const std::string& threat_name,
