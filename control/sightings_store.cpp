@@ -48,7 +48,9 @@ constexpr char kMessageColumns[] =
 // Why the file at `path` is not a store of ours ("" when it is).
 std::string check_file(const std::string& path) {
   sqlite3* raw = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+  // Read-write (never created here): after a crash the write-ahead log must be recovered, which a
+  // read-only connection cannot do (SQLITE_READONLY_RECOVERY: the store would be refused).
+  if (sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
     Db db(raw);
     return "cannot open: " + db_error(raw);
   }

@@ -26,12 +26,27 @@ std::string check_integrity_and_format(sqlite3* db, int format) {
   return "";
 }
 
+namespace {
+
+// A database without a single table: a first start that ended (killed) before its schema was
+// committed, which is one transaction. Nothing was stored in it; it is simply made again.
+bool never_initialised(const std::string& path) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr);
+  Db db(raw);
+  if (rc != SQLITE_OK) return false;
+  Stmt n = prepare(db.get(), "SELECT count(*) FROM sqlite_master");
+  return n && sqlite3_step(n.get()) == SQLITE_ROW && sqlite3_column_int64(n.get(), 0) == 0;
+}
+
+}  // namespace
+
 StoreFile open_store_file(const std::string& label, const std::string& path,
                           const std::function<std::string(const std::string&)>& check, const char* pragmas,
                           const std::string& schema, int format) {
   StoreFile r;
   struct stat st;
-  bool create = stat(path.c_str(), &st) != 0;
+  bool create = stat(path.c_str(), &st) != 0 || never_initialised(path);
   if (!create) {
     const std::string why = check(path);
     if (!why.empty()) {

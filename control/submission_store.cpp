@@ -76,10 +76,12 @@ bool read_row(sqlite3_stmt* s, Submission& out, std::string& why) {
   return true;
 }
 
-// Checks an existing file on a read-only connection: "" or why it is not a valid store.
+// Checks an existing file (reads only): "" or why it is not a valid store.
 std::string check_file(const std::string& path, uint64_t& rows) {
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+  // Read-write (never created here): after a crash the write-ahead log must be recovered, which a
+  // read-only connection cannot do (SQLITE_READONLY_RECOVERY: the store would be refused).
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr);
   Db db(raw);
   if (rc != SQLITE_OK) return db_error(raw);
   if (std::string why = check_integrity_and_format(db.get(), kFormatVersion); !why.empty()) return why;

@@ -158,6 +158,35 @@ TEST_F(SightingsStoreTest, RetentionAndTheSizeBoundPrune) {
   EXPECT_EQ(s->in_range(kNow - 1, kNow)[0].subject, "bulk 2999");
 }
 
+// A process killed with its write-ahead log not yet checkpointed leaves a store that needs recovery:
+// the next open recovers it (a read-only check could not, and refused the store as corrupt).
+TEST_F(SightingsStoreTest, AStoreKilledWithAnUncheckpointedLogOpensWhole) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    auto s = SightingsStore::open(path_).store;
+    std::string err;
+    if (!s || !s->add({message(kNow, "before the kill", {"bob@example.net"}, {file('a', "a.pdf")})}, err)) _exit(3);
+    const char ok = 1;
+    if (write(fds[1], &ok, 1) != 1) _exit(4);
+    pause();
+    _exit(0);
+  }
+  close(fds[1]);
+  char ok = 0;
+  ASSERT_EQ(read(fds[0], &ok, 1), 1);
+  close(fds[0]);
+  ASSERT_TRUE(std::filesystem::exists(path_ + "-wal"));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  SightingsOpen o = SightingsStore::open(path_);
+  ASSERT_TRUE(o.store);
+  EXPECT_EQ(o.error, "");
+  EXPECT_EQ(o.store->where_seen(sha('a')).size(), 1u);
+}
+
 // A restart loses nothing that was committed: a child adds batches and reports each one once
 // add() returned, then is killed -9 at a random moment; every reported batch is there, whole (a
 // message with both its files and its recipient), and nothing half-written.
