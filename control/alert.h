@@ -3,6 +3,8 @@
 // a flow (the event then carries the flow identity in its header) or an endpoint.
 #pragma once
 
+#include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 
@@ -32,5 +34,41 @@ inline Json alert_body(const Alert& a) {
   if (!a.details.is_null()) j["details"] = a.details;
   return j;
 }
+
+// The latest alerts as their `alert` events (for GET /api/v1/alerts), newest last, at most
+// `capacity`: older ones are dropped (the events file keeps them all). The loop's thread only.
+class AlertLog {
+ public:
+  explicit AlertLog(std::size_t capacity = 1000) : capacity_(capacity) {}
+  // `event`: the alert's whole event line (timestamp, event_type, alert).
+  void add(Severity severity, std::string event) {
+    items_.push_back({++last_id_, severity, std::move(event)});
+    if (items_.size() > capacity_) items_.pop_front();
+  }
+  // Newest first, at most `limit`, at least `min` severe: each event with its `id` (1, 2, ... since
+  // start).
+  Json list(std::size_t limit, Severity min) const {
+    Json out = Json::array();
+    for (auto it = items_.rbegin(); it != items_.rend() && out.size() < limit; ++it) {
+      if (it->severity < min) continue;
+      Json j = Json::parse(it->event, nullptr, false);
+      if (j.is_discarded()) continue;
+      j["id"] = it->id;
+      out.push_back(std::move(j));
+    }
+    return out;
+  }
+  uint64_t total() const noexcept { return last_id_; }
+
+ private:
+  struct Item {
+    uint64_t id;
+    Severity severity;
+    std::string event;
+  };
+  std::size_t capacity_;
+  std::deque<Item> items_;
+  uint64_t last_id_ = 0;
+};
 
 }  // namespace sluice::control

@@ -635,6 +635,38 @@ void AnalysisClient::threat(const SampleRef& sample, Clock::time_point deadline,
   impl_->start(std::move(o));
 }
 
+bool AnalysisClient::test_endpoint(const std::string& name, std::function<void(TestResult)> done) {
+  Impl& m = *impl_;
+  if (m.stopped) return false;
+  for (auto& ep : m.endpoints) {
+    if (ep->cfg.name != name) continue;
+    static const std::string kEmpty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const bool sluice = ep->kind == analysis::Kind::sluice;
+    http::Request r = m.request(*ep, sluice ? analysis::sluice_health() : analysis::cape_search(kEmpty));
+    r.deadline = Clock::now() + std::chrono::milliseconds(ep->cfg.connect_timeout_ms + ep->cfg.request_timeout_ms);
+    auto finish = std::make_shared<std::function<void(TestResult)>>(std::move(done));
+    const bool sent = ep->pool->send(std::move(r), [finish, sluice](http::Response resp) {
+      TestResult t;
+      t.status = resp.status;
+      t.latency_ms = resp.latency_ms;
+      if (resp.failure != http::Failure::none) {
+        t.detail = resp.detail.empty() ? "no answer" : resp.detail;
+      } else if (sluice) {
+        const auto parsed = analysis::parse_sluice_health(resp.status, resp.body);
+        t.ok = parsed.kind == PK::answered;
+        t.detail = t.ok ? "HTTP " + std::to_string(resp.status) : parsed.detail;
+      } else {
+        t.ok = resp.status == 200;
+        t.detail = "HTTP " + std::to_string(resp.status);
+      }
+      (*finish)(std::move(t));
+    });
+    if (!sent) (*finish)(TestResult{false, 0, 0, "the endpoint's request queue is full"});
+    return true;
+  }
+  return false;
+}
+
 std::vector<AnalysisClient::EndpointStatus> AnalysisClient::status() const {
   std::vector<EndpointStatus> out;
   for (const auto& ep : impl_->endpoints)

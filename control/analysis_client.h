@@ -175,6 +175,11 @@ class AnalysisClient {
     uint64_t connections_made;  // TCP (and TLS) connections opened: keep-alive reuses them
   };
   std::vector<EndpointStatus> status() const;  // in the configured order
+  // Sends the endpoint's check now, whatever its circuit says (sluice: GET /api/v1/health; cape: a
+  // search for the empty file's SHA-256); `done` on the loop with {ok, status, latency_ms, detail}.
+  // Counts in no statistic. false: no such endpoint (done is not called).
+  struct TestResult { bool ok = false; unsigned status = 0; double latency_ms = 0; std::string detail; };
+  bool test_endpoint(const std::string& name, std::function<void(TestResult)> done);
   struct Stats {
     uint64_t operations = 0;                  // calls made
     std::array<uint64_t, 7> ended{};          // operations ended, per AnalysisError (index: its value; none: success)

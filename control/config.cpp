@@ -1082,6 +1082,19 @@ Params quarantine_params() {
                         l.config.analysis.quarantine.overflow =
                             v == "refuse" ? QuarantineOverflow::refuse : QuarantineOverflow::evict_oldest;
                       }),
+      string<Loading>("quarantine.relay", "", "SMTP relay, `host:port`, that a manual release with `relay` "
+                      "(`POST /api/v1/quarantine/ID/release`, `sluicectl quarantine release ID --relay`) hands the "
+                      "stored message to, with its original envelope. Empty: releases only record the decision.",
+                      [](Loading& l, std::string v) { l.config.analysis.relay.address = std::move(v); }),
+      choice<Loading>("quarantine.relay_starttls", {"none", "opportunistic", "required"}, "opportunistic",
+                      "STARTTLS with the relay: never, when offered, or always (no release without it).",
+                      [](Loading& l, const std::string& v) { l.config.analysis.relay.starttls = v; }),
+      string<Loading>("quarantine.relay_ca_file", "", "PEM bundle the relay's certificate must chain to; empty: "
+                      "the system's.",
+                      [](Loading& l, std::string v) { l.config.analysis.relay.ca_file = std::move(v); }),
+      integer<Loading>("quarantine.relay_timeout_ms", 1000, 600000, 30000, "One release's whole transfer; past it "
+                       "the release fails (502 RelayError) and the message stays held.",
+                       [](Loading& l, long long v) { l.config.analysis.relay.timeout_ms = static_cast<unsigned>(v); }),
   };
 }
 
@@ -1573,6 +1586,8 @@ void finish(Loading& l) {
     n.webhook.name = "webhook";
     if (std::string p = validate_endpoint_settings(n.webhook); !p.empty()) fail("notifications.webhook.url", p);
   }
+  if (const auto& relay = c.analysis.relay.address; !relay.empty() && !split_host_port(relay, host, port))
+    fail("quarantine.relay", "'" + relay + "' is not host:port or [v6]:port");
   if (!n.email_relay.empty()) {
     if (!split_host_port(n.email_relay, host, port))
       fail("notifications.email.relay", "'" + n.email_relay + "' is not host:port or [v6]:port");
@@ -1705,7 +1720,11 @@ LoadResult load_config(const std::string& path, const Overrides& overrides) {
 }
 
 ReloadResult reload_config(const Config& running, const std::string& path, const Overrides& overrides) {
-  LoadResult loaded = load_config(path, overrides);
+  return compare_config(running, load_config(path, overrides),
+                        path.empty() ? std::string("command line") : "config " + path);
+}
+
+ReloadResult compare_config(const Config& running, LoadResult loaded, const std::string& origin) {
   if (!loaded.config) return {std::nullopt, {}, std::move(loaded.error)};
   std::vector<std::string> changed, fixed;
   for (const auto& p : params()) {
@@ -1718,7 +1737,7 @@ ReloadResult reload_config(const Config& running, const std::string& path, const
     for (const auto& k : fixed) keys += (keys.empty() ? "'" : ", '") + k + "'";
     const bool one = fixed.size() == 1;
     return {std::nullopt, {},
-            (path.empty() ? std::string("command line") : "config " + path) + ": " + (one ? "key " : "keys ") + keys +
+            origin + ": " + (one ? "key " : "keys ") + keys +
                 " cannot change at run time (restart sluiced to apply " + (one ? "it)" : "them)")};
   }
   return {std::move(loaded.config), std::move(changed), {}};

@@ -68,6 +68,14 @@ struct NotifyConfig {
 
 // File analysis (DESIGN.md section 1, steps 3-4): the sandbox endpoints and the workflow's limits
 // (control/analysis_service.h); the lcores' part is in dataplane.verdicts and dataplane.workers.
+// Where a manual release hands a quarantined message (quarantine.relay*).
+struct QuarantineRelayConfig {
+  std::string address;                   // host:port; empty: none
+  std::string starttls = "opportunistic";  // none | opportunistic | required
+  std::string ca_file;
+  unsigned timeout_ms = 30000;
+};
+
 struct AnalysisConfig {
   std::vector<EndpointConfig> endpoints;  // empty: no analysis
   AnalysisSettings settings;
@@ -78,6 +86,7 @@ struct AnalysisConfig {
   // The File Analysis quarantine (control/quarantine_store.h): STATE_DIR/quarantine; empty: none.
   std::string quarantine_dir;
   QuarantineLimits quarantine;
+  QuarantineRelayConfig relay;
 };
 
 struct Config {
@@ -128,6 +137,10 @@ struct ReloadResult {
 // (restart sluiced to apply it)". An invalid file gives the start-up error. `running` must come from
 // load_config() (its `effective` values).
 ReloadResult reload_config(const Config& running, const std::string& path, const Overrides& overrides);
+
+// reload_config()'s comparison, for a configuration loaded otherwise (the management API validates
+// a posted one with load_config_text()); `origin` begins the refusal ("config FILE").
+ReloadResult compare_config(const Config& running, LoadResult loaded, const std::string& origin);
 
 // The keys reload_config() lets change, in declaration order: events.path, stats.interval_s.
 const std::vector<std::string>& reloadable_keys();

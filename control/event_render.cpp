@@ -77,6 +77,8 @@ void put_verdict(JsonLine& j, const FileVerdict& v, const std::vector<std::strin
     if (v.threat_score >= 0) j.key("threat_score").num(static_cast<uint64_t>(v.threat_score));
     if (v.source == kSourceCache) {
       j.key("verdict_source").str("cache");
+    } else if (v.source == kSourceOverride) {
+      j.key("verdict_source").str("override");
     } else if (v.source >= kSourceEndpoint0) {
       const std::size_t k = v.source - kSourceEndpoint0;
       j.key("verdict_source").str(k < endpoints.size() ? std::string_view(endpoints[k]) : std::string_view("endpoint"));

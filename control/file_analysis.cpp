@@ -135,4 +135,33 @@ void FileAnalysis::stop() {
   loop_.drain_pool();  // the stores' last writes
 }
 
+bool FileAnalysis::quarantine_job(std::function<void(QuarantineStore&)> job) {
+  if (!quarantine_ || stopped_) return false;
+  return loop_.submit_ordered([q = quarantine_.get(), job = std::move(job)] { job(*q); });
+}
+
+bool FileAnalysis::test_endpoint(const std::string& name, std::function<void(Json)> done) {
+  if (!client_ || stopped_) return false;
+  return client_->test_endpoint(name, [name, done = std::move(done)](AnalysisClient::TestResult t) {
+    done({{"section", "analysis"}, {"name", name}, {"ok", t.ok}, {"status", t.status}, {"latency_ms", t.latency_ms},
+          {"detail", t.detail}});
+  });
+}
+
+Json FileAnalysis::endpoints_status() const {
+  Json out = Json::array();
+  if (!client_ || stopped_) return out;
+  for (const auto& st : client_->status()) {
+    std::string url;
+    for (const auto& e : config_.analysis.endpoints)
+      if (e.name == st.name) url = e.url;
+    out.push_back({{"section", "analysis"}, {"name", st.name}, {"kind", st.kind}, {"url", url},
+                   {"reachable", st.reachable}, {"circuit", st.circuit_open ? "open" : "closed"},
+                   {"requests", st.requests}, {"failures", st.failures}, {"timeouts", st.timeouts},
+                   {"rate_limited", st.rate_limited}, {"last_latency_ms", st.last_latency_ms},
+                   {"added_at_run_time", false}});
+  }
+  return out;
+}
+
 }  // namespace sluice::control

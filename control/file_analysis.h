@@ -60,6 +60,15 @@ class FileAnalysis {
   // Cancels what is in flight, stops the scan threads (at exit, after the data plane stopped).
   void stop();
 
+  // The management API (api_routes.cpp), on the loop. Runs `job` on the quarantine store in the
+  // order of the store's other writes (the ordered pool); false (dropped) without a quarantine, or
+  // when the pool is full or stopped.
+  bool quarantine_job(std::function<void(QuarantineStore&)> job);
+  bool has_quarantine() const noexcept { return quarantine_ != nullptr; }
+  // The analysis endpoints and their health (as FileReputation::endpoints_status()).
+  Json endpoints_status() const;
+  bool test_endpoint(const std::string& name, std::function<void(Json)> done);
+
  private:
   const Config& config_;
   ServiceLoop& loop_;

@@ -10,6 +10,8 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +54,28 @@ class FileReputation {
   // Cancels what is in flight (at exit, after the data plane stopped).
   void stop();
 
+  // The management API (api_routes.cpp), on the loop.
+  // Endpoints: their state; at run time, add (at the end of the fail-over order: "" or why not),
+  // remove, test (done gets {ok, status, latency_ms, detail}). Run-time changes last until sluiced
+  // stops; the configuration file is what a start reads. endpoint_names(): by index, for events.
+  Json endpoints_status() const;
+  std::string add_endpoint(const EndpointConfig& e);
+  bool remove_endpoint(const std::string& name);
+  bool test_endpoint(const std::string& name, std::function<void(Json)> done);
+  std::vector<std::string> endpoint_names() const;
+  // The cache's entry for a file (`cached` false when none); nullopt without a cache or for a bad
+  // SHA-256. drop(): removes one (not an override: false); flush(): every entry but overrides.
+  std::optional<Json> cache_entry(const std::string& sha256_hex) const;
+  bool drop(const std::string& sha256_hex);
+  uint64_t flush();
+  // Local overrides: a file allowed (clean) or blocked (malicious) whatever the endpoints say. In
+  // the cache without expiry (never evicted, never replaced by an answer; events say
+  // `verdict_source: override`), kept in STATE/overrides.json across restarts.
+  Json overrides() const;
+  std::string set_override(const std::string& sha256_hex, bool block, const std::string& comment,
+                           const std::string& by);
+  bool remove_override(const std::string& sha256_hex);
+
  private:
   const Config& config_;
   ServiceLoop& loop_;
@@ -62,6 +86,23 @@ class FileReputation {
   std::string summary_;
   std::function<void(const Alert&)> alert_;
   std::vector<bool> reachable_;
+  struct Registered {
+    EndpointConfig config;
+    bool added = false;    // at run time
+    bool removed = false;  // at run time
+  };
+  std::vector<Registered> endpoints_;  // by the client's index
+  struct Override {
+    bool block = false;
+    std::string comment, by;
+    int64_t at_ms = 0;
+  };
+  std::map<std::string, Override> overrides_;  // by lower-case hex
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::string overrides_path() const;
+  void apply_override(const std::string& sha256, const Override& o);
+  void load_overrides();
+  void save_overrides();
   void note_failure(const BatchOutcome& o);
   uint64_t saves_ = 0, save_failures_ = 0;
   uint64_t failed_since_note_ = 0;

@@ -11,11 +11,13 @@
 #include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -69,6 +71,7 @@ std::string pem_of(int (*write)(BIO*, void*), void* object) {
 Json error_body(const std::string& code, const std::string& message) {
   return {{"error", {{"code", code}, {"message", message}}}};
 }
+
 
 }  // namespace
 
@@ -137,14 +140,14 @@ std::string certificate_fingerprint(const std::string& cert_path) {
 }
 
 struct Management::Impl : std::enable_shared_from_this<Management::Impl> {
-  Impl(asio::io_context& io, ManagementConfig config, std::string state_dir, Sources sources)
-      : io(io), config(std::move(config)), state_dir(std::move(state_dir)), sources(std::move(sources)), acceptor(io),
+  Impl(asio::io_context& io, ManagementConfig config, std::string state_dir, std::vector<ApiRoute> routes)
+      : io(io), config(std::move(config)), state_dir(std::move(state_dir)), routes(std::move(routes)), acceptor(io),
         tls(ssl::context::tls_server) {}
 
   asio::io_context& io;
   ManagementConfig config;
   std::string state_dir;
-  Sources sources;
+  std::vector<ApiRoute> routes;
   tcp::acceptor acceptor;
   ssl::context tls;
   TokenFile tokens;
@@ -160,7 +163,8 @@ struct Management::Impl : std::enable_shared_from_this<Management::Impl> {
 
   void accept();
   bool allow(unsigned who);
-  bhttp::response<bhttp::string_body> answer(const bhttp::request<bhttp::string_body>& rq, const std::string& peer);
+  void answer(const bhttp::request<bhttp::string_body>& rq, const std::string& peer,
+              std::function<void(bhttp::response<bhttp::string_body>)> send);
 };
 
 bool Management::Impl::allow(unsigned who) {
@@ -175,21 +179,35 @@ bool Management::Impl::allow(unsigned who) {
   return true;
 }
 
-bhttp::response<bhttp::string_body> Management::Impl::answer(const bhttp::request<bhttp::string_body>& rq,
-                                                             const std::string& peer) {
+// Authenticates, routes and calls the handler; `send` gets the response (on the loop).
+void Management::Impl::answer(const bhttp::request<bhttp::string_body>& rq, const std::string& peer,
+                              std::function<void(bhttp::response<bhttp::string_body>)> send) {
   const auto t0 = std::chrono::steady_clock::now();
-  bhttp::response<bhttp::string_body> rs{bhttp::status::ok, rq.version()};
-  rs.set(bhttp::field::server, "sluiced");
-  rs.keep_alive(rq.keep_alive());
-  std::string target(rq.target());
-  const std::string path = target.substr(0, target.find('?'));
-  std::string who = "-";
-  auto json = [&](bhttp::status st, const Json& body) {
-    rs.result(st);
-    rs.set(bhttp::field::content_type, "application/json");
-    rs.body() = body.dump() + "\n";
+  const unsigned version = rq.version();
+  const bool keep_alive = rq.keep_alive();
+  const std::string target(rq.target());
+  const std::size_t qmark = target.find('?');
+  ApiRequest req;
+  req.method = std::string(rq.method_string());
+  req.path = target.substr(0, qmark);
+  req.who = "-";
+  const std::string shown_path = req.path.substr(0, 200);
+  // Logs the request and sends the answer: once, on the loop.
+  auto finish = [self = shared_from_this(), send = std::move(send), version, keep_alive, t0, peer,
+                 method = req.method, shown_path](const std::string& who, ApiResponse r) {
+    bhttp::response<bhttp::string_body> rs{static_cast<bhttp::status>(r.status), version};
+    rs.set(bhttp::field::server, "sluiced");
+    rs.set(bhttp::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) rs.set(name, value);
+    rs.keep_alive(keep_alive);
+    rs.body() = std::move(r.body);
+    rs.prepare_payload();
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "sluiced: api: %s %s %s %s %u %.1f ms\n", peer.c_str(), who.c_str(), method.c_str(),
+                 shown_path.c_str(), r.status, ms);
+    if (!self->stopped) send(std::move(rs));
   };
-  // Who asks: a bearer token, checked against the file; none at all only for /metrics.
+  // Who asks: a bearer token, checked against the file; none at all only for open routes.
   std::optional<TokenRole> role;
   unsigned line = 0;
   bool bad_token = false;
@@ -197,11 +215,10 @@ bhttp::response<bhttp::string_body> Management::Impl::answer(const bhttp::reques
   if (!auth.empty()) {
     const std::string_view a(auth.data(), auth.size());
     if (a.size() > 7 && (a.substr(0, 7) == "Bearer " || a.substr(0, 7) == "bearer ")) {
-      const std::string_view token = a.substr(7);
-      if (const TokenEntry* e = token_entry(tokens, token)) {
+      if (const TokenEntry* e = token_entry(tokens, a.substr(7))) {
         role = e->role;
         line = e->line;  // names the token in the log (never the token itself)
-        who = std::string(token_role_name(*role)) + " token of line " + std::to_string(line);
+        req.who = std::string(token_role_name(*role)) + " token of line " + std::to_string(line);
       } else {
         bad_token = true;
       }
@@ -209,35 +226,60 @@ bhttp::response<bhttp::string_body> Management::Impl::answer(const bhttp::reques
       bad_token = true;
     }
   }
-  const bool metrics = path == "/metrics";
-  if (bad_token) {
-    json(bhttp::status::unauthorized, error_body("WrongCredentialsError", "the bearer token is not one of management.token_file"));
-    rs.set(bhttp::field::www_authenticate, "Bearer");
-  } else if (!role && !metrics) {
-    json(bhttp::status::unauthorized,
-         error_body("AuthenticationRequiredError", "send Authorization: Bearer TOKEN (sluicectl token new makes one)"));
-    rs.set(bhttp::field::www_authenticate, "Bearer");
-  } else if (!allow(line)) {
-    json(bhttp::status::too_many_requests,
-         error_body("TooManyRequestsError", "more than " + std::to_string(config.rate_per_s) +
-                                                " requests a second with this token (management.rate_per_s)"));
-    rs.set(bhttp::field::retry_after, "1");
-  } else if (path != "/api/v1/status" && !metrics) {
-    json(bhttp::status::not_found, error_body("NotFoundError", "no resource " + path.substr(0, 200)));
-  } else if (rq.method() != bhttp::verb::get) {
-    json(bhttp::status::method_not_allowed, error_body("MethodNotAllowedError", "use GET"));
-    rs.set(bhttp::field::allow, "GET");
-  } else if (metrics) {
-    rs.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-    rs.body() = sources.metrics();
-  } else {
-    json(bhttp::status::ok, sources.status());
+  // The route: the first whose pattern matches; 405 when only other methods match.
+  const ApiRoute* route = nullptr;
+  std::string allowed;
+  for (const auto& r : routes) {
+    std::vector<std::string> params;
+    if (!api_match(r.pattern, req.path, params)) continue;
+    if (r.method == req.method) {
+      route = &r;
+      req.params = std::move(params);
+      break;
+    }
+    if (allowed.find(r.method) == std::string::npos) allowed += (allowed.empty() ? "" : ", ") + r.method;
   }
-  rs.prepare_payload();
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "sluiced: api: %s %s %s %s %u %.1f ms\n", peer.c_str(), who.c_str(),
-               std::string(rq.method_string()).c_str(), path.substr(0, 200).c_str(), rs.result_int(), ms);
-  return rs;
+  const bool open = route && route->access == ApiAccess::open;
+  auto unauthorized = [&](const char* code, const std::string& message) {
+    ApiResponse r = api_error(401, code, message);
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    finish(req.who, std::move(r));
+  };
+  if (bad_token) return unauthorized("WrongCredentialsError", "the bearer token is not one of management.token_file");
+  if (!role && !open)
+    return unauthorized("AuthenticationRequiredError", "send Authorization: Bearer TOKEN (sluicectl token new makes one)");
+  if (!allow(line)) {
+    ApiResponse r = api_error(429, "TooManyRequestsError",
+                              "more than " + std::to_string(config.rate_per_s) +
+                                  " requests a second with this token (management.rate_per_s)");
+    r.headers.emplace_back("Retry-After", "1");
+    return finish(req.who, std::move(r));
+  }
+  if (!route && allowed.empty()) return finish(req.who, api_not_found("no resource " + shown_path));
+  if (!route) {
+    ApiResponse r = api_error(405, "MethodNotAllowedError", "use " + allowed);
+    r.headers.emplace_back("Allow", allowed);
+    return finish(req.who, std::move(r));
+  }
+  if (route->access == ApiAccess::admin && role != TokenRole::admin)
+    return finish(req.who, api_error(403, "ForbiddenError",
+                                     req.method + " " + route->pattern + " needs an admin token; this is a " +
+                                         std::string(token_role_name(*role)) + " token"));
+  if (qmark != std::string::npos && !api_parse_query(std::string_view(target).substr(qmark + 1), req.query))
+    return finish(req.who, api_bad_request("the query string has a malformed %-escape"));
+  req.body = rq.body();
+  req.content_type = std::string(rq[bhttp::field::content_type]);
+  // The handler may answer from any thread: the answer goes back to the loop.
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  ApiReply reply = [&io = io, finish = std::move(finish), who = req.who, once](ApiResponse r) mutable {
+    if (once->exchange(true)) return;
+    asio::post(io, [finish = std::move(finish), who, r = std::move(r)]() mutable { finish(who, std::move(r)); });
+  };
+  try {
+    route->handler(req, reply);
+  } catch (const std::exception& x) {  // a handler's bug must not take sluiced down
+    reply(api_error(500, "InternalError", std::string("the request failed: ") + x.what()));
+  }
 }
 
 namespace {
@@ -286,8 +328,10 @@ struct Session : std::enable_shared_from_this<Session> {
       return write();
     }
     if (ec) return shutdown();
-    response = server->answer(parser->get(), peer);
-    write();
+    server->answer(parser->get(), peer, [self = shared_from_this()](bhttp::response<bhttp::string_body> rs) {
+      self->response = std::move(rs);
+      self->write();
+    });
   }
   void write() {
     beast::get_lowest_layer(stream).expires_after(kRequestTime);
@@ -320,8 +364,9 @@ void Management::Impl::accept() {
   });
 }
 
-Management::Management(asio::io_context& io, ManagementConfig config, std::string state_dir, Sources sources)
-    : impl_(std::make_shared<Impl>(io, std::move(config), std::move(state_dir), std::move(sources))) {}
+Management::Management(asio::io_context& io, ManagementConfig config, std::string state_dir,
+                       std::vector<ApiRoute> routes)
+    : impl_(std::make_shared<Impl>(io, std::move(config), std::move(state_dir), std::move(routes))) {}
 
 Management::~Management() { stop(); }
 

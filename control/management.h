@@ -1,16 +1,17 @@
 // The management API (issue 15): HTTPS on the management address (`management.listen`, never an
 // inspected port), bearer tokens (tokens.h) with a read-only and an admin role, a rate limit per
-// token, one access-log line per request (who, what, result; never a token). This part serves
-// `GET /api/v1/status` (kept stable) and the Prometheus text at `GET /metrics`; the other resources
-// of the issue come on this server.
+// token, one access-log line per request (who, what, result; never a token). It serves the routes
+// it is given (api.h; sluiced's are made by api_routes.h and listed in docs/api.md): it matches the
+// method and path, checks the token's role against the route's access (401, 403), and hands the
+// request to the route's handler, which answers now or later.
 //
 // TLS 1.2 at least. Without a configured certificate, one is made on first start (EC P-256,
 // self-signed, valid ten years, for the listen address and "localhost") in
 // STATE/management.crt and .key (0600) and used from then on; its SHA-256 fingerprint is in
 // summary() (printed at start), for `sluicectl --fingerprint` and browsers.
 //
-// Threads: everything on the service loop's io_context; a request's answer is computed on the loop
-// (the sources below are cheap: counters). Limits: 64 connections (beyond: closed at once), a
+// Threads: everything on the service loop's io_context; handlers are called there, and an answer
+// given from another thread is posted back to it. Limits: 64 connections (beyond: closed at once), a
 // request header of 16 KiB and a body of 64 KiB (beyond: 400 or 413 and closed), 10 s to complete
 // the TLS handshake or a request, 60 s idle keep-alive.
 #pragma once
@@ -21,6 +22,7 @@
 #include <memory>
 #include <string>
 
+#include "control/api.h"
 #include "control/event_render.h"
 #include "control/tokens.h"
 
@@ -35,12 +37,8 @@ struct ManagementConfig {
 
 class Management {
  public:
-  struct Sources {
-    std::function<Json()> status;          // the body of GET /api/v1/status
-    std::function<std::string()> metrics;  // the Prometheus text of GET /metrics
-  };
-
-  Management(boost::asio::io_context& io, ManagementConfig config, std::string state_dir, Sources sources);
+  Management(boost::asio::io_context& io, ManagementConfig config, std::string state_dir,
+             std::vector<ApiRoute> routes);
   ~Management();
   Management(const Management&) = delete;
   Management& operator=(const Management&) = delete;

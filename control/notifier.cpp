@@ -1,7 +1,7 @@
 // Notifications (notifier.h).
 #include "control/notifier.h"
 
-#include <curl/curl.h>
+#include "control/smtp_send.h"
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -386,10 +386,9 @@ struct Notifier::Webhook : Channel {
 
 // Email: one transfer at a time on the loop's pool (libcurl blocks), its end posted back.
 struct EmailSettings {
-  std::string url, from, username, password, ca_file;
+  SmtpRelay relay;
+  std::string from;
   std::vector<std::string> to;
-  long use_ssl = CURLUSESSL_TRY;
-  unsigned timeout_ms = 30000;
   std::atomic<bool> stopping{false};  // set by close(): a transfer under way gives up
 };
 
@@ -403,7 +402,7 @@ struct Notifier::Email : Channel {
     const bool queued = loop.submit([&sl = loop, this, message, settings = settings, a = alive] {
       std::string error = transfer(*settings, message);
       sl.post([this, a, error] {
-        if (!a.expired()) done(error.empty(), true, "relay " + this->settings->url + ": " + error);
+        if (!a.expired()) done(error.empty(), true, "relay " + this->settings->relay.url + ": " + error);
       });
     });
     if (!queued) done(false, true, "the control plane's pool is full");
@@ -415,47 +414,7 @@ struct Notifier::Email : Channel {
 
   // On the pool: one transfer; "" or what failed.
   static std::string transfer(const EmailSettings& e, const std::string& message) {
-    CURL* c = curl_easy_init();
-    if (!c) return "cannot start libcurl";
-    struct Reader {
-      const std::string* m;
-      std::size_t at = 0;
-    } reader{&message};
-    curl_slist* rcpts = nullptr;
-    for (const auto& r : e.to) rcpts = curl_slist_append(rcpts, ("<" + r + ">").c_str());
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, e.url.c_str());
-    curl_easy_setopt(c, CURLOPT_MAIL_FROM, ("<" + e.from + ">").c_str());
-    curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpts);
-    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(c, CURLOPT_USE_SSL, e.use_ssl);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(e.timeout_ms));
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    if (!e.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, e.ca_file.c_str());
-    if (!e.username.empty()) {
-      curl_easy_setopt(c, CURLOPT_USERNAME, e.username.c_str());
-      curl_easy_setopt(c, CURLOPT_PASSWORD, e.password.c_str());
-    }
-    curl_easy_setopt(c, CURLOPT_READFUNCTION, +[](char* buf, std::size_t size, std::size_t n, void* p) -> std::size_t {
-      auto* r = static_cast<Reader*>(p);
-      const std::size_t k = std::min(size * n, r->m->size() - r->at);
-      std::memcpy(buf, r->m->data() + r->at, k);
-      r->at += k;
-      return k;
-    });
-    curl_easy_setopt(c, CURLOPT_READDATA, &reader);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<EmailSettings*>(&e));
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION,
-                     +[](void* p, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
-                       return static_cast<const EmailSettings*>(p)->stopping.load() ? 1 : 0;
-                     });
-    const CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(rcpts);
-    curl_easy_cleanup(c);
-    if (rc == CURLE_OK) return "";
-    return std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
+    return smtp_send(e.relay, e.from, e.to, message);
   }
 };
 
@@ -511,24 +470,23 @@ std::string Notifier::start() {
     }
   }
   if (!config_.email_relay.empty()) {
-    curl_global_init(CURL_GLOBAL_DEFAULT);  // before any thread uses libcurl
     auto e = std::make_unique<Email>(loop_.io(), loop_);
     e->alive = alive_;
     EmailSettings& m = *e->settings;
-    m.url = "smtp://" + config_.email_relay;
+    m.relay.url = smtp_url(config_.email_relay);
     m.from = config_.email_from;
     m.to = config_.email_to;
-    m.use_ssl = config_.email_starttls == "none" ? CURLUSESSL_NONE
-                : config_.email_starttls == "required" ? CURLUSESSL_ALL
-                                                       : CURLUSESSL_TRY;
-    m.ca_file = config_.email_ca_file;
-    m.username = config_.email_username;
-    m.timeout_ms = config_.email_timeout_ms;
+    m.relay.starttls = config_.email_starttls != "none";
+    m.relay.starttls_required = config_.email_starttls == "required";
+    m.relay.ca_file = config_.email_ca_file;
+    m.relay.username = config_.email_username;
+    m.relay.timeout_ms = config_.email_timeout_ms;
+    m.relay.stopping = &m.stopping;
     e->max_queued = config_.email_max_queued;
     if (!config_.email_password_file.empty()) {
       std::ifstream f(config_.email_password_file);
-      std::getline(f, m.password);
-      if (!f && m.password.empty())
+      std::getline(f, m.relay.password);
+      if (!f && m.relay.password.empty())
         problem("notifications.email.password_file '" + config_.email_password_file + "': cannot read it");
     }
     email_ = std::move(e);

@@ -105,6 +105,7 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
     reputation::Kind kind = reputation::Kind::sluice;
     std::shared_ptr<http::Pool> pool;
     std::shared_ptr<EndpointHealth> health;  // breaker, Retry-After, probes, counters
+    bool removed = false;                    // remove_endpoint(): skipped; its index stays taken
   };
 
   struct Attempt {
@@ -194,7 +195,7 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
     for (const auto& h : hashes) l->hex.push_back(hex_string(h));
     if (stopped) return finish(l, LookupError::service_unavailable, -1, {}, "reputation client stopped");
     if (l->hex.empty()) return finish(l, LookupError::none, -1, {}, "");
-    if (endpoints.empty())
+    if (std::none_of(endpoints.begin(), endpoints.end(), [](const auto& e) { return !e->removed; }))
       return finish(l, LookupError::service_unavailable, -1, {}, "no reputation endpoint configured");
     if (deadline <= l->started) return finish(l, LookupError::budget_exhausted, -1, {}, "no time left for the look-up");
     l->timer = std::make_shared<net::steady_timer>(io, deadline);
@@ -214,6 +215,7 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
     if (now >= l->deadline) return finish_budget(l);
     while (l->next < endpoints.size()) {
       Endpoint& ep = *endpoints[l->next++];
+      if (ep.removed) continue;
       const std::string& name = ep.cfg.name;
       Admission admission = ep.health->admit(now);
       if (admission == Admission::rate_limited) {
@@ -365,6 +367,8 @@ struct ReputationClient::Impl : std::enable_shared_from_this<Impl> {
     };
   }
 
+  std::string add(EndpointConfig cfg);
+
   void stop() {
     if (!stopped) {
       for (auto& ep : endpoints) {
@@ -395,33 +399,87 @@ http::PoolOptions endpoint_pool_options(const EndpointConfig& cfg) {
   return o;
 }
 
+// An endpoint at the end of the order; "" or why it cannot be added.
+std::string ReputationClient::Impl::add(EndpointConfig cfg) {
+  if (std::string p = validate_endpoint(cfg); !p.empty()) return "reputation endpoint '" + cfg.name + "': " + p;
+  for (const auto& e : endpoints)
+    if (!e->removed && e->cfg.name == cfg.name) return "reputation endpoint '" + cfg.name + "': name used twice";
+  auto ep = std::make_unique<Endpoint>();
+  ep->index = static_cast<int>(endpoints.size());
+  ep->kind = cfg.kind == "sluice" ? reputation::Kind::sluice : reputation::Kind::virustotal;
+  ep->pool = http::Pool::create(io, endpoint_pool_options(cfg));
+  EndpointHealth::Probe probe;
+  if (ep->kind == reputation::Kind::sluice) probe = health_probe(*ep);
+  ep->health = EndpointHealth::create(
+      io,
+      {cfg.name, cfg.breaker_failures, std::chrono::milliseconds(cfg.breaker_open_ms),
+       std::chrono::milliseconds(cfg.health_interval_ms)},
+      std::move(probe),
+      [this, i = ep->index](bool reachable, std::string detail) { emit(i, reachable, std::move(detail)); });
+  ep->cfg = std::move(cfg);
+  endpoints.push_back(std::move(ep));
+  return "";
+}
+
 ReputationClient::ReputationClient(net::io_context& io, std::vector<EndpointConfig> endpoints,
                                    std::function<void(const EndpointEvent&)> on_event)
     : impl_(std::make_shared<Impl>(io, std::move(on_event))) {
   impl_->ready.set_owner(impl_);
-  std::unordered_set<std::string> names;
-  for (auto& cfg : endpoints) {
-    if (std::string p = validate_endpoint(cfg); !p.empty())
-      throw std::invalid_argument("reputation endpoint '" + cfg.name + "': " + p);
-    if (!names.insert(cfg.name).second)
-      throw std::invalid_argument("reputation endpoint '" + cfg.name + "': name used twice");
-    auto ep = std::make_unique<Impl::Endpoint>();
-    ep->index = static_cast<int>(impl_->endpoints.size());
-    ep->kind = cfg.kind == "sluice" ? reputation::Kind::sluice : reputation::Kind::virustotal;
-    ep->pool = http::Pool::create(io, endpoint_pool_options(cfg));
-    EndpointHealth::Probe probe;
-    if (ep->kind == reputation::Kind::sluice) probe = impl_->health_probe(*ep);
-    ep->health = EndpointHealth::create(
-        io,
-        {cfg.name, cfg.breaker_failures, std::chrono::milliseconds(cfg.breaker_open_ms),
-         std::chrono::milliseconds(cfg.health_interval_ms)},
-        std::move(probe),
-        [impl = impl_.get(), i = ep->index](bool reachable, std::string detail) {
-          impl->emit(i, reachable, std::move(detail));
-        });
-    ep->cfg = std::move(cfg);
-    impl_->endpoints.push_back(std::move(ep));
+  for (auto& cfg : endpoints)
+    if (std::string e = impl_->add(std::move(cfg)); !e.empty()) throw std::invalid_argument(e);
+}
+
+int ReputationClient::add_endpoint(EndpointConfig cfg, std::string& error) {
+  if (impl_->stopped) {
+    error = "the reputation client is stopped";
+    return -1;
   }
+  error = impl_->add(std::move(cfg));
+  return error.empty() ? static_cast<int>(impl_->endpoints.size()) - 1 : -1;
+}
+
+bool ReputationClient::remove_endpoint(const std::string& name) {
+  for (auto& ep : impl_->endpoints) {
+    if (ep->removed || ep->cfg.name != name) continue;
+    ep->removed = true;
+    ep->pool->close();  // its requests fail and their look-ups move on to the next endpoint
+    ep->health->stop();
+    return true;
+  }
+  return false;
+}
+
+bool ReputationClient::test_endpoint(const std::string& name, std::function<void(TestResult)> done) {
+  Impl& m = *impl_;
+  if (m.stopped) return false;
+  for (auto& ep : m.endpoints) {
+    if (ep->removed || ep->cfg.name != name) continue;
+    // sluice: its health request; virustotal: a look-up of the empty file's SHA-256 (one request
+    // of the quota; "unknown" is as good an answer as any).
+    static const std::string kEmpty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const bool sluice = ep->kind == reputation::Kind::sluice;
+    http::Request r = m.request(*ep, sluice ? reputation::sluice_health() : reputation::vt_lookup(kEmpty));
+    r.deadline = Clock::now() + std::chrono::milliseconds(ep->cfg.connect_timeout_ms + ep->cfg.request_timeout_ms);
+    const unsigned threshold = ep->cfg.vt_malicious_threshold;
+    auto finish = std::make_shared<std::function<void(TestResult)>>(std::move(done));
+    const bool sent = ep->pool->send(std::move(r), [finish, sluice, threshold](http::Response resp) {
+      TestResult t;
+      t.status = resp.status;
+      t.latency_ms = resp.latency_ms;
+      if (resp.failure != http::Failure::none) {
+        t.detail = resp.detail.empty() ? "no answer" : resp.detail;
+      } else {
+        const auto parsed = sluice ? reputation::parse_health(resp.status, resp.body)
+                                   : reputation::parse_vt_lookup(resp.status, resp.body, resp.retry_after, kEmpty, threshold);
+        t.ok = parsed.kind == reputation::Parsed::Kind::answered;
+        t.detail = t.ok ? "HTTP " + std::to_string(resp.status) : parsed.detail;
+      }
+      (*finish)(std::move(t));
+    });
+    if (!sent) (*finish)(TestResult{false, 0, 0, "the endpoint's request queue is full"});
+    return true;
+  }
+  return false;
 }
 
 ReputationClient::~ReputationClient() {
@@ -437,7 +495,8 @@ void ReputationClient::lookup(std::vector<std::array<uint8_t, 32>> hashes, Clock
 std::vector<ReputationClient::EndpointStatus> ReputationClient::status() const {
   std::vector<EndpointStatus> out;
   for (const auto& ep : impl_->endpoints)
-    out.push_back(EndpointStatus{ep->cfg.name, ep->cfg.kind, !ep->health->circuit_open(), ep->health->circuit_open(),
+    if (!ep->removed)
+      out.push_back(EndpointStatus{ep->cfg.name, ep->cfg.kind, !ep->health->circuit_open(), ep->health->circuit_open(),
                                  ep->health->requests(), ep->health->failures(), ep->health->timeouts(),
                                  ep->health->rate_limited(), ep->health->last_latency_ms()});
   return out;

@@ -79,7 +79,19 @@ class ReputationClient {
   // Looks up `hashes` (any number; split into requests of max_batch per endpoint kind), trying endpoints in order (fail-over; skipping open circuits), each request with retries and back-off, everything before `deadline`. `done` is called exactly once, on the io_context's thread, never from inside lookup(). Errors: all tried endpoints answered 429 -> rate_limited (honour Retry-After: that endpoint is skipped until then); the deadline passed -> budget_exhausted; anything else -> service_unavailable.
   void lookup(std::vector<std::array<uint8_t, 32>> hashes, std::chrono::steady_clock::time_point deadline, std::function<void(BatchOutcome)> done);
   struct EndpointStatus { std::string name, kind; bool reachable; bool circuit_open; uint64_t requests, failures, timeouts, rate_limited; double last_latency_ms; };
-  std::vector<EndpointStatus> status() const;
+  std::vector<EndpointStatus> status() const;  // the endpoints in use, in order
+
+  // At run time (the management API). add_endpoint(): at the end of the fail-over order; its index
+  // (as in BatchOutcome::endpoint and EndpointEvent), or -1 with `error` (validate_endpoint, a name
+  // in use). remove_endpoint(): skipped from now on, its connections closed (a request there
+  // fails over to the next endpoint); its index is never reused. false: no such endpoint.
+  int add_endpoint(EndpointConfig cfg, std::string& error);
+  bool remove_endpoint(const std::string& name);
+  // Sends the endpoint's check now, whatever its circuit says (sluice: GET /api/v1/health;
+  // virustotal: a look-up of the empty file's SHA-256, one request of its quota); `done` on the
+  // loop. Counts in no statistic. false: no such endpoint (done is not called).
+  struct TestResult { bool ok = false; unsigned status = 0; double latency_ms = 0; std::string detail; };
+  bool test_endpoint(const std::string& name, std::function<void(TestResult)> done);
   void stop();  // cancels everything; pending done() get service_unavailable; no callback after the destructor
 
  private:

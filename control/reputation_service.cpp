@@ -183,6 +183,7 @@ void ReputationService::on_batch(std::vector<Sha256> hashes, BatchOutcome outcom
           case pipeline::VerdictCache::Put::inserted: ++stats_.cache_inserts; break;
           case pipeline::VerdictCache::Put::updated: ++stats_.cache_updates; break;
           case pipeline::VerdictCache::Put::evicted: ++stats_.cache_evictions; break;
+          case pipeline::VerdictCache::Put::kept: ++stats_.cache_overridden; break;
         }
       }
       v.source = static_cast<uint8_t>(records::kSourceEndpoint0 + std::max(0, outcome.endpoint));

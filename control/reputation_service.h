@@ -49,6 +49,7 @@ struct ReputationStats {
   uint64_t answered = 0;        // answers pushed to the lanes
   uint64_t errors[records::kLookupErrors] = {};  // answers by look-up error
   uint64_t cache_inserts = 0, cache_updates = 0, cache_evictions = 0;
+  uint64_t cache_overridden = 0;  // answers not cached: a local override holds the hash
   uint64_t pending = 0;         // now: distinct hashes waiting or in flight
   uint64_t in_flight = 0;       // now: batches at the client
   uint64_t outbox = 0;          // now: answers waiting for room in an answer ring

@@ -239,6 +239,12 @@ void Retrospective::store_job(StoreJob job) {
   run_next_job();
 }
 
+bool Retrospective::read_store(std::function<void(SightingsStore&)> job) {
+  if (!store_ || stopping_) return false;
+  store_job(std::move(job));
+  return true;
+}
+
 void Retrospective::queue_sightings() {
   if (sightings_.empty() && !prune_due_) return;
   // Sightings go in one transaction, whatever came since the last one.

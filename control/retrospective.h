@@ -98,6 +98,10 @@ class Retrospective {
   // A heartbeat now (SIGUSR1, later the management API); one that runs already is followed by
   // another when it ends.
   void heartbeat_now();
+  // Runs `job` on the store in its serial queue (after the sightings waiting), on the pool: the
+  // management API's queries. false (job dropped) without a store or once stopping.
+  bool read_store(std::function<void(SightingsStore&)> job);
+  bool heartbeat_running() const noexcept { return running_; }
   // The start-up heartbeat has ended (each endpoint answered or failed); a replay waits for it.
   bool startup_done() const noexcept { return startup_done_; }
   // Nothing of a heartbeat is open: no request, no store job of one.

@@ -14,6 +14,7 @@
 #include <mutex>
 
 #include "control/alert.h"
+#include "control/api_routes.h"
 #include "control/config.h"
 #include "control/events.h"
 #include "control/file_analysis.h"
@@ -232,10 +233,12 @@ int main(int argc, char** argv) {
   // notifications (control/notifier.h) whose minimum severity they reach.
   control::Notifier notifier(loop, cfg.notify, cfg.sightings.appliance);
   const std::string notify_problem = notifier.start();
+  control::AlertLog alert_log;  // the latest, for the management API
   auto raise_alert = [&](const control::Alert& a) {
     std::string line = control_renderer.control_event("alert", control::alert_body(a), now_us());
     notifier.send(a, line);
     batch.append(line).push_back('\n');
+    alert_log.add(a.severity, std::move(line));
   };
   // ... and a line on standard error, for those an operator starting sluiced must see at once.
   auto raise_loud = [&](const control::Alert& a) {
@@ -256,24 +259,40 @@ int main(int argc, char** argv) {
                                 [&](std::function<void()> fn) { after_batch.push_back(std::move(fn)); }});
   for (const auto& a : retro.take_alerts()) raise_loud(a);
 
-  // The management API (control/management.h), on the loop: status and metrics from the data plane.
+  // The management API (control/management.h, routes in control/api_routes.h), on the loop.
   int exit_code = 0;
   const auto uptime_s = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  // Set once the pieces they use exist (below).
+  std::function<control::Json()> counters;
+  std::function<control::Json()> reload_now;
+  std::function<void()> endpoints_changed;
   control::Management management(
       loop.io(), cfg.management, cfg.state_dir,
-      {[&] {
-         const auto snap = dp->stats();
-         control::Json lcores = control::Json::array(), ports = control::Json::array();
-         for (const auto& l : snap.lcores) lcores.push_back({{"lcore", l.lcore}, {"role", l.role}});
-         for (const auto& p : snap.ports)
-           ports.push_back({{"name", p.name}, {"device", p.device}, {"link_up", p.link_up},
-                            {"link_speed_mbps", p.link_speed_mbps}, {"rx_packets", p.rx_packets},
-                            {"tx_packets", p.tx_packets}});
-         return control::Json{{"mode", dataplane::mode_name(cfg.dataplane.mode)}, {"version", SLUICE_VERSION},
-                              {"appliance", cfg.sightings.appliance}, {"uptime_s", uptime_s()},
-                              {"lcores", std::move(lcores)}, {"ports", std::move(ports)}};
-       },
-       [&] { return control::prometheus_text(dp->stats(), uptime_s()); }});
+      control::api_routes(
+          {loop, cfg, reputation, analysis, retro, alert_log,
+           [&] {
+             const auto snap = dp->stats();
+             control::Json lcores = control::Json::array(), ports = control::Json::array();
+             for (const auto& l : snap.lcores) lcores.push_back({{"lcore", l.lcore}, {"role", l.role}});
+             for (const auto& p : snap.ports)
+               ports.push_back({{"name", p.name}, {"device", p.device}, {"link_up", p.link_up},
+                                {"link_speed_mbps", p.link_speed_mbps}, {"rx_packets", p.rx_packets},
+                                {"tx_packets", p.tx_packets}});
+             return control::Json{{"mode", dataplane::mode_name(cfg.dataplane.mode)}, {"version", SLUICE_VERSION},
+                                  {"appliance", cfg.sightings.appliance}, {"uptime_s", uptime_s()},
+                                  {"lcores", std::move(lcores)}, {"ports", std::move(ports)}};
+           },
+           [&] { return counters(); },
+           [&] { return control::prometheus_text(dp->stats(), uptime_s()); },
+           [&](const std::string& yaml) {
+             auto r = control::compare_config(cfg, control::load_config_text(yaml, "posted configuration", ov),
+                                              "posted configuration");
+             if (!r.config) return control::Json{{"valid", false}, {"error", r.error}};
+             return control::Json{{"valid", true}, {"changed", r.changed}};
+           },
+           [&] { return reload_now(); },
+           [&] { if (endpoints_changed) endpoints_changed(); },
+           raise_alert}));
   if (const std::string e = management.start(); !e.empty()) {
     // Stopped as after a signal: the parts already running end in order.
     std::fprintf(stderr, "sluiced: %s\n", e.c_str());
@@ -288,11 +307,8 @@ int main(int argc, char** argv) {
 
   // Records are rendered on the loop into a batch; the batch is written by the ordered pool.
   control::EventRenderer renderer;
-  {
-    std::vector<std::string> names;
-    for (const auto& e : cfg.reputation.endpoints) names.push_back(e.name);
-    renderer.set_endpoint_names(std::move(names));
-  }
+  renderer.set_endpoint_names(reputation.endpoint_names());
+  endpoints_changed = [&] { renderer.set_endpoint_names(reputation.endpoint_names()); };
   uint64_t unrenderable = 0;
   auto render = [&](const void* record, std::size_t size) {
     const std::string_view line = renderer.render(record, size);
@@ -450,6 +466,7 @@ int main(int argc, char** argv) {
     if (const auto n = notifier.stats(); !n.empty()) body["notifications"] = n;
     return body;
   };
+  counters = [&] { return stats_body(dp->stats()); };
   // A configuration snapshot not yet acknowledged by every lcore: generation 1 at start (every
   // lcore proves it answers its control channel), then one per reload. The loop never waits for
   // the answers: the 100 ms timer below collects them, and an lcore silent for 2 s is an alert (a
@@ -496,14 +513,14 @@ int main(int argc, char** argv) {
   // that is invalid, or that changes a key that cannot change at run time, is refused with its
   // one-line error and changes nothing; otherwise the new configuration replaces the running one,
   // the reloadable keys that changed are applied, and every lcore gets the next snapshot.
-  reload = [&] {
+  reload_now = [&]() -> control::Json {
     auto r = control::reload_config(cfg, config_path, ov);
     if (!r.config) {
       std::fprintf(stderr, "sluiced: %s\n", r.error.c_str());
       control::Alert a{"config_reload_refused", control::Severity::warning,
                        r.error + "; the running configuration stays", std::nullopt, ""};
       raise_alert(a);
-      return;
+      return {{"reloaded", false}, {"error", r.error}};
     }
     cfg = std::move(*r.config);
     std::string list;
@@ -530,7 +547,9 @@ int main(int argc, char** argv) {
     std::fprintf(human, "sluiced: reloaded %s: %s\n", config_path.empty() ? "(no file)" : config_path.c_str(),
                  list.empty() ? "no change" : ("changed " + list).c_str());
     std::fflush(human);
+    return {{"reloaded", true}, {"changed", r.changed}};
   };
+  reload = [&] { reload_now(); };
   loop.run();
   // The loop no longer runs: what the channels still hold is dropped (counted), a mail under way
   // gives up; alerts from here on go to the events only.

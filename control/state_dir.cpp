@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -80,6 +81,40 @@ StateDir& StateDir::operator=(StateDir&& other) noexcept {
 
 StateDir::~StateDir() {
   if (lock_fd_ >= 0) close(lock_fd_);  // closing the only descriptor of the open file drops the flock
+}
+
+std::string write_file_atomically(const std::string& path, const std::string& text, unsigned mode) {
+  const std::string tmp = path + ".tmp";
+  auto failed = [&](const char* what) {
+    const std::string e = path + ": cannot " + what + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return e;
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, static_cast<mode_t>(mode));
+  if (fd < 0) return failed("create the temporary file");
+  std::size_t off = 0;
+  while (off < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return failed("write");
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    return failed("fsync");
+  }
+  if (::close(fd) != 0) return failed("close");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return failed("rename");
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    ::fsync(d);
+    ::close(d);
+  }
+  return "";
 }
 
 }  // namespace sluice::control

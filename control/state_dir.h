@@ -35,6 +35,10 @@ class StateDir {
   int lock_fd_ = -1;  // holds the flock; close-on-exec
 };
 
+// Replaces `path` with `text` durably: PATH.tmp written (mode `mode`), fsynced, renamed over
+// PATH, the directory fsynced. "" or one line naming the path and what failed.
+std::string write_file_atomically(const std::string& path, const std::string& text, unsigned mode = 0600);
+
 struct StateDirResult {
   std::optional<StateDir> dir;
   std::string error;  // one line, set when dir is empty

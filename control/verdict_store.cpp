@@ -83,6 +83,7 @@ std::vector<StoredVerdict> snapshot_verdicts(const pipeline::VerdictCache& cache
   std::vector<StoredVerdict> out;
   out.reserve(cache.size());
   cache.for_each(now_ms, [&](const uint8_t* sha, const records::FileVerdict& v, int64_t expires) {
+    if (v.source == records::kSourceOverride) return;  // kept in their own file (file_reputation.h)
     StoredVerdict e;
     std::memcpy(e.sha256.data(), sha, 32);
     e.verdict = v;

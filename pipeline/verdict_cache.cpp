@@ -31,15 +31,19 @@ uint64_t first_word(const uint8_t* sha) noexcept {
   return v;
 }
 
+// Bit 48 of the packed fields: a local override (source kSourceOverride).
+constexpr uint64_t kOverrideBit = uint64_t{1} << 48;
+
 uint64_t pack(const records::FileVerdict& v) noexcept {
   return uint64_t{static_cast<uint8_t>(v.reputation)} | uint64_t{v.upload_wanted} << 8 |
-         uint64_t{static_cast<uint16_t>(v.threat_score)} << 16 | uint64_t{v.threat_name.len} << 32;
+         uint64_t{static_cast<uint16_t>(v.threat_score)} << 16 | uint64_t{v.threat_name.len} << 32 |
+         (v.source == records::kSourceOverride ? kOverrideBit : 0);
 }
 
 void unpack(uint64_t m, records::FileVerdict& v) noexcept {
   v.reputation = static_cast<records::Reputation>(m & 0xff);
   v.error = records::LookupError::none;
-  v.source = records::kSourceCache;
+  v.source = (m & kOverrideBit) ? records::kSourceOverride : records::kSourceCache;
   v.upload_wanted = (m >> 8) & 1;
   v.threat_score = static_cast<int16_t>(static_cast<uint16_t>(m >> 16));
   const uint16_t len = static_cast<uint16_t>(m >> 32);
@@ -125,13 +129,17 @@ void VerdictCache::write_slot(std::size_t i, const uint8_t* sha, const records::
 }
 
 bool VerdictCache::lookup(const uint8_t* sha, int64_t now_ms, records::FileVerdict& out) const noexcept {
+  int64_t expires;
+  return entry(sha, now_ms, out, expires);
+}
+
+bool VerdictCache::entry(const uint8_t* sha, int64_t now_ms, records::FileVerdict& out, int64_t& expires) const noexcept {
   const uint64_t first = first_word(sha);
   for (unsigned choice = 0; choice < 2; ++choice) {
     const std::size_t base = bucket_of(sha, choice) * kBucketSlots;
     for (std::size_t i = base; i < base + kBucketSlots; ++i) {
       if (load_word(tag(i)) != first) continue;  // the tag line first: a miss reads nothing else
       uint8_t key[32];
-      int64_t expires;
       if (read_slot(i, key, out, expires) && std::memcmp(key, sha, 32) == 0) return expires > now_ms;
     }
   }
@@ -150,7 +158,9 @@ std::size_t VerdictCache::find(const uint8_t* sha) const noexcept {
 VerdictCache::Put VerdictCache::put(const uint8_t* sha, const records::FileVerdict& v, int64_t expires_ms,
                                     int64_t now_ms) noexcept {
   // The writer is the only one to change slots: it reads its own words plainly.
+  const bool override = v.source == records::kSourceOverride;
   if (const std::size_t i = find(sha); i != SIZE_MAX) {
+    if ((slot(i).w[kMeta] & kOverrideBit) && !override) return Put::kept;
     write_slot(i, sha, &v, expires_ms);
     return Put::updated;
   }
@@ -169,6 +179,7 @@ VerdictCache::Put VerdictCache::put(const uint8_t* sha, const records::FileVerdi
         if (!room++) first_empty = i;
         continue;
       }
+      if (slot(i).w[kMeta] & kOverrideBit) continue;  // never made room for another entry
       if (expires <= now_ms && expired == SIZE_MAX) expired = i;
       if (expires < soonest_expiry) {
         soonest_expiry = expires;
@@ -189,6 +200,7 @@ VerdictCache::Put VerdictCache::put(const uint8_t* sha, const records::FileVerdi
     write_slot(expired, sha, &v, expires_ms);
     return Put::inserted;
   }
+  if (soonest == SIZE_MAX) return Put::kept;  // both buckets hold overrides only
   write_slot(soonest, sha, &v, expires_ms);
   ++evictions_;
   return Put::evicted;

@@ -40,9 +40,16 @@ class VerdictCache {
   // expires after `now_ms`.
   bool lookup(const uint8_t* sha256, int64_t now_ms, records::FileVerdict& out) const noexcept;
 
+  // Any thread: like lookup(), and the entry's expiry.
+  bool entry(const uint8_t* sha256, int64_t now_ms, records::FileVerdict& out, int64_t& expires_ms) const noexcept;
+
   // The writer thread only. An entry of the same hash is replaced; else the hash takes an empty
   // slot of its bucket, or one expired by `now_ms`, or evicts the entry that expires first.
-  enum class Put : uint8_t { inserted, updated, evicted };
+  // A local override (a verdict whose source is records::kSourceOverride, written by the
+  // management API) is replaced only by another override, never evicted, and read back with that
+  // source; erase() removes it. `kept`: nothing written (the hash has an override, or both its
+  // buckets hold overrides only).
+  enum class Put : uint8_t { inserted, updated, evicted, kept };
   Put put(const uint8_t* sha256, const records::FileVerdict& v, int64_t expires_ms, int64_t now_ms) noexcept;
   bool erase(const uint8_t* sha256) noexcept;
   // Calls fn(sha256, verdict, expires_ms) for every entry that expires after `now_ms`.

@@ -94,10 +94,12 @@ constexpr bool analysis_pending(AnalysisStatus s) noexcept {
 }
 
 // Where a file's reputation came from: 0 none, 1 the verdict cache, 2 + k the k-th endpoint of
-// `reputation.endpoints` (its name is the control side's to render).
+// `reputation.endpoints` (its name is the control side's to render), 255 a local override.
 inline constexpr uint8_t kSourceNone = 0;
 inline constexpr uint8_t kSourceCache = 1;
 inline constexpr uint8_t kSourceEndpoint0 = 2;
+// A local override set by an operator (the management API): allow (clean) or block (malicious).
+inline constexpr uint8_t kSourceOverride = 255;
 
 constexpr std::string_view reputation_name(Reputation r) noexcept {
   switch (r) {
