@@ -83,10 +83,13 @@ bool global_takes_value(const std::string& name) {
   return false;
 }
 
-// The value of a global option: after the command if given there, else before it.
+// The value of a global option: after the command if given there (and not the command's own
+// option of that name), else before it.
 template <typename T>
-std::optional<T> global(const po::variables_map& before, const po::variables_map& after, const char* name) {
+std::optional<T> global(const po::variables_map& before, const po::variables_map& after,
+                        const po::options_description& own, const char* name) {
   for (const po::variables_map* vm : {&after, &before}) {
+    if (vm == &after && own.find_nothrow(name, false)) continue;
     const auto found = vm->find(name);
     if (found != vm->end() && !found->second.defaulted()) return found->second.template as<T>();
   }
@@ -194,20 +197,20 @@ int run(int argc, char** argv) {
 
   ctl::Context ctx;
   if (!command->local) {
-    const std::string url = global<std::string>(gvm, args.options, "url").value_or("https://127.0.0.1:8443");
+    const std::string url = global<std::string>(gvm, args.options, own, "url").value_or("https://127.0.0.1:8443");
     if (std::string e = http::parse_url(url, ctx.client.url); !e.empty())
       return usage_error("--url '" + url + "': " + e);
-    if (std::string e = api::choose_tls(ctx.client.url, global<std::string>(gvm, args.options, "ca").value_or(""),
-                                        global<std::string>(gvm, args.options, "fingerprint").value_or(""),
+    if (std::string e = api::choose_tls(ctx.client.url, global<std::string>(gvm, args.options, own, "ca").value_or(""),
+                                        global<std::string>(gvm, args.options, own, "fingerprint").value_or(""),
                                         ctx.client.tls);
         !e.empty())
       return usage_error(e);
-    ctx.client.connect_to = global<std::string>(gvm, args.options, "connect-to").value_or("");
-    const unsigned timeout = global<unsigned>(gvm, args.options, "timeout").value_or(10);
+    ctx.client.connect_to = global<std::string>(gvm, args.options, own, "connect-to").value_or("");
+    const unsigned timeout = global<unsigned>(gvm, args.options, own, "timeout").value_or(10);
     if (timeout == 0 || timeout > 3600) return usage_error("--timeout must be 1 to 3600 seconds");
     ctx.client.timeout = std::chrono::seconds(timeout);
     ctx.client.user_agent = std::string("sluicectl/") + SLUICE_VERSION;
-    if (const auto file = global<std::string>(gvm, args.options, "token-file")) {
+    if (const auto file = global<std::string>(gvm, args.options, own, "token-file")) {
       std::string error;
       ctx.client.token = read_token_file(*file, error);
       if (!error.empty()) return usage_error(error);
@@ -217,7 +220,7 @@ int run(int argc, char** argv) {
     for (unsigned char ch : ctx.client.token)
       if (ch < 0x21 || ch == 0x7f) return usage_error("the token has a space or a control character in it");
     ctx.has_token = !ctx.client.token.empty();
-    ctx.json = global<bool>(gvm, args.options, "json").value_or(false);
+    ctx.json = global<bool>(gvm, args.options, own, "json").value_or(false);
   }
   try {
     return command->run(ctx, args);
