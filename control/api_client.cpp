@@ -80,7 +80,8 @@ struct Exchange {
   net::awaitable<void> run() {
     error_code ec;
     auto on = net::redirect_error(net::use_awaitable, ec);
-    const std::string where = opt.url.host + ":" + opt.url.port;
+    const std::string where =
+        opt.url.host + ":" + opt.url.port + (opt.connect_to.empty() ? "" : " (at " + opt.connect_to + ")");
     tcp::resolver::results_type endpoints;
     tcp::resolver resolver(io);
     const std::string& name = opt.connect_to.empty() ? opt.url.host : opt.connect_to;
@@ -139,10 +140,16 @@ struct Exchange {
     }
     if (ec) {
       const long v = SSL_get_verify_result(stream.native_handle());
-      if (v != X509_V_OK && (opt.tls.trust == Trust::ca_file || opt.tls.trust == Trust::system))
+      const std::string against =
+          opt.tls.trust == Trust::ca_file ? "--ca " + opt.tls.ca_file : std::string("the system CAs");
+      // host_name_verification refuses a chain that verified without setting an error, which
+      // OpenSSL reports as "unspecified".
+      if (v == X509_V_ERR_UNSPECIFIED && (opt.tls.trust == Trust::ca_file || opt.tls.trust == Trust::system))
+        out.failure = "TLS with " + where + ": the certificate is not trusted: it does not name " + opt.url.host +
+                      " (" + against + ")";
+      else if (v != X509_V_OK && (opt.tls.trust == Trust::ca_file || opt.tls.trust == Trust::system))
         out.failure = "TLS with " + where + ": the certificate is not trusted (" + X509_verify_cert_error_string(v) +
-                      (opt.tls.trust == Trust::ca_file ? "; --ca " + opt.tls.ca_file : std::string("; system CAs")) +
-                      ", host " + opt.url.host + ")";
+                      "; " + against + ")";
       else
         out.failure = "TLS with " + where + ": " + ec.message();
       co_return;
@@ -248,6 +255,10 @@ std::string choose_tls(const http::Url& url, const std::string& ca_file, const s
     out.trust = Trust::fingerprint;
   } else if (!ca_file.empty()) {
     if (!std::ifstream(ca_file)) return "--ca '" + ca_file + "' cannot be read";
+    ssl::context probe(ssl::context::tls_client);
+    error_code ec;
+    probe.load_verify_file(ca_file, ec);
+    if (ec) return "--ca '" + ca_file + "' holds no PEM certificate";
     out.trust = Trust::ca_file;
     out.ca_file = ca_file;
   } else {

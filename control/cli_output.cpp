@@ -49,6 +49,11 @@ std::vector<std::string> pick_columns(const Json& rows, const std::vector<std::s
   return cols;
 }
 
+// One empty line between sections, never two, none at the top.
+void blank_line(std::string& out) {
+  if (!out.empty() && !(out.size() >= 2 && out[out.size() - 1] == '\n' && out[out.size() - 2] == '\n')) out += "\n";
+}
+
 void render_into(const Json& value, const Columns& columns, const std::string& key, const std::string& prefix,
                  std::string& out);
 
@@ -65,7 +70,7 @@ void list_into(const Json& list, const Columns& columns, const std::string& key,
     out += (label.empty() ? "" : label + ": ") + line + "\n";
     return;
   }
-  if (!out.empty() && out.back() == '\n' && out.size() > 1 && out[out.size() - 2] != '\n') out += "\n";
+  blank_line(out);
   if (!label.empty()) out += label + ":\n";
   const auto wanted = columns.find(key);
   const auto cols =
@@ -74,14 +79,12 @@ void list_into(const Json& list, const Columns& columns, const std::string& key,
   if (!cols.empty()) {
     out += table_text(list, cols);
   } else {
-    bool first = true;
     for (const auto& item : list) {
-      if (!first) out += "\n";
-      first = false;
+      blank_line(out);
       render_into(item, columns, "", "", out);
     }
   }
-  out += "\n";
+  blank_line(out);
 }
 
 void render_into(const Json& value, const Columns& columns, const std::string& key, const std::string& prefix,
@@ -101,28 +104,33 @@ void render_into(const Json& value, const Columns& columns, const std::string& k
     if (v.is_array()) list_into(v, columns, k, inner, out);
 }
 
-YAML::Node yaml_node(const Json& v) {
-  YAML::Node n;
+// Strings double-quoted, as the configuration's canonical text writes them: "025", "true" or
+// "~" stay strings when the YAML is read back.
+void emit_yaml(YAML::Emitter& e, const Json& v) {
   if (v.is_object()) {
-    n = YAML::Node(YAML::NodeType::Map);
-    for (const auto& [k, x] : v.items()) n[k] = yaml_node(x);
+    e << YAML::BeginMap;
+    for (const auto& [k, x] : v.items()) {
+      e << YAML::Key << k << YAML::Value;
+      emit_yaml(e, x);
+    }
+    e << YAML::EndMap;
   } else if (v.is_array()) {
-    n = YAML::Node(YAML::NodeType::Sequence);
-    for (const auto& x : v) n.push_back(yaml_node(x));
+    e << YAML::BeginSeq;
+    for (const auto& x : v) emit_yaml(e, x);
+    e << YAML::EndSeq;
   } else if (v.is_string()) {
-    n = v.get<std::string>();
+    e << YAML::DoubleQuoted << v.get<std::string>();
   } else if (v.is_boolean()) {
-    n = v.get<bool>();
+    e << v.get<bool>();
   } else if (v.is_number_unsigned()) {
-    n = v.get<uint64_t>();
+    e << v.get<uint64_t>();
   } else if (v.is_number_integer()) {
-    n = v.get<int64_t>();
+    e << v.get<int64_t>();
   } else if (v.is_number_float()) {
-    n = v.get<double>();
+    e << v.get<double>();
   } else {
-    n = YAML::Node(YAML::NodeType::Null);
+    e << YAML::Null;
   }
-  return n;
 }
 
 }  // namespace
@@ -172,7 +180,7 @@ std::string render_text(const Json& value, const Columns& columns) {
 
 std::string yaml_text(const Json& value) {
   YAML::Emitter e;
-  e << yaml_node(value);
+  emit_yaml(e, value);
   return std::string(e.c_str()) + "\n";
 }
 

@@ -123,8 +123,9 @@ class Sluicectl(unittest.TestCase):
                            (["--url", "http://127.0.0.1:8443", "status"], "HTTPS only"),
                            (["--url", "https://a b", "status"], "--url"),
                            (["--ca", "/nonexistent", "status"], "cannot be read"),
+                           (["--ca", __file__, "status"], "holds no PEM certificate"),
                            (["--fingerprint", "AB:CD", "status"], "is not a SHA-256"),
-                           (["--ca", "/etc/hostname", "--fingerprint", "ab" * 32, "status"], "alternatives"),
+                           (["--ca", __file__, "--fingerprint", "ab" * 32, "status"], "alternatives"),
                            (["--token-file", "/nonexistent", "status"], "cannot be read"),
                            (["--timeout", "0", "status"], "--timeout"),
                            (["status", "extra"], "too many arguments"),
@@ -374,7 +375,7 @@ class AgainstAStub(unittest.TestCase):
                                "lcores": {"rx": [1, 2]}})
         r = self.run_ctl("config", "show")
         self.assertEqual(r.returncode, 0)
-        self.assertIn("mode: tap\nmanagement:\n  listen: 127.0.0.1:8443\n", r.stdout)
+        self.assertIn('mode: "tap"\nmanagement:\n  listen: "127.0.0.1:8443"\n', r.stdout)
 
 
 class Tls(unittest.TestCase):
@@ -432,11 +433,11 @@ class Tls(unittest.TestCase):
         r, sent = self.status("--url", f"https://elsewhere.test:{self.port}", "--connect-to", "127.0.0.1", "--ca",
                               self.cert)
         self.assertEqual((r.returncode, sent), (1, 0))
-        self.assertIn("not trusted", r.stderr)
+        self.assertIn("the certificate is not trusted: it does not name elsewhere.test", r.stderr)
         # Neither --ca nor --fingerprint: the system's CAs, which do not know this certificate.
         r, sent = self.status("--url", url, "--connect-to", "127.0.0.1")
         self.assertEqual((r.returncode, sent), (1, 0))
-        self.assertIn("system CAs", r.stderr)
+        self.assertIn("(self-signed certificate; the system CAs)", r.stderr)
         # --ca on a loopback URL verifies too (the host 127.0.0.1 is in the certificate).
         r, sent = self.status("--url", f"https://127.0.0.1:{self.port}", "--ca", self.cert)
         self.assertEqual((r.returncode, sent), (0, 1), r.stderr)
