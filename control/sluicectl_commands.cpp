@@ -158,12 +158,13 @@ int config_outcome(Context& ctx, const api::Request& rq, const char* ok_key, con
   api::Response r;
   if (int code = exchange(ctx, rq, r); code >= 0) return code;
   const Json body = Json::parse(r.body, nullptr, false);
-  const bool ok = body.is_object() && body.value(ok_key, false) == true;
+  const bool said = body.is_object() && body.contains(ok_key) && body[ok_key].is_boolean();
+  const bool ok = said && body[ok_key].get<bool>();
   if (ctx.json) {
     show(ctx, r);
   } else {
     std::printf("%s\n", ok ? yes : no);
-    if (body.is_object() && body.contains("error") && !cli::cell_text(body["error"]).empty() && !body["error"].is_null())
+    if (body.is_object() && body.contains("error") && body["error"].is_string() && !body["error"].get<std::string>().empty())
       std::printf("error: %s\n", cli::cell_text(body["error"]).c_str());
     if (body.is_object() && body.contains("changed") && body["changed"].is_array()) {
       std::string list;
@@ -171,8 +172,7 @@ int config_outcome(Context& ctx, const api::Request& rq, const char* ok_key, con
       std::printf("changed: %s\n", list.empty() ? "(nothing)" : list.c_str());
     }
   }
-  if (!ok && !ctx.json && !(body.is_object() && body.contains(ok_key)))
-    std::fprintf(stderr, "sluicectl: the answer does not say '%s'\n", ok_key);
+  if (!said) std::fprintf(stderr, "sluicectl: the answer has no boolean '%s'\n", ok_key);
   return ok ? kDone : kFailed;
 }
 

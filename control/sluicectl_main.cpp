@@ -226,6 +226,9 @@ int run(int argc, char** argv) {
     return command->run(ctx, args);
   } catch (const ctl::UsageError& e) {
     return usage_error(e.message, command);
+  } catch (const std::exception& e) {  // an answer of a shape nothing expected, no memory...
+    std::fprintf(stderr, "sluicectl: %s\n", e.what());
+    return ctl::kFailed;
   }
 }
 

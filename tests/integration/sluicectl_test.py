@@ -315,6 +315,11 @@ class AgainstAStub(unittest.TestCase):
         r = self.run_ctl("config", "reload", "--json")
         self.assertEqual(r.returncode, 1)
         self.assertEqual(json.loads(r.stdout)["reloaded"], False)
+        # An answer that does not say (a server of another shape): refused, never a crash.
+        self.stub.answer_json({"valid": "yes"})
+        r = self.run_ctl("config", "validate", config)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("the answer has no boolean 'valid'", r.stderr)
         self.stub.answer_json({"reloaded": True, "error": "", "changed": ["events.path", "stats.interval_s"]})
         r = self.run_ctl("config", "reload")
         self.assertEqual((r.returncode, r.stdout), (0, "reloaded\nchanged: events.path, stats.interval_s\n"))
