@@ -33,6 +33,16 @@ int exit_for_status(unsigned status) {
   return kFailed;
 }
 
+std::string secret_file(const std::string& path, const std::string& option) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw UsageError{option + " '" + path + "' cannot be read"};
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
 namespace {
 
 // ---- arguments ---------------------------------------------------------------------------------
@@ -66,16 +76,6 @@ std::string nonempty(const std::string& text, const std::string& what) {
   return text;
 }
 
-// A file's text whose trailing line end is not part of it (a key written with echo).
-std::string secret_file(const std::string& path, const std::string& option) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw UsageError{option + " '" + path + "' cannot be read"};
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
-}
 
 std::string whole_file(const std::string& path, const std::string& what) {
   std::ifstream f(path, std::ios::binary);

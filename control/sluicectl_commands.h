@@ -52,6 +52,10 @@ struct Command {
 
 const std::vector<Command>& commands();
 
+// A token or key file's text, its trailing line ends dropped (a file written with echo); throws
+// UsageError naming `option` when it cannot be read.
+std::string secret_file(const std::string& path, const std::string& option);
+
 // The exit code for an HTTP status (2xx 0, 401/403 4, 404 3, else 1).
 int exit_for_status(unsigned status);
 

@@ -12,7 +12,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <optional>
 #include <iostream>
 #include <sstream>
@@ -94,19 +93,6 @@ std::optional<T> global(const po::variables_map& before, const po::variables_map
     if (found != vm->end() && !found->second.defaulted()) return found->second.template as<T>();
   }
   return std::nullopt;
-}
-
-std::string read_token_file(const std::string& path, std::string& error) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    error = "--token-file '" + path + "' cannot be read";
-    return "";
-  }
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string t = ss.str();
-  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
-  return t;
 }
 
 int run(int argc, char** argv) {
@@ -211,9 +197,11 @@ int run(int argc, char** argv) {
     ctx.client.timeout = std::chrono::seconds(timeout);
     ctx.client.user_agent = std::string("sluicectl/") + SLUICE_VERSION;
     if (const auto file = global<std::string>(gvm, args.options, own, "token-file")) {
-      std::string error;
-      ctx.client.token = read_token_file(*file, error);
-      if (!error.empty()) return usage_error(error);
+      try {
+        ctx.client.token = ctl::secret_file(*file, "--token-file");
+      } catch (const ctl::UsageError& e) {
+        return usage_error(e.message, command);
+      }
     } else if (const char* env = std::getenv("SLUICE_TOKEN")) {
       ctx.client.token = env;
     }
