@@ -7,6 +7,10 @@ reads `GET /api/v1/status` (mode, version, lcores, ports and their link state); 
 404, other methods 405; `GET /metrics` (no token needed) is Prometheus text that Debian's
 prometheus_client parses, and its port counters equal the frames the test wrote into the veth;
 a token past `management.rate_per_s` gets 429; every request is in the access log, never a token.
+sluicectl against it: `status` exits 0 with the token from --token-file or SLUICE_TOKEN, prints the
+certificate's SHA-256 (the one sluiced printed) for the loopback URL, accepts --fingerprint and --ca
+with that certificate and refuses a wrong fingerprint before sending anything; a wrong token exits
+4, `--token` 2, and once sluiced is gone, 1.
 """
 import hashlib
 import http.client
@@ -156,6 +160,60 @@ class Management(TapTest):
         for token in self.tokens.values():
             self.assertNotIn(token, log)
             self.assertNotIn(token, self.dmn.stdout())
+
+    def ctl(self, *args, token=None, token_file=None):
+        env = {k: v for k, v in os.environ.items() if k != "SLUICE_TOKEN"}
+        if token:
+            env["SLUICE_TOKEN"] = token
+        opts = ["--token-file", token_file] if token_file else []
+        return subprocess.run([SLUICECTL, "--url", f"https://127.0.0.1:{self.port}", *opts, *args], capture_output=True,
+                              text=True, timeout=30, env=env)
+
+    def test_sluicectl_status_tls_and_tokens(self):
+        self.start()
+        printed = re.search(r"\(certificate SHA-256 ([0-9A-F:]{95})\)", self.dmn.stdout()).group(1)
+        admin_file = os.path.join(self.d, "admin.token")
+        with open(admin_file, "w") as f:
+            f.write(self.tokens["admin"] + "\n")
+
+        # The token from a file; the loopback URL accepts the self-signed certificate and shows it.
+        r = self.ctl("status", token_file=admin_file)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"sluicectl: appliance certificate SHA-256 {printed}\n", r.stderr)
+        self.assertIn("mode: tap\n", r.stdout)
+        self.assertRegex(r.stdout, r"(?m)^tap0 +\S+ +true ")
+        # From SLUICE_TOKEN, as JSON.
+        r = self.ctl("status", "--json", token=self.tokens["read"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = json.loads(r.stdout)
+        self.assertEqual((st["mode"], [p["name"] for p in st["ports"]]), ("tap", ["tap0"]))
+        # Pinned: the fingerprint sluiced printed, with or without colons; the certificate file as CA
+        # (it names 127.0.0.1 and localhost).
+        for args in (["--fingerprint", printed], ["--fingerprint", printed.replace(":", "").lower()],
+                     ["--ca", os.path.join(self.state, "management.crt")]):
+            r = self.ctl(*args, "status", token=self.tokens["read"])
+            self.assertEqual(r.returncode, 0, (args, r.stderr))
+            self.assertNotIn("appliance certificate SHA-256", r.stderr)
+        requests_before = self.dmn.stderr().count("sluiced: api: ")
+        wrong = "AB" + printed[2:] if not printed.startswith("AB") else "CD" + printed[2:]
+        r = self.ctl("--fingerprint", wrong, "status", token=self.tokens["read"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"the certificate's SHA-256 is {printed}, not the --fingerprint {wrong}", r.stderr)
+        # Tokens: a wrong one 4 with the API's error; none 4; never on the command line (2).
+        r = self.ctl("status", token="sluice_wrong")
+        self.assertEqual(r.returncode, 4)
+        self.assertIn("sluicectl: 401 WrongCredentialsError: ", r.stderr)
+        r = self.ctl("status")
+        self.assertEqual(r.returncode, 4)
+        self.assertIn("401 AuthenticationRequiredError", r.stderr)
+        self.assertEqual(self.ctl("--token", self.tokens["admin"], "status").returncode, 2)
+        # The refused fingerprint sent no request: only the two 401s since.
+        self.assertEqual(self.dmn.stderr().count("sluiced: api: ") - requests_before, 2)
+
+        self.assertEqual(self.dmn.stop(signal.SIGTERM), 0, self.dmn.stderr())
+        r = self.ctl("status", token=self.tokens["read"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"cannot connect to 127.0.0.1:{self.port}", r.stderr)
 
     def test_a_token_past_its_rate_gets_429(self):
         self.start(rate=5)  # bursts of 10
