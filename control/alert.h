@@ -45,15 +45,19 @@ class AlertLog {
     items_.push_back({++last_id_, severity, std::move(event)});
     if (items_.size() > capacity_) items_.pop_front();
   }
-  // Newest first, at most `limit`, at least `min` severe: each event with its `id` (1, 2, ... since
-  // start).
+  // Newest first, at most `limit`, at least `min` severe: each as {"id" (1, 2, ... since start),
+  // "timestamp", the alert's members (type, severity, message, ...), the flow's when it has one}.
   Json list(std::size_t limit, Severity min) const {
     Json out = Json::array();
     for (auto it = items_.rbegin(); it != items_.rend() && out.size() < limit; ++it) {
       if (it->severity < min) continue;
-      Json j = Json::parse(it->event, nullptr, false);
-      if (j.is_discarded()) continue;
-      j["id"] = it->id;
+      const Json event = Json::parse(it->event, nullptr, false);
+      if (!event.is_object()) continue;
+      Json j = {{"id", it->id}};
+      for (const auto& [k, v] : event.items()) {
+        if (k == "alert" && v.is_object()) j.update(v);
+        else if (k != "event_type") j[k] = v;
+      }
       out.push_back(std::move(j));
     }
     return out;

@@ -181,21 +181,17 @@ int config_outcome(Context& ctx, const api::Request& rq, const char* ok_key, con
 const cli::Columns kStatusColumns = {
     {"lcores", {"lcore", "role"}},
     {"ports", {"name", "device", "link_up", "link_speed_mbps", "rx_packets", "tx_packets"}}};
-const std::vector<std::string> kEndpointColumns = {"section", "name",    "kind",       "url",
-                                                   "health",  "healthy", "state",      "circuit",
-                                                   "breaker", "latency_ms", "last_latency_ms"};
-const cli::Columns kEndpointsColumns = {
-    {"", kEndpointColumns}, {"endpoints", kEndpointColumns}, {"reputation", kEndpointColumns}, {"analysis", kEndpointColumns}};
-const cli::Columns kOverrideColumns = {{"", {"sha256", "verdict", "comment", "set_at", "created_at", "by"}},
-                                       {"overrides", {"sha256", "verdict", "comment", "set_at", "created_at", "by"}}};
-const cli::Columns kQuarantineColumns = {
-    {"entries", {"id", "state", "received_at", "received", "time", "sender", "subject", "size", "size_bytes"}}};
-const std::vector<std::string> kSightingColumns = {"time", "seen_at", "sender", "recipients", "subject",
-                                                   "filename", "file_name", "disposition", "verdict"};
-const cli::Columns kSightingsColumns = {
-    {"", kSightingColumns}, {"messages", kSightingColumns}, {"sightings", kSightingColumns}, {"entries", kSightingColumns}};
-const std::vector<std::string> kAlertColumns = {"timestamp", "time", "severity", "alert", "type", "message"};
-const cli::Columns kAlertsColumns = {{"", kAlertColumns}, {"alerts", kAlertColumns}};
+// The columns are the API's field names (docs/api.md); --json shows every field.
+const std::vector<std::string> kEndpointColumns = {"section",  "name",     "kind",     "url",
+                                                   "reachable", "circuit", "requests", "failures",
+                                                   "last_latency_ms"};
+const cli::Columns kEndpointsColumns = {{"reputation", kEndpointColumns}, {"analysis", kEndpointColumns}};
+const cli::Columns kOverrideColumns = {{"overrides", {"sha256", "verdict", "comment", "by", "at"}}};
+const cli::Columns kQuarantineColumns = {{"entries", {"id", "state", "received", "mail_from", "subject", "size"}}};
+const std::vector<std::string> kSightingColumns = {"time", "mail_from", "rcpt_to", "subject", "message_id",
+                                                   "disposition", "action"};
+const cli::Columns kSightingsColumns = {{"messages", kSightingColumns}};
+const cli::Columns kAlertsColumns = {{"alerts", {"id", "timestamp", "severity", "type", "message"}}};
 
 // ---- commands ----------------------------------------------------------------------------------
 

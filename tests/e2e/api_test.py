@@ -260,7 +260,7 @@ class Api(TapTest):
 
         # --- alerts: the refused reload is the newest ---
         alerts = self.ok("GET", "/api/v1/alerts?severity=warning", role="read")["alerts"]
-        self.assertEqual(alerts[0]["alert"]["type"], "config_reload_refused")
+        self.assertEqual((alerts[0]["type"], alerts[0]["severity"]), ("config_reload_refused", "warning"))
         self.assertIn("id", alerts[0])
         self.error("GET", "/api/v1/alerts?severity=loud", 400, "BadRequestError")
 
@@ -289,6 +289,86 @@ class Api(TapTest):
         self.assertRegex(log, r"sluiced: api: 127\.0\.0\.1 admin token of line 1 POST /api/v1/quarantine/\S+/release 200 ")
         for token in self.tokens.values():
             self.assertNotIn(token, log)
+
+    def ctl(self, *args, role="admin", code=0, json_out=False):
+        env = dict(os.environ, SLUICE_TOKEN=self.tokens[role])
+        argv = [SLUICECTL, "--url", f"https://127.0.0.1:{self.port}"] + (["--json"] if json_out else []) + list(args)
+        r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(r.returncode, code, (args, r.stdout, r.stderr))
+        return json.loads(r.stdout) if json_out and code == 0 else r.stdout
+
+    def test_sluicectl_every_operation(self):
+        self.start()
+        doc = fixture("macro.docm")
+        self.send(tcpgen.mail_with_attachments(0, [("q.docm", doc)], message_id="<ctl-0@example.org>"))
+        self.send(tcpgen.mail_with_attachments(1, [("q.docm", doc)], message_id="<ctl-1@example.org>"))
+        self.assertTrue(wait_for(lambda: self.call("GET", "/api/v1/quarantine?state=held")[1].get("matching") == 2, 30))
+
+        self.assertIn("tap", self.ctl("status", role="read"))
+        rx = [l for l in self.ctl("counters", json_out=True)["lcores"] if l["role"] == "rx"]
+        self.assertEqual(rx[0]["reassembly"]["messages"], 2)
+        out = self.ctl("endpoints", "list", role="read")
+        self.assertRegex(out, r"reputation\s+lab\s+sluice\s+" + self.cloud.url)
+        self.assertRegex(out, r"analysis\s+sandbox\s+sluice")
+        self.assertTrue(self.ctl("endpoints", "test", "reputation", "lab", json_out=True)["ok"])
+        self.assertTrue(self.ctl("endpoints", "test", "analysis", "sandbox", json_out=True)["ok"])
+        key = os.path.join(self.d, "key")
+        with open(key, "w") as f:
+            f.write("test-key\n")
+        self.ctl("endpoints", "add", "--section", "reputation", "--name", "second", "--kind", "sluice",
+                 "--url", self.cloud.url, "--api-key-file", key)
+        self.assertIn("second", self.ctl("endpoints", "list"))
+        self.ctl("endpoints", "add", "--section", "reputation", "--name", "second", "--kind", "sluice",
+                 "--url", self.cloud.url, code=1)
+        self.ctl("endpoints", "remove", "reputation", "second")
+        self.ctl("endpoints", "remove", "reputation", "second", code=3)
+        self.ctl("endpoints", "remove", "reputation", "lab", role="read", code=4)
+
+        self.assertEqual(self.ctl("cache", "show", sha(doc), json_out=True)["reputation"], "unknown")
+        other = b"blocked by the operator\n" * 40
+        self.ctl("override", "block", sha(other), "--comment", "kit")
+        self.assertRegex(self.ctl("override", "list"), sha(other) + r"\s+block\s+kit")
+        self.ctl("cache", "drop", sha(doc))
+        self.ctl("cache", "drop", sha(doc), code=3)
+        self.assertEqual(self.ctl("cache", "flush", json_out=True)["dropped"], 0)
+        self.assertEqual(self.ctl("cache", "show", sha(other), json_out=True)["source"], "override")
+        self.ctl("override", "remove", sha(other))
+        self.ctl("override", "allow", sha(other))
+        self.assertEqual(self.ctl("cache", "show", sha(other), json_out=True)["reputation"], "clean")
+        self.ctl("cache", "show", "nothex", code=2)
+
+        listed = self.ctl("quarantine", "list", "--state", "held", json_out=True)
+        self.assertEqual(listed["matching"], 2)
+        table = self.ctl("quarantine", "list", "--sender", "s0@example.org")
+        ids = [e["id"] for e in listed["entries"]]
+        self.assertEqual(sum(i in table for i in ids), 1)
+        first = self.ctl("quarantine", "show", ids[0], json_out=True)
+        eml = os.path.join(self.d, "m.eml")
+        self.ctl("quarantine", "eml", ids[0], "--output", eml)
+        with open(eml, "rb") as f:
+            self.assertEqual(sha(f.read()), first["message_sha256"])
+        self.ctl("quarantine", "release", ids[0], "--relay", "--why", "checked by hand")
+        self.assertEqual(len(self.relay.messages), 1)
+        self.ctl("quarantine", "release", ids[0], code=1)  # 409: not held
+        self.ctl("quarantine", "delete", ids[1], "--why", "spam")
+        self.assertEqual(self.ctl("quarantine", "show", ids[1], json_out=True)["state"], "deleted")
+        self.ctl("quarantine", "show", "20000101-000000-000-00000000", code=3)
+
+        seen = self.ctl("sightings", sha(doc), json_out=True)["messages"]
+        self.assertEqual(sorted(m["message_id"] for m in seen), ["<ctl-0@example.org>", "<ctl-1@example.org>"])
+        self.assertIn("<ctl-1@example.org>", self.ctl("sightings", "--recipient", "inbox@example.net"))
+        self.ctl("heartbeat")
+        with open(self.cfg, "w") as f:
+            f.write(self.config_text().replace("memory_mb: 256", "memory_mb: 512"))
+        self.ctl("config", "validate", self.cfg, code=1)
+        self.ctl("config", "reload", code=1)
+        self.assertIn("config_reload_refused", self.ctl("alerts", "--severity", "warning"))
+        with open(self.cfg, "w") as f:
+            f.write(self.config_text(stats_interval=7))
+        self.ctl("config", "validate", self.cfg)
+        self.ctl("config", "reload")
+        self.assertRegex(self.ctl("config", "show"), r"stats\.interval_s: 7")
+        self.assertNotIn("test-key", self.ctl("config", "show"))
 
 
 if __name__ == "__main__":
