@@ -360,13 +360,13 @@ class AgainstAStub(unittest.TestCase):
         self.assertRegex(r.stdout, r"(?m)^tap0 +net_af_packet0 +true +10000 +7 +0$")
         # A list whose rows are not flat and whose columns are not known: each row as key: value
         # lines; control characters never reach the terminal.
-        self.stub.answer_json({"entries": [{"id": "q1", "state": "held", "sender": "a@x", "subject": "hi\x1b[31m",
+        self.stub.answer_json({"entries": [{"id": "q1", "state": "held", "mail_from": "a@x", "subject": "hi\x1b[31m",
                                             "files": [{"sha256": SHA}]},
-                                           {"id": "q2", "state": "released", "sender": "b@x", "subject": "yo"}],
+                                           {"id": "q2", "state": "released", "mail_from": "b@x", "subject": "yo"}],
                                "next": "cursor-2", "matching": 7})
         r = self.run_ctl("quarantine", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertRegex(r.stdout, r"(?m)^id +state +sender +subject$")
+        self.assertRegex(r.stdout, r"(?m)^id +state +mail_from +subject$")
         self.assertRegex(r.stdout, r"(?m)^q1 +held +a@x +hi\?\[31m$")
         self.assertIn("matching: 7\nmore: --after cursor-2\n", r.stdout)
         self.assertNotIn("\x1b", r.stdout)
