@@ -439,7 +439,7 @@ std::vector<ReputationClient::EndpointStatus> ReputationClient::status() const {
   for (const auto& ep : impl_->endpoints)
     out.push_back(EndpointStatus{ep->cfg.name, ep->cfg.kind, !ep->health->circuit_open(), ep->health->circuit_open(),
                                  ep->health->requests(), ep->health->failures(), ep->health->timeouts(),
-                                 ep->health->rate_limited(), ep->health->last_latency_ms()});
+                                 ep->health->rate_limited(), ep->health->last_latency_ms(), ep->health->latency()});
   return out;
 }
 
