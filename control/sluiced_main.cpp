@@ -27,6 +27,7 @@
 #include "control/state_dir.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
+#include "dataplane/telemetry.h"
 
 namespace {
 
@@ -259,6 +260,15 @@ int main(int argc, char** argv) {
   // The management API (control/management.h), on the loop: status and metrics from the data plane.
   int exit_code = 0;
   const auto uptime_s = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  // Metrics (control/metrics.h): one collection, taken on the loop, for GET /metrics and for DPDK
+  // telemetry's /sluice/... commands (asked on DPDK's telemetry thread).
+  control::MetricsFeed metrics(loop.io(), [&] {
+    return control::collect_metrics(dp->stats(), {{"reputation", reputation.stats()}, {"analysis", analysis.stats()}},
+                                    uptime_s());
+  });
+  dataplane::Telemetry telemetry(control::telemetry_commands(),
+                                 [&](const std::string& cmd, const std::string& params) { return metrics.telemetry(cmd, params); });
+  if (!telemetry.error().empty()) std::fprintf(stderr, "sluiced: %s\n", telemetry.error().c_str());
   control::Management management(
       loop.io(), cfg.management, cfg.state_dir,
       {[&] {
@@ -273,7 +283,7 @@ int main(int argc, char** argv) {
                               {"appliance", cfg.sightings.appliance}, {"uptime_s", uptime_s()},
                               {"lcores", std::move(lcores)}, {"ports", std::move(ports)}};
        },
-       [&] { return control::prometheus_text(dp->stats(), uptime_s()); }});
+       [&] { return control::prometheus_text(metrics.collect()); }});
   if (const std::string e = management.start(); !e.empty()) {
     // Stopped as after a signal: the parts already running end in order.
     std::fprintf(stderr, "sluiced: %s\n", e.c_str());
