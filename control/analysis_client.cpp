@@ -673,7 +673,7 @@ std::vector<AnalysisClient::EndpointStatus> AnalysisClient::status() const {
     out.push_back(EndpointStatus{ep->cfg.name, ep->cfg.kind, !ep->health->circuit_open(), ep->health->circuit_open(),
                                  ep->health->requests(), ep->health->failures(), ep->health->timeouts(),
                                  ep->health->rate_limited(), ep->health->last_latency_ms(),
-                                 ep->pool->connections_made()});
+                                 ep->pool->connections_made(), ep->health->latency()});
   return out;
 }
 

@@ -173,6 +173,7 @@ class AnalysisClient {
     uint64_t requests, failures, timeouts, rate_limited;
     double last_latency_ms;
     uint64_t connections_made;  // TCP (and TLS) connections opened: keep-alive reuses them
+    LatencyHistogram latency;   // every request's (endpoint_health.h)
   };
   std::vector<EndpointStatus> status() const;  // in the configured order
   // Sends the endpoint's check now, whatever its circuit says (sluice: GET /api/v1/health; cape: a

@@ -39,7 +39,9 @@ AnalysisService::AnalysisService(AnalysisSettings settings, AnalysisClient& clie
                                  pipeline::VerdictCache* cache, std::vector<pipeline::LookupLane*> lanes,
                                  AnalysisHooks hooks, QuarantineStore* quarantine)
     : s_(settings), client_(client), store_(store), quarantine_(quarantine), cache_(cache), lanes_(std::move(lanes)),
-      hooks_(std::move(hooks)), outbox_(lanes_.size()) {}
+      hooks_(std::move(hooks)), outbox_(lanes_.size()) {
+  if (quarantine_) quarantine_size_->read(*quarantine_);  // what open() loaded; no job runs yet
+}
 
 AnalysisService::~AnalysisService() { stop(); }
 
@@ -152,6 +154,11 @@ void AnalysisService::remember(const std::string& sha, const Result& r) {
   } else {
     results_[sha] = r;
   }
+}
+
+void AnalysisService::QuarantineSize::read(const QuarantineStore& q) noexcept {
+  held.store(q.stats().held, std::memory_order_relaxed);
+  bytes.store(q.stats().bytes, std::memory_order_relaxed);
 }
 
 void AnalysisService::store_job(std::function<void(SubmissionStore&)> job) {
@@ -439,7 +446,11 @@ void AnalysisService::tick() {
     next_retention_ = now + std::chrono::hours(1);
     QuarantineStore* q = quarantine_;
     const int64_t t = wall_ms();
-    if (hooks_.blocking) hooks_.blocking([q, t] { q->expire(t); });
+    if (hooks_.blocking)
+      hooks_.blocking([q, t, size = quarantine_size_] {
+        q->expire(t);
+        size->read(*q);
+      });
   }
   if (store_ && now >= next_store_expiry_) {  // finished records older than max_age_h go
     next_store_expiry_ = now + std::chrono::hours(1);
@@ -553,10 +564,13 @@ void AnalysisService::try_quarantine(const std::string& key, bool now) {
   };
   if (!hooks_.blocking || !hooks_.post) {  // tests, tools: in place
     done(q->put(e, *bytes, t));
+    quarantine_size_->read(*q);
     return;
   }
-  hooks_.blocking([q, e = std::move(e), bytes, t, done = std::move(done), post = hooks_.post]() mutable {
+  hooks_.blocking([q, e = std::move(e), bytes, t, done = std::move(done), post = hooks_.post,
+                   size = quarantine_size_]() mutable {
     QuarantinePut r = q->put(e, *bytes, t);
+    size->read(*q);
     post([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   });
 }
@@ -735,7 +749,11 @@ void AnalysisService::maybe_final(const std::string& key) {
     const std::string id = w.quarantine_id, action(records::action_name(f.action));
     const std::string why = std::string("analysis ended: ") + std::string(records::disposition_name(f.disposition));
     const int64_t t = wall_ms();
-    if (hooks_.blocking) hooks_.blocking([q, id, action, why, t] { q->release(id, action, "analysis", why, t); });
+    if (hooks_.blocking)
+      hooks_.blocking([q, id, action, why, t, size = quarantine_size_] {
+        q->release(id, action, "analysis", why, t);
+        size->read(*q);
+      });
   } else if (w.put == Put::not_stored || (quarantine_ && !w.copied)) {
     f.quarantine = records::QuarantineMark::not_stored;
   }
@@ -759,6 +777,10 @@ Json AnalysisService::stats() const {
                             {"copies_unclaimed", c_.copies_unclaimed}, {"resumed", c_.resumed}}},
             {"verdicts_lost", c_.verdicts_lost}, {"waiting_full", c_.waiting_full},
             {"store_errors", store_errors_->load(std::memory_order_relaxed)}};
+  if (quarantine_) {  // its size after the last change: entries held (not released or deleted), their bytes
+    j["quarantine"]["held"] = quarantine_size_->held.load(std::memory_order_relaxed);
+    j["quarantine"]["bytes"] = quarantine_size_->bytes.load(std::memory_order_relaxed);
+  }
   j["limits"] = {{"max_sample_bytes", max_bytes()}};
   if (submissions_available_) j["limits"]["submissions_available"] = *submissions_available_;
   return j;

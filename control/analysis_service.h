@@ -243,6 +243,13 @@ class AnalysisService {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Submission store writes that failed (io), counted on the pool's thread.
   std::shared_ptr<std::atomic<uint64_t>> store_errors_ = std::make_shared<std::atomic<uint64_t>>(0);
+  // The quarantine's size (entries held, their bytes), read by the pool's job after each change
+  // (the store is the pool's alone while it runs) and by stats() on the loop.
+  struct QuarantineSize {
+    std::atomic<uint64_t> held{0}, bytes{0};
+    void read(const QuarantineStore& q) noexcept;
+  };
+  std::shared_ptr<QuarantineSize> quarantine_size_ = std::make_shared<QuarantineSize>();
 };
 
 // A message's key among those waiting for analysis: "FLOW_ID:TRANSACTION".

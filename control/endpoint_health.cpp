@@ -5,6 +5,14 @@
 
 namespace sluice::control {
 
+void LatencyHistogram::observe(double ms) noexcept {
+  if (!(ms >= 0)) ms = 0;  // a clock step back (or NaN) counts in the first bucket
+  const auto it = std::lower_bound(kBoundsMs.begin(), kBoundsMs.end(), ms);  // the first bound >= ms
+  ++counts[static_cast<std::size_t>(it - kBoundsMs.begin())];
+  ++count;
+  sum_ms += ms;
+}
+
 std::shared_ptr<EndpointHealth> EndpointHealth::create(boost::asio::io_context& io, Options options, Probe probe,
                                                        Transition transition) {
   return std::shared_ptr<EndpointHealth>(
@@ -37,6 +45,7 @@ std::chrono::seconds EndpointHealth::rate_limited_for(Clock::time_point now) con
 void EndpointHealth::answered(double latency_ms) {
   ++requests_;
   last_latency_ms_ = latency_ms;
+  latency_.observe(latency_ms);
   close("answered");
 }
 
@@ -44,6 +53,7 @@ void EndpointHealth::throttled(std::chrono::seconds retry_after, double latency_
   ++requests_;
   ++rate_limited_;
   last_latency_ms_ = latency_ms;
+  latency_.observe(latency_ms);
   rate_limited_until_ = std::max(rate_limited_until_, Clock::now() + retry_after);
   close("answered");  // throttled, but alive
 }
@@ -53,6 +63,7 @@ void EndpointHealth::failed(const std::string& detail, bool timed_out, bool tria
   ++failures_;
   if (timed_out) ++timeouts_;
   last_latency_ms_ = latency_ms;
+  latency_.observe(latency_ms);
   ++consecutive_failures_;
   if (breaker_ == Breaker::closed && consecutive_failures_ >= opt_.breaker_failures) {
     breaker_ = Breaker::open;
@@ -95,6 +106,7 @@ void EndpointHealth::probe_tick() {
       self->probe_in_flight_ = false;
       ++self->requests_;
       self->last_latency_ms_ = latency_ms;
+      self->latency_.observe(latency_ms);
       if (ok) return self->close("health check passed");
       ++self->failures_;
       if (timed_out) ++self->timeouts_;

@@ -17,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -24,6 +25,18 @@
 #include <string>
 
 namespace sluice::control {
+
+// The latency of an endpoint's requests (answers, failures, throttled answers and health probes
+// alike: `count` equals EndpointHealth::requests()), in fixed buckets so that the management API's
+// /metrics can render it as a Prometheus histogram. counts[i]: requests that took at most
+// kBoundsMs[i] and more than the bound before it; counts.back(): longer than the last bound.
+struct LatencyHistogram {
+  static constexpr std::array<double, 13> kBoundsMs = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+  std::array<uint64_t, kBoundsMs.size() + 1> counts{};
+  uint64_t count = 0;
+  double sum_ms = 0;
+  void observe(double ms) noexcept;
+};
 
 class EndpointHealth : public std::enable_shared_from_this<EndpointHealth> {
  public:
@@ -69,6 +82,7 @@ class EndpointHealth : public std::enable_shared_from_this<EndpointHealth> {
   uint64_t timeouts() const noexcept { return timeouts_; }
   uint64_t rate_limited() const noexcept { return rate_limited_; }
   double last_latency_ms() const noexcept { return last_latency_ms_; }
+  const LatencyHistogram& latency() const noexcept { return latency_; }
 
  private:
   enum class Breaker { closed, open, half_open };
@@ -88,6 +102,7 @@ class EndpointHealth : public std::enable_shared_from_this<EndpointHealth> {
   bool probe_in_flight_ = false, stopped_ = false;
   uint64_t requests_ = 0, failures_ = 0, timeouts_ = 0, rate_limited_ = 0;
   double last_latency_ms_ = 0;
+  LatencyHistogram latency_;
 };
 
 }  // namespace sluice::control

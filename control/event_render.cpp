@@ -447,6 +447,10 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                      {"analysis_queue_full", h.analysis_queue_full}, {"analysis_expired", h.analysis_expired},
                      {"spooled", h.spooled}, {"spool_misses", h.spool_misses}, {"spool_queue_full", h.spool_queue_full},
                      {"awaiting", h.awaiting}};
+    Json files = Json::object();  // file events by reputation
+    for (unsigned k = 0; k < std::size(h.files_by_reputation); ++k)
+      files[std::string(records::reputation_name(static_cast<records::Reputation>(k)))] = h.files_by_reputation[k];
+    verdicts["files"] = std::move(files);
     const auto& r = l.reassembly;
     lcores.push_back({{"lcore", l.lcore}, {"role", l.role},
                       {"rx_packets", l.rx_packets}, {"rx_bytes", l.rx_bytes},
@@ -493,7 +497,7 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
       // the non-empty buckets as [low_us, count].
       uint64_t settled = 0;
       for (uint64_t c : e.latency_us) settled += c;
-      Json latency = {{"messages", settled}};
+      Json latency = {{"messages", settled}, {"sum_us", e.latency_sum_us}};
       Json buckets = Json::array();
       for (unsigned b = 0; b < dataplane::kLatencyBuckets; ++b)
         if (e.latency_us[b]) buckets.push_back({dataplane::latency_bucket_low(b), e.latency_us[b]});

@@ -36,7 +36,9 @@ std::string ip_text(const records::FlowIdentity& flow, bool client);
 Json stats_json(const dataplane::StatsSnapshot& s);
 
 // The `endpoints` array of a `stats` section: one object per endpoint status (the reputation and
-// the analysis clients' EndpointStatus have these members).
+// the analysis clients' EndpointStatus have these members). `latency`: the request latency
+// histogram (endpoint_health.h), `counts[i]` the requests within `bounds_ms[i]` (and above the bound
+// before it), the last count those above every bound.
 template <typename Status>
 Json endpoints_json(const std::vector<Status>& all) {
   Json endpoints = Json::array();
@@ -44,7 +46,9 @@ Json endpoints_json(const std::vector<Status>& all) {
     endpoints.push_back({{"name", e.name}, {"kind", e.kind}, {"reachable", e.reachable},
                          {"circuit_open", e.circuit_open}, {"requests", e.requests}, {"failures", e.failures},
                          {"timeouts", e.timeouts}, {"rate_limited", e.rate_limited},
-                         {"last_latency_ms", e.last_latency_ms}});
+                         {"last_latency_ms", e.last_latency_ms},
+                         {"latency", {{"bounds_ms", e.latency.kBoundsMs}, {"counts", e.latency.counts},
+                                      {"count", e.latency.count}, {"sum_ms", e.latency.sum_ms}}}});
   return endpoints;
 }
 

@@ -498,7 +498,7 @@ std::vector<ReputationClient::EndpointStatus> ReputationClient::status() const {
     if (!ep->removed)
       out.push_back(EndpointStatus{ep->cfg.name, ep->cfg.kind, !ep->health->circuit_open(), ep->health->circuit_open(),
                                  ep->health->requests(), ep->health->failures(), ep->health->timeouts(),
-                                 ep->health->rate_limited(), ep->health->last_latency_ms()});
+                                 ep->health->rate_limited(), ep->health->last_latency_ms(), ep->health->latency()});
   return out;
 }
 

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "control/endpoint_health.h"
 #include "control/http_pool.h"
 #include "records/verdict_records.h"
 
@@ -78,7 +79,14 @@ class ReputationClient {
 
   // Looks up `hashes` (any number; split into requests of max_batch per endpoint kind), trying endpoints in order (fail-over; skipping open circuits), each request with retries and back-off, everything before `deadline`. `done` is called exactly once, on the io_context's thread, never from inside lookup(). Errors: all tried endpoints answered 429 -> rate_limited (honour Retry-After: that endpoint is skipped until then); the deadline passed -> budget_exhausted; anything else -> service_unavailable.
   void lookup(std::vector<std::array<uint8_t, 32>> hashes, std::chrono::steady_clock::time_point deadline, std::function<void(BatchOutcome)> done);
-  struct EndpointStatus { std::string name, kind; bool reachable; bool circuit_open; uint64_t requests, failures, timeouts, rate_limited; double last_latency_ms; };
+  struct EndpointStatus {
+    std::string name, kind;
+    bool reachable;
+    bool circuit_open;
+    uint64_t requests, failures, timeouts, rate_limited;
+    double last_latency_ms;
+    LatencyHistogram latency;  // every request's (endpoint_health.h)
+  };
   std::vector<EndpointStatus> status() const;  // the endpoints in use, in order
 
   // At run time (the management API). add_endpoint(): at the end of the fail-over order; its index

@@ -28,6 +28,7 @@
 #include "control/state_dir.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
+#include "dataplane/telemetry.h"
 
 namespace {
 
@@ -262,6 +263,15 @@ int main(int argc, char** argv) {
   // The management API (control/management.h, routes in control/api_routes.h), on the loop.
   int exit_code = 0;
   const auto uptime_s = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  // Metrics (control/metrics.h): one collection, taken on the loop, for GET /metrics and for DPDK
+  // telemetry's /sluice/... commands (asked on DPDK's telemetry thread).
+  control::MetricsFeed metrics(loop.io(), [&] {
+    return control::collect_metrics(dp->stats(), {{"reputation", reputation.stats()}, {"analysis", analysis.stats()}},
+                                    uptime_s());
+  });
+  dataplane::Telemetry telemetry(control::telemetry_commands(),
+                                 [&](const std::string& cmd, const std::string& params) { return metrics.telemetry(cmd, params); });
+  if (!telemetry.error().empty()) std::fprintf(stderr, "sluiced: %s\n", telemetry.error().c_str());
   // Set once the pieces they use exist (below).
   std::function<control::Json()> counters;
   std::function<control::Json()> reload_now;
@@ -283,7 +293,7 @@ int main(int argc, char** argv) {
                                   {"lcores", std::move(lcores)}, {"ports", std::move(ports)}};
            },
            [&] { return counters(); },
-           [&] { return control::prometheus_text(dp->stats(), uptime_s()); },
+           [&] { return control::prometheus_text(metrics.collect()); },
            [&](const std::string& yaml) {
              auto r = control::compare_config(cfg, control::load_config_text(yaml, "posted configuration", ov),
                                               "posted configuration");

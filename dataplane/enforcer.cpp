@@ -495,7 +495,9 @@ void Enforcer::track_head(Entry& e, const reassembly::FrameStep& step) noexcept 
 
 void Enforcer::record_latency(const Entry& e) noexcept {
   const int64_t ns = monotonic_ns() - e.held_at_ns;
-  ++counters_.latency_us[latency_bucket(ns > 0 ? static_cast<uint64_t>(ns) / 1000 : 0)];
+  const uint64_t us = ns > 0 ? static_cast<uint64_t>(ns) / 1000 : 0;
+  ++counters_.latency_us[latency_bucket(us)];
+  counters_.latency_sum_us += us;
 }
 
 void Enforcer::mark_ready(Entry& e) noexcept {

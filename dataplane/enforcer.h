@@ -102,6 +102,7 @@ struct EnforceCounters {
   uint64_t verdicts_unwithheld = 0;  // verdict events written before their head settled (no record free):
                                      // their `enforcement` is what their own action would do
   uint64_t latency_us[kLatencyBuckets] = {};  // messages settled, by added latency
+  uint64_t latency_sum_us = 0;                 // their added latency, summed
   uint64_t gated = 0;             // now: connections holding a message
   uint64_t blocked = 0;           // now: connections answered by sluiced after a reject or defer
 };

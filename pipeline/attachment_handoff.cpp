@@ -130,6 +130,7 @@ HandoffStats AttachmentHandoff::stats() const noexcept {
   s.verdicts_malicious = r.verdicts[static_cast<unsigned>(records::Disposition::malicious)];
   s.verdicts_unscannable = r.verdicts[static_cast<unsigned>(records::Disposition::unscannable)];
   s.verdicts_pending = r.verdicts[static_cast<unsigned>(records::Disposition::pending)];
+  for (unsigned k = 0; k < 4; ++k) s.files_by_reputation[k] = r.file_events[k];
   s.analysis_asked = r.analysis_asked;
   s.analysis_answers = r.analysis_answers;
   s.analysis_queue_full = r.analysis_queue_full;

@@ -56,6 +56,7 @@ struct HandoffStats {
   uint64_t lookups_expired = 0;   // no answer within the look-up deadline: `budget_exhausted`
   uint64_t verdicts_clean = 0, verdicts_malicious = 0, verdicts_unscannable = 0;  // messages decided
   uint64_t verdicts_pending = 0;  // messages that went to the File Analysis quarantine
+  uint64_t files_by_reputation[4] = {};  // file events (attachments, archive members) by records::Reputation
   uint64_t analysis_asked = 0;    // upload candidates handed to the control plane
   uint64_t analysis_answers = 0;
   uint64_t analysis_queue_full = 0;

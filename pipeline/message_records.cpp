@@ -570,6 +570,7 @@ void MessageRecords::write_file(const File& f, const Context& ctx, const uint8_t
   r.unscannable = static_cast<uint8_t>(f.unscannable);
   r.unscannable_detail = f.detail;
   r.verdict = f.verdict;
+  ++stats_.file_events[static_cast<unsigned>(r.verdict.reputation) & 3];
   out_.put(r);
 }
 
@@ -589,6 +590,7 @@ void MessageRecords::write_member(const WorkResult& w, const File& parent, const
   r.mismatch = w.mismatch;
   r.unscannable = static_cast<uint8_t>(w.unscannable);
   r.verdict = verdict;
+  ++stats_.file_events[static_cast<unsigned>(r.verdict.reputation) & 3];
   out_.put(r);
 }
 

@@ -70,6 +70,7 @@ struct RecordStats {
   uint64_t lookups_queue_full = 0;  // the look-up ring had no room: `queue_full`
   uint64_t lookups_expired = 0;   // no answer within the look-up deadline: `budget_exhausted`
   uint64_t verdicts[4] = {};      // messages decided, by records::Disposition
+  uint64_t file_events[4] = {};   // file events (attachments and archive members), by records::Reputation
   uint64_t analysis_asked = 0;    // upload candidates handed to the control plane
   uint64_t analysis_answers = 0;
   uint64_t analysis_queue_full = 0;  // no room in the lane: not_sent `queue_full`
