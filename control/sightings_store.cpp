@@ -47,14 +47,10 @@ constexpr char kMessageColumns[] =
 
 // Why the file at `path` is not a store of ours ("" when it is).
 std::string check_file(const std::string& path) {
-  sqlite3* raw = nullptr;
-  // Read-write (never created here): after a crash the write-ahead log must be recovered, which a
-  // read-only connection cannot do (SQLITE_READONLY_RECOVERY: the store would be refused).
-  if (sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-    Db db(raw);
-    return "cannot open: " + db_error(raw);
-  }
-  Db db(raw);
+  int rc = SQLITE_OK;
+  Db db = open_for_check(path, rc);
+  sqlite3* raw = db.get();
+  if (rc != SQLITE_OK) return "cannot open: " + db_error(raw);
   if (std::string why = check_integrity_and_format(raw, kFormatVersion); !why.empty()) return why;
   for (const char* table : {"messages", "rcpts", "files"}) {
     Stmt s = prepare(raw, std::string("SELECT * FROM ") + table + " LIMIT 0");

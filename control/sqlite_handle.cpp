@@ -26,14 +26,21 @@ std::string check_integrity_and_format(sqlite3* db, int format) {
   return "";
 }
 
+Db open_for_check(const std::string& path, int& rc) {
+  sqlite3* raw = nullptr;
+  rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr);
+  Db db(raw);
+  if (rc == SQLITE_OK) sqlite3_db_config(raw, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  return db;
+}
+
 namespace {
 
 // A database without a single table: a first start that ended (killed) before its schema was
 // committed, which is one transaction. Nothing was stored in it; it is simply made again.
 bool never_initialised(const std::string& path) {
-  sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr);
-  Db db(raw);
+  int rc = SQLITE_OK;
+  Db db = open_for_check(path, rc);
   if (rc != SQLITE_OK) return false;
   Stmt n = prepare(db.get(), "SELECT count(*) FROM sqlite_master");
   return n && sqlite3_step(n.get()) == SQLITE_ROW && sqlite3_column_int64(n.get(), 0) == 0;

@@ -53,12 +53,17 @@ inline std::string column_text(sqlite3_stmt* s, int col) {
 // a database).
 std::string check_integrity_and_format(sqlite3* db, int format);
 
+// An existing store file opened to be checked (`check` functions of open_store_file): read-write,
+// never created, so that the write-ahead log a crash left can be recovered (a read-only connection
+// cannot: SQLITE_READONLY_RECOVERY), but without a checkpoint at close, so the file and its log stay
+// as they were (a refused file goes aside with its log). `rc` is sqlite3_open_v2's.
+Db open_for_check(const std::string& path, int& rc);
+
 // A store file of the control plane (submissions, sightings), opened the same way: an existing
 // file is checked first (`check` gives why it is not a store of ours, "" when it is; it opens the
-// file read-write, without creating it, so that the write-ahead log a crash left is recovered: a
-// read-only connection cannot, SQLITE_READONLY_RECOVERY); a file without any table (a first start
-// killed before its schema was committed) is made again as a new one; a refused file is moved aside as PATH.corrupt (its -wal with it, its -shm removed)
-// and a new one created; `pragmas` are set (WAL mode and its sync level); a new file gets `schema`
+// file with open_for_check()); a file without any table (a first start killed before its schema
+// was committed) is made again as a new one; a refused file is moved aside as PATH.corrupt (its
+// -wal with it, its -shm removed) and a new one created; `pragmas` are set (WAL mode and its sync level); a new file gets `schema`
 // and `meta` ('format', `format`) in one transaction. `label` starts every error ("sightings PATH:
 // cannot open: ..."). `db` is null only when no store can be had at all; `error` may be set with a
 // `db` too (the file was refused and set aside: the store starts empty).

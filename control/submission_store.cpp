@@ -78,12 +78,9 @@ bool read_row(sqlite3_stmt* s, Submission& out, std::string& why) {
 
 // Checks an existing file (reads only): "" or why it is not a valid store.
 std::string check_file(const std::string& path, uint64_t& rows) {
-  sqlite3* raw = nullptr;
-  // Read-write (never created here): after a crash the write-ahead log must be recovered, which a
-  // read-only connection cannot do (SQLITE_READONLY_RECOVERY: the store would be refused).
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr);
-  Db db(raw);
-  if (rc != SQLITE_OK) return db_error(raw);
+  int rc = SQLITE_OK;
+  Db db = open_for_check(path, rc);
+  if (rc != SQLITE_OK) return db_error(db.get());
   if (std::string why = check_integrity_and_format(db.get(), kFormatVersion); !why.empty()) return why;
   Stmt all = prepare(db.get(), std::string("SELECT ") + kColumns + " FROM submissions");
   Stmt waiters = prepare(db.get(), "SELECT seq, sha256, quarantine_id FROM waiters");
