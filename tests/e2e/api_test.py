@@ -33,7 +33,7 @@ import cloud  # noqa: E402
 import receivers  # noqa: E402
 import sluiced  # noqa: E402
 import tcpgen  # noqa: E402
-from daemon import TapTest, read_events, wait_for  # noqa: E402
+from daemon import TapTest, make_tokens, read_events, wait_for  # noqa: E402
 
 SLUICECTL = os.path.abspath(os.path.join(sluiced.BUILD, "control", "sluicectl"))
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "data", "preclass")
@@ -57,16 +57,7 @@ class Api(TapTest):
         self.addCleanup(self.cloud.close)
         self.relay = receivers.Mailbox()
         self.addCleanup(self.relay.close)
-        self.tokens, lines = {}, []
-        for role in ("admin", "read"):
-            out = subprocess.run([SLUICECTL, "token", "new", "--role", role], capture_output=True, text=True,
-                                 check=True).stdout.splitlines()
-            self.tokens[role] = out[0]
-            lines.append(out[1])
-        self.token_file = os.path.join(self.d, "tokens")
-        with open(self.token_file, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.chmod(self.token_file, 0o600)
+        self.tokens, self.token_file = make_tokens(self.d)
         self.port = receivers.free_port()
         self.state = os.path.join(self.d, "state")
         self.cfg = os.path.join(self.d, "sluiced.yaml")

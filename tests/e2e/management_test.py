@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import sluiced  # noqa: E402
 import tcpgen  # noqa: E402
-from daemon import TapTest, read_events, wait_for  # noqa: E402
+from daemon import TapTest, make_tokens, read_events, wait_for  # noqa: E402
 
 SLUICECTL = os.path.abspath(os.path.join(sluiced.BUILD, "control", "sluicectl"))
 
@@ -45,17 +45,7 @@ class Management(TapTest):
 
     def setUp(self):
         super().setUp()
-        self.tokens = {}
-        lines = []
-        for role in ("admin", "read"):
-            out = subprocess.run([SLUICECTL, "token", "new", "--role", role], capture_output=True, text=True,
-                                 check=True).stdout.splitlines()
-            self.tokens[role] = out[0]
-            lines.append(out[1])
-        self.token_file = os.path.join(self.d, "tokens")
-        with open(self.token_file, "w") as f:
-            f.write("# the appliance's administrators\n" + "\n".join(lines) + "\n")
-        os.chmod(self.token_file, 0o600)
+        self.tokens, self.token_file = make_tokens(self.d, header="# the appliance's administrators\n")
         self.port = free_port()
         self.state = os.path.join(self.d, "state")
 

@@ -28,6 +28,23 @@ def read_events(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def make_tokens(directory, header=""):
+    """An admin and a read token made by `sluicectl token new`, their lines in DIRECTORY/tokens
+    (0600, `header` first; admin on the first token line, read on the second). Returns
+    ({"admin": TOKEN, "read": TOKEN}, path)."""
+    tokens, lines = {}, []
+    for role in ("admin", "read"):
+        out = subprocess.run([os.path.join(sluiced.BUILD, "control", "sluicectl"), "token", "new", "--role", role],
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+        tokens[role] = out[0]
+        lines.append(out[1])
+    path = os.path.join(directory, "tokens")
+    with open(path, "w") as f:
+        f.write(header + "\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+    return tokens, path
+
+
 class Daemon:
     """One sluiced; stdout and stderr go to files so that the test can read them while it runs."""
 
