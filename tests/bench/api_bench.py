@@ -12,7 +12,7 @@
    times each with and without a client polling GET /metrics every second, alternating (off/on,
    then on/off); sluiced's own "ran N s" gives Gbit/s of capture.
 
-Usage: api_bench.py [SECONDS=5] [ROUNDS=5] [COPIES=3] [THREADS=8] [COUNT=10000]"""
+Usage: api_bench.py [SECONDS=5] [ROUNDS=5] [COPIES=8] [THREADS=8] [COUNT=10000]"""
 import http.client
 import json
 import os
@@ -250,7 +250,7 @@ def replay_with_polling(rounds, copies):
 
 def main():
     a = [int(x) for x in sys.argv[1:]]
-    seconds, rounds, copies, threads, count = (a + [5, 5, 3, 8, 10000][len(a):])[:5]
+    seconds, rounds, copies, threads, count = (a + [5, 5, 8, 8, 10000][len(a):])[:5]
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     print("1. management API requests per second (tap mode)")
     api_under_load(seconds, threads, count)
