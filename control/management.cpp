@@ -357,6 +357,8 @@ void Management::Impl::accept() {
         beast::error_code ignored;
         socket.close(ignored);  // a flood costs no more than this
       } else {
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);  // small answers: no wait for a delayed ACK
         std::make_shared<Session>(std::move(socket), self)->start();
       }
     }
