@@ -97,6 +97,7 @@ struct AnalysisClient::Impl : std::enable_shared_from_this<Impl> {
     analysis::Kind kind = analysis::Kind::sluice;
     std::shared_ptr<http::Pool> pool;
     std::shared_ptr<EndpointHealth> health;
+    bool removed = false;  // remove_endpoint(): skipped, unknown by name; its index stays taken
     uint64_t max_sample_bytes() const { return uint64_t{cfg.max_sample_mb} << 20; }
   };
 
@@ -218,7 +219,7 @@ struct AnalysisClient::Impl : std::enable_shared_from_this<Impl> {
       return finish(o, AnalysisError::service_unavailable, -1, "empty sample: nothing to upload");
     if (o->op == Op::state || o->op == Op::threat) {
       auto it = std::find_if(endpoints.begin(), endpoints.end(),
-                             [&](const auto& ep) { return ep->cfg.name == o->endpoint_name; });
+                             [&](const auto& ep) { return !ep->removed && ep->cfg.name == o->endpoint_name; });
       if (it == endpoints.end())
         return finish(o, AnalysisError::not_found, -1,
                       "no analysis endpoint named '" + o->endpoint_name.substr(0, 64) + "'");
@@ -229,7 +230,8 @@ struct AnalysisClient::Impl : std::enable_shared_from_this<Impl> {
         return finish(o, AnalysisError::not_found, i,
                       ep.cfg.name + ": '" + o->id.substr(0, 32) + "' is not a sample id of kind " + ep.cfg.kind);
     } else {
-      for (const auto& ep : endpoints) o->order.push_back(ep->index);
+      for (const auto& ep : endpoints)
+        if (!ep->removed) o->order.push_back(ep->index);
     }
     o->timer = std::make_shared<net::steady_timer>(io, o->deadline);
     o->timer->async_wait([w = weak_from_this(), wo = std::weak_ptr<Operation>(o)](boost::system::error_code ec) {
@@ -500,6 +502,8 @@ struct AnalysisClient::Impl : std::enable_shared_from_this<Impl> {
     };
   }
 
+  std::string add(EndpointConfig cfg);
+
   void stop() {
     if (!stopped) {
       for (auto& ep : endpoints) {
@@ -514,34 +518,55 @@ struct AnalysisClient::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
+// An endpoint at the end of the order; "" or why it cannot be added.
+std::string AnalysisClient::Impl::add(EndpointConfig cfg) {
+  if (std::string p = validate_analysis_endpoint(cfg); !p.empty()) return "analysis endpoint '" + cfg.name + "': " + p;
+  for (const auto& e : endpoints)
+    if (!e->removed && e->cfg.name == cfg.name) return "analysis endpoint '" + cfg.name + "': name used twice";
+  auto ep = std::make_unique<Endpoint>();
+  ep->index = static_cast<int>(endpoints.size());
+  ep->kind = cfg.kind == "cape" ? analysis::Kind::cape : analysis::Kind::sluice;
+  ep->pool = http::Pool::create(io, endpoint_pool_options(cfg));
+  EndpointHealth::Probe probe;  // cape has no health endpoint: a trial after breaker_open_ms
+  if (ep->kind == analysis::Kind::sluice) probe = health_probe(ep->index);
+  ep->health = EndpointHealth::create(
+      io,
+      {cfg.name, cfg.breaker_failures, std::chrono::milliseconds(cfg.breaker_open_ms),
+       std::chrono::milliseconds(cfg.health_interval_ms)},
+      std::move(probe), [this, i = ep->index](bool reachable, std::string detail) { emit(i, reachable, std::move(detail)); });
+  max_pending += cfg.max_queued + cfg.max_connections;
+  ep->cfg = std::move(cfg);
+  endpoints.push_back(std::move(ep));
+  return "";
+}
+
 AnalysisClient::AnalysisClient(net::io_context& io, std::vector<EndpointConfig> endpoints,
                                std::function<void(const EndpointEvent&)> on_event, Offload offload)
     : impl_(std::make_shared<Impl>(io, std::move(on_event), std::move(offload))) {
   impl_->ready.set_owner(impl_);
-  std::unordered_set<std::string> names;
-  for (auto& cfg : endpoints) {
-    if (std::string p = validate_analysis_endpoint(cfg); !p.empty())
-      throw std::invalid_argument("analysis endpoint '" + cfg.name + "': " + p);
-    if (!names.insert(cfg.name).second)
-      throw std::invalid_argument("analysis endpoint '" + cfg.name + "': name used twice");
-    auto ep = std::make_unique<Impl::Endpoint>();
-    ep->index = static_cast<int>(impl_->endpoints.size());
-    ep->kind = cfg.kind == "cape" ? analysis::Kind::cape : analysis::Kind::sluice;
-    ep->pool = http::Pool::create(io, endpoint_pool_options(cfg));
-    EndpointHealth::Probe probe;  // cape has no health endpoint: a trial after breaker_open_ms
-    if (ep->kind == analysis::Kind::sluice) probe = impl_->health_probe(ep->index);
-    ep->health = EndpointHealth::create(
-        io,
-        {cfg.name, cfg.breaker_failures, std::chrono::milliseconds(cfg.breaker_open_ms),
-         std::chrono::milliseconds(cfg.health_interval_ms)},
-        std::move(probe),
-        [impl = impl_.get(), i = ep->index](bool reachable, std::string detail) {
-          impl->emit(i, reachable, std::move(detail));
-        });
-    impl_->max_pending += cfg.max_queued + cfg.max_connections;
-    ep->cfg = std::move(cfg);
-    impl_->endpoints.push_back(std::move(ep));
+  for (auto& cfg : endpoints)
+    if (std::string e = impl_->add(std::move(cfg)); !e.empty()) throw std::invalid_argument(e);
+}
+
+int AnalysisClient::add_endpoint(EndpointConfig cfg, std::string& error) {
+  if (impl_->stopped) {
+    error = "the analysis client is stopped";
+    return -1;
   }
+  error = impl_->add(std::move(cfg));
+  return error.empty() ? static_cast<int>(impl_->endpoints.size()) - 1 : -1;
+}
+
+bool AnalysisClient::remove_endpoint(const std::string& name) {
+  for (auto& ep : impl_->endpoints) {
+    if (ep->removed || ep->cfg.name != name) continue;
+    ep->removed = true;
+    ep->pool->close();  // its requests fail; operations move on to the next endpoint
+    ep->health->stop();
+    impl_->max_pending -= std::min<std::size_t>(impl_->max_pending, ep->cfg.max_queued + ep->cfg.max_connections);
+    return true;
+  }
+  return false;
 }
 
 AnalysisClient::~AnalysisClient() {
@@ -639,7 +664,7 @@ bool AnalysisClient::test_endpoint(const std::string& name, std::function<void(T
   Impl& m = *impl_;
   if (m.stopped) return false;
   for (auto& ep : m.endpoints) {
-    if (ep->cfg.name != name) continue;
+    if (ep->removed || ep->cfg.name != name) continue;
     static const std::string kEmpty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     const bool sluice = ep->kind == analysis::Kind::sluice;
     http::Request r = m.request(*ep, sluice ? analysis::sluice_health() : analysis::cape_search(kEmpty));
@@ -670,7 +695,7 @@ bool AnalysisClient::test_endpoint(const std::string& name, std::function<void(T
 std::vector<AnalysisClient::EndpointStatus> AnalysisClient::status() const {
   std::vector<EndpointStatus> out;
   for (const auto& ep : impl_->endpoints)
-    out.push_back(EndpointStatus{ep->cfg.name, ep->cfg.kind, !ep->health->circuit_open(), ep->health->circuit_open(),
+    if (!ep->removed) out.push_back(EndpointStatus{ep->cfg.name, ep->cfg.kind, !ep->health->circuit_open(), ep->health->circuit_open(),
                                  ep->health->requests(), ep->health->failures(), ep->health->timeouts(),
                                  ep->health->rate_limited(), ep->health->last_latency_ms(),
                                  ep->pool->connections_made(), ep->health->latency()});

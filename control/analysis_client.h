@@ -180,6 +180,11 @@ class AnalysisClient {
   // search for the empty file's SHA-256); `done` on the loop with {ok, status, latency_ms, detail}.
   // Counts in no statistic. false: no such endpoint (done is not called).
   struct TestResult { bool ok = false; unsigned status = 0; double latency_ms = 0; std::string detail; };
+  // At run time (the management API): add_endpoint() at the end of the order (its index, or -1 with
+  // `error`); remove_endpoint(): skipped from now on and unknown by name (an operation on a sample
+  // it holds ends not_found: the workflow takes it as a failed analysis), its connections closed (requests there fail over); false: no such one.
+  int add_endpoint(EndpointConfig cfg, std::string& error);
+  bool remove_endpoint(const std::string& name);
   bool test_endpoint(const std::string& name, std::function<void(TestResult)> done);
   struct Stats {
     uint64_t operations = 0;                  // calls made

@@ -206,11 +206,8 @@ std::vector<ApiRoute> api_routes(ApiServices sv) {
     if (!body) return;
     std::string section;
     if (!string_member(*body, "section", section, reply)) return;
-    if (section != "reputation")
-      return reply(api_bad_request(section == "analysis"
-                                       ? "analysis endpoints are added in the configuration file (restart): their "
-                                         "submissions are kept by endpoint name across restarts"
-                                       : "'section' must be \"reputation\""));
+    if (section != "reputation" && section != "analysis")
+      return reply(api_bad_request("'section' must be \"reputation\" or \"analysis\""));
     EndpointConfig e;
     for (const auto& [name, field] : {std::pair{"name", &e.name}, {"kind", &e.kind}, {"url", &e.url},
                                       {"api_key", &e.api_key}, {"ca_file", &e.ca_file}, {"pin_sha256", &e.pin_sha256}})
@@ -225,22 +222,23 @@ std::vector<ApiRoute> api_routes(ApiServices sv) {
         return reply(api_bad_request("unknown member '" + k.substr(0, 80) + "'"));
     if (e.name.empty() || e.url.empty()) return reply(api_bad_request("'name' and 'url' are required"));
     if (e.kind.empty()) e.kind = "sluice";
-    if (const std::string err = s->reputation.add_endpoint(e); !err.empty()) {
+    const bool reputation = section == "reputation";
+    if (const std::string err = reputation ? s->reputation.add_endpoint(e) : s->analysis.add_endpoint(e); !err.empty()) {
       if (err.find("name used twice") != std::string::npos) return reply(api_conflict(err));
       if (err.find("not running") != std::string::npos) return reply(api_unavailable(err));
       return reply(api_bad_request(err));
     }
-    if (s->endpoints_changed) s->endpoints_changed();
-    for (const auto& j : s->reputation.endpoints_status())
+    if (reputation && s->endpoints_changed) s->endpoints_changed();
+    for (const auto& j : reputation ? s->reputation.endpoints_status() : s->analysis.endpoints_status())
       if (j["name"] == e.name) return reply(api_json(201, j));
     reply(api_json(201, {{"name", e.name}}));
   });
   add("DELETE", "/api/v1/endpoints/{section}/{name}", ApiAccess::admin, [s](const ApiRequest& rq, ApiReply reply) {
-    if (rq.params[0] != "reputation")
-      return reply(api_bad_request("only reputation endpoints are removed at run time; analysis endpoints in the "
-                                   "configuration file (restart)"));
-    if (!s->reputation.remove_endpoint(rq.params[1]))
-      return reply(api_not_found("no reputation endpoint '" + rq.params[1].substr(0, 80) + "'"));
+    const std::string& section = rq.params[0];
+    if (section != "reputation" && section != "analysis")
+      return reply(api_bad_request("section must be reputation or analysis"));
+    if (!(section == "reputation" ? s->reputation.remove_endpoint(rq.params[1]) : s->analysis.remove_endpoint(rq.params[1])))
+      return reply(api_not_found("no " + section + " endpoint '" + rq.params[1].substr(0, 80) + "'"));
     reply(api_json(200, {{"removed", rq.params[1]}}));
   });
   add("POST", "/api/v1/endpoints/{section}/{name}/test", ApiAccess::admin, [s](const ApiRequest& rq, ApiReply reply) {

@@ -61,11 +61,12 @@ void FileAnalysis::start(std::vector<pipeline::LookupLane*> lanes, pipeline::Ver
   if (!enabled_) return;
   alert_ = out.alert;
   const auto& endpoints = config_.analysis.endpoints;
+  for (const auto& e : endpoints) endpoints_.push_back({e.name, e.url, false});
   client_ = std::make_unique<AnalysisClient>(
       loop_.io(), endpoints,
       [this](const EndpointEvent& e) {
-        if (!alert_ || e.endpoint < 0 || static_cast<std::size_t>(e.endpoint) >= config_.analysis.endpoints.size()) return;
-        const auto& name = config_.analysis.endpoints[e.endpoint].name;
+        if (!alert_ || e.endpoint < 0 || static_cast<std::size_t>(e.endpoint) >= endpoints_.size()) return;
+        const auto& name = endpoints_[e.endpoint].name;
         if (e.reachable)
           alert_({"analysis_endpoint_recovered", Severity::info,
                   "analysis endpoint " + name + " answers again (" + e.detail + ")", std::nullopt, name});
@@ -153,15 +154,34 @@ Json FileAnalysis::endpoints_status() const {
   if (!client_ || stopped_) return out;
   for (const auto& st : client_->status()) {
     std::string url;
-    for (const auto& e : config_.analysis.endpoints)
-      if (e.name == st.name) url = e.url;
+    bool added = false;
+    for (const auto& e : endpoints_)
+      if (!e.removed && e.name == st.name) url = e.url, added = e.added;
     out.push_back({{"section", "analysis"}, {"name", st.name}, {"kind", st.kind}, {"url", url},
                    {"reachable", st.reachable}, {"circuit", st.circuit_open ? "open" : "closed"},
                    {"requests", st.requests}, {"failures", st.failures}, {"timeouts", st.timeouts},
                    {"rate_limited", st.rate_limited}, {"last_latency_ms", st.last_latency_ms},
-                   {"added_at_run_time", false}});
+                   {"added_at_run_time", added}});
   }
   return out;
+}
+
+std::string FileAnalysis::add_endpoint(const EndpointConfig& e) {
+  if (!client_ || stopped_)
+    return "file analysis is not running (it needs at least one analysis endpoint in the configuration at start)";
+  std::string error;
+  const int index = client_->add_endpoint(e, error);
+  if (index < 0) return error;
+  endpoints_.resize(static_cast<std::size_t>(index) + 1);
+  endpoints_[index] = {e.name, e.url, true};
+  return "";
+}
+
+bool FileAnalysis::remove_endpoint(const std::string& name) {
+  if (!client_ || stopped_ || !client_->remove_endpoint(name)) return false;
+  for (auto& e : endpoints_)
+    if (!e.removed && e.name == name) e.removed = true;
+  return true;
 }
 
 }  // namespace sluice::control

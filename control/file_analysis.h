@@ -67,6 +67,11 @@ class FileAnalysis {
   bool has_quarantine() const noexcept { return quarantine_ != nullptr; }
   // The analysis endpoints and their health (as FileReputation::endpoints_status()).
   Json endpoints_status() const;
+  // At run time, until sluiced stops (as FileReputation's): "" or why not; false: no such endpoint.
+  // A removed endpoint's pending analyses end as failed at their next poll (not_found), and the
+  // messages that waited for them get their final verdicts.
+  std::string add_endpoint(const EndpointConfig& e);
+  bool remove_endpoint(const std::string& name);
   bool test_endpoint(const std::string& name, std::function<void(Json)> done);
 
  private:
@@ -82,6 +87,11 @@ class FileAnalysis {
   std::unique_ptr<AnalysisClient> client_;
   std::unique_ptr<AnalysisService> service_;
   std::function<void(const Alert&)> alert_;
+  struct Registered {
+    std::string name, url;
+    bool added = false, removed = false;
+  };
+  std::vector<Registered> endpoints_;  // by the client's index
   Json final_stats_;
   bool stopped_ = false;
 };

@@ -152,6 +152,17 @@ class Api(TapTest):
         self.ok("DELETE", "/api/v1/endpoints/reputation/second")
         self.assertEqual([e["name"] for e in self.ok("GET", "/api/v1/endpoints")["reputation"]], ["lab"])
         self.error("DELETE", "/api/v1/endpoints/reputation/second", 404, "NotFoundError")
+        # An analysis endpoint too; a cape one needs its key (the configuration's check).
+        sandbox2 = self.ok("POST", "/api/v1/endpoints", {"section": "analysis", "name": "sandbox2", "kind": "sluice",
+                                                          "url": self.cloud.url, "api_key": "test-key"}, status=201)
+        self.assertEqual((sandbox2["section"], sandbox2["added_at_run_time"]), ("analysis", True))
+        self.assertEqual([e["name"] for e in self.ok("GET", "/api/v1/endpoints")["analysis"]], ["sandbox", "sandbox2"])
+        self.assertEqual(self.ok("POST", "/api/v1/endpoints/analysis/sandbox2/test")["ok"], True)
+        self.assertIn("api_key", self.error("POST", "/api/v1/endpoints", 400, "BadRequestError",
+                                            {"section": "analysis", "name": "cape1", "kind": "cape", "url": self.cloud.url}))
+        self.ok("DELETE", "/api/v1/endpoints/analysis/sandbox2")
+        self.assertEqual([e["name"] for e in self.ok("GET", "/api/v1/endpoints")["analysis"]], ["sandbox"])
+        self.error("POST", "/api/v1/endpoints", 400, "BadRequestError", {"section": "routing", "name": "x", "url": "y"})
 
         # --- the verdict cache and overrides ---
         entry = self.ok("GET", f"/api/v1/cache/{sha(doc).upper()}", role="read")
