@@ -76,6 +76,41 @@ TEST(VerdictCache, AFullCacheEvictsWhatExpiresFirstAndReusesExpiredSlots) {
   EXPECT_EQ(live, 2u);  // 100 and 200
 }
 
+// A local override (the management API's): read back as such, never replaced by an answer, never
+// evicted; erase() removes it, and a full bucket of overrides takes nothing else.
+TEST(VerdictCache, AnOverrideIsKeptUntilErased) {
+  VerdictCache c(8);  // one bucket
+  FileVerdict block = verdict(Reputation::malicious, "blocked by a local override");
+  block.source = records::kSourceOverride;
+  EXPECT_EQ(c.put(sha_of(1).data(), block, INT64_MAX, 0), VerdictCache::Put::inserted);
+  FileVerdict out;
+  ASSERT_TRUE(c.lookup(sha_of(1).data(), 1'000'000, out));
+  EXPECT_EQ(out.source, records::kSourceOverride);
+  EXPECT_EQ(out.reputation, Reputation::malicious);
+  EXPECT_EQ(c.put(sha_of(1).data(), verdict(Reputation::clean), 10'000, 0), VerdictCache::Put::kept);
+  ASSERT_TRUE(c.lookup(sha_of(1).data(), 1, out));
+  EXPECT_EQ(out.source, records::kSourceOverride);
+  EXPECT_EQ(out.reputation, Reputation::malicious);
+  FileVerdict allow = verdict(Reputation::clean);
+  allow.source = records::kSourceOverride;
+  EXPECT_EQ(c.put(sha_of(1).data(), allow, INT64_MAX, 0), VerdictCache::Put::updated);  // an override replaces one
+  ASSERT_TRUE(c.lookup(sha_of(1).data(), 1, out));
+  EXPECT_EQ(out.reputation, Reputation::clean);
+  // Seven ordinary entries fill the bucket; the next evicts one of them, never the override.
+  for (uint64_t i = 2; i < 9; ++i) c.put(sha_of(i).data(), verdict(Reputation::clean), 10'000 + int64_t(i), 0);
+  EXPECT_EQ(c.put(sha_of(100).data(), verdict(Reputation::unknown), 50'000, 0), VerdictCache::Put::evicted);
+  EXPECT_TRUE(c.lookup(sha_of(1).data(), 1, out));
+  EXPECT_FALSE(c.lookup(sha_of(2).data(), 1, out));
+  EXPECT_TRUE(c.erase(sha_of(1).data()));
+  EXPECT_FALSE(c.lookup(sha_of(1).data(), 1, out));
+  // A bucket of overrides only: an ordinary entry is not cached.
+  VerdictCache d(8);
+  for (uint64_t i = 0; i < 8; ++i) EXPECT_EQ(d.put(sha_of(i).data(), block, INT64_MAX, 0), VerdictCache::Put::inserted);
+  EXPECT_EQ(d.put(sha_of(100).data(), verdict(Reputation::clean), 10'000, 0), VerdictCache::Put::kept);
+  EXPECT_FALSE(d.lookup(sha_of(100).data(), 1, out));
+  for (uint64_t i = 0; i < 8; ++i) EXPECT_TRUE(d.lookup(sha_of(i).data(), 1, out)) << i;
+}
+
 TEST(VerdictCache, ReadersNeverSeeATornEntry) {
   // The writer keeps rewriting a few entries with verdicts whose fields agree with each other
   // (threat name "T<score>", score, reputation from the score); readers on two threads check that
