@@ -7,12 +7,7 @@
 
 namespace sluice::control {
 
-const std::string& ApiRequest::empty() {
-  static const std::string e;
-  return e;
-}
-
-const std::string& ApiRequest::arg(const std::string& name, const std::string& fallback) const {
+std::string ApiRequest::arg(const std::string& name, const std::string& fallback) const {
   const auto it = query.find(name);
   return it == query.end() ? fallback : it->second;
 }

@@ -32,9 +32,8 @@ struct ApiRequest {
   std::string body;
   std::string content_type;
   std::string who;                             // "admin token of line 3", "-" without a token
-  // The query parameter `name`, or `fallback`.
-  const std::string& arg(const std::string& name, const std::string& fallback = empty()) const;
-  static const std::string& empty();
+  // The query parameter `name`, or `fallback` (a copy: no reference to a temporary fallback).
+  std::string arg(const std::string& name, const std::string& fallback = "") const;
 };
 
 struct ApiResponse {

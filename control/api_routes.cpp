@@ -54,7 +54,7 @@ bool sha_param(const std::string& text, std::string& out, const ApiReply& reply)
 }
 
 bool limit_param(const ApiRequest& rq, uint64_t& limit, const ApiReply& reply, uint64_t fallback = 100) {
-  const std::string& text = rq.arg("limit");
+  const std::string text = rq.arg("limit");
   if (text.empty()) {
     limit = fallback;
     return true;
@@ -65,7 +65,7 @@ bool limit_param(const ApiRequest& rq, uint64_t& limit, const ApiReply& reply, u
 }
 
 bool time_param(const ApiRequest& rq, const char* name, int64_t& ms, const ApiReply& reply) {
-  const std::string& text = rq.arg(name);
+  const std::string text = rq.arg(name);
   if (text.empty() || api_parse_time(text, ms)) return true;
   reply(api_bad_request(std::string(name) + " must be an RFC 3339 time or milliseconds since 1970"));
   return false;
@@ -313,7 +313,7 @@ std::vector<ApiRoute> api_routes(ApiServices sv) {
     q.sender = rq.arg("sender");
     if (const auto& sha = rq.arg("sha256"); !sha.empty() && !sha_param(sha, q.file_sha256, reply)) return;
     q.after = rq.arg("after");
-    const std::string& order = rq.arg("order", "newest");
+    const std::string order = rq.arg("order", "newest");
     if (order != "newest" && order != "oldest") return reply(api_bad_request("order must be newest or oldest"));
     q.newest_first = order == "newest";
     if (!s->analysis.quarantine_job([q, reply](QuarantineStore& store) {
