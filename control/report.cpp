@@ -146,14 +146,13 @@ void ReportCollector::file_seen(const records::FileVerdict& v, const uint8_t (&s
 }
 
 void ReportCollector::sample_ports(uint64_t rx_bytes, uint64_t rx_packets, int64_t now_ms) {
-  if (sampled_ && rx_bytes >= last_rx_bytes_ && rx_packets >= last_rx_packets_) {
+  if (rx_bytes >= last_rx_bytes_ && rx_packets >= last_rx_packets_) {
     Counts& b = bucket(now_ms);
     b.rx_bytes += rx_bytes - last_rx_bytes_;
     b.rx_packets += rx_packets - last_rx_packets_;
     totals_.rx_bytes += rx_bytes - last_rx_bytes_;
     totals_.rx_packets += rx_packets - last_rx_packets_;
   }
-  sampled_ = true;
   last_rx_bytes_ = rx_bytes;
   last_rx_packets_ = rx_packets;
   uint64_t messages = 0;

@@ -38,7 +38,7 @@ class ReportCollector {
   // A record as drained from an lcore (message, file, member, verdict count; others are ignored),
   // seen at `now_ms` (ms since 1970).
   void on_record(const void* record, std::size_t size, int64_t now_ms);
-  // The ports' received totals now (called about once a second).
+  // The ports' received totals now (called about once a second; they count from 0 at start).
   void sample_ports(uint64_t rx_bytes, uint64_t rx_packets, int64_t now_ms);
 
   // The report over the last `window_s` seconds (a whole number of buckets, at most all of them):
@@ -85,7 +85,6 @@ class ReportCollector {
   std::list<std::string> lru_;                                // malicious files, least recently seen first
   std::unordered_map<std::string, Envelope> envelopes_;       // by ref
   std::deque<std::string> envelope_order_;
-  bool sampled_ = false;
   uint64_t last_rx_bytes_ = 0, last_rx_packets_ = 0;
   struct Sample {
     int64_t ms;

@@ -336,7 +336,7 @@ int trace(Context& ctx, const Args& a) {
     if (!m.contains("steps") || !m["steps"].is_array()) continue;
     for (const auto& step : m["steps"])
       std::printf("  %s  %-13s %s\n", cli::cell_text(step.value("time", Json())).c_str(),
-                  cli::cell_text(step.value("step", Json())).c_str(), cli::cell_text(step.value("text", Json())).c_str());
+                  cli::cell_text(step.value("step", Json())).c_str(), cli::line_text(step.value("text", Json())).c_str());
     if (m.value("steps_truncated", false)) std::printf("  (more steps not shown)\n");
   }
   return kDone;

@@ -1,6 +1,7 @@
 // Per-message traces (trace.h).
 #include "control/trace.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstring>
@@ -632,17 +633,25 @@ Json trace_search(const TraceSettings& s, const TraceQuery& q) {
       Json out{{"ref", m["ref"]}};
       for (const char* k : {"flow_id", "transaction", "message_id", "message_sha256", "subject"})
         out[k] = m.contains(k) ? m[k] : Json(nullptr);
-      // The `parsed` step first, as a person reads a message: it is written when the server answers
-      // the end of data, after the message's verdict when enforcing.
-      Json& steps = m["steps"];
-      for (std::size_t i = 1; i < steps.size(); ++i)
-        if (steps[i].value("step", "") == "parsed") {
-          Json parsed = std::move(steps[i]);
-          steps.erase(steps.begin() + static_cast<std::ptrdiff_t>(i));
-          steps.insert(steps.begin(), std::move(parsed));
-          break;
-        }
-      out["steps"] = std::move(steps);
+      // In the order they were written (what happened first on the control plane comes first),
+      // except: the `parsed` step first, as a person reads a message (it is written when the server
+      // answers the end of data, after the verdict when enforcing); and a file's `analysis` step
+      // (the submission, written when it was decided) after that file's `upload` step (written with
+      // the file's line once the whole message is in), which it details.
+      std::vector<Json> steps(m["steps"].begin(), m["steps"].end());
+      std::stable_partition(steps.begin(), steps.end(), [](const Json& x) { return x.value("step", "") == "parsed"; });
+      for (std::size_t i = 0; i < steps.size(); ++i) {
+        if (steps[i].value("step", "") != "analysis") continue;
+        const std::string sha = steps[i].value("sha256", "");
+        for (std::size_t k = i + 1; k < steps.size(); ++k)
+          if (steps[k].value("step", "") == "upload" && steps[k].value("sha256", "") == sha) {
+            std::rotate(steps.begin() + static_cast<std::ptrdiff_t>(i), steps.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                        steps.begin() + static_cast<std::ptrdiff_t>(k) + 1);
+            --i;  // the step now at i is another one: look at it too
+            break;
+          }
+      }
+      out["steps"] = steps;
       if (m.contains("steps_truncated")) out["steps_truncated"] = true;
       result["messages"].push_back(std::move(out));
     }

@@ -315,6 +315,7 @@ TEST_F(TraceTest, SearchGathersAMessageAndTheSamplesItWaitedOn) {
                           {"disposition", "clean"}, {"score", 10}, {"messages", 1}}, nullptr, out);
   VerdictRecord fin = verdict(1, 0, Disposition::clean, Action::pass, Enforcement::none);
   fin.final_verdict = true;
+  fin.timestamp_us = now_unix_us();  // as the analysis service stamps it
   fin.quarantine = QuarantineMark::released;
   fin.quarantine_id.set("q-1");
   t.on_record(&fin, sizeof fin, out);
