@@ -514,15 +514,22 @@ void TraceLog::rotate() {
 }
 
 void TraceLog::write_block(std::string_view lines) {
-  if (!out_ || lines.empty()) return;
-  if (size_ > 0 && size_ + lines.size() > s_.max_file_bytes) rotate();
-  if (!out_) {  // the new file could not be made: try again at the next block
+  if (s_.path.empty() || lines.empty()) return;
+  if (out_ && size_ > 0 && size_ + lines.size() > s_.max_file_bytes) rotate();
+  if (!out_) {  // the new file could not be made, or a write failed: open it again
     out_ = std::fopen(s_.path.c_str(), "ae");
     if (!out_) return void(++write_errors_);
+    struct stat st {};
+    size_ = ::fstat(fileno(out_), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
   }
-  if (std::fwrite(lines.data(), 1, lines.size(), out_) != lines.size()) ++write_errors_;
-  std::fflush(out_);
+  if (std::fwrite(lines.data(), 1, lines.size(), out_) != lines.size() || std::fflush(out_) != 0) {
+    ++write_errors_;  // a full disk: the next block tries again in a file of its own
+    std::fclose(out_);
+    out_ = nullptr;
+    return;
+  }
   size_ += lines.size();
+  lines_ += static_cast<uint64_t>(std::count(lines.begin(), lines.end(), '\n'));
 }
 
 // --- the search ---

@@ -410,6 +410,23 @@ TEST_F(TraceTest, TheLogRotatesAndTheSearchReadsEveryFileKept) {
   EXPECT_EQ(again.rotations(), before + out.size() > max ? 1u : 0u);
 }
 
+TEST_F(TraceTest, AFullDiskLosesTheBlockCountsItAndTriesAgain) {
+  TraceSettings full;
+  full.path = "/dev/full";
+  TraceLog log;
+  std::string error;
+  ASSERT_TRUE(log.open(full, error)) << error;
+  log.write_block("{\"a\":1}\n{\"b\":2}\n");
+  log.write_block("{\"c\":3}\n");
+  EXPECT_EQ(log.write_errors(), 2u);
+  EXPECT_EQ(log.lines(), 0u);
+  TraceLog ok;
+  ASSERT_TRUE(ok.open(settings_, error)) << error;
+  ok.write_block("{\"a\":1}\n{\"b\":2}\n");
+  EXPECT_EQ(ok.lines(), 2u);
+  EXPECT_EQ(ok.write_errors(), 0u);
+}
+
 TEST_F(TraceTest, AnUnwritableLogIsAnErrorAtOpen) {
   TraceLog log;
   std::string error;
