@@ -165,7 +165,7 @@ void TraceBuilder::message(const records::MessageRecord& m, std::string& out) {
     const char* why = incomplete_reason_name(m.incomplete_reason);
     text += std::string("; incomplete (") + (why ? why : "unknown") + ")";
   }
-  text += m.server_reply ? "; the server replied " + std::to_string(m.server_reply) + "." : "; no server reply seen.";
+  text += m.server_reply ? "; the end of data was answered " + std::to_string(m.server_reply) + "." : "; no reply to the end of data was seen.";
   j["text"] = text;
   if (m.has_message_id) j["message_id"] = std::string(m.message_id.view());
   j["message_sha256"] = sha;

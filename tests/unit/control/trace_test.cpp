@@ -239,7 +239,7 @@ TEST(TraceBuilderTest, EveryStepOfAMessageAsAPersonReadsIt) {
   EXPECT_EQ(lines[5]["enforcement"], "rejected");
   EXPECT_EQ(lines[6]["text"],
             "Message <m1@example.org> from <alice@example.org> to 2 recipients, subject \"tools\": 4096 bytes, 1 "
-            "attachment; MIME anomalies: bare_lf; the server replied 250.");
+            "attachment; MIME anomalies: bare_lf; the end of data was answered 250.");
   EXPECT_EQ(lines[6]["rcpt_to"], (std::vector<std::string>{"bob@example.net", "carol@example.net"}));
   EXPECT_EQ(lines[6]["message_sha256"], kMM);
 }
