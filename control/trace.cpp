@@ -583,7 +583,11 @@ Json trace_search(const TraceSettings& s, const TraceQuery& q) {
     });
     if (refs.size() > q.max_messages) refs.erase(refs.begin(), refs.end() - q.max_messages);
   }
-  if (refs.empty()) return result;
+  if (refs.empty()) {
+    result["files_read"] = stats.value("files_read", uint64_t{0});
+    result["bytes_read"] = stats.value("bytes_read", uint64_t{0});
+    return result;
+  }
   // Their lines, and those of the analysis samples they waited on (polls, completion), which name the
   // SHA-256 only and come after the file's line in the log.
   std::map<std::string, std::size_t> index;  // ref -> position in `messages`
