@@ -592,21 +592,21 @@ int main(int argc, char** argv) {
     for (const auto& key : r.changed) {
       list += (list.empty() ? "" : ", ") + key;
       if (key == "stats.interval_s") next_stats = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.stats_interval_s);
-      if (key == "events.path") {
-        // Opened by the pool, in order: every line written before the reload goes to the old
-        // output, every later one to the new. If it cannot be opened the old one stays.
-        loop.submit_ordered([&events, path = cfg.events_path] {
-          auto next = std::make_unique<control::EventWriter>();
-          std::string why;
-          if (!next->open(path, why)) {
-            std::fprintf(stderr, "sluiced: reload: %s; events stay where they were\n", why.c_str());
-            return;
-          }
-          events->flush();
-          events = std::move(next);
-        });
-      }
     }
+    // The events file is opened again at every reload, changed or not: log rotation renames it and
+    // sends SIGHUP. Opened by the pool, in order: every line written before the reload goes to the
+    // old output, every later one to the new. If it cannot be opened the old one stays.
+    if (cfg.events_path != "-" || std::find(r.changed.begin(), r.changed.end(), "events.path") != r.changed.end())
+      loop.submit_ordered([&events, path = cfg.events_path] {
+        auto next = std::make_unique<control::EventWriter>();
+        std::string why;
+        if (!next->open(path, why)) {
+          std::fprintf(stderr, "sluiced: reload: %s; events stay where they were\n", why.c_str());
+          return;
+        }
+        events->flush();
+        events = std::move(next);
+      });
     send_snapshot();
     human = cfg.events_path == "-" ? stderr : stdout;
     std::fprintf(human, "sluiced: reloaded %s: %s\n", config_path.empty() ? "(no file)" : config_path.c_str(),

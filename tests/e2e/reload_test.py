@@ -53,6 +53,15 @@ class Reload(TapTest):
                         "no periodic stats in the new event file")
         self.assertEqual([e for e in read_events(ev1) if e["event_type"] == "stats"], [])
 
+        # Log rotation: the file renamed, SIGHUP with nothing changed opens events.path again.
+        rotated = ev2 + ".1"
+        os.rename(ev2, rotated)
+        self.hup_and_wait(dmn, "out", f"reloaded {self.cfg}: no change")
+        self.assertTrue(wait_for(lambda: os.path.exists(ev2) and
+                                 any(e["event_type"] == "stats" for e in read_events(ev2))),
+                        "the events file was not opened again after the rename")
+        self.assertTrue(any(e["event_type"] == "stats" for e in read_events(rotated)))
+
         # A key that cannot change at run time: the whole file is refused, by name.
         self.write_config(f"events: {{path: {ev1}}}\nstats: {{interval_s: 1}}\nreassembly: {{max_flows: 2048}}\n")
         self.hup_and_wait(dmn, "err", "cannot change at run time")
