@@ -550,10 +550,13 @@ void AnalysisService::try_quarantine(const std::string& key, bool now) {
       ww.put = Put::stored;
       ww.quarantine_id = r.id;
       ++c_.quarantined;
+      if (hooks_.quarantined && ww.verdict) hooks_.quarantined(ww.verdict->flow, ww.verdict->transaction, r.id, "");
     } else {
       ww.put = Put::not_stored;
       ww.not_stored_why = quarantine_error_name(r.error) + std::string(": ") + r.message;
       ++c_.not_stored;
+      if (hooks_.quarantined && ww.verdict)
+        hooks_.quarantined(ww.verdict->flow, ww.verdict->transaction, "", ww.not_stored_why);
       if (hooks_.alert)
         hooks_.alert({"quarantine_not_stored", Severity::warning,
                       "a message waiting for analysis could not be stored in the quarantine (" + ww.not_stored_why +
@@ -580,12 +583,17 @@ void AnalysisService::poll_sub(const std::string& sha) {
   x.in_flight = true;
   ++c_.polls;
   const auto deadline = Clock::now() + std::chrono::milliseconds(s_.decision_ms);
-  client_.state(x.ref, deadline, [this, alive = alive_, sha, deadline](StateOutcome o) {
+  const auto asked = Clock::now();
+  client_.state(x.ref, deadline, [this, alive = alive_, sha, deadline, asked](StateOutcome o) {
     if (!*alive) return;
     auto it = subs_.find(sha);
     if (it == subs_.end()) return;
     Sub& x = it->second;
     const int64_t now = wall_ms();
+    if (hooks_.polled)
+      hooks_.polled(sha, x.ref.endpoint, o.error == AnalysisError::none ? sample_state_name(o.state) : "",
+                    o.error == AnalysisError::none ? "" : std::string(to_string(o.error)) + (o.detail.empty() ? "" : ": " + o.detail),
+                    std::chrono::duration<double, std::milli>(Clock::now() - asked).count());
     if (o.error == AnalysisError::not_found) {
       x.in_flight = false;
       Result r;

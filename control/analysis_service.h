@@ -86,6 +86,14 @@ struct AnalysisHooks {
   std::function<const pipeline::VerdictPolicy&()> policy;
   // Runs `job` on the loop (from the `blocking` jobs, with their results).
   std::function<void(std::function<void()> job)> post;
+  // Per-message traces (control/trace.h), optional: a waiting message's quarantine entry, stored as
+  // `id` or not (`why`); each poll of a sample, its state or error and latency.
+  std::function<void(const records::FlowIdentity& flow, uint64_t transaction, const std::string& id,
+                     const std::string& why)>
+      quarantined;
+  std::function<void(const std::string& sha256, const std::string& endpoint, const std::string& state,
+                     const std::string& error, double latency_ms)>
+      polled;
 };
 
 struct AnalysisCounters {

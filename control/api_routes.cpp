@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -15,6 +16,7 @@
 #include "control/retrospective.h"
 #include "control/sightings_store.h"
 #include "control/smtp_send.h"
+#include "control/trace.h"
 
 namespace sluice::control {
 namespace {
@@ -462,6 +464,58 @@ std::vector<ApiRoute> api_routes(ApiServices sv) {
     const bool again = s->retrospective.heartbeat_running();
     s->retrospective.heartbeat_now();
     reply(api_json(202, {{"started", !again}, {"queued", again}}));
+  });
+
+  // --- the report page's figures, traces ---
+  add("GET", "/api/v1/report", ApiAccess::read, [s](const ApiRequest& rq, ApiReply reply) {
+    const std::string w = rq.arg("window", "1h");
+    const unsigned window_s = w == "1h" ? 3600 : w == "6h" ? 6 * 3600 : w == "24h" ? 24 * 3600 : 0;
+    if (!window_s) return reply(api_bad_request("window must be 1h, 6h or 24h"));
+    reply(api_json(200, s->report(window_s)));
+  });
+  // One search at a time per two pool threads: each may read every trace file.
+  auto searches = std::make_shared<std::atomic<unsigned>>(0);
+  add("GET", "/api/v1/trace", ApiAccess::read, [s, searches](const ApiRequest& rq, ApiReply reply) {
+    TraceQuery q;
+    unsigned keys = 0;
+    if (!(q.ref = rq.arg("ref")).empty()) ++keys;
+    if (!(q.message_id = rq.arg("message_id")).empty()) ++keys;
+    if (const std::string m = rq.arg("message_sha256"); !m.empty()) {
+      if (!sha_param(m, q.message_sha256, reply)) return;
+      ++keys;
+    }
+    const std::string flow = rq.arg("flow_id"), transaction = rq.arg("transaction");
+    if (!flow.empty() || !transaction.empty()) {
+      uint64_t f = 0, t = 0;
+      if (!api_parse_uint(flow, 0, UINT64_MAX, f) || !api_parse_uint(transaction, 0, UINT64_MAX, t))
+        return reply(api_bad_request("flow_id and transaction go together, each an unsigned integer"));
+      q.flow_id = f;
+      q.transaction = t;
+      ++keys;
+    }
+    if (keys != 1)
+      return reply(api_bad_request("give one of ref, message_id, message_sha256, or flow_id with transaction"));
+    uint64_t limit = 0;
+    if (!limit_param(rq, limit, reply, 20)) return;
+    q.max_messages = static_cast<unsigned>(std::min<uint64_t>(limit, 100));
+    const TraceSettings settings = s->config.trace;
+    if (settings.path.empty())
+      return reply(api_unavailable("no traces: trace.enabled is false, or there is no state directory and no "
+                                   "trace.path"));
+    if (searches->fetch_add(1) >= 2) {
+      searches->fetch_sub(1);
+      return reply(api_unavailable("two trace searches are running; try again"));
+    }
+    const bool queued = s->loop.submit([settings, q, reply, searches] {
+      Json r = trace_search(settings, q);
+      searches->fetch_sub(1);
+      if (r["messages"].empty()) return reply(api_not_found("no trace of that message (traces kept: trace.max_files)"));
+      reply(api_json(200, r));
+    });
+    if (!queued) {
+      searches->fetch_sub(1);
+      reply(api_unavailable("the control plane is busy; try again"));
+    }
   });
 
   // --- alerts ---

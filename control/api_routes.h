@@ -34,6 +34,7 @@ struct ApiServices {
   std::function<Json()> reload;
   std::function<void()> endpoints_changed;   // a reputation endpoint was added: event names
   std::function<void(const Alert&)> alert;   // an operator's release or delete of a held message
+  std::function<Json(unsigned window_s)> report;  // GET /api/v1/report (control/report.h)
 };
 
 std::vector<ApiRoute> api_routes(ApiServices services);

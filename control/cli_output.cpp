@@ -135,7 +135,9 @@ void emit_yaml(YAML::Emitter& e, const Json& v) {
 
 }  // namespace
 
-std::string cell_text(const Json& value) {
+std::string cell_text(const Json& value) { return cut(line_text(value), kCellMax); }
+
+std::string line_text(const Json& value) {
   std::string s;
   if (value.is_null()) return "-";
   if (value.is_string()) {
@@ -145,7 +147,7 @@ std::string cell_text(const Json& value) {
   }
   for (char& c : s)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return cut(s, kCellMax);
+  return s;
 }
 
 std::string table_text(const Json& rows, const std::vector<std::string>& columns) {

@@ -24,6 +24,8 @@ namespace sluice::control::cli {
 using Columns = std::map<std::string, std::vector<std::string>>;
 
 std::string cell_text(const Json& value);
+// The same without the cut: a value shown on a line of its own (sluicectl trace's step texts).
+std::string line_text(const Json& value);
 // Rows (a JSON list of objects) as an aligned table with a header line of the column names.
 std::string table_text(const Json& rows, const std::vector<std::string>& columns);
 std::string render_text(const Json& value, const Columns& columns = {});

@@ -222,6 +222,7 @@ struct Loading {
   unsigned sample_memory_mb = 64;
   unsigned sample_memory_total_mb = 512;
   unsigned spool_mb = 32;
+  bool trace_enabled = true;
 };
 
 using Params = std::vector<Param<Loading>>;
@@ -671,6 +672,35 @@ Params event_params() {
                        "record is lost and counted (`events_dropped` in `stats`, an `events_lost` alert); in replay mode, "
                        "at end of input and at shutdown the lcore waits instead (until the stop deadline).",
                        [](Loading& l, long long v) { l.config.dataplane.event_ring_bytes = std::size_t(v) * 1024; }),
+  };
+}
+
+// Per-message traces (control/trace.h) and the report page's figures (control/report.h).
+Params trace_params() {
+  const TraceSettings t{};
+  const ReportSettings r{};
+  return {
+      boolean<Loading>("trace.enabled", true, "Per-message traces: every workflow step of each message as JSON "
+                       "lines in `trace.path` (served by `GET /api/v1/trace`, shown by `sluicectl trace`).",
+                       [](Loading& l, bool v) { l.trace_enabled = v; }),
+      string<Loading>("trace.path", "", "The trace log. Empty: `STATE/trace.log` when there is a state directory; "
+                      "none in replay mode without one (give a path to trace a replay).",
+                      [](Loading& l, std::string v) { l.config.trace.path = std::move(v); }),
+      integer<Loading>("trace.max_file_mb", 1, 65536, static_cast<long long>(t.max_file_bytes >> 20), "The trace "
+                       "log is rotated (to `PATH.1`, `PATH.2`, ...) before it passes this size.",
+                       [](Loading& l, long long v) { l.config.trace.max_file_bytes = uint64_t(v) << 20; }),
+      integer<Loading>("trace.max_files", 1, 100, t.max_files, "Trace files kept, the current one included; the "
+                       "oldest is removed at a rotation. A search reads them all: `max_file_mb` times this bounds "
+                       "its time.",
+                       [](Loading& l, long long v) { l.config.trace.max_files = static_cast<unsigned>(v); }),
+      integer<Loading>("report.max_files", 1, 1000000, static_cast<long long>(r.max_files), "Malicious files the "
+                       "report page's figures track (`top_malicious`); beyond, the one seen longest ago is "
+                       "forgotten.",
+                       [](Loading& l, long long v) { l.config.report.max_files = static_cast<std::size_t>(v); }),
+      integer<Loading>("report.max_messages", 1, 10000000, static_cast<long long>(r.max_messages), "Recent "
+                       "messages whose subject and sender the report keeps to name the messages of malicious "
+                       "files; beyond, the oldest is forgotten (listed by reference only).",
+                       [](Loading& l, long long v) { l.config.report.max_messages = static_cast<std::size_t>(v); }),
   };
 }
 
@@ -1326,7 +1356,7 @@ const Params& params() {
   static const Params all = [] {
     Params all;
     for (Params (*section)() : {mode_params, eal_params, port_and_pair_params, lcore_params, dataplane_params,
-                                hold_params, enforce_params, replay_params, event_params, state_params, smtp_params, reassembly_params, mime_params,
+                                hold_params, enforce_params, replay_params, event_params, trace_params, state_params, smtp_params, reassembly_params, mime_params,
                                 worker_params, archive_params, reputation_params, analysis_params, quarantine_params, sightings_params,
                                 retrospective_params, notify_params, management_params, action_params}) {
       Params s = section();
@@ -1536,6 +1566,12 @@ void finish(Loading& l) {
   if (!c.events_path.empty() && c.events_path != "-") check_writable_dir("events.path", c.events_path);
   // Created and locked at start (StateDir::open), not here: --check-config must not take the lock.
   if (c.state_dir.empty() && d.mode != Mode::replay) c.state_dir = kStateDirDefault;
+  if (!l.trace_enabled)
+    c.trace.path.clear();
+  else if (!c.trace.path.empty())
+    check_writable_dir("trace.path", c.trace.path);
+  else if (!c.state_dir.empty())
+    c.trace.path = c.state_dir + "/trace.log";  // the directory is made at start
 
   ReputationConfig& r = c.reputation;
   check_endpoint_list(r.endpoints, "reputation.endpoints");

@@ -13,6 +13,8 @@
 #include "control/reputation_client.h"
 #include "control/reputation_service.h"
 #include "control/management.h"
+#include "control/report.h"
+#include "control/trace.h"
 #include "control/sightings_store.h"
 #include "dataplane/dataplane_config.h"
 
@@ -97,6 +99,8 @@ struct Config {
   RetrospectiveConfig retrospective;
   NotifyConfig notify;
   ManagementConfig management;
+  TraceSettings trace;        // `trace.*`; path resolved: empty when there are no traces
+  ReportSettings report;      // `report.*`
   std::string replay_input;   // replay mode: pcap read through net_pcap
   std::string replay_output;  // replay mode: pcap written with what inline mode would have sent
   std::string events_path;    // JSON lines; "-" is standard output; empty: no events

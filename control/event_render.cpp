@@ -97,28 +97,6 @@ std::string_view unscannable_of(uint8_t u) noexcept {
   return pipeline::unscannable_name(static_cast<pipeline::Unscannable>(u));
 }
 
-const char* incomplete_reason_name(IncompleteReason r) noexcept {
-  switch (r) {
-    case IncompleteReason::gap: return "gap";
-    case IncompleteReason::memcap: return "memcap";
-    case IncompleteReason::aborted: return "aborted";
-    case IncompleteReason::shutdown: return "shutdown";
-    case IncompleteReason::none: break;
-  }
-  return nullptr;
-}
-
-const char* enforcement_name(Enforcement e) noexcept {
-  switch (e) {
-    case Enforcement::released: return "released";
-    case Enforcement::rejected: return "rejected";
-    case Enforcement::deferred: return "deferred";
-    case Enforcement::not_held: return "not_held";
-    case Enforcement::none: break;
-  }
-  return "none";
-}
-
 const char* flow_end_name(FlowEndReason r) noexcept {
   switch (r) {
     case FlowEndReason::fin: return "fin";
@@ -150,6 +128,28 @@ const char* layer_name(AnomalyLayer layer) noexcept {
 }
 
 }  // namespace
+
+const char* incomplete_reason_name(IncompleteReason r) noexcept {
+  switch (r) {
+    case IncompleteReason::gap: return "gap";
+    case IncompleteReason::memcap: return "memcap";
+    case IncompleteReason::aborted: return "aborted";
+    case IncompleteReason::shutdown: return "shutdown";
+    case IncompleteReason::none: break;
+  }
+  return nullptr;
+}
+
+const char* enforcement_name(Enforcement e) noexcept {
+  switch (e) {
+    case Enforcement::released: return "released";
+    case Enforcement::rejected: return "rejected";
+    case Enforcement::deferred: return "deferred";
+    case Enforcement::not_held: return "not_held";
+    case Enforcement::none: break;
+  }
+  return "none";
+}
 
 void format_rfc3339(int64_t us, char (&out)[40]) noexcept {
   const std::time_t secs = static_cast<std::time_t>(us / 1000000);

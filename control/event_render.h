@@ -29,6 +29,10 @@ std::string rfc3339(int64_t us);
 int64_t now_unix_us();
 
 
+// Names of a message's incomplete reason (nullptr for none) and of an enforcement, as events write them.
+const char* incomplete_reason_name(records::IncompleteReason r) noexcept;
+const char* enforcement_name(records::Enforcement e) noexcept;
+
 // The textual address of a flow end (inet_ntop).
 std::string ip_text(const records::FlowIdentity& flow, bool client);
 

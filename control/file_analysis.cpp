@@ -83,6 +83,8 @@ void FileAnalysis::start(std::vector<pipeline::LookupLane*> lanes, pipeline::Ver
   hooks.verdict = std::move(out.verdict);
   hooks.alert = out.alert;
   hooks.policy = std::move(out.policy);
+  hooks.quarantined = std::move(out.quarantined);
+  hooks.polled = std::move(out.polled);
   hooks.blocking = [this](std::function<void()> job) { loop_.submit_ordered(std::move(job)); };
   hooks.post = [this](std::function<void()> job) { loop_.post(std::move(job)); };
   hooks.classify = [this](std::shared_ptr<const std::string> bytes, std::string filename,

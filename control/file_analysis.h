@@ -48,6 +48,8 @@ class FileAnalysis {
     std::function<void(const records::VerdictRecord&)> verdict;  // a final verdict, to be rendered
     std::function<void(const Alert&)> alert;
     std::function<const pipeline::VerdictPolicy&()> policy;    // the running actions
+    decltype(AnalysisHooks::quarantined) quarantined;          // traces (optional): AnalysisHooks
+    decltype(AnalysisHooks::polled) polled;
   };
   // Once the data plane runs: its lanes and the verdict cache the completions write.
   void start(std::vector<pipeline::LookupLane*> lanes, pipeline::VerdictCache* cache, Outputs out);

@@ -46,7 +46,8 @@ FileReputation::~FileReputation() {
   stop();
 }
 
-void FileReputation::start(std::vector<pipeline::LookupLane*> lanes, std::function<void(const Alert&)> alert) {
+void FileReputation::start(std::vector<pipeline::LookupLane*> lanes, std::function<void(const Alert&)> alert,
+                           ReputationService::AnswerObserver observer) {
   if (!cache_) return;
   alert_ = std::move(alert);
   for (const auto& e : config_.reputation.endpoints) endpoints_.push_back({e, false, false});
@@ -79,6 +80,7 @@ void FileReputation::start(std::vector<pipeline::LookupLane*> lanes, std::functi
         });
       },
       config_.reputation.limits);
+  service_->set_observer(std::move(observer));
 }
 
 // Why look-ups fail, for the operator: one line on standard error at most every 10 s (the

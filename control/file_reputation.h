@@ -42,7 +42,9 @@ class FileReputation {
   const std::string& summary() const noexcept { return summary_; }
 
   // Once the data plane runs: its look-up lanes; `alert` writes an alert event (on the loop).
-  void start(std::vector<pipeline::LookupLane*> lanes, std::function<void(const Alert&)> alert);
+  // `observer` (optional): every endpoint answer (ReputationService::set_observer).
+  void start(std::vector<pipeline::LookupLane*> lanes, std::function<void(const Alert&)> alert,
+             ReputationService::AnswerObserver observer = {});
   // On the loop, every millisecond.
   void poll();
   bool idle() const noexcept { return !service_ || service_->idle(); }

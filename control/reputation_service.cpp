@@ -156,14 +156,15 @@ void ReputationService::send_batches(Clock::time_point now) {
     stats_.hashes_sent += batch.size();
     std::weak_ptr<ReputationService*> self = self_;
     auto hashes = batch;
-    lookup_(std::move(batch), deadline, [self, hashes = std::move(hashes)](BatchOutcome outcome) mutable {
-      if (auto s = self.lock(); s && *s) (*s)->on_batch(std::move(hashes), std::move(outcome));
+    lookup_(std::move(batch), deadline, [self, hashes = std::move(hashes), now](BatchOutcome outcome) mutable {
+      if (auto s = self.lock(); s && *s) (*s)->on_batch(std::move(hashes), std::move(outcome), now);
     });
   }
 }
 
-void ReputationService::on_batch(std::vector<Sha256> hashes, BatchOutcome outcome) {
+void ReputationService::on_batch(std::vector<Sha256> hashes, BatchOutcome outcome, Clock::time_point sent) {
   --stats_.in_flight;
+  const double latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
   const int64_t now_ms = wall_ms_();
   const bool ok = outcome.error == records::LookupError::none && outcome.answers.size() == hashes.size();
   for (std::size_t i = 0; i < hashes.size(); ++i) {
@@ -190,6 +191,7 @@ void ReputationService::on_batch(std::vector<Sha256> hashes, BatchOutcome outcom
     } else {
       v.error = outcome.error == records::LookupError::none ? records::LookupError::service_unavailable : outcome.error;
     }
+    if (observer_) observer_(hashes[i], outcome.endpoint, latency_ms, v, outcome.detail);
     auto it = pending_.find(hashes[i]);
     if (it == pending_.end()) continue;
     for (const Waiter& w : it->second.waiters) answer(w, hashes[i], v);

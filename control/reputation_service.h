@@ -70,6 +70,13 @@ class ReputationService {
   // On the loop, often (every millisecond): answers waiting answers, takes new requests, sends the
   // batches that are due, answers the look-ups whose budget ran out.
   void poll(Clock::time_point now);
+  // Told of every hash an endpoint answered (or failed to): the endpoint's index (-1: none tried),
+  // the batch's latency from sending to the answer, the verdict as cached, and the client's detail on
+  // a failure (per-message traces, control/trace.h). On the loop.
+  using AnswerObserver = std::function<void(const Sha256& sha, int endpoint, double latency_ms,
+                                            const records::FileVerdict& verdict, const std::string& detail)>;
+  void set_observer(AnswerObserver observer) { observer_ = std::move(observer); }
+
   // Nothing waiting, in flight or queued for a lane.
   bool idle() const noexcept;
   const ReputationStats& stats() const noexcept { return stats_; }
@@ -99,7 +106,7 @@ class ReputationService {
   void take_requests(Clock::time_point now);
   void send_batches(Clock::time_point now);
   void expire(Clock::time_point now);
-  void on_batch(std::vector<Sha256> hashes, BatchOutcome outcome);
+  void on_batch(std::vector<Sha256> hashes, BatchOutcome outcome, Clock::time_point sent);
   void answer(const Waiter& w, const Sha256& sha, const records::FileVerdict& v);
   void flush_outboxes();
 
@@ -114,6 +121,7 @@ class ReputationService {
   std::vector<std::deque<records::LookupAnswer>> outbox_;  // per lane
   uint64_t serial_ = 0;
   ReputationStats stats_;
+  AnswerObserver observer_;
   // Callbacks of batches still at the client hold this; cleared at destruction, so a late
   // callback finds the service gone and does nothing.
   std::shared_ptr<ReputationService*> self_;

@@ -86,11 +86,14 @@ std::string whole_file(const std::string& path, const std::string& what) {
 }
 
 // "?a=1&b=2" of the pairs whose value is not empty, in the order given.
-std::string query(std::initializer_list<std::pair<const char*, std::string>> pairs) {
+std::string query(const std::vector<std::pair<std::string, std::string>>& pairs) {
   std::string q;
   for (const auto& [k, v] : pairs)
-    if (!v.empty()) q += (q.empty() ? "?" : "&") + std::string(k) + "=" + api::url_encode(v);
+    if (!v.empty()) q += (q.empty() ? "?" : "&") + k + "=" + api::url_encode(v);
   return q;
+}
+std::string query(std::initializer_list<std::pair<const char*, std::string>> pairs) {
+  return query(std::vector<std::pair<std::string, std::string>>(pairs.begin(), pairs.end()));
 }
 
 api::Request get(std::string target) { return api::Request{"GET", std::move(target), "", "", "application/json"}; }
@@ -291,6 +294,54 @@ int sightings(Context& ctx, const Args& a) {
               kSightingsColumns);
 }
 
+// trace MESSAGE: a reference id (`6757a1b2-3-0`), a message SHA-256 (64 hex digits),
+// `FLOW_ID:TRANSACTION`, else a Message-ID.
+std::vector<std::pair<std::string, std::string>> trace_key(const std::string& m) {
+  const auto all = [&](std::size_t from, std::size_t to, auto pred) {
+    if (from >= to) return false;
+    for (std::size_t i = from; i < to; ++i)
+      if (!pred(static_cast<unsigned char>(m[i]))) return false;
+    return true;
+  };
+  const auto hex = [](unsigned char c) { return std::isxdigit(c) != 0; };
+  const auto digit = [](unsigned char c) { return std::isdigit(c) != 0; };
+  if (m.size() == 64 && all(0, 64, hex)) return {{"message_sha256", m}};
+  if (const auto colon = m.find(':'); colon != std::string::npos && all(0, colon, digit) && all(colon + 1, m.size(), digit))
+    return {{"flow_id", m.substr(0, colon)}, {"transaction", m.substr(colon + 1)}};
+  const auto d1 = m.find('-'), d2 = m.find('-', d1 == std::string::npos ? m.size() : d1 + 1);
+  if (d1 == 8 && d2 != std::string::npos && all(0, 8, hex) && all(9, d2, hex) && all(d2 + 1, m.size(), digit))
+    return {{"ref", m}};
+  return {{"message_id", m}};
+}
+
+int trace(Context& ctx, const Args& a) {
+  auto params = trace_key(nonempty(a.words[0], "MESSAGE"));
+  if (a.has("limit")) params.emplace_back("limit", limit_arg(a));
+  api::Response r;
+  if (int code = exchange(ctx, get("/api/v1/trace" + query(params)), r); code >= 0) return code;
+  if (ctx.json) return show(ctx, r);
+  const Json body = Json::parse(r.body, nullptr, false);
+  if (!body.is_object() || !body.contains("messages") || !body["messages"].is_array()) {
+    std::fprintf(stderr, "sluicectl: the answer has no 'messages'\n");
+    return kFailed;
+  }
+  bool first = true;
+  for (const auto& m : body["messages"]) {
+    if (!first) std::printf("\n");
+    first = false;
+    std::printf("message %s  flow %s transaction %s\n", cli::cell_text(m.value("ref", Json())).c_str(),
+                cli::cell_text(m.value("flow_id", Json())).c_str(), cli::cell_text(m.value("transaction", Json())).c_str());
+    for (const char* k : {"message_id", "subject", "message_sha256"})
+      if (m.contains(k) && !m[k].is_null()) std::printf("  %s: %s\n", k, cli::cell_text(m[k]).c_str());
+    if (!m.contains("steps") || !m["steps"].is_array()) continue;
+    for (const auto& step : m["steps"])
+      std::printf("  %s  %-13s %s\n", cli::cell_text(step.value("time", Json())).c_str(),
+                  cli::cell_text(step.value("step", Json())).c_str(), cli::line_text(step.value("text", Json())).c_str());
+    if (m.value("steps_truncated", false)) std::printf("  (more steps not shown)\n");
+  }
+  return kDone;
+}
+
 int config_show(Context& ctx, const Args&) {
   api::Response r;
   if (int code = exchange(ctx, get("/api/v1/config"), r); code >= 0) return code;
@@ -435,6 +486,10 @@ std::vector<Command> make_commands() {
                  return call(ctx, get("/api/v1/alerts" + query({{"limit", limit}, {"severity", severity}})),
                              kAlertsColumns);
                }});
+  c.push_back({"trace", "MESSAGE [--limit N]",
+               "a message's trace, step by step; MESSAGE: a reference id, a message SHA-256, FLOW_ID:TRANSACTION or "
+               "a Message-ID",
+               1, 1, false, limit_option, trace});
   c.push_back({"heartbeat", "", "a retrospective heartbeat now", 0, 0, false, no_options,
                [](Context& ctx, const Args&) { return call(ctx, post("/api/v1/retrospective/heartbeat")); }});
 

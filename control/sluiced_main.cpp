@@ -147,6 +147,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::FILE* human = cfg.events_path == "-" ? stderr : stdout;
+  // Per-message traces (control/trace.h): written by the ordered pool with the event batches.
+  control::TraceLog trace_log;
+  if (!trace_log.open(cfg.trace, error)) {
+    std::fprintf(stderr, "sluiced: %s\n", error.c_str());
+    return 1;
+  }
 
   // The control plane's loop (control/service_loop.h): signals, timers, the lcores' event rings;
   // event lines are written by the pool, in order, never on the loop.
@@ -223,12 +229,20 @@ int main(int argc, char** argv) {
     for (auto& fn : fns) fn();
   };
   control::EventRenderer control_renderer;  // events made by the control plane
+  // The trace lines of the same records and steps, batched as the events are (`trace_batch`), and
+  // the report page's figures (control/report.h).
+  const uint32_t instance = cfg.dataplane.enforce.instance;
+  control::TraceBuilder tracer(instance, cfg.reputation.limits.max_pending);
+  std::string trace_batch;
+  const bool tracing = trace_log.enabled();
+  control::ReportCollector report(cfg.report, instance);
   const auto now_us = [] {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
   auto emit = [&](const std::string& type, const control::Json& body, const records::FlowIdentity* flow = nullptr) {
     batch.append(control_renderer.control_event(type, body, now_us(), flow)).push_back('\n');
+    if (tracing) tracer.on_event(type, body, flow, trace_batch);
   };
   // Alerts (control/alert.h): one `alert` event each, in order with the other events, and the
   // notifications (control/notifier.h) whose minimum severity they reach.
@@ -250,7 +264,11 @@ int main(int argc, char** argv) {
     raise_loud({"notifications_problem", control::Severity::warning,
                 notify_problem + ": alerts still go to the events; fix notifications.* and restart", std::nullopt, ""});
   for (const auto& a : reputation.take_alerts()) raise_loud(a);
-  reputation.start(dp->lookup_lanes(), raise_loud);
+  reputation.start(dp->lookup_lanes(), raise_loud,
+                   [&](const control::Sha256& sha, int endpoint, double ms, const records::FileVerdict& v,
+                       const std::string& detail) {
+                     if (tracing) tracer.on_lookup(sha, endpoint, ms, v, detail);
+                   });
   for (const auto& a : analysis.take_alerts()) raise_loud(a);
 
   // Retrospective verdicts (control/retrospective.h): the sightings, built from the records on the
@@ -302,7 +320,14 @@ int main(int argc, char** argv) {
            },
            [&] { return reload_now(); },
            [&] { if (endpoints_changed) endpoints_changed(); },
-           raise_alert}));
+           raise_alert,
+           [&](unsigned window_s) {
+             control::Json r{{"generated_at", control::rfc3339(now_us())}, {"uptime_s", uptime_s()},
+                             {"mode", dataplane::mode_name(cfg.dataplane.mode)}};
+             r.update(report.report(now_us() / 1000, window_s));
+             r["analysis"] = control::ReportCollector::analysis_summary(analysis.stats());
+             return r;
+           }}));
   if (const std::string e = management.start(); !e.empty()) {
     // Stopped as after a signal: the parts already running end in order.
     std::fprintf(stderr, "sluiced: %s\n", e.c_str());
@@ -318,26 +343,35 @@ int main(int argc, char** argv) {
   // Records are rendered on the loop into a batch; the batch is written by the ordered pool.
   control::EventRenderer renderer;
   renderer.set_endpoint_names(reputation.endpoint_names());
-  endpoints_changed = [&] { renderer.set_endpoint_names(reputation.endpoint_names()); };
+  tracer.set_endpoint_names(reputation.endpoint_names());
+  endpoints_changed = [&] {
+    renderer.set_endpoint_names(reputation.endpoint_names());
+    tracer.set_endpoint_names(reputation.endpoint_names());
+  };
   uint64_t unrenderable = 0;
   auto render = [&](const void* record, std::size_t size) {
     const std::string_view line = renderer.render(record, size);
     if (line.empty()) return void(++unrenderable);
     batch.append(line).push_back('\n');
+    if (tracing) tracer.on_record(record, size, trace_batch);
+    report.on_record(record, size, now_us() / 1000);
     analysis.on_record(record, size);  // may render a final verdict: after this line is taken
     retro.on_record(record, size);
   };
   auto write_batch = [&] {
-    if (batch.empty() && after_batch.empty()) return;
+    if (batch.empty() && after_batch.empty() && trace_batch.empty()) return;
     auto lines = std::make_shared<std::string>(std::move(batch));
     auto after = std::make_shared<std::vector<std::function<void()>>>(std::move(after_batch));
+    auto traces = std::make_shared<std::string>(std::move(trace_batch));
     batch.clear();
     after_batch.clear();
-    if (!loop.submit_ordered([&events, &loop, &written_mutex, &written, &run_written, lines, after] {
+    trace_batch.clear();
+    if (!loop.submit_ordered([&events, &trace_log, &loop, &written_mutex, &written, &run_written, lines, after, traces] {
           if (!lines->empty()) {
             events->write_block(*lines);
             events->flush();
           }
+          trace_log.write_block(*traces);
           if (after->empty()) return;
           {
             std::lock_guard<std::mutex> lock(written_mutex);
@@ -347,6 +381,7 @@ int main(int argc, char** argv) {
         })) {  // the pool is full: the next millisecond
       batch = std::move(*lines);
       after_batch = std::move(*after);
+      trace_batch = std::move(*traces);
     }
   };
   analysis.start(dp->lookup_lanes(), reputation.writable_cache(),
@@ -359,9 +394,18 @@ int main(int argc, char** argv) {
                     // Through the batch, so that it follows the lines already rendered.
                     const std::string_view line = renderer.render(&v, sizeof v);
                     if (!line.empty()) batch.append(line).push_back('\n');
+                    if (tracing) tracer.on_record(&v, sizeof v, trace_batch);
                   },
                   raise_loud,
-                  [&]() -> const pipeline::VerdictPolicy& { return cfg.dataplane.verdicts.policy; }});
+                  [&]() -> const pipeline::VerdictPolicy& { return cfg.dataplane.verdicts.policy; },
+                  [&](const records::FlowIdentity& flow, uint64_t transaction, const std::string& id,
+                      const std::string& why) {
+                    if (tracing) tracer.on_quarantine(flow, transaction, id, why, trace_batch);
+                  },
+                  [&](const std::string& sha, const std::string& endpoint, const std::string& state,
+                      const std::string& err, double ms) {
+                    if (tracing) tracer.on_poll(sha, endpoint, state, err, ms, trace_batch);
+                  }});
   std::chrono::steady_clock::time_point replay_end{};
   // Every millisecond: move what the lcores wrote. While the writer is behind (disk slower than
   // the lcores), the rings are left to fill: the lcores count what they cannot push.
@@ -462,6 +506,14 @@ int main(int argc, char** argv) {
   };
   loop.every(std::chrono::seconds(1), check_lost);
   loop.every(std::chrono::seconds(1), [&] {
+    {
+      uint64_t rx_bytes = 0, rx_packets = 0;
+      for (const auto& p : dp->stats().ports) {
+        rx_bytes += p.rx_bytes;
+        rx_packets += p.rx_packets;
+      }
+      report.sample_ports(rx_bytes, rx_packets, now_us() / 1000);
+    }
     analysis.tick();
     return true;
   });
@@ -589,6 +641,8 @@ int main(int argc, char** argv) {
     events->flush();
     batch.clear();
   }
+  trace_log.write_block(trace_batch);
+  trace_batch.clear();
   run_written();
   for (auto& fn : after_batch) fn();  // their lines are written just above
   after_batch.clear();

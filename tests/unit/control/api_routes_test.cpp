@@ -80,7 +80,7 @@ std::set<std::string> served_routes() {
   Retrospective retro(cfg, loop, nullptr, {});
   AlertLog alerts;
   std::set<std::string> out;
-  for (const auto& r : api_routes({loop, cfg, reputation, analysis, retro, alerts, {}, {}, {}, {}, {}, {}, {}}))
+  for (const auto& r : api_routes({loop, cfg, reputation, analysis, retro, alerts, {}, {}, {}, {}, {}, {}, {}, {}}))
     EXPECT_TRUE(out.insert(r.method + " " + r.pattern + " " + role_name(r.access)).second) << r.pattern;
   return out;
 }
