@@ -16,8 +16,9 @@
   };
   const ANALYSIS_LABELS = {
     pending_submissions: 'uploads waiting', messages_waiting: 'messages waiting', submitted: 'submitted',
-    already_known: 'already known', waiting: 'waiting for an upload', rejected: 'rejected', completed: 'completed',
-    malicious: 'found malicious', failed: 'failed', expired: 'expired',
+    already_known: 'already known', waiting: 'waiting for an upload', rejected: 'rejected', analysed: 'analysed',
+    completed: 'completed', malicious: 'found malicious', failed: 'failed', expired: 'expired', not_sent: 'not sent',
+    quarantine_held: 'held in quarantine',
   };
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -25,6 +26,7 @@
   let timer = null;      // the overview's refresh
   let current = '';      // the view shown
   let refreshes = 0;     // overview refreshes completed (data-refreshed, for tests)
+  let overviewAsked = 0; // overview refreshes started: an answer to an older one is dropped
   let quarantinePage = '';  // the `after` of the quarantine page shown
   let quarantineNext = '';
 
@@ -194,6 +196,7 @@
     for (const n of document.querySelectorAll('.view [id$="-message"]')) n.textContent = '';
     $('files-result').hidden = true;
     $('overview').removeAttribute('data-refreshed');
+    $('overview').removeAttribute('data-window');
     refreshes = 0;
     $('appliance').textContent = '';
     $('tabs').hidden = true;
@@ -216,11 +219,13 @@
 
   async function refreshOverview() {
     const win = $('window').value;
+    const mine = ++overviewAsked;
     const [report, endpoints, held] = await Promise.allSettled([
       api('GET', '/api/v1/report?window=' + encodeURIComponent(win)),
       api('GET', '/api/v1/endpoints'),
       api('GET', '/api/v1/quarantine?state=held&limit=1'),
     ]);
+    if (mine !== overviewAsked) return;
     const problems = [];
     for (const [what, r] of [['report', report], ['endpoints', endpoints], ['quarantine', held]]) {
       if (r.status === 'rejected') {
@@ -236,6 +241,7 @@
     else setField('quarantine.held', 'no quarantine');
     say('overview-message', problems.join('; '));
     $('overview-updated').textContent = time(new Date().toISOString());
+    $('overview').setAttribute('data-window', win);
     $('overview').setAttribute('data-refreshed', String(++refreshes));
   }
 

@@ -61,7 +61,7 @@ def number(text):
 
 
 class ReportPage(TapTest):
-    veth_prefix = "slr"
+    veth_prefix = "slw"
 
     def setUp(self):
         super().setUp()
@@ -245,9 +245,9 @@ class ReportPage(TapTest):
         self.assertEqual(self.js("return localStorage.length + document.cookie.length"), 0)
         report = self.ok("/api/v1/report?window=1h")
         # What was sent (the API's own answer checked too, not only the page against it).
-        self.assertEqual(report["totals"]["messages"]["malicious"], 2)
-        self.assertEqual(report["totals"]["messages"]["pending"], 2)
-        self.assertEqual(report["totals"]["files"]["malicious"], 2)
+        self.assertEqual(report["totals"]["messages"],
+                         {"clean": 1, "malicious": 2, "unscannable": 0, "pending": 2, "no_files": 1})
+        self.assertEqual(report["totals"]["files"], {"clean": 1, "malicious": 2, "unknown": 2, "not_looked_up": 0})
         self.assertEqual([(f["sha256"], f["messages"]) for f in report["top_malicious"]], [(sha(self.bad), 2)])
 
         def overview_matches():
@@ -295,6 +295,16 @@ class ReportPage(TapTest):
         self.assertEqual(endpoints, {("reputation", "lab"): "yes", ("analysis", "sandbox"): "yes"})
         self.assertEqual(d.current_url, self.origin + "/")
         self.shot("overview")
+        # The 24-hour window: 1440 minutes drawn as 120 bars of 12, adding up to the API's series.
+        Select(d.find_element(By.ID, "window")).select_by_value("24h")
+        self.until(lambda: d.find_element(By.ID, "overview").get_attribute("data-window") == "24h", "the 24 h window")
+        day = self.ok("/api/v1/report?window=24h")
+        self.assertEqual(len(day["series"]), 1440)
+        self.assertEqual(d.find_element(By.CSS_SELECTOR, "#chart-messages svg").get_attribute("data-bars"), "120")
+        drawn = self.js("""return Array.from(document.querySelectorAll('#chart-messages rect[data-value]'))
+                           .reduce((s, r) => s + Number(r.dataset.value), 0)""")
+        self.assertEqual(drawn, sum(sum(b["messages"].values()) for b in day["series"]))
+        self.assertEqual(drawn, 6)
 
         # --- the quarantine: the held entries; Release with the relay off ---
         self.view("quarantine")
