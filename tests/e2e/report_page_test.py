@@ -137,6 +137,15 @@ class ReportPage(TapTest):
         print("report page screenshot:", path)
         return path
 
+    def shot_whole(self, name):
+        """A screenshot of the whole page (the window made as tall as it), then the window as it was."""
+        size = self.web.get_window_size()
+        self.web.set_window_size(size["width"], self.js("return document.documentElement.scrollHeight") + 140)
+        try:
+            return self.shot(name)
+        finally:
+            self.web.set_window_size(size["width"], size["height"])
+
     def console(self):
         """The console entries since the last call, but Chrome's DEBUG recommendations."""
         return [e for e in self.web.get_log("browser") if e["level"] in ("WARNING", "SEVERE")]
@@ -295,6 +304,7 @@ class ReportPage(TapTest):
         self.assertEqual(endpoints, {("reputation", "lab"): "yes", ("analysis", "sandbox"): "yes"})
         self.assertEqual(d.current_url, self.origin + "/")
         self.shot("overview")
+        self.shot_whole("overview-whole")  # docs/images/report-overview.png
         # The 24-hour window: 1440 minutes drawn as 120 bars of 12, adding up to the API's series.
         Select(d.find_element(By.ID, "window")).select_by_value("24h")
         self.until(lambda: d.find_element(By.ID, "overview").get_attribute("data-window") == "24h", "the 24 h window")
