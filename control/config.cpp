@@ -1222,7 +1222,7 @@ Params retrospective_params() {
                        "are looked up again (`virustotal` endpoints).",
                        [](Loading& l, long long v) { l.config.retrospective.recheck_days = static_cast<unsigned>(v); }),
       integer<Loading>("retrospective.max_changes", 1000, 100000000, r.max_changes, "Change feed entries read per "
-                       "endpoint and heartbeat (in pages of 1000); the rest waits for the next heartbeat.",
+                       "endpoint and heartbeat (in pages of 200); the rest waits for the next heartbeat.",
                        [](Loading& l, long long v) { l.config.retrospective.max_changes = static_cast<unsigned>(v); }),
       integer<Loading>("retrospective.max_messages_listed", 1, 10000, r.max_messages_listed, "Messages named in one "
                        "`retrospective` event (newest first); every message is counted in `messages_total`.",

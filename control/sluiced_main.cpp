@@ -526,6 +526,9 @@ int main(int argc, char** argv) {
     if (retro.recording()) body["sightings"] = retro.sightings_stats();
     body["retrospective"] = retro.stats();
     if (const auto n = notifier.stats(); !n.empty()) body["notifications"] = n;
+    if (tracing)
+      body["trace"] = {{"lines", trace_log.lines()}, {"rotations", trace_log.rotations()},
+                       {"write_errors", trace_log.write_errors()}};
     return body;
   };
   counters = [&] { return stats_body(dp->stats()); };

@@ -165,7 +165,7 @@ void TraceBuilder::message(const records::MessageRecord& m, std::string& out) {
     const char* why = incomplete_reason_name(m.incomplete_reason);
     text += std::string("; incomplete (") + (why ? why : "unknown") + ")";
   }
-  text += m.server_reply ? "; the server replied " + std::to_string(m.server_reply) + "." : "; no server reply seen.";
+  text += m.server_reply ? "; the end of data was answered " + std::to_string(m.server_reply) + "." : "; no reply to the end of data was seen.";
   j["text"] = text;
   if (m.has_message_id) j["message_id"] = std::string(m.message_id.view());
   j["message_sha256"] = sha;
@@ -514,15 +514,22 @@ void TraceLog::rotate() {
 }
 
 void TraceLog::write_block(std::string_view lines) {
-  if (!out_ || lines.empty()) return;
-  if (size_ > 0 && size_ + lines.size() > s_.max_file_bytes) rotate();
-  if (!out_) {  // the new file could not be made: try again at the next block
+  if (s_.path.empty() || lines.empty()) return;
+  if (out_ && size_ > 0 && size_ + lines.size() > s_.max_file_bytes) rotate();
+  if (!out_) {  // the new file could not be made, or a write failed: open it again
     out_ = std::fopen(s_.path.c_str(), "ae");
     if (!out_) return void(++write_errors_);
+    struct stat st {};
+    size_ = ::fstat(fileno(out_), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
   }
-  if (std::fwrite(lines.data(), 1, lines.size(), out_) != lines.size()) ++write_errors_;
-  std::fflush(out_);
+  if (std::fwrite(lines.data(), 1, lines.size(), out_) != lines.size() || std::fflush(out_) != 0) {
+    ++write_errors_;  // a full disk: the next block tries again in a file of its own
+    std::fclose(out_);
+    out_ = nullptr;
+    return;
+  }
   size_ += lines.size();
+  lines_ += static_cast<uint64_t>(std::count(lines.begin(), lines.end(), '\n'));
 }
 
 // --- the search ---
@@ -576,7 +583,11 @@ Json trace_search(const TraceSettings& s, const TraceQuery& q) {
     });
     if (refs.size() > q.max_messages) refs.erase(refs.begin(), refs.end() - q.max_messages);
   }
-  if (refs.empty()) return result;
+  if (refs.empty()) {
+    result["files_read"] = stats.value("files_read", uint64_t{0});
+    result["bytes_read"] = stats.value("bytes_read", uint64_t{0});
+    return result;
+  }
   // Their lines, and those of the analysis samples they waited on (polls, completion), which name the
   // SHA-256 only and come after the file's line in the log.
   std::map<std::string, std::size_t> index;  // ref -> position in `messages`

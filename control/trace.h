@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -101,17 +102,20 @@ class TraceLog {
   TraceLog& operator=(const TraceLog&) = delete;
 
   bool open(const TraceSettings& settings, std::string& error);
-  bool enabled() const noexcept { return out_ != nullptr; }
+  bool enabled() const noexcept { return !s_.path.empty(); }
   void write_block(std::string_view lines);
-  uint64_t write_errors() const noexcept { return write_errors_; }
-  uint64_t rotations() const noexcept { return rotations_; }
+  // Counters, read from any thread: lines written, rotations, blocks that could not be written
+  // (their lines are lost; the next block tries again, reopening the file if need be).
+  uint64_t lines() const noexcept { return lines_.load(std::memory_order_relaxed); }
+  uint64_t write_errors() const noexcept { return write_errors_.load(std::memory_order_relaxed); }
+  uint64_t rotations() const noexcept { return rotations_.load(std::memory_order_relaxed); }
 
  private:
   void rotate();
   TraceSettings s_;
   std::FILE* out_ = nullptr;
   uint64_t size_ = 0;
-  uint64_t write_errors_ = 0, rotations_ = 0;
+  std::atomic<uint64_t> lines_{0}, write_errors_{0}, rotations_{0};
 };
 
 // What to look for: one of them.

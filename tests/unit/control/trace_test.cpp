@@ -239,7 +239,7 @@ TEST(TraceBuilderTest, EveryStepOfAMessageAsAPersonReadsIt) {
   EXPECT_EQ(lines[5]["enforcement"], "rejected");
   EXPECT_EQ(lines[6]["text"],
             "Message <m1@example.org> from <alice@example.org> to 2 recipients, subject \"tools\": 4096 bytes, 1 "
-            "attachment; MIME anomalies: bare_lf; the server replied 250.");
+            "attachment; MIME anomalies: bare_lf; the end of data was answered 250.");
   EXPECT_EQ(lines[6]["rcpt_to"], (std::vector<std::string>{"bob@example.net", "carol@example.net"}));
   EXPECT_EQ(lines[6]["message_sha256"], kMM);
 }
@@ -408,6 +408,23 @@ TEST_F(TraceTest, TheLogRotatesAndTheSearchReadsEveryFileKept) {
   t.on_record(&m, sizeof m, out);
   again.write_block(out);
   EXPECT_EQ(again.rotations(), before + out.size() > max ? 1u : 0u);
+}
+
+TEST_F(TraceTest, AFullDiskLosesTheBlockCountsItAndTriesAgain) {
+  TraceSettings full;
+  full.path = "/dev/full";
+  TraceLog log;
+  std::string error;
+  ASSERT_TRUE(log.open(full, error)) << error;
+  log.write_block("{\"a\":1}\n{\"b\":2}\n");
+  log.write_block("{\"c\":3}\n");
+  EXPECT_EQ(log.write_errors(), 2u);
+  EXPECT_EQ(log.lines(), 0u);
+  TraceLog ok;
+  ASSERT_TRUE(ok.open(settings_, error)) << error;
+  ok.write_block("{\"a\":1}\n{\"b\":2}\n");
+  EXPECT_EQ(ok.lines(), 2u);
+  EXPECT_EQ(ok.write_errors(), 0u);
 }
 
 TEST_F(TraceTest, AnUnwritableLogIsAnErrorAtOpen) {
