@@ -12,6 +12,7 @@
 #include "control/file_reputation.h"
 #include "control/hex.h"
 #include "control/quarantine_store.h"
+#include "control/report_page.h"
 #include "control/retrospective.h"
 #include "control/sightings_store.h"
 #include "control/smtp_send.h"
@@ -540,6 +541,9 @@ std::vector<ApiRoute> api_routes(ApiServices sv) {
   add("POST", "/api/v1/config/reload", ApiAccess::admin, [s](const ApiRequest&, ApiReply reply) {
     reply(api_json(200, s->reload()));
   });
+
+  // --- the report page (report_page.h) ---
+  for (auto& page : report_page_routes()) r.push_back(std::move(page));
   return r;
 }
 

@@ -70,10 +70,6 @@ void ReportCollector::on_record(const void* record, std::size_t size, int64_t no
     case records::RecordType::message: {
       if (size != sizeof(records::MessageRecord)) return;
       const auto& m = *static_cast<const records::MessageRecord*>(record);
-      if (m.summary.present && m.summary.attachments == 0) {
-        ++bucket(now_ms).messages[4];
-        ++totals_.messages[4];
-      }
       std::string r = ref(m.flow.flow_id, m.transaction);
       auto [it, fresh] = envelopes_.try_emplace(r);
       it->second = Envelope{now_ms, m.flow.flow_id, m.transaction, std::string(m.subject.view()),
@@ -105,8 +101,10 @@ void ReportCollector::on_record(const void* record, std::size_t size, int64_t no
       // A message counts once, by its first verdict; the other reading of an ambiguous stream is
       // not another message.
       if (v.final_verdict || v.reading != records::Reading::primary) return;
-      ++bucket(now_ms).messages[message_index(v.disposition)];
-      ++totals_.messages[message_index(v.disposition)];
+      // A message without files has a verdict too (clean): it counts as no_files, not as clean.
+      const int k = v.files == 0 && v.disposition == records::Disposition::clean ? 4 : message_index(v.disposition);
+      ++bucket(now_ms).messages[k];
+      ++totals_.messages[k];
       return;
     }
     default: return;

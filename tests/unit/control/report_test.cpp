@@ -21,11 +21,13 @@ FlowIdentity flow(uint64_t id) {
   return f;
 }
 
-void seen_verdict(ReportCollector& r, uint64_t id, Disposition d, int64_t at, bool final_verdict = false) {
+void seen_verdict(ReportCollector& r, uint64_t id, Disposition d, int64_t at, bool final_verdict = false,
+                  uint64_t files = 1) {
   VerdictRecord v;
   v.flow = flow(id);
   v.disposition = d;
   v.final_verdict = final_verdict;
+  v.files = files;
   r.on_record(&v, sizeof v, at);
 }
 
@@ -61,7 +63,8 @@ TEST(ReportTest, MessagesAndFilesPerBucketAndInAll) {
   seen_verdict(r, 2, Disposition::clean, kT0 + 1000, /*final_verdict=*/true);  // counted once, by its first
   seen_verdict(r, 3, Disposition::pending, kT0 + 60000);                       // the next minute
   seen_message(r, 4, 0, "no files", kT0 + 60000);
-  seen_message(r, 1, 1, "one file", kT0);  // has a verdict: not `no_files`
+  seen_verdict(r, 4, Disposition::clean, kT0 + 60000, false, /*files=*/0);  // no_files, not clean
+  seen_message(r, 1, 1, "one file", kT0);
   seen_file(r, 1, 0x11, Reputation::clean, "a.pdf", kT0);
   seen_file(r, 2, 0x22, Reputation::malicious, "b.exe", kT0 + 1000, "Win.Test");
   seen_file(r, 3, 0x33, Reputation::none, "c.bin", kT0 + 60000);
