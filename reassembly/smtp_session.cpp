@@ -232,6 +232,7 @@ const char* smtp_anomaly_name(SmtpAnomaly a) noexcept {
     case SmtpAnomaly::starttls_blocked: return "starttls_blocked";
     case SmtpAnomaly::bare_cr_terminator: return "bare_cr_terminator";
     case SmtpAnomaly::data_before_reply: return "data_before_reply";
+    case SmtpAnomaly::starttls_plaintext: return "starttls_plaintext";
   }
   return "unknown";
 }
@@ -400,6 +401,7 @@ std::size_t SmtpSession::feed_client(const uint8_t* p, std::size_t n) noexcept {
         break;
       case ClientMode::data: k = feed_data(p + off, n - off); break;
       case ClientMode::bdat: k = feed_bdat(p + off, n - off); break;
+      case ClientMode::tls_check: check_tls(p[off]); break;  // changes the mode, takes nothing
       case ClientMode::tls: break;
     }
     if (strict && reading_.kind() == SmtpReadingKind::one_message) reading_.feed(p + off, k, *cb_);
@@ -557,7 +559,7 @@ void SmtpSession::apply_reply(SmtpVerb verb, bool positive, bool assumed) noexce
       data_line_octets_ = 0;
       break;
     case SmtpVerb::starttls:
-      go_tls();
+      cmode_ = ClientMode::tls_check;
       break;
     case SmtpVerb::auth:
       // A real 334 asks for exactly one response line; an assumed exchange may take several
@@ -802,6 +804,16 @@ void SmtpSession::go_tls() noexcept {
   cb_->on_tls();
 }
 
+// RFC 3207 4: after the 220 the client starts the TLS negotiation, whose first record is a
+// handshake record (content type 22, 0x16; an SSL 2 ClientHello starts with 0x80). Any other
+// octet is a client going on in plain text: a command line (a capture decrypted by a
+// TLS-terminating proxy, a broken server that accepted STARTTLS and went on): parsed as such.
+void SmtpSession::check_tls(uint8_t first_octet) noexcept {
+  if (first_octet == 0x16 || first_octet == 0x80) return go_tls();
+  cb_->on_anomaly(SmtpAnomaly::starttls_plaintext);
+  cmode_ = ClientMode::commands;
+}
+
 void SmtpSession::on_client_gap(uint32_t missing_bytes) noexcept {
   if (cb_ == nullptr || closed_ || tls_ || missing_bytes == 0) return;
   // The octets after the gap cannot be held in order with those before it: stop waiting.
@@ -835,6 +847,9 @@ void SmtpSession::on_client_gap(uint32_t missing_bytes) noexcept {
     case ClientMode::credential:  // the rest of the response line is still a response
     case ClientMode::tls:
       break;
+    case ClientMode::tls_check:  // what follows the STARTTLS exchange is lost: TLS, most likely
+      go_tls();
+      break;
   }
 }
 
@@ -844,6 +859,9 @@ void SmtpSession::on_client_gap(uint32_t missing_bytes) noexcept {
 void SmtpSession::on_server_data(const uint8_t* data, std::size_t len) noexcept {
   if (cb_ == nullptr || closed_ || data == nullptr || len == 0) return;
   server_seen_ = true;
+  // A server's TLS record before the client's first octet after the 220 (the two directions of a
+  // tap can arrive out of step): the session turned to TLS.
+  if (cmode_ == ClientMode::tls_check && data[0] == 0x16) return go_tls();
   while (len > 0 && !tls_) {
     std::size_t used = 0;
     Line line{};
@@ -923,7 +941,11 @@ void SmtpSession::reply_complete(uint16_t code, std::string_view text) noexcept 
 
   if (answers == SmtpVerb::mail && code / 100 != 2) txn_ = Txn::none;  // no transaction opened
   if (answers == SmtpVerb::starttls && code == 220) {
-    go_tls();
+    // TLS begins with the client's next octets, unless they are plain SMTP (check_tls).
+    pend_count_ = 0;
+    paused_ = false;
+    apply_reply(SmtpVerb::starttls, true, false);
+    drain_hold();
     return;
   }
   // The awaited command is always the newest pending one: its reply empties the ring.
@@ -936,6 +958,9 @@ void SmtpSession::on_close() noexcept {
   if (cb_ == nullptr || closed_) return;
   if (!tls_) {
     if (paused_) assume_reply();
+    // STARTTLS accepted (or assumed just now) and nothing followed: TLS is what a client does
+    // next (RFC 3207).
+    if (cmode_ == ClientMode::tls_check) go_tls();
     if (reading_.active()) reading_.stop(*cb_);
     if (!tls_) {
       if (cmode_ == ClientMode::data && data_emit_) cb_->on_message_end(SmtpMessageStatus::aborted);

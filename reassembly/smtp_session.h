@@ -110,6 +110,10 @@ enum class SmtpAnomaly : uint8_t {
   starttls_blocked,    // the client's STARTTLS was answered 454 and the session ended (`block`)
   bare_cr_terminator,  // DATA content holds <CR>.<CR>, an end of data for servers that end lines at a bare CR
   data_before_reply,   // client content before DATA's reply, read at once (set_eager_data)
+  // STARTTLS was accepted (220, or assumed) but the client's next octets are no TLS record: a
+  // decrypted capture (TLS-terminating proxy, lab capture with keys) or a broken server. The
+  // session is parsed on as plain SMTP.
+  starttls_plaintext,
 };
 const char* smtp_anomaly_name(SmtpAnomaly a) noexcept;
 
@@ -170,7 +174,8 @@ class SmtpSession {
     data,        // DATA content (dot-unstuffing), or skipping to the "." line after a gap
     bdat,        // the octets of a BDAT chunk
     credential,  // AUTH response lines (never reported)
-    tls,         // STARTTLS accepted or session closed: nothing more is parsed
+    tls_check,   // STARTTLS accepted: the client's next octet says whether TLS follows
+    tls,         // the session turned to TLS, or closed: nothing more is parsed
   };
   enum class DotState : uint8_t { line_start, in_line, dot, dot_cr };
   // Line resynchronisation after a pick-up or a gap: the next line (one_line) or every line until
@@ -208,6 +213,7 @@ class SmtpSession {
   void bdat_chunk_done() noexcept;
   void abort_bdat() noexcept;
   void go_tls() noexcept;
+  void check_tls(uint8_t first_octet) noexcept;
   // Server direction.
   void server_line(const Line& line) noexcept;
   void reply_complete(uint16_t code, std::string_view text) noexcept;

@@ -483,7 +483,8 @@ def tls_bytes(rng, record_type, n, inside=b""):
 def starttls(client):
     """48001: a message, then STARTTLS; 48002: STARTTLS at once; 48003: port 465 (implicit TLS).
     After the handshake both sides send TLS-looking bytes that contain a cleartext-looking
-    SMTP dialogue, which must not be parsed."""
+    SMTP dialogue, which must not be parsed. 48004: STARTTLS accepted, then the session goes on in
+    plain text (a capture decrypted by a TLS-terminating proxy): its message is rebuilt."""
     rng = random.Random(5)
     hidden_c = b"\r\nMAIL FROM:<evil@example.com>\r\nRCPT TO:<x@example.net>\r\nDATA\r\nSubject: hidden\r\n\r\nhidden\r\n.\r\n"
     hidden_s = b"\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 Go\r\n250 2.0.0 queued\r\n"
@@ -506,6 +507,13 @@ def starttls(client):
         conv.send("s", tls_bytes(rng, 0x17, 100, hidden_s))
         conv.close()
         frames += conv.frames
+    conv = Conversation(client=client, server=SERVER4, cport=48004)
+    tcpgen.smtp_open(conv, HELO, caps=(b"PIPELINING", b"STARTTLS", b"8BITMIME"))
+    conv.send("c", b"STARTTLS\r\n").send("s", b"220 2.0.0 Ready to start TLS\r\n")
+    conv.send("c", b"EHLO inner.example.org\r\n").send("s", b"250-mx.example.net\r\n250 8BITMIME\r\n")
+    tcpgen.smtp_data_transaction(conv, "decrypted@example.org", ["bob@example.net"], msg.raw)
+    conv.close()
+    frames += conv.frames
     return Truth(frames=frames, msg=msg)
 
 
@@ -885,6 +893,15 @@ class SmtpReassembly(Base):
             self.assertEqual(s.smtp, [])
             self.one_flow(s, app_proto="smtp", reason="fin", inspected=True, starttls=True, messages=0)
             self.no_anomalies(s)
+        with self.subTest("STARTTLS, then plain text"):
+            s = ev.port(48004)
+            self.assertEqual(len(s.smtp), 1, s.smtp)
+            self.expect_message(s.smtp[0], t.msg, "decrypted@example.org", ["bob@example.net"], transaction=0,
+                                helo="inner.example.org")
+            self.one_flow(s, app_proto="smtp", reason="fin", inspected=True, starttls=False, messages=1)
+            self.assertEqual(s.flow[0]["flow"]["smtp_anomalies"], {"starttls_plaintext": 1})
+            self.assertEqual([(a["anomaly"]["layer"], a["anomaly"]["type"]) for a in s.anomaly],
+                             [("smtp", "starttls_plaintext")])
         with self.subTest("implicit TLS, port 465"):
             s = ev.port(48003)
             self.assertEqual(s.smtp, [])

@@ -805,6 +805,60 @@ TEST(SmtpSession, OneSidedStarttls) {
   EXPECT_TRUE(r.encrypted);
 }
 
+// STARTTLS accepted, then plain text: a capture decrypted by a TLS-terminating proxy, or a broken
+// server. The session turns to TLS only when the client's next octet starts a TLS record; here it
+// is a command, so the message that follows is parsed (and the anomaly says why).
+TEST(SmtpSession, StarttlsFollowedByPlainTextIsParsedOn) {
+  const Transcript t = {S(kGreeting),
+                        C("EHLO c.example\r\n"),
+                        S("250-mx.example.org\r\n250 STARTTLS\r\n"),
+                        C("STARTTLS\r\n"),
+                        S("220 2.0.0 Ready to start TLS\r\n"),
+                        C("EHLO c.example\r\n"),
+                        S("250 mx.example.org\r\n"),
+                        C("MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n"),
+                        S("250 ok\r\n250 ok\r\n354 go\r\n"),
+                        C("Subject: s\r\n\r\nbody\r\n.\r\n"),
+                        S("250 queued\r\n"),
+                        Close()};
+  for (int s = 0; s < 3; ++s) {
+    SCOPED_TRACE(s);
+    const Result r = run(t, true, s == 0 ? whole : s == 1 ? Splitter(bytewise) : random_splits(7));
+    EXPECT_LOG(r, "reply 220 answers=greeting mx.example.org ESMTP", "cmd EHLO c.example", "caps starttls",
+               "reply 250 answers=ehlo STARTTLS [multi]", "cmd STARTTLS",
+               "reply 220 answers=starttls 2.0.0 Ready to start TLS", "anomaly starttls_plaintext",
+               "cmd EHLO c.example", "caps", "reply 250 answers=ehlo mx.example.org", "cmd MAIL FROM:<a@x.example>",
+               "cmd RCPT TO:<b@y.example>", "cmd DATA", "reply 250 answers=mail ok", "reply 250 answers=rcpt ok",
+               "reply 354 answers=data go", "begin data", "data 20", "end complete",
+               "reply 250 answers=message_end queued");
+    EXPECT_EQ(r.messages, std::vector<std::string>{"Subject: s\r\n\r\nbody\r\n"});
+    EXPECT_FALSE(r.encrypted);
+  }
+  // The client's bytes held while the 220 was awaited are checked the same way.
+  const Result held = run({S(kGreeting), C("STARTTLS\r\nNOOP\r\n"), S("220 go ahead\r\n250 ok\r\n"), Close()});
+  EXPECT_LOG(held, "reply 220 answers=greeting mx.example.org ESMTP", "cmd STARTTLS", "reply 220 answers=starttls go ahead", "anomaly starttls_plaintext", "cmd NOOP",
+             "reply 250 answers=noop ok");
+  EXPECT_FALSE(held.encrypted);
+  // A ClientHello held behind the STARTTLS, an SSL 2 one, a one-sided capture, a server record
+  // first (directions out of step): TLS.
+  EXPECT_TRUE(run({S(kGreeting), C("STARTTLS\r\n\x16\x03\x01\x00"s), S("220 go\r\n"), Close()}).encrypted);
+  EXPECT_TRUE(run({S(kGreeting), C("STARTTLS\r\n"), S("220 go\r\n"), C("\x80\x2e\x01"s), Close()}).encrypted);
+  EXPECT_TRUE(run({C("STARTTLS\r\n\x16\x03\x01"), Close()}).encrypted);
+  const Result server_first =
+      run({S(kGreeting), C("STARTTLS\r\n"), S("220 go\r\n"), S("\x16\x03\x03\x00\x7a"s), C("\x16\x03\x01"), Close()});
+  EXPECT_TRUE(server_first.encrypted);
+  expect_absent(server_first, {"bad_reply", "starttls_plaintext"});
+  // STARTTLS accepted and nothing after it (the capture ends): TLS, as a client does next.
+  const Result nothing_after = run({C("EHLO\n"), C("rset\nstaRttLs\n"), S("250\n"), S("250\n"), S("220\n"), Close()});
+  EXPECT_TRUE(nothing_after.encrypted) << join(nothing_after.log);
+  // Its 220 never seen: assumed at the close, then TLS all the same.
+  EXPECT_TRUE(run({S(kGreeting), C("STARTTLS\r\n"), Close()}).encrypted);
+  // A one-sided capture going on in plain text.
+  const Result one_sided = run({C("STARTTLS\r\nMAIL FROM:<x@y>\r\n"), Close()});
+  EXPECT_LOG(one_sided, "cmd STARTTLS", "anomaly assumed_reply", "anomaly starttls_plaintext", "cmd MAIL FROM:<x@y>");
+  EXPECT_FALSE(one_sided.encrypted);
+}
+
 TEST(SmtpSession, PickUpMidLine) {
   const Result r = run(pickup_mid_line(), false);
   EXPECT_LOG(r, "cmd RCPT TO:<bob@example.net>", "reply 250 answers=rcpt 2.1.5 Ok", "cmd DATA",
