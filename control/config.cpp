@@ -1335,6 +1335,24 @@ Params management_params() {
       integer<Loading>("management.rate_per_s", 1, 100000, m.rate_per_s, "Requests a second per token (bursts "
                        "of twice that; `/metrics` without a token counts as one more token); beyond: 429.",
                        [](Loading& l, long long v) { l.config.management.rate_per_s = static_cast<unsigned>(v); }),
+      integer<Loading>("management.max_connections", 1, 100000, m.max_connections, "Connections open at once; "
+                       "one beyond is closed as soon as it is accepted (a flood costs nothing more).",
+                       [](Loading& l, long long v) { l.config.management.max_connections = static_cast<unsigned>(v); }),
+      integer<Loading>("management.max_header_kb", 1, 1024, m.max_header_kb, "A request's header; beyond: 400 "
+                       "and the connection closed.",
+                       [](Loading& l, long long v) { l.config.management.max_header_kb = static_cast<unsigned>(v); }),
+      integer<Loading>("management.max_body_kb", 1, 65536, m.max_body_kb, "A request's body (a configuration to "
+                       "validate is the largest); beyond: 413 and the connection closed.",
+                       [](Loading& l, long long v) { l.config.management.max_body_kb = static_cast<unsigned>(v); }),
+      integer<Loading>("management.request_timeout_s", 1, 3600, m.request_timeout_s, "The TLS handshake, and "
+                       "writing each answer; past it the connection is closed.",
+                       [](Loading& l, long long v) { l.config.management.request_timeout_s = static_cast<unsigned>(v); }),
+      integer<Loading>("management.idle_timeout_s", 1, 86400, m.idle_timeout_s, "How long a connection may take "
+                       "to send its next request (kept alive, or slowly); past it the connection is closed.",
+                       [](Loading& l, long long v) { l.config.management.idle_timeout_s = static_cast<unsigned>(v); }),
+      integer<Loading>("management.alerts_kept", 1, 1000000, m.alerts_kept, "The latest alerts `GET /api/v1/alerts` "
+                       "can list (kept in memory; the events file has them all); the oldest is dropped beyond.",
+                       [](Loading& l, long long v) { l.config.management.alerts_kept = static_cast<unsigned>(v); }),
   };
 }
 

@@ -36,11 +36,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr unsigned kMaxConnections = 64;
-constexpr std::size_t kHeaderLimit = 16 * 1024;
-constexpr std::size_t kBodyLimit = 64 * 1024;
-constexpr auto kRequestTime = std::chrono::seconds(10);
-constexpr auto kIdleTime = std::chrono::seconds(60);
 
 struct PkeyFree {
   void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
@@ -302,7 +297,7 @@ struct Session : std::enable_shared_from_this<Session> {
   std::string peer = "-";
 
   void start() {
-    beast::get_lowest_layer(stream).expires_after(kRequestTime);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(server->config.request_timeout_s));
     stream.async_handshake(ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
       if (!ec) self->read();
     });
@@ -310,9 +305,9 @@ struct Session : std::enable_shared_from_this<Session> {
   void read() {
     if (server->stopped) return;
     parser.emplace();
-    parser->header_limit(kHeaderLimit);
-    parser->body_limit(kBodyLimit);
-    beast::get_lowest_layer(stream).expires_after(kIdleTime);
+    parser->header_limit(server->config.max_header_kb * 1024u);
+    parser->body_limit(uint64_t{server->config.max_body_kb} * 1024);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(server->config.idle_timeout_s));
     bhttp::async_read(stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->on_read(ec);
     });
@@ -334,7 +329,7 @@ struct Session : std::enable_shared_from_this<Session> {
     });
   }
   void write() {
-    beast::get_lowest_layer(stream).expires_after(kRequestTime);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(server->config.request_timeout_s));
     bhttp::async_write(stream, response, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return;
       if (!self->response.keep_alive()) return self->shutdown();
@@ -353,7 +348,7 @@ void Management::Impl::accept() {
   acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
     if (self->stopped) return;
     if (!ec) {
-      if (self->connections >= kMaxConnections) {
+      if (self->connections >= self->config.max_connections) {
         beast::error_code ignored;
         socket.close(ignored);  // a flood costs no more than this
       } else {

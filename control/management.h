@@ -33,6 +33,12 @@ struct ManagementConfig {
   std::string token_file;              // required with `listen`
   std::string cert_file, key_file;     // PEM; empty: the generated pair in the state directory
   unsigned rate_per_s = 50;            // requests per token and second (bursts of twice that); 429 beyond
+  unsigned max_connections = 64;       // open at once; a connection beyond is closed at once
+  unsigned max_header_kb = 16;         // a request's header; beyond: 400
+  unsigned max_body_kb = 64;           // a request's body; beyond: 413
+  unsigned request_timeout_s = 10;     // the TLS handshake, then each request's reading and answer
+  unsigned idle_timeout_s = 60;        // a kept-alive connection without a request is closed
+  unsigned alerts_kept = 1000;         // GET /api/v1/alerts: the latest alerts kept in memory
 };
 
 class Management {

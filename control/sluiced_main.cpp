@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
   // notifications (control/notifier.h) whose minimum severity they reach.
   control::Notifier notifier(loop, cfg.notify, cfg.sightings.appliance);
   const std::string notify_problem = notifier.start();
-  control::AlertLog alert_log;  // the latest, for the management API
+  control::AlertLog alert_log(cfg.management.alerts_kept);  // the latest, for the management API
   auto raise_alert = [&](const control::Alert& a) {
     std::string line = control_renderer.control_event("alert", control::alert_body(a), now_us());
     notifier.send(a, line);

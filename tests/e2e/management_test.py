@@ -49,12 +49,12 @@ class Management(TapTest):
         self.port = free_port()
         self.state = os.path.join(self.d, "state")
 
-    def start(self, rate=50):
+    def start(self, rate=50, limits=""):
         cfg = os.path.join(self.d, "sluiced.yaml")
         with open(cfg, "w") as f:
             f.write(self.tap_config() + f"state: {{dir: {self.state}}}\nevents: {{path: {self.events}}}\n"
                     f"management: {{listen: '127.0.0.1:{self.port}', token_file: {self.token_file}, "
-                    f"rate_per_s: {rate}}}\n")
+                    f"rate_per_s: {rate}{limits}}}\n")
         self.dmn = self.start_daemon(["--config", cfg])
         # Printed once it listens, just after the data plane's line.
         self.assertTrue(wait_for(lambda: "management API on" in self.dmn.stdout()), self.dmn.stderr())
@@ -215,6 +215,56 @@ class Management(TapTest):
             self.assertEqual((headers["Retry-After"], json.loads(body)["error"]["code"]), ("1", "TooManyRequestsError"))
         # Another token has its own budget.
         self.assertEqual(self.request("GET", "/api/v1/status", token=self.tokens["admin"])[0], 200)
+
+    def test_the_configured_limits(self):
+        self.start(limits=", max_connections: 2, max_header_kb: 1, max_body_kb: 1, idle_timeout_s: 1, alerts_kept: 2")
+        ctx = ssl.create_default_context(cafile=os.path.join(self.state, "management.crt"))
+        admin = {"Authorization": "Bearer " + self.tokens["admin"], "Content-Type": "application/yaml"}
+
+        def post(body, headers=admin):
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+            try:
+                conn.request("POST", "/api/v1/config/validate", body=body, headers=headers)
+                r = conn.getresponse()
+                return r.status, r.read().decode()
+            finally:
+                conn.close()
+        # A body over 1 KiB: 413; a header over 1 KiB: 400; within both: answered.
+        self.assertEqual(post(b"x: 1\n" * 300)[0], 413)
+        self.assertEqual(post(b"mode: tap\n", dict(admin, **{"X-Pad": "a" * 1500}))[0], 400)
+        self.assertEqual(post(b"mode: tap\n")[0], 200)
+        # Two connections held open (handshaken): a third is closed at once; after the idle time
+        # (1 s) the two are closed and a new one is served.
+        held = []
+        for _ in range(2):
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+            c.connect()
+            held.append(c)
+        third = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=5)
+        with self.assertRaises((ConnectionError, ssl.SSLError, OSError)):
+            third.request("GET", "/api/v1/status", headers={"Authorization": "Bearer " + self.tokens["read"]})
+            third.getresponse()
+        def served():
+            try:
+                return self.request("GET", "/api/v1/status", token=self.tokens["read"])[0] == 200
+            except (ConnectionError, ssl.SSLError, OSError):
+                return False
+        self.assertTrue(wait_for(served, timeout=10))
+        for c in held:
+            c.close()
+        # Alerts kept: the last 2 of 3 refused reloads (a key that cannot change at run time).
+        with open(os.path.join(self.d, "sluiced.yaml"), "a") as f:
+            f.write("reassembly: {max_flows: 4096}\n")
+        for _ in range(3):
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+            conn.request("POST", "/api/v1/config/reload", headers=admin)
+            self.assertEqual(conn.getresponse().status, 200)
+            conn.close()
+        status, _, body = self.request("GET", "/api/v1/alerts", token=self.tokens["read"])
+        self.assertEqual(status, 200)
+        alerts = json.loads(body)["alerts"]
+        self.assertEqual([a["type"] for a in alerts], ["config_reload_refused"] * 2, body)
+        self.assertEqual([a["id"] for a in alerts], [3, 2])
 
 
 if __name__ == "__main__":
