@@ -231,7 +231,10 @@ std::vector<ApiRoute> api_routes(ApiServices sv) {
       if (err.find("not running") != std::string::npos) return reply(api_unavailable(err));
       return reply(api_bad_request(err));
     }
-    if (reputation && s->endpoints_changed) s->endpoints_changed();
+    if (reputation) {
+      if (s->endpoints_changed) s->endpoints_changed();
+      s->retrospective.add_endpoint(e);  // its change feed too, from the next heartbeat
+    }
     for (const auto& j : reputation ? s->reputation.endpoints_status() : s->analysis.endpoints_status())
       if (j["name"] == e.name) return reply(api_json(201, j));
     reply(api_json(201, {{"name", e.name}}));
@@ -242,6 +245,7 @@ std::vector<ApiRoute> api_routes(ApiServices sv) {
       return reply(api_bad_request("section must be reputation or analysis"));
     if (!(section == "reputation" ? s->reputation.remove_endpoint(rq.params[1]) : s->analysis.remove_endpoint(rq.params[1])))
       return reply(api_not_found("no " + section + " endpoint '" + rq.params[1].substr(0, 80) + "'"));
+    if (section == "reputation") s->retrospective.remove_endpoint(rq.params[1]);
     reply(api_json(200, {{"removed", rq.params[1]}}));
   });
   add("POST", "/api/v1/endpoints/{section}/{name}/test", ApiAccess::admin, [s](const ApiRequest& rq, ApiReply reply) {

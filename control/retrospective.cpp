@@ -188,6 +188,8 @@ struct Retrospective::Endpoint {
   std::string cursor;    // as stored
   unsigned read = 0;     // feed entries read in this heartbeat
   bool reset = false;    // the cursor was refused in this heartbeat
+  bool ready = true;     // added at run time: false until its stored cursor is read
+  bool removed = false;  // removed at run time: never asked again
 };
 
 Retrospective::Retrospective(const Config& config, ServiceLoop& loop, pipeline::VerdictCache* cache, Output out)
@@ -354,7 +356,7 @@ void Retrospective::begin_heartbeat() {
   began_ = std::chrono::steady_clock::now();
   open_ = 0;
   for (auto& e : endpoints_)
-    if (e->pool) ++open_;
+    if (asked(*e)) ++open_;
   if (open_ == 0) {
     running_ = false;
     startup_done_ = true;
@@ -363,7 +365,7 @@ void Retrospective::begin_heartbeat() {
   // Sightings first: a message seen just now is in the store before its file's change is read.
   pump_sightings(false);
   for (auto& e : endpoints_) {
-    if (!e->pool) continue;
+    if (!asked(*e)) continue;
     e->read = 0;
     e->reset = false;
     if (e->feed)
@@ -371,6 +373,38 @@ void Retrospective::begin_heartbeat() {
     else
       recheck(*e);
   }
+}
+
+bool Retrospective::asked(const Endpoint& e) const noexcept { return e.pool && e.ready && !e.removed; }
+
+void Retrospective::add_endpoint(const EndpointConfig& c) {
+  auto e = std::make_unique<Endpoint>();
+  e->cfg = c;
+  e->feed = c.kind == "sluice";
+  if (!e->feed && !store_) return;  // a re-look-up needs the sightings
+  try {
+    e->pool = http::Pool::create(loop_.io(), endpoint_pool_options(c));
+  } catch (const std::exception& x) {  // validated by the API: not expected
+    std::fprintf(stderr, "sluiced: retrospective: endpoint '%s': %s\n", c.name.c_str(), x.what());
+    return;
+  }
+  Endpoint* added = e.get();
+  endpoints_.push_back(std::move(e));
+  if (!store_ || !added->feed || stopping_) return;
+  added->ready = false;  // its cursor first: a feed read from the beginning would report old changes again
+  store_job([added, name = c.name, &loop = loop_, alive = std::weak_ptr<bool>(alive_)](SightingsStore& st) {
+    std::string cursor = st.cursor(name);
+    loop.post([added, cursor = std::move(cursor), alive] {
+      if (alive.expired()) return;
+      added->cursor = cursor;
+      added->ready = true;
+    });
+  });
+}
+
+void Retrospective::remove_endpoint(const std::string& name) {
+  for (auto& e : endpoints_)
+    if (e->cfg.name == name && !e->removed) e->removed = true;  // its requests in flight end as they may
 }
 
 void Retrospective::endpoint_done(bool ok) {
@@ -642,7 +676,7 @@ Json Retrospective::sightings_stats() const {
 Json Retrospective::stats() const {
   Json cursors = Json::object();
   for (const auto& e : endpoints_)
-    if (e->feed) cursors[e->cfg.name] = e->cursor;
+    if (e->feed && !e->removed) cursors[e->cfg.name] = e->cursor;
   return {{"heartbeats", stats_.heartbeats},       {"completed", stats_.completed},
           {"last_ms", stats_.last_ms},
           {"changes", stats_.changes},

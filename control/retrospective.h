@@ -102,6 +102,11 @@ class Retrospective {
   // management API's queries. false (job dropped) without a store or once stopping.
   bool read_store(std::function<void(SightingsStore&)> job);
   bool heartbeat_running() const noexcept { return running_; }
+  // Reputation endpoints added or removed at run time (the management API): an added one is asked
+  // from the next heartbeat on (a `sluice` feed from its stored cursor, read first in the store's
+  // queue); a removed one is asked no more (what it answers meanwhile is still taken).
+  void add_endpoint(const EndpointConfig& c);
+  void remove_endpoint(const std::string& name);
   // The start-up heartbeat has ended (each endpoint answered or failed); a replay waits for it.
   bool startup_done() const noexcept { return startup_done_; }
   // Nothing of a heartbeat is open: no request, no store job of one.
@@ -128,6 +133,7 @@ class Retrospective {
   void feed_page(Endpoint& e, unsigned status, const std::string& body);
   void recheck(Endpoint& e);
   void endpoint_done(bool ok);
+  bool asked(const Endpoint& e) const noexcept;
   void recorded(bool ok, const std::string& error, std::vector<StoredReport> inserted);
   void deliver(std::vector<StoredReport> reports);
   void update_cache(const std::string& sha256, const std::string& disposition, const std::string& threat_name,

@@ -143,6 +143,17 @@ class Api(TapTest):
         self.assertEqual((added["name"], added["added_at_run_time"]), ("second", True))
         self.assertEqual([e["name"] for e in self.ok("GET", "/api/v1/endpoints")["reputation"]], ["lab", "second"])
         self.assertEqual(self.ok("POST", "/api/v1/endpoints/reputation/second/test")["ok"], True)
+        # Its change feed is read from the next heartbeat on, as the configured one's.
+        self.cloud.set_disposition("ab" * 32, "malicious", threat_name="Feed.Entry")
+        before = self.ok("GET", "/api/v1/counters")["retrospective"]["completed"]
+        self.ok("POST", "/api/v1/retrospective/heartbeat", status=202)
+
+        def fed():
+            r = self.ok("GET", "/api/v1/counters")["retrospective"]
+            return r["completed"] > before and r["cursors"].get("second")
+        self.assertTrue(wait_for(fed, 20), self.ok("GET", "/api/v1/counters")["retrospective"])
+        cursors = self.ok("GET", "/api/v1/counters")["retrospective"]["cursors"]
+        self.assertEqual(cursors["second"], cursors["lab"])
         self.error("POST", "/api/v1/endpoints", 409, "ConflictError",
                    {"section": "reputation", "name": "second", "url": self.cloud.url})
         self.assertIn("url", self.error("POST", "/api/v1/endpoints", 400, "BadRequestError",
@@ -151,6 +162,7 @@ class Api(TapTest):
                                                                           "url": self.cloud.url, "colour": "red"})
         self.ok("DELETE", "/api/v1/endpoints/reputation/second")
         self.assertEqual([e["name"] for e in self.ok("GET", "/api/v1/endpoints")["reputation"]], ["lab"])
+        self.assertEqual(list(self.ok("GET", "/api/v1/counters")["retrospective"]["cursors"]), ["lab"])
         self.error("DELETE", "/api/v1/endpoints/reputation/second", 404, "NotFoundError")
         # An analysis endpoint too; a cape one needs its key (the configuration's check).
         sandbox2 = self.ok("POST", "/api/v1/endpoints", {"section": "analysis", "name": "sandbox2", "kind": "sluice",
