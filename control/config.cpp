@@ -1231,6 +1231,11 @@ Params retrospective_params() {
                        "heartbeat has and the notifications it raised are sent, waiting at most this long past the "
                        "end of the capture.",
                        [](Loading& l, long long v) { l.config.retrospective.replay_wait_s = static_cast<unsigned>(v); }),
+      integer<Loading>("retrospective.failures_before_alert", 1, 1000, r.failures_before_alert, "Heartbeats in a "
+                       "row an endpoint's part fails (unreachable, a bad answer, a store error) before the "
+                       "`retrospective_endpoint_failing` alert; `retrospective_endpoint_recovered` follows its next "
+                       "success. Nothing is lost meanwhile: the cursor stays where it was.",
+                       [](Loading& l, long long v) { l.config.retrospective.failures_before_alert = static_cast<unsigned>(v); }),
   };
 }
 

@@ -46,6 +46,7 @@ struct RetrospectiveConfig {
   unsigned max_changes = 100000;     // feed entries read per endpoint and heartbeat
   unsigned max_messages_listed = 100;  // messages named in one report (all are counted)
   unsigned replay_wait_s = 30;       // a replay waits this long at most for its start-up heartbeat
+  unsigned failures_before_alert = 3;  // heartbeats an endpoint failed in a row before an alert
 };
 
 // Notifications (control/notifier.h): where alerts go besides the `alert` event.

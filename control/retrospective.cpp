@@ -190,6 +190,8 @@ struct Retrospective::Endpoint {
   bool reset = false;    // the cursor was refused in this heartbeat
   bool ready = true;     // added at run time: false until its stored cursor is read
   bool removed = false;  // removed at run time: never asked again
+  unsigned failed = 0;   // heartbeats in a row whose part for this endpoint failed
+  bool alerted = false;  // retrospective_endpoint_failing raised, not yet recovered
 };
 
 Retrospective::Retrospective(const Config& config, ServiceLoop& loop, pipeline::VerdictCache* cache, Output out)
@@ -407,8 +409,25 @@ void Retrospective::remove_endpoint(const std::string& name) {
     if (e->cfg.name == name && !e->removed) e->removed = true;  // its requests in flight end as they may
 }
 
-void Retrospective::endpoint_done(bool ok) {
+void Retrospective::endpoint_done(Endpoint& e, bool ok, const std::string& why) {
   if (!ok) ++stats_.endpoint_errors;
+  if (ok) {
+    if (e.alerted)
+      out_.alert({"retrospective_endpoint_recovered", Severity::info,
+                  "reputation endpoint '" + e.cfg.name + "' answers the heartbeat again (after " +
+                      std::to_string(e.failed) + " failed in a row); the changes of meanwhile are read now",
+                  std::nullopt, e.cfg.name});
+    e.failed = 0;
+    e.alerted = false;
+  } else if (++e.failed >= config_.retrospective.failures_before_alert && !e.alerted) {
+    e.alerted = true;
+    out_.alert({"retrospective_endpoint_failing", Severity::warning,
+                "reputation endpoint '" + e.cfg.name + "' failed " + std::to_string(e.failed) +
+                    " heartbeats in a row" + (why.empty() ? "" : " (" + why + ")") +
+                    ": verdicts that change meanwhile are not reported until it answers (nothing is lost: its "
+                    "cursor stays); check the endpoint and the network to it",
+                std::nullopt, e.cfg.name});
+  }
   if (open_ > 0 && --open_ == 0) {
     ++stats_.completed;
     stats_.last_ms = static_cast<uint64_t>(
@@ -430,11 +449,11 @@ void Retrospective::fetch_feed(Endpoint& e) {
     if (alive.expired()) return;
     if (r.failure != http::Failure::none) {
       std::fprintf(stderr, "sluiced: retrospective: %s: change feed: %s\n", e.cfg.name.c_str(), r.detail.c_str());
-      return endpoint_done(false);
+      return endpoint_done(e, false, r.detail);
     }
     feed_page(e, r.status, r.body);
   });
-  if (!sent) endpoint_done(false);
+  if (!sent) endpoint_done(e, false, "its connections are closed");
 }
 
 void Retrospective::feed_page(Endpoint& e, unsigned status, const std::string& body) {
@@ -453,7 +472,7 @@ void Retrospective::feed_page(Endpoint& e, unsigned status, const std::string& b
   }
   if (!page.problem.empty()) {
     std::fprintf(stderr, "sluiced: retrospective: %s: change feed: %s\n", e.cfg.name.c_str(), page.problem.c_str());
-    return endpoint_done(false);
+    return endpoint_done(e, false, page.problem);
   }
   std::vector<Change> changes;
   for (FeedChange& f : page.changes) {
@@ -472,11 +491,11 @@ void Retrospective::feed_page(Endpoint& e, unsigned status, const std::string& b
   e.read += static_cast<unsigned>(changes.size());
   const bool again = more && !changes.empty() && e.read < config_.retrospective.max_changes;
   auto apply = [this, &e, changes, cursor, again](bool recorded, const std::set<std::string>& reported) {
-    if (!recorded) return endpoint_done(false);
+    if (!recorded) return endpoint_done(e, false, "the sightings store could not record the changes");
     e.cursor = cursor;
     for (const Change& c : changes) update_cache(c.sha256, c.new_disposition, c.threat_name, reported.count(c.sha256));
     if (again) return fetch_feed(e);
-    endpoint_done(true);
+    endpoint_done(e, true);
   };
   if (!store_) return apply(true, {});  // nothing seen is kept: cached verdicts alone are updated
   store_job([this, changes = std::move(changes), cursor, apply, alive = std::weak_ptr<bool>(alive_),
@@ -507,7 +526,7 @@ void Retrospective::recheck(Endpoint& e) {
     auto candidates = st.recheck_candidates(name, since, budget);
     loop_.post([this, &e, alive, candidates = std::move(candidates)] {
       if (alive.expired()) return;
-      if (candidates.empty()) return endpoint_done(true);
+      if (candidates.empty()) return endpoint_done(e, true);
       // At most max_connections look-ups at a time; a 429 ends the round (the rest wait for the next
       // heartbeat). Every answer is gathered, then the changes and the re-look-ups are recorded
       // together.
@@ -545,7 +564,7 @@ void Retrospective::recheck(Endpoint& e) {
           changes.push_back(std::move(c));
         }
         stats_.changes += changes.size();
-        if (rechecks.empty()) return endpoint_done(false);
+        if (rechecks.empty()) return endpoint_done(e, false, "no re-look-up was answered");
         store_job([this, &e, changes, rechecks = std::move(rechecks), alive, failed = round->failed,
                    max_listed = config_.retrospective.max_messages_listed, name = e.cfg.name,
                    since = pending_since()](SightingsStore& st) {
@@ -557,7 +576,7 @@ void Retrospective::recheck(Endpoint& e) {
               for (const Change& c : changes)
                 update_cache(c.sha256, c.new_disposition, c.threat_name, reported.count(c.sha256));
             recorded(r.ok, r.error, std::move(r.inserted));
-            endpoint_done(r.ok && !failed);
+            endpoint_done(e, r.ok && !failed, r.ok ? "a re-look-up failed" : "the sightings store could not record");
           });
         });
       };

@@ -132,7 +132,7 @@ class Retrospective {
   void fetch_feed(Endpoint& e);
   void feed_page(Endpoint& e, unsigned status, const std::string& body);
   void recheck(Endpoint& e);
-  void endpoint_done(bool ok);
+  void endpoint_done(Endpoint& e, bool ok, const std::string& why = "");
   bool asked(const Endpoint& e) const noexcept;
   void recorded(bool ok, const std::string& error, std::vector<StoredReport> inserted);
   void deliver(std::vector<StoredReport> reports);

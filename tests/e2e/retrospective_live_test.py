@@ -128,6 +128,46 @@ notifications:
                          (sha2, 1, "live 1", "two.bin"))
         self.assertEqual(self.dmn.stop(signal.SIGTERM), 0, self.dmn.stderr())
 
+    def test_a_feed_that_keeps_failing_raises_an_alert_and_its_recovery_another(self):
+        cfg = os.path.join(self.d, "sluiced.yaml")
+        with open(cfg, "w") as f:
+            f.write(self.tap_config() + f"""state: {{dir: {os.path.join(self.d, "state")}}}
+events: {{path: {self.events}}}
+reputation:
+  endpoints:
+    - {{name: lab, kind: sluice, url: '{self.cloud.url}', api_key: test-key, request_timeout_ms: 500,
+        connect_timeout_ms: 500}}
+retrospective: {{interval_s: 3600, failures_before_alert: 2}}
+stats: {{interval_s: 1}}
+""")
+        self.start(cfg)
+
+        def completed(n):
+            def check():
+                s = [e["stats"] for e in read_events(self.events) if e["event_type"] == "stats"]
+                return s and s[-1]["retrospective"]["completed"] >= n
+            return check
+        self.assertTrue(wait_for(completed(1), timeout=10), self.dmn.stderr())
+        alerts = lambda: [a for a in self.of("alert") if a["type"].startswith("retrospective_endpoint")]  # noqa: E731
+        self.cloud.stop()
+        # One failed heartbeat: no alert yet; the second: retrospective_endpoint_failing, once.
+        self.dmn.proc.send_signal(signal.SIGUSR1)
+        self.assertTrue(wait_for(completed(2), timeout=10), self.dmn.stderr())
+        self.assertEqual(alerts(), [])
+        for n in (3, 4):
+            self.dmn.proc.send_signal(signal.SIGUSR1)
+            self.assertTrue(wait_for(completed(n), timeout=10), self.dmn.stderr())
+        self.assertEqual([(a["type"], a["severity"], a["endpoint"]) for a in alerts()],
+                         [("retrospective_endpoint_failing", "warning", "lab")])
+        self.assertIn("failed 2 heartbeats in a row", alerts()[0]["message"])
+        # Back: the next heartbeat succeeds and says so.
+        self.cloud.start()
+        self.dmn.proc.send_signal(signal.SIGUSR1)
+        self.assertTrue(wait_for(lambda: len(alerts()) == 2, timeout=10), self.dmn.stderr())
+        self.assertEqual([(a["type"], a["severity"]) for a in alerts()],
+                         [("retrospective_endpoint_failing", "warning"), ("retrospective_endpoint_recovered", "info")])
+        self.assertEqual(self.dmn.stop(signal.SIGTERM), 0, self.dmn.stderr())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
