@@ -369,6 +369,18 @@ Management::~Management() { stop(); }
 
 const std::string& Management::summary() const noexcept { return impl_->summary; }
 
+bool certificate_names(const std::string& cert_path, const std::string& host) {
+  FILE* f = std::fopen(cert_path.c_str(), "r");
+  if (!f) return false;
+  std::unique_ptr<X509, X509Free> cert(PEM_read_X509(f, nullptr, nullptr, nullptr));
+  std::fclose(f);
+  if (!cert) return false;
+  beast::error_code ec;
+  asio::ip::make_address(host, ec);
+  return ec ? X509_check_host(cert.get(), host.c_str(), host.size(), 0, nullptr) == 1
+            : X509_check_ip_asc(cert.get(), host.c_str(), 0) == 1;
+}
+
 std::string Management::start() {
   Impl& m = *impl_;
   if (m.config.listen.empty()) return "";
@@ -377,13 +389,19 @@ std::string Management::start() {
   std::string host, port;
   if (!split_host_port(m.config.listen, host, port)) return "management.listen '" + m.config.listen + "' is not host:port";
   std::string cert = m.config.cert_file, key = m.config.key_file;
+  bool remade_certificate = false;
   if (cert.empty()) {
     cert = m.state_dir + "/management.crt";
     key = m.state_dir + "/management.key";
     struct stat st {};
-    if (::stat(cert.c_str(), &st) != 0 || ::stat(key.c_str(), &st) != 0) {
+    const bool have = ::stat(cert.c_str(), &st) == 0 && ::stat(key.c_str(), &st) == 0;
+    // Made for the listen address: a certificate made for another one (management.listen changed)
+    // would fail every client's host check, so it is made again (its fingerprint changes; the
+    // start-up line prints the new one).
+    if (!have || !certificate_names(cert, host)) {
       if (std::string e = make_self_signed(cert, key, {host, "localhost"}); !e.empty())
         return "management: cannot make a certificate: " + e;
+      if (have) remade_certificate = true;
     }
   }
   try {
@@ -406,7 +424,8 @@ std::string Management::start() {
   const auto bound = m.acceptor.local_endpoint();
   const std::string shown = bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string();
   m.summary = "management API on https://" + shown + ":" + std::to_string(bound.port()) + " (certificate SHA-256 " +
-              certificate_fingerprint(cert) + ")";
+              certificate_fingerprint(cert) + ")" +
+              (remade_certificate ? "; the self-signed certificate was made again for this address" : "");
   m.accept();
   return "";
 }

@@ -69,5 +69,7 @@ std::string make_self_signed(const std::string& cert_path, const std::string& ke
                              const std::vector<std::string>& hosts);
 // "AB:CD:..." (SHA-256 of the DER certificate) of a PEM file; "" when unreadable.
 std::string certificate_fingerprint(const std::string& cert_path);
+// Whether the PEM certificate names `host` (an IP address, or a DNS name) in its subjectAltName.
+bool certificate_names(const std::string& cert_path, const std::string& host);
 
 }  // namespace sluice::control

@@ -216,6 +216,32 @@ class Management(TapTest):
         # Another token has its own budget.
         self.assertEqual(self.request("GET", "/api/v1/status", token=self.tokens["admin"])[0], 200)
 
+    def test_the_certificate_is_made_again_for_a_new_listen_address(self):
+        self.start()
+        first = re.search(r"certificate SHA-256 ([0-9A-F:]{95})", self.dmn.stdout()).group(1)
+        self.assertEqual(self.dmn.stop(signal.SIGTERM), 0, self.dmn.stderr())
+        # The same address again: the same certificate.
+        self.start()
+        self.assertIn(first, self.dmn.stdout())
+        self.assertNotIn("made again", self.dmn.stdout())
+        self.assertEqual(self.dmn.stop(signal.SIGTERM), 0, self.dmn.stderr())
+        # Another address: a certificate for it, which a client checking the host accepts.
+        cfg = os.path.join(self.d, "sluiced.yaml")
+        with open(cfg) as f:
+            text = f.read().replace("127.0.0.1:", "127.0.0.2:")
+        with open(cfg, "w") as f:
+            f.write(text)
+        self.dmn = self.start_daemon(["--config", cfg])
+        self.assertTrue(wait_for(lambda: "management API on" in self.dmn.stdout()), self.dmn.stderr())
+        out = self.dmn.stdout()
+        self.assertIn("the self-signed certificate was made again for this address", out)
+        self.assertNotIn(first, out)
+        ctx = ssl.create_default_context(cafile=os.path.join(self.state, "management.crt"))
+        conn = http.client.HTTPSConnection("127.0.0.2", self.port, context=ctx, timeout=10)
+        conn.request("GET", "/api/v1/status", headers={"Authorization": "Bearer " + self.tokens["read"]})
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
+
     def test_the_configured_limits(self):
         self.start(limits=", max_connections: 2, max_header_kb: 1, max_body_kb: 1, idle_timeout_s: 1, alerts_kept: 2")
         ctx = ssl.create_default_context(cafile=os.path.join(self.state, "management.crt"))
