@@ -534,6 +534,26 @@ std::vector<ApiRoute> api_routes(ApiServices sv) {
     }
     reply(api_json(200, {{"alerts", s->alerts.list(limit, min)}, {"total", s->alerts.total()}}));
   });
+  // A test alert through every channel whose minimum severity it reaches: checks the plumbing
+  // (syslog, webhook, email) end to end. {"severity": info|warning|critical (default warning), "text"}.
+  add("POST", "/api/v1/alerts/test", ApiAccess::admin, [s](const ApiRequest& rq, ApiReply reply) {
+    auto body = body_object(rq, reply);
+    if (!body) return;
+    std::string sev = "warning", text;
+    if (!string_member(*body, "severity", sev, reply, 16) || !string_member(*body, "text", text, reply, 500)) return;
+    for (const auto& [k, v] : body->items())
+      if (k != "severity" && k != "text") return reply(api_bad_request("unknown member '" + k.substr(0, 80) + "'"));
+    Severity severity = Severity::warning;
+    if (sev == "info") severity = Severity::info;
+    else if (sev == "critical") severity = Severity::critical;
+    else if (sev != "warning") return reply(api_bad_request("severity must be info, warning or critical"));
+    Alert a{"test", severity,
+            "a test alert asked by " + rq.who + (text.empty() ? "" : ": " + text) +
+                " (no action needed: it checks that alerts reach their channels)",
+            std::nullopt, ""};
+    if (s->alert) s->alert(a);
+    reply(api_json(202, {{"raised", true}, {"type", "test"}, {"severity", severity_name(severity)}}));
+  });
 
   // --- the configuration ---
   add("GET", "/api/v1/config", ApiAccess::read, [s](const ApiRequest&, ApiReply reply) {

@@ -486,6 +486,20 @@ std::vector<Command> make_commands() {
                  return call(ctx, get("/api/v1/alerts" + query({{"limit", limit}, {"severity", severity}})),
                              kAlertsColumns);
                }});
+  c.push_back({"alerts test", "[--severity info|warning|critical] [--text TEXT]",
+               "raise a test alert through every notification channel it reaches (syslog, webhook, email)", 0, 0,
+               false,
+               [](po::options_description& d) {
+                 d.add_options()("severity", po::value<std::string>(), "info, warning (default) or critical")(
+                     "text", po::value<std::string>(), "a note carried in its message");
+               },
+               [](Context& ctx, const Args& a) {
+                 Json body = Json::object();
+                 if (a.has("severity"))
+                   body["severity"] = one_of(a.text("severity"), "--severity", {"info", "warning", "critical"});
+                 if (a.has("text")) body["text"] = a.text("text");
+                 return call(ctx, post("/api/v1/alerts/test", body));
+               }});
   c.push_back({"trace", "MESSAGE [--limit N]",
                "a message's trace, step by step; MESSAGE: a reference id, a message SHA-256, FLOW_ID:TRANSACTION or "
                "a Message-ID",

@@ -285,6 +285,17 @@ class Api(TapTest):
         self.assertEqual((alerts[0]["type"], alerts[0]["severity"]), ("config_reload_refused", "warning"))
         self.assertIn("id", alerts[0])
         self.error("GET", "/api/v1/alerts?severity=loud", 400, "BadRequestError")
+        # A test alert: in the list, in the events, with what the operator wrote.
+        self.assertEqual(self.ok("POST", "/api/v1/alerts/test", {"severity": "critical", "text": "plumbing check"},
+                                 status=202), {"raised": True, "type": "test", "severity": "critical"})
+        newest = self.ok("GET", "/api/v1/alerts?limit=1", role="read")["alerts"][0]
+        self.assertEqual((newest["type"], newest["severity"]), ("test", "critical"))
+        self.assertIn("plumbing check", newest["message"])
+        self.assertIn("admin token", newest["message"])
+        self.assertTrue(wait_for(lambda: any(e["event_type"] == "alert" and e["alert"]["type"] == "test"
+                                             for e in read_events(self.events))))
+        self.error("POST", "/api/v1/alerts/test", 400, "BadRequestError", body={"severity": "loud"})
+        self.error("POST", "/api/v1/alerts/test", 400, "BadRequestError", body={"colour": "red"})
 
         # --- roles: a read token on every admin route ---
         for method, path in (("POST", "/api/v1/endpoints"), ("DELETE", "/api/v1/endpoints/reputation/lab"),
@@ -294,6 +305,7 @@ class Api(TapTest):
                              ("POST", f"/api/v1/quarantine/{e0['id']}/release"),
                              ("POST", f"/api/v1/quarantine/{e0['id']}/delete"),
                              ("POST", "/api/v1/retrospective/heartbeat"), ("POST", "/api/v1/config/validate"),
+                             ("POST", "/api/v1/alerts/test"),
                              ("POST", "/api/v1/config/reload")):
             self.error(method, path, 403, "ForbiddenError", body={}, role="read")
         self.error("GET", "/api/v1/quarantine", 401, "AuthenticationRequiredError", role=None)
@@ -386,6 +398,10 @@ class Api(TapTest):
         self.ctl("config", "validate", self.cfg, code=1)
         self.ctl("config", "reload", code=1)
         self.assertIn("config_reload_refused", self.ctl("alerts", "--severity", "warning"))
+        self.assertEqual(self.ctl("alerts", "test", "--severity", "info", "--text", "from the CLI", json_out=True),
+                         {"raised": True, "type": "test", "severity": "info"})
+        self.assertIn("from the CLI", self.ctl("alerts", "--limit", "1"))
+        self.ctl("alerts", "test", "--severity", "loud", code=2)
         with open(self.cfg, "w") as f:
             f.write(self.config_text(stats_interval=7))
         self.ctl("config", "validate", self.cfg)
