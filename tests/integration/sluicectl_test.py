@@ -233,6 +233,16 @@ class AgainstAStub(unittest.TestCase):
             (["alerts", "--limit", "3", "--severity", "critical"], "GET", "/api/v1/alerts?limit=3&severity=critical",
              None),
             (["heartbeat"], "POST", "/api/v1/retrospective/heartbeat", None),
+            (["alerts", "test"], "POST", "/api/v1/alerts/test", {}),
+            (["alerts", "test", "--severity", "critical", "--text", "check"], "POST", "/api/v1/alerts/test",
+             {"severity": "critical", "text": "check"}),
+            # trace MESSAGE by its shape: a reference id, a SHA-256, FLOW:TRANSACTION, else a Message-ID.
+            (["--json", "trace", "6757a1b2-3-0"], "GET", "/api/v1/trace?ref=6757a1b2-3-0", None),
+            (["--json", "trace", SHA], "GET", f"/api/v1/trace?message_sha256={SHA}", None),
+            (["--json", "trace", "3:0"], "GET", "/api/v1/trace?flow_id=3&transaction=0", None),
+            (["--json", "trace", "<x-1@example.org>", "--limit", "2"], "GET",
+             "/api/v1/trace?message_id=%3Cx-1%40example.org%3E&limit=2", None),
+            (["--json", "trace", "6757a1b2-3"], "GET", "/api/v1/trace?message_id=6757a1b2-3", None),
             (["config", "show"], "GET", "/api/v1/config", None),
             (["config", "reload"], "POST", "/api/v1/config/reload", None),
             # Global options after the command.
