@@ -34,7 +34,8 @@ namespace {
 }
 
 constexpr unsigned kVerbCount = static_cast<unsigned>(SmtpVerb::none) + 1;
-constexpr unsigned kAnomalyCount = static_cast<unsigned>(SmtpAnomaly::data_before_reply) + 1;
+// The last SmtpAnomaly value: keep it in step with reassembly/smtp_session.h.
+constexpr unsigned kAnomalyCount = static_cast<unsigned>(SmtpAnomaly::starttls_plaintext) + 1;
 constexpr uint32_t kAllCaps = (smtp_caps::enhancedstatuscodes << 1) - 1;
 
 // Checks the contract of every callback and keeps a log in which consecutive on_message_data
