@@ -859,10 +859,12 @@ void SmtpSession::on_client_gap(uint32_t missing_bytes) noexcept {
 void SmtpSession::on_server_data(const uint8_t* data, std::size_t len) noexcept {
   if (cb_ == nullptr || closed_ || data == nullptr || len == 0) return;
   server_seen_ = true;
-  // A server's TLS record before the client's first octet after the 220 (the two directions of a
-  // tap can arrive out of step): the session turned to TLS.
-  if (cmode_ == ClientMode::tls_check && data[0] == 0x16) return go_tls();
   while (len > 0 && !tls_) {
+    // A server's TLS record before the client's first octet after the 220 (the two directions of a
+    // tap can arrive out of step): the session turned to TLS. Looked for at every line start, not
+    // at the start of the call only, so that it does not depend on how the stream was cut (a 220
+    // and the record in one call); an 0x16 inside a line is the line's.
+    if (cmode_ == ClientMode::tls_check && sline_.total == 0 && data[0] == 0x16) return go_tls();
     std::size_t used = 0;
     Line line{};
     if (take_line(sline_, data, len, used, line)) server_line(line);
@@ -940,15 +942,11 @@ void SmtpSession::reply_complete(uint16_t code, std::string_view text) noexcept 
   cb_->on_reply(SmtpReply{code, answers, text, multiline});
 
   if (answers == SmtpVerb::mail && code / 100 != 2) txn_ = Txn::none;  // no transaction opened
-  if (answers == SmtpVerb::starttls && code == 220) {
-    // TLS begins with the client's next octets, unless they are plain SMTP (check_tls).
-    pend_count_ = 0;
-    paused_ = false;
-    apply_reply(SmtpVerb::starttls, true, false);
-    drain_hold();
-    return;
-  }
-  // The awaited command is always the newest pending one: its reply empties the ring.
+  // The awaited command is always the newest pending one: its reply empties the ring. A 220 to the
+  // awaited STARTTLS resumes the client in tls_check (TLS begins with its next octets, unless they
+  // are plain SMTP: check_tls). A 220 to a STARTTLS whose reply was assumed (no server octet yet,
+  // hold buffer full) changes nothing: the client's octets after it were checked then and read
+  // on, perhaps into a message that is still open.
   if (paused_ && pend_count_ == 0) resume(positive_for(awaited_, code));
 }
 

@@ -34,7 +34,8 @@ namespace {
 }
 
 constexpr unsigned kVerbCount = static_cast<unsigned>(SmtpVerb::none) + 1;
-constexpr unsigned kAnomalyCount = static_cast<unsigned>(SmtpAnomaly::data_before_reply) + 1;
+// The last SmtpAnomaly value: keep it in step with reassembly/smtp_session.h.
+constexpr unsigned kAnomalyCount = static_cast<unsigned>(SmtpAnomaly::starttls_plaintext) + 1;
 constexpr uint32_t kAllCaps = (smtp_caps::enhancedstatuscodes << 1) - 1;
 
 // Checks the contract of every callback and keeps a log in which consecutive on_message_data
@@ -83,6 +84,7 @@ class CheckingCallbacks final : public SmtpCallbacks {
     if (in_message_) fail("on_message_begin inside a message");
     if (how != SmtpTransfer::data && how != SmtpTransfer::bdat) fail("bad SmtpTransfer");
     in_message_ = true;
+    in_data_message_ = how == SmtpTransfer::data;
     log += how == SmtpTransfer::data ? "B:data\n" : "B:bdat\n";
   }
   void on_message_data(const uint8_t* data, std::size_t len) noexcept override {
@@ -114,6 +116,10 @@ class CheckingCallbacks final : public SmtpCallbacks {
     live("on_anomaly");
     if (static_cast<unsigned>(a) >= kAnomalyCount) fail("anomaly out of range");
     if (smtp_anomaly_name(a) == nullptr) fail("anomaly without a name");
+    // The client is checked for TLS only right after STARTTLS's reply, a command: never inside DATA
+    // content (a BDAT message may be open across it, between chunks).
+    if (a == SmtpAnomaly::starttls_plaintext && in_message_ && in_data_message_)
+      fail("starttls_plaintext inside a DATA message");
     log += "A" + std::to_string(static_cast<unsigned>(a)) + "\n";
   }
 
@@ -180,6 +186,7 @@ class CheckingCallbacks final : public SmtpCallbacks {
   std::size_t client_limit_;
   std::size_t content_bytes_ = 0;
   bool in_message_ = false;
+  bool in_data_message_ = false;  // the open message came with DATA (not BDAT)
   bool in_data_ = false;
   bool tls_ = false;
   bool in_reading_ = false;

@@ -859,6 +859,54 @@ TEST(SmtpSession, StarttlsFollowedByPlainTextIsParsedOn) {
   EXPECT_FALSE(one_sided.encrypted);
 }
 
+// Found by smtp_session_fuzz (regressions/smtp_session_fuzz/server_tls_record_after_the_220_in_one_call.bin,
+// late_220_to_an_assumed_starttls.bin).
+TEST(SmtpSession, StarttlsCheckDoesNotDependOnTheSplitAndKeepsAnAssumedReply) {
+  // The 220 and the server's TLS record in one call (directions out of step; its octets hold a line
+  // feed): TLS at the record, however the server's stream was cut. It was looked for at the start
+  // of a call only: whole, the record was read as a reply line (bad_reply) and the client's next
+  // octet decided.
+  const Transcript server_record = {S(kGreeting), C("STARTTLS\r\n"),
+                                    S("220 go\r\n\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03\n\r\n"s),
+                                    C("\x16\x03\x01\x00\xc8"s), Close()};
+  for (int s = 0; s < 5; ++s) {
+    SCOPED_TRACE(s);
+    const Result r = run(server_record, true, s == 0 ? whole : s == 1 ? Splitter(bytewise) : random_splits(s));
+    EXPECT_LOG(r, "reply 220 answers=greeting mx.example.org ESMTP", "cmd STARTTLS", "reply 220 answers=starttls go", "tls");
+    EXPECT_TRUE(r.encrypted);
+  }
+  // An 0x16 inside a server line is the line's: not TLS, whatever the cut.
+  const Transcript mid_line = {S(kGreeting), C("STARTTLS\r\n"), S("220 go\r\n4"), S("\x16\r\n"s), C("NOOP\r\n"), Close()};
+  for (int s = 0; s < 3; ++s) {
+    SCOPED_TRACE(s);
+    const Result r = run(mid_line, true, s == 0 ? whole : s == 1 ? Splitter(bytewise) : random_splits(s + 20));
+    EXPECT_FALSE(r.encrypted);
+    EXPECT_EQ(r.log.back(), "cmd NOOP");
+  }
+  // The server's stream seen only after the client's (directions out of step): STARTTLS's reply was
+  // assumed and the client went on in plain text, into a message. The late 220 answers STARTTLS and
+  // changes nothing; it turned the client back to tls_check, so the message's end was read as a
+  // command and the message was never ended.
+  const Transcript late = {C("EHLO c\r\nSTARTTLS\r\nEHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: s\r\n\r\nbody\r\n"),
+                           S(kGreeting + "250 mx\r\n220 go\r\n250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n"), C("more\r\n.\r\n"),
+                           S("250 queued\r\n"), Close()};
+  for (int s = 0; s < 3; ++s) {
+    SCOPED_TRACE(s);
+    const Result r = run(late, true, s == 0 ? whole : s == 1 ? Splitter(bytewise) : random_splits(s + 30));
+    EXPECT_LOG(r, "cmd EHLO c", "cmd STARTTLS", "anomaly assumed_reply", "anomaly starttls_plaintext", "cmd EHLO c",
+               "cmd MAIL FROM:<a@x>", "cmd RCPT TO:<b@y>", "cmd DATA", "anomaly assumed_reply", "begin data", "data 20",
+               "reply 220 answers=greeting mx.example.org ESMTP", "caps", "reply 250 answers=ehlo mx",
+               "reply 220 answers=starttls go", "caps", "reply 250 answers=ehlo mx", "reply 250 answers=mail ok",
+               "reply 250 answers=rcpt ok", "reply 354 answers=data go", "data 6", "end complete",
+               "reply 250 answers=message_end queued");
+    EXPECT_EQ(r.messages, std::vector<std::string>{"Subject: s\r\n\r\nbody\r\nmore\r\n"});
+    EXPECT_FALSE(r.encrypted);
+  }
+  // A late 220 while the client is still where the assumed reply left it: TLS or plain text as before.
+  EXPECT_TRUE(run({C("STARTTLS\r\n"), S("220 go\r\n"), C("\x16\x03\x01"s), Close()}, false).encrypted);
+  EXPECT_TRUE(run({C("STARTTLS\r\n"), S("220 go\r\n"), Close()}, false).encrypted);
+}
+
 TEST(SmtpSession, PickUpMidLine) {
   const Result r = run(pickup_mid_line(), false);
   EXPECT_LOG(r, "cmd RCPT TO:<bob@example.net>", "reply 250 answers=rcpt 2.1.5 Ok", "cmd DATA",
