@@ -265,9 +265,9 @@ int main(int argc, char** argv) {
                 notify_problem + ": alerts still go to the events; fix notifications.* and restart", std::nullopt, ""});
   for (const auto& a : reputation.take_alerts()) raise_loud(a);
   reputation.start(dp->lookup_lanes(), raise_loud,
-                   [&](const control::Sha256& sha, int endpoint, double ms, const records::FileVerdict& v,
+                   [&](const control::Sha256& sha, int endpoint, double ms, const records::FileVerdict&,
                        const std::string& detail) {
-                     if (tracing) tracer.on_lookup(sha, endpoint, ms, v, detail);
+                     if (tracing) tracer.on_lookup(sha, endpoint, ms, detail);
                    });
   for (const auto& a : analysis.take_alerts()) raise_loud(a);
 

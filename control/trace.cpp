@@ -437,10 +437,10 @@ void TraceBuilder::on_event(std::string_view type, const Json& body, const recor
   append_line(out, j);
 }
 
-void TraceBuilder::on_lookup(const std::array<uint8_t, 32>& sha256, int endpoint, double latency_ms, const FileVerdict& v,
+void TraceBuilder::on_lookup(const std::array<uint8_t, 32>& sha256, int endpoint, double latency_ms,
                              std::string_view detail) {
   std::string hex = hex_string(sha256);
-  auto [it, fresh] = lookups_.insert_or_assign(hex, Lookup{endpoint, latency_ms, v, std::string(detail.substr(0, 200))});
+  auto [it, fresh] = lookups_.insert_or_assign(hex, Lookup{endpoint, latency_ms, std::string(detail.substr(0, 200))});
   if (!fresh) return;
   lookup_order_.push_back(std::move(hex));
   while (lookup_order_.size() > max_lookups_) {

@@ -57,8 +57,7 @@ class TraceBuilder {
   void on_event(std::string_view type, const Json& body, const records::FlowIdentity* flow, std::string& out);
   // An endpoint answered (or failed) a look-up of `sha256` after `latency_ms`; its file's line
   // names the endpoint and the latency.
-  void on_lookup(const std::array<uint8_t, 32>& sha256, int endpoint, double latency_ms, const records::FileVerdict& v,
-                 std::string_view detail);
+  void on_lookup(const std::array<uint8_t, 32>& sha256, int endpoint, double latency_ms, std::string_view detail);
   // A message's quarantine entry: stored as `id`, or not (`why`).
   void on_quarantine(const records::FlowIdentity& flow, uint64_t transaction, const std::string& id,
                      const std::string& why, std::string& out);
@@ -72,7 +71,6 @@ class TraceBuilder {
   struct Lookup {
     int endpoint;
     double latency_ms;
-    records::FileVerdict verdict;
     std::string detail;
   };
   Json head(int64_t timestamp_us, const records::FlowIdentity& flow, uint64_t transaction, std::string_view step);

@@ -172,9 +172,7 @@ TEST(TraceBuilderTest, EveryStepOfAMessageAsAPersonReadsIt) {
   t.set_endpoint_names({"lab"});
   std::string out;
   // The endpoint answered the archive's look-up in 12.5 ms; the member came from the cache.
-  FileVerdict answered;
-  answered.reputation = Reputation::unknown;
-  t.on_lookup(arr(0xaa), 0, 12.5, answered, "");
+  t.on_lookup(arr(0xaa), 0, 12.5, "");
   FileRecord f = file(1, 0, 0xaa, Reputation::unknown, kSourceEndpoint0);
   f.verdict.upload_wanted = true;
   f.verdict.analysis = AnalysisStatus::not_sent;
@@ -248,14 +246,12 @@ TEST(TraceBuilderTest, FailedLookupsAnalysisStepsAndBadUtf8) {
   TraceBuilder t(kInstance, 1);  // one answer remembered: the second forgets the first
   t.set_endpoint_names({"lab", "backup"});
   std::string out;
-  FileVerdict failed;
-  failed.error = LookupError::service_unavailable;
-  t.on_lookup(arr(0xaa), 1, 3000, failed, "backup: timeout after 3000 ms");
+  t.on_lookup(arr(0xaa), 1, 3000, "backup: timeout after 3000 ms");
   FileRecord f = file(2, 1, 0xaa, Reputation::none, kSourceNone);
   f.verdict.error = LookupError::service_unavailable;
   f.filename.set("bad\xff\xfe.zip");  // not UTF-8: replaced, the line stays
   t.on_record(&f, sizeof f, out);
-  t.on_lookup(arr(0xbb), 0, 1, failed, "lab: HTTP 503");
+  t.on_lookup(arr(0xbb), 0, 1, "lab: HTTP 503");
   FileRecord g = file(2, 1, 0xaa, Reputation::none, kSourceNone);
   g.verdict.error = LookupError::budget_exhausted;
   t.on_record(&g, sizeof g, out);  // its answer was forgotten: no endpoint named
