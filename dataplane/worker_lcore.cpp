@@ -55,22 +55,21 @@ int worker_lcore_main(void* arg) {
   void* got[kStage];
   bool stalled = false;
   for (;;) {
-    // Debug (workers.debug_stall_ms): the first time work waits, the worker stops answering for
-    // that long, as a stuck decoder would (the enforcement watchdog's test).
-    if (t.debug_stall_ms && !stalled) {
-      for (unsigned i = 0; i < t.n_rx && !stalled; ++i)
-        if (rte_ring_count(t.chunk_ring[i][ctx.index])) stalled = true;
-      if (stalled) {
-        const uint64_t until = rte_rdtsc() + rte_get_tsc_hz() / 1000 * t.debug_stall_ms;
-        while (rte_rdtsc() < until && !t.abort->load(std::memory_order_relaxed)) rte_pause();
-      }
-    }
     // Read before polling: when every RX lcore had exited before this round and the round finds
     // nothing, nothing can come any more.
     const bool producers_gone = all_rx_exited(t);
     unsigned total = 0;
     for (unsigned i = 0; i < t.n_rx; ++i) {
       const unsigned n = rte_ring_dequeue_burst(t.chunk_ring[i][ctx.index], got, kStage, nullptr);
+      // Debug (workers.debug_stall_ms): with the first work taken, the worker stops answering
+      // for that long before it touches it, as a stuck decoder would (the enforcement
+      // watchdog's test). Decided on what was dequeued, not on a ring count read earlier: a
+      // chunk that arrived in between must not be answered before the stall.
+      if (n && t.debug_stall_ms && !stalled) {
+        stalled = true;
+        const uint64_t until = rte_rdtsc() + rte_get_tsc_hz() / 1000 * t.debug_stall_ms;
+        while (rte_rdtsc() < until && !t.abort->load(std::memory_order_relaxed)) rte_pause();
+      }
       // Past the stop deadline the RX lcores write their unfinished attachments as they are
       // (unscannable `overload`) and leave: what is still queued is not worth reading.
       const bool discard = t.abort->load(std::memory_order_relaxed);

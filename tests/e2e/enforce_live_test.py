@@ -433,7 +433,10 @@ class Watchdog(unittest.TestCase):
                 self.assertLess(elapsed, 8, r.stdout)
                 self.assertTrue(wait_for(lambda: any(e["event_type"] == "alert" and e["alert"]["type"] ==
                                                      "enforcement_fail_open" for e in read_events(events)),
-                                         timeout=5))
+                                         timeout=5),
+                                [(e["event_type"], e.get("alert", {}).get("type"),
+                                  [l.get("enforce") for l in e["stats"]["lcores"]] if "stats" in e else None)
+                                 for e in read_events(events)])
                 alert = [e["alert"] for e in read_events(events) if e["event_type"] == "alert"
                          and e["alert"]["type"] == "enforcement_fail_open"][0]
                 self.assertEqual(alert["severity"], "critical")
