@@ -55,12 +55,23 @@ void put_mismatch(JsonLine& j, uint8_t bits) noexcept {
 }
 
 // The part of a `file` event before its fields, for attachments and archive members alike.
+// `reading`: the DATA stream's reading (smuggling), then the MIME part's (pipeline/mime_readings.h),
+// "split/base64_lines" when both are not the primary one.
 void begin_file_event(JsonLine& j, int64_t timestamp_us, const FlowIdentity& flow, uint64_t transaction,
-                      records::Reading reading) noexcept {
+                      records::Reading reading, uint8_t mime_reading = 0) noexcept {
   begin_event(j, "file", timestamp_us, &flow);
   j.key("transaction").num(transaction);
   j.key("file").begin_object();
-  if (reading != records::Reading::primary) j.key("reading").str(records::reading_name(reading));
+  const auto mime = static_cast<pipeline::MimeReading>(mime_reading);
+  if (reading != records::Reading::primary && mime != pipeline::MimeReading::primary) {
+    char both[64];
+    const int n = std::snprintf(both, sizeof both, "%s/%s", records::reading_name(reading), pipeline::mime_reading_name(mime));
+    j.key("reading").str(std::string_view(both, n > 0 ? std::size_t(n) : 0));
+  } else if (reading != records::Reading::primary) {
+    j.key("reading").str(records::reading_name(reading));
+  } else if (mime != pipeline::MimeReading::primary) {
+    j.key("reading").str(pipeline::mime_reading_name(mime));
+  }
 }
 
 // What the content says, once it was hashed (typed): file_type, and type_mismatch when set.
@@ -243,7 +254,7 @@ std::string_view EventRenderer::message(const MessageRecord& m) noexcept {
 
 std::string_view EventRenderer::file(const FileRecord& f) noexcept {
   JsonLine j(buf_, kFileEventBytes);
-  begin_file_event(j, f.timestamp_us, f.flow, f.transaction, f.reading);
+  begin_file_event(j, f.timestamp_us, f.flow, f.transaction, f.reading, f.mime_reading);
   j.key("filename").str(f.filename.view());
   if (f.filename_alt.len) j.key("filename_alt").str(f.filename_alt.view());
   j.key("content_type").str(f.content_type.view());
@@ -262,6 +273,12 @@ std::string_view EventRenderer::file(const FileRecord& f) noexcept {
     if (f.unscannable_detail.len) j.key("unscannable_detail").str(f.unscannable_detail.view());
   }
   put_verdict(j, f.verdict, endpoints_);
+  // Last: a line too long for the buffer loses names, not the hash or the verdict.
+  if (f.filenames.len) {
+    j.key("filenames").begin_array();
+    pipeline::for_each_name(f.filenames.view(), [&](std::string_view n) { j.str(n); });
+    j.end_array();
+  }
   j.end_object();
   return j.finish();
 }
@@ -437,7 +454,8 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
     Json handoff = {{"files", h.files}, {"chunks", h.chunks}, {"bytes", h.bytes}, {"results", h.results},
                     {"overload", h.overload}, {"no_chunk", h.no_chunk}, {"ring_full", h.ring_full},
                     {"records_full", h.records_full}, {"members_unheld", h.members_unheld},
-                    {"stale_results", h.stale_results}};
+                    {"stale_results", h.stale_results}, {"readings", h.readings},
+                    {"readings_same", h.readings_same}};
     Json verdicts = {{"cache_hits", h.cache_hits}, {"cache_misses", h.cache_misses}, {"lookups", h.lookups},
                      {"answers", h.answers}, {"answers_stale", h.answers_stale},
                      {"lookups_queue_full", h.lookups_queue_full}, {"lookups_expired", h.lookups_expired},

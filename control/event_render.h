@@ -79,10 +79,10 @@ class EventRenderer {
 
  private:
   // Smtp, flow and anomaly events hold up to 2 KiB of recipients and two 998-byte header values,
-  // each escaped up to 6 times; file events two 1 KiB names. Longer lines are cut and marked
+  // each escaped up to 6 times; file events two 1 KiB names and 2 KiB of name candidates. Longer lines are cut and marked
   // "truncated":true (JsonLine).
   static constexpr std::size_t kSessionEventBytes = 16 * 1024;
-  static constexpr std::size_t kFileEventBytes = 8 * 1024;
+  static constexpr std::size_t kFileEventBytes = 16 * 1024;
   char buf_[kSessionEventBytes];
   std::vector<std::string> endpoints_;
 };

@@ -201,6 +201,10 @@ void TraceBuilder::file(const records::FileRecord& f, std::string& out) {
   j["text"] = text + ".";
   j["filename"] = std::string(f.filename.view());
   if (f.filename_alt.len) j["filename_alt"] = std::string(f.filename_alt.view());
+  if (f.filenames.len) {
+    auto& a = j["filenames"] = nlohmann::json::array();
+    pipeline::for_each_name(f.filenames.view(), [&](std::string_view n) { a.push_back(std::string(n)); });
+  }
   if (f.hashed) {
     j["sha256"] = sha;
     j["file_type"] = pipeline::file_type_name(static_cast<pipeline::FileType>(f.file_type));
@@ -211,6 +215,11 @@ void TraceBuilder::file(const records::FileRecord& f, std::string& out) {
   if (f.members) j["members"] = f.members;
   if (f.unscannable) j["unscannable"] = pipeline::unscannable_name(static_cast<pipeline::Unscannable>(f.unscannable));
   if (f.reading != records::Reading::primary) j["reading"] = records::reading_name(f.reading);
+  if (f.mime_reading) {
+    const char* mime = pipeline::mime_reading_name(static_cast<pipeline::MimeReading>(f.mime_reading));
+    j["reading"] = f.reading != records::Reading::primary
+                       ? std::string(records::reading_name(f.reading)) + "/" + mime : std::string(mime);
+  }
   append_line(out, j);
   lookup_step(f.timestamp_us, f.flow, f.transaction, f.filename.view(), f.sha256, f.hashed, f.verdict, out);
 }

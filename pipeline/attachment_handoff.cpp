@@ -119,6 +119,8 @@ HandoffStats AttachmentHandoff::stats() const noexcept {
   s.records_full = r.records_full;
   s.members_unheld = r.members_unheld;
   s.stale_results = r.stale_results;
+  s.readings = r.readings;
+  s.readings_same = r.readings_same;
   s.cache_hits = r.cache_hits;
   s.cache_misses = r.cache_misses;
   s.lookups = r.lookups;

@@ -47,6 +47,8 @@ struct HandoffStats {
   uint64_t records_full = 0;      // message or file record pool exhausted
   uint64_t members_unheld = 0;    // member events written before their message ended
   uint64_t stale_results = 0;     // results of attachments already reported (after overload)
+  uint64_t readings = 0;          // files of other MIME readings written (pipeline/mime_readings.h)
+  uint64_t readings_same = 0;     // ... dropped: the same bytes as an earlier file of their message
   uint64_t cache_hits = 0;        // hashes answered by the verdict cache on this lcore
   uint64_t cache_misses = 0;
   uint64_t lookups = 0;           // hashes asked of the control plane

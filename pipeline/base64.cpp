@@ -64,6 +64,9 @@ inline uint32_t quantum(const uint8_t* p) noexcept {
 void Base64Decoder::reset(uint64_t max_output) noexcept {
   out_.reset(max_output);
   invalid_ = 0;
+  irregular_ = 0;
+  padded_ = false;
+  at_line_start_ = gap_ = data_ = false;
   acc_ = 0;
   count_ = 0;
 }
@@ -77,7 +80,8 @@ DecodeStatus Base64Decoder::feed(const uint8_t* in, std::size_t len, ByteSink& s
     if (p == end) break;
     uint8_t* o = block.cursor();
     uint8_t* const olim = block.end();  // stores reach at most 7 bytes past a cursor below olim
-    if (count_ == 0) {
+    if (count_ == 0 && !padded_ && !gap_) {
+      if (kValue[*p] >= 0) at_line_start_ = false, data_ = true;
       // Fast path: whole quanta of alphabet characters, two per step.
       while (end - p >= 8 && o < olim) {
         const uint32_t a = quantum(p);
@@ -106,6 +110,12 @@ DecodeStatus Base64Decoder::feed(const uint8_t* in, std::size_t len, ByteSink& s
       const uint8_t c = *p++;
       const int v = kValue[c];
       if (v >= 0) {
+        if (padded_ || gap_) {
+          ++irregular_;
+          padded_ = gap_ = false;
+        }
+        at_line_start_ = false;
+        data_ = true;
         acc_ = (acc_ << 6) | static_cast<uint32_t>(v);
         if (++count_ == 4) {
           o[0] = static_cast<uint8_t>(acc_ >> 16);
@@ -125,10 +135,17 @@ DecodeStatus Base64Decoder::feed(const uint8_t* in, std::size_t len, ByteSink& s
         } else if (count_ == 1) {
           ++invalid_;  // a lone character cannot make a byte
         }
+        padded_ = true;
         acc_ = 0;
         count_ = 0;
       } else if (v == kInvalid) {
         ++invalid_;
+      } else if (c == '\n') {
+        if (count_ != 0) ++irregular_;
+        if (at_line_start_ && data_) gap_ = true;
+        at_line_start_ = true;
+      } else if (c != '\r') {
+        at_line_start_ = false;
       }
     } while (p != end && o < olim && (count_ != 0 || kValue[*p] < 0));
     block.advance(o);

@@ -30,10 +30,19 @@ class Base64Decoder final : public Decoder {
   DecodeStatus finish(ByteSink& out) noexcept override;
   uint64_t invalid() const noexcept override { return invalid_; }
   uint64_t produced() const noexcept override { return out_.produced(); }
+  // Quanta split by a line break, alphabet characters after padding ('=' then more data) or after
+  // an empty line that follows data:
+  // valid to this decoder, read otherwise by line-oriented and strict ones (mime_readings.h).
+  uint64_t irregular() const noexcept override { return irregular_; }
 
  private:
   OutputLimit out_;
   uint64_t invalid_ = 0;
+  uint64_t irregular_ = 0;
+  bool padded_ = false;  // a '=' ended the last quantum
+  bool at_line_start_ = false;  // the last character was a line break
+  bool gap_ = false;            // an empty line after data
+  bool data_ = false;           // an alphabet character was read
   uint32_t acc_ = 0;   // the 6-bit values of the pending quantum, oldest highest
   uint8_t count_ = 0;  // characters in the pending quantum, 0-3
 };

@@ -35,6 +35,9 @@ class Decoder {
   virtual uint64_t invalid() const noexcept = 0;
   // Bytes produced so far.
   virtual uint64_t produced() const noexcept = 0;
+  // Input that decodes, but that another decoder would read differently (base64: a quantum
+  // running across a line break, data after padding). 0 unless the decoder tracks it.
+  virtual uint64_t irregular() const noexcept { return 0; }
 };
 
 // What a decoder produces goes through an OutputLimit: it counts the bytes and stops them at the

@@ -3,9 +3,12 @@
 //
 // - comments "( ... )" outside quoted strings are dropped, also inside an attribute name or before
 //   a value ("boundary()=x", "boundary=()x");
-// - a value is a quoted string (backslash escapes; a missing closing quote runs to the end), a
-//   value in single quotes when they close before the next ';', or else everything up to the next
-//   ';' with trailing whitespace removed and backslash escapes applied;
+// - a value is a quoted string (backslash escapes; a missing closing quote runs to the end; a
+//   fold inside loses its line break only), a value in single quotes when they close before the
+//   next ';', or else everything up to the next ';' that no backslash escapes, with trailing
+//   whitespace removed and backslash escapes applied, and ended by a fold once it has begun (a
+//   token cannot span a line break: 'name=report.pdf' CRLF ' X-Mailer: x' names report.pdf);
+//   the caller marks each fold of the unfolded field by a '\n' where the line break was;
 // - in a file name, a double quote of a value that is not a quoted string is dropped
 //   ('name=file\".zip' and 'name=file".zip' are file.zip; 'name="file\".zip"' stays file".zip):
 //   see assemble_param;
@@ -55,5 +58,27 @@ void parse_field(char* field, std::size_t len, const ParamRequest& req, ParsedFi
 // charset or encoded word did not decode.
 bool assemble_param(const ParsedField& f, uint8_t which, CharsetConverter& conv, uint8_t* scratch,
                     std::size_t scratch_cap, Utf8Out& out, bool& bad, bool file_name) noexcept;
+
+// Every reading of a file name that a client could take, for the `filenames` list of a part
+// (PartInfo::filenames): the receiver of each candidate dedupes.
+class NameSink {
+ public:
+  virtual ~NameSink() = default;
+  virtual void add(const char* utf8, std::size_t len) noexcept = 0;
+};
+
+// From a parsed field, for parameter `which` (as assemble_param's file names): each plain and
+// extended occurrence on its own (duplicate parameters: first, last, any between; a plain value
+// next to RFC 2231 forms), the RFC 2231 sections in index order and in the order written.
+// `tmp` holds one candidate at a time.
+void name_candidates(const ParsedField& f, uint8_t which, CharsetConverter& conv, uint8_t* scratch,
+                     std::size_t cap, char* tmp, std::size_t tmp_cap, NameSink& sink) noexcept;
+
+// From the raw field body (before parse_field; a fold marked by '\n'), for each unquoted value of
+// `attr` (lower case, e.g. "filename"): the value up to the first ';' with backslashes dropped
+// and folds joined (the reading of a client that unfolds first and splits at every ';'), and the
+// value up to the ';' that starts another "attr=" parameter ('name=file;.zip' as file;.zip).
+void lenient_name_values(std::string_view raw, std::string_view attr, CharsetConverter& conv, uint8_t* scratch,
+                         std::size_t cap, char* tmp, std::size_t tmp_cap, NameSink& sink) noexcept;
 
 }  // namespace sluice::pipeline

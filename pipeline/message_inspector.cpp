@@ -68,6 +68,17 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
     if (o.attachment) handoff_.file_end(o.file, how);
   }
   void on_anomaly(MimeAnomaly) noexcept override {}
+  // Another reading of the open part: a file of its own.
+  void on_reading_begin(unsigned slot, const PartInfo& part) noexcept override {
+    if (slot >= kReadings) return;
+    reading_[slot] = handoff_.file_begin(message_, part, ctx_);
+  }
+  void on_reading_data(unsigned slot, const uint8_t* data, std::size_t len) noexcept override {
+    if (slot < kReadings) handoff_.file_data(reading_[slot], data, len);
+  }
+  void on_reading_end(unsigned slot, PartEnd how) noexcept override {
+    if (slot < kReadings) handoff_.file_end(reading_[slot], how);
+  }
 
   void remember(const records::MessageContext& ctx) noexcept { ctx_ = ctx; }
 
@@ -78,6 +89,9 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
   records::MessageContext ctx_{};
   Handle message_ = AttachmentHandoff::kNone;
   Open open_[kDepth];
+  static constexpr unsigned kReadings = kMaxPartReadings;
+  Handle reading_[kReadings] = {AttachmentHandoff::kNone, AttachmentHandoff::kNone, AttachmentHandoff::kNone,
+                                AttachmentHandoff::kNone};
   unsigned depth_ = 0;
   uint64_t attachments_ = 0;
   uint32_t anomalies_ = 0;

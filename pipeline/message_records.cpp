@@ -54,10 +54,20 @@ void MessageRecords::File::describe(const PartInfo& part) noexcept {
   path.set(part.path);
   filename.set_keep_end(part.filename);
   alt_filename.set_keep_end(part.alt_filename);
+  // Whole names only: the list is cut after the last name that fits.
+  std::string_view names = part.filenames;
+  if (names.size() > records::kFileNamesBytes) {
+    names = names.substr(0, records::kFileNamesBytes + 1);
+    const std::size_t z = names.rfind('\0');
+    names = z == std::string_view::npos ? std::string_view() : names.substr(0, z);
+  }
+  filenames.set(names);
   content_type.set_keep_end(part.content_type);  // as every field of 128 bytes or more
   disposition.set(part.disposition);
   encoding = part.encoding;
   uuencoded = part.uuencoded;
+  reading = part.reading;
+  same = false;
   size = 0;
   type = FileType::unknown;
   unscannable = Unscannable::none;
@@ -260,16 +270,37 @@ bool MessageRecords::look_up(uint64_t ticket, uint32_t item, const uint8_t* sha2
   return true;
 }
 
+// A file of another MIME reading whose bytes are those of an earlier file of the message (the
+// primary reading's, or another reading's) says nothing new: it is neither looked up nor written.
+void MessageRecords::drop_same_readings(Message& msg) noexcept {
+  for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
+    File& file = files_[f];
+    if (file.reading == MimeReading::primary || !file.hashed) continue;
+    for (uint32_t g = msg.first; g != f; g = files_[g].next) {
+      const File& other = files_[g];
+      if (!other.same && other.hashed && std::memcmp(other.sha256, file.sha256, 32) == 0) {
+        file.same = true;
+        release_sample(file.sample);
+        file.sample = nullptr;
+        ++stats_.readings_same;
+        break;
+      }
+    }
+  }
+}
+
 // Every result is in: look the files up, then decide at once or when the answers are in.
 void MessageRecords::decide(uint32_t m) noexcept {
   Message& msg = messages_[m];
   if (msg.awaiting) return;
+  drop_same_readings(msg);
   if (!rep_.channel) return write_message(m);
   const int64_t now_ms = wall_clock_ms();
   const uint64_t ticket = ticket_of(m, msg.generation);
   uint32_t asked = 0;
   for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
     File& file = files_[f];
+    if (file.same) continue;
     if (file.hashed) asked += look_up(ticket, f, file.sha256, file.verdict, now_ms);
     for (uint32_t k = file.first_member; k != kNoRecord; k = members_[k].next)
       if (members_[k].r.hashed) asked += look_up(ticket, kMemberItem | k, members_[k].r.sha256, members_[k].verdict, now_ms);
@@ -358,6 +389,7 @@ void MessageRecords::after_lookups(uint32_t m) noexcept {
   uint32_t asked = 0;
   for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
     File& file = files_[f];
+    if (file.same) continue;
     asked += ask_analysis(m, f, file.filename, file.sha256, file.size, file.type, false, file.sample, file.sample_miss,
                           file.verdict, file.analysis_asked);
     for (uint32_t k = file.first_member; k != kNoRecord; k = members_[k].next) {
@@ -505,6 +537,8 @@ void MessageRecords::write_message(uint32_t m) noexcept {
   VerdictBuilder verdict(verdict_rec_);
   for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
     const File& file = files_[f];
+    if (file.same) continue;
+    if (file.reading != MimeReading::primary) ++stats_.readings;
     write_file(file, msg.ctx, &msg.sha256);
     verdict.add({file.filename.view(), file.sha256, file.hashed, false, file.unscannable, &file.verdict});
     for (uint32_t k = file.first_member; k != kNoRecord; k = members_[k].next) {
@@ -555,6 +589,8 @@ void MessageRecords::write_file(const File& f, const Context& ctx, const uint8_t
   stamp(r, ctx, message_sha256);
   r.filename = f.filename;
   r.filename_alt = f.alt_filename;
+  r.filenames = f.filenames;
+  r.mime_reading = static_cast<uint8_t>(f.reading);
   r.content_type = f.content_type;
   r.disposition = f.disposition;
   r.encoding = static_cast<uint8_t>(f.encoding);

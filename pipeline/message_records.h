@@ -62,6 +62,8 @@ struct RecordStats {
   uint64_t records_full = 0;      // message or file record pool exhausted
   uint64_t members_unheld = 0;    // member events written before their message ended
   uint64_t stale_results = 0;     // results of attachments already reported (after overload)
+  uint64_t readings = 0;          // files of other MIME readings written (mime_readings.h)
+  uint64_t readings_same = 0;     // ... dropped: the same bytes as an earlier file of the message
   uint64_t cache_hits = 0;        // hashes answered by the verdict cache on the lcore
   uint64_t cache_misses = 0;      // hashes the cache did not have (asked, or queue_full)
   uint64_t lookups = 0;           // look-ups asked of the control plane
@@ -198,12 +200,15 @@ class MessageRecords final : public AnswerHandler {
   struct File {
     bool used = false, done = false, hashed = false, truncated = false, uuencoded = false;
     bool members_lost = false;  // a member was written at once (no member record): not looked up
+    bool same = false;          // another reading that gave the bytes of an earlier file: not written
+    MimeReading reading = MimeReading::primary;
     uint64_t id = 0;
     uint32_t message = kNoRecord, next = kNoRecord;
     uint32_t first_member = kNoRecord, last_member = kNoRecord;
     uint64_t members = 0;
     Text<records::kMimePathBytes> path;
     Text<records::kFileNameBytes> filename, alt_filename;  // UTF-8; longer names keep their end
+    Text<records::kFileNamesBytes> filenames;               // PartInfo::filenames, whole names only
     Text<records::kContentTypeBytes> content_type;
     Text<16> disposition;
     TransferEncoding encoding{};
@@ -221,6 +226,7 @@ class MessageRecords final : public AnswerHandler {
   };
 
   uint32_t take_message() noexcept;
+  void drop_same_readings(Message& msg) noexcept;
   // Looks one hash up (the cache, else the channel); true when a request went out.
   bool look_up(uint64_t ticket, uint32_t item, const uint8_t* sha256, records::FileVerdict& v, int64_t now_ms) noexcept;
   records::FileVerdict* item_verdict(uint32_t m, uint32_t item, const uint8_t* sha256) noexcept;

@@ -12,6 +12,7 @@
 
 #include <hs/hs.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <new>
@@ -118,7 +119,7 @@ const char* const kAnomalyNames[] = {
     "invalid_transfer_encoding", "encoding_not_allowed", "header_too_long", "line_too_long",
     "depth_exceeded",       "too_many_parts",         "duplicate_header",  "bad_base64",
     "bad_quoted_printable", "bad_uuencode",           "bad_encoded_word",  "eight_bit_header",
-    "bare_lf",              "nul_byte"};
+    "bare_lf",              "nul_byte",               "reading_skipped"};
 static_assert(sizeof kAnomalyNames / sizeof kAnomalyNames[0] == std::size_t(MimeAnomaly::count_));
 
 TransferEncoding parse_cte(std::string_view v) noexcept {
@@ -131,6 +132,22 @@ TransferEncoding parse_cte(std::string_view v) noexcept {
     return TransferEncoding::uuencode;
   if (ieq(v, "x-gzip64") || ieq(v, "gzip64")) return TransferEncoding::gzip64;
   return TransferEncoding::unknown;
+}
+
+// The encodings a Content-Transfer-Encoding value names anywhere in it, as the clients that read
+// "xx base64", ",base64", ": base64" or "base64,quoted-printable" do (mime_readings.h): a bit per
+// TransferEncoding.
+uint16_t cte_named(std::string_view v) noexcept {
+  auto has = [&](std::string_view word) {
+    for (std::size_t i = 0; i + word.size() <= v.size(); ++i)
+      if (ieq(v.substr(i, word.size()), word)) return true;
+    return false;
+  };
+  uint16_t bits = 0;
+  if (has("base64")) bits |= uint16_t(1u << unsigned(TransferEncoding::base64));
+  if (has("quoted-printable")) bits |= uint16_t(1u << unsigned(TransferEncoding::quoted_printable));
+  if (has("7bit") || has("8bit") || has("binary")) bits |= uint16_t(1u << unsigned(TransferEncoding::seven_bit));
+  return bits;
 }
 
 // "begin" SP 3-4 octal digits SP name. Sets the name (trimmed; it may be empty: "begin 644 "
@@ -196,6 +213,10 @@ void MimeParser::DataSink::on_bytes(const uint8_t* data, std::size_t len) noexce
   }
 }
 
+void MimeParser::ReadingSink::on_bytes(const uint8_t* data, std::size_t len) noexcept {
+  if (self->cb_) self->cb_->on_reading_data(slot, data, len);
+}
+
 void MimeParser::TextSink::on_bytes(const uint8_t* data, std::size_t len) noexcept {
   self->text_dec_bytes(data, len);
 }
@@ -217,6 +238,20 @@ void MimeParser::ChildForward::on_part_end(PartEnd how) noexcept {
   if (self->cb_) self->cb_->on_part_end(how);
 }
 void MimeParser::ChildForward::on_anomaly(MimeAnomaly what) noexcept { self->note(what); }
+void MimeParser::ChildForward::on_reading_begin(unsigned slot, const PartInfo& part) noexcept {
+  std::size_t n = prefix_len;
+  std::size_t add = part.path.size() < kPathCap - n ? part.path.size() : kPathCap - n;
+  std::memcpy(path + n, part.path.data(), add);
+  PartInfo p = part;
+  p.path = std::string_view(path, n + add);
+  if (self->cb_) self->cb_->on_reading_begin(slot, p);
+}
+void MimeParser::ChildForward::on_reading_data(unsigned slot, const uint8_t* data, std::size_t len) noexcept {
+  if (self->cb_) self->cb_->on_reading_data(slot, data, len);
+}
+void MimeParser::ChildForward::on_reading_end(unsigned slot, PartEnd how) noexcept {
+  if (self->cb_) self->cb_->on_reading_end(slot, how);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Hyperscan body scanning (use_body_scan). feed() scans its input on the parser's stream, then
@@ -345,6 +380,12 @@ MimeParser::MimeParser(const MimeLimits& limits, int level) noexcept : limits_(l
   sink_.self = this;
   tsink_.self = this;
   child_cb_.self = this;
+  for (unsigned k = 0; k < kLeafReadings; ++k) {
+    rsink_[k].self = this;
+    rsink_[k].slot = k;
+  }
+  if (limits_.max_readings && limits_.reading_retain_bytes)
+    retain_.reset(new (std::nothrow) uint8_t[limits_.reading_retain_bytes]);
   if (level < kEncodedLevels) child_.reset(new (std::nothrow) MimeParser(limits_, level + 1));
   reset(nullptr);
 }
@@ -360,6 +401,9 @@ void MimeParser::reset(MimeCallbacks* callbacks) noexcept {
     hs_->base = nullptr;
   }
   anomalies_ = attachments_ = parts_ = 0;
+  readings_ = 0;
+  nlr_ = 0;
+  lazy_ = 0;
   finished_ = false;
   depth_ = 0;
   mode_ = Mode::skip;
@@ -413,6 +457,9 @@ void MimeParser::start_entity(bool message_body, std::size_t prefix_len, uint32_
   seen_ct_ = seen_cd_ = seen_cte_ = false;
   cte_ = TransferEncoding::seven_bit;
   ctype_len_ = cdisp_len_ = bnd_len_ = ct_name_len_ = cd_name_len_ = 0;
+  cte_alts_ = 0;
+  ent_junk_end_ = false;
+  names_.reset();
   phase_ = Phase::headers;
   field_len_ = 0;
   have_field_ = field_trunc_ = false;
@@ -539,7 +586,10 @@ std::size_t MimeParser::header_bytes(const uint8_t* p, std::size_t n) noexcept {
       hdr_line_start_ = false;
       hdr_line_len_ = 0;
       if (is_wsp(c) && have_field_) {
-        hdr_cont_ = true;  // folded: unfolding removes the line break only (RFC 5322 2.2.3)
+        // Folded: unfolding removes the line break only (RFC 5322 2.2.3). Where it was is marked
+        // by a '\n' (header_fields.h: a token does not run on across a fold).
+        hdr_cont_ = true;
+        if (field_len_ < field_cap_) field_[field_len_++] = '\n';
       } else {
         if (have_field_) process_field();
         have_field_ = true;
@@ -595,6 +645,7 @@ std::size_t MimeParser::header_bytes(const uint8_t* p, std::size_t n) noexcept {
       std::size_t flen = field_len_;
       have_field_ = false;
       field_len_ = 0;
+      ent_junk_end_ = true;
       headers_done();
       if (line_crlf) field_[flen++] = '\r';
       field_[flen++] = '\n';
@@ -645,50 +696,59 @@ void MimeParser::process_one_field() noexcept {
   std::string_view name = trim(std::string_view(field_, c));
   char* value = field_ + c + 1;
   std::size_t vlen = len - c - 1;
-  if (ieq(name, "content-type")) {
-    if (seen_ct_) { note(MimeAnomaly::duplicate_header); return; }
-    seen_ct_ = true;
+  const bool is_ct = ieq(name, "content-type"), is_cd = !is_ct && ieq(name, "content-disposition");
+  if (is_ct || is_cd) {
+    // The file name candidates of every Content-Type and Content-Disposition field, duplicates
+    // included (PartInfo::filenames); the first of each field kind gives the type, the boundary
+    // and the primary names.
+    const bool first = is_ct ? !seen_ct_ : !seen_cd_;
+    if (!first) note(MimeAnomaly::duplicate_header);
+    const std::size_t rlen = vlen < sizeof raw_field_ ? vlen : sizeof raw_field_;
+    std::memcpy(raw_field_, value, rlen);
+    const std::string_view raw(raw_field_, rlen);
     ParamRequest req;
-    req.names[0] = "boundary";
+    req.names[0] = is_ct ? "boundary" : "filename";
     req.names[1] = "name";
-    req.n = 2;
+    req.names[2] = is_ct ? "filename" : "";
+    req.n = is_ct ? 3 : 2;
     ParsedField pf;
     parse_field(value, vlen, req, pf);
-    ctype_len_ = 0;
-    for (char ch : pf.value)
-      if (ctype_len_ < sizeof ctype_ - 1) ctype_[ctype_len_++] = lower(ch);
+    const uint8_t fname_which = is_ct ? 2 : 0;
+    name_candidates(pf, 1, conv_, scratch_, sizeof scratch_, name_tmp_, sizeof name_tmp_, names_);
+    name_candidates(pf, fname_which, conv_, scratch_, sizeof scratch_, name_tmp_, sizeof name_tmp_, names_);
+    lenient_name_values(raw, "filename", conv_, scratch_, sizeof scratch_, name_tmp_, sizeof name_tmp_, names_);
+    lenient_name_values(raw, "name", conv_, scratch_, sizeof scratch_, name_tmp_, sizeof name_tmp_, names_);
+    names_.keep_sections(pf, fname_which, 1);
+    if (!first) return;
     bool bad = false;
-    {
-      // The boundary: RFC 2231 forms decoded, no RFC 2047 (a boundary is compared as bytes).
-      Utf8Out o(bnd_, sizeof bnd_);
-      if (assemble_param(pf, 0, conv_, scratch_, sizeof scratch_, o, bad, false)) bnd_len_ = o.size();
-      // RFC 2046 5.1.1: a boundary does not end in a space; delimiter lines may add some.
-      while (bnd_len_ > 0 && is_wsp(uint8_t(bnd_[bnd_len_ - 1]))) --bnd_len_;
-    }
-    {
+    if (is_ct) {
+      seen_ct_ = true;
+      ctype_len_ = 0;
+      for (char ch : pf.value)
+        if (ctype_len_ < sizeof ctype_ - 1) ctype_[ctype_len_++] = lower(ch);
+      {
+        // The boundary: RFC 2231 forms decoded, no RFC 2047 (a boundary is compared as bytes).
+        Utf8Out o(bnd_, sizeof bnd_);
+        if (assemble_param(pf, 0, conv_, scratch_, sizeof scratch_, o, bad, false)) bnd_len_ = o.size();
+        // RFC 2046 5.1.1: a boundary does not end in a space; delimiter lines may add some.
+        while (bnd_len_ > 0 && is_wsp(uint8_t(bnd_[bnd_len_ - 1]))) --bnd_len_;
+      }
       Utf8Out o(ct_name_, sizeof ct_name_);
       if (assemble_param(pf, 1, conv_, scratch_, sizeof scratch_, o, bad, true)) ct_name_len_ = o.finish();
+    } else {
+      seen_cd_ = true;
+      cdisp_len_ = 0;
+      for (char ch : pf.value)
+        if (cdisp_len_ < sizeof cdisp_ - 1) cdisp_[cdisp_len_++] = lower(ch);
+      // "name" is not RFC 2183, but clients read it when filename is absent.
+      Utf8Out o(cd_name_, sizeof cd_name_);
+      if (assemble_param(pf, 0, conv_, scratch_, sizeof scratch_, o, bad, true) ||
+          assemble_param(pf, 1, conv_, scratch_, sizeof scratch_, o, bad, true))
+        cd_name_len_ = o.finish();
     }
     if (bad) note(MimeAnomaly::bad_encoded_word);
-  } else if (ieq(name, "content-disposition")) {
-    if (seen_cd_) { note(MimeAnomaly::duplicate_header); return; }
-    seen_cd_ = true;
-    ParamRequest req;
-    req.names[0] = "filename";
-    req.names[1] = "name";  // not RFC 2183, but clients read it when filename is absent
-    req.n = 2;
-    ParsedField pf;
-    parse_field(value, vlen, req, pf);
-    cdisp_len_ = 0;
-    for (char ch : pf.value)
-      if (cdisp_len_ < sizeof cdisp_ - 1) cdisp_[cdisp_len_++] = lower(ch);
-    bool bad = false;
-    Utf8Out o(cd_name_, sizeof cd_name_);
-    if (assemble_param(pf, 0, conv_, scratch_, sizeof scratch_, o, bad, true) ||
-        assemble_param(pf, 1, conv_, scratch_, sizeof scratch_, o, bad, true))
-      cd_name_len_ = o.finish();
-    if (bad) note(MimeAnomaly::bad_encoded_word);
   } else if (ieq(name, "content-transfer-encoding")) {
+    cte_alts_ |= cte_named(std::string_view(value, vlen));
     if (seen_cte_) { note(MimeAnomaly::duplicate_header); return; }
     seen_cte_ = true;
     ParamRequest req;
@@ -817,6 +877,8 @@ void MimeParser::begin_leaf() noexcept {
   // Thunderbird and RFC 2183 show the disposition's name, some clients the type's: a policy must
   // see both when they differ ("file.png" declared, "file.zip" in the type).
   info.alt_filename = (cd_name_len_ && ct_name_len_ && cd_name != ct_name) ? ct_name : std::string_view();
+  names_.merge(conv_, scratch_, sizeof scratch_, name_tmp_, sizeof name_tmp_);
+  info.filenames = names_.build(fname, info.alt_filename, names_out_, sizeof names_out_);
   info.disposition = (disp == "attachment" || disp == "inline") ? disp : std::string_view();
   info.encoding = cte_;
   info.attachment = !fname.empty() || disp == "attachment" || type.substr(0, 5) != "text/";
@@ -850,6 +912,116 @@ void MimeParser::begin_leaf() noexcept {
   }
   active_->reset(0);
   enter_body(cte_ == TransferEncoding::uuencode ? Mode::uu_wait : Mode::decode);
+  // Other readings (mime_readings.h): what the CTE fields name besides the primary encoding from
+  // the start; the lazy ones when their trigger shows up in the body.
+  nlr_ = 0;
+  lazy_ = 0;
+  body_len_ = retain_len_ = 0;
+  last_byte_ = 0;
+  if (!limits_.max_readings || mode_ != Mode::decode) return;
+  leaf_info_ = info;
+  const auto named = [&](TransferEncoding e) { return (cte_alts_ >> unsigned(e)) & 1u; };
+  const bool b64 = cte_ == TransferEncoding::base64, qp = cte_ == TransferEncoding::quoted_printable;
+  if (named(TransferEncoding::base64) && !b64) start_reading(MimeReading::cte_base64, false);
+  if (named(TransferEncoding::quoted_printable) && !qp) start_reading(MimeReading::cte_quoted_printable, false);
+  if (named(TransferEncoding::seven_bit) && (b64 || qp)) start_reading(MimeReading::cte_identity, false);
+  if (ent_junk_end_) {
+    start_reading(MimeReading::header_junk_skipped, false);
+    start_reading(MimeReading::header_junk_separator, false);
+  }
+  // Line ends of a raw body: not for `binary` (RFC 3030: no lines at all).
+  lazy_ = b64  ? kLazyBase64
+        : qp   ? uint8_t(kLazyQpInvalid | kLazyQpBreak)
+        : active_ == &id_ && cte_ != TransferEncoding::binary ? kLazyRawCrlf
+               : 0;
+}
+
+void MimeParser::start_reading(MimeReading kind, bool replay) noexcept {
+  if (nlr_ >= kLeafReadings || readings_ >= limits_.max_readings || (replay && body_len_ > retain_len_)) {
+    note(MimeAnomaly::reading_skipped);
+    return;
+  }
+  Decoder* dec = nullptr;
+  PartInfo info = leaf_info_;
+  info.reading = kind;
+  switch (kind) {
+    case MimeReading::cte_base64: dec = &r_b64_; info.encoding = TransferEncoding::base64; break;
+    case MimeReading::cte_quoted_printable: dec = &r_qp_; info.encoding = TransferEncoding::quoted_printable; break;
+    case MimeReading::cte_identity: dec = &r_id_; info.encoding = TransferEncoding::seven_bit; break;
+    case MimeReading::base64_lines: dec = &r_lines_; break;
+    case MimeReading::base64_strict: dec = &r_strict_; break;
+    case MimeReading::qp_lenient: dec = &r_qp_lenient_; break;
+    case MimeReading::qp_lf: dec = &r_qp_lf_; break;
+    case MimeReading::raw_lf: dec = &r_lf_; break;
+    case MimeReading::header_junk_skipped:
+    case MimeReading::header_junk_separator: {
+      HeaderJunkDecoder& j = kind == MimeReading::header_junk_skipped ? r_junk_skipped_ : r_junk_separator_;
+      j.set_encoding(leaf_cte_ == TransferEncoding::base64 ? HeaderJunkDecoder::base64
+                     : leaf_cte_ == TransferEncoding::quoted_printable ? HeaderJunkDecoder::quoted_printable
+                                                                        : HeaderJunkDecoder::identity);
+      dec = &j;
+      break;
+    }
+    case MimeReading::primary:
+    case MimeReading::count_: return;
+  }
+  const unsigned slot = nlr_++;
+  lr_[slot] = {kind, dec};
+  ++readings_;
+  dec->reset(0);
+  if (cb_) cb_->on_reading_begin(slot, info);
+  if (replay && body_len_) dec->feed(retain_.get(), body_len_, rsink_[slot]);
+}
+
+// The open attachment's body bytes `p` (already given to the primary decoder): held while they
+// fit, given to the readings under way, and watched for the triggers of the lazy ones.
+void MimeParser::leaf_readings(const uint8_t* p, std::size_t n) noexcept {
+  if (retain_ && retain_len_ == body_len_ && retain_len_ < limits_.reading_retain_bytes) {
+    const std::size_t take = std::min<std::size_t>(n, limits_.reading_retain_bytes - retain_len_);
+    std::memcpy(retain_.get() + retain_len_, p, take);
+    retain_len_ += take;
+  }
+  body_len_ += n;
+  const unsigned before = nlr_;
+  for (unsigned k = 0; k < before; ++k) lr_[k].dec->feed(p, n, rsink_[k]);
+  if (!lazy_) return;
+  // Past the bytes held (emit() cuts the input there), a trigger can start nothing: said once.
+  const bool held = body_len_ <= retain_len_;
+  auto take = [&](uint8_t bit, MimeReading a, MimeReading b = MimeReading::primary) {
+    lazy_ &= uint8_t(~bit);
+    if (!held) return note(MimeAnomaly::reading_skipped);
+    start_reading(a, true);
+    if (b != MimeReading::primary) start_reading(b, true);
+  };
+  if ((lazy_ & kLazyBase64) && (active_->invalid() || active_->irregular())) {
+    take(kLazyBase64, MimeReading::base64_lines, MimeReading::base64_strict);
+    return;
+  }
+  if ((lazy_ & kLazyQpInvalid) && active_->invalid()) take(kLazyQpInvalid, MimeReading::qp_lenient);
+  if (lazy_ & (kLazyQpBreak | kLazyRawCrlf)) {
+    // A hard line break (a line end without '=' before it), or a CRLF in a raw body.
+    const bool qp = lazy_ & kLazyQpBreak;
+    for (const uint8_t* q = p; (q = static_cast<const uint8_t*>(std::memchr(q, '\n', std::size_t(p + n - q))));) {
+      uint8_t b = q > p ? q[-1] : last_byte_;
+      const uint8_t b2 = q - p > 1 ? q[-2] : q - p == 1 ? last_byte_ : 0;
+      if (qp && b == '\r') b = b2;
+      if (qp ? b != '=' : b == '\r') {
+        take(uint8_t(kLazyQpBreak | kLazyRawCrlf), qp ? MimeReading::qp_lf : MimeReading::raw_lf);
+        break;
+      }
+      ++q;
+    }
+  }
+  if (n) last_byte_ = p[n - 1];
+}
+
+void MimeParser::end_readings(PartEnd how) noexcept {
+  for (unsigned k = 0; k < nlr_; ++k) {
+    lr_[k].dec->finish(rsink_[k]);
+    if (cb_) cb_->on_reading_end(k, how);
+  }
+  nlr_ = 0;
+  lazy_ = 0;
 }
 
 void MimeParser::begin_nested(bool multipart) noexcept {
@@ -915,6 +1087,7 @@ void MimeParser::end_leaf(PartEnd how) noexcept {
       }
     }
     leaf_reported_ = false;
+    end_readings(how);
     if (cb_) cb_->on_part_end(how);
   }
   mode_ = Mode::skip;
@@ -940,6 +1113,7 @@ void MimeParser::begin_uu(const uint8_t* name, std::size_t len) noexcept {
   info.content_type = "application/octet-stream";
   make_valid_utf8(uu_name_, nlen);
   info.filename = std::string_view(uu_name_, nlen);
+  info.filenames = info.filename;
   info.disposition = {};
   info.encoding = TransferEncoding::uuencode;
   info.attachment = true;
@@ -1210,6 +1384,18 @@ void MimeParser::emit(const uint8_t* p, std::size_t n) noexcept {
   if (n == 0) return;
   switch (mode_) {
     case Mode::decode:
+      if (lazy_ && body_len_ < limits_.reading_retain_bytes && n > limits_.reading_retain_bytes - body_len_) {
+        // Up to the end of the bytes held first: a trigger in them starts its reading whatever
+        // the split of the input (decoders give the same output however they are fed).
+        const std::size_t k = std::size_t(limits_.reading_retain_bytes - body_len_);
+        active_->feed(p, k, sink_);
+        leaf_readings(p, k);
+        p += k;
+        n -= k;
+      }
+      active_->feed(p, n, sink_);
+      if (lazy_ || nlr_) leaf_readings(p, n);
+      break;
     case Mode::uu_data:
     case Mode::nested:
       active_->feed(p, n, sink_);

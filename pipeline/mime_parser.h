@@ -45,6 +45,8 @@
 #include "pipeline/quoted_printable.h"
 #include "pipeline/gzip64.h"
 #include "pipeline/mime_body_scan.h"
+#include "pipeline/mime_readings.h"
+#include "pipeline/name_list.h"
 #include "pipeline/uudecode.h"
 
 namespace sluice::pipeline {
@@ -58,10 +60,16 @@ struct PartInfo {
   std::string_view filename;      // UTF-8; empty when none
   std::string_view alt_filename;  // the Content-Type name when it differs from the
                                   // Content-Disposition filename (clients disagree on which wins)
+  // Every name a client could show for it (NUL-separated, distinct, `filename` first, then
+  // `alt_filename`): each Content-Type / Content-Disposition field and duplicate parameter,
+  // RFC 2231 sections in index order and as written, and across fields, the unquoted readings
+  // that run on past a ';' or a fold, names without '"' and without directories (name_list.h).
+  std::string_view filenames;
   std::string_view disposition;   // "attachment", "inline" or "" (lower case)
   TransferEncoding encoding;
   bool attachment;                // the attachment rule above
   bool uuencoded;                 // a uuencoded block found inside a text body
+  MimeReading reading = MimeReading::primary;  // another reading of an ambiguous part (below)
 };
 
 enum class PartEnd : uint8_t {
@@ -88,6 +96,8 @@ enum class MimeAnomaly : uint8_t {
   eight_bit_header,          // raw 8-bit bytes in a header (RFC 6532 allows UTF-8)
   bare_lf,                   // lines ended by LF alone
   nul_byte,
+  reading_skipped,           // another reading of a part was not taken: MimeLimits::max_readings
+                             // reached, or the part's start was no longer held (reading_retain_bytes)
   count_
 };
 const char* mime_anomaly_name(MimeAnomaly a) noexcept;  // lower_snake_case of the enumerator
@@ -98,6 +108,11 @@ struct MimeLimits {
   uint32_t max_field_bytes = 16384; // one unfolded header field
   bool parse_rfc822 = true;         // descend into message/rfc822 (and message/global) parts
   bool uuencode = true;             // look for uuencoded blocks in text bodies
+  // Other readings of ambiguous attachment parts (mime_readings.h) per message; 0: none.
+  uint32_t max_readings = 8;
+  // The first bytes of each attachment body held, so that a reading found needed later (junk in
+  // a base64 body, a CRLF in a raw one) can start from the beginning; past them: reading_skipped.
+  uint32_t reading_retain_bytes = 16384;
 };
 
 class MimeCallbacks {
@@ -107,8 +122,18 @@ class MimeCallbacks {
   virtual void on_part_data(const uint8_t* data, std::size_t len) noexcept = 0;
   virtual void on_part_end(PartEnd how) noexcept = 0;
   virtual void on_anomaly(MimeAnomaly what) noexcept = 0;
+  // Other readings of the open leaf part (mime_readings.h): slot < kMaxPartReadings, only between that part's
+  // on_part_begin and on_part_end; each reading has its own PartInfo (`reading` set) and bytes.
+  virtual void on_reading_begin(unsigned /*slot*/, const PartInfo& /*part*/) noexcept {}
+  virtual void on_reading_data(unsigned /*slot*/, const uint8_t* /*data*/, std::size_t /*len*/) noexcept {}
+  virtual void on_reading_end(unsigned /*slot*/, PartEnd /*how*/) noexcept {}
 };
 
+// Other readings: where an attachment part is ambiguous (its Content-Transfer-Encoding not the RFC
+// spelling or given twice, junk in a base64 body, line ends of quoted-printable and raw parts),
+// the part is also decoded the other ways clients read it (mime_readings.h), each reported through
+// the on_reading_* callbacks, at most MimeLimits::max_readings per message.
+//
 // Callback order: on_part_begin, on_part_data*, on_part_end per leaf part. A uuencoded block is
 // reported while its enclosing text part is open (begin/data/end nested inside that part's
 // begin/end); on_part_data always belongs to the innermost open part. on_anomaly is called on the
@@ -197,6 +222,15 @@ class MimeParser {
     void on_part_data(const uint8_t* data, std::size_t len) noexcept override;
     void on_part_end(PartEnd how) noexcept override;
     void on_anomaly(MimeAnomaly what) noexcept override;
+    void on_reading_begin(unsigned slot, const PartInfo& part) noexcept override;
+    void on_reading_data(unsigned slot, const uint8_t* data, std::size_t len) noexcept override;
+    void on_reading_end(unsigned slot, PartEnd how) noexcept override;
+  };
+  class ReadingSink final : public ByteSink {
+   public:
+    MimeParser* self = nullptr;
+    unsigned slot = 0;
+    void on_bytes(const uint8_t* data, std::size_t len) noexcept override;
   };
 
   // Encoded containers (a base64 message/rfc822 inside another, as mime4j's tests have) are
@@ -229,6 +263,9 @@ class MimeParser {
   void text_dec_bytes(const uint8_t* p, std::size_t n) noexcept;
   void text_dec_line() noexcept;
   void text_dec_end(PartEnd how) noexcept;
+  void start_reading(MimeReading kind, bool replay) noexcept;
+  void leaf_readings(const uint8_t* p, std::size_t n) noexcept;
+  void end_readings(PartEnd how) noexcept;
 
   MimeLimits limits_;
   bool is_child_;
@@ -262,6 +299,10 @@ class MimeParser {
   std::size_t ct_name_len_ = 0;
   char cd_name_[kNameCap];
   std::size_t cd_name_len_ = 0;
+  NameList names_;                        // the entity's file name candidates
+  char raw_field_[4096];                  // a Content-Type / -Disposition body before parsing
+  char name_tmp_[kNameCap];
+  char names_out_[NameList::kBytes * 2];  // PartInfo::filenames of the part begun
 
   // Header block reading.
   char field_[kFieldCap];
@@ -303,6 +344,36 @@ class MimeParser {
   bool dl_hold_ = false;    // the current line is held in dline_ (it may be "begin"/"end")
   std::size_t dline_len_ = 0;
   uint8_t dline_[kCarryCap];
+
+  // Other readings of the open attachment (start_reading): at most kLeafReadings at once.
+  static constexpr unsigned kLeafReadings = kMaxPartReadings;
+  struct LeafReading {
+    MimeReading kind;
+    Decoder* dec;
+  };
+  enum : uint8_t { kLazyBase64 = 1, kLazyQpInvalid = 2, kLazyQpBreak = 4, kLazyRawCrlf = 8 };
+  LeafReading lr_[kLeafReadings] = {};
+  ReadingSink rsink_[kLeafReadings];
+  unsigned nlr_ = 0;
+  uint32_t readings_ = 0;        // started in this message
+  uint16_t cte_alts_ = 0;        // a bit per TransferEncoding named by the entity's CTE fields
+  uint8_t lazy_ = 0;             // kLazy* triggers still to watch for in the open attachment
+  uint8_t last_byte_ = 0;        // its previous body byte
+  uint64_t body_len_ = 0;        // its body bytes so far
+  std::unique_ptr<uint8_t[]> retain_;  // its first reading_retain_bytes
+  std::size_t retain_len_ = 0;
+  PartInfo leaf_info_{};
+  Base64Decoder r_b64_;
+  QuotedPrintableDecoder r_qp_;
+  IdentityDecoder r_id_;
+  Base64LinesDecoder r_lines_;
+  Base64StrictDecoder r_strict_;
+  QpReadingDecoder r_qp_lenient_{true, false};
+  QpReadingDecoder r_qp_lf_{false, true};
+  LfDecoder r_lf_;
+  HeaderJunkDecoder r_junk_skipped_{false};
+  HeaderJunkDecoder r_junk_separator_{true};
+  bool ent_junk_end_ = false;  // the entity's header block ended at a line that is not a field
 
   // Encoded multipart/message bodies (RFC 6532 message/global, mime4j-style base64 multiparts).
   std::unique_ptr<MimeParser> child_;

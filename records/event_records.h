@@ -78,6 +78,7 @@ inline constexpr std::size_t kAddrBytes = 256;   // RFC 5321 4.5.3.1.3: path up 
 inline constexpr std::size_t kRcptBytes = 2048;  // recipients kept per message, NUL-separated
 inline constexpr std::size_t kHeaderValueBytes = 998;  // RFC 5322 2.1.1: a line's limit
 inline constexpr std::size_t kFileNameBytes = 1024;
+inline constexpr std::size_t kFileNamesBytes = 2048;  // a file's name candidates, NUL-separated
 inline constexpr std::size_t kContentTypeBytes = 128;
 inline constexpr std::size_t kMimePathBytes = 64;
 inline constexpr std::size_t kDetailBytes = 128;
@@ -122,6 +123,9 @@ struct FileRecord {
   uint64_t transaction = 0;
   Text<kFileNameBytes> filename;
   Text<kFileNameBytes> filename_alt;  // empty: none
+  // Every name a client could show (pipeline::PartInfo::filenames), NUL-separated; names that
+  // do not fit whole are left out.
+  Text<kFileNamesBytes> filenames;
   Text<kContentTypeBytes> content_type;
   Text<16> disposition;
   uint8_t encoding = 0;      // pipeline::TransferEncoding
@@ -140,6 +144,7 @@ struct FileRecord {
   Text<kDetailBytes> unscannable_detail;
   FileVerdict verdict;       // its reputation (none: not looked up)
   Reading reading = Reading::primary;  // of its message's DATA stream
+  uint8_t mime_reading = 0;            // pipeline::MimeReading: which reading of its MIME part
 };
 
 // One archive member: also a `file` event.

@@ -55,8 +55,8 @@ RATCHET = {
     # level: {"content": hide-content mails with eicar.zip found, "filename": hide-filename mails with file.zip}
     3: {"content": 0, "filename": 2},
     2: {"content": 4, "filename": 5},
-    1: {"content": 29, "filename": 22},
-    0: {"content": 100, "filename": 41},
+    1: {"content": 29, "filename": 23},
+    0: {"content": 126, "filename": 52},
 }
 
 E = hashlib.sha256(b"").hexdigest()
@@ -784,11 +784,14 @@ def python_found(raw, what):
 
 
 def sluice_found(rec, what):
+    """Any reading Sluice reports: the parts, their other readings, every name a client could show."""
     for p in rec["parts"]:
-        if what == "filename" and HIDDEN_FILENAME in (p.get("filename"), p.get("alt_filename")):
+        if what == "filename" and HIDDEN_FILENAME in [p.get("filename"), p.get("alt_filename")] + p.get("filenames", []):
             return 1
         if what == "content" and p["attachment"] and p.get("sha256") == EICAR_ZIP_SHA256:
             return 1
+    if what == "content":
+        return int(any(r.get("sha256") == EICAR_ZIP_SHA256 for r in rec.get("readings", [])))
     return 0
 
 

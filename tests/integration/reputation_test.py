@@ -148,6 +148,54 @@ class Reputation(unittest.TestCase):
                                          "queue_full": 0})
         self.assertGreaterEqual(rep["hashes_sent"], 7)
 
+    def test_a_hidden_reading_of_a_part_is_looked_up_and_decides(self):
+        """Issue 17: a Content-Transfer-Encoding off the RFC spelling ("xx base64"): the primary
+        reading takes the body as it is, the other reading decodes it; the cloud knows the decoded
+        file as malicious, so the message is, and the `file` event of that reading says which it is.
+        A second message whose other reading gives the primary's bytes has it dropped."""
+        bad = b"MZ hidden payload of the other reading" * 20
+        b64 = base64.encodebytes(bad).replace(b"\n", b"\r\n")
+        raw = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hidden\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+               b"--b\r\nContent-Type: application/octet-stream; name=\"report.pdf\"\r\n"
+               b"Content-Disposition: attachment; filename=report.pdf\r\n X-Mailer: evil.exe\r\n"
+               b"Content-Transfer-Encoding: xx base64\r\n\r\n" + b64 + b"--b--\r\n")
+        # Two CTE fields, quoted-printable and 7bit, on a body that reads the same either way.
+        same = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: same\r\nMIME-Version: 1.0\r\n"
+                b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+                b"Content-Type: application/octet-stream; name=notes.txt\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+                b"Content-Transfer-Encoding: 7bit\r\n\r\njust text, the same in both readings\r\n--b--\r\n")
+        conv0 = tcpgen.Conversation(client="198.51.100.1", server="192.0.2.25", cport=40000)
+        conv1 = tcpgen.Conversation(client="198.51.100.2", server="192.0.2.25", cport=40001)
+        frames = (tcpgen.smtp_session(conv0, [("a@example.org", ["b@example.net"], raw)]).frames +
+                  tcpgen.smtp_session(conv1, [("a@example.org", ["b@example.net"], same)]).frames)
+        c = self.cloud()
+        c.set_disposition(sha(bad), "malicious", threat_name="Win.Test.Hidden")
+        ev = self.replay(frames, config(c))
+        files = self.files(ev, 0)
+        # The primary reading, the base64 one, and the raw body with LF line ends (raw_lf).
+        self.assertEqual([f.get("reading") for f in files], [None, "cte_base64", "raw_lf"], files)
+        primary, other, lf = files
+        self.assertEqual(lf["size"], primary["size"] - b64.count(b"\r\n") + 1)  # the CRLF before "--b--" is the delimiter's
+        self.assertNotIn("reading", primary)
+        self.assertEqual(primary["encoding"], "unknown")
+        self.assertEqual(primary["reputation"], "unknown")
+        self.assertEqual(other["reading"], "cte_base64")
+        self.assertEqual((other["sha256"], other["size"], other["encoding"]), (sha(bad), len(bad), "base64"))
+        self.assertEqual((other["reputation"], other["threat_name"]), ("malicious", "Win.Test.Hidden"))
+        self.assertEqual(other["mime_path"], primary["mime_path"])
+        # The name: a fold ends it; the reading across the fold is among the candidates.
+        self.assertEqual(primary["filename"], "report.pdf")
+        self.assertEqual(primary["filenames"], ["report.pdf", "report.pdf X-Mailer: evil.exe"])
+        v = self.verdicts(ev)
+        self.assertEqual((v[0]["disposition"], v[0]["action"]), ("malicious", "reject"))
+        self.assertEqual([(x["filename"], x["sha256"]) for x in v[0]["files"]], [("report.pdf", sha(bad))])
+        # The second message: one file (its other reading was the same bytes), clean.
+        self.assertEqual([f.get("reading") for f in self.files(ev, 1)], [None])
+        self.assertEqual(v[1]["disposition"], "clean")
+        handoff = ev.stats["lcores"][0]["handoff"]
+        self.assertEqual((handoff["readings"], handoff["readings_same"]), (2, 1))
+
     def test_two_appliances_share_one_cloud(self):
         payload = b"spreading payload" * 30
         c = self.cloud()

@@ -30,12 +30,19 @@ using sluice::pipeline::MimeCallbacks;
 using sluice::pipeline::MimeParser;
 using sluice::pipeline::PartEnd;
 using sluice::pipeline::PartInfo;
+using sluice::pipeline::kMaxPartReadings;
 
 std::string hex(const unsigned char* d, unsigned n) {
   static const char* x = "0123456789abcdef";
   std::string s;
   for (unsigned i = 0; i < n; ++i) { s += x[d[i] >> 4]; s += x[d[i] & 15]; }
   return s;
+}
+
+nlohmann::json names(std::string_view list) {
+  nlohmann::json a = nlohmann::json::array();
+  sluice::pipeline::for_each_name(list, [&](std::string_view n) { a.push_back(std::string(n)); });
+  return a;
 }
 
 class Collector final : public MimeCallbacks {
@@ -49,6 +56,7 @@ class Collector final : public MimeCallbacks {
            {"content_type", std::string(p.content_type)},
            {"filename", std::string(p.filename)},
            {"alt_filename", std::string(p.alt_filename)},
+           {"filenames", names(p.filenames)},
            {"disposition", std::string(p.disposition)},
            {"encoding", sluice::pipeline::transfer_encoding_name(p.encoding)},
            {"attachment", p.attachment},
@@ -86,6 +94,38 @@ class Collector final : public MimeCallbacks {
   void on_anomaly(MimeAnomaly a) noexcept override {
     anomalies.push_back(sluice::pipeline::mime_anomaly_name(a));
   }
+  // Other readings of a part (pipeline/mime_readings.h): in "readings", apart from "parts" (the
+  // primary reading, which the differential test compares with Python's email package).
+  nlohmann::json readings = nlohmann::json::array();
+  void on_reading_begin(unsigned slot, const PartInfo& p) noexcept override {
+    if (slot >= kMaxPartReadings) return;
+    Open& o = open_readings_[slot];
+    o = Open{};
+    o.j = {{"path", std::string(p.path)},
+           {"reading", sluice::pipeline::mime_reading_name(p.reading)},
+           {"filename", std::string(p.filename)},
+           {"encoding", sluice::pipeline::transfer_encoding_name(p.encoding)}};
+    o.ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(o.ctx, EVP_sha256(), nullptr);
+  }
+  void on_reading_data(unsigned slot, const uint8_t* d, std::size_t n) noexcept override {
+    if (slot >= kMaxPartReadings || !open_readings_[slot].ctx) return;
+    open_readings_[slot].size += n;
+    EVP_DigestUpdate(open_readings_[slot].ctx, d, n);
+  }
+  void on_reading_end(unsigned slot, PartEnd how) noexcept override {
+    if (slot >= kMaxPartReadings || !open_readings_[slot].ctx) return;
+    Open& o = open_readings_[slot];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(o.ctx, md, &len);
+    EVP_MD_CTX_free(o.ctx);
+    o.ctx = nullptr;
+    o.j["status"] = how == PartEnd::complete ? "complete" : "truncated";
+    o.j["size"] = o.size;
+    o.j["sha256"] = hex(md, len);
+    readings.push_back(o.j);
+  }
   bool balanced() const { return stack_.empty(); }
 
  private:
@@ -97,6 +137,7 @@ class Collector final : public MimeCallbacks {
     std::size_t index = 0;
   };
   std::vector<Open> stack_;
+  Open open_readings_[kMaxPartReadings];
 };
 
 }  // namespace
@@ -158,7 +199,7 @@ int main(int argc, char** argv) {
     }
     parser->finish(true);
     if (!c.balanced()) { std::fprintf(stderr, "%s: unbalanced part callbacks\n", f.c_str()); rc = 1; }
-    nlohmann::json out = {{"file", f}, {"parts", c.parts}, {"anomalies", c.anomalies}};
+    nlohmann::json out = {{"file", f}, {"parts", c.parts}, {"readings", c.readings}, {"anomalies", c.anomalies}};
     std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
   return rc;

@@ -16,6 +16,8 @@ namespace {
 
 struct Part {
   std::string path, type, name, disp;
+  std::vector<std::string> names;  // PartInfo::filenames
+  MimeReading reading = MimeReading::primary;
   TransferEncoding enc{};
   bool attachment = false, uu = false;
   std::string data;
@@ -38,6 +40,7 @@ class Recorder final : public MimeCallbacks {
     x.enc = p.encoding;
     x.attachment = p.attachment;
     x.uu = p.uuencoded;
+    for_each_name(p.filenames, [&](std::string_view n) { x.names.emplace_back(n); });
     stack_.push_back(parts.size());
     parts.push_back(x);
     log.push_back("begin " + x.path + " " + x.type + " [" + x.name + "] " + x.disp + " " +
@@ -56,6 +59,34 @@ class Recorder final : public MimeCallbacks {
     // The data joined: the log does not depend on how the decoders cut their output.
     log.push_back("end " + p.path + (how == PartEnd::complete ? " complete " : " truncated ") + p.data);
   }
+  // Other readings: logged when they end (their start depends on where a trigger is seen).
+  std::vector<Part> readings;
+  void on_reading_begin(unsigned slot, const PartInfo& p) noexcept override {
+    if (slot >= kMaxPartReadings || stack_.empty()) { log.push_back("READING OUTSIDE A PART"); return; }
+    Part& x = open_readings_[slot];
+    x = Part{};
+    x.path = std::string(p.path);
+    x.name = std::string(p.filename);
+    x.enc = p.encoding;
+    x.reading = p.reading;
+    x.attachment = p.attachment;
+  }
+  void on_reading_data(unsigned slot, const uint8_t* d, std::size_t n) noexcept override {
+    if (slot < 3) open_readings_[slot].data.append(reinterpret_cast<const char*>(d), n);
+  }
+  void on_reading_end(unsigned slot, PartEnd how) noexcept override {
+    if (slot >= kMaxPartReadings) return;
+    Part& x = open_readings_[slot];
+    x.ended = true;
+    x.how = how;
+    readings.push_back(x);
+    log.push_back("reading " + x.path + " " + mime_reading_name(x.reading) + " " + x.data);
+  }
+  const Part* reading(MimeReading k) const {
+    for (const auto& p : readings)
+      if (p.reading == k) return &p;
+    return nullptr;
+  }
   void on_anomaly(MimeAnomaly a) noexcept override {
     anomalies.push_back(a);
     log.push_back(std::string("anomaly ") + mime_anomaly_name(a));
@@ -73,6 +104,7 @@ class Recorder final : public MimeCallbacks {
 
  private:
   std::vector<std::size_t> stack_;
+  Part open_readings_[kMaxPartReadings];
 };
 
 // Feeds `msg` cut at `cuts` (increasing offsets).
@@ -887,6 +919,188 @@ TEST(MimeBodyScan, SameCallbacksAsTheSse2Scan) {
       }
     }
   }
+}
+
+// ---- file name candidates (PartInfo::filenames) and other readings (mime_readings.h) ----
+
+// A message whose part "2" has `headers` and `body` (LF line ends, made CRLF here).
+std::string one_part(const std::string& headers, const std::string& body) {
+  return crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n--b\n" +
+              headers + "\n" + body + "\n--b--\n");
+}
+
+bool has(const std::vector<std::string>& v, const std::string& s) {
+  for (const auto& x : v)
+    if (x == s) return true;
+  return false;
+}
+
+TEST(MimeParserNames, FoldedFieldLooksLikeAnotherHeaderNotInTheName) {
+  Recorder r = run_all_ways(one_part(("Content-Type: application/pdf\nContent-Disposition: attachment; filename=report.pdf\n"
+                                          " X-Mailer: evil.exe\n"), "x\n"));
+  const Part* p = r.find("2");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->name, "report.pdf");
+  EXPECT_EQ(p->names.front(), "report.pdf");
+  EXPECT_TRUE(has(p->names, "report.pdf X-Mailer: evil.exe")) << "the reading across the fold is listed";
+}
+
+TEST(MimeParserNames, EscapedSemicolonKeepsTheExtension) {
+  Recorder r = run_all_ways(one_part(("Content-Type: application/zip; name=file\\;.zip\n"), "x\n"));
+  const Part* p = r.find("2");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->name, "file;.zip");
+  EXPECT_TRUE(has(p->names, "file")) << "Thunderbird's and Python's reading";
+}
+
+TEST(MimeParserNames, EveryFieldAndSectionOrder) {
+  // Two Content-Disposition fields, RFC 2231 sections split over two Content-Type fields, a
+  // quote Outlook removes, a directory a client strips.
+  Recorder r = run_all_ways(one_part(
+      crlf("Content-Type: application/octet-stream; name*0=fi\nContent-Type: application/octet-stream; name*1=le.zip\n"
+           "Content-Disposition: attachment; filename=file.png\nContent-Disposition: attachment; filename=\"a\\\"b.exe\"\n"
+           "X-Other: 1\n"),
+      "x\n"));
+  const Part* p = r.find("2");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->name, "file.png");
+  EXPECT_TRUE(has(p->names, "a\"b.exe"));
+  EXPECT_TRUE(has(p->names, "ab.exe"));
+  EXPECT_TRUE(has(p->names, "file.zip")) << "sections joined across the two fields";
+  EXPECT_TRUE(r.has(MimeAnomaly::duplicate_header));
+  r = run_all_ways(one_part(("Content-Type: application/octet-stream; name=\"..\\\\..\\\\x\\\\run.exe\"\n"), "x\n"));
+  ASSERT_NE(r.find("2"), nullptr);
+  EXPECT_TRUE(has(r.find("2")->names, "run.exe"));
+}
+
+const std::string kPayload = std::string("PK\x03\x04 an attachment, the same bytes in every reading\x00\xff", 50);
+
+TEST(MimeParserReadings, NoneWhenNothingIsAmbiguous) {
+  Recorder r = run_all_ways(one_part(("Content-Type: application/zip; name=a.zip\nContent-Transfer-Encoding: base64\n"),
+                                     b64(kPayload)));
+  ASSERT_NE(r.find("2"), nullptr);
+  EXPECT_EQ(r.find("2")->data, kPayload);
+  EXPECT_TRUE(r.readings.empty());
+  EXPECT_FALSE(r.has(MimeAnomaly::reading_skipped));
+}
+
+TEST(MimeParserReadings, TransferEncodingNamedOffTheRfcSpelling) {
+  for (const char* cte : {"xx base64", ",base64", "xxbase64", "=?UTF-8?Q?base64", "base64,quoted-printable"}) {
+    Recorder r = run_all_ways(one_part((std::string("Content-Type: application/zip; name=a.zip\n"
+                                                        "Content-Transfer-Encoding: ") + cte + "\n"),
+                                       b64(kPayload)));
+    ASSERT_NE(r.find("2"), nullptr) << cte;
+    EXPECT_NE(r.find("2")->data, kPayload) << cte << ": the primary reading takes it as it is";
+    const Part* b = r.reading(MimeReading::cte_base64);
+    ASSERT_NE(b, nullptr) << cte;
+    EXPECT_EQ(b->data, kPayload) << cte;
+    EXPECT_EQ(b->path, "2");
+    EXPECT_EQ(b->name, "a.zip");
+    EXPECT_EQ(b->enc, TransferEncoding::base64);
+  }
+  // Two fields: the first is the primary reading, the second another.
+  Recorder r = run_all_ways(one_part(("Content-Type: application/zip\nContent-Transfer-Encoding: quoted-printable\n"
+                                          "Content-Transfer-Encoding: base64\n"),
+                                     b64(kPayload)));
+  ASSERT_NE(r.reading(MimeReading::cte_base64), nullptr);
+  EXPECT_EQ(r.reading(MimeReading::cte_base64)->data, kPayload);
+  EXPECT_EQ(r.find("2")->enc, TransferEncoding::quoted_printable);
+}
+
+TEST(MimeParserReadings, Base64JunkReadLineByLineAndStrictly) {
+  const std::string enc = b64(kPayload);  // lines of 76, then the rest and its padding
+  // Junk before the data (mime-is-broken "junk-3j64+nlnl+real64"): three characters and an empty line.
+  Recorder r = run_all_ways(one_part(("Content-Type: application/zip\nContent-Transfer-Encoding: base64\n"),
+                                     "ABC\n\n" + enc));
+  EXPECT_NE(r.find("2")->data, kPayload);
+  ASSERT_NE(r.reading(MimeReading::base64_lines), nullptr);
+  EXPECT_EQ(r.reading(MimeReading::base64_lines)->data, kPayload);
+  // A junk character at the end of every line ("linelen-4X"): the line reader drops it.
+  std::string odd;
+  for (std::size_t i = 0; i + 4 <= enc.size(); i += 4) {
+    const std::string q = enc.substr(i, 4);
+    if (q.find('\n') != std::string::npos) break;
+    odd += q + "X\n";
+  }
+  r = run_all_ways(one_part(("Content-Type: application/zip\nContent-Transfer-Encoding: base64\n"), odd));
+  ASSERT_NE(r.reading(MimeReading::base64_lines), nullptr);
+  EXPECT_EQ(r.reading(MimeReading::base64_lines)->data, kPayload);
+  // Data, an empty line, then more (a second copy of junk): the strict reader stops there.
+  r = run_all_ways(one_part(("Content-Type: application/zip\nContent-Transfer-Encoding: base64\n"),
+                            enc + "\n" + "QUJD=EFG\n"));
+  ASSERT_NE(r.reading(MimeReading::base64_strict), nullptr);
+  EXPECT_EQ(r.reading(MimeReading::base64_strict)->data, kPayload);
+}
+
+TEST(MimeParserReadings, QuotedPrintableLenientAndLfLineEnds) {
+  Recorder r = run_all_ways(one_part(("Content-Type: application/octet-stream\nContent-Transfer-Encoding: quoted-printable\n"),
+                                     "= =50=\n=  =4B=\n=0=03\nline\nend"));
+  const Part* lenient = r.reading(MimeReading::qp_lenient);
+  ASSERT_NE(lenient, nullptr);
+  EXPECT_EQ(lenient->data, "PK\x03\r\nline\r\nend");
+  const Part* lf = r.reading(MimeReading::qp_lf);
+  ASSERT_NE(lf, nullptr);
+  EXPECT_EQ(lf->data.find('\r'), std::string::npos);
+  EXPECT_NE(lf->data.find("line\nend"), std::string::npos);
+}
+
+TEST(MimeParserReadings, RawPartWithLfLineEnds) {
+  Recorder r = run_all_ways(one_part(("Content-Type: application/x-sh; name=run.sh\n"), "#!/bin/sh\necho hi\n"));
+  EXPECT_EQ(r.find("2")->data, crlf("#!/bin/sh\necho hi\n"));
+  ASSERT_NE(r.reading(MimeReading::raw_lf), nullptr);
+  EXPECT_EQ(r.reading(MimeReading::raw_lf)->data, "#!/bin/sh\necho hi\n");
+  EXPECT_EQ(r.reading(MimeReading::raw_lf)->name, "run.sh");
+}
+
+TEST(MimeParserReadings, Bounded) {
+  const std::string msg = one_part(("Content-Type: application/zip\nContent-Transfer-Encoding: base64\n"),
+                                   "ABC\n\n" + b64(kPayload));
+  MimeLimits off;
+  off.max_readings = 0;
+  Recorder r = run_all_ways(msg, off);
+  EXPECT_TRUE(r.readings.empty());
+  MimeLimits one;
+  one.max_readings = 1;
+  r = run_all_ways(msg, one);
+  EXPECT_EQ(r.readings.size(), 1u);
+  EXPECT_TRUE(r.has(MimeAnomaly::reading_skipped));
+  // Junk found past the bytes held: no reading, said so.
+  MimeLimits small;
+  small.reading_retain_bytes = 8;
+  r = run(one_part(("Content-Type: application/zip\nContent-Transfer-Encoding: base64\n"),
+                   b64(kPayload) + "\n" + "ABC\n"), small);
+  EXPECT_TRUE(r.readings.empty());
+  EXPECT_TRUE(r.has(MimeAnomaly::reading_skipped));
+}
+
+TEST(MimeParserReadings, HeaderBlockEndedByAStrayLine) {
+  // Junk lines, then the empty line: the reader that skips them finds the base64 after it.
+  Recorder r = run_all_ways(one_part("Content-Type: application/zip; name=a.zip\nContent-Transfer-Encoding: base64\nABCD\nABCD\n",
+                                     b64(kPayload)));
+  EXPECT_NE(r.find("2")->data, kPayload);
+  ASSERT_NE(r.reading(MimeReading::header_junk_skipped), nullptr);
+  EXPECT_EQ(r.reading(MimeReading::header_junk_skipped)->data, kPayload);
+  // A field after the junk line (8-bit junk, then the encoding): applied by that reader.
+  r = run_all_ways(one_part("Content-Type: application/zip; name=a.zip\n\x01\x02\x03\nContent-Transfer-Encoding: base64\n",
+                            b64(kPayload)));
+  ASSERT_NE(r.reading(MimeReading::header_junk_skipped), nullptr);
+  EXPECT_EQ(r.reading(MimeReading::header_junk_skipped)->data, kPayload);
+  // No empty line at all: the reader that takes the stray line for it.
+  const std::string msg = crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
+                               "Content-Type: application/zip\nContent-Transfer-Encoding: base64\nABCD\n" +
+                               b64(kPayload) + "\n--b--\n");
+  r = run_all_ways(msg);
+  ASSERT_NE(r.reading(MimeReading::header_junk_separator), nullptr);
+  EXPECT_EQ(r.reading(MimeReading::header_junk_separator)->data, kPayload);
+}
+
+TEST(MimeParserReadings, Base64DataAfterAnEmptyLineIsIrregular) {
+  const std::string payload = kPayload + "x";  // 51 bytes: no padding
+  Recorder r = run_all_ways(one_part("Content-Type: application/zip\nContent-Transfer-Encoding: base64\n",
+                                     b64(payload) + "\n" + "QUJD\n"));
+  ASSERT_NE(r.reading(MimeReading::base64_strict), nullptr);
+  EXPECT_EQ(r.reading(MimeReading::base64_strict)->data, payload);
+  EXPECT_EQ(r.find("2")->data, payload + "ABC");
 }
 
 }  // namespace
