@@ -44,10 +44,15 @@ void put_partial(OutputBlock& block, uint32_t acc, uint8_t count) noexcept {
   }
 }
 
-void put_quantum(OutputBlock& block, uint32_t acc) noexcept {
+// One more 6-bit value into the pending quantum; a full quantum gives its 3 bytes.
+void push(uint32_t& acc, uint8_t& count, int v, OutputBlock& block) noexcept {
+  acc = (acc << 6) | uint32_t(v);
+  if (++count < 4) return;
   block.put(static_cast<uint8_t>(acc >> 16));
   block.put(static_cast<uint8_t>(acc >> 8));
   block.put(static_cast<uint8_t>(acc));
+  acc = 0;
+  count = 0;
 }
 
 }  // namespace
@@ -87,12 +92,7 @@ DecodeStatus Base64LinesDecoder::feed(const uint8_t* in, std::size_t len, ByteSi
       if (!padded_) ++invalid_;
       continue;
     }
-    acc_ = (acc_ << 6) | uint32_t(v);
-    if (++count_ == 4) {
-      put_quantum(block, acc_);
-      acc_ = 0;
-      count_ = 0;
-    }
+    push(acc_, count_, v, block);
   }
   block.flush();
   return out_.status(invalid_);
@@ -140,12 +140,7 @@ DecodeStatus Base64StrictDecoder::feed(const uint8_t* in, std::size_t len, ByteS
       continue;
     }
     data_ = true;
-    acc_ = (acc_ << 6) | uint32_t(v);
-    if (++count_ == 4) {
-      put_quantum(block, acc_);
-      acc_ = 0;
-      count_ = 0;
-    }
+    push(acc_, count_, v, block);
   }
   block.flush();
   return out_.status(invalid_);

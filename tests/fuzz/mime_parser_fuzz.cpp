@@ -4,7 +4,9 @@
 // a second run with other piece sizes gives a different callback log (streaming invariance), and
 // when the Hyperscan body scan (mime_body_scan.h) differs from the SSE2 scan: the exact database
 // must give the same log, anomalies included; the candidates-only one (mime.body_scan: hyperscan)
-// the same parts and bytes.
+// the same parts and bytes. Other readings of a part (mime_readings.h) must begin and end inside
+// their attachment part, in a free slot, with valid names; their bytes are in the log (at their
+// end: where a lazy reading starts depends on the split, what it gives must not).
 #include <openssl/evp.h>
 
 #include <cstdint>
@@ -39,6 +41,12 @@ struct Checker final : MimeCallbacks {
   void on_part_begin(const PartInfo& p) noexcept override {
     if (p.path.empty() || p.path.size() > 4096 || !valid_utf8(p.filename)) std::abort();
     if (open == 2 || (open == 1 && (!p.uuencoded || attachment[0]))) std::abort();
+    if (p.reading != MimeReading::primary || readings_open) std::abort();
+    for_each_name(p.filenames, [&](std::string_view n) {
+      if (n.empty() || !valid_utf8(n)) std::abort();
+      log += n;
+      log += '|';
+    });
     attachment[open++] = p.attachment;
     log += "begin ";
     log += p.path;
@@ -53,12 +61,35 @@ struct Checker final : MimeCallbacks {
     log.append(reinterpret_cast<const char*>(d), n);
   }
   void on_part_end(PartEnd how) noexcept override {
-    if (!open) std::abort();
+    if (!open || readings_open) std::abort();  // a part's readings end before it
     --open;
     log += how == PartEnd::complete ? "\nend\n" : "\ntruncated\n";
   }
   void on_anomaly(MimeAnomaly a) noexcept override {
     if (static_cast<unsigned>(a) >= static_cast<unsigned>(MimeAnomaly::count_)) std::abort();
+  }
+  unsigned readings_open = 0;  // a bit per slot
+  std::string reading_bytes[kMaxPartReadings];
+  MimeReading reading_kind[kMaxPartReadings] = {};
+  void on_reading_begin(unsigned slot, const PartInfo& p) noexcept override {
+    if (slot >= kMaxPartReadings || (readings_open >> slot) & 1u || open != 1 || !attachment[0]) std::abort();
+    if (p.reading == MimeReading::primary || p.reading >= MimeReading::count_ || !valid_utf8(p.filename)) std::abort();
+    readings_open |= 1u << slot;
+    reading_bytes[slot].clear();
+    reading_kind[slot] = p.reading;
+  }
+  void on_reading_data(unsigned slot, const uint8_t* d, std::size_t n) noexcept override {
+    if (slot >= kMaxPartReadings || !((readings_open >> slot) & 1u) || n == 0) std::abort();
+    reading_bytes[slot].append(reinterpret_cast<const char*>(d), n);
+  }
+  void on_reading_end(unsigned slot, PartEnd) noexcept override {
+    if (slot >= kMaxPartReadings || !((readings_open >> slot) & 1u)) std::abort();
+    readings_open &= ~(1u << slot);
+    log += "reading ";
+    log += mime_reading_name(reading_kind[slot]);
+    log += ' ';
+    log += reading_bytes[slot];
+    log += '\n';
   }
 };
 
