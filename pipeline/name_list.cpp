@@ -13,8 +13,18 @@ bool contains(std::string_view list, std::string_view name) noexcept {
   return found;
 }
 
-// Appends `name` to the NUL-separated list out[0..len) when new and when it fits whole.
+// Appends `name` to the NUL-separated list out[0..len) when new and when it fits whole. A name
+// holding NUL bytes (raw in a header, or encoded) cannot go in as it is: it goes in as a reader
+// that stops at the first NUL sees it (a C string), and with its NUL bytes dropped.
 void append(char* out, std::size_t cap, std::size_t& len, unsigned& n, unsigned max, std::string_view name) noexcept {
+  if (const std::size_t z = name.find('\0'); z != std::string_view::npos) {
+    append(out, cap, len, n, max, name.substr(0, z));
+    char clean[NameList::kNameBytes];
+    std::size_t c = 0;
+    for (char ch : name)
+      if (ch != '\0' && c < sizeof clean) clean[c++] = ch;
+    return append(out, cap, len, n, max, std::string_view(clean, c));
+  }
   if (name.empty() || n >= max || contains(std::string_view(out, len), name)) return;
   const std::size_t need = name.size() + (len ? 1 : 0);
   if (len + need > cap) return;

@@ -973,6 +973,18 @@ TEST(MimeParserNames, EveryFieldAndSectionOrder) {
   EXPECT_TRUE(has(r.find("2")->names, "run.exe"));
 }
 
+TEST(MimeParserNames, ANulInANameNeverSplitsTheList) {
+  // Found by mime_parser_fuzz (regressions/mime_parser_fuzz/nul-in-file-name): the list is
+  // NUL-separated.
+  Recorder r = run_all_ways(one_part(std::string("Content-Type: application/octet-stream; name=\"run\0me.exe\"\n", 58), "x\n"));
+  const Part* p = r.find("2");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->names, (std::vector<std::string>{"run", "runme.exe"}));
+  r = run_all_ways(one_part(std::string("Content-Type: application/octet-stream; name=\"\0\"\n", 49), "x\n"));
+  ASSERT_NE(r.find("2"), nullptr);
+  EXPECT_TRUE(r.find("2")->names.empty());
+}
+
 const std::string kPayload = std::string("PK\x03\x04 an attachment, the same bytes in every reading\x00\xff", 50);
 
 TEST(MimeParserReadings, NoneWhenNothingIsAmbiguous) {
