@@ -838,15 +838,18 @@ Params mime_params() {
       integer<Loading>("mime.max_readings", 0, 64, defaults.max_readings, "Other readings of ambiguous attachment "
                        "parts taken per message (README \"Other readings of a MIME part\": a Content-Transfer-Encoding "
                        "not spelled as the RFC or given twice, junk in base64, line ends of quoted-printable and raw "
-                       "parts), each reported as a `file` with `reading` and looked up like any other; one that gives "
+                       "parts; and `header_lenient`, the whole message parsed again when its top-level header is "
+                       "ambiguous, counted as one, at most one such parse at a time per RX lcore), each reported as a `file` with `reading` and looked up like any other; one that gives "
                        "the bytes of another file of the message is dropped. Past the limit the primary reading "
                        "stays and the message gets the anomaly `reading_skipped`. 0: no other readings.",
                        [](Loading& l, long long v) { l.config.dataplane.mime.max_readings = static_cast<uint32_t>(v); }),
       integer<Loading>("mime.reading_retain_kb", 0, 1024, defaults.reading_retain_bytes / 1024, "The first KiB of "
-                       "every attachment body held by its session's parser, so that a reading found needed later "
-                       "(junk in base64, a line break in a raw or quoted-printable part) starts from the part's "
-                       "beginning. A trigger found past them takes no reading (anomaly `reading_skipped`). Memory: "
-                       "this much per session in use; cost: one copy of each attachment's first KiB.",
+                       "every attachment body, and of every message up to the end of its top-level header, held by "
+                       "its session's parser, so that a reading found needed later (junk in base64, a line break in "
+                       "a raw or quoted-printable part, an ambiguous top-level header) starts from the beginning. A "
+                       "trigger found past them takes no reading (anomaly `reading_skipped`). Memory: twice this "
+                       "much per session in use, faulted in as far as used; cost: one copy of each attachment's "
+                       "first KiB and of each top-level header.",
                        [](Loading& l, long long v) { l.config.dataplane.mime.reading_retain_bytes = static_cast<uint32_t>(v * 1024); }),
       choice<Loading>("mime.body_scan", {"sse2", "hyperscan"}, "sse2",
                       "How the parser passes over body lines it does not need. `sse2`: 64 bytes a step, every "

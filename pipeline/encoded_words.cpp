@@ -1,5 +1,6 @@
 // RFC 2047 encoded words and charset conversion to UTF-8 (see encoded_words.h).
 #include "pipeline/encoded_words.h"
+#include "pipeline/mime_chars.h"
 
 #include <cerrno>
 #include <cstring>
@@ -101,22 +102,6 @@ bool put_utf16(const uint8_t* p, std::size_t n, bool big, Utf8Out& out) noexcept
   return ok;
 }
 
-int hexval(uint8_t c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = lower(c);
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-int b64val(uint8_t c) noexcept {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 // Encoded word at p: "=?charset?enc?text?=". Returns its total length or 0.
 struct Word {
   std::string_view charset;
@@ -158,8 +143,8 @@ bool decode_word_bytes(const Word& w, uint8_t* buf, std::size_t cap, std::size_t
       uint8_t o = c;
       if (c == '_') o = ' ';
       else if (c == '=') {
-        int h = i + 1 < w.text_len ? hexval(w.text[i + 1]) : -1;
-        int l = i + 2 < w.text_len ? hexval(w.text[i + 2]) : -1;
+        int h = i + 1 < w.text_len ? hex_value(w.text[i + 1]) : -1;
+        int l = i + 2 < w.text_len ? hex_value(w.text[i + 2]) : -1;
         if (h >= 0 && l >= 0) { o = uint8_t(h * 16 + l); i += 2; }
         else ok = false;
       }
@@ -172,7 +157,7 @@ bool decode_word_bytes(const Word& w, uint8_t* buf, std::size_t cap, std::size_t
   for (std::size_t i = 0; i < w.text_len; ++i) {
     uint8_t c = w.text[i];
     if (c == '=') break;
-    int v = b64val(c);
+    int v = base64_value(c);
     if (v < 0) { if (c != ' ' && c != '\t') ok = false; continue; }
     acc = (acc << 6) | uint32_t(v);
     bits += 6;

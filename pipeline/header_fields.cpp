@@ -1,6 +1,7 @@
 // Structured header field parameters, RFC 2045 / 2183 / 2231 read as clients read them (see
 // header_fields.h).
 #include "pipeline/header_fields.h"
+#include "pipeline/mime_chars.h"
 
 namespace sluice::pipeline {
 
@@ -29,13 +30,6 @@ std::size_t skip_cfws(const char* f, std::size_t len, std::size_t i) noexcept {
     else break;
   }
   return i;
-}
-
-int hexval(uint8_t c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // A double quote written in a file name value that is not a quoted string: dropped.
@@ -68,7 +62,7 @@ void pct_decode(std::string_view v, uint8_t* out, std::size_t cap, std::size_t& 
     uint8_t c = uint8_t(v[i]);
     if (c == '"' && no_quotes) continue;
     if (c == '%' && i + 2 < v.size()) {
-      int h = hexval(uint8_t(v[i + 1])), l = hexval(uint8_t(v[i + 2]));
+      int h = hex_value(uint8_t(v[i + 1])), l = hex_value(uint8_t(v[i + 2]));
       if (h >= 0 && l >= 0) { c = uint8_t(h * 16 + l); i += 2; }
       else bad = true;
     } else if (c == '%') {

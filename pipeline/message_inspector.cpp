@@ -13,8 +13,11 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
   };
 
  public:
-  MessageInspector(const MimeLimits& limits, AttachmentHandoff& handoff, bool hold_ends)
-      : mime_(limits), handoff_(handoff), hold_ends_(hold_ends) {}
+  MessageInspector(const MimeLimits& limits, AttachmentHandoff& handoff, bool hold_ends,
+                   std::shared_ptr<SingleParserPool> pool)
+      : mime_(limits), handoff_(handoff), hold_ends_(hold_ends), pool_(std::move(pool)), alt_(*this) {
+    mime_.set_alternate(pool_.get(), &alt_);
+  }
 
   void begin(const records::MessageContext& ctx) noexcept override {
     remember(ctx);
@@ -82,10 +85,40 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
 
   void remember(const records::MessageContext& ctx) noexcept { ctx_ = ctx; }
 
+  // The parts of the message's header_lenient parse (MimeParser::set_alternate): its attachments
+  // are files of the same message (`reading` header_lenient), with their own nesting.
+  class AltParts final : public MimeCallbacks {
+   public:
+    explicit AltParts(MessageInspector& owner) : owner_(owner) {}
+    void on_part_begin(const PartInfo& part) noexcept override {
+      Open& o = open_[depth_ < kDepth ? depth_ : kDepth - 1];
+      ++depth_;
+      o.attachment = part.attachment;
+      if (o.attachment) o.file = owner_.handoff_.file_begin(owner_.message_, part, owner_.ctx_);
+    }
+    void on_part_data(const uint8_t* data, std::size_t len) noexcept override {
+      const Open& o = open_[depth_ == 0 ? 0 : (depth_ <= kDepth ? depth_ - 1 : kDepth - 1)];
+      if (o.attachment) owner_.handoff_.file_data(o.file, data, len);
+    }
+    void on_part_end(PartEnd how) noexcept override {
+      const Open& o = open_[depth_ == 0 ? 0 : (depth_ <= kDepth ? depth_ - 1 : kDepth - 1)];
+      if (depth_) --depth_;
+      if (o.attachment) owner_.handoff_.file_end(o.file, how);
+    }
+    void on_anomaly(MimeAnomaly) noexcept override {}  // the message's anomalies are the primary parse's
+
+   private:
+    MessageInspector& owner_;
+    Open open_[kDepth];
+    unsigned depth_ = 0;
+  };
+
   const Open& top() const noexcept { return open_[depth_ == 0 ? 0 : (depth_ <= kDepth ? depth_ - 1 : kDepth - 1)]; }
   MimeParser mime_;
   AttachmentHandoff& handoff_;
   const bool hold_ends_;
+  std::shared_ptr<SingleParserPool> pool_;
+  AltParts alt_;
   records::MessageContext ctx_{};
   Handle message_ = AttachmentHandoff::kNone;
   Open open_[kDepth];
@@ -100,7 +133,7 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
 }  // namespace
 
 std::unique_ptr<reassembly::MessageObserver> MessageInspectorFactory::make(records::RecordSink&, unsigned lcore) {
-  auto inspector = std::make_unique<MessageInspector>(limits_, *handoffs_.at(lcore), hold_ends_);
+  auto inspector = std::make_unique<MessageInspector>(limits_, *handoffs_.at(lcore), hold_ends_, pools_.at(lcore));
   // Opens the parser's Hyperscan stream; if that fails the parser keeps its SSE2 scan (same parts).
   if (body_scan_) inspector->use_body_scan(body_scan_, scratches_.at(lcore));
   return inspector;

@@ -21,7 +21,10 @@ class MessageInspectorFactory final : public reassembly::MessageObserverFactory 
   // `scratches[i]` on RX lcore i; without, with their SSE2 scan.
   MessageInspectorFactory(const MimeLimits& limits, std::vector<AttachmentHandoff*> handoffs,
                           const MimeBodyScan* body_scan = nullptr, std::vector<MimeBodyScan::Scratch*> scratches = {})
-      : limits_(limits), handoffs_(std::move(handoffs)), body_scan_(body_scan), scratches_(std::move(scratches)) {}
+      : limits_(limits), handoffs_(std::move(handoffs)), body_scan_(body_scan), scratches_(std::move(scratches)) {
+    // The header_lenient reading's parser of each RX lcore (mime_readings.h), made on first use.
+    for (std::size_t i = 0; i < handoffs_.size(); ++i) pools_.push_back(std::make_shared<SingleParserPool>(limits_));
+  }
   std::unique_ptr<reassembly::MessageObserver> make(records::RecordSink& out, unsigned lcore) override;
   // Debug (`hold.debug_hold_every_message`): every inspector asks for the frame ending each of its
   // messages to be held (MessageObserver::hold_end), so that the hold path runs without a policy.
@@ -33,6 +36,7 @@ class MessageInspectorFactory final : public reassembly::MessageObserverFactory 
   std::vector<AttachmentHandoff*> handoffs_;
   const MimeBodyScan* body_scan_;
   std::vector<MimeBodyScan::Scratch*> scratches_;
+  std::vector<std::shared_ptr<SingleParserPool>> pools_;
   bool hold_ends_ = false;
 };
 

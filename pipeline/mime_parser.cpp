@@ -22,6 +22,7 @@
 #endif
 
 #include "pipeline/header_fields.h"
+#include "pipeline/mime_chars.h"
 
 namespace sluice::pipeline {
 
@@ -138,15 +139,11 @@ TransferEncoding parse_cte(std::string_view v) noexcept {
 // "xx base64", ",base64", ": base64" or "base64,quoted-printable" do (mime_readings.h): a bit per
 // TransferEncoding.
 uint16_t cte_named(std::string_view v) noexcept {
-  auto has = [&](std::string_view word) {
-    for (std::size_t i = 0; i + word.size() <= v.size(); ++i)
-      if (ieq(v.substr(i, word.size()), word)) return true;
-    return false;
-  };
+  const uint8_t words = cte_words(v);
   uint16_t bits = 0;
-  if (has("base64")) bits |= uint16_t(1u << unsigned(TransferEncoding::base64));
-  if (has("quoted-printable")) bits |= uint16_t(1u << unsigned(TransferEncoding::quoted_printable));
-  if (has("7bit") || has("8bit") || has("binary")) bits |= uint16_t(1u << unsigned(TransferEncoding::seven_bit));
+  if (words & cte_word_base64) bits |= uint16_t(1u << unsigned(TransferEncoding::base64));
+  if (words & cte_word_quoted_printable) bits |= uint16_t(1u << unsigned(TransferEncoding::quoted_printable));
+  if (words & cte_word_identity) bits |= uint16_t(1u << unsigned(TransferEncoding::seven_bit));
   return bits;
 }
 
@@ -175,6 +172,33 @@ bool is_header_line(const char* f, std::size_t n) noexcept {
   for (std::size_t i = 0; i < e; ++i)
     if (uint8_t(f[i]) <= 32 || uint8_t(f[i]) >= 127) return false;
   return true;
+}
+
+// A Content-Type value that readers disagree on: stray ':' in front ("Content-Type:: multipart/x"),
+// or an RFC 2047 encoded word in the type ("=?UTF-8?B?bXVsdGlwYXJ0?=/mixed").
+bool odd_type(std::string_view v) noexcept {
+  v = trim(v);
+  if (!v.empty() && v.front() == ':') return true;
+  return v.substr(0, v.find(';')).find("=?") != std::string_view::npos;
+}
+
+// How many forms of parameter 0 a parsed field has (plain "boundary=", RFC 2231 "boundary*=",
+// RFC 2231 sections): more than one is a choice readers make differently.
+int boundary_forms(const ParsedField& f) noexcept {
+  int plain = 0, ext = 0, sections = 0;
+  for (int e = 0; e < f.count; ++e) {
+    if (f.entries[e].which != 0) continue;
+    if (f.entries[e].index == -1) ++plain;
+    else if (f.entries[e].index == -2) ++ext;
+    else sections = 1;
+  }
+  return plain + ext + sections;
+}
+
+const ParsedField::Entry* last_plain(const ParsedField& f, uint8_t which) noexcept {
+  for (int e = f.count - 1; e >= 0; --e)
+    if (f.entries[e].which == which && f.entries[e].index == -1) return &f.entries[e];
+  return nullptr;
 }
 
 bool uu_end(const uint8_t* s, std::size_t n) noexcept {
@@ -227,6 +251,7 @@ void MimeParser::ChildForward::on_part_begin(const PartInfo& part) noexcept {
   std::memcpy(path + n, part.path.data(), add);
   PartInfo p = part;
   p.path = std::string_view(path, n + add);
+  if (self->lenient_) p.reading = MimeReading::header_lenient;
   self->parts_++;
   if (p.attachment) self->attachments_++;
   if (self->cb_) self->cb_->on_part_begin(p);
@@ -392,6 +417,20 @@ MimeParser::MimeParser(const MimeLimits& limits, int level) noexcept : limits_(l
 
 MimeParser::~MimeParser() = default;
 
+SingleParserPool::SingleParserPool(const MimeLimits& limits) noexcept : limits_(limits) { limits_.max_readings = 0; }
+SingleParserPool::~SingleParserPool() = default;
+
+MimeParser* SingleParserPool::acquire() noexcept {
+  if (lent_) return nullptr;
+  if (!parser_) parser_.reset(new (std::nothrow) MimeParser(limits_));
+  lent_ = parser_ != nullptr;
+  return parser_.get();
+}
+
+void SingleParserPool::release(MimeParser* parser) noexcept {
+  if (parser == parser_.get()) lent_ = false;
+}
+
 void MimeParser::reset(MimeCallbacks* callbacks) noexcept {
   cb_ = callbacks;
   if (hs_) {
@@ -415,12 +454,58 @@ void MimeParser::reset(MimeCallbacks* callbacks) noexcept {
   leaf_reported_ = uu_open_ = child_active_ = false;
   active_ = nullptr;
   seen_version_ = false;
+  if (alt_) end_alternate(false);
+  lenient_ = false;
+  watch_top_ = top_open_ = alt_pool_ && keep_ && limits_.max_readings > 0;
+  top_want_ = keep_over_ = false;
+  keep_len_ = 0;
+  top_len_ = 0;
   start_entity(true, 0, 1, false);
+}
+
+void MimeParser::set_alternate(MimeParserPool* pool, MimeCallbacks* callbacks) noexcept {
+  alt_pool_ = is_child_ ? nullptr : pool;
+  alt_cb_ = callbacks;
+  if (alt_pool_ && !keep_ && limits_.reading_retain_bytes)
+    keep_.reset(new (std::nothrow) uint8_t[limits_.reading_retain_bytes]);
+  reset(cb_);
+}
+
+// The message's feeds up to the end of its top-level header: held (header_lenient, if wanted,
+// reads the message from its first byte); the feed that ends it starts that reading.
+void MimeParser::top_header_fed(const uint8_t* data, std::size_t len) noexcept {
+  if (top_open_) {
+    if (!keep_over_ && len <= limits_.reading_retain_bytes - keep_len_) {
+      std::memcpy(keep_.get() + keep_len_, data, len);
+      keep_len_ += len;
+    } else {
+      keep_over_ = true;
+    }
+    return;
+  }
+  watch_top_ = false;
+  if (!top_want_) return;
+  if (keep_over_ || top_len_ > limits_.reading_retain_bytes || readings_ >= limits_.max_readings || !(alt_ = alt_pool_->acquire())) {
+    note(MimeAnomaly::reading_skipped);
+    return;
+  }
+  ++readings_;
+  alt_->reset(alt_cb_);
+  alt_->lenient_ = true;
+  alt_->feed(keep_.get(), keep_len_);
+  alt_->feed(data, len);
+}
+
+void MimeParser::end_alternate(bool complete) noexcept {
+  alt_->finish(complete);
+  alt_pool_->release(alt_);
+  alt_ = nullptr;
 }
 
 void MimeParser::resume(MimeCallbacks* callbacks, const MimeParser& from) noexcept {
   reset(callbacks);
   if (from.phase_ != Phase::body || from.depth_ == 0 || from.is_child_) return;
+  watch_top_ = top_open_ = false;
   depth_ = from.depth_;
   std::memcpy(frames_, from.frames_, sizeof(Frame) * static_cast<std::size_t>(depth_));
   std::memcpy(path_, from.path_, from.path_len_);
@@ -475,6 +560,13 @@ void MimeParser::start_entity(bool message_body, std::size_t prefix_len, uint32_
 
 void MimeParser::feed(const uint8_t* data, std::size_t len) noexcept {
   if (finished_) return;
+  if (alt_) alt_->feed(data, len);
+  const bool top = watch_top_;
+  feed_bytes(data, len);
+  if (top) top_header_fed(data, len);
+}
+
+void MimeParser::feed_bytes(const uint8_t* data, std::size_t len) noexcept {
   if (!hs_) {
     feed_piece(data, len);
     return;
@@ -499,7 +591,9 @@ void MimeParser::feed_piece(const uint8_t* data, std::size_t len) noexcept {
   while (len > 0) {
     std::size_t used;
     if (phase_ == Phase::headers) {
+      const bool top = top_open_;
       used = header_bytes(data, len);
+      if (top) top_len_ += used;  // the top-level header's size, however it was split
     } else if (carry_len_ > 0) {
       // Complete the held line start: up to its '\n', or until it is too long to be special.
       const void* nl = std::memchr(data, '\n', len);
@@ -553,6 +647,8 @@ void MimeParser::finish(bool complete) noexcept {
     if (frames_[k].multipart && !frames_[k].closed && complete) note(MimeAnomaly::missing_close_delimiter);
   depth_ = 0;
   finished_ = true;
+  watch_top_ = top_open_ = false;
+  if (alt_) end_alternate(complete);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -640,7 +736,8 @@ std::size_t MimeParser::header_bytes(const uint8_t* p, std::size_t n) noexcept {
     // A line that is not a header field ("name:") ends the header block without the empty line
     // and is the first body line, as mail clients (and Python's email package) read it. An mbox
     // "From " line at the top is skipped.
-    if (!is_header_line(field_, field_len_) &&
+    // (header_lenient: such a line does not end the block; without ':' it is no field.)
+    if (!lenient_ && !is_header_line(field_, field_len_) &&
         !(depth_ == 0 && ent_message_body_ && field_len_ >= 5 && std::memcmp(field_, "From ", 5) == 0)) {
       std::size_t flen = field_len_;
       have_field_ = false;
@@ -664,7 +761,35 @@ std::size_t MimeParser::header_bytes(const uint8_t* p, std::size_t n) noexcept {
   return n;
 }
 
+// A fold whose continuation line holds a Content-* field ("X-Foo: bar" CRLF " Content-Type: ..."):
+// header_lenient reads that line as a field of its own (a reader that splits header lines before
+// unfolding), and in the primary parse of a top-level header it asks for that reading. Returns
+// true when the field was processed here.
+bool MimeParser::lenient_fields() noexcept {
+  for (std::size_t q = 0; q < field_len_; ++q) {
+    if (field_[q] != '\n') continue;
+    std::size_t r = q + 1;
+    while (r < field_len_ && is_wsp(uint8_t(field_[r]))) ++r;
+    if (field_len_ - r <= 8 || !ieq(std::string_view(field_ + r, 8), "content-") ||
+        !is_header_line(field_ + r, field_len_ - r))
+      continue;
+    if (!lenient_) {
+      top_want_ = true;
+      return false;
+    }
+    const std::size_t total = field_len_;
+    field_len_ = q;
+    process_field();
+    std::memmove(field_, field_ + r, total - r);
+    field_len_ = total - r;
+    process_field();
+    return true;
+  }
+  return false;
+}
+
 void MimeParser::process_field() noexcept {
+  if ((lenient_ || top_open_) && std::memchr(field_, '\n', field_len_) && lenient_fields()) return;
   // A lone CR inside a field followed by another "Name:" is a line break (old Mac line ends;
   // clients split there): the fields are processed one by one.
   for (std::size_t q = 0; q + 1 < field_len_; ++q) {
@@ -703,6 +828,8 @@ void MimeParser::process_one_field() noexcept {
     // and the primary names.
     const bool first = is_ct ? !seen_ct_ : !seen_cd_;
     if (!first) note(MimeAnomaly::duplicate_header);
+    if (is_ct && top_open_) top_want_ |= !first || odd_type(std::string_view(value, vlen));
+    if (is_ct && lenient_) lenient_type(value, vlen);
     const std::size_t rlen = vlen < sizeof raw_field_ ? vlen : sizeof raw_field_;
     std::memcpy(raw_field_, value, rlen);
     const std::string_view raw(raw_field_, rlen);
@@ -719,7 +846,9 @@ void MimeParser::process_one_field() noexcept {
     lenient_name_values(raw, "filename", conv_, scratch_, sizeof scratch_, name_tmp_, sizeof name_tmp_, names_);
     lenient_name_values(raw, "name", conv_, scratch_, sizeof scratch_, name_tmp_, sizeof name_tmp_, names_);
     names_.keep_sections(pf, fname_which, 1);
-    if (!first) return;
+    if (is_ct && top_open_) top_want_ |= boundary_forms(pf) > 1;
+    // header_lenient: the last Content-Type wins (GMime), else the first.
+    if (!first && !(is_ct && lenient_)) return;
     bool bad = false;
     if (is_ct) {
       seen_ct_ = true;
@@ -729,9 +858,19 @@ void MimeParser::process_one_field() noexcept {
       {
         // The boundary: RFC 2231 forms decoded, no RFC 2047 (a boundary is compared as bytes).
         Utf8Out o(bnd_, sizeof bnd_);
-        if (assemble_param(pf, 0, conv_, scratch_, sizeof scratch_, o, bad, false)) bnd_len_ = o.size();
-        // RFC 2046 5.1.1: a boundary does not end in a space; delimiter lines may add some.
-        while (bnd_len_ > 0 && is_wsp(uint8_t(bnd_[bnd_len_ - 1]))) --bnd_len_;
+        bnd_len_ = 0;
+        const ParsedField::Entry* last = lenient_ ? last_plain(pf, 0) : nullptr;
+        if (last) {
+          o.put_bytes(last->value.data(), last->value.size());  // header_lenient: the last plain one
+          bnd_len_ = o.size();
+        } else if (assemble_param(pf, 0, conv_, scratch_, sizeof scratch_, o, bad, false)) {
+          bnd_len_ = o.size();
+        }
+        // RFC 2046 5.1.1: a boundary does not end in a space; delimiter lines may add some. One
+        // that is only spaces is kept as it is (GMime reads "-- " lines as its delimiters).
+        std::size_t keep = bnd_len_;
+        while (keep > 0 && is_wsp(uint8_t(bnd_[keep - 1]))) --keep;
+        if (keep > 0) bnd_len_ = keep;
       }
       Utf8Out o(ct_name_, sizeof ct_name_);
       if (assemble_param(pf, 1, conv_, scratch_, sizeof scratch_, o, bad, true)) ct_name_len_ = o.finish();
@@ -761,7 +900,39 @@ void MimeParser::process_one_field() noexcept {
   }
 }
 
+// header_lenient: the Content-Type value read past stray leading ':' and with RFC 2047 words in
+// its type decoded (in place; a decoding longer than the words is left as it is).
+void MimeParser::lenient_type(char*& value, std::size_t& vlen) noexcept {
+  while (vlen > 0 && (is_wsp(uint8_t(*value)) || *value == ':' || *value == '\n')) {
+    ++value;
+    --vlen;
+  }
+  const std::string_view v(value, vlen);
+  const std::size_t tlen = v.substr(0, v.find(';')).size();
+  if (std::string_view(value, tlen).find("=?") == std::string_view::npos) return;
+  Utf8Out o(name_tmp_, sizeof name_tmp_);
+  conv_.decode_words(reinterpret_cast<const uint8_t*>(value), tlen, o);
+  if (o.overflowed() || o.size() > tlen) return;
+  const std::size_t d = o.size();
+  std::memcpy(value, name_tmp_, d);
+  std::memmove(value + d, value + tlen, vlen - tlen);
+  vlen -= tlen - d;
+}
+
 void MimeParser::headers_done() noexcept {
+  if (top_open_) {
+    // The end of the top-level header: a block ended by a stray line, or MIME without a
+    // Content-Type, is read the header_lenient way too (top_header_fed starts it).
+    top_open_ = false;
+    top_want_ |= ent_junk_end_ || (seen_version_ && !seen_ct_);
+  }
+  if (lenient_ && depth_ == 0 && ent_message_body_ && !seen_ct_) {
+    // header_lenient: a top-level body without a type is sniffed as a multipart (sniff_line).
+    static constexpr std::string_view kMixed = "multipart/mixed";
+    std::memcpy(ctype_, kMixed.data(), kMixed.size());
+    ctype_len_ = kMixed.size();
+    seen_ct_ = true;
+  }
   std::string_view type(ctype_, ctype_len_);
   if (!seen_ct_ || type.empty()) {
     type = ent_digest_child_ ? "message/rfc822" : "text/plain";
@@ -883,6 +1054,7 @@ void MimeParser::begin_leaf() noexcept {
   info.encoding = cte_;
   info.attachment = !fname.empty() || disp == "attachment" || type.substr(0, 5) != "text/";
   info.uuencoded = false;
+  if (lenient_) info.reading = MimeReading::header_lenient;
   parts_++;
   leaf_reported_ = true;
   leaf_cte_ = cte_;
@@ -963,6 +1135,7 @@ void MimeParser::start_reading(MimeReading kind, bool replay) noexcept {
       break;
     }
     case MimeReading::primary:
+    case MimeReading::header_lenient:  // a parse of its own (set_alternate)
     case MimeReading::count_: return;
   }
   const unsigned slot = nlr_++;
@@ -1118,6 +1291,7 @@ void MimeParser::begin_uu(const uint8_t* name, std::size_t len) noexcept {
   info.encoding = TransferEncoding::uuencode;
   info.attachment = true;
   info.uuencoded = true;
+  if (lenient_) info.reading = MimeReading::header_lenient;
   parts_++;
   attachments_++;
   uu_open_ = true;
@@ -1250,6 +1424,12 @@ bool MimeParser::sniff_line(const uint8_t* s, std::size_t n) noexcept {
     if (f.blen == 0) {
       std::memcpy(f.boundary, s + b, e - b);
       f.blen = uint16_t(e - b);
+      // "--b X": its first word is a boundary too (the close delimiter "--b--" of such a body).
+      const void* sp = std::memchr(s + b, ' ', e - b);
+      if (sp) {
+        f.alen = uint16_t(static_cast<const uint8_t*>(sp) - (s + b));
+        std::memcpy(f.alt, s + b, f.alen);
+      }
     } else {
       std::memcpy(f.alt, s + b, e - b);
       f.alen = uint16_t(e - b);

@@ -138,6 +138,33 @@ class MimeCallbacks {
 // reported while its enclosing text part is open (begin/data/end nested inside that part's
 // begin/end); on_part_data always belongs to the innermost open part. on_anomaly is called on the
 // first occurrence of each kind in a message.
+class MimeParser;
+
+// Lends the parser that takes a message's header_lenient reading (mime_readings.h): usually one
+// per lcore, shared by its sessions, so one message at a time; the others that would need it then
+// get reading_skipped. Made with MimeLimits::max_readings 0 (its parse takes no readings itself).
+class MimeParserPool {
+ public:
+  virtual ~MimeParserPool() = default;
+  virtual MimeParser* acquire() noexcept = 0;  // nullptr while lent or when it could not be made
+  virtual void release(MimeParser* parser) noexcept = 0;
+};
+
+// The usual pool: one parser, made on first use with `limits` (max_readings 0), lent to one
+// message at a time.
+class SingleParserPool final : public MimeParserPool {
+ public:
+  explicit SingleParserPool(const MimeLimits& limits) noexcept;
+  ~SingleParserPool() override;
+  MimeParser* acquire() noexcept override;
+  void release(MimeParser* parser) noexcept override;
+
+ private:
+  MimeLimits limits_;
+  std::unique_ptr<MimeParser> parser_;
+  bool lent_ = false;
+};
+
 class MimeParser {
  public:
   explicit MimeParser(const MimeLimits& limits = {}) noexcept;
@@ -160,6 +187,12 @@ class MimeParser {
   // always use the SSE2 scan (their input is decoded text, not the stream).
   bool use_body_scan(const MimeBodyScan* scan, MimeBodyScan::Scratch* scratch) noexcept;
   struct BodyScanState;  // internal (mime_parser.cpp)
+  // The header_lenient reading (mime_readings.h): when a message's top-level header is ambiguous,
+  // a parser from `pool` reads the whole message again (the feeds held until the header ends; a
+  // header over MimeLimits::reading_retain_bytes: reading_skipped, however the input was split) and reports its
+  // parts, each with `reading` header_lenient, to `callbacks` (not this parser's: its parts
+  // interleave with this one's). It counts as one of the message's readings. Set-up only.
+  void set_alternate(MimeParserPool* pool, MimeCallbacks* callbacks) noexcept;
   // End of the message content. `complete`: the SMTP transfer ended normally (else open parts end
   // `truncated`).
   void finish(bool complete) noexcept;
@@ -266,6 +299,11 @@ class MimeParser {
   void start_reading(MimeReading kind, bool replay) noexcept;
   void leaf_readings(const uint8_t* p, std::size_t n) noexcept;
   void end_readings(PartEnd how) noexcept;
+  void feed_bytes(const uint8_t* data, std::size_t len) noexcept;
+  void top_header_fed(const uint8_t* data, std::size_t len) noexcept;
+  bool lenient_fields() noexcept;
+  void lenient_type(char*& value, std::size_t& vlen) noexcept;
+  void end_alternate(bool complete) noexcept;
 
   MimeLimits limits_;
   bool is_child_;
@@ -383,6 +421,20 @@ class MimeParser {
   // Hyperscan body scanning (use_body_scan): null when the SSE2 scan is used.
   std::unique_ptr<BodyScanState> hs_;
   const uint8_t* hs_span_ = nullptr;  // the body_span input the current events describe
+
+  // header_lenient (set_alternate): this parser lends the reading to alt_; a lent parser has
+  // lenient_ set for the message.
+  MimeParserPool* alt_pool_ = nullptr;
+  MimeCallbacks* alt_cb_ = nullptr;
+  MimeParser* alt_ = nullptr;
+  bool lenient_ = false;
+  bool watch_top_ = false;    // the message's first feeds: its top-level header's bytes are held
+  bool top_open_ = false;     // the top-level header block is being read
+  bool top_want_ = false;     // it is ambiguous: header_lenient wanted
+  bool keep_over_ = false;    // its bytes did not fit in keep_
+  std::unique_ptr<uint8_t[]> keep_;  // MimeLimits::reading_retain_bytes
+  std::size_t keep_len_ = 0;
+  uint64_t top_len_ = 0;      // the top-level header's bytes: over reading_retain_bytes, no reading
 
   CharsetConverter conv_;
   uint8_t scratch_[8192];

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "pipeline/mime_chars.h"
 #include "pipeline/output_block.h"
 
 namespace sluice::pipeline {
@@ -12,27 +13,11 @@ namespace {
 
 const char* const kNames[] = {"primary",       "cte_base64", "cte_quoted_printable", "cte_identity",
                               "base64_lines",  "base64_strict", "qp_lenient",        "qp_lf",
-                              "raw_lf",        "header_junk_skipped", "header_junk_separator"};
+                              "raw_lf",        "header_junk_skipped", "header_junk_separator",
+                              "header_lenient"};
 static_assert(sizeof kNames / sizeof kNames[0] == std::size_t(MimeReading::count_));
 
-// The base64 alphabet (RFC 4648 section 4): value, or -1.
-int b64(uint8_t c) noexcept {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 bool space(uint8_t c) noexcept { return c == ' ' || c == '\t' || c == '\r'; }
-
-int hex(uint8_t c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
 
 // The 1 or 2 bytes of a partial quantum of 2 or 3 characters.
 void put_partial(OutputBlock& block, uint32_t acc, uint8_t count) noexcept {
@@ -85,7 +70,7 @@ DecodeStatus Base64LinesDecoder::feed(const uint8_t* in, std::size_t len, ByteSi
       continue;
     }
     if (stopped_ || space(c)) continue;
-    const int v = b64(c);
+    const int v = base64_value(c);
     if (v < 0) {
       stopped_ = true;
       padded_ = c == '=';
@@ -134,7 +119,7 @@ DecodeStatus Base64StrictDecoder::feed(const uint8_t* in, std::size_t len, ByteS
       done_ = true;
       continue;
     }
-    const int v = b64(c);
+    const int v = base64_value(c);
     if (v < 0) {
       ++invalid_;
       continue;
@@ -186,8 +171,8 @@ void QpReadingDecoder::line(bool eol, ByteSink& sink) noexcept {
       block.put(c);
       continue;
     }
-    const int h = i + 1 < n ? hex(buf_[i + 1]) : -1;
-    const int l = i + 2 < n ? hex(buf_[i + 2]) : -1;
+    const int h = i + 1 < n ? hex_value(buf_[i + 1]) : -1;
+    const int l = i + 2 < n ? hex_value(buf_[i + 2]) : -1;
     if (h >= 0 && l >= 0) {
       block.put(static_cast<uint8_t>(h * 16 + l));
       i += 2;
@@ -305,18 +290,8 @@ void HeaderJunkDecoder::header_line() noexcept {
   if (k + 1 != sizeof kName) return;
   while (i < n && (line_[i] == ' ' || line_[i] == '\t')) ++i;
   if (i >= n || line_[i] != ':') return;
-  auto has = [&](const char* w) {
-    const std::size_t wl = std::strlen(w);
-    for (std::size_t j = i; j + wl <= n; ++j) {
-      std::size_t m = 0;
-      while (m < wl && (line_[j + m] | 0x20) == w[m]) ++m;
-      if (m == wl) return true;
-    }
-    return false;
-  };
-  if (has("base64")) found_ = base64;
-  else if (has("quoted-printable")) found_ = quoted_printable;
-  else found_ = identity;
+  const uint8_t words = cte_words(std::string_view(reinterpret_cast<const char*>(line_ + i), n - i));
+  found_ = (words & cte_word_base64) ? base64 : (words & cte_word_quoted_printable) ? quoted_printable : identity;
   have_found_ = true;
 }
 

@@ -26,6 +26,17 @@
 //   line as the body's first). Other readers skip such lines and end the block at the first
 //   empty (or whitespace-only) line, applying a Content-Transfer-Encoding found in between
 //   (`skipped`), or take the stray line as the (damaged) empty line and drop it (`separator`).
+// - header_lenient: the whole message parsed again (a parser of its own, MimeParser::set_alternate)
+//   when its top-level header is ambiguous, with the rules other readers apply to header blocks:
+//   the last Content-Type field and the last plain boundary parameter win (GMime, and so
+//   Evolution, takes the last Content-Type; Sluice and Python the first); a Content-Type value is
+//   read past stray leading ':' and with RFC 2047 encoded words decoded in its type; a line that
+//   is not a header field does not end a header block, and a folded line that holds a Content-*
+//   field is a field of its own (readers that split header lines before unfolding); a top-level
+//   header without Content-Type whose body starts with a "--X" line is a multipart with boundary
+//   X (clients that sniff the structure). Every attachment of that parse is a file of this
+//   reading. Started only where the primary parse saw one of these ambiguities in the top-level
+//   header (a header block of a nested part is read one way: its bytes are gone by then).
 #pragma once
 
 #include <cstddef>
@@ -49,6 +60,7 @@ enum class MimeReading : uint8_t {
   raw_lf,
   header_junk_skipped,
   header_junk_separator,
+  header_lenient,
   count_
 };
 const char* mime_reading_name(MimeReading r) noexcept;  // "primary", "cte_base64", ...

@@ -6,7 +6,9 @@
 // must give the same log, anomalies included; the candidates-only one (mime.body_scan: hyperscan)
 // the same parts and bytes. Other readings of a part (mime_readings.h) must begin and end inside
 // their attachment part, in a free slot, with valid names; their bytes are in the log (at their
-// end: where a lazy reading starts depends on the split, what it gives must not).
+// end: where a lazy reading starts depends on the split, what it gives must not). The
+// header_lenient parse (MimeParser::set_alternate) is checked with the same contract, its parts
+// marked header_lenient, and its log is part of the run's.
 #include <openssl/evp.h>
 
 #include <cstdint>
@@ -35,13 +37,14 @@ bool valid_utf8(std::string_view s) {
 
 // A uuencoded block is reported as a part of its own while its text part is open: depth 2 at most.
 struct Checker final : MimeCallbacks {
+  MimeReading expect = MimeReading::primary;  // header_lenient for the parts of the second parse
   std::string log;
   int open = 0;
   bool attachment[2] = {false, false};
   void on_part_begin(const PartInfo& p) noexcept override {
     if (p.path.empty() || p.path.size() > 4096 || !valid_utf8(p.filename)) std::abort();
     if (open == 2 || (open == 1 && (!p.uuencoded || attachment[0]))) std::abort();
-    if (p.reading != MimeReading::primary || readings_open) std::abort();
+    if (p.reading != expect || readings_open) std::abort();
     for_each_name(p.filenames, [&](std::string_view n) {
       if (n.empty() || !valid_utf8(n)) std::abort();
       log += n;
@@ -95,11 +98,19 @@ struct Checker final : MimeCallbacks {
 
 enum class Scan { sse2, hs_exact, hs_candidates };
 
+Checker& alt_checker() {
+  static Checker alt;
+  return alt;
+}
+
 MimeParser& parser_for(Scan scan) {
   static MimeParser sse2;  // ~175 KiB each: built once
   static MimeParser exact, candidates;
+  static SingleParserPool pool{MimeLimits{}};
   static bool ready = false;
   if (!ready) {
+    alt_checker().expect = MimeReading::header_lenient;
+    for (MimeParser* p : {&sse2, &exact, &candidates}) p->set_alternate(&pool, &alt_checker());
     std::string error;
     static auto db_exact = MimeBodyScan::compile(error, true);
     static auto db_candidates = MimeBodyScan::compile(error, false);
@@ -117,6 +128,8 @@ std::string run(const uint8_t* data, std::size_t size, unsigned seed, Scan scan 
                 bool with_anomalies = true) {
   MimeParser& parser = parser_for(scan);
   Checker c;
+  Checker& alt = alt_checker();
+  alt.log.clear();
   parser.reset(&c);
   std::size_t off = 0;
   unsigned x = seed;
@@ -127,7 +140,8 @@ std::string run(const uint8_t* data, std::size_t size, unsigned seed, Scan scan 
     off += n;
   }
   parser.finish(seed & 1);
-  if (c.open) std::abort();  // finish() ends every part
+  if (c.open || alt.open) std::abort();  // finish() ends every part, the second parse's too
+  c.log += "header_lenient:\n" + alt.log;
   if (with_anomalies) c.log += std::to_string(parser.anomalies());
   return c.log;
 }

@@ -56,7 +56,7 @@ RATCHET = {
     3: {"content": 0, "filename": 2},
     2: {"content": 4, "filename": 5},
     1: {"content": 29, "filename": 23},
-    0: {"content": 126, "filename": 52},
+    0: {"content": 135, "filename": 52},
 }
 
 E = hashlib.sha256(b"").hexdigest()

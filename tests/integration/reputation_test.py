@@ -196,6 +196,32 @@ class Reputation(unittest.TestCase):
         handoff = ev.stats["lcores"][0]["handoff"]
         self.assertEqual((handoff["readings"], handoff["readings_same"]), (2, 1))
 
+    def test_the_other_reading_of_a_top_level_header_is_looked_up_and_decides(self):
+        """Issue 17: two Content-Type fields at the top (mime-is-broken "ct:text,ct:multi"): the
+        primary reading takes the first (text/plain: no attachment), the header_lenient parse the
+        last (GMime's reading), which finds the attachment; the cloud knows it as malicious, so the
+        message is. The attachment of that parse is reported once, as header_lenient."""
+        bad = b"MZ payload behind the second Content-Type" * 20
+        b64 = base64.encodebytes(bad).replace(b"\n", b"\r\n")
+        raw = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: two types\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: text/plain\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+               b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+               b"--b\r\nContent-Type: application/octet-stream; name=\"invoice.exe\"\r\n"
+               b"Content-Transfer-Encoding: base64\r\n\r\n" + b64 + b"--b--\r\n")
+        conv = tcpgen.Conversation(client="198.51.100.3", server="192.0.2.25", cport=40002)
+        frames = tcpgen.smtp_session(conv, [("a@example.org", ["b@example.net"], raw)]).frames
+        c = self.cloud()
+        c.set_disposition(sha(bad), "malicious", threat_name="Win.Test.SecondType")
+        ev = self.replay(frames, config(c))
+        files = self.files(ev, 2)
+        self.assertEqual([f.get("reading") for f in files], ["header_lenient"], files)
+        f = files[0]
+        self.assertEqual((f["sha256"], f["size"], f["filename"], f["mime_path"]), (sha(bad), len(bad), "invoice.exe", "2"))
+        self.assertEqual((f["reputation"], f["threat_name"]), ("malicious", "Win.Test.SecondType"))
+        v = self.verdicts(ev)
+        self.assertEqual((v[2]["disposition"], v[2]["action"]), ("malicious", "reject"))
+        self.assertEqual(ev.stats["lcores"][0]["handoff"]["readings"], 1)
+
     def test_two_appliances_share_one_cloud(self):
         payload = b"spreading payload" * 30
         c = self.cloud()

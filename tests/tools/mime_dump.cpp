@@ -140,6 +140,54 @@ class Collector final : public MimeCallbacks {
   Open open_readings_[kMaxPartReadings];
 };
 
+// The parts of the header_lenient parse (MimeParser::set_alternate): each attachment goes into
+// the owner's "readings", as the other readings do.
+class AltCollector final : public MimeCallbacks {
+ public:
+  nlohmann::json* readings = nullptr;
+  void on_part_begin(const PartInfo& p) noexcept override {
+    Open o;
+    o.j = {{"path", std::string(p.path)},
+           {"reading", sluice::pipeline::mime_reading_name(p.reading)},
+           {"filename", std::string(p.filename)},
+           {"encoding", sluice::pipeline::transfer_encoding_name(p.encoding)}};
+    if (p.attachment) {
+      o.ctx = EVP_MD_CTX_new();
+      EVP_DigestInit_ex(o.ctx, EVP_sha256(), nullptr);
+    }
+    stack_.push_back(o);
+  }
+  void on_part_data(const uint8_t* d, std::size_t n) noexcept override {
+    if (stack_.empty()) { std::fprintf(stderr, "alternate: data outside a part\n"); return; }
+    stack_.back().size += n;
+    if (stack_.back().ctx) EVP_DigestUpdate(stack_.back().ctx, d, n);
+  }
+  void on_part_end(PartEnd how) noexcept override {
+    if (stack_.empty()) { std::fprintf(stderr, "alternate: end outside a part\n"); return; }
+    Open o = stack_.back();
+    stack_.pop_back();
+    if (!o.ctx) return;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(o.ctx, md, &len);
+    EVP_MD_CTX_free(o.ctx);
+    o.j["status"] = how == PartEnd::complete ? "complete" : "truncated";
+    o.j["size"] = o.size;
+    o.j["sha256"] = hex(md, len);
+    readings->push_back(o.j);
+  }
+  void on_anomaly(MimeAnomaly) noexcept override {}
+  bool balanced() const { return stack_.empty(); }
+
+ private:
+  struct Open {
+    nlohmann::json j;
+    EVP_MD_CTX* ctx = nullptr;
+    uint64_t size = 0;
+  };
+  std::vector<Open> stack_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -163,6 +211,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto parser = std::make_unique<MimeParser>();
+  sluice::pipeline::SingleParserPool pool{sluice::pipeline::MimeLimits{}};
+  AltCollector alt;
+  parser->set_alternate(&pool, &alt);
   std::unique_ptr<sluice::pipeline::MimeBodyScan> scan;
   std::unique_ptr<sluice::pipeline::MimeBodyScan::Scratch> scratch;
   if (hyperscan) {
@@ -183,6 +234,7 @@ int main(int argc, char** argv) {
       data.assign(std::istreambuf_iterator<char>(in), {});
     }
     Collector c;
+    alt.readings = &c.readings;
     parser->reset(&c);
     const auto* p = reinterpret_cast<const uint8_t*>(data.data());
     if (!split) {
@@ -198,6 +250,7 @@ int main(int argc, char** argv) {
       }
     }
     parser->finish(true);
+    if (!alt.balanced()) { std::fprintf(stderr, "%s: unbalanced header_lenient callbacks\n", f.c_str()); rc = 1; }
     if (!c.balanced()) { std::fprintf(stderr, "%s: unbalanced part callbacks\n", f.c_str()); rc = 1; }
     nlohmann::json out = {{"file", f}, {"parts", c.parts}, {"readings", c.readings}, {"anomalies", c.anomalies}};
     std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";

@@ -40,6 +40,7 @@ class Recorder final : public MimeCallbacks {
     x.enc = p.encoding;
     x.attachment = p.attachment;
     x.uu = p.uuencoded;
+    x.reading = p.reading;
     for_each_name(p.filenames, [&](std::string_view n) { x.names.emplace_back(n); });
     stack_.push_back(parts.size());
     parts.push_back(x);
@@ -110,7 +111,10 @@ class Recorder final : public MimeCallbacks {
 // Feeds `msg` cut at `cuts` (increasing offsets).
 Recorder run_cuts(const std::string& msg, const std::vector<std::size_t>& cuts, const MimeLimits& lim = {},
                   bool complete = true) {
+  SingleParserPool pool(lim);  // header_lenient: its parts go to `alt`, then into r
+  Recorder alt;
   auto parser = std::make_unique<MimeParser>(lim);
+  parser->set_alternate(&pool, &alt);
   Recorder r;
   parser->reset(&r);
   const auto* p = reinterpret_cast<const uint8_t*>(msg.data());
@@ -127,6 +131,12 @@ Recorder run_cuts(const std::string& msg, const std::vector<std::size_t>& cuts, 
     for (const auto& x : r.parts) n += x.attachment;
     return n;
   }());
+  for (const Part& x : alt.parts) {
+    EXPECT_EQ(x.reading, MimeReading::header_lenient);
+    EXPECT_TRUE(x.ended);
+    if (x.attachment) r.readings.push_back(x);
+  }
+  for (const std::string& line : alt.log) r.log.push_back("header_lenient: " + line);
   return r;
 }
 
@@ -1113,6 +1123,114 @@ TEST(MimeParserReadings, Base64DataAfterAnEmptyLineIsIrregular) {
   ASSERT_NE(r.reading(MimeReading::base64_strict), nullptr);
   EXPECT_EQ(r.reading(MimeReading::base64_strict)->data, payload);
   EXPECT_EQ(r.find("2")->data, payload + "ABC");
+}
+
+// header_lenient: the whole message read again where its top-level header is ambiguous.
+std::string two_parts(const std::string& top_header, const std::string& boundary) {
+  return crlf(top_header + "\n--" + boundary + "\nContent-Type: text/plain\n\nhello\n--" + boundary +
+              "\nContent-Type: application/zip; name=a.zip\nContent-Transfer-Encoding: base64\n\n" + b64(kPayload) +
+              "\n--" + boundary + "--\n");
+}
+
+const Part* lenient_file(const Recorder& r) {
+  const Part* p = r.reading(MimeReading::header_lenient);
+  return p && p->data == kPayload && p->name == "a.zip" ? p : nullptr;
+}
+
+TEST(MimeParserHeaderLenient, NotTakenWhenTheTopHeaderIsClear) {
+  Recorder r = run_all_ways(two_parts("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n", "b"));
+  EXPECT_EQ(r.find("2")->data, kPayload);
+  EXPECT_TRUE(r.readings.empty());
+}
+
+TEST(MimeParserHeaderLenient, TheLastContentTypeWins) {
+  Recorder r = run_all_ways(two_parts("MIME-Version: 1.0\nContent-Type: text/plain\n"
+                                      "Content-Type: multipart/mixed; boundary=b\n", "b"));
+  ASSERT_NE(r.find("1"), nullptr);
+  EXPECT_EQ(r.find("1")->type, "text/plain");  // the primary reading: the first
+  EXPECT_EQ(r.find("2"), nullptr);
+  ASSERT_NE(lenient_file(r), nullptr);
+  EXPECT_EQ(lenient_file(r)->path, "2");
+}
+
+TEST(MimeParserHeaderLenient, TheLastPlainBoundaryWins) {
+  const std::string msg = crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary*=''a; boundary=b\n\n"
+                               "--a\nContent-Type: text/plain\n\n") + two_parts("", "b").substr(2);
+  Recorder r = run_all_ways(msg);
+  EXPECT_EQ(r.find("2"), nullptr);  // the primary reading: boundary a, one text part
+  ASSERT_NE(lenient_file(r), nullptr);
+}
+
+TEST(MimeParserHeaderLenient, StrayColonsAndEncodedWordsInTheType) {
+  for (const char* ct : {"Content-Type:: multipart/mixed; boundary=b", "Content-Type: =?UTF-8?B?bXVsdGlwYXJ0?=/mixed; boundary=b"}) {
+    Recorder r = run_all_ways(two_parts(std::string("MIME-Version: 1.0\n") + ct + "\n", "b"));
+    EXPECT_EQ(r.find("2"), nullptr) << ct;
+    ASSERT_NE(lenient_file(r), nullptr) << ct;
+  }
+}
+
+TEST(MimeParserHeaderLenient, AFoldedContentFieldAndAStrayLine) {
+  for (const char* h : {"X-Foo: bar\n Content-Type: multipart/mixed; boundary=b\n",
+                        "X-Foo-bar\n Content-Type: multipart/mixed; boundary=b\n",
+                        "X-Foo Bar:bar\n Content-Type: multipart/mixed; boundary=b\n"}) {
+    Recorder r = run_all_ways(two_parts(std::string("MIME-Version: 1.0\n") + h, "b"));
+    EXPECT_EQ(r.find("2"), nullptr) << h;
+    ASSERT_NE(lenient_file(r), nullptr) << h;
+  }
+}
+
+TEST(MimeParserHeaderLenient, AMultipartSniffedWithoutContentType) {
+  // "--b X" lines and a "--b--" close (mime-is-broken "miss:anydef").
+  const std::string msg = crlf("MIME-Version: 1.0\nSubject: s\n\n--b X\nContent-Type: text/plain\n\nhello\n--b X\n"
+                               "Content-Type: application/zip; name=a.zip\nContent-Transfer-Encoding: base64\n\n" +
+                               b64(kPayload) + "\n--b--\n");
+  Recorder r = run_all_ways(msg);
+  ASSERT_NE(r.find("1"), nullptr);
+  EXPECT_EQ(r.find("1")->type, "text/plain");
+  ASSERT_NE(lenient_file(r), nullptr);
+}
+
+TEST(MimeParserHeaderLenient, ABoundaryOfSpacesIsUsed) {
+  // The primary reading (GMime's): "-- " lines are its delimiters.
+  Recorder r = run_all_ways(two_parts("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\" \"\n", " "));
+  ASSERT_NE(r.find("2"), nullptr);
+  EXPECT_EQ(r.find("2")->data, kPayload);
+}
+
+TEST(MimeParserHeaderLenient, BoundedAndSharedWithOtherMessages) {
+  const std::string msg = two_parts("MIME-Version: 1.0\nContent-Type: text/plain\nContent-Type: multipart/mixed; boundary=b\n", "b");
+  MimeLimits off;
+  off.max_readings = 0;
+  EXPECT_TRUE(run(msg, off).readings.empty());
+  // A top-level header larger than the bytes held: no reading, said so.
+  MimeLimits small;
+  small.reading_retain_bytes = 64;
+  Recorder r = run_all_ways(msg, small);
+  EXPECT_TRUE(r.readings.empty());
+  EXPECT_TRUE(r.has(MimeAnomaly::reading_skipped));
+  // Two messages at once with one parser to lend: the second goes without, and gets it back after.
+  SingleParserPool pool{MimeLimits{}};
+  Recorder alt, r1, r2;
+  MimeParser a, b;
+  a.set_alternate(&pool, &alt);
+  b.set_alternate(&pool, &alt);
+  a.reset(&r1);
+  b.reset(&r2);
+  const auto* p = reinterpret_cast<const uint8_t*>(msg.data());
+  a.feed(p, msg.size() / 2);
+  b.feed(p, msg.size() / 2);
+  EXPECT_TRUE(r2.has(MimeAnomaly::reading_skipped));
+  a.feed(p + msg.size() / 2, msg.size() - msg.size() / 2);
+  a.finish(true);
+  b.finish(true);
+  ASSERT_EQ(alt.parts.size(), 2u);
+  EXPECT_EQ(alt.parts[1].data, kPayload);
+  Recorder r3;
+  b.reset(&r3);
+  b.feed(p, msg.size());
+  b.finish(true);
+  EXPECT_FALSE(r3.has(MimeAnomaly::reading_skipped));
+  EXPECT_EQ(alt.parts.size(), 4u);
 }
 
 }  // namespace
