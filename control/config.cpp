@@ -716,6 +716,18 @@ Params smtp_params() {
                             [](Loading& l, std::vector<unsigned> v) {
                               l.config.dataplane.reassembly.implicit_tls_ports.assign(v.begin(), v.end());
                             }),
+      choice<Loading>("smtp.detect", {"ports", "content"}, "content",
+                      "Which TCP flows are parsed as SMTP. `ports`: those on `smtp.ports` only. `content` (the "
+                      "default): also flows on any other port (not `smtp.implicit_tls_ports`) whose first bytes "
+                      "are SMTP, as Suricata's protocol detection does: a server greeting (`220` then a space or "
+                      "`-` and a line end within 512 octets) or a client's `EHLO ` / `HELO ` line. Such a flow "
+                      "holds no session slot while it is judged (at most 8 payload segments, 512 octets a side) "
+                      "and is parsed from its first byte once taken for SMTP; its `smtp` and `flow` events say "
+                      "`\"detected\": \"content\"`. Anything else (HTTP, TLS, binary) is bypassed at its "
+                      "first payload segment; later frames cost one flow look-up. Cost: COST_PLACEHOLDER. "
+                      "Counted `detect_probed`, `detect_smtp`, `detect_not_smtp`, `detect_undecided`, "
+                      "`detect_evicted`.",
+                      [](Loading& l, const std::string& v) { l.config.dataplane.reassembly.detect_content = v == "content"; }),
       integer<Loading>("smtp.reading_max_mb", 0, 4096, 32, "SMTP smuggling: a DATA stream with an ambiguous end "
                        "of data (`bare_lf_terminator`, `bare_cr_terminator`) is also parsed the way a server that "
                        "reads it differently would, and that reading's attachments are hashed, typed and looked up "
