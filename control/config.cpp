@@ -716,6 +716,23 @@ Params smtp_params() {
                             [](Loading& l, std::vector<unsigned> v) {
                               l.config.dataplane.reassembly.implicit_tls_ports.assign(v.begin(), v.end());
                             }),
+      choice<Loading>("smtp.detect", {"ports", "content"}, "content",
+                      "Which TCP flows are parsed as SMTP. `ports`: those on `smtp.ports` only. `content` (the "
+                      "default): also flows on any other port (not `smtp.implicit_tls_ports`) whose first bytes "
+                      "are SMTP, as Suricata's protocol detection does: a server greeting (`220` then a space or "
+                      "`-` and a line end within 512 octets) or a client's `EHLO ` / `HELO ` line. Such a flow "
+                      "holds no session slot while it is judged (at most 8 payload segments, 512 octets a side) "
+                      "and is parsed from its first byte once taken for SMTP; its `smtp` and `flow` events say "
+                      "`\"detected\": \"content\"`. Anything else (HTTP, TLS, binary) is bypassed at its "
+                      "first payload segment; later frames cost one flow look-up. Cost: about +50-65 ns per frame of "
+                      "other TCP on one lcore (a flow look-up per frame, a probe at a connection's first payload; "
+                      "`ports` refuses such a frame for about 20 ns) and nothing measurable on mail "
+                      "(`scripts/bench-detect`, docs/benchmarks.md), plus a flow entry per TCP connection and "
+                      "1.1 KiB per `reassembly.max_sessions` for probes. `ports` (the behaviour before) forwards "
+                      "other TCP without a look-up. "
+                      "Counted `detect_probed`, `detect_smtp`, `detect_not_smtp`, `detect_undecided`, "
+                      "`detect_evicted`.",
+                      [](Loading& l, const std::string& v) { l.config.dataplane.reassembly.detect_content = v == "content"; }),
       integer<Loading>("smtp.reading_max_mb", 0, 4096, 32, "SMTP smuggling: a DATA stream with an ambiguous end "
                        "of data (`bare_lf_terminator`, `bare_cr_terminator`) is also parsed the way a server that "
                        "reads it differently would, and that reading's attachments are hashed, typed and looked up "
@@ -733,8 +750,10 @@ Params smtp_params() {
 Params reassembly_params() {
   return {
       integer<Loading>("reassembly.max_flows", 1024, 16777216, 65536, "Flow table entries per RX lcore (SMTP and "
-                       "implicit-TLS ports only). When full, the oldest embryonic flow (no payload yet) is evicted "
-                       "(flow event, reason `evicted`); without one, emergency timeouts apply; a new flow that still "
+                       "implicit-TLS ports; under `smtp.detect: content` every TCP connection, those off the SMTP "
+                       "ports kept as embryonic until taken for SMTP). When full, the oldest embryonic flow (no "
+                       "payload yet, or off the SMTP ports) is evicted (flow event, reason `evicted`, for flows "
+                       "on the SMTP ports); without one, emergency timeouts apply; a new flow that still "
                        "does not fit is not tracked: counted (`flows_table_full`), reported once a second "
                        "(`flow_table_full` anomaly) and handled by `reassembly.untracked_action`.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_flows = static_cast<uint32_t>(v); }),

@@ -248,6 +248,7 @@ std::string_view EventRenderer::message(const MessageRecord& m) noexcept {
     j.key("server_reply").null();
   j.key("status").str(m.complete ? "complete" : "incomplete");
   if (const char* why = incomplete_reason_name(m.incomplete_reason)) j.key("incomplete_reason").str(why);
+  if (m.detected) j.key("detected").str("content");
   j.end_object();
   return j.finish();
 }
@@ -375,6 +376,7 @@ std::string_view EventRenderer::flow(const FlowRecord& f) noexcept {
   j.key("end").str(ts);
   j.key("reason").str(flow_end_name(f.reason));
   j.key("inspected").boolean(f.inspected);
+  if (f.detected) j.key("detected").str("content");
   if (f.app == AppProto::smtps) j.key("encrypted").boolean(true);
   if (f.inspected) {
     j.key("starttls").boolean(f.starttls);
@@ -491,7 +493,11 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                       {"flows_unflushed", r.flows_unflushed},
                                       {"messages_unflushed", r.messages_unflushed},
                                       {"readings", r.readings}, {"readings_skipped", r.readings_skipped},
-                                      {"readings_truncated", r.readings_truncated}}},
+                                      {"readings_truncated", r.readings_truncated},
+                                      {"detect_probed", r.detect_probed}, {"detect_smtp", r.detect_smtp},
+                                      {"detect_not_smtp", r.detect_not_smtp},
+                                      {"detect_undecided", r.detect_undecided},
+                                      {"detect_evicted", r.detect_evicted}}},
                       {"handoff", handoff},
                       {"verdicts", verdicts},
                       {"hold", {{"held", l.hold.held}, {"released", l.hold.released}, {"expired", l.hold.expired},

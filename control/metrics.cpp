@@ -146,6 +146,11 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
     r.fragments_evicted += lr.fragments_evicted;
     r.syns_dropped += lr.syns_dropped;
     r.flows_evicted += lr.flows_evicted;
+    r.detect_probed += lr.detect_probed;
+    r.detect_smtp += lr.detect_smtp;
+    r.detect_not_smtp += lr.detect_not_smtp;
+    r.detect_undecided += lr.detect_undecided;
+    r.detect_evicted += lr.detect_evicted;
     hold.held += l.hold.held;
     hold.expired += l.hold.expired;
     hold.in_queue += l.hold.in_queue;
@@ -179,6 +184,15 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
   c.sample(static_cast<double>(h.cache_misses), {{"result", "miss"}});
   c.family("sluice_flows_total", "counter", "TCP flows tracked.");
   c.sample(static_cast<double>(r.flows_created));
+  c.family("sluice_detect_flows_total", "counter",
+           "Flows off the SMTP ports judged by their first bytes (smtp.detect: content), by result: smtp, "
+           "not_smtp, undecided (the probe's bounds, or the flow ended first), evicted (before a verdict).");
+  c.sample(static_cast<double>(r.detect_smtp), {{"result", "smtp"}});
+  c.sample(static_cast<double>(r.detect_not_smtp), {{"result", "not_smtp"}});
+  c.sample(static_cast<double>(r.detect_undecided), {{"result", "undecided"}});
+  c.sample(static_cast<double>(r.detect_evicted), {{"result", "evicted"}});
+  c.family("sluice_detect_probed_total", "counter", "Flows off the SMTP ports whose first bytes were judged.");
+  c.sample(static_cast<double>(r.detect_probed));
   c.family("sluice_drops_total", "counter",
            "What the data plane dropped or could not track, by reason (the stats event's counter of that name).");
   const std::pair<const char*, uint64_t> drops[] = {

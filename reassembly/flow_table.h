@@ -28,7 +28,8 @@ struct FlowKey {
 // Builds the canonical key of a decoded packet; `src_is_lo` tells which endpoint sent it.
 FlowKey make_flow_key(const PacketInfo& info, bool& src_is_lo) noexcept;
 
-struct SmtpFlow;  // inspection state, owned by the reassembler
+struct SmtpFlow;   // inspection state, owned by the reassembler
+struct SmtpProbe;  // SMTP by content: the first bytes of a flow off the SMTP ports (smtp_detect.h)
 
 struct Flow {
   FlowKey key;
@@ -45,6 +46,8 @@ struct Flow {
   bool embryonic;       // no payload seen yet (FlowTable's embryonic list)
   bool session_refused; // SMTP, but no session slot was free when it showed data
   uint8_t app;          // Reassembler's AppProto
+  uint8_t detect;       // DetectState (smtp_detect.h): 0 on a configured port
+  SmtpProbe* probe;     // while a flow off the SMTP ports is being judged
   // What the handshake said, kept until (and for) the session: the streams start from the ISNs,
   // the receiver's window is checked with its scale (RFC 7323: in effect only if both sent one).
   bool syn_seen[2];     // [0] client SYN, [1] server SYN-ACK

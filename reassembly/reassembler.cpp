@@ -21,6 +21,7 @@
 #include "reassembly/flow_table.h"
 #include "reassembly/ip_defrag.h"
 #include "reassembly/message_headers.h"
+#include "reassembly/smtp_detect.h"
 #include "reassembly/smtp_session.h"
 
 namespace sluice::reassembly {
@@ -130,6 +131,11 @@ struct Reassembler::Impl {
   SmtpFlow* free_sessions = nullptr;
   SmtpFlow* take_session() noexcept;
   std::bitset<65536> smtp_port, tls_port;
+  // SMTP by content (smtp_detect.h): the first bytes of flows off the SMTP ports, per flow until
+  // its verdict.
+  ProbePool probes;
+  bool probe(Flow* f, int& dir, const PacketInfo& info, const uint8_t* base) noexcept;
+  void end_probe(Flow* f) noexcept;
   ReassemblyStats stats{};
   int64_t now = 0;
   FrameStep step;  // of the frame being processed (on_packet)
@@ -408,7 +414,8 @@ Reassembler::Impl::Impl(const ReassemblyConfig& c, records::RecordSink& o, uint3
       next_flow_id(static_cast<uint64_t>(lcore) << 48),
       flows(c.max_flows),
       pool(std::max<std::size_t>(16, std::size_t{c.memcap_mb} * 1024 * 1024 / sizeof(SegmentPool::Block))),
-      defrag(c.max_fragment_sets, c.fragment_timeout_s, c.max_fragment_sets_per_source) {
+      defrag(c.max_fragment_sets, c.fragment_timeout_s, c.max_fragment_sets_per_source),
+      probes(c.detect_content ? c.max_sessions : 0) {
   for (uint16_t p : c.smtp_ports) smtp_port.set(p);
   for (uint16_t p : c.implicit_tls_ports) tls_port.set(p);
   session_slots = static_cast<SmtpFlow*>(::operator new(sizeof(SmtpFlow) * std::max<uint32_t>(1, c.max_sessions)));
@@ -503,13 +510,15 @@ Flow* Reassembler::Impl::lookup(const PacketInfo& info, bool& from_client) noexc
   f->app = static_cast<uint8_t>(smtp_port.test(server_port) ? AppProto::smtp
                                 : tls_port.test(server_port) ? AppProto::smtps
                                                              : AppProto::none);
+  if (config.detect_content && f->app == static_cast<uint8_t>(AppProto::none))
+    f->detect = static_cast<uint8_t>(DetectState::pending);
   return f;
 }
 
 // Room for one more flow: the oldest embryonic flow goes; without one, emergency timeouts.
 bool Reassembler::Impl::make_room() noexcept {
   if (Flow* e = flows.oldest_embryonic()) {
-    ++stats.flows_evicted;
+    if (e->detect == static_cast<uint8_t>(DetectState::port)) ++stats.flows_evicted;  // (off-port: detect_evicted)
     end_flow(e, records::FlowEndReason::evicted);
     return true;
   }
@@ -534,7 +543,7 @@ bool Reassembler::Impl::reset_acceptable(const Flow* f, int dir, uint32_t seq) c
   if (const SmtpFlow* s = f->smtp) return s->encrypted || s->stream[dir].accepts_reset(seq);
   // Without a session, sequence numbers are followed only until the first payload (an implicit-TLS
   // or refused flow after it: any reset).
-  if (!f->syn_seen[dir] || !f->embryonic) return true;
+  if (!f->syn_seen[dir] || !f->embryonic || f->probe) return true;
   return seq == f->isn[dir] + 1 || (f->fin[dir] && seq == f->fin_seq[dir] + 1);
 }
 
@@ -557,6 +566,11 @@ void Reassembler::Impl::start_session(Flow* f) noexcept {
   if (f->syn_seen[kToServer]) s->stream[kToServer].on_segment(f->isn[kToServer], tcp_flags::syn, nullptr, 0, s->sink[kToServer]);
   if (f->syn_seen[kToClient])
     s->stream[kToClient].on_segment(f->isn[kToClient], tcp_flags::syn | tcp_flags::ack, nullptr, 0, s->sink[kToClient]);
+  // SMTP by content: the bytes its probe saw before the segment that decided, the server's first.
+  if (const SmtpProbe* p = f->probe)
+    for (int d : {kToClient, kToServer})
+      if (p->replay_len(d))
+        s->stream[d].on_segment(p->seq[d], tcp_flags::ack | tcp_flags::psh, p->data[d], p->replay_len(d), s->sink[d]);
   // A side that closed before the other showed data (a server's FIN after the handshake).
   for (int d = 0; d < 2; ++d)
     if (f->fin[d] && f->syn_seen[d]) s->stream[d].on_segment(f->fin_seq[d], tcp_flags::fin, nullptr, 0, s->sink[d]);
@@ -585,8 +599,12 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
   bool from_client = true;
   Flow* f = lookup(info, from_client);
   if (!f) return;
+  if (f->detect == static_cast<uint8_t>(DetectState::bypassed)) {  // not SMTP: one lookup
+    flows.touch(f);
+    return;
+  }
   frame_flow = f;
-  const int dir = from_client ? kToServer : kToClient;
+  int dir = from_client ? kToServer : kToClient;
   ++f->packets[dir];
   f->bytes[dir] += info.ip_end - info.l3_offset;
   f->last_seen_us = now;
@@ -611,8 +629,13 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
     f->wscale[dir] = static_cast<uint8_t>(scale < 0 ? 0 : scale);
   }
   if (info.payload_len && f->embryonic) {
+    if (f->detect == static_cast<uint8_t>(DetectState::pending) && !probe(f, dir, info, base)) {
+      flows.touch(f);  // still judged, or not SMTP
+      return;
+    }
     flows.activate(f);
     if (f->app == static_cast<uint8_t>(AppProto::smtp) && !f->smtp && !f->reported) start_session(f);
+    if (f->probe) end_probe(f);  // (its bytes are in the session's streams now)
   } else {
     flows.touch(f);
   }
@@ -656,11 +679,67 @@ void Reassembler::Impl::release_session(Flow* f, records::FlowEndReason reason) 
 }
 
 void Reassembler::Impl::end_flow(Flow* f, records::FlowEndReason reason) noexcept {
+  if (f->probe) {  // ended before a verdict
+    ++(reason == records::FlowEndReason::evicted ? stats.detect_evicted : stats.detect_undecided);
+    end_probe(f);
+  }
+  const bool off_port = f->detect == static_cast<uint8_t>(DetectState::pending) ||
+                        f->detect == static_cast<uint8_t>(DetectState::bypassed);
   if (f->smtp)
     release_session(f, reason);
-  else if (!f->reported)
+  else if (!f->reported && !off_port)  // flows off the SMTP ports are reported once taken for SMTP
     emit_flow(f, reason);
   flows.remove(f);
+}
+
+// SMTP by content (smtp_detect.h). A payload segment of a flow off the SMTP ports, judged with
+// what its probe holds (a probe slot is taken at its first payload; when all are busy the oldest
+// probe's flow gives way, counted detect_evicted). Not SMTP, or undecided at the probe's bounds:
+// the flow is bypassed (later packets cost one lookup). SMTP: the flow's directions are set by
+// what was seen (the greeting's sender is the server) and true is returned: the caller starts the
+// session, which replays the probe's bytes, so that it is the one the flow would have had on an
+// SMTP port.
+bool Reassembler::Impl::probe(Flow* f, int& dir, const PacketInfo& info, const uint8_t* base) noexcept {
+  if (!f->probe) {
+    if (probes.in_use() == probes.capacity() && probes.oldest()) {
+      Flow* old = probes.oldest()->owner;
+      ++stats.detect_evicted;
+      end_probe(old);
+      old->detect = static_cast<uint8_t>(DetectState::bypassed);
+    }
+    if (!(f->probe = probes.take(f))) {  // no slot at all (max_sessions 0)
+      f->detect = static_cast<uint8_t>(DetectState::bypassed);
+      return false;
+    }
+    ++stats.detect_probed;
+  }
+  const bool roles_known = f->syn_seen[kToServer] || f->syn_seen[kToClient];
+  const ProbeVerdict verdict = f->probe->add(dir, info.tcp_seq, base + info.payload_offset, info.payload_len, roles_known);
+  switch (verdict) {
+    case ProbeVerdict::pending:
+      return false;
+    case ProbeVerdict::smtp:
+      break;
+    case ProbeVerdict::not_smtp:
+    case ProbeVerdict::gave_up:
+      ++(verdict == ProbeVerdict::not_smtp ? stats.detect_not_smtp : stats.detect_undecided);
+      end_probe(f);
+      f->detect = static_cast<uint8_t>(DetectState::bypassed);
+      return false;
+  }
+  ++stats.detect_smtp;
+  if (f->probe->server_dir == kToServer) {  // the side taken for the client greeted: it is the server
+    swap_directions(*f);
+    dir ^= 1;
+  }
+  f->app = static_cast<uint8_t>(AppProto::smtp);
+  f->detect = static_cast<uint8_t>(DetectState::detected);
+  return true;
+}
+
+void Reassembler::Impl::end_probe(Flow* f) noexcept {
+  probes.release(f->probe);
+  f->probe = nullptr;
 }
 
 namespace {
@@ -705,6 +784,7 @@ void Reassembler::Impl::emit_smtp(const SmtpFlow& s, const Transaction& t, int r
   m.server_reply = reply > 0 ? static_cast<uint16_t>(reply) : 0;
   m.complete = t.status == SmtpMessageStatus::complete;
   m.incomplete_reason = t.incomplete_reason;
+  m.detected = s.flow->detect == static_cast<uint8_t>(DetectState::detected);
   out.put(m);
   ++stats.messages;
   if (t.status != SmtpMessageStatus::complete) ++stats.messages_incomplete;
@@ -726,6 +806,7 @@ void Reassembler::Impl::emit_flow(const Flow* f, records::FlowEndReason reason) 
   r.reason = reason;
   // An SMTP flow that showed no payload had nothing to inspect, and was not refused.
   r.inspected = f->smtp != nullptr || (app == AppProto::smtp && !f->session_refused);
+  r.detected = f->detect == static_cast<uint8_t>(DetectState::detected);
   if (const SmtpFlow* s = f->smtp) {
     r.starttls = s->encrypted;
     r.messages = s->transactions;
@@ -764,7 +845,7 @@ Reassembler::~Reassembler() = default;
 
 bool Reassembler::wants(const PacketInfo& info) const noexcept {
   if (info.l4_proto != 6) return false;
-  if (info.fragment) return true;  // ports are known only once the datagram is whole
+  if (info.fragment || impl_->config.detect_content) return true;  // ports are known only once the datagram is whole
   return impl_->smtp_port.test(info.dst_port) || impl_->smtp_port.test(info.src_port) ||
          impl_->tls_port.test(info.dst_port) || impl_->tls_port.test(info.src_port);
 }

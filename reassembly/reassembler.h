@@ -52,13 +52,17 @@ struct ReassemblyConfig {
   // Inline enforcement: client content sent before DATA's reply is read as the message at once
   // (SmtpSession::set_eager_data), so the frame that carries its end is the one held.
   bool eager_data = false;
+  // SMTP by content (smtp_detect.h, `smtp.detect: content`): TCP flows on other ports (not the
+  // implicit-TLS ones) are judged by their first bytes, without a session slot until taken for
+  // SMTP; then their session starts from the bytes seen. false: only `smtp_ports` are parsed.
+  bool detect_content = false;
   // Receives each message's content (the attachment pipeline); nullptr: messages are only hashed.
   // Must outlive the Reassembler.
   MessageObserverFactory* observers = nullptr;
 };
 
 struct ReassemblyStats {
-  uint64_t packets;            // TCP packets on SMTP / implicit-TLS ports
+  uint64_t packets;            // TCP packets on SMTP / implicit-TLS ports (every TCP packet with detect_content)
   uint64_t flows_created;
   uint64_t flows_table_full;   // packets of new flows not tracked: the table was full
   uint64_t sessions_pool_full; // SMTP flows not inspected: no free session
@@ -85,6 +89,14 @@ struct ReassemblyStats {
   uint64_t readings;            // other readings of ambiguous DATA streams parsed (their messages)
   uint64_t readings_skipped;    // not parsed: the lcore's reading observer was busy with another
   uint64_t readings_truncated;  // cut at reading_max_bytes
+  // SMTP by content (detect_content): flows off the SMTP ports whose first bytes were judged, and
+  // how: taken for SMTP, not SMTP, undecided (the probe's bounds, or the flow ended first: taken as
+  // not SMTP), or evicted before a verdict (its flow entry or probe slot taken for a newer flow).
+  uint64_t detect_probed;
+  uint64_t detect_smtp;
+  uint64_t detect_not_smtp;
+  uint64_t detect_undecided;
+  uint64_t detect_evicted;
 };
 
 class Reassembler {
@@ -96,7 +108,7 @@ class Reassembler {
   Reassembler& operator=(const Reassembler&) = delete;
 
   // Whether a decoded frame belongs to this stage (TCP, or an IP fragment, to or from a
-  // configured port). Cheap: a bitmap lookup.
+  // configured port; any TCP with detect_content). Cheap: a bitmap lookup.
   bool wants(const PacketInfo& info) const noexcept;
   // `frame` holds at least info.ip_end bytes. `now_us`: packet time (replay) or wall clock.
   // Returns the frame's next step: forward, or hold for the message this frame completed when its

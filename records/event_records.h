@@ -113,6 +113,7 @@ struct MessageRecord {
   uint16_t server_reply = 0;    // 0: no reply seen
   bool complete = true;
   IncompleteReason incomplete_reason = IncompleteReason::none;
+  bool detected = false;        // a session off the SMTP ports, taken for SMTP by its content
 };
 
 // One attachment: the `file` event.
@@ -181,7 +182,7 @@ struct StreamCounters {
 
 inline constexpr std::size_t kSmtpAnomalyKinds = 32;
 
-// One TCP connection on an SMTP or implicit-TLS port: the `flow` event.
+// One TCP connection on an SMTP or implicit-TLS port, or taken for SMTP by content: the `flow` event.
 struct FlowRecord {
   RecordType type = RecordType::flow;
   int64_t timestamp_us = 0;
@@ -192,6 +193,7 @@ struct FlowRecord {
   int64_t start_us = 0, end_us = 0;
   FlowEndReason reason = FlowEndReason::fin;
   bool inspected = false;    // an SMTP session slot parsed it; the fields below are valid
+  bool detected = false;     // off the SMTP ports, taken for SMTP by its content (smtp.detect)
   bool starttls = false;
   uint64_t messages = 0;
   StreamCounters tcp[2] = {};

@@ -4,7 +4,9 @@
 //
 //   bench_reassembly CAPTURE.pcap [ROUNDS]
 // Prints one JSON object: frames, bytes, seconds per round (best after a warm-up round), Gbit/s,
-// messages and events per round.
+// nanoseconds per frame, messages and events per round. Environment: SLUICE_DETECT=content (SMTP
+// by content, smtp.detect), SLUICE_SMTP_PORTS=P,P,... (instead of 25,587,2525),
+// SLUICE_RETRANSMIT_CHECK_KB.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -78,6 +80,19 @@ int main(int argc, char** argv) {
   cfg.emergency_idle_timeout_s = 60;
   cfg.emergency_embryonic_timeout_s = 5;
   cfg.emergency_recovery_percent = 80;
+  // scripts/bench-detect: SLUICE_DETECT=content judges flows off the SMTP ports by their first bytes
+  // (smtp.detect); SLUICE_SMTP_PORTS=P,P,... replaces the SMTP ports.
+  if (const char* d = std::getenv("SLUICE_DETECT")) cfg.detect_content = std::strcmp(d, "content") == 0;
+  if (const char* ports = std::getenv("SLUICE_SMTP_PORTS")) {
+    cfg.smtp_ports.clear();
+    for (const char* p = ports; *p;) {
+      char* end = nullptr;
+      const long v = std::strtol(p, &end, 10);
+      if (end == p) break;
+      if (v > 0 && v < 65536) cfg.smtp_ports.push_back(static_cast<uint16_t>(v));
+      p = *end ? end + 1 : end;
+    }
+  }
   const LinkType lt = link_type_from_dlt(link);
 
   double best = 1e9;
@@ -103,9 +118,10 @@ int main(int argc, char** argv) {
     messages = reasm.stats().messages - messages_before;
     messages_before = reasm.stats().messages;
   }
-  std::printf("{\"frames\": %zu, \"bytes\": %llu, \"seconds\": %.4f, \"gbit_per_s\": %.2f, \"messages\": %llu, "
-              "\"events\": %llu}\n",
+  std::printf("{\"frames\": %zu, \"bytes\": %llu, \"seconds\": %.4f, \"gbit_per_s\": %.2f, \"ns_per_frame\": %.1f, "
+              "\"messages\": %llu, \"events\": %llu}\n",
               frames.size(), static_cast<unsigned long long>(wire_bytes), best, wire_bytes * 8 / best / 1e9,
+              frames.empty() ? 0.0 : best * 1e9 / static_cast<double>(frames.size()),
               static_cast<unsigned long long>(messages), static_cast<unsigned long long>(events));
   return 0;
 }

@@ -127,6 +127,11 @@ dataplane::StatsSnapshot snapshot() {
   rx.handoff.lookups_expired = 1;
   rx.reassembly.messages = 4;
   rx.reassembly.sessions_pool_full = 9;
+  rx.reassembly.detect_probed = 7;
+  rx.reassembly.detect_smtp = 2;
+  rx.reassembly.detect_not_smtp = 3;
+  rx.reassembly.detect_undecided = 1;
+  rx.reassembly.detect_evicted = 1;
   rx.hold.in_queue = 2;
   rx.enforcing = true;
   rx.enforce.gated = 1;
@@ -204,6 +209,11 @@ TEST(Metrics, EveryFamilyPassesTheStrictParserWithExactValues) {
       {R"(sluice_drops_total{reason="lookups_expired"})", 2},
       {R"(sluice_drops_total{reason="results_dropped"})", 1},
       {R"(sluice_drops_total{reason="flows_table_full"})", 0},
+      {"sluice_detect_probed_total", 14},  // two RX lcores
+      {R"(sluice_detect_flows_total{result="smtp"})", 4},
+      {R"(sluice_detect_flows_total{result="not_smtp"})", 6},
+      {R"(sluice_detect_flows_total{result="undecided"})", 2},
+      {R"(sluice_detect_flows_total{result="evicted"})", 2},
       {"sluice_hold_queue_frames", 4},
       {"sluice_hold_queue_messages", 1},  // the enforcing lcore's only
       {R"(sluice_enforce_messages_total{action="passed"})", 3},
