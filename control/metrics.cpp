@@ -146,6 +146,8 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
     r.fragments_evicted += lr.fragments_evicted;
     r.syns_dropped += lr.syns_dropped;
     r.flows_evicted += lr.flows_evicted;
+    r.acked_holes_filled += lr.acked_holes_filled;
+    r.acked_holes_declared += lr.acked_holes_declared;
     hold.held += l.hold.held;
     hold.expired += l.hold.expired;
     hold.in_queue += l.hold.in_queue;
@@ -179,6 +181,11 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
   c.sample(static_cast<double>(h.cache_misses), {{"result", "miss"}});
   c.family("sluice_flows_total", "counter", "TCP flows tracked.");
   c.sample(static_cast<double>(r.flows_created));
+  c.family("sluice_acked_holes_total", "counter",
+           "Holes in a TCP stream that the other side acknowledged before their data was seen, by outcome: "
+           "filled (the data came later: a tap delivering the directions out of step) or declared (a gap).");
+  c.sample(static_cast<double>(r.acked_holes_filled), {{"outcome", "filled"}});
+  c.sample(static_cast<double>(r.acked_holes_declared), {{"outcome", "declared"}});
   c.family("sluice_drops_total", "counter",
            "What the data plane dropped or could not track, by reason (the stats event's counter of that name).");
   const std::pair<const char*, uint64_t> drops[] = {
