@@ -368,6 +368,7 @@ struct SmtpFlow final : SmtpCallbacks {
     }
     if (status == SmtpMessageStatus::aborted) {  // no final reply will come
       r->emit_smtp(*this, current, 0);
+      clear_envelope();
       return;
     }
     if (pending_count == kPendingReplies) {  // too deep a pipeline: report the oldest without reply
@@ -377,6 +378,14 @@ struct SmtpFlow final : SmtpCallbacks {
     }
     pending[(pending_head + pending_count) % kPendingReplies] = current;
     ++pending_count;
+    clear_envelope();
+  }
+  // The transaction is over (RFC 5321 4.1.1.4: its buffers are cleared): a message that begins
+  // without a MAIL (lost with a gap, or before a pick-up) has no envelope, never the last one's.
+  void clear_envelope() noexcept {
+    current.mail_from.len = 0;
+    current.rcpt_bytes = 0;
+    current.rcpt_count = current.rcpt_kept = 0;
   }
   // The other reading of the open message's DATA stream: to the lcore's reading observer when it
   // is free (else counted, readings_skipped), within config.reading_max_bytes.

@@ -45,6 +45,8 @@ class Conversation {
   // A client segment at the next sequence number plus `offset`, which moves nothing: forged,
   // retransmitted or out-of-order data, resets.
   void client_at(int64_t offset, uint8_t flags, std::string_view payload = {}) { send(true, flags, payload, offset, false); }
+  // The client sent `n` bytes that the capture lost: nothing is fed, the sequence number moves.
+  void client_lost(std::size_t n) { next_[0] += static_cast<uint32_t>(n); }
   int64_t now = 1000000;
 
  private:
@@ -980,3 +982,27 @@ TEST(OutOfStep, SynAckBeforeSynAnchorsTheStreams) {
   EXPECT_EQ(q.smtp[0]["smtp"]["helo"], "c");
 }
 
+// A lost frame holding a whole "MAIL ... RCPT ... BDAT n" group: the next "BDAT n LAST" is a
+// message whose start and envelope were lost. Before, it completed under the previous message's
+// envelope.
+TEST(Gaps, BdatAfterALostEnvelopeIsIncompleteWithoutThePreviousEnvelope) {
+  Collect out;
+  Reassembler r(small_config(), out, 0);
+  Conversation s(r);
+  open_session(s);
+  exchange(s, "EHLO c\r\n", "250-mx\r\n250 CHUNKING\r\n");
+  exchange(s, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 12 LAST\r\nSubject: 1\r\n", "250 ok\r\n250 ok\r\n250 queued\r\n");
+  const std::string lost = "MAIL FROM:<c@x>\r\nRCPT TO:<d@y>\r\nBDAT 12\r\nSubject: 2\r\n";
+  s.client_lost(lost.size());
+  exchange(s, "BDAT 4 LAST\r\nbody", "250 ok\r\n250 ok\r\n250 ok\r\n250 queued\r\n");
+  r.flush_all(s.now + 1000);
+  const auto smtp = events_of(out, "smtp");
+  ASSERT_GE(smtp.size(), 2u);
+  EXPECT_EQ(smtp[0]["smtp"]["mail_from"], "a@x");
+  EXPECT_EQ(smtp[0]["smtp"]["status"], "complete");
+  const auto& m = smtp[1]["smtp"];
+  EXPECT_EQ(m["status"], "incomplete");
+  EXPECT_EQ(m["incomplete_reason"], "gap");
+  EXPECT_NE(m["mail_from"], "a@x");
+  EXPECT_EQ(m["rcpt_to"], nlohmann::json::array());
+}
