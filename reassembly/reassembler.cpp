@@ -163,15 +163,17 @@ struct Reassembler::Impl {
   };
   bool wait_for_holes = false;      // !directions_in_step and every limit above 0
   SmtpFlow* waiting = nullptr;      // sessions waiting for an ACKed hole (for the time limit at expiry)
-  void in_step(SmtpFlow* s, int dir, const Segment& g) noexcept;
-  void out_of_step(SmtpFlow* s, int dir, const Segment& g) noexcept;
-  void acknowledge(SmtpFlow* s, int from, uint32_t ack) noexcept;
-  void begin_wait(SmtpFlow* s, int w, uint32_t ack) noexcept;
+  // Off the path of packets in step: kept out of on_tcp (their code there cost it registers).
+  [[gnu::noinline, gnu::cold]] void past_hole(SmtpFlow* s, int dir, const Segment& g) noexcept;
+  [[gnu::noinline, gnu::cold]] void in_step(SmtpFlow* s, int dir, const Segment& g) noexcept;
+  [[gnu::noinline, gnu::cold]] void out_of_step(SmtpFlow* s, int dir, const Segment& g) noexcept;
+  [[gnu::noinline, gnu::cold]] void acknowledge(SmtpFlow* s, int from, uint32_t ack) noexcept;
+  [[gnu::noinline, gnu::cold]] void begin_wait(SmtpFlow* s, int w, uint32_t ack) noexcept;
   bool hold(SmtpFlow* s, const Segment& g) noexcept;
   void release_held(SmtpFlow* s) noexcept;
   void apply_held(SmtpFlow* s) noexcept;
   void check_wait(SmtpFlow* s) noexcept;
-  void end_wait(SmtpFlow* s, bool filled) noexcept;
+  [[gnu::noinline, gnu::cold]] void end_wait(SmtpFlow* s, bool filled) noexcept;
   Flow* lookup(const PacketInfo& info, bool& from_client) noexcept;
   void end_flow(Flow* f, records::FlowEndReason reason) noexcept;
   void expire() noexcept;
@@ -685,26 +687,18 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
       const bool scaled = f->wscale_sent[0] && f->wscale_sent[1] && !(info.tcp_flags & tcp_flags::syn);
       s->stream[dir ^ 1].set_window(info.tcp_ack, uint32_t{info.tcp_window} << (scaled ? f->wscale[dir] : 0));
     }
-    const Segment g{info.tcp_seq, info.tcp_ack, info.tcp_flags, base + info.payload_offset, info.payload_len};
-    if (s->wait_dir >= 0) {
-      out_of_step(s, dir, g);
-    } else if ((g.flags & tcp_flags::ack) && s->stream[dir ^ 1].acked_hole(g.ack)) {
-      // The ACK passes a hole in the other direction. In step, the hole is a gap that comes
-      // before this segment's data (a server's reply that acknowledges client bytes the capture
-      // lost must find the client's command stream caught up). Out of step, the data may come yet.
-      if (wait_for_holes && !(g.flags & tcp_flags::rst)) {
-        begin_wait(s, dir ^ 1, g.ack);
-        out_of_step(s, dir, g);
-      } else {
-        ++stats.acked_holes_declared;
-        in_step(s, dir, g);
-      }
-    } else {
-      in_step(s, dir, g);
+    if (s->wait_dir >= 0 || ((info.tcp_flags & tcp_flags::ack) && s->stream[dir ^ 1].acked_hole(info.tcp_ack))) {
+      past_hole(s, dir, Segment{info.tcp_seq, info.tcp_ack, info.tcp_flags, base + info.payload_offset, info.payload_len});
+    } else {  // in_step(), written out: the path of nearly every packet
+      if (info.tcp_flags & tcp_flags::ack) s->stream[dir ^ 1].on_ack(info.tcp_ack, s->sink[dir ^ 1]);
+      if (!s->encrypted)  // (a gap the ACK declared may have turned the session to TLS)
+        s->stream[dir].on_segment(info.tcp_seq, info.tcp_flags, base + info.payload_offset, info.payload_len, s->sink[dir]);
     }
     // After STARTTLS the streams are no longer fed; their counters stay for the flow event.
   }
-  close_if_done(f);
+  // close_if_done(), written out for the same reason.
+  if (s && (f->rst || (f->fin[0] && f->fin[1] && (s->encrypted || (s->ended[0] && s->ended[1])))))
+    release_session(f, f->rst ? records::FlowEndReason::rst : records::FlowEndReason::fin);
 }
 
 // Both sides done (FIN each way, or a reset): report now; the entry stays until the closed
@@ -713,6 +707,20 @@ void Reassembler::Impl::close_if_done(Flow* f) noexcept {
   const SmtpFlow* s = f->smtp;
   if (s && (f->rst || (f->fin[0] && f->fin[1] && (s->encrypted || (s->ended[0] && s->ended[1])))))
     release_session(f, f->rst ? records::FlowEndReason::rst : records::FlowEndReason::fin);
+}
+
+// A segment while a wait runs, or whose ACK passes a hole in the other direction. In step, the
+// hole is a gap that comes before this segment's data (a server's reply that acknowledges client
+// bytes the capture lost must find the client's command stream caught up). Out of step, the data
+// may come yet.
+void Reassembler::Impl::past_hole(SmtpFlow* s, int dir, const Segment& g) noexcept {
+  if (s->wait_dir >= 0) return out_of_step(s, dir, g);
+  if (wait_for_holes && !(g.flags & tcp_flags::rst)) {
+    begin_wait(s, dir ^ 1, g.ack);
+    return out_of_step(s, dir, g);
+  }
+  ++stats.acked_holes_declared;
+  in_step(s, dir, g);
 }
 
 // One segment as the two directions come in step: its ACK first (the sender had received all

@@ -124,6 +124,7 @@ class TcpStream {
   void on_ack(uint32_t ack, StreamSink& sink) noexcept;
   // Whether on_ack(ack) would declare a gap: bytes before `ack` (up to the FIN) not delivered yet.
   bool acked_hole(uint32_t ack) const noexcept {
+    if (int32_t(next_ - ack) >= 0) return false;  // nearly always: first (a FIN only lowers ack)
     if (!started_ || ended_) return false;
     if (fin_seen_ && int32_t(fin_seq_ - ack) < 0) ack = fin_seq_;
     return int32_t(next_ - ack) < 0;
