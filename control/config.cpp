@@ -748,6 +748,7 @@ Params smtp_params() {
 }
 
 Params reassembly_params() {
+  const reassembly::ReassemblyConfig hole_wait{};  // the defaults of the ack_hole_wait_* keys
   return {
       integer<Loading>("reassembly.max_flows", 1024, 16777216, 65536, "Flow table entries per RX lcore (SMTP and "
                        "implicit-TLS ports; under `smtp.detect: content` every TCP connection, those off the SMTP "
@@ -792,6 +793,33 @@ Params reassembly_params() {
                        "`out_of_window_segments`).",
                        [](Loading& l, long long v) {
                          l.config.dataplane.reassembly.stream.unknown_window_bytes = static_cast<uint32_t>(v * 1024);
+                       }),
+      integer<Loading>("reassembly.ack_hole_wait_ms", 0, 600000, hole_wait.ack_hole_wait_us / 1000, "Tap and replay modes: when one side "
+                       "acknowledges bytes of the other that have not been seen yet (a TAP or SPAN with a port per "
+                       "direction, or two RX queues, can deliver the ACK first), the hole is waited for this long "
+                       "(packet time, since its stream last moved) before it is declared a gap; the acknowledging "
+                       "side's segments are held meanwhile, so the session sees replies after the commands they "
+                       "answer. Filled holes are counted `acked_holes_filled`. At this limit (or the two below, at "
+                       "FIN, RST, expiry or end of input) the hole is declared a gap as it always was: the message "
+                       "is reported `incomplete` with reason `gap`, counted `acked_holes_declared`. 0: declared at "
+                       "once. Inline mode always declares at once (both directions pass through the appliance in "
+                       "step).",
+                       [](Loading& l, long long v) {
+                         l.config.dataplane.reassembly.ack_hole_wait_us = static_cast<uint32_t>(v * 1000);
+                       }),
+      integer<Loading>("reassembly.ack_hole_wait_kb", 0, 65536, hole_wait.ack_hole_wait_bytes / 1024, "Tap and replay modes: an acknowledged hole "
+                       "is declared a gap once more than this many KiB of payload (both directions) arrived on its "
+                       "flow since its stream last moved, or once the segments held for it would pass this size "
+                       "(as above). 0: declared at once.",
+                       [](Loading& l, long long v) {
+                         l.config.dataplane.reassembly.ack_hole_wait_bytes = static_cast<uint32_t>(v * 1024);
+                       }),
+      integer<Loading>("reassembly.ack_hole_wait_segments", 0, 65536, hole_wait.ack_hole_wait_segments, "Tap and replay modes: an acknowledged "
+                       "hole is declared a gap once more than this many segments (both directions) arrived on its "
+                       "flow since its stream last moved, or once more would be held for it (as above). 0: "
+                       "declared at once.",
+                       [](Loading& l, long long v) {
+                         l.config.dataplane.reassembly.ack_hole_wait_segments = static_cast<uint32_t>(v);
                        }),
       integer<Loading>("reassembly.idle_timeout_s", 1, 86400, 600, "An open flow without packets for this long is "
                        "closed and reported (RFC 5321 4.5.3.2: servers wait 5 minutes for a command, 10 for the end "

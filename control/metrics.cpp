@@ -151,6 +151,8 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
     r.detect_not_smtp += lr.detect_not_smtp;
     r.detect_undecided += lr.detect_undecided;
     r.detect_evicted += lr.detect_evicted;
+    r.acked_holes_filled += lr.acked_holes_filled;
+    r.acked_holes_declared += lr.acked_holes_declared;
     hold.held += l.hold.held;
     hold.expired += l.hold.expired;
     hold.in_queue += l.hold.in_queue;
@@ -193,6 +195,11 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
   c.sample(static_cast<double>(r.detect_evicted), {{"result", "evicted"}});
   c.family("sluice_detect_probed_total", "counter", "Flows off the SMTP ports whose first bytes were judged.");
   c.sample(static_cast<double>(r.detect_probed));
+  c.family("sluice_acked_holes_total", "counter",
+           "Holes in a TCP stream that the other side acknowledged before their data was seen, by outcome: "
+           "filled (the data came later: a tap delivering the directions out of step) or declared (a gap).");
+  c.sample(static_cast<double>(r.acked_holes_filled), {{"outcome", "filled"}});
+  c.sample(static_cast<double>(r.acked_holes_declared), {{"outcome", "declared"}});
   c.family("sluice_drops_total", "counter",
            "What the data plane dropped or could not track, by reason (the stats event's counter of that name).");
   const std::pair<const char*, uint64_t> drops[] = {

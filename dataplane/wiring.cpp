@@ -78,6 +78,9 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
   // Enforcing, content a client sends before DATA's 354 is read at once, so that the segment
   // carrying its end is the one held (smtp_session.h, set_eager_data).
   config.reassembly.eager_data = c.enforce.enabled;
+  // Only inline sees both directions in step (the frames pass through it); a tap or a replayed
+  // capture may show an ACK before the data it acknowledges (reassembler.cpp, out of step).
+  config.reassembly.directions_in_step = c.mode == Mode::inline_;
   for (unsigned i = 0; i < table.n_rx_lcores; ++i)
     if (!wire_rx_lcore(i, error)) return false;
 

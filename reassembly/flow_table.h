@@ -54,6 +54,9 @@ struct Flow {
   uint8_t wscale[2];    // window scale option of each side's SYN (0 when absent)
   bool wscale_sent[2];
   uint32_t isn[2];
+  // The client's ISN as the SYN-ACK acknowledged it (isn[0] = its ack - 1) before the client's SYN
+  // was seen (a tap may deliver the SYN-ACK first, or lose the SYN): anchors the client stream.
+  bool isn_from_syn_ack;
   uint32_t fin_seq[2];  // the first FIN of each side (fin[] set), for a session started after it
   // table links
   uint32_t hash;

@@ -159,6 +159,27 @@ struct Reassembler::Impl {
   bool shutting_down = false;  // flush_all(shutdown) runs: a message cut short is `shutdown`, not `aborted`
 
   void on_tcp(const PacketInfo& info, const uint8_t* ip_base) noexcept;
+  void close_if_done(Flow* f) noexcept;
+  // Directions out of step (below on_tcp): an ACK past a hole waits for the data.
+  struct Segment {
+    uint32_t seq, ack;
+    uint8_t flags;
+    const uint8_t* payload;
+    uint32_t len;
+  };
+  bool wait_for_holes = false;      // !directions_in_step and every limit above 0
+  SmtpFlow* waiting = nullptr;      // sessions waiting for an ACKed hole (for the time limit at expiry)
+  // Off the path of packets in step: kept out of on_tcp (their code there cost it registers).
+  [[gnu::noinline, gnu::cold]] void past_hole(SmtpFlow* s, int dir, const Segment& g) noexcept;
+  [[gnu::noinline, gnu::cold]] void in_step(SmtpFlow* s, int dir, const Segment& g) noexcept;
+  [[gnu::noinline, gnu::cold]] void out_of_step(SmtpFlow* s, int dir, const Segment& g) noexcept;
+  [[gnu::noinline, gnu::cold]] void acknowledge(SmtpFlow* s, int from, uint32_t ack) noexcept;
+  [[gnu::noinline, gnu::cold]] void begin_wait(SmtpFlow* s, int w, uint32_t ack) noexcept;
+  bool hold(SmtpFlow* s, const Segment& g) noexcept;
+  void release_held(SmtpFlow* s) noexcept;
+  void apply_held(SmtpFlow* s) noexcept;
+  void check_wait(SmtpFlow* s) noexcept;
+  [[gnu::noinline, gnu::cold]] void end_wait(SmtpFlow* s, bool filled) noexcept;
   Flow* lookup(const PacketInfo& info, bool& from_client) noexcept;
   void end_flow(Flow* f, records::FlowEndReason reason) noexcept;
   void expire() noexcept;
@@ -224,6 +245,21 @@ struct SmtpFlow final : SmtpCallbacks {
   uint32_t caps = 0;
   uint64_t smtp_anomalies[kMaxAnomalies];
   uint32_t reported;  // bit per SmtpAnomaly / StreamAnomaly already sent as an event
+  // Directions out of step: stream[wait_dir] lacks bytes the other side acknowledged (-1: none).
+  // The other side's segments that come meanwhile are held (copied into pool blocks, one record
+  // per segment: a HeldHeader, then its payload, continued in further blocks), in arrival order.
+  int wait_dir = -1;
+  uint32_t wait_ack = 0;       // the highest acknowledgement past the hole
+  uint32_t wait_mark = 0;      // stream[wait_dir]'s next byte when it last moved
+  int64_t wait_since_us = 0;   // when it last moved (or the wait began)
+  uint32_t wait_bytes = 0, wait_segments = 0;  // payload bytes and segments of the flow since then
+  bool deferred_ack_set = false;  // the waiting side's own acknowledgement of the held side
+  uint32_t deferred_ack = 0;
+  SegmentPool::Block* held_head = nullptr;
+  SegmentPool::Block* held_tail = nullptr;
+  uint32_t held_segments = 0, held_bytes = 0;
+  SmtpFlow* wait_prev = nullptr;
+  SmtpFlow* wait_next = nullptr;
 
   void start(Reassembler::Impl* impl, Flow* f, bool from_start) noexcept {
     r = impl;
@@ -245,6 +281,10 @@ struct SmtpFlow final : SmtpCallbacks {
     transactions = caps = 0;
     std::memset(smtp_anomalies, 0, sizeof(smtp_anomalies));
     reported = 0;
+    wait_dir = -1;  // (a session ends its wait in finish())
+    deferred_ack_set = false;
+    held_head = held_tail = nullptr;
+    held_segments = held_bytes = 0;
   }
 
   void stream_anomaly(StreamAnomaly a, int dir) noexcept {
@@ -336,6 +376,7 @@ struct SmtpFlow final : SmtpCallbacks {
     }
     if (status == SmtpMessageStatus::aborted) {  // no final reply will come
       r->emit_smtp(*this, current, 0);
+      clear_envelope();
       return;
     }
     if (pending_count == kPendingReplies) {  // too deep a pipeline: report the oldest without reply
@@ -345,6 +386,14 @@ struct SmtpFlow final : SmtpCallbacks {
     }
     pending[(pending_head + pending_count) % kPendingReplies] = current;
     ++pending_count;
+    clear_envelope();
+  }
+  // The transaction is over (RFC 5321 4.1.1.4: its buffers are cleared): a message that begins
+  // without a MAIL (lost with a gap, or before a pick-up) has no envelope, never the last one's.
+  void clear_envelope() noexcept {
+    current.mail_from.len = 0;
+    current.rcpt_bytes = 0;
+    current.rcpt_count = current.rcpt_kept = 0;
   }
   // The other reading of the open message's DATA stream: to the lcore's reading observer when it
   // is free (else counted, readings_skipped), within config.reading_max_bytes.
@@ -395,6 +444,9 @@ struct SmtpFlow final : SmtpCallbacks {
 
   // The flow is over: flush what the streams hold, close the parser, report what is left.
   void finish() noexcept {
+    // A hole waited for is declared, what was held goes on (ending one wait may start another the
+    // other way: the slot must leave the waiting list).
+    while (wait_dir >= 0) r->end_wait(this, false);
     if (!encrypted) {
       for (int d = 0; d < 2; ++d) stream[d].flush(sink[d]);
       session.on_close();
@@ -422,6 +474,7 @@ Reassembler::Impl::Impl(const ReassemblyConfig& c, records::RecordSink& o, uint3
   digests.reserve(c.max_sessions);
   for (uint32_t i = 0; i < c.max_sessions; ++i) digests.push_back(EVP_MD_CTX_new());
   reading_sha = EVP_MD_CTX_new();
+  wait_for_holes = !c.directions_in_step && c.ack_hole_wait_us && c.ack_hole_wait_bytes && c.ack_hole_wait_segments;
 }
 
 SmtpFlow* Reassembler::Impl::take_session() noexcept {
@@ -562,8 +615,11 @@ void Reassembler::Impl::start_session(Flow* f) noexcept {
     return;
   }
   f->smtp = s;
-  s->start(this, f, f->syn_seen[kToServer]);
-  if (f->syn_seen[kToServer]) s->stream[kToServer].on_segment(f->isn[kToServer], tcp_flags::syn, nullptr, 0, s->sink[kToServer]);
+  // Anchored from either side of the handshake: the client's SYN, or the SYN-ACK that answered it
+  // (seen first on a tap whose directions are out of step, or alone when the capture lost the SYN).
+  const bool client_anchored = f->syn_seen[kToServer] || f->isn_from_syn_ack;
+  s->start(this, f, client_anchored);
+  if (client_anchored) s->stream[kToServer].on_segment(f->isn[kToServer], tcp_flags::syn, nullptr, 0, s->sink[kToServer]);
   if (f->syn_seen[kToClient])
     s->stream[kToClient].on_segment(f->isn[kToClient], tcp_flags::syn | tcp_flags::ack, nullptr, 0, s->sink[kToClient]);
   // SMTP by content: the bytes its probe saw before the segment that decided, the server's first.
@@ -621,6 +677,11 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
     f->fin_seq[dir] = info.tcp_seq + info.payload_len;
   }
   if (info.tcp_flags & tcp_flags::rst) f->rst = true;
+  if ((info.tcp_flags & tcp_flags::syn) && dir == kToClient && (info.tcp_flags & tcp_flags::ack) &&
+      !f->syn_seen[kToServer] && !f->isn_from_syn_ack) {
+    f->isn_from_syn_ack = true;  // the SYN-ACK says where the client's stream starts
+    f->isn[kToServer] = info.tcp_ack - 1;
+  }
   if ((info.tcp_flags & tcp_flags::syn) && !f->syn_seen[dir]) {
     f->syn_seen[dir] = true;
     f->isn[dir] = info.tcp_seq;
@@ -642,27 +703,262 @@ void Reassembler::Impl::on_tcp(const PacketInfo& info, const uint8_t* base) noex
 
   SmtpFlow* s = f->smtp;
   if (s && !s->encrypted) {
-    // The ACK says what the sender had received before it sent this segment: a hole it covers in
-    // the other direction is a gap that comes before this segment's data (a server's reply that
-    // acknowledges client bytes the capture lost must find the client's command stream caught up).
-    if (info.tcp_flags & tcp_flags::ack) {
-      s->stream[dir ^ 1].on_ack(info.tcp_ack, s->sink[dir ^ 1]);
-      // The window this side offers bounds what the other may send. Known only with the
-      // handshake (the scale is in the SYNs; a SYN's own window is never scaled); a pick-up keeps
-      // the stream's bound for unknown windows.
-      if (f->syn_seen[kToServer] && f->syn_seen[kToClient]) {
-        const bool scaled = f->wscale_sent[0] && f->wscale_sent[1] && !(info.tcp_flags & tcp_flags::syn);
-        s->stream[dir ^ 1].set_window(info.tcp_ack, uint32_t{info.tcp_window} << (scaled ? f->wscale[dir] : 0));
-      }
+    // The window this side offers bounds what the other may send. Known only with the handshake
+    // (the scale is in the SYNs; a SYN's own window is never scaled); a pick-up keeps the stream's
+    // bound for unknown windows. Taken at arrival, also for a segment held below.
+    if ((info.tcp_flags & tcp_flags::ack) && f->syn_seen[kToServer] && f->syn_seen[kToClient]) {
+      const bool scaled = f->wscale_sent[0] && f->wscale_sent[1] && !(info.tcp_flags & tcp_flags::syn);
+      s->stream[dir ^ 1].set_window(info.tcp_ack, uint32_t{info.tcp_window} << (scaled ? f->wscale[dir] : 0));
     }
-    if (!s->encrypted)
-      s->stream[dir].on_segment(info.tcp_seq, info.tcp_flags, base + info.payload_offset, info.payload_len, s->sink[dir]);
+    if (s->wait_dir >= 0 || ((info.tcp_flags & tcp_flags::ack) && s->stream[dir ^ 1].acked_hole(info.tcp_ack))) {
+      past_hole(s, dir, Segment{info.tcp_seq, info.tcp_ack, info.tcp_flags, base + info.payload_offset, info.payload_len});
+    } else {  // in_step(), written out: the path of nearly every packet
+      if (info.tcp_flags & tcp_flags::ack) s->stream[dir ^ 1].on_ack(info.tcp_ack, s->sink[dir ^ 1]);
+      if (!s->encrypted)  // (a gap the ACK declared may have turned the session to TLS)
+        s->stream[dir].on_segment(info.tcp_seq, info.tcp_flags, base + info.payload_offset, info.payload_len, s->sink[dir]);
+    }
     // After STARTTLS the streams are no longer fed; their counters stay for the flow event.
   }
-  // Both sides done (FIN each way, or a reset): report now; the entry stays until the closed
-  // timeout so that late retransmissions do not start a new flow.
+  // close_if_done(), written out for the same reason.
   if (s && (f->rst || (f->fin[0] && f->fin[1] && (s->encrypted || (s->ended[0] && s->ended[1])))))
     release_session(f, f->rst ? records::FlowEndReason::rst : records::FlowEndReason::fin);
+}
+
+// Both sides done (FIN each way, or a reset): report now; the entry stays until the closed
+// timeout so that late retransmissions do not start a new flow.
+void Reassembler::Impl::close_if_done(Flow* f) noexcept {
+  const SmtpFlow* s = f->smtp;
+  if (s && (f->rst || (f->fin[0] && f->fin[1] && (s->encrypted || (s->ended[0] && s->ended[1])))))
+    release_session(f, f->rst ? records::FlowEndReason::rst : records::FlowEndReason::fin);
+}
+
+// A segment while a wait runs, or whose ACK passes a hole in the other direction. In step, the
+// hole is a gap that comes before this segment's data (a server's reply that acknowledges client
+// bytes the capture lost must find the client's command stream caught up). Out of step, the data
+// may come yet.
+void Reassembler::Impl::past_hole(SmtpFlow* s, int dir, const Segment& g) noexcept {
+  if (s->wait_dir >= 0) return out_of_step(s, dir, g);
+  if (wait_for_holes && !(g.flags & tcp_flags::rst)) {
+    begin_wait(s, dir ^ 1, g.ack);
+    return out_of_step(s, dir, g);
+  }
+  ++stats.acked_holes_declared;
+  in_step(s, dir, g);
+}
+
+// One segment as the two directions come in step: its ACK first (the sender had received all
+// that before it sent this segment: a hole it covers is declared), then its data.
+void Reassembler::Impl::in_step(SmtpFlow* s, int dir, const Segment& g) noexcept {
+  if (g.flags & tcp_flags::ack) s->stream[dir ^ 1].on_ack(g.ack, s->sink[dir ^ 1]);
+  if (!s->encrypted) s->stream[dir].on_segment(g.seq, g.flags, g.payload, g.len, s->sink[dir]);
+}
+
+// Directions out of step (issue 17). A TAP or SPAN with a port per direction, or two RX queues,
+// can deliver the server's ACK before the client data it acknowledges. Declaring the hole then
+// loses data that is still on its way, so (tap, replay: directions_in_step false) stream W waits:
+// - the acknowledging side's segments that carry anything (data, FIN) are held, in arrival order,
+//   each until W has reached its acknowledgement, so the session sees a reply after the command it
+//   answers, as the exchange went; its pure ACKs only raise the acknowledgement waited for;
+// - W's own segments are fed at once; their acknowledgements of the held side are kept and applied
+//   when the wait ends (the held side is behind until then);
+// - the hole is filled when W reaches the highest acknowledgement with nothing held
+//   (acked_holes_filled); it is declared (acked_holes_declared), as in step, when since W last
+//   moved more than ack_hole_wait_us of packet time passed (also checked at expiry), or more than
+//   ack_hole_wait_bytes / _segments arrived, when the held side's records would pass those limits
+//   or the pool is out of blocks, at W's FIN, at a reset, and when the session ends (flush).
+// One wait per session at a time: an acknowledgement that passes a hole the other way while one
+// runs is applied when it ends. Inline keeps declaring at once: both directions pass through the
+// appliance, so an ACK cannot precede data that was forwarded.
+namespace {
+struct HeldHeader {
+  uint32_t seq, ack, len;
+  uint8_t flags;
+};
+constexpr uint32_t kHeldHeader = 16;
+static_assert(sizeof(HeldHeader) <= kHeldHeader);
+bool seq_before(uint32_t a, uint32_t b) { return int32_t(a - b) < 0; }
+}  // namespace
+
+void Reassembler::Impl::begin_wait(SmtpFlow* s, int w, uint32_t ack) noexcept {
+  s->wait_dir = w;
+  s->wait_ack = ack;
+  s->wait_mark = s->stream[w].next_seq();
+  s->wait_since_us = now;
+  s->wait_bytes = s->wait_segments = 0;
+  s->deferred_ack_set = false;
+  s->wait_prev = nullptr;
+  s->wait_next = waiting;
+  if (waiting) waiting->wait_prev = s;
+  waiting = s;
+}
+
+void Reassembler::Impl::out_of_step(SmtpFlow* s, int dir, const Segment& g) noexcept {
+  const int w = s->wait_dir;
+  s->wait_bytes += g.len;
+  ++s->wait_segments;
+  if (g.flags & tcp_flags::rst) {  // the connection is gone: declared, then the reset as in step
+    end_wait(s, false);
+    in_step(s, dir, g);
+    return;
+  }
+  if (dir != w) {  // the acknowledging side
+    const bool ack = g.flags & tcp_flags::ack;
+    if (ack && seq_before(s->wait_ack, g.ack)) s->wait_ack = g.ack;
+    if (g.len == 0 && !(g.flags & (tcp_flags::fin | tcp_flags::syn))) {
+      // a pure ACK: its acknowledgement is waited for
+    } else if (s->held_head || (ack && s->stream[w].acked_hole(g.ack))) {
+      if (!hold(s, g)) {  // past the limits: declared, then this segment in step
+        end_wait(s, false);
+        in_step(s, dir, g);
+        return;
+      }
+    } else {
+      in_step(s, dir, g);  // its acknowledgement is reached: nothing to wait for
+    }
+  } else {  // the waiting side's own data
+    if ((g.flags & tcp_flags::ack) && (!s->deferred_ack_set || seq_before(s->deferred_ack, g.ack))) {
+      s->deferred_ack_set = true;
+      s->deferred_ack = g.ack;
+    }
+    s->stream[w].on_segment(g.seq, g.flags, g.payload, g.len, s->sink[w]);
+    release_held(s);
+    if (s->wait_dir != w) return;  // over (or, once over, another began the other way)
+    if (g.flags & tcp_flags::fin) {  // it sent all it had before its FIN: what is missing is lost
+      end_wait(s, false);
+      return;
+    }
+  }
+  if (s->wait_dir >= 0) check_wait(s);
+}
+
+// The limits, counted since the waiting stream last moved.
+void Reassembler::Impl::check_wait(SmtpFlow* s) noexcept {
+  const uint32_t next = s->stream[s->wait_dir].next_seq();
+  if (next != s->wait_mark) {
+    s->wait_mark = next;
+    s->wait_since_us = now;
+    s->wait_bytes = s->wait_segments = 0;
+  }
+  if (now - s->wait_since_us > int64_t{config.ack_hole_wait_us} || s->wait_bytes > config.ack_hole_wait_bytes ||
+      s->wait_segments > config.ack_hole_wait_segments)
+    end_wait(s, false);
+}
+
+// Copies a segment of the acknowledging side to the end of the held records; false when the
+// limits or the pool have no room for it (nothing is held then).
+bool Reassembler::Impl::hold(SmtpFlow* s, const Segment& g) noexcept {
+  if (s->held_segments + 1 > config.ack_hole_wait_segments || s->held_bytes + g.len > config.ack_hole_wait_bytes)
+    return false;
+  using Block = SegmentPool::Block;
+  Block* first = nullptr;
+  Block* last = nullptr;
+  uint32_t at = 0;  // payload bytes copied
+  do {
+    Block* b = pool.alloc();
+    if (!b) {
+      while (first) {
+        Block* n = first->next;
+        pool.free(first);
+        first = n;
+      }
+      return false;
+    }
+    b->next = nullptr;
+    b->seq = 0;
+    uint32_t off = 0;
+    if (!first) {
+      const HeldHeader h{g.seq, g.ack, g.len, g.flags};
+      std::memcpy(b->data, &h, sizeof(h));
+      off = kHeldHeader;
+      first = b;
+    } else {
+      last->next = b;
+    }
+    last = b;
+    const uint32_t n = std::min<uint32_t>(g.len - at, SegmentPool::kBlockSize - off);
+    if (n) std::memcpy(b->data + off, g.payload + at, n);
+    b->len = static_cast<uint16_t>(off + n);
+    at += n;
+  } while (at < g.len);
+  (s->held_tail ? s->held_tail->next : s->held_head) = first;
+  s->held_tail = last;
+  ++s->held_segments;
+  s->held_bytes += g.len;
+  return true;
+}
+
+// The oldest held record, applied in step (its ACK, then its data, block by block) and freed.
+void Reassembler::Impl::apply_held(SmtpFlow* s) noexcept {
+  using Block = SegmentPool::Block;
+  const int held_dir = s->wait_dir ^ 1;  // (called only while the wait runs)
+  Block* b = s->held_head;
+  HeldHeader h;
+  std::memcpy(&h, b->data, sizeof(h));
+  if ((h.flags & tcp_flags::ack) && !s->encrypted) s->stream[held_dir ^ 1].on_ack(h.ack, s->sink[held_dir ^ 1]);
+  uint32_t seq = h.seq, left = h.len;
+  uint32_t off = kHeldHeader;
+  uint8_t flags = h.flags & ~tcp_flags::ack;
+  do {
+    Block* next = b->next;
+    const uint32_t n = b->len - off;
+    left -= n;
+    if (!s->encrypted) {
+      // SYN only with the first piece (its data starts one further), FIN only with the last.
+      const uint8_t f = left ? static_cast<uint8_t>(flags & ~tcp_flags::fin) : flags;
+      s->stream[held_dir].on_segment(seq, f, n ? b->data + off : nullptr, n, s->sink[held_dir]);
+      seq += n + ((flags & tcp_flags::syn) ? 1 : 0);
+      flags = static_cast<uint8_t>(flags & ~tcp_flags::syn);
+    }
+    pool.free(b);
+    b = next;
+    off = 0;
+  } while (left && b);
+  s->held_head = b;
+  if (!b) s->held_tail = nullptr;
+  --s->held_segments;
+  s->held_bytes -= h.len;
+}
+
+// The held records whose acknowledgement the waiting stream has reached, in order; the wait ends
+// (filled) when it has reached the highest and nothing is held.
+void Reassembler::Impl::release_held(SmtpFlow* s) noexcept {
+  const int w = s->wait_dir;
+  while (s->held_head && !s->encrypted) {
+    HeldHeader h;
+    std::memcpy(&h, s->held_head->data, sizeof(h));
+    if ((h.flags & tcp_flags::ack) && s->stream[w].acked_hole(h.ack)) return;
+    apply_held(s);
+  }
+  if (s->encrypted || !s->stream[w].acked_hole(s->wait_ack)) end_wait(s, !s->encrypted);
+}
+
+// The wait is over: filled, or declared (the held records applied in step, each ACK declaring
+// what is still missing before it). Then the waiting side's own acknowledgement, which may start
+// a wait the other way.
+void Reassembler::Impl::end_wait(SmtpFlow* s, bool filled) noexcept {
+  const int w = s->wait_dir;
+  if (w < 0) return;
+  ++(filled ? stats.acked_holes_filled : stats.acked_holes_declared);
+  while (s->held_head) apply_held(s);  // (freed only, once encrypted)
+  s->wait_dir = -1;
+  (s->wait_prev ? s->wait_prev->wait_next : waiting) = s->wait_next;
+  if (s->wait_next) s->wait_next->wait_prev = s->wait_prev;
+  s->wait_prev = s->wait_next = nullptr;
+  if (s->encrypted) return;
+  s->stream[w].on_ack(s->wait_ack, s->sink[w]);
+  if (s->deferred_ack_set) {
+    s->deferred_ack_set = false;
+    acknowledge(s, w, s->deferred_ack);
+  }
+}
+
+// An acknowledgement from side `from` of the other side's stream, outside a segment.
+void Reassembler::Impl::acknowledge(SmtpFlow* s, int from, uint32_t ack) noexcept {
+  const int other = from ^ 1;
+  if (!s->stream[other].acked_hole(ack)) return s->stream[other].on_ack(ack, s->sink[other]);
+  if (wait_for_holes) return begin_wait(s, other, ack);
+  ++stats.acked_holes_declared;
+  s->stream[other].on_ack(ack, s->sink[other]);
 }
 
 void Reassembler::Impl::release_session(Flow* f, records::FlowEndReason reason) noexcept {
@@ -901,6 +1197,17 @@ void Reassembler::Impl::expire() noexcept {
       f = next;
     }
   };
+  // ACKed holes waited for past their time (each flow's own packets check it too). Ending one may
+  // start another (the other way, from now) and change the list: start over after each.
+  for (SmtpFlow* s = waiting; s;) {
+    if (now - s->wait_since_us <= int64_t{config.ack_hole_wait_us}) {
+      s = s->wait_next;
+      continue;
+    }
+    end_wait(s, false);
+    close_if_done(s->flow);
+    s = waiting;
+  }
   sweep(&FlowTable::oldest_embryonic, embryonic);
   sweep(&FlowTable::oldest_active, idle);
   if (em) {

@@ -56,6 +56,19 @@ struct ReassemblyConfig {
   // implicit-TLS ones) are judged by their first bytes, without a session slot until taken for
   // SMTP; then their session starts from the bytes seen. false: only `smtp_ports` are parsed.
   bool detect_content = false;
+  // The two directions reach this lcore in step (inline: both pass through the appliance, so an
+  // ACK can never precede the data it acknowledges): an ACK past a hole declares it at once. False
+  // (tap, replay): a TAP or SPAN with a port per direction, or two RX queues, may deliver the ACK
+  // first, so the hole is waited for (below) before it is declared.
+  bool directions_in_step = true;
+  // Out of step: how long an ACKed hole is waited for, counted since its stream last moved: packet
+  // time, payload bytes and segments of the flow (both directions). The acknowledging direction's
+  // segments are held meanwhile (in order, within the same bytes and segments), so the session sees
+  // them after the data they answer. Past any limit (or at FIN, RST, flush, expiry) the hole is
+  // declared a gap as in step. Any of them 0: declared at once.
+  uint32_t ack_hole_wait_us = 1000000;
+  uint32_t ack_hole_wait_bytes = 256 * 1024;
+  uint32_t ack_hole_wait_segments = 128;
   // Receives each message's content (the attachment pipeline); nullptr: messages are only hashed.
   // Must outlive the Reassembler.
   MessageObserverFactory* observers = nullptr;
@@ -97,6 +110,11 @@ struct ReassemblyStats {
   uint64_t detect_not_smtp;
   uint64_t detect_undecided;
   uint64_t detect_evicted;
+  // Holes an ACK passed (the receiver had bytes this lcore had not seen yet): filled by data that
+  // came later (directions out of step), or declared a gap (at once in step, else at a wait limit,
+  // FIN, RST, flush or expiry).
+  uint64_t acked_holes_filled;
+  uint64_t acked_holes_declared;
 };
 
 class Reassembler {

@@ -248,6 +248,7 @@ void SmtpSession::init(SmtpCallbacks* callbacks, bool from_start) noexcept {
   cresync_ = from_start ? Resync::none : Resync::until_match;
   txn_ = Txn::none;
   seen_mail_ = false;
+  envelope_gap_ = false;
   paused_ = false;
   awaited_ = SmtpVerb::none;
   cred_until_command_ = false;
@@ -502,6 +503,7 @@ void SmtpSession::command_line(const Line& line) noexcept {
       abort_bdat();
       txn_ = Txn::mail;
       seen_mail_ = true;
+      envelope_gap_ = false;
       break;
     case SmtpVerb::rcpt:
       if (txn_ != Txn::none) txn_ = Txn::rcpt;
@@ -519,7 +521,7 @@ void SmtpSession::command_line(const Line& line) noexcept {
     if (!bdat_open_) {
       cb_->on_message_begin(SmtpTransfer::bdat);
       bdat_open_ = true;
-      msg_gap_ = false;
+      msg_gap_ = envelope_gap_;  // its MAIL and first chunks may have gone with the lost octets
     }
     bdat_left_ = bdat_size;
     bdat_last_ = bdat_last;
@@ -835,6 +837,7 @@ void SmtpSession::on_client_gap(uint32_t missing_bytes) noexcept {
       cline_.total = 0;
       cline_.last_cr = false;
       if (cresync_ == Resync::none) cresync_ = Resync::one_line;
+      envelope_gap_ = true;
       break;
     case ClientMode::data:
       if (data_emit_) cb_->on_message_end(SmtpMessageStatus::incomplete);

@@ -43,7 +43,9 @@
 // - Gaps (bytes lost in the capture): inside DATA content, the message ends `incomplete` (reason
 //   gap) and the parser looks for the "." line before reading commands again; inside a BDAT chunk
 //   the gap's bytes count against the chunk (exact resync) and the message ends `incomplete` at
-//   its end; elsewhere the partial line is dropped and parsing resumes at the next line.
+//   its end; elsewhere the partial line is dropped and parsing resumes at the next line. A BDAT
+//   that opens a message after such a gap, with no MAIL since, may have lost its first chunks with
+//   its envelope: the message ends `incomplete` too.
 #pragma once
 
 #include <cstddef>
@@ -256,6 +258,9 @@ class SmtpSession {
   bool bdat_open_ = false;
   bool bdat_last_ = false;
   bool msg_gap_ = false;          // the open BDAT message lost bytes
+  // Client octets were lost among commands since the last transaction ended or MAIL: a BDAT that
+  // opens a message now may follow chunks (and an envelope) that were lost with them.
+  bool envelope_gap_ = false;
   uint64_t bdat_left_ = 0;
   LineBuffer cline_{};
   std::size_t hold_off_ = 0;     // held bytes are hold_[hold_off_, hold_len_)

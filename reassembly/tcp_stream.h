@@ -19,6 +19,8 @@
 // - Gaps: a hole that will never be filled (capture loss). It is declared, delivering on_gap(n)
 //   and then the buffered data after it, when
 //     * the opposite direction ACKs bytes beyond the hole (the receiver has them; we never will),
+//       when the caller calls on_ack: a caller whose two directions may arrive out of step asks
+//       acked_hole() first and waits for the data before it calls on_ack (reassembler.cpp),
 //     * the buffered data exceeds its per-stream limits or the pool has no free block,
 //     * the caller calls flush() (FIN/RST seen and done, idle timeout, end of capture).
 // - FIN: remembered as the end (fin_seq); once everything before it is delivered, on_end(fin).
@@ -120,6 +122,13 @@ class TcpStream {
   void on_segment(uint32_t seq, uint8_t flags, const uint8_t* payload, std::size_t len, StreamSink& sink) noexcept;
   // The opposite direction acknowledged everything before `ack` (its ACK flag was set).
   void on_ack(uint32_t ack, StreamSink& sink) noexcept;
+  // Whether on_ack(ack) would declare a gap: bytes before `ack` (up to the FIN) not delivered yet.
+  bool acked_hole(uint32_t ack) const noexcept {
+    if (int32_t(next_ - ack) >= 0) return false;  // nearly always: first (a FIN only lowers ack)
+    if (!started_ || ended_) return false;
+    if (fin_seen_ && int32_t(fin_seq_ - ack) < 0) ack = fin_seq_;
+    return int32_t(next_ - ack) < 0;
+  }
   // Declares every remaining hole a gap and delivers all buffered data (then on_end(fin) if a FIN
   // was seen and reached). For close, idle timeout and end of capture.
   void flush(StreamSink& sink) noexcept;

@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
       p = *end ? end + 1 : end;
     }
   }
+  // SLUICE_OUT_OF_STEP=1: as tap and replay run (an ACK past a hole waits for the data); else as inline.
+  const char* out_of_step = std::getenv("SLUICE_OUT_OF_STEP");
+  cfg.directions_in_step = !(out_of_step && std::atoi(out_of_step));
   const LinkType lt = link_type_from_dlt(link);
 
   double best = 1e9;

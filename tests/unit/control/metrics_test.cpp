@@ -132,6 +132,8 @@ dataplane::StatsSnapshot snapshot() {
   rx.reassembly.detect_not_smtp = 3;
   rx.reassembly.detect_undecided = 1;
   rx.reassembly.detect_evicted = 1;
+  rx.reassembly.acked_holes_filled = 5;
+  rx.reassembly.acked_holes_declared = 1;
   rx.hold.in_queue = 2;
   rx.enforcing = true;
   rx.enforce.gated = 1;
@@ -203,6 +205,8 @@ TEST(Metrics, EveryFamilyPassesTheStrictParserWithExactValues) {
       {R"(sluice_files_total{reputation="malicious"})", 2},
       {R"(sluice_files_total{reputation="clean"})", 0},
       {R"(sluice_verdict_cache_lookups_total{result="hit"})", 10},
+      {R"(sluice_acked_holes_total{outcome="filled"})", 10},
+      {R"(sluice_acked_holes_total{outcome="declared"})", 2},
       {R"(sluice_verdict_cache_lookups_total{result="miss"})", 12},
       {R"(sluice_drops_total{reason="events_dropped"})", 4},
       {R"(sluice_drops_total{reason="sessions_pool_full"})", 18},

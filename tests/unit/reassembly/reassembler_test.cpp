@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -44,6 +45,8 @@ class Conversation {
   // A client segment at the next sequence number plus `offset`, which moves nothing: forged,
   // retransmitted or out-of-order data, resets.
   void client_at(int64_t offset, uint8_t flags, std::string_view payload = {}) { send(true, flags, payload, offset, false); }
+  // The client sent `n` bytes that the capture lost: nothing is fed, the sequence number moves.
+  void client_lost(std::size_t n) { next_[0] += static_cast<uint32_t>(n); }
   int64_t now = 1000000;
 
  private:
@@ -636,4 +639,370 @@ TEST(LikeTheReceiver, ConflictingRetransmissionOfDeliveredBytesIsReported) {
   int conflicts = 0;
   for (const auto& a : events_of(out, "anomaly")) conflicts += a["anomaly"]["type"] == "overlap_conflict";
   EXPECT_EQ(conflicts, 1);
+}
+
+// Directions out of step (issue 17): a tap that delivers an ACK before the data it acknowledges.
+namespace {
+
+// One SMTP connection recorded as the real exchange went (each segment acknowledges what its
+// sender had received), then played in any order.
+class Capture {
+ public:
+  // Returns the frame's index.
+  std::size_t client(uint8_t flags, std::string_view payload = {}) { return add(true, flags, payload); }
+  std::size_t server(uint8_t flags, std::string_view payload = {}) { return add(false, flags, payload); }
+  std::size_t size() const { return frames_.size(); }
+  bool to_server(std::size_t i) const { return to_server_[i]; }
+  // Feeds the frames in `order` (every index once), 1 ms apart.
+  void play(Reassembler& r, const std::vector<std::size_t>& order, int64_t& now) const {
+    for (std::size_t i : order) {
+      PacketInfo info;
+      ASSERT_EQ(decode_packet(frames_[i].data(), frames_[i].size(), info), DecodeStatus::ok);
+      r.on_packet(info, frames_[i].data(), now += 1000);
+    }
+  }
+  std::vector<std::size_t> in_order() const {
+    std::vector<std::size_t> v(size());
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = i;
+    return v;
+  }
+  // The client's frames `ahead` frames late (a tap whose client port lags): each direction in its
+  // own order, the server's ACKs ahead of the client data they acknowledge.
+  std::vector<std::size_t> server_ahead(std::size_t ahead) const {
+    std::vector<std::size_t> v = in_order();
+    std::stable_sort(v.begin(), v.end(), [&](std::size_t a, std::size_t b) {
+      return a + (to_server_[a] ? ahead : 0) < b + (to_server_[b] ? ahead : 0);
+    });
+    return v;
+  }
+
+ private:
+  std::size_t add(bool to_server, uint8_t flags, std::string_view payload) {
+    std::vector<uint8_t> f(14 + 40 + payload.size(), 0);
+    f[12] = 0x08;
+    uint8_t* ip = &f[14];
+    const std::size_t total = 40 + payload.size();
+    ip[0] = 0x45, ip[2] = static_cast<uint8_t>(total >> 8), ip[3] = static_cast<uint8_t>(total);
+    ip[8] = 64, ip[9] = 6;
+    const uint8_t c[4] = {10, 0, 0, 1}, s[4] = {10, 0, 1, 1};
+    std::copy(to_server ? c : s, (to_server ? c : s) + 4, ip + 12);
+    std::copy(to_server ? s : c, (to_server ? s : c) + 4, ip + 16);
+    uint8_t* tcp = ip + 20;
+    const uint16_t sp = to_server ? 40000 : 25, dp = to_server ? 25 : 40000;
+    tcp[0] = sp >> 8, tcp[1] = sp & 0xff, tcp[2] = dp >> 8, tcp[3] = dp & 0xff;
+    uint32_t& next = next_[to_server ? 0 : 1];
+    const uint32_t ack = next_[to_server ? 1 : 0];
+    for (int k = 0; k < 4; ++k) {
+      tcp[4 + k] = static_cast<uint8_t>(next >> (24 - 8 * k));
+      tcp[8 + k] = static_cast<uint8_t>(ack >> (24 - 8 * k));
+    }
+    tcp[12] = 0x50, tcp[13] = flags;
+    tcp[14] = 0xff, tcp[15] = 0xff;  // window 65535
+    std::copy(payload.begin(), payload.end(), tcp + 20);
+    next += static_cast<uint32_t>(payload.size()) + ((flags & tcp_flags::syn) ? 1 : 0) + ((flags & tcp_flags::fin) ? 1 : 0);
+    frames_.push_back(std::move(f));
+    to_server_.push_back(to_server);
+    return frames_.size() - 1;
+  }
+  std::vector<std::vector<uint8_t>> frames_;
+  std::vector<bool> to_server_;
+  uint32_t next_[2] = {5000, 70000};
+};
+
+constexpr uint8_t kAck = tcp_flags::ack, kPsh = tcp_flags::ack | tcp_flags::psh;
+
+// A mail of `segments` body segments, each command and reply in its own frame, the server
+// acknowledging every client segment.
+Capture mail_capture(int segments) {
+  Capture c;
+  c.client(tcp_flags::syn);
+  c.server(tcp_flags::syn | kAck);
+  c.client(kAck);
+  c.server(kPsh, "220 mx ESMTP\r\n");
+  c.client(kPsh, "EHLO c\r\n");
+  c.server(kPsh, "250 mx\r\n");
+  c.client(kPsh, "MAIL FROM:<a@x>\r\n");
+  c.server(kPsh, "250 ok\r\n");
+  c.client(kPsh, "RCPT TO:<b@y>\r\n");
+  c.server(kPsh, "250 ok\r\n");
+  c.client(kPsh, "DATA\r\n");
+  c.server(kPsh, "354 go\r\n");
+  c.client(kPsh, "Subject: out of step\r\n\r\n");
+  for (int i = 0; i < segments; ++i) {
+    c.client(kPsh, std::string(1000, static_cast<char>('a' + i % 26)) + "\r\n");
+    c.server(kAck);
+  }
+  c.client(kPsh, ".\r\n");
+  c.server(kPsh, "250 queued\r\n");
+  c.client(kPsh, "QUIT\r\n");
+  c.server(kPsh, "221 bye\r\n");
+  c.client(kAck | tcp_flags::fin);
+  c.server(kAck | tcp_flags::fin);
+  c.client(kAck);
+  return c;
+}
+
+ReassemblyConfig tap_config() {
+  ReassemblyConfig c = small_config();
+  c.directions_in_step = false;
+  return c;
+}
+
+struct Played {
+  std::vector<nlohmann::json> smtp;
+  ReassemblyStats stats;
+};
+
+Played play(const ReassemblyConfig& config, const Capture& cap, const std::vector<std::size_t>& order,
+            int64_t end_gap_us = 1000) {
+  Collect out;
+  Reassembler r(config, out, 0);
+  int64_t now = 1000000;
+  cap.play(r, order, now);
+  r.flush_all(now + end_gap_us);
+  return {events_of(out, "smtp"), r.stats()};
+}
+
+}  // namespace
+
+TEST(OutOfStep, ShufflingMovesServerFramesAheadOfTheDataTheyAcknowledge) {
+  const Capture cap = mail_capture(3);
+  const auto order = cap.server_ahead(3);
+  ASSERT_NE(order, cap.in_order());
+  // The 250 to EHLO (frame 5) comes before the EHLO (frame 4).
+  const auto pos = [&](std::size_t i) { return std::find(order.begin(), order.end(), i) - order.begin(); };
+  EXPECT_LT(pos(5), pos(4));
+}
+
+// Every hole an early ACK passed is filled by the data that follows; the replies reach the
+// session after the commands they answer: the same message, envelope and reply as in order.
+TEST(OutOfStep, HolesAreFilledAndTheMessageIsRebuiltWhole) {
+  const Capture cap = mail_capture(40);
+  const Played ref = play(tap_config(), cap, cap.in_order());
+  ASSERT_EQ(ref.smtp.size(), 1u);
+  EXPECT_EQ(ref.stats.acked_holes_filled + ref.stats.acked_holes_declared, 0u);
+  for (std::size_t ahead : {2u, 3u, 5u, 30u}) {
+    SCOPED_TRACE(ahead);
+    const Played p = play(tap_config(), cap, cap.server_ahead(ahead));
+    ASSERT_EQ(p.smtp.size(), 1u);
+    const auto& m = p.smtp[0]["smtp"];
+    EXPECT_EQ(m["status"], "complete");
+    EXPECT_EQ(m["message_sha256"], ref.smtp[0]["smtp"]["message_sha256"]);
+    EXPECT_EQ(m["helo"], "c");
+    EXPECT_EQ(m["mail_from"], "a@x");
+    EXPECT_EQ(m["rcpt_to"], nlohmann::json::array({"b@y"}));
+    EXPECT_EQ(m["server_reply"], 250);
+    EXPECT_GT(p.stats.acked_holes_filled, 0u);
+    EXPECT_EQ(p.stats.acked_holes_declared, 0u);
+    EXPECT_EQ(p.stats.gaps, 0u);
+  }
+}
+
+// The same capture in step (inline) declares the hole at the first early ACK: the message is lost
+// or cut, as before.
+TEST(OutOfStep, InlineDeclaresAtOnce) {
+  const Capture cap = mail_capture(10);
+  const Played p = play(small_config(), cap, cap.server_ahead(2));
+  EXPECT_EQ(p.stats.acked_holes_filled, 0u);
+  EXPECT_GT(p.stats.acked_holes_declared, 0u);
+  EXPECT_GT(p.stats.gaps, 0u);
+  bool whole = false;
+  for (const auto& e : p.smtp) whole |= e["smtp"]["status"] == "complete";
+  EXPECT_FALSE(whole);
+  // Any limit at 0 is the same.
+  ReassemblyConfig zero = tap_config();
+  zero.ack_hole_wait_us = 0;
+  const Played z = play(zero, cap, cap.server_ahead(2));
+  EXPECT_EQ(z.stats.acked_holes_filled, 0u);
+  EXPECT_EQ(z.stats.acked_holes_declared, p.stats.acked_holes_declared);
+}
+
+namespace {
+
+// The 354 acknowledges DATA and the first body segment is lost for good: the server's ACKs of the
+// body keep passing the hole while the client's later body segments arrive.
+Capture lost_segment_capture(std::size_t& lost) {
+  Capture c;
+  c.client(tcp_flags::syn);
+  c.server(tcp_flags::syn | kAck);
+  c.client(kAck);
+  c.server(kPsh, "220 mx ESMTP\r\n");
+  c.client(kPsh, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+  c.server(kPsh, "250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+  lost = c.client(kPsh, "Subject: lost\r\n\r\n");
+  for (int i = 0; i < 20; ++i) c.client(kPsh, std::string(100, 'x') + "\r\n");
+  c.server(kAck);  // acknowledges everything, past the lost segment
+  for (int i = 0; i < 20; ++i) c.client(kPsh, std::string(100, 'y') + "\r\n");
+  c.client(kPsh, ".\r\n");
+  c.server(kPsh, "250 queued\r\n");
+  return c;
+}
+
+std::vector<std::size_t> without(const Capture& c, std::size_t lost) {
+  std::vector<std::size_t> v = c.in_order();
+  v.erase(v.begin() + static_cast<std::ptrdiff_t>(lost));
+  return v;
+}
+
+}  // namespace
+
+// A hole that never fills is declared at each limit: segments, bytes, time (at the flow's next
+// packet or at expiry), and at the end of input. The message is then incomplete with reason gap.
+TEST(OutOfStep, LostDataIsDeclaredAtEachLimit) {
+  std::size_t lost = 0;
+  const Capture cap = lost_segment_capture(lost);
+  const auto order = without(cap, lost);
+  const auto check = [](const Played& p, const char* what) {
+    SCOPED_TRACE(what);
+    EXPECT_EQ(p.stats.acked_holes_declared, 1u);
+    EXPECT_EQ(p.stats.acked_holes_filled, 0u);
+    EXPECT_GE(p.stats.gaps, 1u);
+    ASSERT_EQ(p.smtp.size(), 1u);
+    EXPECT_EQ(p.smtp[0]["smtp"]["status"], "incomplete");
+    EXPECT_EQ(p.smtp[0]["smtp"]["incomplete_reason"], "gap");
+  };
+  {
+    ReassemblyConfig c = tap_config();
+    c.ack_hole_wait_segments = 5;
+    Collect out;
+    Reassembler r(c, out, 0);
+    int64_t now = 1000000;
+    // up to the server's ACK, then 5 more segments: still waiting; the 6th declares
+    std::vector<std::size_t> head(order.begin(), order.begin() + 27 + 4);
+    cap.play(r, head, now);
+    EXPECT_EQ(r.stats().acked_holes_declared, 0u);
+    cap.play(r, {order[31]}, now);
+    EXPECT_EQ(r.stats().acked_holes_declared, 1u);
+    cap.play(r, std::vector<std::size_t>(order.begin() + 32, order.end()), now);
+    r.flush_all(now + 1000);
+    check({events_of(out, "smtp"), r.stats()}, "segments");
+  }
+  {
+    ReassemblyConfig c = tap_config();
+    c.ack_hole_wait_bytes = 1000;  // ten of the 102-byte segments
+    Collect out;
+    Reassembler r(c, out, 0);
+    int64_t now = 1000000;
+    cap.play(r, std::vector<std::size_t>(order.begin(), order.begin() + 27 + 9), now);
+    EXPECT_EQ(r.stats().acked_holes_declared, 0u);
+    cap.play(r, {order[36]}, now);
+    EXPECT_EQ(r.stats().acked_holes_declared, 1u);
+    cap.play(r, std::vector<std::size_t>(order.begin() + 37, order.end()), now);
+    r.flush_all(now + 1000);
+    check({events_of(out, "smtp"), r.stats()}, "bytes");
+  }
+  {
+    ReassemblyConfig c = tap_config();
+    c.ack_hole_wait_us = 10000;  // 10 ms: the frames are 1 ms apart
+    check(play(c, cap, order), "time");
+  }
+  {  // time, with no packet of the flow after the ACK: at expiry
+    ReassemblyConfig c = tap_config();
+    Collect out;
+    Reassembler r(c, out, 0);
+    int64_t now = 1000000;
+    cap.play(r, std::vector<std::size_t>(order.begin(), order.begin() + 27), now);
+    r.expire(now + 500000);
+    EXPECT_EQ(r.stats().acked_holes_declared, 0u);
+    r.expire(now + 1000001);
+    EXPECT_EQ(r.stats().acked_holes_declared, 1u);
+    now += 1000001;
+    cap.play(r, std::vector<std::size_t>(order.begin() + 27, order.end()), now);
+    r.flush_all(now + 1000);
+    check({events_of(out, "smtp"), r.stats()}, "expiry");
+  }
+  {
+    ReassemblyConfig c = tap_config();
+    c.ack_hole_wait_segments = 1000;
+    c.ack_hole_wait_bytes = 1 << 20;
+    check(play(c, cap, order), "end of input");
+  }
+}
+
+// Replies that arrive before the commands they answer are held and released in order, each after
+// its command: pipelined replies, the 354, and the final reply after the end of data.
+TEST(OutOfStep, RepliesAreHeldAndReleasedInOrder) {
+  Capture c;
+  c.client(tcp_flags::syn);
+  c.server(tcp_flags::syn | kAck);
+  c.client(kAck);
+  const std::size_t greeting = c.server(kPsh, "220 mx ESMTP\r\n");
+  const std::size_t ehlo = c.client(kPsh, "EHLO c\r\n");
+  const std::size_t ehlo_reply = c.server(kPsh, "250-mx\r\n250 PIPELINING\r\n");
+  const std::size_t mail = c.client(kPsh, "MAIL FROM:<a@x>\r\n");
+  const std::size_t rcpt1 = c.client(kPsh, "RCPT TO:<b@y>\r\n");
+  const std::size_t rcpt2 = c.client(kPsh, "RCPT TO:<c@y>\r\n");
+  const std::size_t data = c.client(kPsh, "DATA\r\n");
+  const std::size_t r_mail = c.server(kPsh, "250 ok\r\n");    // acknowledges up to DATA
+  const std::size_t r_rcpts = c.server(kPsh, "250 ok\r\n550 no\r\n354 go\r\n");
+  const std::size_t body = c.client(kPsh, "Subject: held\r\n\r\nbody\r\n.\r\n");
+  const std::size_t queued = c.server(kPsh, "250 queued\r\n");
+  const std::size_t quit = c.client(kPsh, "QUIT\r\n");
+  const std::size_t bye = c.server(kPsh, "221 bye\r\n");
+  const std::vector<std::size_t> order = {0,     1,     2,    greeting, ehlo_reply, ehlo, r_mail, r_rcpts, mail,
+                                          rcpt1, rcpt2, data, queued,   bye,        body, quit};
+  const Played ref = play(tap_config(), c, c.in_order());
+  const Played p = play(tap_config(), c, order);
+  ASSERT_EQ(p.smtp.size(), 1u);
+  const auto& m = p.smtp[0]["smtp"];
+  EXPECT_EQ(m["status"], "complete");
+  EXPECT_EQ(m["server_reply"], 250);
+  EXPECT_EQ(m["mail_from"], "a@x");
+  EXPECT_EQ(m["rcpt_to"], ref.smtp[0]["smtp"]["rcpt_to"]);
+  EXPECT_EQ(m["message_sha256"], ref.smtp[0]["smtp"]["message_sha256"]);
+  EXPECT_EQ(m["subject"], "held");
+  EXPECT_EQ(p.stats.acked_holes_filled, 3u);  // EHLO; MAIL..DATA; the body and QUIT
+  EXPECT_EQ(p.stats.acked_holes_declared, 0u);
+  EXPECT_EQ(p.stats.gaps, 0u);
+  // No SMTP anomaly the in-order run does not have.
+  EXPECT_EQ(p.stats.messages_incomplete, 0u);
+}
+
+// A SYN-ACK (and what follows from the server) seen before the client's SYN anchors the client's
+// stream at its acknowledgement: the session is read from the start, the early replies held.
+TEST(OutOfStep, SynAckBeforeSynAnchorsTheStreams) {
+  const Capture cap = mail_capture(3);
+  std::vector<std::size_t> order = cap.in_order();
+  // SYN-ACK, greeting and the reply to EHLO before the SYN.
+  order.erase(order.begin(), order.begin() + 6);
+  order.insert(order.begin(), {1, 3, 5, 0, 2, 4});
+  const Played ref = play(tap_config(), cap, cap.in_order());
+  const Played p = play(tap_config(), cap, order);
+  ASSERT_EQ(p.smtp.size(), 1u);
+  EXPECT_EQ(p.smtp[0]["smtp"]["status"], "complete");
+  EXPECT_EQ(p.smtp[0]["smtp"]["helo"], "c");
+  EXPECT_EQ(p.smtp[0]["smtp"]["message_sha256"], ref.smtp[0]["smtp"]["message_sha256"]);
+  EXPECT_EQ(p.stats.gaps, 0u);
+  EXPECT_EQ(p.stats.acked_holes_declared, 0u);
+  // The SYN lost altogether: the SYN-ACK alone anchors the client's stream.
+  order.erase(std::find(order.begin(), order.end(), std::size_t{0}));
+  const Played q = play(tap_config(), cap, order);
+  ASSERT_EQ(q.smtp.size(), 1u);
+  EXPECT_EQ(q.smtp[0]["smtp"]["status"], "complete");
+  EXPECT_EQ(q.smtp[0]["smtp"]["helo"], "c");
+}
+
+// A lost frame holding a whole "MAIL ... RCPT ... BDAT n" group: the next "BDAT n LAST" is a
+// message whose start and envelope were lost. Before, it completed under the previous message's
+// envelope.
+TEST(Gaps, BdatAfterALostEnvelopeIsIncompleteWithoutThePreviousEnvelope) {
+  Collect out;
+  Reassembler r(small_config(), out, 0);
+  Conversation s(r);
+  open_session(s);
+  exchange(s, "EHLO c\r\n", "250-mx\r\n250 CHUNKING\r\n");
+  exchange(s, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 12 LAST\r\nSubject: 1\r\n", "250 ok\r\n250 ok\r\n250 queued\r\n");
+  const std::string lost = "MAIL FROM:<c@x>\r\nRCPT TO:<d@y>\r\nBDAT 12\r\nSubject: 2\r\n";
+  s.client_lost(lost.size());
+  exchange(s, "BDAT 4 LAST\r\nbody", "250 ok\r\n250 ok\r\n250 ok\r\n250 queued\r\n");
+  r.flush_all(s.now + 1000);
+  const auto smtp = events_of(out, "smtp");
+  ASSERT_GE(smtp.size(), 2u);
+  EXPECT_EQ(smtp[0]["smtp"]["mail_from"], "a@x");
+  EXPECT_EQ(smtp[0]["smtp"]["status"], "complete");
+  const auto& m = smtp[1]["smtp"];
+  EXPECT_EQ(m["status"], "incomplete");
+  EXPECT_EQ(m["incomplete_reason"], "gap");
+  EXPECT_NE(m["mail_from"], "a@x");
+  EXPECT_EQ(m["rcpt_to"], nlohmann::json::array());
 }
