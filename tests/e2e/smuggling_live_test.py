@@ -125,12 +125,18 @@ class SmugglingLive(unittest.TestCase):
         # smuggled DATA of a bare-LF stream waited for a 354 that never came: its message ends with
         # the connection, reported at the latest when sluiced stops.)
         netns.stop(self.daemon, timeout=30)
-        files = {f["file"].get("sha256"): f["file"].get("reading", "primary") for f in read_events(self.events)
-                 if f["event_type"] == "file"}
+        # (The strict one_message reading of a bare-LF stream goes on with the smuggled commands and
+        # header, read from the top since the first message has no multipart to resume: its
+        # header_lenient reading skips the command lines and finds the same attachment again, as
+        # `one_message/header_lenient`.)
+        files = {}
+        for f in read_events(self.events):
+            if f["event_type"] == "file":
+                files.setdefault(f["file"].get("sha256"), set()).add(f["file"].get("reading", "primary"))
         for port, server in ((25, "postfix"), (2525, "aiosmtpd")):
             for name in VARIANTS:
                 sha = hashlib.sha256(payload(f"{server}-{name}")).hexdigest()
-                self.assertEqual(files.get(sha), "split" if name.endswith("_cr") else "primary", (server, name))
+                self.assertIn("split" if name.endswith("_cr") else "primary", files.get(sha, set()), (server, name))
 
 
 if __name__ == "__main__":
