@@ -759,8 +759,9 @@ Params reassembly_params() {
                        "(`flow_table_full` anomaly) and handled by `reassembly.untracked_action`.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_flows = static_cast<uint32_t>(v); }),
       integer<Loading>("reassembly.max_sessions", 16, 1048576, 2048, "SMTP sessions inspected at once per RX "
-                       "lcore (about 20 KiB each for reassembly plus about 190 KiB for MIME parsing, allocated the "
-                       "first time a slot is used). A flow takes a slot when it shows payload, not at its SYN. When "
+                       "lcore (about 20 KiB each for reassembly plus about 490 KiB for MIME parsing, allocated the "
+                       "first time a slot is used and touched as mail needs it: about 180-225 KiB resident per "
+                       "session on ordinary mail, docs/sizing.md). A flow takes a slot when it shows payload, not at its SYN. When "
                        "none is free, emergency timeouts apply; a session that still finds none is forwarded "
                        "uninspected, counted (`sessions_pool_full`) and reported as an `anomaly` event.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_sessions = static_cast<uint32_t>(v); }),
