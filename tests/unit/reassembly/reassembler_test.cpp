@@ -1,6 +1,7 @@
 #include "reassembly/reassembler.h"
 
 #include "control/event_render.h"
+#include "tests/unit/reassembly/test_config.h"
 
 #include <gtest/gtest.h>
 
@@ -115,23 +116,7 @@ void open_data(Conversation& s) {
   s.server(tcp_flags::ack | tcp_flags::psh, "250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n");
 }
 
-ReassemblyConfig small_config() {
-  ReassemblyConfig c{};
-  c.smtp_ports = {25};
-  c.max_flows = 16;
-  c.max_sessions = 4;
-  c.memcap_mb = 1;
-  c.stream = {65536, 64};
-  c.idle_timeout_s = 60;
-  c.closed_timeout_s = 5;
-  c.max_fragment_sets = 4;
-  c.fragment_timeout_s = 5;
-  c.embryonic_timeout_s = 30;
-  c.emergency_idle_timeout_s = 60;
-  c.emergency_embryonic_timeout_s = 5;
-  c.emergency_recovery_percent = 80;
-  return c;
-}
+using test::small_config;
 
 // An observer that sees nothing and asks, or not, for the frame ending each message to be held.
 struct HoldingObserver final : MessageObserver {

@@ -7,6 +7,7 @@
 #include "control/event_render.h"
 #include "reassembly/flow_table.h"
 #include "reassembly/reassembler.h"
+#include "tests/unit/reassembly/test_config.h"
 
 #include <gtest/gtest.h>
 
@@ -159,21 +160,8 @@ struct Collect final : sluice::records::RecordSink {
 };
 
 ReassemblyConfig config(bool content) {
-  ReassemblyConfig c{};
-  c.smtp_ports = {25};
+  ReassemblyConfig c = test::small_config(64);
   c.implicit_tls_ports = {465};
-  c.max_flows = 64;
-  c.max_sessions = 4;
-  c.memcap_mb = 1;
-  c.stream = {65536, 64};
-  c.idle_timeout_s = 60;
-  c.closed_timeout_s = 5;
-  c.max_fragment_sets = 4;
-  c.fragment_timeout_s = 5;
-  c.embryonic_timeout_s = 30;
-  c.emergency_idle_timeout_s = 60;
-  c.emergency_embryonic_timeout_s = 5;
-  c.emergency_recovery_percent = 80;
   c.detect_content = content;
   return c;
 }
