@@ -442,7 +442,7 @@ void MimeParser::reset(MimeCallbacks* callbacks) noexcept {
   anomalies_ = attachments_ = parts_ = 0;
   readings_ = 0;
   nlr_ = 0;
-  lazy_ = 0;
+  lazy_ = lazy_late_ = 0;
   finished_ = false;
   depth_ = 0;
   mode_ = Mode::skip;
@@ -1087,7 +1087,7 @@ void MimeParser::begin_leaf() noexcept {
   // Other readings (mime_readings.h): what the CTE fields name besides the primary encoding from
   // the start; the lazy ones when their trigger shows up in the body.
   nlr_ = 0;
-  lazy_ = 0;
+  lazy_ = lazy_late_ = 0;
   body_len_ = retain_len_ = 0;
   last_byte_ = 0;
   if (!limits_.max_readings || mode_ != Mode::decode) return;
@@ -1160,6 +1160,11 @@ void MimeParser::leaf_readings(const uint8_t* p, std::size_t n) noexcept {
   if (!lazy_) return;
   // Past the bytes held (emit() cuts the input there), a trigger can start nothing: said once.
   const bool held = body_len_ <= retain_len_;
+  if (!held && (lazy_ & (kLazyBase64 | kLazyQpInvalid))) {
+    // The decoder's counters are cumulative: whether they trigger is as well known at the end.
+    lazy_late_ |= uint8_t(lazy_ & (kLazyBase64 | kLazyQpInvalid));
+    lazy_ &= uint8_t(~(kLazyBase64 | kLazyQpInvalid));
+  }
   auto take = [&](uint8_t bit, MimeReading a, MimeReading b = MimeReading::primary) {
     lazy_ &= uint8_t(~bit);
     if (!held) return note(MimeAnomaly::reading_skipped);
@@ -1189,6 +1194,7 @@ void MimeParser::leaf_readings(const uint8_t* p, std::size_t n) noexcept {
 }
 
 void MimeParser::end_readings(PartEnd how) noexcept {
+  lazy_late_ = 0;
   for (unsigned k = 0; k < nlr_; ++k) {
     lr_[k].dec->finish(rsink_[k]);
     if (cb_) cb_->on_reading_end(k, how);
@@ -1251,6 +1257,11 @@ void MimeParser::end_leaf(PartEnd how) noexcept {
     child_active_ = false;
   }
   if (leaf_reported_) {
+    // The triggers checked late (lazy_late_) see the decoder as the spans left it, as they would
+    // have on the last span (finish() may count a lone final character).
+    if (((lazy_late_ & kLazyBase64) && (active_->invalid() || active_->irregular())) ||
+        ((lazy_late_ & kLazyQpInvalid) && active_->invalid()))
+      note(MimeAnomaly::reading_skipped);
     if (mode_ == Mode::decode || mode_ == Mode::uu_wait || mode_ == Mode::uu_data) {
       if (mode_ != Mode::uu_wait) active_->finish(sink_);
       if (active_->invalid()) {

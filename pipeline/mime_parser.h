@@ -396,6 +396,10 @@ class MimeParser {
   uint32_t readings_ = 0;        // started in this message
   uint16_t cte_alts_ = 0;        // a bit per TransferEncoding named by the entity's CTE fields
   uint8_t lazy_ = 0;             // kLazy* triggers still to watch for in the open attachment
+  // The decoder-counted triggers (kLazyBase64, kLazyQpInvalid) past the bytes held: they can start
+  // nothing any more, so they are checked once at the part's end (reading_skipped) instead of on
+  // every span: the bulk of a large attachment runs without them.
+  uint8_t lazy_late_ = 0;
   uint8_t last_byte_ = 0;        // its previous body byte
   uint64_t body_len_ = 0;        // its body bytes so far
   std::unique_ptr<uint8_t[]> retain_;  // its first reading_retain_bytes
