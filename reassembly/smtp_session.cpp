@@ -738,8 +738,12 @@ std::size_t SmtpSession::feed_data_lines(const uint8_t* p, std::size_t n) noexce
         data_tail_len_ = 0;
         data_line_octets_ += k - i + 1;
         i = k + 1;
-        flush(i);  // the line, its line end included
-        if (data_emit_ && data_line_octets_ > kTextLineLimit) cb_->on_anomaly(SmtpAnomaly::long_line);
+        // The line stays in the run (handed over in one call with the lines around it) unless a
+        // callback comes after it.
+        if (data_emit_ && data_line_octets_ > kTextLineLimit) {
+          flush(i);  // the line, its line end included
+          cb_->on_anomaly(SmtpAnomaly::long_line);
+        }
         data_prev_bare_lf_ = !cr;
         data_last_cr_ = false;
         data_line_octets_ = 0;
