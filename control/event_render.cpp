@@ -449,7 +449,7 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
     }
     worker["unscannable"] = unscannable;
     if (l.role == "worker") {
-      lcores.push_back({{"lcore", l.lcore}, {"role", l.role}, {"worker", worker}});
+      lcores.push_back({{"lcore", l.lcore}, {"role", l.role}, {"idle_sleeps", l.idle_sleeps}, {"worker", worker}});
       continue;
     }
     const auto& h = l.handoff;
@@ -477,6 +477,7 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                       {"tx_packets", l.tx_packets}, {"tx_bytes", l.tx_bytes},
                       {"dropped", l.dropped}, {"dispatched_out", l.dispatched_out},
                       {"events", l.events}, {"events_dropped", l.events_dropped},
+                      {"idle_sleeps", l.idle_sleeps},
                       {"reassembly", {{"packets", r.packets}, {"flows", r.flows_created},
                                       {"flows_table_full", r.flows_table_full},
                                       {"sessions_pool_full", r.sessions_pool_full}, {"messages", r.messages},

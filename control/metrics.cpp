@@ -103,7 +103,7 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
   const std::pair<const char*, uint64_t L::*> lcore_counters[] = {
       {"rx_packets", &L::rx_packets}, {"rx_bytes", &L::rx_bytes}, {"tx_packets", &L::tx_packets},
       {"tx_bytes", &L::tx_bytes},     {"dropped", &L::dropped},   {"events", &L::events},
-      {"events_dropped", &L::events_dropped}};
+      {"events_dropped", &L::events_dropped}, {"idle_sleeps", &L::idle_sleeps}};
   for (const auto& [name, member] : lcore_counters) {
     c.family(std::string("sluice_lcore_") + name + "_total", "counter", std::string("The lcore's ") + name + ".");
     for (const L& l : s.lcores) c.sample(static_cast<double>(l.*member), {{"lcore", std::to_string(l.lcore)}, {"role", l.role}});

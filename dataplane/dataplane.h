@@ -39,6 +39,7 @@ struct LcoreStats {
   uint64_t dropped = 0;
   uint64_t dispatched_out = 0;  // frames handed to the lcore that owns their flow
   uint64_t events = 0, events_dropped = 0;  // event ring: written, lost because it was full
+  uint64_t idle_sleeps = 0;     // sleeps between polls while idle (lcores.idle_sleep_us)
   reassembly::ReassemblyStats reassembly{};
   pipeline::HandoffStats handoff{};  // rx: attachments to workers, results back
   pipeline::WorkerStats worker{};    // worker (or rx without worker lcores): hashing, typing, archives

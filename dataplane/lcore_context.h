@@ -3,6 +3,8 @@
 // control thread writes `quit`.
 #pragma once
 
+#include "dataplane/idle_backoff.h"
+
 #include <rte_common.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
@@ -107,6 +109,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) RxLcoreContext {
   int64_t max_hold_us;         // a held frame's deadline: now_us + this
   uint64_t hold_dropped;       // frames freed by a drop step, a drop fallback or a drop at their deadline
   LcorePort* control;          // requests from the control thread, polled between bursts
+  IdleBackoff backoff;         // an iteration that received nothing: pause, then sleep (lcores.idle_*)
   std::shared_ptr<const struct LcoreSnapshot>* snapshot;  // this lcore's current one (owned by Dataplane)
 };
 

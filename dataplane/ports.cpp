@@ -77,6 +77,7 @@ bool Dataplane::Impl::setup_rx_lcores(std::string& error) {
     RxLcoreContext& lc = lcores[i];
     lc.lcore_id = c.lcores.rx[i];
     lc.index = i;
+    lc.backoff.configure(c.lcores.idle_polls, c.lcores.idle_sleep_us);
     lc.table = &table;
     lc.quit = &quit;
     if (!rte_lcore_is_enabled(lc.lcore_id)) {

@@ -392,9 +392,11 @@ int rx_lcore_main(void* arg) {
   // A replay has no wire to keep up with: when the event ring is full it waits for the control
   // thread (until the stop deadline) instead of losing a record.
   if (t.replay && ctx.events) ctx.events->set_flushing(true, ctx.abort_flush);
+  if (ctx.backoff.max_sleep_us) tighten_timer_slack();
 
   while (!ctx.quit->load(std::memory_order_relaxed)) {
     bool any_input_left = false;
+    unsigned received = 0;  // frames from the ports and the other RX lcores this iteration
     // A replay waits while half the message records hold ended messages (their results and
     // look-up answers come without more input): read on, and a capture faster than the answers
     // would turn files into `overload`.
@@ -424,6 +426,7 @@ int rx_lcore_main(void* arg) {
       }
       any_input_left |= input_left[q];
       if (n == 0) continue;
+      received += n;
       PortCounters& c = ctx.counters[ref.port_index];
       c.rx_packets += n;
       for (uint16_t i = 0; i < n; ++i) c.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
@@ -434,6 +437,7 @@ int rx_lcore_main(void* arg) {
       const unsigned n = rte_ring_dequeue_burst(t.inbound[ctx.index], reinterpret_cast<void**>(pkts), burst, nullptr);
       if (n) process_inbound(ctx, pkts, n);
       any_input_left |= n != 0;
+      received += n;
     }
     // Chunks staged in this iteration go to the workers; their results come back.
     if (ctx.handoff) ctx.handoff->poll();
@@ -463,6 +467,10 @@ int rx_lcore_main(void* arg) {
       }
       break;
     }
+    if (received)
+      ctx.backoff.work();
+    else
+      ctx.backoff.idle();
   }
   // Stopped (SIGTERM, SIGINT) on a live link or in the middle of a replay. The fence pairs with
   // the control thread's stores: abort_flush, when set before quit (a zero deadline), is seen.

@@ -51,6 +51,7 @@ StatsSnapshot Dataplane::stats() const {
       ls.dispatched_out += c.dispatched_out;
     }
     ls.events = d.lcores[l].events->emitted;
+    ls.idle_sleeps = d.lcores[l].backoff.sleeps;
     ls.events_dropped = d.lcores[l].events->dropped;
     ls.reassembly = d.lcores[l].reasm->stats();
     ls.handoff = d.handoffs[l]->stats();
@@ -72,6 +73,7 @@ StatsSnapshot Dataplane::stats() const {
     ls.runs_worker = true;
     ls.worker = d.worker_lcores[j].worker->stats();
     ls.results_dropped = d.worker_lcores[j].counters.results_dropped;
+    ls.idle_sleeps = d.worker_lcores[j].backoff.sleeps;
     s.lcores.push_back(ls);
   }
   return s;

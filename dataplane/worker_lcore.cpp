@@ -54,6 +54,7 @@ int worker_lcore_main(void* arg) {
   RingResultOutput out(ctx);
   void* got[kStage];
   bool stalled = false;
+  if (ctx.backoff.max_sleep_us) tighten_timer_slack();
   for (;;) {
     // Read before polling: when every RX lcore had exited before this round and the round finds
     // nothing, nothing can come any more.
@@ -82,7 +83,9 @@ int worker_lcore_main(void* arg) {
     if (total == 0) {
       if (producers_gone) break;
       ++ctx.counters.idle_polls;
-      rte_pause();
+      ctx.backoff.idle();
+    } else {
+      ctx.backoff.work();
     }
   }
   ctx.exited.store(true, std::memory_order_release);

@@ -14,6 +14,7 @@
 //    once that RX lcore has exited, results for it are counted and dropped.
 #pragma once
 
+#include "dataplane/idle_backoff.h"
 #include "dataplane/lcore_channel.h"
 
 #include <rte_common.h>
@@ -104,6 +105,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerLcoreContext {
   const WorkerTable* table = nullptr;
   pipeline::AttachmentWorker* worker = nullptr;
   WorkerCounters counters;
+  IdleBackoff backoff{};
   std::atomic<bool> exited{false};
   LcorePort* control = nullptr;  // requests from the control thread, polled between rounds
   std::shared_ptr<const struct LcoreSnapshot>* snapshot = nullptr;
