@@ -512,6 +512,7 @@ Params port_and_pair_params() {
 }
 
 Params lcore_params() {
+  const dataplane::LcoreConfig idle{};  // the defaults of the idle_* keys
   return {
       integer<Loading>("lcores.main", 0, 127, 0, "The main lcore: control plane, signals, stats. Never polls ports.",
                        [](Loading& l, long long v) { l.config.dataplane.lcores.main = static_cast<unsigned>(v); }),
@@ -522,16 +523,15 @@ Params lcore_params() {
       integer_list<Loading>("lcores.workers", 0, 127, {}, "Worker lcores: SHA-256, file typing and archives of "
                             "attachments (DESIGN.md section 3). Empty: each RX lcore does that work itself.",
                             [](Loading& l, std::vector<unsigned> v) { l.config.dataplane.lcores.workers = std::move(v); }),
-      integer<Loading>("lcores.idle_polls", 1, 100000000, 2048, "RX and worker lcores: empty polls in a row "
-                       "(an iteration that received no frame, or no attachment chunk) spent spinning before the "
-                       "lcore starts to sleep between polls (`lcores.idle_sleep_us`). Any work starts the count "
-                       "again. An empty RX iteration takes about 0.1-1 us, so the default sleeps after about a "
-                       "millisecond of silence.",
+      integer<Loading>("lcores.idle_polls", 1, 100000000, idle.idle_polls, "RX and worker lcores: empty polls "
+                       "in a row (an iteration that received no frame, or no attachment chunk) spent spinning "
+                       "before the lcore starts to sleep between polls (`lcores.idle_sleep_us`). Any work starts "
+                       "the count again.",
                        [](Loading& l, long long v) { l.config.dataplane.lcores.idle_polls = static_cast<uint32_t>(v); }),
-      integer<Loading>("lcores.idle_sleep_us", 0, 10000, 100, "The longest sleep between two polls of an idle RX "
-                       "or worker lcore, in microseconds: sleeps start at 1 and double up to this. It bounds the "
-                       "extra delay of the first frame or chunk after a quiet spell (plus the kernel's wake-up, "
-                       "tens of microseconds); frames meanwhile wait in the RX ring (`dataplane.rx_desc`). An "
+      integer<Loading>("lcores.idle_sleep_us", 0, 10000, idle.idle_sleep_us, "The longest sleep between two polls "
+                       "of an idle RX or worker lcore, in microseconds: sleeps start at 1 and double up to this. It "
+                       "bounds the extra delay of the first frame or chunk after a quiet spell (plus the kernel's "
+                       "wake-up, not measured); frames meanwhile wait in the RX ring (`dataplane.rx_desc`). An "
                        "idle lcore then leaves its CPU to what shares it (the control thread, another lcore). "
                        "0: idle lcores spin (a whole CPU each, the lowest latency). Counted per lcore: "
                        "`idle_sleeps` in the stats event, `sluice_lcore_idle_sleeps_total`.",
