@@ -15,7 +15,14 @@ holds SMTP-looking lines), interleaved with the sessions in groups the same way:
 SMTP. --manifest FILE: a JSON line per session (client address and port, server port, the
 message's and its attachment's SHA-256) and per HTTP connection.
 
-Usage: make_smtp_pcap.py [--ports P,...] [--http N] [--manifest FILE] OUT.pcap SESSIONS ATTACH_KB [GROUP=16] [CANDIDATE_EVERY=0]"""
+--pdf: each attachment is `%PDF-1.7` and a line break followed by random bytes (ATTACH_KB KiB in
+all, still distinct; application/pdf, fNNN.pdf), so that file typing sees a PDF (the bulk capture of
+issue 18, docs/benchmarks.md). --text KB: the message's text part is KB KiB of line-oriented ASCII
+prose (7bit, lines of 20 to 76 characters, paragraphs, quoted lines, a few lines that need
+dot-stuffing; the first line names the session, so every message differs) instead of "attached";
+with a small ATTACH_KB this is the text-heavy capture (scripts/bench-replay).
+
+Usage: make_smtp_pcap.py [--ports P,...] [--http N] [--pdf] [--text KB] [--manifest FILE] OUT.pcap SESSIONS ATTACH_KB [GROUP=16] [CANDIDATE_EVERY=0]"""
 import argparse
 import hashlib
 import json
@@ -45,6 +52,45 @@ def macro_document(i):
     return out.getvalue()
 
 
+WORDS = ("the of and to in is that for it as with was on be by this are from at or an have not which "
+         "message delivery mailbox server relay header invoice report quarter budget meeting agenda "
+         "attached please review schedule customer order shipment account payment balance contract "
+         "update policy network storage backup release version change request approved pending "
+         "tomorrow morning afternoon regards thanks question answer team office project figures").split()
+
+
+def text_lines(rng, count=4096):
+    """A pool of lines to draw text bodies from: prose lines of 20 to 76 characters, some quoted
+    ("> "), some empty (paragraph breaks), a few starting with '.' (dot-stuffed on the wire)."""
+    pool = []
+    for k in range(count):
+        width = rng.randint(20, 76)
+        line = rng.choice(WORDS).capitalize()
+        while True:
+            word = rng.choice(WORDS)
+            if len(line) + 1 + len(word) > width:
+                break
+            line += " " + word
+        line += "." if k % 3 == 0 else ","
+        if k % 9 == 0:
+            line = ""
+        elif k % 13 == 0:
+            line = "> " + line[:70]
+        elif k % 97 == 0:
+            line = "..." + line[:70]
+        pool.append(line)
+    return pool
+
+
+def text_body(i, kb, pool, rng):
+    """About KB KiB of text (CRLF-free: the email package writes the line ends), a first line of
+    its own so that every message, and so its SHA-256, differs."""
+    head = f"Session {i} report {rng.getrandbits(64):016x}\n\n"
+    avg = sum(len(x) + 1 for x in pool) / len(pool)
+    lines = rng.choices(pool, k=max(1, int((kb * 1024 - len(head)) / avg)))
+    return head + "\n".join(lines) + "\n"
+
+
 def http_connection(j, kb, rng):
     """One HTTP/1.1 exchange on port 80 from 172.16.x.y: a GET and a reply whose body (KB KiB)
     starts with lines an SMTP parser would take for a greeting and an EHLO."""
@@ -64,6 +110,8 @@ def main():
     ap.add_argument("--ports", default="25")
     ap.add_argument("--http", type=int, default=0)
     ap.add_argument("--manifest")
+    ap.add_argument("--pdf", action="store_true")
+    ap.add_argument("--text", type=int, default=0, metavar="KB")
     ap.add_argument("out")
     ap.add_argument("sessions", type=int)
     ap.add_argument("kb", type=int)
@@ -74,6 +122,8 @@ def main():
     ports = [int(p) for p in a.ports.split(",")]
     rng = random.Random(3)
     http_rng = random.Random(4)
+    text_rng = random.Random(5)  # its own stream: the attachments stay those of the same run without --text
+    pool = text_lines(text_rng) if a.text else None
     manifest = []
     frames = []
     for g in range(0, max(n, a.http), group):
@@ -81,11 +131,18 @@ def main():
         for i in range(g, min(n, g + group)):
             msg = EmailMessage(policy=email.policy.SMTP)
             msg["From"], msg["To"], msg["Subject"] = f"s{i}@example.org", "r@example.net", f"bench {i}"
-            msg.set_content("attached\n")
+            if a.text:
+                msg.set_content(text_body(i, a.text, pool, text_rng), cte="7bit")
+            else:
+                msg.set_content("attached\n")
             if every and i % every == every - 1:
                 attachment = macro_document(i)
                 msg.add_attachment(attachment, maintype="application", subtype="octet-stream",
                                    filename=f"f{i}.docm")
+            elif a.pdf:
+                head = b"%PDF-1.7\n"
+                attachment = head + rng.randbytes(max(0, kb * 1024 - len(head)))
+                msg.add_attachment(attachment, maintype="application", subtype="pdf", filename=f"f{i}.pdf")
             else:
                 attachment = rng.randbytes(kb * 1024)
                 msg.add_attachment(attachment, maintype="application", subtype="octet-stream",
