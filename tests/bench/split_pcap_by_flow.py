@@ -8,10 +8,19 @@ gets the frames RSS would have given it, and only those (scripts/bench-scale). F
 IPv4/IPv6 go to part 0, as sluiced keeps them with the lcore that received them. Timestamps and
 order within a part are those of the capture.
 
-Usage: split_pcap_by_flow.py IN.pcap K OUT_PREFIX   (writes OUT_PREFIX.0.pcap ... OUT_PREFIX.(K-1).pcap)"""
+--restamp FILE...: rewrites the record timestamps of little-endian microsecond captures in place
+to the current time, 1 us apart and ending now. For tap mode on a net_pcap port: sluiced then
+takes each frame's time from the capture but expires flows by the wall clock, so a capture stamped
+in the past has every open flow time out at the first expiry tick (found with scripts/bench-scale:
+16 messages `incomplete`, flows `timeout`); stamped just before the run, both clocks agree.
+
+Usage: split_pcap_by_flow.py IN.pcap K OUT_PREFIX   (writes OUT_PREFIX.0.pcap ... OUT_PREFIX.(K-1).pcap)
+       split_pcap_by_flow.py --restamp FILE..."""
+import mmap
 import os
 import struct
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import pcapfile  # noqa: E402
@@ -56,7 +65,28 @@ def addresses(frame):
     return None
 
 
+def restamp(path):
+    with open(path, "r+b") as f:
+        if os.fstat(f.fileno()).st_size <= 24:
+            return
+        with mmap.mmap(f.fileno(), 0) as m:
+            if m[:4] != b"\xd4\xc3\xb2\xa1":
+                sys.exit(f"{path}: not a little-endian microsecond pcap")
+            offsets, off = [], 24
+            while off + 16 <= len(m):
+                offsets.append(off)
+                off += 16 + struct.unpack_from("<I", m, off + 8)[0]
+            start = int(time.time() * 1e6) - len(offsets)
+            for i, off in enumerate(offsets):
+                us = start + i
+                struct.pack_into("<II", m, off, us // 1000000, us % 1000000)
+
+
 def main():
+    if len(sys.argv) >= 2 and sys.argv[1] == "--restamp":
+        for path in sys.argv[2:]:
+            restamp(path)
+        return
     if len(sys.argv) != 4:
         sys.exit(__doc__.split("Usage: ")[-1])
     link_type, frames = pcapfile.read_pcap(sys.argv[1])
