@@ -223,6 +223,7 @@ struct Loading {
   unsigned sample_memory_total_mb = 512;
   unsigned spool_mb = 32;
   bool trace_enabled = true;
+  uint32_t replay_overload_wait_ms = 10000;  // replay mode: workers.handoff.wait_us (finish())
 };
 
 using Params = std::vector<Param<Loading>>;
@@ -669,6 +670,12 @@ Params replay_params() {
                        "for pending analyses to complete (their messages' final verdicts). 0: exit at once; the next "
                        "start with the same `state.dir` resumes polling them.",
                        [](Loading& l, long long v) { l.config.analysis.replay_wait_s = static_cast<unsigned>(v); }),
+      integer<Loading>("replay.overload_wait_ms", 0, 3600000, 10000, "Replay mode, instead of "
+                       "`workers.overload_wait_us`: how long the RX lcore waits for a chunk or ring room when a worker "
+                       "lcore falls behind before an attachment (or a message hash) is given up as `overload`. A "
+                       "capture loses nothing by waiting, where a link would: a worker that shares its CPU may be "
+                       "off it for milliseconds.",
+                       [](Loading& l, long long v) { l.replay_overload_wait_ms = static_cast<uint32_t>(v); }),
   };
 }
 
@@ -959,6 +966,15 @@ Params worker_params() {
                        "RX lcore whose `file` events wait for worker results. Beyond, a new message's attachments are "
                        "reported at once, unscannable `overload` (no size, no hash).",
                        [](Loading& l, long long v) { l.config.dataplane.workers.handoff.max_messages = static_cast<uint32_t>(v); }),
+      // Not HandoffLimits::digests (off, what the pipeline's tests and tools use): measured faster
+      // with a worker lcore (docs/benchmarks.md).
+      boolean<Loading>("workers.hash_messages", true, "With worker lcores: each message's "
+                       "`message_sha256` is computed on a worker, in parallel with the RX lcore (its content goes as "
+                       "one more stream of chunks), instead of by the RX lcore as the message streams by. The `smtp` "
+                       "event then waits for the hash (events keep their order). A hash lost to back-pressure "
+                       "(`workers.overload_wait_us`) leaves the message's events without `message_sha256` (counted "
+                       "`digests_lost`). Without worker lcores the RX lcore always hashes.",
+                       [](Loading& l, bool v) { l.config.dataplane.workers.handoff.digests = v; }),
       integer<Loading>("workers.max_pending_files", 1, 16777215, handoff.max_files, "Attachments per RX "
                        "lcore waiting for worker results (about 2.5 KiB each). Beyond, as `max_pending_messages`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.handoff.max_files = static_cast<uint32_t>(v); }),
@@ -1591,6 +1607,7 @@ void finish(Loading& l) {
     if (!c.replay_output.empty()) check_writable_dir("replay.output", c.replay_output);
     if (!l.pair_names.empty()) fail("pairs", "not used in replay mode: frames leave by the replay port itself");
     if (d.lcores.rx.size() != 1) fail("lcores.rx", "replay reads one pcap through one queue: list exactly one RX lcore");
+    d.workers.handoff.wait_us = std::min<uint64_t>(uint64_t{l.replay_overload_wait_ms} * 1000, UINT32_MAX);
     // The output is a second dumper on the same port, so it carries exactly what inline mode would
     // have sent; without an output nothing is forwarded (tap semantics).
     std::string dev = "net_pcap0,rx_pcap=" + c.replay_input + ",tx_pcap=" + (c.replay_output.empty() ? "/dev/null" : c.replay_output);

@@ -228,7 +228,7 @@ std::string_view EventRenderer::message(const MessageRecord& m) noexcept {
   if (m.rcpt_count != m.rcpt_kept) j.key("rcpt_count").num(m.rcpt_count);
   j.key("method").str(m.bdat ? "BDAT" : "DATA");
   j.key("starttls").boolean(m.starttls);
-  sha_member(j, "message_sha256", m.sha256);
+  if (m.has_sha256) sha_member(j, "message_sha256", m.sha256);
   j.key("message_size").num(m.size);
   if (m.has_subject) j.key("subject").str(m.subject.view());
   if (m.has_message_id) j.key("message_id").str(m.message_id.view());
@@ -439,7 +439,7 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
   for (const auto& l : s.lcores) {
     const auto& w = l.worker;
     Json worker = {{"chunks", w.chunks}, {"bytes", w.bytes}, {"attachments", w.attachments},
-                   {"archives", w.archives}, {"members", w.members}, {"in_flight_full", w.in_flight_full},
+                   {"digests", w.digests}, {"archives", w.archives}, {"members", w.members}, {"in_flight_full", w.in_flight_full},
                    {"stray_chunks", w.stray_chunks}, {"decoder_memory_refused", w.decoder_memory_refused},
                    {"results_dropped", l.results_dropped}};
     Json unscannable = Json::object();
@@ -457,7 +457,8 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                     {"overload", h.overload}, {"no_chunk", h.no_chunk}, {"ring_full", h.ring_full},
                     {"records_full", h.records_full}, {"members_unheld", h.members_unheld},
                     {"stale_results", h.stale_results}, {"readings", h.readings},
-                    {"readings_same", h.readings_same}};
+                    {"readings_same", h.readings_same}, {"digests", h.digests},
+                    {"digests_inline", h.digests_inline}, {"digests_lost", h.digests_lost}};
     Json verdicts = {{"cache_hits", h.cache_hits}, {"cache_misses", h.cache_misses}, {"lookups", h.lookups},
                      {"answers", h.answers}, {"answers_stale", h.answers_stale},
                      {"lookups_queue_full", h.lookups_queue_full}, {"lookups_expired", h.lookups_expired},
@@ -500,7 +501,9 @@ Json stats_json(const dataplane::StatsSnapshot& s) {
                                       {"detect_undecided", r.detect_undecided},
                                       {"detect_evicted", r.detect_evicted},
                                       {"acked_holes_filled", r.acked_holes_filled},
-                                      {"acked_holes_declared", r.acked_holes_declared}}},
+                                      {"acked_holes_declared", r.acked_holes_declared},
+                                      {"smtp_digest_waits", r.smtp_digest_waits},
+                                      {"smtp_digest_unwaited", r.smtp_digest_unwaited}}},
                       {"handoff", handoff},
                       {"verdicts", verdicts},
                       {"hold", {{"held", l.hold.held}, {"released", l.hold.released}, {"expired", l.hold.expired},

@@ -137,6 +137,7 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
     h.analysis_expired += lh.analysis_expired;
     h.spool_queue_full += lh.spool_queue_full;
     h.spool_misses += lh.spool_misses;
+    h.digests_lost += lh.digests_lost;
     const auto& lr = l.reassembly;
     r.messages += lr.messages;
     r.flows_created += lr.flows_created;
@@ -212,7 +213,7 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
       {"results_dropped", results_dropped},        {"lookups_queue_full", h.lookups_queue_full},
       {"lookups_expired", h.lookups_expired},      {"analysis_queue_full", h.analysis_queue_full},
       {"analysis_expired", h.analysis_expired},    {"spool_queue_full", h.spool_queue_full},
-      {"spool_misses", h.spool_misses}};
+      {"spool_misses", h.spool_misses},            {"digests_lost", h.digests_lost}};
   for (const auto& [reason, n] : drops) c.sample(static_cast<double>(n), {{"reason", reason}});
   c.family("sluice_hold_held_total", "counter", "Frames held for a verdict.");
   c.sample(static_cast<double>(hold.held));

@@ -172,7 +172,7 @@ void SightingCollector::on_record(const void* record, std::size_t size, int64_t 
         s.rcpt_to.emplace_back(r);
         off = static_cast<uint16_t>(off + r.size() + 1);
       }
-      if (s.message_sha256.empty()) s.message_sha256 = sha_hex(m.sha256);
+      if (s.message_sha256.empty() && m.has_sha256) s.message_sha256 = sha_hex(m.sha256);
       s.message_id = std::string(m.message_id.view());
       s.subject = std::string(m.subject.view());
       s.header_from = std::string(m.header_from.view());

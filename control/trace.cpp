@@ -138,7 +138,6 @@ void TraceBuilder::on_record(const void* record, std::size_t size, std::string& 
 
 void TraceBuilder::message(const records::MessageRecord& m, std::string& out) {
   Json j = head(m.timestamp_us, m.flow, m.transaction, "parsed");
-  const std::string sha = hex_string(m.sha256, 32);
   std::vector<std::string> rcpts;
   for (std::size_t at = 0; at < m.rcpt_bytes && rcpts.size() < m.rcpt_kept;) {
     const std::string_view r(m.rcpts + at, strnlen(m.rcpts + at, m.rcpt_bytes - at));
@@ -168,7 +167,7 @@ void TraceBuilder::message(const records::MessageRecord& m, std::string& out) {
   text += m.server_reply ? "; the end of data was answered " + std::to_string(m.server_reply) + "." : "; no reply to the end of data was seen.";
   j["text"] = text;
   if (m.has_message_id) j["message_id"] = std::string(m.message_id.view());
-  j["message_sha256"] = sha;
+  if (m.has_sha256) j["message_sha256"] = hex_string(m.sha256, 32);
   if (m.has_subject) j["subject"] = std::string(m.subject.view());
   j["mail_from"] = std::string(m.mail_from.view());
   j["rcpt_to"] = rcpts;

@@ -243,11 +243,14 @@ void flush(RxLcoreContext& ctx, records::FlowEndReason reason) noexcept {
   if (ctx.handoff) {
     while (ctx.handoff->pending() && !ctx.abort_flush->load(std::memory_order_relaxed)) {
       ctx.handoff->poll();
+      ctx.reasm->emit_waiting();
       poll_control(ctx);
       rte_pause();
     }
     ctx.handoff->drain(*ctx.abort_flush);  // what is left when aborted
   }
+  // smtp events waiting for a message hash: every hash is in now, or given up.
+  ctx.reasm->emit_waiting(/*all=*/true);
   // Messages decided meanwhile are settled; those still held take the deadline action.
   if (ctx.enforcer) ctx.enforcer->release_all(ctx.table->replay ? ctx.now_us : wall_clock_us());
   ctx.events->set_flushing(ctx.table->replay, ctx.table->replay ? ctx.abort_flush : nullptr);
@@ -439,8 +442,10 @@ int rx_lcore_main(void* arg) {
       any_input_left |= n != 0;
       received += n;
     }
-    // Chunks staged in this iteration go to the workers; their results come back.
+    // Chunks staged in this iteration go to the workers; their results come back (message
+    // hashes among them: the smtp events that waited for one go out).
     if (ctx.handoff) ctx.handoff->poll();
+    if (ctx.reasm) ctx.reasm->emit_waiting();
     poll_control(ctx);
     if (ctx.enforcer && ctx.handoff && t.enforce_watchdog_tsc) watchdog(ctx, t.enforce_watchdog_tsc);
     if (ctx.enforcer && ctx.enforcer->active()) {  // nothing gated: nothing to settle or expire

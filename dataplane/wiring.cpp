@@ -28,7 +28,9 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
         sample_pools.push_back(std::move(pool));
       }
       auto local = std::make_unique<pipeline::LocalChannel>(c.workers.limits, 64, samples);
-      handoffs.push_back(std::make_unique<pipeline::AttachmentHandoff>(c.workers.handoff, *local, *outputs.back(), i));
+      pipeline::HandoffLimits limits = c.workers.handoff;
+      limits.digests = false;  // the reassembler hashes on this lcore without copying the bytes
+      handoffs.push_back(std::make_unique<pipeline::AttachmentHandoff>(limits, *local, *outputs.back(), i));
       local->set_handler(handoffs.back().get());
       channels.push_back(std::move(local));
     }
@@ -112,7 +114,11 @@ bool Dataplane::Impl::wire_rx_lcore(unsigned i, std::string& error) {
   lc.hold = holds.back().get();
   lc.max_hold_us = int64_t{config.hold.max_hold_ms} * 1000;
   lc.handoff = handoffs[i].get();
-  reassemblers.push_back(std::make_unique<reassembly::Reassembler>(config.reassembly, *outputs[i], i));
+  reassembly::ReassemblyConfig reassembly = config.reassembly;
+  // One waiting smtp event per ticket the hand-off can give out (MessageRecords: 4 per message record).
+  if (workers.n_workers && config.workers.handoff.digests)
+    reassembly.max_digest_waits = 4 * std::max<uint32_t>(1, config.workers.handoff.max_messages);
+  reassemblers.push_back(std::make_unique<reassembly::Reassembler>(reassembly, *outputs[i], i));
   scratch.push_back(std::make_unique<uint8_t[]>(kScratchBytes));
   lc.event_ring = rings[i].get();
   lc.events = outputs[i].get();

@@ -38,7 +38,22 @@ AttachmentHandoff::AttachmentHandoff(const HandoffLimits& limits, ChunkChannel& 
 AttachmentHandoff::~AttachmentHandoff() = default;
 
 AttachmentHandoff::Handle AttachmentHandoff::message_begin(const records::MessageContext& ctx) noexcept {
-  return impl_->records.message_begin(ctx);
+  Impl& d = *impl_;
+  const uint32_t m = d.records.message_begin(ctx);
+  // The other reading of a DATA stream is hashed by the reassembler as it goes (readings are rare).
+  if (ctx.reading == records::Reading::primary) {
+    const uint32_t f = d.records.open_digest(m);
+    if (f != kNone) d.transport.open(f, d.records.attachment_id(f), /*digest=*/true);
+  }
+  return m;
+}
+
+bool AttachmentHandoff::hashes(Handle message) const noexcept {
+  return impl_->records.digest_ticket(message) != 0;
+}
+
+bool AttachmentHandoff::take_digest(uint64_t ticket, uint8_t (&sha256)[32], bool& known) noexcept {
+  return impl_->records.take_digest(ticket, sha256, known);
 }
 
 AttachmentHandoff::Handle AttachmentHandoff::file_begin(Handle message, const PartInfo& part,
@@ -50,7 +65,10 @@ AttachmentHandoff::Handle AttachmentHandoff::file_begin(Handle message, const Pa
 }
 
 void AttachmentHandoff::message_data(Handle message, const uint8_t* data, std::size_t len) noexcept {
-  impl_->records.message_data(message, data, len);
+  Impl& d = *impl_;
+  d.records.message_data(message, data, len);
+  const uint32_t f = d.records.digest_stream(message);
+  if (f != kNone) d.transport.write(f, data, len);
 }
 
 void AttachmentHandoff::file_data(Handle file, const uint8_t* data, std::size_t len) noexcept {
@@ -67,10 +85,14 @@ void AttachmentHandoff::file_end(Handle file, PartEnd how) noexcept {
     d.transport.end(file, truncated ? AttachmentEnd::truncated : AttachmentEnd::complete);
 }
 
-void AttachmentHandoff::message_end(Handle message, bool, const uint8_t (&sha256)[32],
-                                    const records::MessageContext& ctx) noexcept {
-  if (message == kNone) return;
-  impl_->records.message_end(message, sha256, ctx);
+uint64_t AttachmentHandoff::message_end(Handle message, bool complete, const uint8_t* sha256,
+                                        const records::MessageContext& ctx) noexcept {
+  if (message == kNone) return 0;
+  Impl& d = *impl_;
+  // The hash covers what was delivered either way; `truncated` only tells the worker so.
+  const uint32_t f = d.records.digest_stream(message);
+  if (f != kNone) d.transport.end(f, complete ? AttachmentEnd::complete : AttachmentEnd::truncated);
+  return d.records.message_end(message, sha256, ctx);
 }
 
 void AttachmentHandoff::poll() noexcept {
@@ -138,6 +160,9 @@ HandoffStats AttachmentHandoff::stats() const noexcept {
   s.analysis_queue_full = r.analysis_queue_full;
   s.analysis_expired = r.analysis_expired;
   s.spooled = r.spooled;
+  s.digests = r.digests;
+  s.digests_inline = r.digests_inline;
+  s.digests_lost = r.digests_lost;
   s.spool_misses = r.spool_misses;
   s.spool_queue_full = r.spool_queue_full;
   s.awaiting = impl_->records.ended_waiting();

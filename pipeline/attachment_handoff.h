@@ -35,6 +35,11 @@ struct HandoffLimits {
   uint32_t max_members = 4096;    // archive member records waiting; beyond, a member's event is
                                   // written at once, without message_sha256
   uint32_t wait_us = 0;           // back-pressure: retry this long before `overload` (0: at once)
+  // Each message's content is hashed (message_sha256) on a worker instead of by the reassembler
+  // on the RX lcore: the bytes go as one more stream (a file record while in flight) and the hash
+  // waits in a digest record, 4 per message record, until the message's smtp event takes it.
+  // Not with LocalChannel (its worker runs on the RX lcore anyway: copies for nothing).
+  bool digests = false;
 };
 
 struct HandoffStats {
@@ -64,6 +69,7 @@ struct HandoffStats {
   uint64_t analysis_queue_full = 0;
   uint64_t analysis_expired = 0;
   uint64_t spooled = 0, spool_misses = 0, spool_queue_full = 0;  // pending messages' bytes for the quarantine
+  uint64_t digests = 0, digests_inline = 0, digests_lost = 0;  // message hashes on workers (HandoffLimits::digests)
   uint64_t awaiting = 0;          // now: ended messages waiting for results or answers
 };
 
@@ -83,7 +89,17 @@ class AttachmentHandoff final : public ResultHandler {
   // The message's own content (for the RX spool: a pending message's bytes go to the quarantine).
   void message_data(Handle message, const uint8_t* data, std::size_t len) noexcept;
   void file_end(Handle file, PartEnd how) noexcept;
-  void message_end(Handle message, bool complete, const uint8_t (&sha256)[32], const records::MessageContext& ctx) noexcept;
+  // `sha256`: the content's hash computed by the caller (the reassembler), or nullptr when
+  // hashes(message) said the hand-off computes it (on a worker; digest_ticket() names it then).
+  // Returns the ticket of the message's hash when hashes() said the hand-off computes it, else 0.
+  uint64_t message_end(Handle message, bool complete, const uint8_t* sha256, const records::MessageContext& ctx) noexcept;
+  // After message_begin(): whether the message's content is hashed on a worker (HandoffLimits::
+  // digests, a primary reading, records free); if not, the caller hashes it and gives message_end
+  // the result.
+  bool hashes(Handle message) const noexcept;
+  // The message hash named by `ticket`: false while a worker is on it; true once it is in
+  // (`known` false: lost to back-pressure or shutdown; counted `digests_lost`), the ticket spent.
+  bool take_digest(uint64_t ticket, uint8_t (&sha256)[32], bool& known) noexcept;
 
   // The verdict seam (verdict_seam.h): look-ups (cache, then the channel, within
   // `setup.deadline_us`), the actions of the running configuration, who is told of each verdict.

@@ -20,6 +20,7 @@ struct Attachment {
   bool buffering = false;  // still keeping the bytes: may be an archive
   bool too_big = false;    // an archive that did not fit its buffer
   bool probed = false;     // the head was typed to decide whether to keep buffering
+  bool digest = false;     // a message's content (kChunkDigest): hashed only
   uint64_t size = 0;
   EVP_MD_CTX* sha = nullptr;
   std::unique_ptr<FileTypeDetector> type;
@@ -97,7 +98,7 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
       }
       s = free_slots.back();
       free_slots.pop_back();
-      open(s, c.attachment);
+      open(s, c.attachment, (c.flags & kChunkDigest) != 0);
     } else if (s == kNoSlot) {
       ++stats.stray_chunks;
       return;
@@ -107,16 +108,17 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
     if (c.flags & kChunkLast) finish(s, c.end, out);
   }
 
-  void open(uint32_t s, uint64_t id) noexcept {
+  void open(uint32_t s, uint64_t id, bool digest) noexcept {
     Attachment& a = slots[s];
     a.id = id;
     a.open = true;
-    a.buffering = true;
+    a.digest = digest;
+    a.buffering = !digest;
     a.too_big = false;
     a.probed = false;
     a.size = 0;
     a.buffer.clear();
-    a.sample.begin(samples && limits.analysis_groups ? samples : nullptr, limits.max_sample_bytes);
+    a.sample.begin(samples && limits.analysis_groups && !digest ? samples : nullptr, limits.max_sample_bytes);
     EVP_DigestInit_ex(a.sha, EVP_sha256(), nullptr);
     a.type->reset();
     insert(id, s);
@@ -140,8 +142,9 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
 
   void add(Attachment& a, const uint8_t* p, std::size_t n) noexcept {
     EVP_DigestUpdate(a.sha, p, n);
-    a.type->feed(p, n);
     a.size += n;
+    if (a.digest) return;
+    a.type->feed(p, n);
     if (a.sample.active()) a.sample.append(p, n);
     if (!a.buffering) return;
     if (a.buffer.size() + n > limits.max_archive_bytes || buffered + n > limits.max_buffered_bytes) {
@@ -210,10 +213,16 @@ struct AttachmentWorker::Impl final : ArchiveVisitor {
     clear(r, a.id);
     r.final = true;
     r.size = a.size;
-    r.type = a.type->finish();
     unsigned int n = 0;
     EVP_DigestFinal_ex(a.sha, r.sha256, &n);
     r.hashed = end != AttachmentEnd::overload;
+    if (a.digest) {  // a message's content: its hash is all there is to it
+      ++stats.digests;  // not an attachment: not in `attachments` nor `unscannable`
+      if (!r.hashed) r.unscannable = Unscannable::overload;
+      out.put(r);
+      return close(s);
+    }
+    r.type = a.type->finish();
     if (end == AttachmentEnd::overload) {
       r.unscannable = Unscannable::overload;
     } else if (is_archive(r.type)) {

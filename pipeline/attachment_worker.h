@@ -35,6 +35,7 @@ struct WorkerLimits {
 struct WorkerStats {
   uint64_t chunks = 0, bytes = 0;
   uint64_t attachments = 0;        // final results sent
+  uint64_t digests = 0;            // ... of which messages' contents, only hashed (kChunkDigest)
   uint64_t archives = 0;           // archives explored
   uint64_t members = 0;            // member results sent
   uint64_t in_flight_full = 0;     // attachments refused: max_in_flight reached (overload)

@@ -22,9 +22,10 @@ ChunkTransport::~ChunkTransport() {
     channel_.release(deferred_[(deferred_head_ + i) % deferred_.size()].chunk);
 }
 
-void ChunkTransport::open(uint32_t stream, uint64_t attachment) noexcept {
+void ChunkTransport::open(uint32_t stream, uint64_t attachment, bool digest) noexcept {
   Stream& s = streams_[stream];
   s.id = attachment;
+  s.digest = digest;
   s.worker = static_cast<unsigned>((attachment * 0x9E3779B97F4A7C15ull) >> 40) % channel_.workers();
   s.live = true;
   s.sent_any = false;
@@ -127,7 +128,7 @@ WorkChunk* ChunkTransport::fresh_chunk(const Stream& s) noexcept {
   if (!c) return nullptr;
   c->attachment = s.id;
   c->len = 0;
-  c->flags = s.sent_any ? 0 : kChunkFirst;
+  c->flags = s.sent_any ? 0 : s.digest ? kChunkFirst | kChunkDigest : kChunkFirst;
   c->end = AttachmentEnd::complete;
   return c;
 }

@@ -56,8 +56,9 @@ class ChunkTransport {
   ChunkTransport(const ChunkTransport&) = delete;
   ChunkTransport& operator=(const ChunkTransport&) = delete;
 
-  // A new attachment on `stream`; its worker is chosen by `attachment` (its id).
-  void open(uint32_t stream, uint64_t attachment) noexcept;
+  // A new attachment on `stream`; its worker is chosen by `attachment` (its id). `digest`: a
+  // message's content, only hashed by the worker (kChunkDigest on its first chunk).
+  void open(uint32_t stream, uint64_t attachment, bool digest = false) noexcept;
   // Copies `data` into the stream's chunks; full chunks go at once, a partial one at the next
   // poll() or when chunks run out.
   void write(uint32_t stream, const uint8_t* data, std::size_t len) noexcept;
@@ -76,6 +77,7 @@ class ChunkTransport {
     unsigned worker = 0;
     bool live = false;      // opened, not closed
     bool sent_any = false;  // the worker has had a chunk of it (it must be told to forget it)
+    bool digest = false;    // kChunkDigest on the first chunk
     bool dirty = false;     // listed in dirty_ (at most once: dirty_ never outgrows its reserve)
     WorkChunk* chunk = nullptr;  // partly filled, sent when full or at the next poll()
   };

@@ -30,6 +30,8 @@ inline constexpr std::size_t kChunkData = 4096 - 16;  // a chunk is one 4 KiB po
 enum ChunkFlags : uint8_t {
   kChunkFirst = 1,  // the attachment's first chunk: the worker opens its state
   kChunkLast = 2,   // the last one: `end` says how the attachment ended
+  kChunkDigest = 4, // with kChunkFirst: a message's content, only hashed (no typing, no archive):
+                    // its `final` result carries the message's SHA-256 (MessageRecords)
 };
 
 enum class AttachmentEnd : uint8_t {

@@ -34,12 +34,17 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
     handoff_.message_data(message_, bytes, len);
     mime_.feed(bytes, len);
   }
-  void end(bool complete, const uint8_t (&message_sha256)[32], const records::MessageContext& ctx) noexcept override {
+  void end(bool complete, const uint8_t* message_sha256, const records::MessageContext& ctx) noexcept override {
     remember(ctx);
     mime_.finish(complete);
     anomalies_ = mime_.anomalies();
-    handoff_.message_end(message_, complete, message_sha256, ctx);
+    ticket_ = handoff_.message_end(message_, complete, message_sha256, ctx);
     message_ = AttachmentHandoff::kNone;
+  }
+  bool hashes() const noexcept override { return handoff_.hashes(message_); }
+  uint64_t digest_ticket() const noexcept override { return ticket_; }
+  bool take_digest(uint64_t ticket, uint8_t (&sha256)[32], bool& known) noexcept override {
+    return handoff_.take_digest(ticket, sha256, known);
   }
   void use_body_scan(const MimeBodyScan* scan, MimeBodyScan::Scratch* scratch) noexcept {
     mime_.use_body_scan(scan, scratch);
@@ -121,6 +126,7 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
   AltParts alt_;
   records::MessageContext ctx_{};
   Handle message_ = AttachmentHandoff::kNone;
+  uint64_t ticket_ = 0;  // the last message's hash on a worker (digest_ticket())
   Open open_[kDepth];
   static constexpr unsigned kReadings = kMaxPartReadings;
   Handle reading_[kReadings] = {AttachmentHandoff::kNone, AttachmentHandoff::kNone, AttachmentHandoff::kNone,

@@ -47,6 +47,8 @@ MessageRecords::MessageRecords(const HandoffLimits& l, records::RecordSink& out,
       messages_(std::max<uint32_t>(1, l.max_messages)),
       files_(file_slots(l)),
       members_(l.max_members),
+      digests_(l.digests ? 4 * messages_.size() : 0),
+      digests_on_(l.digests),
       lookups_due_(messages_.size()),
       analysis_due_(messages_.size()) {}
 
@@ -98,6 +100,8 @@ uint32_t MessageRecords::take_message() noexcept {
   ++msg.generation;
   msg.outstanding = 0;
   msg.first = msg.last = kNoRecord;
+  msg.digest_file = msg.digest = kNoRecord;
+  msg.sha_known = false;
   ++used_messages_;
   return m;
 }
@@ -110,7 +114,7 @@ uint32_t MessageRecords::file_begin(uint32_t message, const PartInfo& part, cons
   const uint32_t s = files_.take();
   File& f = files_[s];
   f.used = true;
-  f.done = f.hashed = f.truncated = f.members_lost = false;
+  f.done = f.hashed = f.truncated = f.members_lost = f.digest = false;
   f.id = (uint64_t{rx_} << kAttachmentRxShift) | (uint64_t{++generation_} << kSlotBits) | s;
   f.message = message;
   f.next = kNoRecord;
@@ -142,14 +146,71 @@ bool MessageRecords::file_end(uint32_t file, bool truncated) noexcept {
   return !f.done;
 }
 
-void MessageRecords::message_end(uint32_t message, const uint8_t (&sha256)[32], const Context& ctx) noexcept {
+uint32_t MessageRecords::open_digest(uint32_t message) noexcept {
+  if (!digests_on_ || message == kNoRecord) return kNoRecord;
+  if (files_.exhausted() || digests_.exhausted()) {
+    ++stats_.digests_inline;
+    return kNoRecord;
+  }
+  const uint32_t d = digests_.take();
+  Digest& dg = digests_[d];
+  dg.used = true;
+  dg.ready = dg.known = false;
+  if (++dg.generation == 0) dg.generation = 1;  // a ticket is never 0
+  const uint32_t s = files_.take();
+  File& f = files_[s];
+  f.used = true;
+  f.done = f.hashed = f.truncated = f.members_lost = false;
+  f.digest = true;
+  f.id = (uint64_t{rx_} << kAttachmentRxShift) | (uint64_t{++generation_} << kSlotBits) | s;
+  f.message = message;
+  f.next = kNoRecord;
+  f.first_member = f.last_member = kNoRecord;
+  f.sample = nullptr;
   Message& m = messages_[message];
+  m.digest_file = s;
+  m.digest = d;
+  ++m.outstanding;
+  ++files_outstanding_;
+  ++stats_.digests;
+  return s;
+}
+
+uint64_t MessageRecords::digest_ticket(uint32_t message) const noexcept {
+  if (message == kNoRecord) return 0;
+  const uint32_t d = messages_[message].digest;
+  return d == kNoRecord ? 0 : (uint64_t{digests_[d].generation} << 32) | d;
+}
+
+bool MessageRecords::take_digest(uint64_t ticket, uint8_t (&sha256)[32], bool& known) noexcept {
+  const uint32_t d = static_cast<uint32_t>(ticket);
+  if (d >= digests_.size() || !digests_[d].used || digests_[d].generation != ticket >> 32) {
+    ++stats_.digests_stale;
+    known = false;
+    return true;
+  }
+  Digest& dg = digests_[d];
+  if (!dg.ready) return false;
+  known = dg.known;
+  if (known) std::memcpy(sha256, dg.sha256, 32);
+  dg.used = false;
+  digests_.put(d);
+  return true;
+}
+
+uint64_t MessageRecords::message_end(uint32_t message, const uint8_t* sha256, const Context& ctx) noexcept {
+  Message& m = messages_[message];
+  const uint64_t ticket = digest_ticket(message);
   m.ended = true;
   ++ended_waiting_;
   m.ctx.now_us = ctx.now_us;
   m.ctx.smuggling = ctx.smuggling;
-  std::memcpy(m.sha256, sha256, 32);
+  if (sha256) {
+    std::memcpy(m.sha256, sha256, 32);
+    m.sha_known = true;
+  }
   if (m.outstanding == 0) decide(message);
+  return ticket;
 }
 
 void MessageRecords::free_message(uint32_t m) noexcept {
@@ -160,6 +221,7 @@ void MessageRecords::free_message(uint32_t m) noexcept {
     free_file(f);
     f = next;
   }
+  if (msg.digest_file != kNoRecord) finish_digest(msg.digest_file, nullptr, false);  // taken off above
   if (msg.ended) --ended_waiting_;
   msg.spool.abandon();
   msg.used = false;
@@ -194,6 +256,10 @@ void MessageRecords::on_result(const WorkResult& r) noexcept {
     return;
   }
   File& f = files_[slot];
+  if (f.digest) {
+    if (r.final) finish_digest(slot, &r);
+    return;
+  }
   if (!r.final) {
     ++f.members;
     const uint32_t k = members_.take();
@@ -230,6 +296,7 @@ void MessageRecords::on_result(const WorkResult& r) noexcept {
 
 void MessageRecords::on_overload(uint32_t file) noexcept {
   File& f = files_[file];
+  if (f.digest) return finish_digest(file, nullptr);
   f.unscannable = Unscannable::overload;
   f.hashed = false;
   finish_file(file);
@@ -244,6 +311,30 @@ void MessageRecords::finish_file(uint32_t file) noexcept {
   --m.outstanding;
   --files_outstanding_;
   if (m.ended && m.outstanding == 0) decide(f.message);
+}
+
+void MessageRecords::finish_digest(uint32_t file, const WorkResult* r, bool counted) noexcept {
+  File& f = files_[file];
+  if (f.done) return;
+  f.done = true;
+  const uint32_t message = f.message;
+  Message& m = messages_[message];
+  Digest& dg = digests_[m.digest];
+  dg.ready = true;
+  dg.known = r && r->hashed;
+  if (dg.known) {
+    std::memcpy(dg.sha256, r->sha256, 32);
+    std::memcpy(m.sha256, r->sha256, 32);
+    m.sha_known = true;
+  } else {
+    ++stats_.digests_lost;
+  }
+  m.digest_file = kNoRecord;
+  free_file(file);  // its stream closes
+  if (!counted) return;
+  --m.outstanding;
+  --files_outstanding_;
+  if (m.ended && m.outstanding == 0) decide(message);
 }
 
 // ---- the verdict seam ----
@@ -512,6 +603,10 @@ void MessageRecords::finish_all() noexcept {
       msg.ended = true;
       ++ended_waiting_;
     }
+    if (msg.digest_file != kNoRecord) {
+      finish_digest(msg.digest_file, nullptr);  // may write the message
+      if (!msg.used || msg.awaiting) continue;
+    }
     for (uint32_t f = msg.first; f != kNoRecord;) {
       const uint32_t next = files_[f].next;
       File& file = files_[f];
@@ -535,15 +630,16 @@ void MessageRecords::finish_all() noexcept {
 void MessageRecords::write_message(uint32_t m) noexcept {
   Message& msg = messages_[m];
   VerdictBuilder verdict(verdict_rec_);
+  const uint8_t(*message_sha)[32] = msg.sha_known ? &msg.sha256 : nullptr;
   for (uint32_t f = msg.first; f != kNoRecord; f = files_[f].next) {
     const File& file = files_[f];
     if (file.same) continue;
     if (file.reading != MimeReading::primary) ++stats_.readings;
-    write_file(file, msg.ctx, &msg.sha256);
+    write_file(file, msg.ctx, message_sha);
     verdict.add({file.filename.view(), file.sha256, file.hashed, false, file.unscannable, &file.verdict});
     for (uint32_t k = file.first_member; k != kNoRecord; k = members_[k].next) {
       const Member& member = members_[k];
-      write_member(member.r, file, msg.ctx, &msg.sha256, member.verdict);
+      write_member(member.r, file, msg.ctx, message_sha, member.verdict);
       verdict.add({std::string_view(member.r.name, member.r.name_len), member.r.sha256, member.r.hashed, true,
                    member.r.unscannable, &member.verdict});
     }
@@ -558,13 +654,17 @@ void MessageRecords::write_message(uint32_t m) noexcept {
   v.timestamp_us = msg.ctx.now_us;
   v.flow = msg.ctx.flow;
   v.transaction = msg.ctx.transaction;
-  v.has_message_sha256 = true;
+  v.has_message_sha256 = msg.sha_known;
   std::memcpy(v.message_sha256, msg.sha256, 32);
   ++stats_.verdicts[static_cast<unsigned>(v.disposition)];
   if (v.disposition == records::Disposition::pending && rep_.spool && primary) {
     // Its bytes go to the File Analysis quarantine; the verdict record follows on the event ring.
     const uint64_t size = msg.spool.size();
     SampleBlock* bytes = msg.spool.take();
+    if (bytes && !msg.sha_known) {  // the quarantine knows a message by its hash
+      release_sample(bytes);
+      bytes = nullptr;
+    }
     if (!bytes) {
       ++stats_.spool_misses;
     } else {

@@ -80,6 +80,11 @@ struct RecordStats {
   uint64_t spooled = 0;           // pending messages whose bytes went to the control plane
   uint64_t spool_misses = 0;      // pending messages not kept: larger than the bound, or the spool was full
   uint64_t spool_queue_full = 0;  // pending messages not kept: no room in the lane
+  uint64_t digests = 0;           // messages whose content went to a worker to be hashed
+  uint64_t digests_inline = 0;    // ... hashed on the RX lcore instead: no digest or file record free
+  uint64_t digests_lost = 0;      // ... whose hash did not come back (back-pressure, the worker's
+                                  // in-flight limit, shutdown): written without message_sha256
+  uint64_t digests_stale = 0;     // tickets that named no digest (a bug if ever counted)
 };
 
 // Tickets in the order asked, each with the same deadline after its question (so the oldest
@@ -128,6 +133,22 @@ class MessageRecords final : public AnswerHandler {
 
   // kNoRecord when the pool is exhausted (counted).
   uint32_t message_begin(const records::MessageContext& ctx) noexcept;
+  // The message's content is hashed on a worker (HandoffLimits::digests): a file record (the
+  // transport stream, returned; the caller opens it with the digest flag) and a digest record
+  // (where the hash waits for the smtp event, digest_ticket()). kNoRecord when either pool is
+  // exhausted (counted `digests_inline`): the caller hashes the message itself.
+  uint32_t open_digest(uint32_t message) noexcept;
+  // The open digest's stream, kNoRecord when there is none or it is done (result in, given up).
+  uint32_t digest_stream(uint32_t message) const noexcept {
+    if (message == kNoRecord) return kNoRecord;
+    const uint32_t f = messages_[message].digest_file;
+    return f != kNoRecord && !files_[f].done ? f : kNoRecord;
+  }
+  // Names the message's hash for take_digest(); 0: it has no digest.
+  uint64_t digest_ticket(uint32_t message) const noexcept;
+  // The hash named by `ticket`: false while the worker is on it; true once it is in (`known`
+  // false: it was lost), and the ticket is spent.
+  bool take_digest(uint64_t ticket, uint8_t (&sha256)[32], bool& known) noexcept;
   // The message's content as the reassembler delivers it (kept in the spool, when configured).
   void message_data(uint32_t message, const uint8_t* p, std::size_t n) noexcept {
     if (message != kNoRecord && rep_.spool) messages_[message].spool.append(p, n);
@@ -139,7 +160,9 @@ class MessageRecords final : public AnswerHandler {
   bool file_data(uint32_t file, std::size_t len) noexcept;
   // Notes how the file ended; false as file_data().
   bool file_end(uint32_t file, bool truncated) noexcept;
-  void message_end(uint32_t message, const uint8_t (&sha256)[32], const records::MessageContext& ctx) noexcept;
+  // `sha256`: the content's hash, computed by the caller; nullptr when a digest was opened.
+  // Returns digest_ticket() (taken before the message may be written and its record freed).
+  uint64_t message_end(uint32_t message, const uint8_t* sha256, const records::MessageContext& ctx) noexcept;
 
   void on_result(const WorkResult& r) noexcept;
   // The transport gave the file up: it is unscannable `overload`.
@@ -187,6 +210,9 @@ class MessageRecords final : public AnswerHandler {
     SampleWriter spool;        // its bytes while it is decided (the RX spool), when configured
     uint32_t outstanding = 0;  // files without their result
     uint32_t first = kNoRecord, last = kNoRecord;  // its files, in MIME order
+    uint32_t digest_file = kNoRecord;  // its content's stream to a worker, until the hash is in
+    uint32_t digest = kNoRecord;       // the digest record the hash also goes to (for the ticket)
+    bool sha_known = false;            // sha256 is valid
     uint8_t sha256[32];
     Context ctx;               // what its events need once its session slot has moved on
   };
@@ -197,8 +223,16 @@ class MessageRecords final : public AnswerHandler {
     bool analysis_asked = false;
     WorkResult r;  // name, hashes, type, depth (the record as the worker sent it)
   };
+  // A message's hash computed on a worker, kept until its smtp event takes it (take_digest):
+  // the event may be written after the message's record is freed, or before the hash is in.
+  struct Digest {
+    bool used = false, ready = false, known = false;
+    uint32_t generation = 0;
+    uint8_t sha256[32];
+  };
   struct File {
     bool used = false, done = false, hashed = false, truncated = false, uuencoded = false;
+    bool digest = false;        // not an attachment: the message's content, hashed only
     bool members_lost = false;  // a member was written at once (no member record): not looked up
     bool same = false;          // another reading that gave the bytes of an earlier file: not written
     MimeReading reading = MimeReading::primary;
@@ -240,6 +274,9 @@ class MessageRecords final : public AnswerHandler {
   void free_message(uint32_t m) noexcept;
   void free_file(uint32_t f) noexcept;
   void finish_file(uint32_t f) noexcept;
+  // The message's digest stream ended: with the worker's result, or lost (nullptr). `counted`
+  // false: the message is being freed (its outstanding files already taken off).
+  void finish_digest(uint32_t f, const WorkResult* r, bool counted = true) noexcept;
   void decide(uint32_t m) noexcept;
   void expire(bool all) noexcept;
   void write_message(uint32_t m) noexcept;
@@ -257,6 +294,8 @@ class MessageRecords final : public AnswerHandler {
   RecordPool<Message> messages_;
   RecordPool<File> files_;
   RecordPool<Member> members_;
+  RecordPool<Digest> digests_;
+  bool digests_on_ = false;
   std::size_t used_messages_ = 0;
   ReputationSetup rep_;
   const VerdictPolicy* policy_ = &kDefaultPolicy;

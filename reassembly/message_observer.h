@@ -23,8 +23,23 @@ class MessageObserver {
   virtual void begin(const MessageContext& ctx) noexcept = 0;
   virtual void data(const uint8_t* bytes, std::size_t len) noexcept = 0;
   // The content ended (`complete` false: bytes were lost or the transfer was aborted).
-  // `message_sha256` is the SHA-256 of the whole content; the observer writes its events now.
-  virtual void end(bool complete, const uint8_t (&message_sha256)[32], const MessageContext& ctx) noexcept = 0;
+  // `message_sha256` is the SHA-256 of the whole content, or nullptr when the observer said it
+  // hashes the content itself (hashes()).
+  virtual void end(bool complete, const uint8_t* message_sha256, const MessageContext& ctx) noexcept = 0;
+  // Asked right after begin(): true when the observer computes the content's SHA-256 itself (off
+  // the RX lcore, on a worker); the reassembler then does not, and after end() takes the hash
+  // for the message's smtp event with take_digest(digest_ticket()), which may be later (the
+  // event waits, reassembler.h).
+  virtual bool hashes() const noexcept { return false; }
+  // After end() of a message the observer hashes: the ticket for take_digest() (never 0).
+  virtual uint64_t digest_ticket() const noexcept { return 0; }
+  // False while the hash behind `ticket` is being computed; true once it is in (`known` false: it
+  // was lost), and the ticket is spent. Any observer of the lcore answers for any of its tickets.
+  virtual bool take_digest(uint64_t ticket, uint8_t (&sha256)[32], bool& known) noexcept {
+    (void)ticket, (void)sha256;
+    known = false;
+    return true;
+  }
   // After end(): the observer's part of the message's `smtp` event (attachments, MIME anomalies).
   // Kept by the reassembler until the server's reply completes the event.
   virtual void summary(records::MessageSummary& out) const noexcept = 0;

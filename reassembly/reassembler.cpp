@@ -49,6 +49,7 @@ struct Transaction {
   records::IncompleteReason incomplete_reason = records::IncompleteReason::none;
   uint64_t size = 0;
   uint8_t sha256[32];
+  uint64_t digest = 0;  // the observer hashes the content (off the RX lcore): sha256 comes with this ticket
   Text<MessageHeaderScan::kMaxValue> subject;
   Text<MessageHeaderScan::kMaxValue> message_id;
   Text<MessageHeaderScan::kMaxValue> header_from, header_to, header_cc;  // empty: absent
@@ -62,6 +63,7 @@ struct Transaction {
     size = 0;
     status = SmtpMessageStatus::complete;
     incomplete_reason = records::IncompleteReason::none;
+    digest = 0;
     has_subject = has_message_id = false;
     header_from.len = header_to.len = header_cc.len = 0;
     observer_summary = {};
@@ -145,6 +147,20 @@ struct Reassembler::Impl {
   const Flow* frame_flow = nullptr;
   records::MessageRecord message_rec;  // filled per event, then copied by the sink
   records::FlowRecord flow_rec;
+
+  // smtp events waiting for their message's hash from a worker (MessageObserver::hashes), in the
+  // order they were due; while any waits, later ones queue behind it. Slots of raw storage taken
+  // last-freed-first, so only as many pages are touched as ever waited at once.
+  struct Waiting {
+    MessageObserver* observer;
+    uint64_t ticket;
+    records::MessageRecord record;
+  };
+  Waiting* waiting_slots = nullptr;
+  std::vector<uint32_t> waiting_free;   // free slot indexes (a stack)
+  std::vector<uint32_t> waiting_order;  // a ring of slot indexes, oldest first
+  std::size_t waiting_head = 0, waiting_n = 0;
+  void emit_waiting(bool all) noexcept;
 
   // The other reading of an ambiguous DATA stream (smtp_reading.h): one at a time per lcore, in
   // an observer of its own (made the first time one is needed).
@@ -236,6 +252,7 @@ struct SmtpFlow final : SmtpCallbacks {
   Transaction pending[kPendingReplies];
   std::size_t pending_head = 0, pending_count = 0;
   bool message_open = false;
+  bool hash_here = true;  // the open message's content is hashed here (else by its observer)
   bool message_smuggling = false;  // the open message's DATA stream is ambiguous (MessageContext)
   bool encrypted = false;
   bool ended[2] = {false, false};
@@ -334,14 +351,16 @@ struct SmtpFlow final : SmtpCallbacks {
     current.index = transactions++;
     current.size = 0;
     gap_reason = records::IncompleteReason::none;
-    EVP_DigestInit_ex(sha, EVP_sha256(), nullptr);
     headers.reset();
     current.observer_summary = {};
+    current.digest = 0;
     if (observer) observer->begin(r->message_context(flow, current.index));
+    hash_here = !observer || !observer->hashes();
+    if (hash_here) EVP_DigestInit_ex(sha, EVP_sha256(), nullptr);
   }
   void on_message_data(const uint8_t* d, std::size_t n) noexcept override {
     if (!message_open) return;
-    EVP_DigestUpdate(sha, d, n);
+    if (hash_here) EVP_DigestUpdate(sha, d, n);
     current.size += n;
     if (!headers.done()) headers.feed(d, n);
     if (observer) observer->data(d, n);
@@ -350,7 +369,7 @@ struct SmtpFlow final : SmtpCallbacks {
     if (!message_open) return;
     message_open = false;
     unsigned int len = 0;
-    EVP_DigestFinal_ex(sha, current.sha256, &len);
+    if (hash_here) EVP_DigestFinal_ex(sha, current.sha256, &len);
     current.status = status;
     current.incomplete_reason = status == SmtpMessageStatus::complete ? records::IncompleteReason::none
                                 : status == SmtpMessageStatus::aborted
@@ -367,7 +386,8 @@ struct SmtpFlow final : SmtpCallbacks {
     if (observer) {
       MessageContext ctx = r->message_context(flow, current.index);
       ctx.smuggling = message_smuggling;
-      observer->end(status == SmtpMessageStatus::complete, current.sha256, ctx);
+      observer->end(status == SmtpMessageStatus::complete, hash_here ? current.sha256 : nullptr, ctx);
+      if (!hash_here) current.digest = observer->digest_ticket();
       observer->summary(current.observer_summary);
       if (observer->hold_end() && flow == r->frame_flow) {
         const bool more = r->step.step == NextStep::hold && r->step.flow_id == flow->flow_id;
@@ -474,6 +494,12 @@ Reassembler::Impl::Impl(const ReassemblyConfig& c, records::RecordSink& o, uint3
   digests.reserve(c.max_sessions);
   for (uint32_t i = 0; i < c.max_sessions; ++i) digests.push_back(EVP_MD_CTX_new());
   reading_sha = EVP_MD_CTX_new();
+  if (c.max_digest_waits) {
+    waiting_slots = static_cast<Waiting*>(::operator new(sizeof(Waiting) * c.max_digest_waits));
+    waiting_free.reserve(c.max_digest_waits);
+    for (uint32_t i = c.max_digest_waits; i-- > 0;) waiting_free.push_back(i);
+    waiting_order.assign(c.max_digest_waits, 0);
+  }
   wait_for_holes = !c.directions_in_step && c.ack_hole_wait_us && c.ack_hole_wait_bytes && c.ack_hole_wait_segments;
 }
 
@@ -499,6 +525,7 @@ Reassembler::Impl::~Impl() {
     session_slots[i].~SmtpFlow();
   }
   ::operator delete(session_slots);
+  ::operator delete(waiting_slots);  // what still waits is lost (the data plane writes it at its end)
   for (EVP_MD_CTX* d : digests) EVP_MD_CTX_free(d);
   EVP_MD_CTX_free(reading_sha);
 }
@@ -1067,6 +1094,7 @@ void Reassembler::Impl::emit_smtp(const SmtpFlow& s, const Transaction& t, int r
   m.rcpt_count = t.rcpt_count;
   m.bdat = t.method == SmtpTransfer::bdat;
   m.starttls = s.encrypted;
+  m.has_sha256 = true;
   std::memcpy(m.sha256, t.sha256, 32);
   m.size = t.size;
   m.has_subject = t.has_subject;
@@ -1081,9 +1109,51 @@ void Reassembler::Impl::emit_smtp(const SmtpFlow& s, const Transaction& t, int r
   m.complete = t.status == SmtpMessageStatus::complete;
   m.incomplete_reason = t.incomplete_reason;
   m.detected = s.flow->detect == static_cast<uint8_t>(DetectState::detected);
-  out.put(m);
   ++stats.messages;
   if (t.status != SmtpMessageStatus::complete) ++stats.messages_incomplete;
+  if (t.digest) {
+    // The hash is a worker's: the event waits for it (behind any that already wait, so that a
+    // flow's events keep their order), in one of as many slots as the pipeline has tickets.
+    if (!waiting_n) {
+      bool known = false;
+      if (s.observer->take_digest(t.digest, m.sha256, known)) {
+        m.has_sha256 = known;
+        return out.put(m);
+      }
+    }
+    if (waiting_free.empty()) {  // more than the pipeline can have: cannot happen
+      ++stats.smtp_digest_unwaited;
+      m.has_sha256 = false;
+      return out.put(m);
+    }
+    const uint32_t w = waiting_free.back();
+    waiting_free.pop_back();
+    new (&waiting_slots[w]) Waiting{s.observer.get(), t.digest, m};
+    waiting_order[(waiting_head + waiting_n++) % waiting_order.size()] = w;
+    ++stats.smtp_digest_waits;
+    return;
+  }
+  out.put(m);
+}
+
+// Writes the waiting smtp events whose hash is in, oldest first (stopping at the first that still
+// waits); `all`: the pipeline has given every hash up or in (after its drain), nothing waits.
+void Reassembler::Impl::emit_waiting(bool all) noexcept {
+  while (waiting_n) {
+    const uint32_t w = waiting_order[waiting_head];
+    Waiting& x = waiting_slots[w];
+    bool known = false;
+    if (!x.observer->take_digest(x.ticket, x.record.sha256, known)) {
+      if (!all) return;
+      known = false;
+    }
+    x.record.has_sha256 = known;
+    out.put(x.record);
+    x.~Waiting();
+    waiting_free.push_back(w);
+    waiting_head = (waiting_head + 1) % waiting_order.size();
+    --waiting_n;
+  }
 }
 
 void Reassembler::Impl::emit_flow(const Flow* f, records::FlowEndReason reason) noexcept {
@@ -1247,5 +1317,11 @@ void Reassembler::flush_all(int64_t now_us, records::FlowEndReason open_reason, 
 }
 
 const ReassemblyStats& Reassembler::stats() const noexcept { return impl_->stats; }
+
+void Reassembler::emit_waiting(bool all) noexcept {
+  if (impl_->waiting_n) impl_->emit_waiting(all);
+}
+
+std::size_t Reassembler::waiting() const noexcept { return impl_->waiting_n; }
 
 }  // namespace sluice::reassembly

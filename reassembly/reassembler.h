@@ -72,6 +72,10 @@ struct ReassemblyConfig {
   // Receives each message's content (the attachment pipeline); nullptr: messages are only hashed.
   // Must outlive the Reassembler.
   MessageObserverFactory* observers = nullptr;
+  // smtp events that may wait at once for their message's hash from a worker (an observer that
+  // hashes(): one per ticket it can hand out; beyond, an event is written without the hash and
+  // counted `smtp_digest_unwaited`). 0 with observers that never hash.
+  uint32_t max_digest_waits = 0;
 };
 
 struct ReassemblyStats {
@@ -115,6 +119,10 @@ struct ReassemblyStats {
   // FIN, RST, flush or expiry).
   uint64_t acked_holes_filled;
   uint64_t acked_holes_declared;
+  // smtp events that waited for their message's hash from a worker (emit_waiting), and those
+  // written without it because no slot was free (max_digest_waits: not expected).
+  uint64_t smtp_digest_waits;
+  uint64_t smtp_digest_unwaited;
 };
 
 class Reassembler {
@@ -144,6 +152,12 @@ class Reassembler {
                  const std::atomic<bool>* abort = nullptr) noexcept;
 
   const ReassemblyStats& stats() const noexcept;
+  // smtp events that wait for their message's hash from a worker (MessageObserver::hashes): writes
+  // those whose hash is in, oldest first. Call between bursts, after the pipeline's poll. `all`
+  // (after the pipeline's drain, every hash in or given up): writes every one, without the hash
+  // where it is still missing.
+  void emit_waiting(bool all = false) noexcept;
+  std::size_t waiting() const noexcept;
 
   struct Impl;
 

@@ -101,6 +101,7 @@ struct MessageRecord {
   uint64_t rcpt_count = 0;      // every RCPT command, also those not kept
   bool bdat = false;            // method BDAT, else DATA
   bool starttls = false;
+  bool has_sha256 = true;       // false: its hash, computed on a worker, was lost (back-pressure)
   uint8_t sha256[32];
   uint64_t size = 0;
   bool has_subject = false, has_message_id = false;

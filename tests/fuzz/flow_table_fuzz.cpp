@@ -289,7 +289,7 @@ class Observer final : public MessageObserver {
   void data(const uint8_t*, std::size_t) noexcept override {
     if (!open_) fail("observer: data() outside a message");
   }
-  void end(bool, const uint8_t (&)[32], const MessageContext& ctx) noexcept override {
+  void end(bool, const uint8_t*, const MessageContext& ctx) noexcept override {
     if (!open_) fail("observer: end() without begin()");
     if (ctx.flow.flow_id != ctx_.flow.flow_id || ctx.transaction != ctx_.transaction) fail("observer: end() of another message");
     open_ = false;

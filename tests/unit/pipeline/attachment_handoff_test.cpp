@@ -448,6 +448,116 @@ TEST(AttachmentHandoff, DrainWritesWhatIsLeftWhenWorkersDoNotAnswer) {
   EXPECT_EQ(h.pending(), 0u);
 }
 
+// Message hashes on the worker (HandoffLimits::digests): the content goes as a stream of its own,
+// the message waits for its hash, and the hash waits for the smtp event that takes it.
+TEST(AttachmentHandoff, MessageHashOnTheWorkerWaitsForItsTicket) {
+  QueueChannel ch(WorkerLimits{}, 256, 256);
+  Capture out;
+  HandoffLimits limits;
+  limits.digests = true;
+  AttachmentHandoff h(limits, ch, out, 0);
+  const auto c = context(3);
+  const Bytes content = random_bytes(3 * kChunkData + 123, 11);
+  const Bytes file = random_bytes(9000, 12);
+  const auto m = h.message_begin(c);
+  ASSERT_TRUE(h.hashes(m));
+  std::mt19937 rng(5);
+  for (std::size_t at = 0; at < content.size();) {
+    const std::size_t n = std::min<std::size_t>(content.size() - at, 1 + rng() % 3000);
+    h.message_data(m, content.data() + at, n);
+    at += n;
+  }
+  const auto f = h.file_begin(m, part("2", "a.bin"), c);
+  feed(h, f, file, 3);
+  h.file_end(f, PartEnd::complete);
+  const uint64_t ticket = h.message_end(m, true, nullptr, c);
+  ASSERT_NE(ticket, 0u);
+  uint8_t sha[32];
+  bool known = true;
+  EXPECT_FALSE(h.take_digest(ticket, sha, known)) << "the worker has not run";
+  h.poll();
+  ch.run_worker(2);  // part of the content only
+  h.poll();
+  EXPECT_FALSE(h.take_digest(ticket, sha, known));
+  EXPECT_TRUE(out.events.empty()) << "the message waits for its hash too";
+  ch.run_worker();
+  h.poll();
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0]["file"]["sha256"], sha256_hex(file));
+  EXPECT_EQ(out.events[0]["file"]["message_sha256"], sha256_hex(content));
+  ASSERT_EQ(out.verdicts.size(), 1u);
+  EXPECT_EQ(out.verdicts[0]["verdict"]["message_sha256"], sha256_hex(content));
+  EXPECT_EQ(h.pending(), 0u) << "the record is free; the hash waits in its digest record";
+  ASSERT_TRUE(h.take_digest(ticket, sha, known));
+  EXPECT_TRUE(known);
+  uint8_t want[32];
+  SHA256(content.data(), content.size(), want);
+  EXPECT_EQ(Bytes(sha, sha + 32), Bytes(want, want + 32));
+  EXPECT_TRUE(h.take_digest(ticket, sha, known)) << "a spent ticket answers at once";
+  EXPECT_FALSE(known);
+  const HandoffStats s = h.stats();
+  EXPECT_EQ(s.digests, 1u);
+  EXPECT_EQ(s.digests_lost, 0u);
+  EXPECT_EQ(s.files, 1u) << "the content is not an attachment";
+  EXPECT_EQ(ch.worker_.stats().digests, 1u);
+  EXPECT_EQ(ch.worker_.stats().attachments, 1u);
+}
+
+TEST(AttachmentHandoff, MessageHashLostToBackPressureLeavesItsEventsWithoutIt) {
+  QueueChannel ch(WorkerLimits{}, 64, 2);  // room for two chunks, and the worker does not run yet
+  Capture out;
+  HandoffLimits limits;
+  limits.digests = true;
+  limits.wait_us = 0;
+  AttachmentHandoff h(limits, ch, out, 0);
+  const auto c = context(4);
+  const auto m = h.message_begin(c);
+  ASSERT_TRUE(h.hashes(m));
+  const Bytes content = random_bytes(4 * kChunkData, 13);
+  h.message_data(m, content.data(), content.size());  // the third chunk finds no room
+  const Bytes small = random_bytes(100, 14);
+  const auto f = h.file_begin(m, part("2", "s.bin"), c);
+  h.file_data(f, small.data(), small.size());
+  h.file_end(f, PartEnd::complete);
+  const uint64_t ticket = h.message_end(m, true, nullptr, c);
+  for (int i = 0; i < 5 && h.pending(); ++i) {
+    ch.run_worker();
+    h.poll();
+  }
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0]["file"]["sha256"], sha256_hex(small)) << "the attachment is whole";
+  EXPECT_FALSE(out.events[0]["file"].contains("message_sha256"));
+  ASSERT_EQ(out.verdicts.size(), 1u);
+  EXPECT_FALSE(out.verdicts[0]["verdict"].contains("message_sha256"));
+  uint8_t sha[32];
+  bool known = true;
+  ASSERT_TRUE(h.take_digest(ticket, sha, known));
+  EXPECT_FALSE(known);
+  EXPECT_EQ(h.stats().digests_lost, 1u);
+}
+
+TEST(AttachmentHandoff, MessageHashWithoutFreeRecordsIsTheCallers) {
+  QueueChannel ch(WorkerLimits{}, 64, 64);
+  Capture out;
+  HandoffLimits limits;
+  limits.digests = true;
+  limits.max_files = 1;
+  AttachmentHandoff h(limits, ch, out, 0);
+  const auto c0 = context(0), c1 = context(1);
+  const auto m0 = h.message_begin(c0);
+  EXPECT_TRUE(h.hashes(m0)) << "the one file record carries its content";
+  const auto m1 = h.message_begin(c1);
+  EXPECT_FALSE(h.hashes(m1)) << "no file record left: the caller hashes";
+  EXPECT_EQ(h.message_end(m1, true, kMessageSha, c1), 0u);
+  ASSERT_EQ(out.verdicts.size(), 1u);
+  EXPECT_EQ(out.verdicts[0]["verdict"]["message_sha256"], kMessageShaHex);
+  EXPECT_EQ(h.stats().digests_inline, 1u);
+  // Another reading of a DATA stream is always hashed by the caller.
+  records::MessageContext reading = context(2);
+  reading.reading = records::Reading::split;
+  EXPECT_FALSE(h.hashes(h.message_begin(reading)));
+}
+
 TEST(AttachmentWorker, InFlightLimitRefusesWithOverload) {
   WorkerLimits limits;
   limits.max_in_flight = 1;

@@ -4,12 +4,14 @@
 #include "tests/unit/reassembly/test_config.h"
 
 #include <gtest/gtest.h>
+#include <openssl/sha.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <string_view>
@@ -123,7 +125,7 @@ struct HoldingObserver final : MessageObserver {
   explicit HoldingObserver(bool hold) : hold(hold) {}
   void begin(const MessageContext&) noexcept override {}
   void data(const uint8_t*, std::size_t) noexcept override {}
-  void end(bool, const uint8_t (&)[32], const MessageContext&) noexcept override {}
+  void end(bool, const uint8_t*, const MessageContext&) noexcept override {}
   void summary(sluice::records::MessageSummary&) const noexcept override {}
   bool hold_end() const noexcept override { return hold; }
   bool hold;
@@ -137,7 +139,106 @@ struct HoldingFactory final : MessageObserverFactory {
   bool hold;
 };
 
+// An observer that hashes the content itself (as on a worker lcore): its hashes become known only
+// when the test releases them, in order.
+struct HashingObserver final : MessageObserver {
+  struct Shared {
+    std::vector<std::string> contents;  // per ticket - 1
+    std::set<uint64_t> released;        // tickets whose hash is in
+  };
+  explicit HashingObserver(Shared& s) : shared(s) {}
+  void begin(const MessageContext&) noexcept override { shared.contents.emplace_back(); }
+  void data(const uint8_t* p, std::size_t n) noexcept override {
+    shared.contents.back().append(reinterpret_cast<const char*>(p), n);
+  }
+  void end(bool, const uint8_t* sha, const MessageContext&) noexcept override {
+    given_hash = sha != nullptr;
+    ticket = shared.contents.size();
+  }
+  void summary(sluice::records::MessageSummary&) const noexcept override {}
+  bool hashes() const noexcept override { return true; }
+  uint64_t digest_ticket() const noexcept override { return ticket; }
+  bool take_digest(uint64_t t, uint8_t (&sha)[32], bool& known) noexcept override {
+    if (!shared.released.count(t)) return false;
+    const std::string& c = shared.contents.at(t - 1);
+    SHA256(reinterpret_cast<const uint8_t*>(c.data()), c.size(), sha);
+    known = true;
+    return true;
+  }
+  Shared& shared;
+  uint64_t ticket = 0;
+  bool given_hash = false;
+};
+
+struct HashingFactory final : MessageObserverFactory {
+  std::unique_ptr<MessageObserver> make(sluice::records::RecordSink&, unsigned) override {
+    return std::make_unique<HashingObserver>(shared);
+  }
+  HashingObserver::Shared shared;
+};
+
 }  // namespace
+
+// A message hashed by its observer (on a worker): the reassembler does not hash it, and its smtp
+// event waits for the hash, keeping the order of the events that were due.
+TEST(Reassembler, SmtpEventWaitsForTheObserversHash) {
+  Collect out;
+  HashingFactory factory;
+  ReassemblyConfig c = small_config();
+  c.observers = &factory;
+  c.max_digest_waits = 8;
+  Reassembler r(c, out, 0);
+  Conversation s(r);
+  open_data(s);
+  s.client(tcp_flags::ack | tcp_flags::psh, "Subject: one\r\n\r\nfirst\r\n.\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+  s.client(tcp_flags::ack | tcp_flags::psh, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n250 ok\r\n354 go\r\n");
+  s.client(tcp_flags::ack | tcp_flags::psh, "Subject: two\r\n\r\nsecond\r\n.\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+  auto smtp_events = [&] {
+    std::vector<nlohmann::json> v;
+    for (const std::string& line : out.lines) {
+      auto j = nlohmann::json::parse(line);
+      if (j.value("event_type", "") == "smtp") v.push_back(j.at("smtp"));
+    }
+    return v;
+  };
+  EXPECT_TRUE(smtp_events().empty()) << "both replies came, no hash yet";
+  EXPECT_EQ(r.waiting(), 2u);
+  factory.shared.released.insert(2);  // the second is in, the first not: the second waits behind it
+  r.emit_waiting();
+  EXPECT_TRUE(smtp_events().empty());
+  factory.shared.released.insert(1);
+  r.emit_waiting();
+  const auto ev = smtp_events();
+  ASSERT_EQ(ev.size(), 2u);
+  ASSERT_EQ(factory.shared.contents.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    uint8_t d[32];
+    const std::string& content = factory.shared.contents[i];
+    SHA256(reinterpret_cast<const uint8_t*>(content.data()), content.size(), d);
+    std::string hex;
+    for (uint8_t b : d) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
+    EXPECT_EQ(ev[i].value("message_sha256", ""), hex);
+    EXPECT_EQ(ev[i].value("subject", ""), i == 0 ? "one" : "two");
+  }
+  EXPECT_EQ(r.stats().smtp_digest_waits, 2u);
+  // One that is never released: written without the hash at the end (after the pipeline's drain).
+  s.client(tcp_flags::ack | tcp_flags::psh, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 ok\r\n250 ok\r\n354 go\r\n");
+  s.client(tcp_flags::ack | tcp_flags::psh, "Subject: three\r\n\r\n.\r\n");
+  s.server(tcp_flags::ack | tcp_flags::psh, "250 queued\r\n");
+  r.flush_all(s.now + 1000);
+  r.emit_waiting();
+  EXPECT_EQ(smtp_events().size(), 2u);
+  r.emit_waiting(/*all=*/true);
+  const auto last = smtp_events();
+  ASSERT_EQ(last.size(), 3u);
+  EXPECT_FALSE(last[2].contains("message_sha256"));
+  EXPECT_EQ(last[2].value("subject", ""), "three");
+  EXPECT_EQ(r.waiting(), 0u);
+}
 
 // The per-frame next step (frame_step.h): only the frame that carries the end of a message is held,
 // under that message's flow id and transaction, and only when the observer asks.
