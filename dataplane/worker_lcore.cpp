@@ -78,11 +78,9 @@ int worker_lcore_main(void* arg) {
       if (n) rte_mempool_put_bulk(t.chunks[i], got, n);
       total += n;
     }
-    ctx.counters.chunks += total;
     ctx.control->poll([&ctx](const Request& rq, Response& rs) noexcept { answer_control(rq, rs, *ctx.snapshot); }, 8);
     if (total == 0) {
       if (producers_gone) break;
-      ++ctx.counters.idle_polls;
       ctx.backoff.idle();
     } else {
       ctx.backoff.work();

@@ -95,8 +95,10 @@ class RingChannel final : public pipeline::ChunkChannel {
   unsigned n_[kMaxWorkers] = {};
 };
 
+// The worker lcore's own counters; chunks and bytes are its AttachmentWorker's (WorkerStats), idle
+// sleeps its IdleBackoff's.
 struct WorkerCounters {
-  uint64_t chunks = 0, idle_polls = 0, results_dropped = 0;
+  uint64_t results_dropped = 0;
 };
 
 struct alignas(RTE_CACHE_LINE_SIZE) WorkerLcoreContext {
