@@ -522,7 +522,8 @@ Params lcore_params() {
                             "(id modulo the CPUs available); use `eal.args: [--lcores, ...]` for another map.",
                             [](Loading& l, std::vector<unsigned> v) { l.config.dataplane.lcores.rx = std::move(v); }),
       integer_list<Loading>("lcores.workers", 0, 127, {}, "Worker lcores: SHA-256, file typing and archives of "
-                            "attachments (DESIGN.md section 3). Empty: each RX lcore does that work itself.",
+                            "attachments, and each message's SHA-256 (`workers.hash_messages`; DESIGN.md section 3). "
+                            "Empty: each RX lcore does that work itself.",
                             [](Loading& l, std::vector<unsigned> v) { l.config.dataplane.lcores.workers = std::move(v); }),
       integer<Loading>("lcores.idle_polls", 1, 100000000, idle.idle_polls, "RX and worker lcores: empty polls "
                        "in a row (an iteration that received no frame, or no attachment chunk) spent spinning "

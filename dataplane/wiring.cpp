@@ -17,7 +17,11 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
     outputs.push_back(std::make_unique<RingEventOutput>(rings.back().get()));
     if (workers.n_workers) {
       channels.push_back(std::make_unique<RingChannel>(workers, i));
-      handoffs.push_back(std::make_unique<pipeline::AttachmentHandoff>(c.workers.handoff, *channels.back(), *outputs.back(), i));
+      pipeline::HandoffLimits limits = c.workers.handoff;
+      // Message contents take at most half of each worker's in-flight slots, shared by the RX lcores.
+      limits.max_open_digests = std::max<uint32_t>(
+          1, workers.n_workers * c.workers.limits.max_in_flight / 2 / std::max(1u, table.n_rx_lcores));
+      handoffs.push_back(std::make_unique<pipeline::AttachmentHandoff>(limits, *channels.back(), *outputs.back(), i));
     } else {
       pipeline::SampleBlocks* samples = nullptr;
       if (c.workers.sample_blocks) {

@@ -40,6 +40,10 @@ struct HandoffLimits {
   // waits in a digest record, 4 per message record, until the message's smtp event takes it.
   // Not with LocalChannel (its worker runs on the RX lcore anyway: copies for nothing).
   bool digests = false;
+  // Message contents being hashed on the workers at once (each holds a worker's in-flight slot,
+  // WorkerLimits::max_in_flight, for as long as its message streams); beyond, a new message is
+  // hashed on the RX lcore (`digests_inline`), so that slow messages cannot fill the workers.
+  uint32_t max_open_digests = 128;
 };
 
 struct HandoffStats {

@@ -49,6 +49,7 @@ MessageRecords::MessageRecords(const HandoffLimits& l, records::RecordSink& out,
       members_(l.max_members),
       digests_(l.digests ? 4 * messages_.size() : 0),
       digests_on_(l.digests),
+      max_open_digests_(l.max_open_digests),
       lookups_due_(messages_.size()),
       analysis_due_(messages_.size()) {}
 
@@ -148,7 +149,7 @@ bool MessageRecords::file_end(uint32_t file, bool truncated) noexcept {
 
 uint32_t MessageRecords::open_digest(uint32_t message) noexcept {
   if (!digests_on_ || message == kNoRecord) return kNoRecord;
-  if (files_.exhausted() || digests_.exhausted()) {
+  if (files_.exhausted() || digests_.exhausted() || open_digests_ >= max_open_digests_) {
     ++stats_.digests_inline;
     return kNoRecord;
   }
@@ -172,6 +173,7 @@ uint32_t MessageRecords::open_digest(uint32_t message) noexcept {
   m.digest = d;
   ++m.outstanding;
   ++files_outstanding_;
+  ++open_digests_;
   ++stats_.digests;
   return s;
 }
@@ -330,6 +332,7 @@ void MessageRecords::finish_digest(uint32_t file, const WorkResult* r, bool coun
     ++stats_.digests_lost;
   }
   m.digest_file = kNoRecord;
+  --open_digests_;
   free_file(file);  // its stream closes
   if (!counted) return;
   --m.outstanding;

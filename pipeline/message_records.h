@@ -296,6 +296,7 @@ class MessageRecords final : public AnswerHandler {
   RecordPool<Member> members_;
   RecordPool<Digest> digests_;
   bool digests_on_ = false;
+  uint32_t open_digests_ = 0, max_open_digests_ = 0;  // streams to the workers now, and the bound
   std::size_t used_messages_ = 0;
   ReputationSetup rep_;
   const VerdictPolicy* policy_ = &kDefaultPolicy;

@@ -552,6 +552,29 @@ TEST(AttachmentHandoff, MessageHashWithoutFreeRecordsIsTheCallers) {
   ASSERT_EQ(out.verdicts.size(), 1u);
   EXPECT_EQ(out.verdicts[0]["verdict"]["message_sha256"], kMessageShaHex);
   EXPECT_EQ(h.stats().digests_inline, 1u);
+  // At most max_open_digests contents stream to the workers at once.
+  {
+    QueueChannel ch2(WorkerLimits{}, 64, 64);
+    Capture out2;
+    HandoffLimits l2;
+    l2.digests = true;
+    l2.max_open_digests = 1;
+    AttachmentHandoff h2(l2, ch2, out2, 0);
+    const auto a = h2.message_begin(c0);
+    EXPECT_TRUE(h2.hashes(a));
+    const auto b = h2.message_begin(c1);
+    EXPECT_FALSE(h2.hashes(b)) << "one is open: the second is the caller's";
+    const uint64_t t = h2.message_end(a, true, nullptr, c0);
+    h2.poll();
+    ch2.run_worker();
+    h2.poll();
+    uint8_t sha[32];
+    bool known = false;
+    ASSERT_TRUE(h2.take_digest(t, sha, known));
+    EXPECT_TRUE(known);
+    EXPECT_TRUE(h2.hashes(h2.message_begin(context(2)))) << "its hash is in: room again";
+    EXPECT_EQ(h2.stats().digests_inline, 1u);
+  }
   // Another reading of a DATA stream is always hashed by the caller.
   records::MessageContext reading = context(2);
   reading.reading = records::Reading::split;
