@@ -66,15 +66,26 @@ inline uint32_t quantum(const uint8_t* p) noexcept {
   return kLane[0][p[0]] | kLane[1][p[1]] | kLane[2][p[2]] | kLane[3][p[3]];
 }
 
+// At a quantum boundary, after a line that holds data: the characters of a line break (CRLF or LF)
+// followed by an alphabet character, else 0. The slow path would change no state for them (no
+// quantum is split, no empty line), so the fast paths step over them.
+inline std::size_t line_break(const uint8_t* p, const uint8_t* end) noexcept {
+  const std::size_t left = std::size_t(end - p);
+  if (left >= 3 && p[0] == '\r' && p[1] == '\n' && kValue[p[2]] >= 0) return 2;
+  if (left >= 2 && p[0] == '\n' && kValue[p[1]] >= 0) return 1;
+  return 0;
+}
+
 // A run decoder decodes whole quanta of alphabet characters from p while at least its block of
 // input is left and o is below olim, writing at most 32 bytes from any cursor below olim (the
-// output block's slack). It stops at the block that holds a character outside the alphabet, after
-// the whole quanta before that character. Returns where input and output stopped.
+// output block's slack). When `lines` is set, it steps over the line breaks that line_break()
+// accepts. Otherwise it stops after the whole quanta before the first character outside the
+// alphabet. Returns where input and output stopped.
 struct Run {
   const uint8_t* p;
   uint8_t* o;
 };
-using RunDecoder = Run (*)(const uint8_t* p, const uint8_t* end, uint8_t* o, const uint8_t* olim) noexcept;
+using RunDecoder = Run (*)(const uint8_t* p, const uint8_t* end, uint8_t* o, const uint8_t* olim, bool lines) noexcept;
 static_assert(OutputBlock::kSlack >= 32);
 
 #ifdef SLUICE_BASE64_AVX2
@@ -90,9 +101,11 @@ static_assert(OutputBlock::kSlack >= 32);
 // Then the four 6-bit values of each 32-bit lane are multiplied and added into their 24 bits
 // (pmaddubsw: v0 * 64 + v1 and v2 * 64 + v3; pmaddwd: first * 4096 + second), the three bytes of
 // each lane are taken most significant first and packed to the low 12 bytes of each 128-bit half,
-// and the two halves are joined (vpermd): 24 bytes, stored with a 32-byte store.
+// and the two halves are joined (vpermd): 24 bytes, stored with a 32-byte store. A block that holds
+// a line break after whole quanta (MIME's 76-character lines: the third block of each line) yields
+// the quanta before it; the next block starts after it.
 __attribute__((target("avx2"))) Run decode_run_avx2(const uint8_t* p, const uint8_t* end, uint8_t* o,
-                                                    const uint8_t* olim) noexcept {
+                                                    const uint8_t* olim, bool lines) noexcept {
   const __m256i bad_low = _mm256_setr_epi8(  //
       0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1a, 0x1b, 0x1b, 0x1b, 0x1a,
       0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1a, 0x1b, 0x1b, 0x1b, 0x1a);
@@ -124,10 +137,14 @@ __attribute__((target("avx2"))) Run decode_run_avx2(const uint8_t* p, const uint
     if (good != 0xffffffffu) {
       // Only the whole quanta before the first character outside the alphabet count; the bytes
       // written past them are overwritten by what comes next (or never handed on).
-      const unsigned whole = static_cast<unsigned>(std::countr_one(good)) & ~3u;
+      const unsigned run = static_cast<unsigned>(std::countr_one(good));
+      const unsigned whole = run & ~3u;
       p += whole;
       o += whole / 4 * 3;
-      break;
+      const std::size_t step = lines && whole == run ? line_break(p, end) : 0;
+      if (step == 0) break;
+      p += step;
+      continue;
     }
     p += 32;
     o += 24;
@@ -214,12 +231,14 @@ DecodeStatus Base64Decoder::feed(const uint8_t* in, std::size_t len, ByteSink& s
       // Fast path: whole quanta of alphabet characters, 32 per step (SIMD) or two per step.
       for (;;) {
         if (run != nullptr) {
-          const Run r = run(p, end, o, olim);
+          const Run r = run(p, end, o, olim, !at_line_start_);
           p = r.p;
           o = r.o;
+          // Stopped at a character that is neither in the alphabet nor a line break it steps
+          // over: the scalar steps below would stop there too.
+          if (end - p >= 32 && o < olim) break;
         }
-        // Scalar: all of it, or what the SIMD path left (fewer characters than its block; when
-        // it stopped at a character outside the alphabet, the first step here stops too).
+        // Scalar: all of it, or what the SIMD path left (fewer characters than its block).
         while (end - p >= 8 && o < olim) {
           const uint32_t a = quantum(p);
           const uint32_t b = quantum(p + 4);
@@ -237,17 +256,11 @@ DecodeStatus Base64Decoder::feed(const uint8_t* in, std::size_t len, ByteSink& s
           p += 4;
         }
         // A line break between whole quanta that ends a line holding data, followed by an
-        // alphabet character: the slow path would change no state for it (no quantum is split,
-        // no empty line), so it is stepped over here and the next line decodes on the fast path.
-        const std::size_t left = std::size_t(end - p);
+        // alphabet character: stepped over, the next line decodes on the fast path.
         if (at_line_start_) break;  // nothing of this line read yet (a feed that starts at its break)
-        if (left >= 3 && p[0] == '\r' && p[1] == '\n' && kValue[p[2]] >= 0) {
-          p += 2;
-        } else if (left >= 2 && p[0] == '\n' && kValue[p[1]] >= 0) {
-          p += 1;
-        } else {
-          break;
-        }
+        const std::size_t step = line_break(p, end);
+        if (step == 0) break;
+        p += step;
       }
       if (o >= olim || p == end) {
         block.advance(o);
