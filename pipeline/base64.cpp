@@ -91,11 +91,11 @@ static_assert(OutputBlock::kSlack >= 32);
 #ifdef SLUICE_BASE64_AVX2
 // 32 characters per step. Each character is classified and translated with in-lane byte shuffles
 // indexed by its nibbles:
-// - valid: a character is outside the alphabet when kBadLow[low nibble] & kBadHigh[high nibble]
-//   is not 0. kBadHigh gives each high nibble a class bit (0x01: 0x2_, 0x02: 0x3_, 0x04: 0x4_ and
-//   0x6_, 0x08: 0x5_ and 0x7_, 0x10: the rest); kBadLow[l] holds the classes in which low nibble l
+// - valid: a character is outside the alphabet when bad_low[low nibble] & bad_high[high nibble]
+//   is not 0. bad_high gives each high nibble a class bit (0x01: 0x2_, 0x02: 0x3_, 0x04: 0x4_ and
+//   0x6_, 0x08: 0x5_ and 0x7_, 0x10: the rest); bad_low[l] holds the classes in which low nibble l
 //   is not a letter, digit, '+' or '/' (0x10 always).
-// - value: the character plus kShift[high nibble] ('A'-'Z' -65, 'a'-'z' -71, '0'-'9' +4, '+'
+// - value: the character plus shift[high nibble] ('A'-'Z' -65, 'a'-'z' -71, '0'-'9' +4, '+'
 //   +19); '/', the other alphabet character of 0x2_, takes index 1 (+16), free since no alphabet
 //   character has high nibble 1. What a character outside the alphabet becomes does not matter.
 // Then the four 6-bit values of each 32-bit lane are multiplied and added into their 24 bits
