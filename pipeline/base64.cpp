@@ -66,9 +66,10 @@ inline uint32_t quantum(const uint8_t* p) noexcept {
   return kLane[0][p[0]] | kLane[1][p[1]] | kLane[2][p[2]] | kLane[3][p[3]];
 }
 
-// At a quantum boundary, after a line that holds data: the characters of a line break (CRLF or LF)
-// followed by an alphabet character, else 0. The slow path would change no state for them (no
-// quantum is split, no empty line), so the fast paths step over them.
+// At a quantum boundary, not at the start of a line: the characters of a line break (CRLF or LF)
+// followed by an alphabet character, else 0. The slow path would change no state for them but
+// data_ (no quantum is split, no empty line; the alphabet character sets data_), so the fast paths
+// step over them.
 inline std::size_t line_break(const uint8_t* p, const uint8_t* end) noexcept {
   const std::size_t left = std::size_t(end - p);
   if (left >= 3 && p[0] == '\r' && p[1] == '\n' && kValue[p[2]] >= 0) return 2;
@@ -225,9 +226,10 @@ DecodeStatus Base64Decoder::feed(const uint8_t* in, std::size_t len, ByteSink& s
     if (block.full()) block.flush();
     if (p == end) break;
     uint8_t* o = block.cursor();
-    uint8_t* const olim = block.end();  // stores reach at most 7 bytes past a cursor below olim
+    uint8_t* const olim = block.end();  // stores reach at most 31 bytes past a cursor below olim
     if (count_ == 0 && !padded_ && !gap_) {
-      if (kValue[*p] >= 0) at_line_start_ = false, data_ = true;
+      if (kValue[*p] >= 0) at_line_start_ = false;
+      const uint8_t* const from = p;
       // Fast path: whole quanta of alphabet characters, 32 per step (SIMD) or two per step.
       for (;;) {
         if (run != nullptr) {
@@ -262,6 +264,9 @@ DecodeStatus Base64Decoder::feed(const uint8_t* in, std::size_t len, ByteSink& s
         if (step == 0) break;
         p += step;
       }
+      // Whatever it took was alphabet characters and line breaks followed by one (a line break
+      // before the first data too, at the start of the input): there is data now.
+      if (p != from) data_ = true;
       if (o >= olim || p == end) {
         block.advance(o);
         continue;
