@@ -14,8 +14,9 @@ namespace sluice::pipeline {
 class OutputBlock {
  public:
   static constexpr std::size_t kSize = 4096;
-  // Bytes that may be written past kSize by word-sized stores (the base64 fast path).
-  static constexpr std::size_t kSlack = 16;
+  // Bytes that may be written past kSize by word-sized stores (the base64 fast path: 32-byte SIMD
+  // stores from a cursor below kSize).
+  static constexpr std::size_t kSlack = 32;
 
   OutputBlock(OutputLimit& limit, ByteSink& sink) noexcept : limit_(limit), sink_(sink) {}
   OutputBlock(const OutputBlock&) = delete;

@@ -3,6 +3,7 @@
 // body with hard line breaks only, the span-copy regime), each decoded
 // whole and in 1460-byte pieces (one TCP segment each), best of N runs by thread CPU time. memcpy of
 // the same 1 MiB runs alongside as the in-run reference (compare ratios, see ../shared/LIMITS.md).
+// base64 runs once per implementation this CPU has (pipeline/base64_impl.h: scalar, avx2).
 //
 //   bench_decoders [RUNS]
 // Prints one line per case: GB/s of encoded input (CRLF included).
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "pipeline/base64.h"
+#include "pipeline/base64_impl.h"
 #include "pipeline/quoted_printable.h"
 
 using namespace sluice::pipeline;
@@ -114,7 +116,7 @@ void run_decoder(const char* name, Decoder& d, const std::string& in, int runs) 
     for (std::size_t at = 0; at < in.size(); at += 1460) d.feed(p + at, std::min<std::size_t>(1460, in.size() - at), sink);
     d.finish(sink);
   });
-  std::printf("%-22s in %8zu B  out %8llu B  invalid %llu  whole %6.2f GB/s  1460-B pieces %6.2f GB/s\n", name,
+  std::printf("%-23s in %8zu B  out %8llu B  invalid %llu  whole %6.2f GB/s  1460-B pieces %6.2f GB/s\n", name,
               in.size(), static_cast<unsigned long long>(out), static_cast<unsigned long long>(invalid), whole,
               pieces);
 }
@@ -134,11 +136,17 @@ int main(int argc, char** argv) {
     std::memcpy(dst.data(), b64.data(), b64.size());
     asm volatile("" : : "r"(dst.data()) : "memory");
   });
-  std::printf("%-22s in %8zu B  %6.2f GB/s (reference)\n", "memcpy", b64.size(), memcpy_gbps);
+  std::printf("%-23s in %8zu B  %6.2f GB/s (reference)\n", "memcpy", b64.size(), memcpy_gbps);
 
   Base64Decoder b;
   QuotedPrintableDecoder q;
-  run_decoder("base64 (76+CRLF)", b, b64, runs);
+  const Base64Impl chosen = base64_impl();
+  for (Base64Impl impl : {Base64Impl::scalar, Base64Impl::avx2}) {
+    if (!base64_set_impl(impl)) continue;
+    const std::string name = std::string("base64 (76+CRLF) ") + base64_impl_name(impl);
+    run_decoder(name.c_str(), b, b64, runs);
+  }
+  base64_set_impl(chosen);
   run_decoder("quoted-printable text", q, qp_text, runs);
   run_decoder("quoted-printable binary", q, qp_binary, runs);
   run_decoder("qp text, hard breaks", q, qp_hard, runs);
