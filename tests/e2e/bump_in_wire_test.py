@@ -60,6 +60,7 @@ pairs:
 lcores: {cls.LCORES}
 eal: {{memory_mb: 256}}
 events: {{path: {cls.events}}}
+state: {{dir: {os.path.join(d, "state")}}}
 """)
         cls.sink = cls.lab.popen(cls.lab.ns_server,
                                  ["/usr/bin/python3", os.path.join(HERE, "smtp_sink.py"), "--listen",
