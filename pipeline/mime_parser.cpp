@@ -445,18 +445,37 @@ MimeParser::MimeParser(const MimeLimits& limits, int level, records::Carve* carv
 
 MimeParser::~MimeParser() = default;
 
-SingleParserPool::SingleParserPool(const MimeLimits& limits) noexcept : limits_(limits) { limits_.max_readings = 0; }
-SingleParserPool::~SingleParserPool() = default;
+SingleParserPool::SingleParserPool(const MimeLimits& limits) noexcept : limits_(limits) {
+  limits_.max_readings = 0;
+  try {
+    memory_ = records::ReservedRegion(records::Carve::round(sizeof(MimeParser)) + MimeParser::footprint(limits_, false));
+  } catch (const std::bad_alloc&) {  // the parser comes from the heap on first use instead
+  }
+}
+
+SingleParserPool::~SingleParserPool() {
+  if (!parser_) return;
+  if (heap_) delete parser_;
+  else parser_->~MimeParser();
+}
 
 MimeParser* SingleParserPool::acquire() noexcept {
   if (lent_) return nullptr;
-  if (!parser_) parser_.reset(new (std::nothrow) MimeParser(limits_));
+  if (!parser_) {
+    if (memory_.data()) {
+      records::Carve carve(memory_.data(), memory_.size());
+      parser_ = new (carve.take(sizeof(MimeParser))) MimeParser(limits_, &carve);
+    } else {
+      parser_ = new (std::nothrow) MimeParser(limits_);
+      heap_ = true;
+    }
+  }
   lent_ = parser_ != nullptr;
-  return parser_.get();
+  return parser_;
 }
 
 void SingleParserPool::release(MimeParser* parser) noexcept {
-  if (parser == parser_.get()) lent_ = false;
+  if (parser == parser_) lent_ = false;
 }
 
 void MimeParser::reset(MimeCallbacks* callbacks) noexcept {

@@ -151,8 +151,9 @@ class MimeParserPool {
   virtual void release(MimeParser* parser) noexcept = 0;
 };
 
-// The usual pool: one parser, made on first use with `limits` (max_readings 0), lent to one
-// message at a time.
+// The usual pool: one parser with `limits` (max_readings 0), lent to one message at a time. Its
+// memory (the parser, its child parsers and buffers) is reserved at construction and the parser
+// built there on first use (on the lcore, without the general heap; issue 18).
 class SingleParserPool final : public MimeParserPool {
  public:
   explicit SingleParserPool(const MimeLimits& limits) noexcept;
@@ -162,7 +163,9 @@ class SingleParserPool final : public MimeParserPool {
 
  private:
   MimeLimits limits_;
-  std::unique_ptr<MimeParser> parser_;
+  records::ReservedRegion memory_;
+  MimeParser* parser_ = nullptr;
+  bool heap_ = false;  // parser_ came from the heap (no reserved memory)
   bool lent_ = false;
 };
 
