@@ -431,7 +431,9 @@ Params eal_params() {
                         l.config.dataplane.eal.hugepages = v == "on" ? Hugepages::on : v == "off" ? Hugepages::off : Hugepages::automatic;
                       }),
       integer<Loading>("eal.memory_mb", 64, 1048576, 512, "Memory the EAL reserves when running without hugepages "
-                       "(`-m`). Too small: the mbuf pool cannot be created and Sluice exits naming `dataplane.mbufs`.",
+                       "(`-m`), for DPDK's pools and rings. Too small: a pool cannot be created and Sluice exits naming its "
+                       "key. The mbuf pool is not in it when every port is a virtual device (not PCI): it is then in "
+                       "the process's own memory (transparent huge pages), docs/sizing.md.",
                        [](Loading& l, long long v) { l.config.dataplane.eal.memory_mb = static_cast<unsigned>(v); }),
       string_list<Loading>("eal.args", {}, "Further EAL arguments, appended after the generated ones "
                            "(arguments after `--` on the command line come last).",
@@ -781,9 +783,9 @@ Params reassembly_params() {
                        "(`flow_table_full` anomaly) and handled by `reassembly.untracked_action`.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_flows = static_cast<uint32_t>(v); }),
       integer<Loading>("reassembly.max_sessions", 16, 1048576, 2048, "SMTP sessions inspected at once per RX "
-                       "lcore (about 20 KiB each for reassembly plus about 490 KiB for MIME parsing, allocated the "
-                       "first time a slot is used and touched as mail needs it: about 180-225 KiB resident per "
-                       "session on ordinary mail, docs/sizing.md). A flow takes a slot when it shows payload, not at its SYN. When "
+                       "lcore (about 34 KiB each for reassembly plus about 492 KiB for MIME parsing: address space "
+                       "reserved at start, a slot built the first time it is used and its pages touched as mail "
+                       "needs them: about 180-225 KiB resident per session on ordinary mail, docs/sizing.md). A flow takes a slot when it shows payload, not at its SYN. When "
                        "none is free, emergency timeouts apply; a session that still finds none is forwarded "
                        "uninspected, counted (`sessions_pool_full`) and reported as an `anomaly` event.",
                        [](Loading& l, long long v) { l.config.dataplane.reassembly.max_sessions = static_cast<uint32_t>(v); }),
@@ -977,7 +979,7 @@ Params worker_params() {
                        "`digests_lost`). Without worker lcores the RX lcore always hashes.",
                        [](Loading& l, bool v) { l.config.dataplane.workers.handoff.digests = v; }),
       integer<Loading>("workers.max_pending_files", 1, 16777215, handoff.max_files, "Attachments per RX "
-                       "lcore waiting for worker results (about 2.5 KiB each). Beyond, as `max_pending_messages`.",
+                       "lcore waiting for worker results (about 4.5 KiB each, touched as used). Beyond, as `max_pending_messages`.",
                        [](Loading& l, long long v) { l.config.dataplane.workers.handoff.max_files = static_cast<uint32_t>(v); }),
       integer<Loading>("workers.max_pending_members", 0, 16777216, handoff.max_members, "Archive member "
                        "results per RX lcore held until their message is written (about 1.3 KiB each). Beyond, a "

@@ -136,15 +136,16 @@ std::string certificate_fingerprint(const std::string& cert_path) {
 
 struct Management::Impl : std::enable_shared_from_this<Management::Impl> {
   Impl(asio::io_context& io, ManagementConfig config, std::string state_dir, std::vector<ApiRoute> routes)
-      : io(io), config(std::move(config)), state_dir(std::move(state_dir)), routes(std::move(routes)), acceptor(io),
-        tls(ssl::context::tls_server) {}
+      : io(io), config(std::move(config)), state_dir(std::move(state_dir)), routes(std::move(routes)), acceptor(io) {}
 
   asio::io_context& io;
   ManagementConfig config;
   std::string state_dir;
   std::vector<ApiRoute> routes;
   tcp::acceptor acceptor;
-  ssl::context tls;
+  // Made by start() when the API listens: an OpenSSL context costs a few ms of every start
+  // (issue 18), and most sluiced runs (replays, taps without the API) never need one.
+  std::optional<ssl::context> tls;
   TokenFile tokens;
   std::string summary;
   unsigned connections = 0;
@@ -281,7 +282,7 @@ namespace {
 
 struct Session : std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, std::shared_ptr<Management::Impl> server)
-      : server(std::move(server)), stream(std::move(socket), this->server->tls) {
+      : server(std::move(server)), stream(std::move(socket), *this->server->tls) {
     ++this->server->connections;
     beast::error_code ec;
     const auto ep = beast::get_lowest_layer(stream).socket().remote_endpoint(ec);
@@ -405,10 +406,11 @@ std::string Management::start() {
     }
   }
   try {
-    m.tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    m.tls.use_certificate_chain_file(cert);
-    m.tls.use_private_key_file(key, ssl::context::pem);
+    m.tls.emplace(ssl::context::tls_server);
+    m.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                       ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    m.tls->use_certificate_chain_file(cert);
+    m.tls->use_private_key_file(key, ssl::context::pem);
   } catch (const std::exception& x) {
     return "management: certificate " + cert + " / key " + key + ": " + x.what();
   }

@@ -42,7 +42,7 @@ Dataplane::Impl::~Impl() {
     for (unsigned j = 0; j < workers.n_workers; ++j) worker_lcores[j].~WorkerLcoreContext();
   rte_free(worker_lcores);
   rte_free(lcores);
-  rte_mempool_free(table.pool);
+  // table.pool goes with mbuf_pool, after this body.
 }
 
 bool Dataplane::Impl::start(std::string& error) {

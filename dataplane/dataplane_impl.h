@@ -19,6 +19,7 @@
 #include "dataplane/dataplane.h"
 #include "dataplane/hold_queue.h"
 #include "dataplane/lcore_context.h"
+#include "dataplane/mbuf_pool.h"
 #include "dataplane/sample_pool.h"
 #include "dataplane/worker_rings.h"
 #include "pipeline/message_inspector.h"
@@ -27,6 +28,7 @@ namespace sluice::dataplane {
 
 struct Dataplane::Impl {
   Config config;
+  MbufPool mbuf_pool;  // table.pool: declared first, destroyed last (after the holds that give mbufs back)
   PortTable table{};
   RxLcoreContext* lcores = nullptr;  // n_rx_lcores contexts, cache-aligned array
   WorkerTable workers{};

@@ -45,11 +45,11 @@ bool Dataplane::Impl::setup_ports(std::string& error) {
       table.peer[b] = static_cast<uint16_t>(a);
     }
 
-  table.pool = rte_pktmbuf_pool_create("sluice_mbufs", c.mbufs, c.mbuf_cache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                       static_cast<int>(rte_socket_id()));
+  table.pool = mbuf_pool.create(c, "sluice_mbufs", c.mbufs, c.mbuf_cache);
   if (!table.pool) {
     error = "dataplane.mbufs: cannot create a pool of " + std::to_string(c.mbufs) + " mbufs: " + rte_strerror(rte_errno) +
-            " (lower dataplane.mbufs or raise eal.memory_mb)";
+            " (lower dataplane.mbufs" +
+            (mbuf_pool.in_process_memory(c) ? std::string(")") : std::string(" or raise eal.memory_mb)"));
     return false;
   }
   if (!setup_rx_lcores(error)) return false;

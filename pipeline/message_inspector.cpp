@@ -13,10 +13,11 @@ class MessageInspector final : public reassembly::MessageObserver, private MimeC
   };
 
  public:
+  // With `carve`, the parser's own memory comes from it (MimeParser::footprint(limits, true)).
   MessageInspector(const MimeLimits& limits, AttachmentHandoff& handoff, bool hold_ends,
-                   std::shared_ptr<SingleParserPool> pool)
-      : mime_(limits), handoff_(handoff), hold_ends_(hold_ends), pool_(std::move(pool)), alt_(*this) {
-    mime_.set_alternate(pool_.get(), &alt_);
+                   std::shared_ptr<SingleParserPool> pool, records::Carve* carve = nullptr)
+      : mime_(limits, carve), handoff_(handoff), hold_ends_(hold_ends), pool_(std::move(pool)), alt_(*this) {
+    mime_.set_alternate(pool_.get(), &alt_, carve);
   }
 
   void begin(const records::MessageContext& ctx) noexcept override {
@@ -142,6 +143,21 @@ std::unique_ptr<reassembly::MessageObserver> MessageInspectorFactory::make(recor
   auto inspector = std::make_unique<MessageInspector>(limits_, *handoffs_.at(lcore), hold_ends_, pools_.at(lcore));
   // Opens the parser's Hyperscan stream; if that fails the parser keeps its SSE2 scan (same parts).
   if (body_scan_) inspector->use_body_scan(body_scan_, scratches_.at(lcore));
+  return inspector;
+}
+
+std::size_t MessageInspectorFactory::footprint() const noexcept {
+  return records::Carve::round(sizeof(MessageInspector)) + MimeParser::footprint(limits_, true);
+}
+
+reassembly::MessageObserver* MessageInspectorFactory::make_at(void* memory, records::RecordSink&, unsigned lcore) noexcept {
+  if (lcore >= handoffs_.size()) return nullptr;
+  const std::size_t own = records::Carve::round(sizeof(MessageInspector));
+  records::Carve carve(static_cast<char*>(memory) + own, footprint() - own);
+  auto* inspector = new (memory) MessageInspector(limits_, *handoffs_[lcore], hold_ends_, pools_[lcore], &carve);
+  // With mime.body_scan: hyperscan, the parser's stream is still Hyperscan's allocation
+  // (hs_open_stream), made here, once per slot.
+  if (body_scan_) inspector->use_body_scan(body_scan_, scratches_[lcore]);
   return inspector;
 }
 

@@ -26,6 +26,9 @@ class MessageInspectorFactory final : public reassembly::MessageObserverFactory 
     for (std::size_t i = 0; i < handoffs_.size(); ++i) pools_.push_back(std::make_shared<SingleParserPool>(limits_));
   }
   std::unique_ptr<reassembly::MessageObserver> make(records::RecordSink& out, unsigned lcore) override;
+  // An inspector with its MIME parser, the parser's child parsers and buffers, in one piece.
+  std::size_t footprint() const noexcept override;
+  reassembly::MessageObserver* make_at(void* memory, records::RecordSink& out, unsigned lcore) noexcept override;
   // Debug (`hold.debug_hold_every_message`): every inspector asks for the frame ending each of its
   // messages to be held (MessageObserver::hold_end), so that the hold path runs without a policy.
   // Start-up only, before the first make().

@@ -252,7 +252,7 @@ void MessageRecords::free_file(uint32_t f) noexcept {
 void MessageRecords::on_result(const WorkResult& r) noexcept {
   ++stats_.results;
   const uint32_t slot = static_cast<uint32_t>(r.attachment & ((1u << kSlotBits) - 1));
-  if (slot >= files_.size() || !files_[slot].used || files_[slot].id != r.attachment || files_[slot].done) {
+  if (slot >= files_.built() || !files_[slot].used || files_[slot].id != r.attachment || files_[slot].done) {
     ++stats_.stale_results;
     release_sample(r.sample);  // nobody will ask for it
     return;
@@ -502,14 +502,14 @@ void MessageRecords::after_lookups(uint32_t m) noexcept {
 records::FileVerdict* MessageRecords::item_verdict(uint32_t m, uint32_t item, const uint8_t* sha256) noexcept {
   if (item & kMemberItem) {
     const uint32_t k = item & ~kMemberItem;
-    if (k >= members_.size()) return nullptr;
+    if (k >= members_.built()) return nullptr;
     Member& member = members_[k];
-    if (member.file >= files_.size() || !files_[member.file].used || files_[member.file].message != m ||
+    if (member.file >= files_.built() || !files_[member.file].used || files_[member.file].message != m ||
         std::memcmp(member.r.sha256, sha256, 32) != 0)
       return nullptr;
     return &member.verdict;
   }
-  if (item >= files_.size() || !files_[item].used || files_[item].message != m ||
+  if (item >= files_.built() || !files_[item].used || files_[item].message != m ||
       std::memcmp(files_[item].sha256, sha256, 32) != 0)
     return nullptr;
   return &files_[item].verdict;
@@ -519,7 +519,7 @@ void MessageRecords::on_answer(const records::LookupAnswer& a) noexcept {
   const uint32_t m = static_cast<uint32_t>(a.ticket);
   records::FileVerdict* v = nullptr;
   bool* asked = nullptr;
-  if (m < messages_.size() && messages_[m].used && messages_[m].awaiting && messages_[m].analysing == a.analysis &&
+  if (m < messages_.built() && messages_[m].used && messages_[m].awaiting && messages_[m].analysing == a.analysis &&
       messages_[m].generation == static_cast<uint32_t>(a.ticket >> 32)) {
     v = item_verdict(m, a.item, a.sha256);
     if (v && a.analysis)
@@ -599,7 +599,7 @@ void MessageRecords::expire(bool all) noexcept {
 
 void MessageRecords::finish_all() noexcept {
   // Given up on: every message still waiting is written with what is known.
-  for (uint32_t m = 0; m < messages_.size(); ++m) {
+  for (uint32_t m = 0; m < messages_.built(); ++m) {
     Message& msg = messages_[m];
     if (!msg.used) continue;
     if (!msg.ended) {

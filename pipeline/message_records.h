@@ -14,45 +14,66 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 #include "pipeline/attachment_handoff.h"
 #include "pipeline/chunk_transport.h"
 #include "pipeline/message_verdict.h"
 #include "pipeline/verdict_seam.h"
+#include "records/reserved_region.h"
 
 namespace sluice::pipeline {
 
 inline constexpr uint32_t kNoRecord = UINT32_MAX;
 
 // A fixed pool of records and its free list (last given back, first taken again), so that taking
-// and giving back never allocate.
+// and giving back never allocate. The records live in memory reserved at construction and are
+// constructed the first time they are taken (ascending, after every record given back), so a pool
+// costs its pages only as far as it has been used (reserved_region.h). Only records taken at least
+// once (index < built()) may be accessed.
 template <typename T>
 class RecordPool {
  public:
-  explicit RecordPool(uint32_t n) : slots_(n), next_free_(n) {
-    for (uint32_t i = 0; i < n; ++i) next_free_[i] = i + 1 < n ? i + 1 : kNoRecord;
-    free_ = n ? 0 : kNoRecord;
+  explicit RecordPool(uint32_t n)
+      : region_(sizeof(T) * std::size_t{n}), slots_(static_cast<T*>(region_.data())), n_(n) {}
+  ~RecordPool() {
+    for (uint32_t i = 0; i < built_; ++i) slots_[i].~T();
   }
+  RecordPool(const RecordPool&) = delete;
+  RecordPool& operator=(const RecordPool&) = delete;
   // A free record's index, or kNoRecord.
   uint32_t take() noexcept {
     const uint32_t i = free_;
-    if (i != kNoRecord) free_ = next_free_[i];
-    return i;
+    if (i != kNoRecord) {
+      free_ = next_free_[i];
+      return i;
+    }
+    if (built_ == n_) return kNoRecord;
+    new (&slots_[built_]) T();
+    next_free_[built_] = kNoRecord;
+    return built_++;
   }
   void put(uint32_t i) noexcept {
     next_free_[i] = free_;
     free_ = i;
   }
-  bool exhausted() const noexcept { return free_ == kNoRecord; }
-  uint32_t size() const noexcept { return static_cast<uint32_t>(slots_.size()); }
+  bool exhausted() const noexcept { return free_ == kNoRecord && built_ == n_; }
+  uint32_t size() const noexcept { return n_; }
+  // Records taken at least once: [0, built()).
+  uint32_t built() const noexcept { return built_; }
   T& operator[](uint32_t i) noexcept { return slots_[i]; }
   const T& operator[](uint32_t i) const noexcept { return slots_[i]; }
 
  private:
-  std::vector<T> slots_;
-  std::vector<uint32_t> next_free_;
-  uint32_t free_;
+  records::ReservedRegion region_;
+  T* slots_;
+  uint32_t n_;
+  uint32_t built_ = 0;
+  // The free list threads through next_free_, in the same reserved memory scheme.
+  records::ReservedRegion next_region_{sizeof(uint32_t) * std::size_t{n_}};
+  uint32_t* next_free_ = static_cast<uint32_t*>(next_region_.data());
+  uint32_t free_ = kNoRecord;
 };
 
 struct RecordStats {

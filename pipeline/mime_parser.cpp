@@ -396,9 +396,34 @@ std::size_t MimeParser::hs_skip(const uint8_t* p, std::size_t j, std::size_t n, 
 // ---------------------------------------------------------------------------------------------
 // Set-up
 
-MimeParser::MimeParser(const MimeLimits& limits) noexcept : MimeParser(limits, 0) {}
+MimeParser::MimeParser(const MimeLimits& limits, records::Carve* carve) noexcept : MimeParser(limits, 0, carve) {}
 
-MimeParser::MimeParser(const MimeLimits& limits, int level) noexcept : limits_(limits), is_child_(level > 0) {
+void SlotDelete::operator()(MimeParser* p) const noexcept {
+  if (heap) delete p;
+  else p->~MimeParser();
+}
+
+std::unique_ptr<uint8_t[], SlotDelete> MimeParser::buffer(std::size_t n, records::Carve* carve) noexcept {
+  if (!carve) return {new (std::nothrow) uint8_t[n], SlotDelete{true}};
+  return {static_cast<uint8_t*>(carve->take(n)), SlotDelete{false}};
+}
+
+// What the constructor below takes, level by level (kept in step with it).
+std::size_t MimeParser::footprint(const MimeLimits& limits, int level) noexcept {
+  std::size_t n = 0;
+  if (limits.max_readings && limits.reading_retain_bytes) n += records::Carve::round(limits.reading_retain_bytes);
+  if (level < kEncodedLevels) n += records::Carve::round(sizeof(MimeParser)) + footprint(limits, level + 1);
+  return n;
+}
+
+std::size_t MimeParser::footprint(const MimeLimits& limits, bool alternate) noexcept {
+  std::size_t n = footprint(limits, 0);
+  if (alternate && limits.reading_retain_bytes) n += records::Carve::round(limits.reading_retain_bytes);
+  return n;
+}
+
+MimeParser::MimeParser(const MimeLimits& limits, int level, records::Carve* carve) noexcept
+    : limits_(limits), is_child_(level > 0) {
   if (limits_.max_depth > uint32_t(kMaxFrames)) limits_.max_depth = kMaxFrames;
   field_cap_ = limits_.max_field_bytes < kFieldCap - 2 ? limits_.max_field_bytes : kFieldCap - 2;
   if (field_cap_ < 64) field_cap_ = 64;
@@ -409,26 +434,48 @@ MimeParser::MimeParser(const MimeLimits& limits, int level) noexcept : limits_(l
     rsink_[k].self = this;
     rsink_[k].slot = k;
   }
-  if (limits_.max_readings && limits_.reading_retain_bytes)
-    retain_.reset(new (std::nothrow) uint8_t[limits_.reading_retain_bytes]);
-  if (level < kEncodedLevels) child_.reset(new (std::nothrow) MimeParser(limits_, level + 1));
+  if (limits_.max_readings && limits_.reading_retain_bytes) retain_ = buffer(limits_.reading_retain_bytes, carve);
+  if (level < kEncodedLevels) {
+    if (!carve) child_ = {new (std::nothrow) MimeParser(limits_, level + 1, nullptr), SlotDelete{true}};
+    else if (void* at = carve->take(sizeof(MimeParser)))
+      child_ = {new (at) MimeParser(limits_, level + 1, carve), SlotDelete{false}};
+  }
   reset(nullptr);
 }
 
 MimeParser::~MimeParser() = default;
 
-SingleParserPool::SingleParserPool(const MimeLimits& limits) noexcept : limits_(limits) { limits_.max_readings = 0; }
-SingleParserPool::~SingleParserPool() = default;
+SingleParserPool::SingleParserPool(const MimeLimits& limits) noexcept : limits_(limits) {
+  limits_.max_readings = 0;
+  try {
+    memory_ = records::ReservedRegion(records::Carve::round(sizeof(MimeParser)) + MimeParser::footprint(limits_, false));
+  } catch (const std::bad_alloc&) {  // the parser comes from the heap on first use instead
+  }
+}
+
+SingleParserPool::~SingleParserPool() {
+  if (!parser_) return;
+  if (heap_) delete parser_;
+  else parser_->~MimeParser();
+}
 
 MimeParser* SingleParserPool::acquire() noexcept {
   if (lent_) return nullptr;
-  if (!parser_) parser_.reset(new (std::nothrow) MimeParser(limits_));
+  if (!parser_) {
+    if (memory_.data()) {
+      records::Carve carve(memory_.data(), memory_.size());
+      parser_ = new (carve.take(sizeof(MimeParser))) MimeParser(limits_, &carve);
+    } else {
+      parser_ = new (std::nothrow) MimeParser(limits_);
+      heap_ = true;
+    }
+  }
   lent_ = parser_ != nullptr;
-  return parser_.get();
+  return parser_;
 }
 
 void SingleParserPool::release(MimeParser* parser) noexcept {
-  if (parser == parser_.get()) lent_ = false;
+  if (parser == parser_) lent_ = false;
 }
 
 void MimeParser::reset(MimeCallbacks* callbacks) noexcept {
@@ -463,11 +510,10 @@ void MimeParser::reset(MimeCallbacks* callbacks) noexcept {
   start_entity(true, 0, 1, false);
 }
 
-void MimeParser::set_alternate(MimeParserPool* pool, MimeCallbacks* callbacks) noexcept {
+void MimeParser::set_alternate(MimeParserPool* pool, MimeCallbacks* callbacks, records::Carve* carve) noexcept {
   alt_pool_ = is_child_ ? nullptr : pool;
   alt_cb_ = callbacks;
-  if (alt_pool_ && !keep_ && limits_.reading_retain_bytes)
-    keep_.reset(new (std::nothrow) uint8_t[limits_.reading_retain_bytes]);
+  if (alt_pool_ && !keep_ && limits_.reading_retain_bytes) keep_ = buffer(limits_.reading_retain_bytes, carve);
   reset(cb_);
 }
 

@@ -48,6 +48,7 @@
 #include "pipeline/mime_readings.h"
 #include "pipeline/name_list.h"
 #include "pipeline/uudecode.h"
+#include "records/reserved_region.h"
 
 namespace sluice::pipeline {
 
@@ -150,8 +151,9 @@ class MimeParserPool {
   virtual void release(MimeParser* parser) noexcept = 0;
 };
 
-// The usual pool: one parser, made on first use with `limits` (max_readings 0), lent to one
-// message at a time.
+// The usual pool: one parser with `limits` (max_readings 0), lent to one message at a time. Its
+// memory (the parser, its child parsers and buffers) is reserved at construction and the parser
+// built there on first use (on the lcore, without the general heap; issue 18).
 class SingleParserPool final : public MimeParserPool {
  public:
   explicit SingleParserPool(const MimeLimits& limits) noexcept;
@@ -161,13 +163,31 @@ class SingleParserPool final : public MimeParserPool {
 
  private:
   MimeLimits limits_;
-  std::unique_ptr<MimeParser> parser_;
+  records::ReservedRegion memory_;
+  MimeParser* parser_ = nullptr;
+  bool heap_ = false;  // parser_ came from the heap (no reserved memory)
   bool lent_ = false;
+};
+
+// The parser's own memory (its child parsers and buffers): from the heap, or carved from a slot's
+// reserved memory (records::Carve), which is only destroyed, never deleted.
+struct SlotDelete {
+  bool heap = true;
+  void operator()(MimeParser* p) const noexcept;
+  void operator()(uint8_t* p) const noexcept {
+    if (heap) delete[] p;
+  }
 };
 
 class MimeParser {
  public:
-  explicit MimeParser(const MimeLimits& limits = {}) noexcept;
+  // With `carve`, the child parsers and buffers are constructed in its memory (at most
+  // footprint(limits, false) bytes taken from it) instead of the heap; a piece that does not fit
+  // is left out, as when the heap fails (no encoded containers, no reading buffer).
+  explicit MimeParser(const MimeLimits& limits = {}, records::Carve* carve = nullptr) noexcept;
+  // The bytes a parser made with these limits takes from a carve: its child parsers and buffers,
+  // and with `alternate` the top-level header buffer set_alternate() adds (not the parser itself).
+  static std::size_t footprint(const MimeLimits& limits, bool alternate) noexcept;
   ~MimeParser();
   MimeParser(const MimeParser&) = delete;
   MimeParser& operator=(const MimeParser&) = delete;
@@ -192,7 +212,7 @@ class MimeParser {
   // header over MimeLimits::reading_retain_bytes: reading_skipped, however the input was split) and reports its
   // parts, each with `reading` header_lenient, to `callbacks` (not this parser's: its parts
   // interleave with this one's). It counts as one of the message's readings. Set-up only.
-  void set_alternate(MimeParserPool* pool, MimeCallbacks* callbacks) noexcept;
+  void set_alternate(MimeParserPool* pool, MimeCallbacks* callbacks, records::Carve* carve = nullptr) noexcept;
   // End of the message content. `complete`: the SMTP transfer ended normally (else open parts end
   // `truncated`).
   void finish(bool complete) noexcept;
@@ -269,7 +289,9 @@ class MimeParser {
   // Encoded containers (a base64 message/rfc822 inside another, as mime4j's tests have) are
   // parsed by a chain of child parsers allocated at construction: this many levels.
   static constexpr int kEncodedLevels = 2;
-  MimeParser(const MimeLimits& limits, int level) noexcept;
+  MimeParser(const MimeLimits& limits, int level, records::Carve* carve) noexcept;
+  static std::size_t footprint(const MimeLimits& limits, int level) noexcept;
+  static std::unique_ptr<uint8_t[], SlotDelete> buffer(std::size_t n, records::Carve* carve) noexcept;
   void feed_piece(const uint8_t* data, std::size_t len) noexcept;
   std::size_t hs_skip(const uint8_t* p, std::size_t j, std::size_t n, uint8_t extra, std::size_t& retry) noexcept;
   void note(MimeAnomaly a) noexcept;
@@ -402,7 +424,7 @@ class MimeParser {
   uint8_t lazy_late_ = 0;
   uint8_t last_byte_ = 0;        // its previous body byte
   uint64_t body_len_ = 0;        // its body bytes so far
-  std::unique_ptr<uint8_t[]> retain_;  // its first reading_retain_bytes
+  std::unique_ptr<uint8_t[], SlotDelete> retain_;  // its first reading_retain_bytes
   std::size_t retain_len_ = 0;
   PartInfo leaf_info_{};
   Base64Decoder r_b64_;
@@ -418,7 +440,7 @@ class MimeParser {
   bool ent_junk_end_ = false;  // the entity's header block ended at a line that is not a field
 
   // Encoded multipart/message bodies (RFC 6532 message/global, mime4j-style base64 multiparts).
-  std::unique_ptr<MimeParser> child_;
+  std::unique_ptr<MimeParser, SlotDelete> child_;
   ChildForward child_cb_;
   bool child_active_ = false;
 
@@ -436,7 +458,7 @@ class MimeParser {
   bool top_open_ = false;     // the top-level header block is being read
   bool top_want_ = false;     // it is ambiguous: header_lenient wanted
   bool keep_over_ = false;    // its bytes did not fit in keep_
-  std::unique_ptr<uint8_t[]> keep_;  // MimeLimits::reading_retain_bytes
+  std::unique_ptr<uint8_t[], SlotDelete> keep_;  // MimeLimits::reading_retain_bytes
   std::size_t keep_len_ = 0;
   uint64_t top_len_ = 0;      // the top-level header's bytes: over reading_retain_bytes, no reading
 

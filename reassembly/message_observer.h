@@ -64,6 +64,16 @@ class MessageObserverFactory {
   // Start-up only (or on an lcore the first time a session slot is used, once per slot).
   // `lcore`: the index of the RX lcore (its Reassembler's lcore_index) the observer will run on.
   virtual std::unique_ptr<MessageObserver> make(records::RecordSink& out, unsigned lcore) = 0;
+  // In place, for session slots (issue 18): footprint() is the bytes one observer needs with
+  // everything it owns (0: not offered, make() is used). The Reassembler reserves footprint() bytes
+  // per slot at start-up (records::ReservedRegion, untouched) and, the first time a slot is used,
+  // calls make_at() on the lcore with the slot's share (aligned to 64 bytes): the observer is
+  // constructed there, without the general heap. Destroyed with its destructor, never deleted.
+  virtual std::size_t footprint() const noexcept { return 0; }
+  virtual MessageObserver* make_at(void* memory, records::RecordSink& out, unsigned lcore) noexcept {
+    (void)memory, (void)out, (void)lcore;
+    return nullptr;
+  }
 };
 
 }  // namespace sluice::reassembly

@@ -9,6 +9,7 @@
 #include "reassembly/reassembler.h"
 
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bitset>
@@ -23,6 +24,7 @@
 #include "reassembly/message_headers.h"
 #include "reassembly/smtp_detect.h"
 #include "reassembly/smtp_session.h"
+#include "records/reserved_region.h"
 
 namespace sluice::reassembly {
 namespace {
@@ -114,6 +116,17 @@ int window_scale_of(const PacketInfo& info, const uint8_t* base) noexcept {
 
 struct SmtpFlow;
 
+// A session slot's observer: constructed in the slot's reserved memory (only destroyed) or, from a
+// factory that does not offer that, made on the heap (deleted).
+struct ObserverDelete {
+  bool heap = true;
+  void operator()(MessageObserver* p) const noexcept {
+    if (heap) delete p;
+    else p->~MessageObserver();
+  }
+};
+using ObserverPtr = std::unique_ptr<MessageObserver, ObserverDelete>;
+
 struct Reassembler::Impl {
   Impl(const ReassemblyConfig& c, records::RecordSink& o, uint32_t lcore);
   ~Impl();
@@ -125,8 +138,13 @@ struct Reassembler::Impl {
   FlowTable flows;
   SegmentPool pool;
   IpDefrag defrag;
-  // Session slots: raw storage for max_sessions, constructed on first use (so start-up does not
-  // fault in every page), then recycled through the free list. Digest contexts are made at start.
+  // Session slots: memory reserved for max_sessions at start (records::ReservedRegion: no page is
+  // touched), each slot constructed on first use, then recycled through the free list. The
+  // observers (the attachment pipeline's state, MessageObserverFactory::footprint() each) likewise,
+  // one more for the reading observer. Digest contexts are made at start.
+  records::ReservedRegion slot_memory, observer_memory;
+  std::size_t observer_stride = 0;  // footprint() rounded up to whole pages; 0: observers from make()
+  ObserverPtr make_observer(std::size_t slot) noexcept;
   SmtpFlow* session_slots = nullptr;
   std::size_t sessions_built = 0;
   std::vector<EVP_MD_CTX*> digests;
@@ -164,7 +182,7 @@ struct Reassembler::Impl {
 
   // The other reading of an ambiguous DATA stream (smtp_reading.h): one at a time per lcore, in
   // an observer of its own (made the first time one is needed).
-  std::unique_ptr<MessageObserver> reading_observer;
+  ObserverPtr reading_observer;
   SmtpFlow* reading_owner = nullptr;
   MessageContext reading_ctx{};
   EVP_MD_CTX* reading_sha = nullptr;
@@ -240,7 +258,7 @@ struct SmtpFlow final : SmtpCallbacks {
 
   Reassembler::Impl* r = nullptr;
   Flow* flow = nullptr;
-  std::unique_ptr<MessageObserver> observer;  // the attachment pipeline's state for this slot
+  ObserverPtr observer;  // the attachment pipeline's state for this slot
   SmtpFlow* next_free = nullptr;
   TcpStream stream[2];
   DirectionSink sink[2];
@@ -423,7 +441,11 @@ struct SmtpFlow final : SmtpCallbacks {
       ++r->stats.readings_skipped;
       return;
     }
-    if (!r->reading_observer) r->reading_observer = r->config.observers->make(r->out, r->lcore_index);
+    if (!r->reading_observer) r->reading_observer = r->make_observer(r->config.max_sessions);
+    if (!r->reading_observer) {
+      ++r->stats.readings_skipped;
+      return;
+    }
     r->reading_owner = this;
     r->reading_bytes = 0;
     MessageContext ctx = r->message_context(flow, current.index);
@@ -490,7 +512,13 @@ Reassembler::Impl::Impl(const ReassemblyConfig& c, records::RecordSink& o, uint3
       probes(c.detect_content ? c.max_sessions : 0) {
   for (uint16_t p : c.smtp_ports) smtp_port.set(p);
   for (uint16_t p : c.implicit_tls_ports) tls_port.set(p);
-  session_slots = static_cast<SmtpFlow*>(::operator new(sizeof(SmtpFlow) * std::max<uint32_t>(1, c.max_sessions)));
+  slot_memory = records::ReservedRegion(sizeof(SmtpFlow) * std::max<uint32_t>(1, c.max_sessions));
+  session_slots = static_cast<SmtpFlow*>(slot_memory.data());
+  if (c.observers && c.observers->footprint()) {
+    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    observer_stride = (c.observers->footprint() + page - 1) / page * page;
+    observer_memory = records::ReservedRegion(observer_stride * (std::size_t{c.max_sessions} + 1));
+  }
   digests.reserve(c.max_sessions);
   for (uint32_t i = 0; i < c.max_sessions; ++i) digests.push_back(EVP_MD_CTX_new());
   reading_sha = EVP_MD_CTX_new();
@@ -513,8 +541,9 @@ SmtpFlow* Reassembler::Impl::take_session() noexcept {
   ++stats.sessions_active;
   SmtpFlow* s = new (&session_slots[sessions_built]) SmtpFlow;
   s->sha = digests[sessions_built++];
-  // Once per slot in the process's life, not per packet: the pipeline's per-session state.
-  if (config.observers) s->observer = config.observers->make(out, lcore_index);
+  // Once per slot in the process's life, not per packet: the pipeline's per-session state, in the
+  // slot's reserved memory (its pages are faulted in from here on, as they are used).
+  s->observer = make_observer(sessions_built - 1);
   for (auto& st : s->stream) st.init(&config.stream, &pool);
   return s;
 }
@@ -524,10 +553,22 @@ Reassembler::Impl::~Impl() {
     for (auto& st : session_slots[i].stream) st.reset();
     session_slots[i].~SmtpFlow();
   }
-  ::operator delete(session_slots);
   ::operator delete(waiting_slots);  // what still waits is lost (the data plane writes it at its end)
   for (EVP_MD_CTX* d : digests) EVP_MD_CTX_free(d);
   EVP_MD_CTX_free(reading_sha);
+}
+
+ObserverPtr Reassembler::Impl::make_observer(std::size_t slot) noexcept {
+  if (!config.observers) return nullptr;
+  if (observer_stride) {
+    void* at = static_cast<char*>(observer_memory.data()) + slot * observer_stride;
+    if (MessageObserver* o = config.observers->make_at(at, out, lcore_index)) return ObserverPtr(o, ObserverDelete{false});
+  }
+  try {
+    return ObserverPtr(config.observers->make(out, lcore_index).release(), ObserverDelete{true});
+  } catch (...) {  // std::bad_alloc: the slot goes without inspection, as a failed make() always did
+    return nullptr;
+  }
 }
 
 void Reassembler::Impl::end_reading(bool complete) noexcept {
