@@ -112,10 +112,21 @@ uint32_t MessageRecords::file_begin(uint32_t message, const PartInfo& part, cons
     write_untracked(part, ctx);
     return kNoRecord;
   }
+  const uint32_t s = take_file(message, /*digest=*/false);
+  files_[s].describe(part);
+  Message& m = messages_[message];
+  (m.last == kNoRecord ? m.first : files_[m.last].next) = s;
+  m.last = s;
+  ++stats_.files;
+  return s;
+}
+
+uint32_t MessageRecords::take_file(uint32_t message, bool digest) noexcept {
   const uint32_t s = files_.take();
   File& f = files_[s];
   f.used = true;
-  f.done = f.hashed = f.truncated = f.members_lost = f.digest = false;
+  f.done = f.hashed = f.truncated = f.members_lost = false;
+  f.digest = digest;
   f.id = (uint64_t{rx_} << kAttachmentRxShift) | (uint64_t{++generation_} << kSlotBits) | s;
   f.message = message;
   f.next = kNoRecord;
@@ -125,13 +136,8 @@ uint32_t MessageRecords::file_begin(uint32_t message, const PartInfo& part, cons
   f.sample = nullptr;
   f.sample_miss = SampleMiss::disabled;
   f.analysis_asked = false;
-  f.describe(part);
-  Message& m = messages_[message];
-  (m.last == kNoRecord ? m.first : files_[m.last].next) = s;
-  m.last = s;
-  ++m.outstanding;
+  ++messages_[message].outstanding;
   ++files_outstanding_;
-  ++stats_.files;
   return s;
 }
 
@@ -158,21 +164,10 @@ uint32_t MessageRecords::open_digest(uint32_t message) noexcept {
   dg.used = true;
   dg.ready = dg.known = false;
   if (++dg.generation == 0) dg.generation = 1;  // a ticket is never 0
-  const uint32_t s = files_.take();
-  File& f = files_[s];
-  f.used = true;
-  f.done = f.hashed = f.truncated = f.members_lost = false;
-  f.digest = true;
-  f.id = (uint64_t{rx_} << kAttachmentRxShift) | (uint64_t{++generation_} << kSlotBits) | s;
-  f.message = message;
-  f.next = kNoRecord;
-  f.first_member = f.last_member = kNoRecord;
-  f.sample = nullptr;
+  const uint32_t s = take_file(message, /*digest=*/true);
   Message& m = messages_[message];
   m.digest_file = s;
   m.digest = d;
-  ++m.outstanding;
-  ++files_outstanding_;
   ++open_digests_;
   ++stats_.digests;
   return s;
@@ -187,8 +182,7 @@ uint64_t MessageRecords::digest_ticket(uint32_t message) const noexcept {
 bool MessageRecords::take_digest(uint64_t ticket, uint8_t (&sha256)[32], bool& known) noexcept {
   const uint32_t d = static_cast<uint32_t>(ticket);
   if (d >= digests_.size() || !digests_[d].used || digests_[d].generation != ticket >> 32) {
-    ++stats_.digests_stale;
-    known = false;
+    known = false;  // names no digest: not expected (every ticket is taken once)
     return true;
   }
   Digest& dg = digests_[d];

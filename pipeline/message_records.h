@@ -105,7 +105,6 @@ struct RecordStats {
   uint64_t digests_inline = 0;    // ... hashed on the RX lcore instead: no digest or file record free
   uint64_t digests_lost = 0;      // ... whose hash did not come back (back-pressure, the worker's
                                   // in-flight limit, shutdown): written without message_sha256
-  uint64_t digests_stale = 0;     // tickets that named no digest (a bug if ever counted)
 };
 
 // Tickets in the order asked, each with the same deadline after its question (so the oldest
@@ -295,6 +294,9 @@ class MessageRecords final : public AnswerHandler {
   void free_message(uint32_t m) noexcept;
   void free_file(uint32_t f) noexcept;
   void finish_file(uint32_t f) noexcept;
+  // A free file record (the caller checked the pool) for `message`, counted outstanding: an
+  // attachment, or the message's own content (`digest`).
+  uint32_t take_file(uint32_t message, bool digest) noexcept;
   // The message's digest stream ended: with the worker's result, or lost (nullptr). `counted`
   // false: the message is being freed (its outstanding files already taken off).
   void finish_digest(uint32_t f, const WorkResult* r, bool counted = true) noexcept;
