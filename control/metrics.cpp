@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <future>
+#include <initializer_list>
 #include <mutex>
 
 #include "control/endpoint_health.h"
@@ -50,6 +51,12 @@ class Collector {
     m_.push_back({std::move(name), type, std::move(help), {}});
   }
   void sample(double v, Labels labels = {}) { m_.back().samples.push_back({m_.back().name, std::move(labels), v}); }
+  // A counter family with one sample per value of one label.
+  void by_label(std::string name, std::string help, const char* label,
+                std::initializer_list<std::pair<const char*, uint64_t>> values) {
+    family(std::move(name), "counter", std::move(help));
+    for (const auto& [value, n] : values) sample(static_cast<double>(n), {{label, value}});
+  }
   // One histogram series: `bounds` upper bounds in the family's unit, `counts` per bucket (not
   // cumulative) with one more for above the last bound.
   void histogram(const Labels& labels, const std::vector<double>& bounds, const std::vector<uint64_t>& counts,
@@ -172,38 +179,33 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
   }
   c.family("sluice_messages_total", "counter", "Messages rebuilt from the wire.");
   c.sample(static_cast<double>(r.messages));
-  c.family("sluice_verdicts_total", "counter", "Message verdicts by disposition (the lcores' verdict events).");
-  c.sample(static_cast<double>(h.verdicts_clean), {{"disposition", "clean"}});
-  c.sample(static_cast<double>(h.verdicts_malicious), {{"disposition", "malicious"}});
-  c.sample(static_cast<double>(h.verdicts_unscannable), {{"disposition", "unscannable"}});
-  c.sample(static_cast<double>(h.verdicts_pending), {{"disposition", "pending"}});
+  c.by_label("sluice_verdicts_total", "Message verdicts by disposition (the lcores' verdict events).", "disposition",
+             {{"clean", h.verdicts_clean}, {"malicious", h.verdicts_malicious},
+              {"unscannable", h.verdicts_unscannable}, {"pending", h.verdicts_pending}});
   c.family("sluice_files_total", "counter",
            "File events (attachments and archive members) by reputation; none: not looked up.");
   for (unsigned k = 0; k < std::size(h.files_by_reputation); ++k)
     c.sample(static_cast<double>(h.files_by_reputation[k]),
              {{"reputation", std::string(records::reputation_name(static_cast<records::Reputation>(k)))}});
-  c.family("sluice_verdict_cache_lookups_total", "counter", "Hashes the RX lcores looked up in the verdict cache.");
-  c.sample(static_cast<double>(h.cache_hits), {{"result", "hit"}});
-  c.sample(static_cast<double>(h.cache_misses), {{"result", "miss"}});
+  c.by_label("sluice_verdict_cache_lookups_total", "Hashes the RX lcores looked up in the verdict cache.", "result",
+             {{"hit", h.cache_hits}, {"miss", h.cache_misses}});
   c.family("sluice_flows_total", "counter", "TCP flows tracked.");
   c.sample(static_cast<double>(r.flows_created));
-  c.family("sluice_detect_flows_total", "counter",
-           "Flows off the SMTP ports judged by their first bytes (smtp.detect: content), by result: smtp, "
-           "not_smtp, undecided (the probe's bounds, or the flow ended first), evicted (before a verdict).");
-  c.sample(static_cast<double>(r.detect_smtp), {{"result", "smtp"}});
-  c.sample(static_cast<double>(r.detect_not_smtp), {{"result", "not_smtp"}});
-  c.sample(static_cast<double>(r.detect_undecided), {{"result", "undecided"}});
-  c.sample(static_cast<double>(r.detect_evicted), {{"result", "evicted"}});
+  c.by_label("sluice_detect_flows_total",
+             "Flows off the SMTP ports judged by their first bytes (smtp.detect: content), by result: smtp, "
+             "not_smtp, undecided (the probe's bounds, or the flow ended first), evicted (before a verdict).",
+             "result",
+             {{"smtp", r.detect_smtp}, {"not_smtp", r.detect_not_smtp}, {"undecided", r.detect_undecided},
+              {"evicted", r.detect_evicted}});
   c.family("sluice_detect_probed_total", "counter", "Flows off the SMTP ports whose first bytes were judged.");
   c.sample(static_cast<double>(r.detect_probed));
-  c.family("sluice_acked_holes_total", "counter",
-           "Holes in a TCP stream that the other side acknowledged before their data was seen, by outcome: "
-           "filled (the data came later: a tap delivering the directions out of step) or declared (a gap).");
-  c.sample(static_cast<double>(r.acked_holes_filled), {{"outcome", "filled"}});
-  c.sample(static_cast<double>(r.acked_holes_declared), {{"outcome", "declared"}});
-  c.family("sluice_drops_total", "counter",
-           "What the data plane dropped or could not track, by reason (the stats event's counter of that name).");
-  const std::pair<const char*, uint64_t> drops[] = {
+  c.by_label("sluice_acked_holes_total",
+             "Holes in a TCP stream that the other side acknowledged before their data was seen, by outcome: "
+             "filled (the data came later: a tap delivering the directions out of step) or declared (a gap).",
+             "outcome", {{"filled", r.acked_holes_filled}, {"declared", r.acked_holes_declared}});
+  c.by_label("sluice_drops_total",
+             "What the data plane dropped or could not track, by reason (the stats event's counter of that name).",
+             "reason", {
       {"frames_dropped", frames_dropped},          {"events_dropped", events_dropped},
       {"flows_table_full", r.flows_table_full},    {"sessions_pool_full", r.sessions_pool_full},
       {"flows_evicted", r.flows_evicted},          {"syns_dropped", r.syns_dropped},
@@ -213,8 +215,7 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
       {"results_dropped", results_dropped},        {"lookups_queue_full", h.lookups_queue_full},
       {"lookups_expired", h.lookups_expired},      {"analysis_queue_full", h.analysis_queue_full},
       {"analysis_expired", h.analysis_expired},    {"spool_queue_full", h.spool_queue_full},
-      {"spool_misses", h.spool_misses},            {"digests_lost", h.digests_lost}};
-  for (const auto& [reason, n] : drops) c.sample(static_cast<double>(n), {{"reason", reason}});
+      {"spool_misses", h.spool_misses},            {"digests_lost", h.digests_lost}});
   c.family("sluice_hold_held_total", "counter", "Frames held for a verdict.");
   c.sample(static_cast<double>(hold.held));
   c.family("sluice_hold_expired_total", "counter", "Held frames released by their deadline.");
@@ -224,11 +225,8 @@ void dataplane_metrics(Collector& c, const dataplane::StatsSnapshot& s) {
   if (!enforcing) return;
   c.family("sluice_hold_queue_messages", "gauge", "Connections holding a message for its verdict now (inline).");
   c.sample(static_cast<double>(e.gated));
-  c.family("sluice_enforce_messages_total", "counter", "Held messages by what enforcement did with them (inline).");
-  c.sample(static_cast<double>(e.passed), {{"action", "passed"}});
-  c.sample(static_cast<double>(e.rejected), {{"action", "rejected"}});
-  c.sample(static_cast<double>(e.deferred), {{"action", "deferred"}});
-  c.sample(static_cast<double>(e.expired), {{"action", "expired"}});
+  c.by_label("sluice_enforce_messages_total", "Held messages by what enforcement did with them (inline).", "action",
+             {{"passed", e.passed}, {"rejected", e.rejected}, {"deferred", e.deferred}, {"expired", e.expired}});
   // The enforcer's buckets are 4 per power of two of microseconds; every fourth bound (a power of
   // two) keeps the histogram short and its counts exact.
   c.family("sluice_hold_time_seconds", "histogram", "The latency holding added to each settled message (inline).");

@@ -155,4 +155,11 @@ inline std::vector<uint8_t> ethernet(const FlowState& f, const std::vector<uint8
   return fr;
 }
 
+// A whole Ethernet frame of the flow: one TCP segment without options, `payload` in it.
+inline std::vector<uint8_t> tcp_frame(const FlowState& f, bool to_server, uint32_t seq, uint32_t ack, uint8_t flags,
+                                      const uint8_t* payload, std::size_t len) {
+  const auto l4 = tcp_segment(f, to_server, seq, ack, flags, false, payload, len);
+  return ethernet(f, ip_packet(f, to_server, l4.data(), l4.size()));
+}
+
 }  // namespace sluice::fuzz

@@ -450,12 +450,23 @@ TEST(AttachmentHandoff, DrainWritesWhatIsLeftWhenWorkersDoNotAnswer) {
 
 // Message hashes on the worker (HandoffLimits::digests): the content goes as a stream of its own,
 // the message waits for its hash, and the hash waits for the smtp event that takes it.
-TEST(AttachmentHandoff, MessageHashOnTheWorkerWaitsForItsTicket) {
-  QueueChannel ch(WorkerLimits{}, 256, 256);
+// A hand-off that streams message contents to its worker (HandoffLimits::digests) over a
+// QueueChannel of `pool` chunks and `ring` ring slots.
+struct DigestHandoff {
+  explicit DigestHandoff(HandoffLimits limits, std::size_t pool = 64, std::size_t ring = 64)
+      : ch(WorkerLimits{}, pool, ring), h(with_digests(limits), ch, out, 0) {}
+  static HandoffLimits with_digests(HandoffLimits l) {
+    l.digests = true;
+    return l;
+  }
+  QueueChannel ch;
   Capture out;
-  HandoffLimits limits;
-  limits.digests = true;
-  AttachmentHandoff h(limits, ch, out, 0);
+  AttachmentHandoff h;
+};
+
+TEST(AttachmentHandoff, MessageHashOnTheWorkerWaitsForItsTicket) {
+  DigestHandoff d(HandoffLimits{}, 256, 256);
+  auto& [ch, out, h] = d;
   const auto c = context(3);
   const Bytes content = random_bytes(3 * kChunkData + 123, 11);
   const Bytes file = random_bytes(9000, 12);
@@ -504,12 +515,10 @@ TEST(AttachmentHandoff, MessageHashOnTheWorkerWaitsForItsTicket) {
 }
 
 TEST(AttachmentHandoff, MessageHashLostToBackPressureLeavesItsEventsWithoutIt) {
-  QueueChannel ch(WorkerLimits{}, 64, 2);  // room for two chunks, and the worker does not run yet
-  Capture out;
   HandoffLimits limits;
-  limits.digests = true;
   limits.wait_us = 0;
-  AttachmentHandoff h(limits, ch, out, 0);
+  DigestHandoff d(limits, 64, 2);  // room for two chunks, and the worker does not run yet
+  auto& [ch, out, h] = d;
   const auto c = context(4);
   const auto m = h.message_begin(c);
   ASSERT_TRUE(h.hashes(m));
@@ -537,12 +546,10 @@ TEST(AttachmentHandoff, MessageHashLostToBackPressureLeavesItsEventsWithoutIt) {
 }
 
 TEST(AttachmentHandoff, MessageHashWithoutFreeRecordsIsTheCallers) {
-  QueueChannel ch(WorkerLimits{}, 64, 64);
-  Capture out;
   HandoffLimits limits;
-  limits.digests = true;
   limits.max_files = 1;
-  AttachmentHandoff h(limits, ch, out, 0);
+  DigestHandoff d(limits);
+  auto& [ch, out, h] = d;
   const auto c0 = context(0), c1 = context(1);
   const auto m0 = h.message_begin(c0);
   EXPECT_TRUE(h.hashes(m0)) << "the one file record carries its content";
@@ -552,33 +559,34 @@ TEST(AttachmentHandoff, MessageHashWithoutFreeRecordsIsTheCallers) {
   ASSERT_EQ(out.verdicts.size(), 1u);
   EXPECT_EQ(out.verdicts[0]["verdict"]["message_sha256"], kMessageShaHex);
   EXPECT_EQ(h.stats().digests_inline, 1u);
-  // At most max_open_digests contents stream to the workers at once.
-  {
-    QueueChannel ch2(WorkerLimits{}, 64, 64);
-    Capture out2;
-    HandoffLimits l2;
-    l2.digests = true;
-    l2.max_open_digests = 1;
-    AttachmentHandoff h2(l2, ch2, out2, 0);
-    const auto a = h2.message_begin(c0);
-    EXPECT_TRUE(h2.hashes(a));
-    const auto b = h2.message_begin(c1);
-    EXPECT_FALSE(h2.hashes(b)) << "one is open: the second is the caller's";
-    const uint64_t t = h2.message_end(a, true, nullptr, c0);
-    h2.poll();
-    ch2.run_worker();
-    h2.poll();
-    uint8_t sha[32];
-    bool known = false;
-    ASSERT_TRUE(h2.take_digest(t, sha, known));
-    EXPECT_TRUE(known);
-    EXPECT_TRUE(h2.hashes(h2.message_begin(context(2)))) << "its hash is in: room again";
-    EXPECT_EQ(h2.stats().digests_inline, 1u);
-  }
   // Another reading of a DATA stream is always hashed by the caller.
   records::MessageContext reading = context(2);
   reading.reading = records::Reading::split;
   EXPECT_FALSE(h.hashes(h.message_begin(reading)));
+}
+
+// At most max_open_digests contents stream to the workers at once; the next is the caller's until a
+// hash comes in.
+TEST(AttachmentHandoff, MessageHashesOpenAtOnceAreBounded) {
+  HandoffLimits limits;
+  limits.max_open_digests = 1;
+  DigestHandoff d(limits);
+  auto& [ch, out, h] = d;
+  const auto c0 = context(0), c1 = context(1);
+  const auto a = h.message_begin(c0);
+  EXPECT_TRUE(h.hashes(a));
+  const auto b = h.message_begin(c1);
+  EXPECT_FALSE(h.hashes(b)) << "one is open: the second is the caller's";
+  const uint64_t t = h.message_end(a, true, nullptr, c0);
+  h.poll();
+  ch.run_worker();
+  h.poll();
+  uint8_t sha[32];
+  bool known = false;
+  ASSERT_TRUE(h.take_digest(t, sha, known));
+  EXPECT_TRUE(known);
+  EXPECT_TRUE(h.hashes(h.message_begin(context(2)))) << "its hash is in: room again";
+  EXPECT_EQ(h.stats().digests_inline, 1u);
 }
 
 TEST(AttachmentWorker, InFlightLimitRefusesWithOverload) {

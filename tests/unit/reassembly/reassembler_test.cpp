@@ -1,6 +1,7 @@
 #include "reassembly/reassembler.h"
 
 #include "control/event_render.h"
+#include "tests/fuzz/tcp_frames.h"
 #include "tests/unit/reassembly/test_config.h"
 
 #include <gtest/gtest.h>
@@ -42,45 +43,23 @@ std::vector<nlohmann::json> events_of(const Collect& out, const std::string& typ
 class Conversation {
  public:
   explicit Conversation(Reassembler& r, uint16_t client_port = 40000, uint8_t client_host = 1)
-      : r_(r), cport_(client_port), chost_(client_host) {}
+      : r_(r), flow_{4, client_host, client_port, 25, {1000, 90000}} {}
   void client(uint8_t flags, std::string_view payload = {}) { send(true, flags, payload); }
   void server(uint8_t flags, std::string_view payload = {}) { send(false, flags, payload); }
   // A client segment at the next sequence number plus `offset`, which moves nothing: forged,
   // retransmitted or out-of-order data, resets.
   void client_at(int64_t offset, uint8_t flags, std::string_view payload = {}) { send(true, flags, payload, offset, false); }
   // The client sent `n` bytes that the capture lost: nothing is fed, the sequence number moves.
-  void client_lost(std::size_t n) { next_[0] += static_cast<uint32_t>(n); }
+  void client_lost(std::size_t n) { flow_.next[0] += static_cast<uint32_t>(n); }
   int64_t now = 1000000;
 
  private:
   void send(bool to_server, uint8_t flags, std::string_view payload, int64_t offset = 0, bool advance = true) {
-    std::vector<uint8_t> f(14 + 20 + 20 + payload.size(), 0);
-    f[12] = 0x08;
-    uint8_t* ip = &f[14];
-    const std::size_t total = 40 + payload.size();
-    ip[0] = 0x45;
-    ip[2] = static_cast<uint8_t>(total >> 8);
-    ip[3] = static_cast<uint8_t>(total);
-    ip[8] = 64;
-    ip[9] = 6;
-    const uint8_t c[4] = {10, 0, 0, chost_}, s[4] = {10, 0, 1, 1};
-    std::copy(to_server ? c : s, (to_server ? c : s) + 4, ip + 12);
-    std::copy(to_server ? s : c, (to_server ? s : c) + 4, ip + 16);
-    uint8_t* tcp = ip + 20;
-    const uint16_t sp = to_server ? cport_ : 25, dp = to_server ? 25 : cport_;
-    tcp[0] = sp >> 8, tcp[1] = sp & 0xff, tcp[2] = dp >> 8, tcp[3] = dp & 0xff;
-    uint32_t& next = next_[to_server ? 0 : 1];
-    const uint32_t seq = next + static_cast<uint32_t>(offset);
-    const uint32_t ack = next_[to_server ? 1 : 0];
-    for (int k = 0; k < 4; ++k) {
-      tcp[4 + k] = static_cast<uint8_t>(seq >> (24 - 8 * k));
-      tcp[8 + k] = static_cast<uint8_t>(ack >> (24 - 8 * k));
-    }
-    tcp[12] = 0x50;
-    tcp[13] = flags;
-    std::copy(payload.begin(), payload.end(), tcp + 20);
-    if (advance)
-      next += static_cast<uint32_t>(payload.size()) + ((flags & tcp_flags::syn) ? 1 : 0) + ((flags & tcp_flags::fin) ? 1 : 0);
+    const int dir = to_server ? 0 : 1;
+    const uint32_t seq = flow_.next[dir] + static_cast<uint32_t>(offset);
+    const auto f = sluice::fuzz::tcp_frame(flow_, to_server, seq, flow_.next[1 - dir], flags,
+                                           reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+    if (advance) sluice::fuzz::advance(flow_, dir, seq, payload.size(), flags);
     PacketInfo info;
     ASSERT_EQ(decode_packet(f.data(), f.size(), info), DecodeStatus::ok);
     ASSERT_TRUE(r_.wants(info));
@@ -92,9 +71,7 @@ class Conversation {
 
  private:
   Reassembler& r_;
-  uint16_t cport_;
-  uint8_t chost_;
-  uint32_t next_[2] = {1000, 90000};
+  sluice::fuzz::FlowState flow_;
 };
 
 // One command, or a pipelined group, from the client and the server's reply.
@@ -764,35 +741,17 @@ class Capture {
 
  private:
   std::size_t add(bool to_server, uint8_t flags, std::string_view payload) {
-    std::vector<uint8_t> f(14 + 40 + payload.size(), 0);
-    f[12] = 0x08;
-    uint8_t* ip = &f[14];
-    const std::size_t total = 40 + payload.size();
-    ip[0] = 0x45, ip[2] = static_cast<uint8_t>(total >> 8), ip[3] = static_cast<uint8_t>(total);
-    ip[8] = 64, ip[9] = 6;
-    const uint8_t c[4] = {10, 0, 0, 1}, s[4] = {10, 0, 1, 1};
-    std::copy(to_server ? c : s, (to_server ? c : s) + 4, ip + 12);
-    std::copy(to_server ? s : c, (to_server ? s : c) + 4, ip + 16);
-    uint8_t* tcp = ip + 20;
-    const uint16_t sp = to_server ? 40000 : 25, dp = to_server ? 25 : 40000;
-    tcp[0] = sp >> 8, tcp[1] = sp & 0xff, tcp[2] = dp >> 8, tcp[3] = dp & 0xff;
-    uint32_t& next = next_[to_server ? 0 : 1];
-    const uint32_t ack = next_[to_server ? 1 : 0];
-    for (int k = 0; k < 4; ++k) {
-      tcp[4 + k] = static_cast<uint8_t>(next >> (24 - 8 * k));
-      tcp[8 + k] = static_cast<uint8_t>(ack >> (24 - 8 * k));
-    }
-    tcp[12] = 0x50, tcp[13] = flags;
-    tcp[14] = 0xff, tcp[15] = 0xff;  // window 65535
-    std::copy(payload.begin(), payload.end(), tcp + 20);
-    next += static_cast<uint32_t>(payload.size()) + ((flags & tcp_flags::syn) ? 1 : 0) + ((flags & tcp_flags::fin) ? 1 : 0);
-    frames_.push_back(std::move(f));
+    const int dir = to_server ? 0 : 1;
+    const uint32_t seq = flow_.next[dir];
+    frames_.push_back(sluice::fuzz::tcp_frame(flow_, to_server, seq, flow_.next[1 - dir], flags,
+                                              reinterpret_cast<const uint8_t*>(payload.data()), payload.size()));
+    sluice::fuzz::advance(flow_, dir, seq, payload.size(), flags);
     to_server_.push_back(to_server);
     return frames_.size() - 1;
   }
   std::vector<std::vector<uint8_t>> frames_;
   std::vector<bool> to_server_;
-  uint32_t next_[2] = {5000, 70000};
+  sluice::fuzz::FlowState flow_{4, 1, 40000, 25, {5000, 70000}};
 };
 
 constexpr uint8_t kAck = tcp_flags::ack, kPsh = tcp_flags::ack | tcp_flags::psh;

@@ -7,6 +7,7 @@
 #include "control/event_render.h"
 #include "reassembly/flow_table.h"
 #include "reassembly/reassembler.h"
+#include "tests/fuzz/tcp_frames.h"
 #include "tests/unit/reassembly/test_config.h"
 
 #include <gtest/gtest.h>
@@ -171,7 +172,7 @@ ReassemblyConfig config(bool content) {
 class Tcp {
  public:
   Tcp(Reassembler& r, uint16_t server_port, uint16_t client_port = 40000, uint8_t host = 1)
-      : r_(r), sport_(server_port), cport_(client_port), host_(host) {}
+      : r_(r), flow_{4, host, client_port, server_port, {1000, 90000}} {}
   void client(uint8_t flags, std::string_view payload = {}) { send(true, flags, payload); }
   void server(uint8_t flags, std::string_view payload = {}) { send(false, flags, payload); }
   void handshake() {
@@ -186,31 +187,11 @@ class Tcp {
 
  private:
   void send(bool to_server, uint8_t flags, std::string_view payload) {
-    std::vector<uint8_t> f(14 + 20 + 20 + payload.size(), 0);
-    f[12] = 0x08;
-    uint8_t* ip = &f[14];
-    const std::size_t total = 40 + payload.size();
-    ip[0] = 0x45;
-    ip[2] = static_cast<uint8_t>(total >> 8);
-    ip[3] = static_cast<uint8_t>(total);
-    ip[8] = 64;
-    ip[9] = 6;
-    const uint8_t c[4] = {10, 0, 0, host_}, s[4] = {10, 0, 1, 1};
-    std::copy(to_server ? c : s, (to_server ? c : s) + 4, ip + 12);
-    std::copy(to_server ? s : c, (to_server ? s : c) + 4, ip + 16);
-    uint8_t* tcp = ip + 20;
-    const uint16_t sp = to_server ? cport_ : sport_, dp = to_server ? sport_ : cport_;
-    tcp[0] = sp >> 8, tcp[1] = sp & 0xff, tcp[2] = dp >> 8, tcp[3] = dp & 0xff;
-    uint32_t& next = next_[to_server ? 0 : 1];
-    const uint32_t seq = next, ack = next_[to_server ? 1 : 0];
-    for (int k = 0; k < 4; ++k) {
-      tcp[4 + k] = static_cast<uint8_t>(seq >> (24 - 8 * k));
-      tcp[8 + k] = static_cast<uint8_t>(ack >> (24 - 8 * k));
-    }
-    tcp[12] = 0x50;
-    tcp[13] = flags;
-    std::copy(payload.begin(), payload.end(), tcp + 20);
-    next += static_cast<uint32_t>(payload.size()) + ((flags & tcp_flags::syn) ? 1 : 0) + ((flags & tcp_flags::fin) ? 1 : 0);
+    const int dir = to_server ? 0 : 1;
+    const uint32_t seq = flow_.next[dir];
+    const auto f = sluice::fuzz::tcp_frame(flow_, to_server, seq, flow_.next[1 - dir], flags,
+                                           reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+    sluice::fuzz::advance(flow_, dir, seq, payload.size(), flags);
     PacketInfo info;
     ASSERT_EQ(decode_packet(f.data(), f.size(), info), DecodeStatus::ok);
     if (!r_.wants(info)) {
@@ -221,9 +202,7 @@ class Tcp {
   }
 
   Reassembler& r_;
-  uint16_t sport_, cport_;
-  uint8_t host_;
-  uint32_t next_[2] = {1000, 90000};
+  sluice::fuzz::FlowState flow_;
 };
 
 constexpr std::string_view kMessage =
