@@ -19,7 +19,7 @@
 #include "dataplane/dataplane.h"
 #include "dataplane/hold_queue.h"
 #include "dataplane/lcore_context.h"
-#include "dataplane/mbuf_pool.h"
+#include "dataplane/pool_memory.h"
 #include "dataplane/sample_pool.h"
 #include "dataplane/worker_rings.h"
 #include "pipeline/message_inspector.h"
@@ -29,6 +29,9 @@ namespace sluice::dataplane {
 struct Dataplane::Impl {
   Config config;
   MbufPool mbuf_pool;  // table.pool: declared first, destroyed last (after the holds that give mbufs back)
+  struct {
+    PoolMemory chunks[kMaxRxForWorkers], results[kMaxWorkers];
+  } pool_memory;  // the workers' pools' objects in process memory (pool_memory.h): freed after them
   PortTable table{};
   RxLcoreContext* lcores = nullptr;  // n_rx_lcores contexts, cache-aligned array
   WorkerTable workers{};

@@ -49,7 +49,7 @@ bool Dataplane::Impl::setup_ports(std::string& error) {
   if (!table.pool) {
     error = "dataplane.mbufs: cannot create a pool of " + std::to_string(c.mbufs) + " mbufs: " + rte_strerror(rte_errno) +
             " (lower dataplane.mbufs" +
-            (mbuf_pool.in_process_memory(c) ? std::string(")") : std::string(" or raise eal.memory_mb)"));
+            (PoolMemory::wanted(c) ? std::string(")") : std::string(" or raise eal.memory_mb)"));
     return false;
   }
   if (!setup_rx_lcores(error)) return false;

@@ -11,22 +11,25 @@
 #include <memory>
 #include <string>
 
+#include "dataplane/pool_memory.h"
 #include "pipeline/sample.h"
 
 namespace sluice::dataplane {
 
 class MempoolSampleBlocks final : public pipeline::SampleBlocks {
  public:
+  // `in_process`: the blocks in process memory (PoolMemory::wanted(), pool_memory.h), 4 KiB pages.
   static std::unique_ptr<MempoolSampleBlocks> create(const std::string& name, unsigned blocks, int socket,
-                                                     std::string& error) {
-    rte_mempool* mp = rte_mempool_create(name.c_str(), blocks, sizeof(pipeline::SampleBlock), 0, 0, nullptr, nullptr,
-                                         nullptr, nullptr, socket, 0);
-    if (!mp) {
+                                                     bool in_process, std::string& error) {
+    std::unique_ptr<MempoolSampleBlocks> pool(new MempoolSampleBlocks);
+    pool->mp_ = create_pool(name, blocks, sizeof(pipeline::SampleBlock), 0, socket,
+                            in_process ? &pool->memory_ : nullptr, false);
+    if (!pool->mp_) {
       error = "analysis.sample_memory_mb: cannot create a pool of " + std::to_string(blocks) + " 64 KiB blocks: " +
-              rte_strerror(rte_errno) + " (lower it or raise eal.memory_mb)";
+              rte_strerror(rte_errno) + (in_process ? " (lower it)" : " (lower it or raise eal.memory_mb)");
       return nullptr;
     }
-    return std::unique_ptr<MempoolSampleBlocks>(new MempoolSampleBlocks(mp));
+    return pool;
   }
   ~MempoolSampleBlocks() override { rte_mempool_free(mp_); }
   pipeline::SampleBlock* get() noexcept override {
@@ -42,8 +45,9 @@ class MempoolSampleBlocks final : public pipeline::SampleBlocks {
   unsigned available() const noexcept { return rte_mempool_avail_count(mp_); }
 
  private:
-  explicit MempoolSampleBlocks(rte_mempool* mp) : mp_(mp) {}
-  rte_mempool* mp_;
+  MempoolSampleBlocks() = default;
+  rte_mempool* mp_ = nullptr;
+  PoolMemory memory_;  // after mp_: destroyed after the pool
 };
 
 }  // namespace sluice::dataplane

@@ -26,7 +26,8 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
       pipeline::SampleBlocks* samples = nullptr;
       if (c.workers.sample_blocks) {
         auto pool = MempoolSampleBlocks::create("sluice_samples_rx" + std::to_string(i), c.workers.sample_blocks,
-                                                static_cast<int>(rte_socket_id()), error);
+                                                static_cast<int>(rte_socket_id()),
+                                                PoolMemory::wanted(c), error);
         if (!pool) return false;
         samples = pool.get();
         sample_pools.push_back(std::move(pool));
@@ -51,7 +52,8 @@ bool Dataplane::Impl::wire_pipeline(std::string& error) {
       rep.analysis_deadline_us = c.verdicts.analysis_deadline_ms * 1000;
       if (c.verdicts.analysis && c.verdicts.spool_blocks) {
         auto pool = MempoolSampleBlocks::create("sluice_spool_rx" + std::to_string(i), c.verdicts.spool_blocks,
-                                                static_cast<int>(rte_socket_id()), error);
+                                                static_cast<int>(rte_socket_id()),
+                                                PoolMemory::wanted(c), error);
         if (!pool) return false;
         rep.spool = pool.get();
         rep.spool_max_bytes = c.verdicts.spool_max_bytes;

@@ -27,15 +27,16 @@ bool Dataplane::Impl::setup_workers(std::string& error) {
     return false;
   }
   const int socket = static_cast<int>(rte_socket_id());
+  const bool in_process = PoolMemory::wanted(c);
   auto fail = [&](const std::string& key, const std::string& what) {
-    error = key + ": cannot create " + what + ": " + rte_strerror(rte_errno) + " (lower it or raise eal.memory_mb)";
+    error = key + ": cannot create " + what + ": " + rte_strerror(rte_errno) + (in_process ? " (lower it)" : " (lower it or raise eal.memory_mb)");
     return false;
   };
   for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
     const std::string name = "sluice_chunks_" + std::to_string(i);
-    workers.chunks[i] = rte_mempool_create(name.c_str(), c.workers.chunk_pool, sizeof(pipeline::WorkChunk),
-                                           std::min(64u, c.workers.chunk_pool / 8), 0, nullptr, nullptr, nullptr,
-                                           nullptr, socket, 0);
+    workers.chunks[i] = create_pool(name, c.workers.chunk_pool, sizeof(pipeline::WorkChunk),
+                                    std::min(64u, c.workers.chunk_pool / 8), socket,
+                                    in_process ? &pool_memory.chunks[i] : nullptr, true);
     if (!workers.chunks[i]) return fail("workers.chunk_pool", "a pool of " + std::to_string(c.workers.chunk_pool) + " chunks");
     for (unsigned j = 0; j < n_workers; ++j) {
       const std::string rn = "sluice_chunk_" + std::to_string(i) + "_" + std::to_string(j);
@@ -53,9 +54,9 @@ bool Dataplane::Impl::setup_workers(std::string& error) {
     WorkerLcoreContext& w = *new (&worker_lcores[j]) WorkerLcoreContext;
     w.backoff.configure(c.lcores.idle_polls, c.lcores.idle_sleep_us);
     const std::string name = "sluice_results_" + std::to_string(j);
-    workers.results[j] = rte_mempool_create(name.c_str(), c.workers.result_pool, sizeof(pipeline::WorkResult),
-                                            std::min(64u, c.workers.result_pool / 8), 0, nullptr, nullptr, nullptr,
-                                            nullptr, socket, 0);
+    workers.results[j] = create_pool(name, c.workers.result_pool, sizeof(pipeline::WorkResult),
+                                     std::min(64u, c.workers.result_pool / 8), socket,
+                                     in_process ? &pool_memory.results[j] : nullptr, true);
     if (!workers.results[j]) return fail("workers.result_pool", "a pool of " + std::to_string(c.workers.result_pool) + " results");
     for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
       const std::string rn = "sluice_result_" + std::to_string(j) + "_" + std::to_string(i);
@@ -64,7 +65,8 @@ bool Dataplane::Impl::setup_workers(std::string& error) {
     }
     pipeline::SampleBlocks* samples = nullptr;
     if (c.workers.sample_blocks) {
-      auto pool = MempoolSampleBlocks::create("sluice_samples_" + std::to_string(j), c.workers.sample_blocks, socket, error);
+      auto pool = MempoolSampleBlocks::create("sluice_samples_" + std::to_string(j), c.workers.sample_blocks, socket,
+                                              in_process, error);
       if (!pool) return false;
       samples = pool.get();
       sample_pools.push_back(std::move(pool));
