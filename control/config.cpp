@@ -224,6 +224,7 @@ struct Loading {
   unsigned spool_mb = 32;
   bool trace_enabled = true;
   uint32_t replay_overload_wait_ms = 10000;  // replay mode: workers.handoff.wait_us (finish())
+  bool workers_auto = true;                   // lcores.workers: auto, resolved in finish()
 };
 
 using Params = std::vector<Param<Loading>>;
@@ -514,6 +515,36 @@ Params port_and_pair_params() {
   };
 }
 
+// `lcores.workers`: a list of lcore ids, or `auto` (the default), resolved in finish() by the CPUs
+// there are (dataplane::auto_workers). The effective value is what was given ("auto" when left
+// out), so a reload compares the given layout: what auto derives from (the main and RX lcores, the
+// CPUs, eal.args) cannot change at run time either.
+Param<Loading> workers_param() {
+  using Ids = std::optional<std::vector<unsigned>>;  // nullopt: auto
+  auto parse = [](const YAML::Node& n, const std::string& key) -> Ids {
+    if (n.IsScalar() && n.Scalar() == "auto") return std::nullopt;
+    if (!n.IsSequence()) fail(key, "expected `auto` or a list of lcore ids, got " + scalar_text(n) + where(n));
+    std::vector<unsigned> v;
+    for (std::size_t i = 0; i < n.size(); ++i)
+      v.push_back(static_cast<unsigned>(parse_integer(n[i], key + "[" + std::to_string(i) + "]", 0, 127)));
+    return v;
+  };
+  auto set = [](Loading& l, Ids v) {
+    l.workers_auto = !v;
+    l.config.dataplane.lcores.workers = v ? std::move(*v) : std::vector<unsigned>{};
+  };
+  auto show = [](const Ids& v) { return v ? yaml_list(*v, integer_text) : std::string("auto"); };
+  return declare<Loading>("lcores.workers", "`auto` or a list of integers 0..127", "auto",
+                          "Worker lcores: SHA-256, file typing and archives of attachments, and each message's "
+                          "SHA-256 (`workers.hash_messages`; DESIGN.md section 3). `[]`: none, each RX lcore does "
+                          "that work itself. `auto`: with 2 CPUs or more (this process's affinity), one worker "
+                          "per two RX lcores (rounded up) at the lcore ids after the highest of `lcores.main` and "
+                          "`lcores.rx` (on 2 CPUs: worker 2, sharing CPU 0 with the main lcore, the layout "
+                          "measured fastest there, docs/benchmarks.md); none on one CPU or when `eal.args` maps "
+                          "lcores itself (`--lcores`, `-l`, `-c`). The start-up line says how many worker lcores run.",
+                          parse, set, show);
+}
+
 Params lcore_params() {
   const dataplane::LcoreConfig idle{};  // the defaults of the idle_* keys
   return {
@@ -523,20 +554,20 @@ Params lcore_params() {
                             "queue k of every port and transmits on its own TX queue k. Each lcore id runs on CPU "
                             "(id modulo the CPUs available); use `eal.args: [--lcores, ...]` for another map.",
                             [](Loading& l, std::vector<unsigned> v) { l.config.dataplane.lcores.rx = std::move(v); }),
-      integer_list<Loading>("lcores.workers", 0, 127, {}, "Worker lcores: SHA-256, file typing and archives of "
-                            "attachments, and each message's SHA-256 (`workers.hash_messages`; DESIGN.md section 3). "
-                            "Empty: each RX lcore does that work itself.",
-                            [](Loading& l, std::vector<unsigned> v) { l.config.dataplane.lcores.workers = std::move(v); }),
-      integer<Loading>("lcores.idle_polls", 1, 100000000, idle.idle_polls, "RX and worker lcores: empty polls "
-                       "in a row (an iteration that received no frame, or no attachment chunk) spent spinning "
-                       "before the lcore starts to sleep between polls (`lcores.idle_sleep_us`). Any work starts "
-                       "the count again.",
+      workers_param(),
+      integer<Loading>("lcores.idle_polls", 1, 100000000, idle.idle_polls, "RX lcores: empty polls in a row "
+                       "(iterations that received no frame) spent spinning before the lcore starts to sleep "
+                       "between polls (`lcores.idle_sleep_us`). Any work starts the count again. Worker lcores "
+                       "do not spin: they sleep as soon as their rings are empty (`lcores.idle_sleep_us`).",
                        [](Loading& l, long long v) { l.config.dataplane.lcores.idle_polls = static_cast<uint32_t>(v); }),
       integer<Loading>("lcores.idle_sleep_us", 0, 10000, idle.idle_sleep_us, "The longest sleep between two polls "
-                       "of an idle RX or worker lcore, in microseconds: sleeps start at 1 and double up to this. It "
-                       "bounds the extra delay of the first frame or chunk after a quiet spell (plus the kernel's "
-                       "wake-up, not measured); frames meanwhile wait in the RX ring (`dataplane.rx_desc`). An "
-                       "idle lcore then leaves its CPU to what shares it (the control thread, another lcore). "
+                       "of an idle RX or worker lcore, in microseconds. An RX lcore's sleeps start at 1 and double "
+                       "up to this; a worker's follow the gap between the bursts of chunks it is given (doubled "
+                       "when it woke to nothing, halved when it woke to a whole burst of 32), from 1 up to this. "
+                       "It bounds the extra delay of the first frame or chunk after a quiet spell (plus the "
+                       "kernel's wake-up); frames meanwhile wait in the RX ring (`dataplane.rx_desc`), chunks in "
+                       "the worker's ring. An idle lcore then leaves its CPU to what shares it (the control "
+                       "thread, another lcore). "
                        "0: idle lcores spin (a whole CPU each, the lowest latency). Counted per lcore: "
                        "`idle_sleeps` in the stats event, `sluice_lcore_idle_sleeps_total`.",
                        [](Loading& l, long long v) { l.config.dataplane.lcores.idle_sleep_us = static_cast<uint32_t>(v); }),
@@ -1657,6 +1688,7 @@ void finish(Loading& l) {
     }
   }
 
+  if (l.workers_auto) d.lcores.workers = dataplane::auto_workers(d.lcores, d.eal.args, dataplane::usable_cpus());
   std::set<unsigned> used{d.lcores.main};
   if (d.lcores.rx.empty()) fail("lcores.rx", "at least one RX lcore is needed");
   for (unsigned id : d.lcores.rx)

@@ -194,8 +194,9 @@ int main(int argc, char** argv) {
     dataplane::eal_cleanup();
     return 1;
   }
-  std::fprintf(human, "sluiced: running in %s mode on %zu port(s), %zu RX lcore(s)\n",
-               dataplane::mode_name(cfg.dataplane.mode), cfg.dataplane.ports.size(), cfg.dataplane.lcores.rx.size());
+  std::fprintf(human, "sluiced: running in %s mode on %zu port(s), %zu RX lcore(s), %zu worker lcore(s)\n",
+               dataplane::mode_name(cfg.dataplane.mode), cfg.dataplane.ports.size(), cfg.dataplane.lcores.rx.size(),
+               cfg.dataplane.lcores.workers.size());
   if (reputation.enabled()) std::fprintf(human, "sluiced: %s\n", reputation.summary().c_str());
   if (analysis.enabled()) std::fprintf(human, "sluiced: %s\n", analysis.summary().c_str());
   std::fflush(human);

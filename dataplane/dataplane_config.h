@@ -41,7 +41,7 @@ struct LcoreConfig {
   unsigned main;
   std::vector<unsigned> rx;
   std::vector<unsigned> workers;
-  uint32_t idle_polls = 2048;     // RX and worker lcores: empty polls in a row before sleeping (idle_backoff.h)
+  uint32_t idle_polls = 2048;     // RX lcores: empty polls in a row before sleeping (idle_backoff.h; workers are paced)
   uint32_t idle_sleep_us = 100;   // the longest sleep between polls of an idle lcore; 0: always spin
 };
 

@@ -3,7 +3,6 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_pdump.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -37,14 +36,6 @@ std::map<uint64_t, uint64_t> sysfs_free_hugepages() {
     if (name.rfind("hugepages-", 0) == 0 && f >> n) free[std::strtoull(name.c_str() + 10, nullptr, 10)] = n;
   }
   return free;
-}
-
-unsigned usable_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<unsigned>(n) : 1;
 }
 
 std::string megabytes(uint64_t bytes) { return std::to_string((bytes + (1 << 19)) >> 20) + " MB"; }

@@ -1,5 +1,9 @@
 // The pure part of the EAL bootstrap (eal.h): argument building and device names, without DPDK,
 // so that configuration validation (control/) links no DPDK.
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <regex>
 #include <set>
 
@@ -24,6 +28,26 @@ bool is_pci_address(const std::string& device) {
 std::string device_name(const std::string& device) {
   if (is_pci_address(device)) return device.size() == 7 ? "0000:" + device : device;
   return device.substr(0, device.find(','));
+}
+
+unsigned usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<unsigned>(n) : 1;
+}
+
+std::vector<unsigned> auto_workers(const LcoreConfig& lcores, const std::vector<std::string>& eal_args, unsigned cpus) {
+  if (cpus < 2) return {};
+  for (const auto& a : eal_args)
+    if (a == "--lcores" || a.rfind("--lcores=", 0) == 0 || a.rfind("-l", 0) == 0 || a.rfind("-c", 0) == 0) return {};
+  unsigned next = lcores.main;
+  for (unsigned id : lcores.rx) next = std::max(next, id);
+  std::vector<unsigned> ids;
+  for (std::size_t k = 0; k < (lcores.rx.size() + 1) / 2; ++k) ids.push_back(++next);
+  if (next > kMaxLcoreId) return {};  // past the EAL's lcore ids: the configuration is the operator's
+  return ids;
 }
 
 std::vector<std::string> build_eal_args(const EalArgsInput& in) {

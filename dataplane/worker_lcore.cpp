@@ -1,6 +1,8 @@
 // Worker lcore main loop: chunks in from every RX lcore's ring, AttachmentWorker on each, chunks
 // back to their pool, results out to the RX lcore that owns the attachment. The ownership rules
 // of chunks and results are at the top of worker_rings.h.
+#include <algorithm>
+
 #include "dataplane/dataplane.h"
 #include "dataplane/lcore_context.h"
 #include "dataplane/worker_rings.h"
@@ -59,7 +61,7 @@ int worker_lcore_main(void* arg) {
     // Read before polling: when every RX lcore had exited before this round and the round finds
     // nothing, nothing can come any more.
     const bool producers_gone = all_rx_exited(t);
-    unsigned total = 0;
+    unsigned total = 0, most = 0;
     for (unsigned i = 0; i < t.n_rx; ++i) {
       const unsigned n = rte_ring_dequeue_burst(t.chunk_ring[i][ctx.index], got, kStage, nullptr);
       // Debug (workers.debug_stall_ms): with the first work taken, the worker stops answering
@@ -77,13 +79,14 @@ int worker_lcore_main(void* arg) {
       for (unsigned k = 0; k < n && !discard; ++k) ctx.worker->on_chunk(*static_cast<const pipeline::WorkChunk*>(got[k]), out);
       if (n) rte_mempool_put_bulk(t.chunks[i], got, n);
       total += n;
+      most = std::max(most, n);
     }
     ctx.control->poll([&ctx](const Request& rq, Response& rs) noexcept { answer_control(rq, rs, *ctx.snapshot); }, 8);
     if (total == 0) {
       if (producers_gone) break;
       ctx.backoff.idle();
     } else {
-      ctx.backoff.work();
+      ctx.backoff.worked(most, kStage);
     }
   }
   ctx.exited.store(true, std::memory_order_release);

@@ -52,7 +52,7 @@ bool Dataplane::Impl::setup_workers(std::string& error) {
   }
   for (unsigned j = 0; j < n_workers; ++j) {
     WorkerLcoreContext& w = *new (&worker_lcores[j]) WorkerLcoreContext;
-    w.backoff.configure(c.lcores.idle_polls, c.lcores.idle_sleep_us);
+    w.backoff.configure_paced(c.lcores.idle_sleep_us);
     const std::string name = "sluice_results_" + std::to_string(j);
     workers.results[j] = create_pool(name, c.workers.result_pool, sizeof(pipeline::WorkResult),
                                      std::min(64u, c.workers.result_pool / 8), socket,

@@ -35,9 +35,10 @@ def build_message(subject, attachments):
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root for network namespaces")
 class BumpInTheWire(unittest.TestCase):
-    # One RX lcore polling one queue per port.
+    # One RX lcore polling one queue per port and doing the workers' job itself (the default,
+    # `workers: auto`, adds a worker on 2 CPUs: BumpInTheWireWorker is that layout).
     DEVICE_ARGS = ""
-    LCORES = "{main: 0, rx: [1]}"
+    LCORES = "{main: 0, rx: [1], workers: []}"
 
     @classmethod
     def setUpClass(cls):
@@ -191,7 +192,7 @@ class BumpInTheWireTwoRxLcores(BumpInTheWire):
     their flow through the symmetric software hash and the dispatch rings, and still arrive intact
     and in order."""
     DEVICE_ARGS = ",qpairs=2"
-    LCORES = "{main: 0, rx: [1, 2]}"
+    LCORES = "{main: 0, rx: [1, 2], workers: []}"
 
     def test_3_sigterm_stops_and_reports_counters(self):
         ev = super().test_3_sigterm_stops_and_reports_counters()

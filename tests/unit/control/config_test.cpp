@@ -1,4 +1,5 @@
 #include "control/config.h"
+#include "dataplane/eal.h"
 #include "pipeline/analysis_groups.h"
 
 #include <gtest/gtest.h>
@@ -102,6 +103,31 @@ TEST(Config, LcoresAreChecked) {
   EXPECT_NE(error_of(std::string(tap) + "lcores: {main: 1, rx: [1]}\n").find("'lcores.rx': lcore 1"), std::string::npos);
   EXPECT_NE(error_of(std::string(tap) + "lcores: {rx: []}\n").find("at least one RX lcore"), std::string::npos);
   EXPECT_NE(error_of(std::string(tap) + "lcores: {rx: [1], workers: [1]}\n").find("'lcores.workers'"), std::string::npos);
+}
+
+// `lcores.workers` left out is `auto`: resolved by the CPUs this process may use (dataplane::auto_workers,
+// tested in eal_test.cpp); `[]` is none; anything else is a list of ids.
+TEST(Config, WorkersAreAutoUnlessListed) {
+  const std::string tap = "mode: tap\nports:\n  - {name: a, device: net_null0}\n";
+  auto workers_of = [&](const std::string& extra) {
+    auto r = load_config_text(tap + extra, "config test.yaml", {});
+    EXPECT_TRUE(r.config) << r.error;
+    return r.config ? r.config->dataplane.lcores.workers : std::vector<unsigned>{99};
+  };
+  dataplane::LcoreConfig lc{};
+  lc.rx = {1};
+  const auto automatic = dataplane::auto_workers(lc, {}, dataplane::usable_cpus());
+  EXPECT_EQ(workers_of(""), automatic);
+  EXPECT_EQ(workers_of("lcores: {workers: auto}\n"), automatic);
+  EXPECT_EQ(workers_of("lcores: {workers: []}\n"), std::vector<unsigned>{});
+  EXPECT_EQ(workers_of("lcores: {workers: [5, 3]}\n"), (std::vector<unsigned>{5, 3}));
+  EXPECT_EQ(workers_of("lcores: {workers: auto}\neal: {args: [--lcores, '0@0,1@1']}\n"), std::vector<unsigned>{});
+  auto r = load_config_text(tap + "lcores: {workers: two}\n", "config test.yaml", {});
+  EXPECT_EQ(r.error, "config test.yaml: key 'lcores.workers': expected `auto` or a list of lcore ids, got 'two' (line 4)");
+  // auto never takes an id already used: it starts after the highest of main and RX.
+  if (dataplane::usable_cpus() >= 2) {
+    EXPECT_EQ(workers_of("lcores: {main: 3, rx: [1, 2, 5]}\n"), (std::vector<unsigned>{6, 7}));
+  }
 }
 
 TEST(Config, MbufPoolMustCoverTheRxRings) {
@@ -364,6 +390,14 @@ TEST_F(ConfigReload, RefusesAKeyThatCannotChangeAtRunTime) {
   auto two = reload(running, kTap + "reassembly: {max_flows: 131072}\nlcores: {rx: [2]}\n");
   EXPECT_EQ(two.error, "config " + path_ + ": keys 'lcores.rx', 'reassembly.max_flows' cannot change at run time "
                        "(restart sluiced to apply them)");
+
+  // lcores.workers: `auto` (the default) is compared as given, not as resolved, so a change to what
+  // it derives from names only that key; `auto` written out is no change, `[]` is one.
+  EXPECT_EQ(reload(running, kTap + "lcores: {rx: [3]}\n").error, refused("lcores.rx"));
+  EXPECT_EQ(reload(running, kTap + "lcores: {workers: []}\n").error, refused("lcores.workers"));
+  auto written = reload(running, kTap + "lcores: {workers: auto}\n");
+  ASSERT_TRUE(written.config) << written.error;
+  EXPECT_TRUE(written.changed.empty());
 
   // The same value written another way, or a default written out, is no change.
   auto spelled = reload(running, "mode: 'tap'" + kTap.substr(kTap.find('\n')) + "reassembly: {max_flows: 065536}\nlcores: {rx: [1]}\n");

@@ -64,3 +64,24 @@ TEST(EalArgs, DeviceNames) {
   EXPECT_EQ(device_name("net_pcap0,rx_pcap=a.pcap,tx_pcap=b.pcap"), "net_pcap0");
   EXPECT_EQ(device_name("net_null0"), "net_null0");
 }
+
+TEST(EalArgs, AutoWorkers) {
+  LcoreConfig lc{};
+  lc.rx = {1};
+  EXPECT_EQ(auto_workers(lc, {}, 1), std::vector<unsigned>{});
+  EXPECT_EQ(auto_workers(lc, {}, 2), std::vector<unsigned>{2});
+  EXPECT_EQ(auto_workers(lc, {}, 32), std::vector<unsigned>{2});
+  lc.rx = {1, 2, 3};
+  EXPECT_EQ(auto_workers(lc, {}, 8), (std::vector<unsigned>{4, 5}));
+  lc.main = 9;
+  EXPECT_EQ(auto_workers(lc, {}, 8), (std::vector<unsigned>{10, 11}));
+  // eal.args that map lcores themselves: the ids might not exist, so none.
+  for (const char* a : {"--lcores", "--lcores=0@0,1@1", "-l", "-l0-3", "-c", "-c0xf"})
+    EXPECT_EQ(auto_workers(lc, {"--no-telemetry", a}, 8), std::vector<unsigned>{}) << a;
+  EXPECT_EQ(auto_workers(lc, {"--log-level=debug"}, 8).size(), 2u);
+  lc.rx = {126};
+  lc.main = 0;
+  EXPECT_EQ(auto_workers(lc, {}, 8), std::vector<unsigned>{127});
+  lc.rx = {127};
+  EXPECT_EQ(auto_workers(lc, {}, 8), std::vector<unsigned>{}) << "no lcore id left";
+}
