@@ -11,10 +11,15 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SLUICE_SMTP_AVX2 1
+#include <immintrin.h>
 #endif
 
 namespace sluice::reassembly {
@@ -40,11 +45,11 @@ constexpr std::size_t kTextLineLimit = 1000;
 constexpr uint64_t kMaxBdatSize = uint64_t{1} << 53;
 
 // Fast path of SmtpSession::feed_data_lines inside a content line (issue 18), 64 octets a step
-// (SSE2, the x86-64 baseline): from i, inside a line of which line_octets octets came before i,
+// (AVX2 or SSE2, below): from i, inside a line of which line_octets octets came before i,
 // the start `to` of the last line such that the per-line loop would pass over every line ending in
 // [i, to) with no callback and no state but the line's own: none is over kTextLineLimit octets,
 // none after the first starts with '.', and no '.' in (i, to) follows a CR (a "<CR>.<CR>" needs
-// one; the caller keeps the octets before i, data_tail_, out of it). Dots elsewhere (sentences)
+// one; the caller checks the line's octets before i, data_tail_, for a CR). Dots elsewhere (sentences)
 // do not stop it. Stopping early is always exact: the per-line loop takes over. to == i when no
 // line could be passed over; retry is where the per-line loop should call again (the end of the
 // step that stopped).
@@ -54,37 +59,51 @@ struct DataSkip {
 };
 
 #if defined(__SSE2__)
-// Bit k set where p[k] == c, k in [0, 64).
-struct Block64 {
+// 64 octets, compared with one octet value at a time: bit k set where p[k] == c. SSE2 (the x86-64
+// baseline) and AVX2; skip_data_lines is built once with each, the CPU's choice taken at start.
+struct Sse2Block {
   __m128i v[4];
-  explicit Block64(const uint8_t* p) noexcept {
+  explicit Sse2Block(const uint8_t* p) noexcept {
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) v[q] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * q));
   }
-  uint64_t eq(__m128i c) const noexcept {
+  uint64_t eq(char c) const noexcept {
+    const __m128i vc = _mm_set1_epi8(c);
     uint64_t m = 0;
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q)
-      m |= uint64_t(uint16_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v[q], c)))) << (16 * q);
+      m |= uint64_t(uint16_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v[q], vc)))) << (16 * q);
     return m;
   }
 };
 #endif
 
-DataSkip skip_data_lines(const uint8_t* p, std::size_t i, std::size_t n, std::size_t line_octets) noexcept {
-#if defined(__SSE2__)
-  const __m128i vnl = _mm_set1_epi8('\n');
-  const __m128i vcr = _mm_set1_epi8('\r');
-  const __m128i vdot = _mm_set1_epi8('.');
+#if defined(SLUICE_SMTP_AVX2)
+struct Avx2Block {
+  __m256i lo, hi;
+  __attribute__((target("avx2"))) explicit Avx2Block(const uint8_t* p) noexcept
+      : lo(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
+        hi(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32))) {}
+  __attribute__((target("avx2"))) uint64_t eq(char c) const noexcept {
+    const __m256i vc = _mm256_set1_epi8(c);
+    return uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, vc)))) |
+           uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, vc)))) << 32;
+  }
+};
+#endif
+
+template <class Block>
+[[gnu::always_inline]] inline DataSkip skip_data_lines_with(const uint8_t* p, std::size_t i, std::size_t n,
+                                                           std::size_t line_octets) noexcept {
   std::size_t to = i;
   std::size_t cur = line_octets;  // octets of the current line before b
   uint64_t eol_prev = 0;          // a CR or LF at b - 1 (inside the scanned range)
   std::size_t b = i;
   for (; n - b >= 64; b += 64) {
-    const Block64 x(p + b);
-    const uint64_t nl = x.eq(vnl);
-    const uint64_t eol = nl | x.eq(vcr);
-    if (x.eq(vdot) & ((eol << 1) | eol_prev)) break;  // a '.' after a CR or at a line start
+    const Block x(p + b);
+    const uint64_t nl = x.eq('\n');
+    const uint64_t eol = nl | x.eq('\r');
+    if (x.eq('.') & ((eol << 1) | eol_prev)) break;  // a '.' after a CR or at a line start
     if (nl != 0) {
       // The first LF ends the line that began before b; the others end lines shorter than 64.
       if (cur + std::size_t(std::countr_zero(nl)) + 1 > kTextLineLimit) break;
@@ -96,11 +115,40 @@ DataSkip skip_data_lines(const uint8_t* p, std::size_t i, std::size_t n, std::si
     eol_prev = eol >> 63;
   }
   return {to, n - b >= 64 ? b + 64 : n};
+}
+
+using DataSkipFn = DataSkip (*)(const uint8_t* p, std::size_t i, std::size_t n, std::size_t line_octets) noexcept;
+
+#if defined(__SSE2__)
+DataSkip skip_data_lines_sse2(const uint8_t* p, std::size_t i, std::size_t n, std::size_t line_octets) noexcept {
+  return skip_data_lines_with<Sse2Block>(p, i, n, line_octets);
+}
 #else
-  (void)p; (void)line_octets;
-  return {i, n};
+DataSkip skip_data_lines_none(const uint8_t*, std::size_t i, std::size_t n, std::size_t) noexcept { return {i, n}; }
+#endif
+#if defined(SLUICE_SMTP_AVX2)
+__attribute__((target("avx2"))) DataSkip skip_data_lines_avx2(const uint8_t* p, std::size_t i, std::size_t n,
+                                                              std::size_t line_octets) noexcept {
+  return skip_data_lines_with<Avx2Block>(p, i, n, line_octets);
+}
+#endif
+
+// Chosen once at start: AVX2 where the CPU has it, unless SLUICE_LINE_SCAN=sse2 (measurements and
+// tests: the same binary both ways).
+DataSkipFn pick_skip_data_lines() noexcept {
+#if defined(SLUICE_SMTP_AVX2)
+  const char* env = std::getenv("SLUICE_LINE_SCAN");
+  __builtin_cpu_init();
+  if (!(env && std::strcmp(env, "sse2") == 0) && __builtin_cpu_supports("avx2")) return skip_data_lines_avx2;
+#endif
+#if defined(__SSE2__)
+  return skip_data_lines_sse2;
+#else
+  return skip_data_lines_none;
 #endif
 }
+
+const DataSkipFn skip_data_lines = pick_skip_data_lines();
 
 constexpr char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; }
 
@@ -780,8 +828,10 @@ std::size_t SmtpSession::feed_data_lines(const uint8_t* p, std::size_t n) noexce
         break;
       case DotState::in_line: {
         // Whole lines that need nothing but handing over, 64 octets a step. A line begun in
-        // earlier input (data_tail_ set) goes through the loop below first.
-        if (i >= retry && n - i >= 64 && data_tail_len_ == 0) {
+        // earlier input whose last octets hold a CR (data_tail_: a "<CR>.<CR>" may go on here)
+        // goes through the loop below first.
+        if (i >= retry && n - i >= 64 && (data_tail_len_ < 1 || data_tail_[0] != '\r') &&
+            (data_tail_len_ < 2 || data_tail_[1] != '\r')) {
           const DataSkip s = skip_data_lines(p, i, n, data_line_octets_);
           retry = s.retry;
           if (s.to != i) {
@@ -789,6 +839,7 @@ std::size_t SmtpSession::feed_data_lines(const uint8_t* p, std::size_t n) noexce
             data_prev_bare_lf_ = !(k > i ? p[k - 1] == '\r' : data_last_cr_);
             data_last_cr_ = false;
             data_line_octets_ = 0;
+            data_tail_len_ = 0;
             i = s.to;
             dot_ = DotState::line_start;
             break;
