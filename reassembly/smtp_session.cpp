@@ -75,6 +75,13 @@ struct Sse2Block {
       m |= uint64_t(uint16_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v[q], vc)))) << (16 * q);
     return m;
   }
+  bool any(char c) const noexcept {
+    const __m128i vc = _mm_set1_epi8(c);
+    __m128i e = _mm_cmpeq_epi8(v[0], vc);
+#pragma GCC unroll 3
+    for (int q = 1; q < 4; ++q) e = _mm_or_si128(e, _mm_cmpeq_epi8(v[q], vc));
+    return _mm_movemask_epi8(e) != 0;
+  }
 };
 #endif
 
@@ -89,6 +96,11 @@ struct Avx2Block {
     return uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, vc)))) |
            uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, vc)))) << 32;
   }
+  __attribute__((target("avx2"))) bool any(char c) const noexcept {
+    const __m256i vc = _mm256_set1_epi8(c);
+    const __m256i e = _mm256_or_si256(_mm256_cmpeq_epi8(lo, vc), _mm256_cmpeq_epi8(hi, vc));
+    return !_mm256_testz_si256(e, e);
+  }
 };
 #endif
 
@@ -102,8 +114,10 @@ template <class Block>
   for (; n - b >= 64; b += 64) {
     const Block x(p + b);
     const uint64_t nl = x.eq('\n');
-    const uint64_t eol = nl | x.eq('\r');
-    if (x.eq('.') & ((eol << 1) | eol_prev)) break;  // a '.' after a CR or at a line start
+    if (x.any('.')) {  // text has dots (base64 none): where do they follow a CR or a LF?
+      const uint64_t eol = nl | x.eq('\r');
+      if (x.eq('.') & ((eol << 1) | eol_prev)) break;  // a '.' after a CR or at a line start
+    }
     if (nl != 0) {
       // The first LF ends the line that began before b; the others end lines shorter than 64.
       if (cur + std::size_t(std::countr_zero(nl)) + 1 > kTextLineLimit) break;
@@ -112,7 +126,7 @@ template <class Block>
     } else {
       cur += 64;
     }
-    eol_prev = eol >> 63;
+    eol_prev = p[b + 63] == '\n' || p[b + 63] == '\r';
   }
   return {to, n - b >= 64 ? b + 64 : n};
 }
