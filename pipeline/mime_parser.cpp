@@ -1,8 +1,8 @@
 // Streaming MIME parser (see mime_parser.h for the contract).
 //
 // How bytes move: header blocks are copied one unfolded field at a time into field_ (capped);
-// bodies are scanned in place (SSE2 64 bytes a step over plain lines, memchr('\n') per line
-// elsewhere: skip_plain_lines), and only lines that start with a character that
+// bodies are scanned in place (64 bytes a step over plain lines, AVX2 or SSE2, memchr('\n') per
+// line elsewhere: skip_plain_lines), and only lines that start with a character that
 // could begin a special line ('-' for delimiters, 'b'/'e' for uuencode) are looked at. Everything
 // between two such lines is handed to the decoder as one span. The line end in front of a line
 // start is held back (eol_) until that line is known not to be a delimiter (RFC 2046 5.1.1: the
@@ -14,11 +14,16 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SLUICE_MIME_AVX2 1
+#include <immintrin.h>
 #endif
 
 #include "pipeline/header_fields.h"
@@ -49,7 +54,7 @@ std::string_view trim(std::string_view s) noexcept {
 constexpr uint64_t kMaxLine = 998;
 
 // Fast path of MimeParser::body_span inside a line: skips whole lines that the per-line loop
-// would pass over without any effect, 64 bytes a step (SSE2, x86-64 baseline). From j (inside a
+// would pass over without any effect, 64 bytes a step (AVX2 or SSE2, below). From j (inside a
 // line of which line_len raw bytes came before j) it goes to the start of the last line s such
 // that every '\n' in [j, s) ends a line that is (a) CRLF-terminated (or bare_seen: bare_lf is
 // already noted, so noting it again is a no-op), (b) not over kMaxLine (or long_seen), and (c)
@@ -63,29 +68,79 @@ struct LineSkip {
   std::size_t retry;
 };
 
-inline LineSkip skip_plain_lines(const uint8_t* p, std::size_t j, std::size_t n, uint8_t extra,
-                                 bool bare_seen, bool long_seen, uint64_t line_len) noexcept {
 #if defined(__SSE2__)
-  const __m128i vnl = _mm_set1_epi8('\n');
-  const __m128i vcr = _mm_set1_epi8('\r');
-  const __m128i vdash = _mm_set1_epi8('-');
-  const __m128i vextra = _mm_set1_epi8(char(extra));
+// 64 bytes, compared with byte values: bit k set where p[k] is c (or c2). SSE2 (the x86-64
+// baseline) and AVX2; skip_plain_lines is built once with each, the CPU's choice taken at start.
+struct Sse2Block {
+  __m128i v[4];
+  explicit Sse2Block(const uint8_t* p) noexcept {
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) v[q] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * q));
+  }
+  uint64_t eq(char c) const noexcept {
+    const __m128i vc = _mm_set1_epi8(c);
+    uint64_t m = 0;
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q)
+      m |= uint64_t(uint16_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v[q], vc)))) << (16 * q);
+    return m;
+  }
+  uint64_t eq(char c, char c2) const noexcept {
+    const __m128i vc = _mm_set1_epi8(c), vc2 = _mm_set1_epi8(c2);
+    uint64_t m = 0;
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const __m128i e = _mm_or_si128(_mm_cmpeq_epi8(v[q], vc), _mm_cmpeq_epi8(v[q], vc2));
+      m |= uint64_t(uint16_t(_mm_movemask_epi8(e))) << (16 * q);
+    }
+    return m;
+  }
+};
+#endif
+
+#if defined(SLUICE_MIME_AVX2)
+struct Avx2Block {
+  __m256i lo, hi;
+  __attribute__((target("avx2"))) explicit Avx2Block(const uint8_t* p) noexcept
+      : lo(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
+        hi(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32))) {}
+  __attribute__((target("avx2"))) uint64_t eq(char c) const noexcept {
+    const __m256i vc = _mm256_set1_epi8(c);
+    return uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, vc)))) |
+           uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, vc)))) << 32;
+  }
+  __attribute__((target("avx2"))) uint64_t eq(char c, char c2) const noexcept {
+    const __m256i vc = _mm256_set1_epi8(c), vc2 = _mm256_set1_epi8(c2);
+    const __m256i l = _mm256_or_si256(_mm256_cmpeq_epi8(lo, vc), _mm256_cmpeq_epi8(lo, vc2));
+    const __m256i h = _mm256_or_si256(_mm256_cmpeq_epi8(hi, vc), _mm256_cmpeq_epi8(hi, vc2));
+    return uint64_t(uint32_t(_mm256_movemask_epi8(l))) | uint64_t(uint32_t(_mm256_movemask_epi8(h))) << 32;
+  }
+};
+#endif
+
+template <class Block>
+[[gnu::always_inline]] inline LineSkip skip_plain_lines_with(const uint8_t* p, std::size_t j, std::size_t n,
+                                                            uint8_t extra, bool bare_seen, bool long_seen,
+                                                            uint64_t line_len) noexcept {
+  // The tests that do not apply are made never to stop: a bare LF once bare_lf is noted, a line
+  // length once line_too_long is (cur stays below n: no overflow).
+  const uint64_t bare_keep = bare_seen ? 0 : ~uint64_t{0};
+  const uint64_t max_line = long_seen ? UINT64_MAX / 2 : kMaxLine;
   std::size_t to = j;
   uint64_t cur = line_len;   // raw bytes of the current line before b
   uint64_t nl_prev = 0;      // a '\n' at b - 1 (inside the scanned range)
   uint64_t cr_prev = 0;      // a '\r' at b - 1 (inside the scanned range)
   std::size_t b = j;
   for (; n - b >= 64; b += 64) {
-    uint64_t nl = 0, cr = 0, cand = 0;
-    for (int q = 0; q < 4; ++q) {
-      __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + b + 16 * q));
-      nl |= uint64_t(uint16_t(_mm_movemask_epi8(_mm_cmpeq_epi8(x, vnl)))) << (16 * q);
-      cr |= uint64_t(uint16_t(_mm_movemask_epi8(_mm_cmpeq_epi8(x, vcr)))) << (16 * q);
-      __m128i c = _mm_or_si128(_mm_cmpeq_epi8(x, vdash), _mm_cmpeq_epi8(x, vextra));
-      cand |= uint64_t(uint16_t(_mm_movemask_epi8(c))) << (16 * q);
-    }
+    const Block x(p + b);
+    const uint64_t nl = x.eq('\n');
+    const uint64_t cr = x.eq('\r');
+    const uint64_t cand = x.eq('-', char(extra));
     uint64_t starts = (nl << 1) | nl_prev;  // line starts in [b, b + 64)
-    if (uint64_t hit = cand & starts) {
+    uint64_t hit = cand & starts;
+    const uint64_t bare = nl & ~((cr << 1) | cr_prev) & bare_keep;
+    if ((hit | bare) != 0) {  // rare: one test for both
+      if (bare) break;
       // In a text body (extra 'b'), a line starting with 'b' is special only as "begin "
       // (uu_begin): ordinary words starting with 'b' are skipped too; the 6 bytes must be in view.
       if (extra != 'b') break;
@@ -96,24 +151,54 @@ inline LineSkip skip_plain_lines(const uint8_t* p, std::size_t j, std::size_t n,
       }
       if (special) break;
     }
-    if (!bare_seen && (nl & ~((cr << 1) | cr_prev))) break;
-    if (nl == 0) {
-      cur += 64;
-      if (!long_seen && cur > kMaxLine) break;
-    } else {
-      if (!long_seen && cur + uint64_t(std::countr_zero(nl)) > kMaxLine) break;
-      cur = uint64_t(std::countl_zero(nl));  // the bytes after the last '\n' of the step
-    }
+    // The line that began before b ends at the first '\n' (countr_zero(0) is 64: no '\n', it goes
+    // on past the step); the others are shorter than 64.
+    if (cur + uint64_t(std::countr_zero(nl)) > max_line) break;
+    cur = nl ? uint64_t(std::countl_zero(nl)) : cur + 64;  // the bytes after the step's last '\n'
     if (starts) to = b + 63 - std::size_t(std::countl_zero(starts));
     nl_prev = nl >> 63;
     cr_prev = cr >> 63;
   }
   return {to, n - b >= 64 ? b + 64 : n};
+}
+
+using LineSkipFn = LineSkip (*)(const uint8_t* p, std::size_t j, std::size_t n, uint8_t extra, bool bare_seen,
+                                bool long_seen, uint64_t line_len) noexcept;
+
+#if defined(__SSE2__)
+LineSkip skip_plain_lines_sse2(const uint8_t* p, std::size_t j, std::size_t n, uint8_t extra, bool bare_seen,
+                               bool long_seen, uint64_t line_len) noexcept {
+  return skip_plain_lines_with<Sse2Block>(p, j, n, extra, bare_seen, long_seen, line_len);
+}
 #else
-  (void)p; (void)extra; (void)bare_seen; (void)long_seen; (void)line_len;
+LineSkip skip_plain_lines_none(const uint8_t*, std::size_t j, std::size_t n, uint8_t, bool, bool, uint64_t) noexcept {
   return {j, n};
+}
+#endif
+#if defined(SLUICE_MIME_AVX2)
+__attribute__((target("avx2"))) LineSkip skip_plain_lines_avx2(const uint8_t* p, std::size_t j, std::size_t n,
+                                                               uint8_t extra, bool bare_seen, bool long_seen,
+                                                               uint64_t line_len) noexcept {
+  return skip_plain_lines_with<Avx2Block>(p, j, n, extra, bare_seen, long_seen, line_len);
+}
+#endif
+
+// Chosen once at start: AVX2 where the CPU has it, unless SLUICE_LINE_SCAN=sse2 (measurements and
+// tests: the same binary both ways; reassembly/smtp_session.cpp reads it too).
+LineSkipFn pick_skip_plain_lines() noexcept {
+#if defined(SLUICE_MIME_AVX2)
+  const char* env = std::getenv("SLUICE_LINE_SCAN");
+  __builtin_cpu_init();
+  if (!(env && std::strcmp(env, "sse2") == 0) && __builtin_cpu_supports("avx2")) return skip_plain_lines_avx2;
+#endif
+#if defined(__SSE2__)
+  return skip_plain_lines_sse2;
+#else
+  return skip_plain_lines_none;
 #endif
 }
+
+const LineSkipFn skip_plain_lines = pick_skip_plain_lines();
 
 const char* const kAnomalyNames[] = {
     "missing_mime_version", "missing_boundary",       "boundary_too_long", "missing_close_delimiter",

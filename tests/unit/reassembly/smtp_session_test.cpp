@@ -1352,3 +1352,53 @@ TEST(SmtpSessionProperty, RandomBytesNeverCrash) {
 }
 
 }  // namespace
+
+// DATA content is passed over 64 octets a step when its lines need nothing but handing over (issue
+// 18): long runs of base64-like lines with, at random places, what must stop that step — a line
+// starting with '.' (stuffed or the end), "<CR>.<CR>" and a '.' after a CR, lines of 998 to 1001
+// octets, bare LF and bare CR line ends, a line begun in the previous call. Fed whole, in pieces of
+// up to 300 octets and byte by byte (which never takes the fast path): the same report, the same
+// other reading.
+TEST(SmtpSessionProperty, DataContentFastPathIsExact) {
+  const std::string b64 = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0";
+  const std::vector<std::string> hazards = {
+      "..stuffed\r\n", ".\r\n", ".\n", "x\r.\ry\r\n", "x\r.y\r\n", "\r.\r\n", "a.b. c.\r\n",
+      std::string(996, 'L') + "\r\n", std::string(997, 'L') + "\r\n", std::string(998, 'L') + "\r\n",
+      std::string(999, 'L') + "\n", "bare\n", "bare\rcr\r\n", "\r\n", "\n", ".x\n", std::string(63, 'M') + "\n."};
+  for (uint32_t seed = 1; seed <= 120; ++seed) {
+    std::mt19937 rng(seed);
+    std::string content;
+    const int lines = std::uniform_int_distribution<int>(1, 400)(rng);
+    for (int l = 0; l < lines; ++l) {
+      if (std::uniform_int_distribution<int>(0, 30)(rng) == 0)
+        content += hazards[std::uniform_int_distribution<std::size_t>(0, hazards.size() - 1)(rng)];
+      else
+        content += b64.substr(0, std::uniform_int_distribution<std::size_t>(60, b64.size())(rng)) + "\r\n";
+    }
+    const bool bare_lf_end = seed % 5 == 0;
+    Transcript t = {S(kGreeting), C("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"), S("354 go\r\n"),
+                    C(content + (bare_lf_end ? "\n.\n" : "\r\n.\r\n")), S("250 ok\r\n"), Close()};
+    for (bool readings : {false, true}) {
+      SCOPED_TRACE("seed " + std::to_string(seed) + (readings ? " readings" : ""));
+      const Result ref = run(t, true, bytewise, readings);
+      const Result w = run(t, true, whole, readings);
+      ASSERT_EQ(join(w.log), join(ref.log));
+      ASSERT_EQ(w.messages, ref.messages);
+      ASSERT_EQ(w.readings, ref.readings);
+      auto rng2 = std::make_shared<std::mt19937>(seed);
+      const Splitter pieces = [rng2](std::size_t len) {
+        std::vector<std::size_t> parts;
+        while (len > 0) {
+          const std::size_t k = std::min(len, std::uniform_int_distribution<std::size_t>(1, 300)(*rng2));
+          parts.push_back(k);
+          len -= k;
+        }
+        return parts;
+      };
+      const Result r = run(t, true, pieces, readings);
+      ASSERT_EQ(join(r.log), join(ref.log));
+      ASSERT_EQ(r.messages, ref.messages);
+      ASSERT_EQ(r.readings, ref.readings);
+    }
+  }
+}
