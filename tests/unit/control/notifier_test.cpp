@@ -169,12 +169,17 @@ TEST(Notifier, TcpSyslogRetriesUntilTheCollectorListensAndKeepsTheOrder) {
   }
   // t0 was being sent when t3 came: t1 (the oldest waiting) was dropped.
   EXPECT_EQ(got, (std::vector<std::string>{"t0", "t2", "t3"}));
-  std::promise<Json> stats;
-  loop.post([&] {
-    stats.set_value(n.stats()["syslog"]);
-    loop.stop();
-  });
-  const Json st = stats.get_future().get();
+  // The collector can read t3 before the service loop has run its write's completion, which counts
+  // it sent: ask until it has (or 5 s went by).
+  Json st;
+  for (int tries = 0; tries < 500; ++tries) {
+    std::promise<Json> stats;
+    loop.post([&] { stats.set_value(n.stats()["syslog"]); });
+    st = stats.get_future().get();
+    if (st["sent"] == 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  loop.post([&] { loop.stop(); });
   t.join();
   EXPECT_EQ(st["sent"], 3);
   EXPECT_EQ(st["dropped"], 1);
