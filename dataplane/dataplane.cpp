@@ -36,7 +36,7 @@ Dataplane::Impl::~Impl() {
       rte_ring_free(workers.chunk_ring[i][j]);
       rte_ring_free(workers.result_ring[j][i]);
     }
-  for (auto* p : workers.chunks) rte_mempool_free(p);
+  chunk_pools.clear();
   for (auto* p : workers.results) rte_mempool_free(p);
   if (worker_lcores)
     for (unsigned j = 0; j < workers.n_workers; ++j) worker_lcores[j].~WorkerLcoreContext();

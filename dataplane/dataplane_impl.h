@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/chunk_pool.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/hold_queue.h"
 #include "dataplane/lcore_context.h"
@@ -29,9 +30,8 @@ namespace sluice::dataplane {
 struct Dataplane::Impl {
   Config config;
   MbufPool mbuf_pool;  // table.pool: declared first, destroyed last (after the holds that give mbufs back)
-  struct {
-    PoolMemory chunks[kMaxRxForWorkers], results[kMaxWorkers];
-  } pool_memory;  // the workers' pools' objects in process memory (pool_memory.h): freed after them
+  PoolMemory result_memory[kMaxWorkers];  // the result pools' objects in process memory (pool_memory.h): freed after them
+  std::vector<std::unique_ptr<ChunkPool>> chunk_pools;  // per RX lcore, with worker lcores (workers.chunks)
   PortTable table{};
   RxLcoreContext* lcores = nullptr;  // n_rx_lcores contexts, cache-aligned array
   WorkerTable workers{};

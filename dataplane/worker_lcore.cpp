@@ -77,7 +77,7 @@ int worker_lcore_main(void* arg) {
       // (unscannable `overload`) and leave: what is still queued is not worth reading.
       const bool discard = t.abort->load(std::memory_order_relaxed);
       for (unsigned k = 0; k < n && !discard; ++k) ctx.worker->on_chunk(*static_cast<const pipeline::WorkChunk*>(got[k]), out);
-      if (n) rte_mempool_put_bulk(t.chunks[i], got, n);
+      if (n) t.chunks[i]->give_back(got, n);
       total += n;
       most = std::max(most, n);
     }

@@ -2,10 +2,11 @@
 // lcore's state (DESIGN.md section 3).
 //
 // Ownership (STYLE.md):
-//  - a chunk (pipeline::WorkChunk, one element of RX lcore i's pool `chunks[i]`) belongs to RX
-//    lcore i from rte_mempool_get until rte_ring_enqueue accepts it on ring chunk[i][j]
+//  - a chunk (pipeline::WorkChunk, one of RX lcore i's pool `chunks[i]`, chunk_pool.h) belongs to
+//    RX lcore i from ChunkPool::get until rte_ring_enqueue accepts it on ring chunk[i][j]
 //    (single-producer i, single-consumer j); staged chunks are still RX lcore i's. Worker j reads
-//    it during AttachmentWorker::on_chunk and puts it back into `chunks[i]`. Nothing else frees it.
+//    it during AttachmentWorker::on_chunk and gives it back to `chunks[i]` (give_back). Nothing
+//    else frees it.
 //  - a result (pipeline::WorkResult, one element of worker j's pool `results[j]`) belongs to worker
 //    j until enqueued on ring result[j][i]; RX lcore i hands it to its AttachmentHandoff during
 //    the call and puts it back into `results[j]`.
@@ -14,6 +15,7 @@
 //    once that RX lcore has exited, results for it are counted and dropped.
 #pragma once
 
+#include "dataplane/chunk_pool.h"
 #include "dataplane/idle_backoff.h"
 #include "dataplane/lcore_channel.h"
 
@@ -37,7 +39,7 @@ inline constexpr unsigned kStage = 32;             // chunks staged per worker b
 // Shared, read-only once the lcores run.
 struct WorkerTable {
   unsigned n_rx = 0, n_workers = 0;
-  rte_mempool* chunks[kMaxRxForWorkers] = {};                       // per RX lcore
+  ChunkPool* chunks[kMaxRxForWorkers] = {};                         // per RX lcore
   rte_mempool* results[kMaxWorkers] = {};                           // per worker
   rte_ring* chunk_ring[kMaxRxForWorkers][kMaxWorkers] = {};          // RX i -> worker j
   rte_ring* result_ring[kMaxWorkers][kMaxRxForWorkers] = {};         // worker j -> RX i
@@ -51,11 +53,8 @@ class RingChannel final : public pipeline::ChunkChannel {
  public:
   RingChannel(const WorkerTable& t, unsigned rx) : t_(t), rx_(rx) {}
   unsigned workers() const noexcept override { return t_.n_workers; }
-  pipeline::WorkChunk* alloc() noexcept override {
-    void* p;
-    return rte_mempool_get(t_.chunks[rx_], &p) == 0 ? static_cast<pipeline::WorkChunk*>(p) : nullptr;
-  }
-  void release(pipeline::WorkChunk* c) noexcept override { rte_mempool_put(t_.chunks[rx_], c); }
+  pipeline::WorkChunk* alloc() noexcept override { return t_.chunks[rx_]->get(); }
+  void release(pipeline::WorkChunk* c) noexcept override { t_.chunks[rx_]->release(c); }
   bool send(unsigned w, pipeline::WorkChunk* c) noexcept override {
     if (n_[w] == kStage && !push(w)) return false;
     stage_[w][n_[w]++] = c;

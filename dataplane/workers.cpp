@@ -34,10 +34,9 @@ bool Dataplane::Impl::setup_workers(std::string& error) {
   };
   for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
     const std::string name = "sluice_chunks_" + std::to_string(i);
-    workers.chunks[i] = create_pool(name, c.workers.chunk_pool, sizeof(pipeline::WorkChunk),
-                                    std::min(64u, c.workers.chunk_pool / 8), socket,
-                                    in_process ? &pool_memory.chunks[i] : nullptr, true);
-    if (!workers.chunks[i]) return fail("workers.chunk_pool", "a pool of " + std::to_string(c.workers.chunk_pool) + " chunks");
+    chunk_pools.push_back(ChunkPool::create(name, c.workers.chunk_pool, socket, error));
+    if (!chunk_pools.back()) return false;
+    workers.chunks[i] = chunk_pools.back().get();
     for (unsigned j = 0; j < n_workers; ++j) {
       const std::string rn = "sluice_chunk_" + std::to_string(i) + "_" + std::to_string(j);
       workers.chunk_ring[i][j] = rte_ring_create(rn.c_str(), c.workers.chunk_ring_size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -56,7 +55,7 @@ bool Dataplane::Impl::setup_workers(std::string& error) {
     const std::string name = "sluice_results_" + std::to_string(j);
     workers.results[j] = create_pool(name, c.workers.result_pool, sizeof(pipeline::WorkResult),
                                      std::min(64u, c.workers.result_pool / 8), socket,
-                                     in_process ? &pool_memory.results[j] : nullptr, true);
+                                     in_process ? &result_memory[j] : nullptr, true);
     if (!workers.results[j]) return fail("workers.result_pool", "a pool of " + std::to_string(c.workers.result_pool) + " results");
     for (unsigned i = 0; i < table.n_rx_lcores; ++i) {
       const std::string rn = "sluice_result_" + std::to_string(j) + "_" + std::to_string(i);

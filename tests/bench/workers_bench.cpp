@@ -159,7 +159,7 @@ int consumer(void*) {
       else
         n_total += c->data[0];  // touch the chunk: its cache lines cross
     }
-    if (n) rte_mempool_put_bulk(table.chunks[0], got, n);
+    if (n) table.chunks[0]->give_back(got, n);
     consumed.fetch_add(n, std::memory_order_release);
     if (!n && done) break;
   }
@@ -239,8 +239,9 @@ int main(int argc, char** argv) {
   g_worker = &worker;
   table.n_rx = 1;
   table.n_workers = 1;
-  table.chunks[0] = rte_mempool_create("bench_chunks", 8191, sizeof(pipeline::WorkChunk), 64, 0, nullptr, nullptr,
-                                       nullptr, nullptr, static_cast<int>(rte_socket_id()), 0);
+  std::string error;
+  auto chunks = dataplane::ChunkPool::create("bench_chunks", 8191, static_cast<int>(rte_socket_id()), error);
+  table.chunks[0] = chunks.get();
   table.chunk_ring[0][0] = rte_ring_create("bench_ring", 1024, static_cast<int>(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
   table.results[0] = rte_mempool_create("bench_results", 1023, sizeof(pipeline::WorkResult), 32, 0, nullptr, nullptr,
                                         nullptr, nullptr, static_cast<int>(rte_socket_id()), 0);
@@ -251,6 +252,7 @@ int main(int argc, char** argv) {
   }
   bench_ring(rounds, false);
   bench_ring(rounds, true);
+  chunks.reset();
   rte_eal_cleanup();
   return 0;
 }
