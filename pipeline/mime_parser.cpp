@@ -1343,7 +1343,9 @@ void MimeParser::begin_uu(const uint8_t* name, std::size_t len) noexcept {
   info.content_type = "application/octet-stream";
   make_valid_utf8(uu_name_, nlen);
   info.filename = std::string_view(uu_name_, nlen);
-  info.filenames = info.filename;
+  // The list is NUL-separated: a NUL in the name is handled as in a header's name (name_list.h).
+  // names_out_ is free: a block is only looked for in a text body, which is no attachment.
+  info.filenames = NameList::single(info.filename, names_out_, sizeof names_out_);
   info.disposition = {};
   info.encoding = TransferEncoding::uuencode;
   info.attachment = true;
