@@ -1084,6 +1084,22 @@ TEST(MimeParserReadings, QuotedPrintableLenientAndLfLineEnds) {
   EXPECT_NE(lf->data.find("line\nend"), std::string::npos);
 }
 
+TEST(MimeParserReadings, QuotedPrintableReadingsStartInTheOrderOfTheirTriggers) {
+  // Found by mime_parser_fuzz (regressions/mime_parser_fuzz/qp-readings-order): a span holding a
+  // hard line break and, on a later line, an invalid escape started qp_lenient first; the same
+  // body cut between the two started qp_lf first, so the readings' order (their slots, the order
+  // they end in) depended on the split. The first trigger in the body comes first, by line.
+  const std::string head = "Content-Type: application/octet-stream\nContent-Transfer-Encoding: quoted-printable\n";
+  for (const auto& [body, first] : {std::pair<std::string, MimeReading>{"one\n=ZZ two=\nthree", MimeReading::qp_lf},
+                                    {"one=\n=ZZ two\nthree", MimeReading::qp_lenient},
+                                    {"one =ZZ\ntwo\nthree", MimeReading::qp_lenient}}) {
+    SCOPED_TRACE(body);
+    Recorder r = run_all_ways(one_part(head, body));
+    ASSERT_EQ(r.readings.size(), 2u);
+    EXPECT_EQ(r.readings[0].reading, first);
+  }
+}
+
 TEST(MimeParserReadings, RawPartWithLfLineEnds) {
   Recorder r = run_all_ways(one_part(("Content-Type: application/x-sh; name=run.sh\n"), "#!/bin/sh\necho hi\n"));
   EXPECT_EQ(r.find("2")->data, crlf("#!/bin/sh\necho hi\n"));
