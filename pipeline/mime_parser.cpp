@@ -1308,20 +1308,24 @@ void MimeParser::leaf_readings(const uint8_t* p, std::size_t n) noexcept {
   }
   if ((lazy_ & kLazyQpInvalid) && active_->invalid()) take(kLazyQpInvalid, MimeReading::qp_lenient);
   if (lazy_ & (kLazyQpBreak | kLazyRawCrlf)) {
-    // A hard line break (a line end without '=' before it), or a CRLF in a raw body.
     const bool qp = lazy_ & kLazyQpBreak;
-    for (const uint8_t* q = p; (q = static_cast<const uint8_t*>(std::memchr(q, '\n', std::size_t(p + n - q))));) {
-      uint8_t b = q > p ? q[-1] : last_byte_;
-      const uint8_t b2 = q - p > 1 ? q[-2] : q - p == 1 ? last_byte_ : 0;
-      if (qp && b == '\r') b = b2;
-      if (qp ? b != '=' : b == '\r') {
-        take(uint8_t(kLazyQpBreak | kLazyRawCrlf), qp ? MimeReading::qp_lf : MimeReading::raw_lf);
-        break;
-      }
-      ++q;
-    }
+    if (first_break(p, n, qp) < n)
+      take(uint8_t(kLazyQpBreak | kLazyRawCrlf), qp ? MimeReading::qp_lf : MimeReading::raw_lf);
   }
   if (n) last_byte_ = p[n - 1];
+}
+
+// The first hard line break (a line end without '=' before it), or with `qp` false the first
+// CRLF, in the open attachment's body bytes p[0, n) that follow last_byte_: the offset of its
+// '\n', n when none.
+std::size_t MimeParser::first_break(const uint8_t* p, std::size_t n, bool qp) const noexcept {
+  for (const uint8_t* q = p; (q = static_cast<const uint8_t*>(std::memchr(q, '\n', std::size_t(p + n - q)))); ++q) {
+    uint8_t b = q > p ? q[-1] : last_byte_;
+    const uint8_t b2 = q - p > 1 ? q[-2] : q - p == 1 ? last_byte_ : 0;
+    if (qp && b == '\r') b = b2;
+    if (qp ? b != '=' : b == '\r') return std::size_t(q - p);
+  }
+  return n;
 }
 
 void MimeParser::end_readings(PartEnd how) noexcept {
@@ -1428,7 +1432,9 @@ void MimeParser::begin_uu(const uint8_t* name, std::size_t len) noexcept {
   info.content_type = "application/octet-stream";
   make_valid_utf8(uu_name_, nlen);
   info.filename = std::string_view(uu_name_, nlen);
-  info.filenames = info.filename;
+  // The list is NUL-separated: a NUL in the name is handled as in a header's name (name_list.h).
+  // names_out_ is free: a block is only looked for in a text body, which is no attachment.
+  info.filenames = NameList::single(info.filename, names_out_, sizeof names_out_);
   info.disposition = {};
   info.encoding = TransferEncoding::uuencode;
   info.attachment = true;
@@ -1706,6 +1712,19 @@ void MimeParser::emit(const uint8_t* p, std::size_t n) noexcept {
   if (n == 0) return;
   switch (mode_) {
     case Mode::decode:
+      // quoted-printable's two triggers (an invalid escape, a hard line break), both awaited: the
+      // span ends after its first hard line break, so that an escape before it (counted by the
+      // end of its line) starts its reading first and one after it second, however the input is
+      // split. A break past the bytes held starts nothing: no cut then.
+      if ((lazy_ & kLazyQpInvalid) && (lazy_ & kLazyQpBreak) && body_len_ < limits_.reading_retain_bytes) {
+        const std::size_t k = first_break(p, n, true) + 1;
+        if (k < n && k <= limits_.reading_retain_bytes - body_len_) {
+          active_->feed(p, k, sink_);
+          leaf_readings(p, k);
+          p += k;
+          n -= k;
+        }
+      }
       if (lazy_ && body_len_ < limits_.reading_retain_bytes && n > limits_.reading_retain_bytes - body_len_) {
         // Up to the end of the bytes held first: a trigger in them starts its reading whatever
         // the split of the input (decoders give the same output however they are fed).

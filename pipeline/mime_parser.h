@@ -320,6 +320,7 @@ class MimeParser {
   void text_dec_end(PartEnd how) noexcept;
   void start_reading(MimeReading kind, bool replay) noexcept;
   void leaf_readings(const uint8_t* p, std::size_t n) noexcept;
+  std::size_t first_break(const uint8_t* p, std::size_t n, bool qp) const noexcept;
   void end_readings(PartEnd how) noexcept;
   void feed_bytes(const uint8_t* data, std::size_t len) noexcept;
   void top_header_fed(const uint8_t* data, std::size_t len) noexcept;

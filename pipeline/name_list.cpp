@@ -106,4 +106,11 @@ std::string_view NameList::build(std::string_view primary, std::string_view alt,
   return std::string_view(out, len);
 }
 
+std::string_view NameList::single(std::string_view name, char* out, std::size_t cap) noexcept {
+  std::size_t len = 0;
+  unsigned n = 0;
+  append(out, cap, len, n, 2, name);
+  return std::string_view(out, len);
+}
+
 }  // namespace sluice::pipeline

@@ -31,6 +31,10 @@ class NameList final : public NameSink {
   // name cannot hold) and for each name with a '/' or '\' its last component (clients save the
   // base name). Distinct names, NUL-separated, in `out`.
   std::string_view build(std::string_view primary, std::string_view alt, char* out, std::size_t cap) const noexcept;
+  // The list of a name that comes alone (a uuencoded block's "begin" line): the name, or for a
+  // name holding NUL bytes what build() makes of it (its C-string reading and the name without
+  // them), never fragments.
+  static std::string_view single(std::string_view name, char* out, std::size_t cap) noexcept;
 
  private:
   struct Section {

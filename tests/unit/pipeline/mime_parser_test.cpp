@@ -995,6 +995,24 @@ TEST(MimeParserNames, ANulInANameNeverSplitsTheList) {
   EXPECT_TRUE(r.find("2")->names.empty());
 }
 
+TEST(MimeParserNames, ANulInAUuencodedBlocksNameNeverSplitsTheList) {
+  // Found by mime_parser_fuzz (regressions/mime_parser_fuzz/nul-in-uuencode-name): the name of a
+  // "begin" line went into the list as it was, NULs and all, so the list held fragments ("run",
+  // "", "me.exe"). It follows the rule of a header's name.
+  Recorder r = run_all_ways(std::string("\nbegin 644 run\0\0me.exe\n", 23) + uuencode("MZ") + "end\n");
+  const Part* p = r.find("1.u1");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->name, std::string("run\0\0me.exe", 11));
+  EXPECT_EQ(p->names, (std::vector<std::string>{"run", "runme.exe"}));
+  EXPECT_EQ(p->data, "MZ");
+  r = run_all_ways(std::string("\nbegin 644 \0\n", 13) + uuencode("MZ") + "end\n");
+  ASSERT_NE(r.find("1.u1"), nullptr);
+  EXPECT_TRUE(r.find("1.u1")->names.empty());
+  r = run_all_ways("\nbegin 644 two.exe\n" + uuencode("MZ") + "end\n");  // no NUL: the name alone
+  ASSERT_NE(r.find("1.u1"), nullptr);
+  EXPECT_EQ(r.find("1.u1")->names, std::vector<std::string>{"two.exe"});
+}
+
 const std::string kPayload = std::string("PK\x03\x04 an attachment, the same bytes in every reading\x00\xff", 50);
 
 TEST(MimeParserReadings, NoneWhenNothingIsAmbiguous) {
@@ -1064,6 +1082,22 @@ TEST(MimeParserReadings, QuotedPrintableLenientAndLfLineEnds) {
   ASSERT_NE(lf, nullptr);
   EXPECT_EQ(lf->data.find('\r'), std::string::npos);
   EXPECT_NE(lf->data.find("line\nend"), std::string::npos);
+}
+
+TEST(MimeParserReadings, QuotedPrintableReadingsStartInTheOrderOfTheirTriggers) {
+  // Found by mime_parser_fuzz (regressions/mime_parser_fuzz/qp-readings-order): a span holding a
+  // hard line break and, on a later line, an invalid escape started qp_lenient first; the same
+  // body cut between the two started qp_lf first, so the readings' order (their slots, the order
+  // they end in) depended on the split. The first trigger in the body comes first, by line.
+  const std::string head = "Content-Type: application/octet-stream\nContent-Transfer-Encoding: quoted-printable\n";
+  for (const auto& [body, first] : {std::pair<std::string, MimeReading>{"one\n=ZZ two=\nthree", MimeReading::qp_lf},
+                                    {"one=\n=ZZ two\nthree", MimeReading::qp_lenient},
+                                    {"one =ZZ\ntwo\nthree", MimeReading::qp_lenient}}) {
+    SCOPED_TRACE(body);
+    Recorder r = run_all_ways(one_part(head, body));
+    ASSERT_EQ(r.readings.size(), 2u);
+    EXPECT_EQ(r.readings[0].reading, first);
+  }
 }
 
 TEST(MimeParserReadings, RawPartWithLfLineEnds) {
