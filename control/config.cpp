@@ -538,10 +538,11 @@ Param<Loading> workers_param() {
                           "Worker lcores: SHA-256, file typing and archives of attachments, and each message's "
                           "SHA-256 (`workers.hash_messages`; DESIGN.md section 3). `[]`: none, each RX lcore does "
                           "that work itself. `auto`: with 2 CPUs or more (this process's affinity), one worker "
-                          "per two RX lcores (rounded up) at the lcore ids after the highest of `lcores.main` and "
-                          "`lcores.rx` (on 2 CPUs: worker 2, sharing CPU 0 with the main lcore, the layout "
-                          "measured fastest there, docs/benchmarks.md); none on one CPU or when `eal.args` maps "
-                          "lcores itself (`--lcores`, `-l`, `-c`). The start-up line says how many worker lcores run.",
+                          "per RX lcore as far as the CPUs beside the main and RX lcores go (at least one), at "
+                          "the lcore ids after the highest of `lcores.main` and `lcores.rx` (on 2 CPUs: worker 2, "
+                          "sharing CPU 0 with the main lcore, the layout measured fastest there, "
+                          "docs/benchmarks.md); none on one CPU or when `eal.args` maps lcores itself "
+                          "(`--lcores`, `-l`, `-c`). The start-up line says how many worker lcores run.",
                           parse, set, show);
 }
 

@@ -32,11 +32,12 @@ inline constexpr unsigned kMaxLcoreId = 127;  // RTE_MAX_LCORE - 1 in Debian's b
 // CPUs this process may run on (its affinity mask; else the CPUs online).
 unsigned usable_cpus();
 
-// The worker lcores of `lcores.workers: auto` (the default): with 2 CPUs or more, one worker per two
-// RX lcores (rounded up) at the lcore ids after the highest of the main and RX lcores; none on one
-// CPU, or when `eal_args` maps lcores itself (--lcores, -l, -c), since the ids might not exist.
-// On 2 CPUs the default (main 0, RX 1) gets worker 2, on the main lcore's CPU: the layout measured
-// fastest there (docs/benchmarks.md, issue 18).
+// The worker lcores of `lcores.workers: auto` (the default): with 2 CPUs or more, one worker per RX
+// lcore as far as the CPUs beside the main and RX lcores go, at least one, at the lcore ids after
+// the highest of the main and RX lcores; none on one CPU, when `eal_args` maps lcores itself
+// (--lcores, -l, -c: the ids might not exist), or past the last lcore id. On 2 CPUs the default
+// (main 0, RX 1) gets worker 2, on the main lcore's CPU: the layout measured fastest there, where
+// the worker is about as busy as the RX lcore (docs/benchmarks.md, issue 18).
 std::vector<unsigned> auto_workers(const LcoreConfig& lcores, const std::vector<std::string>& eal_args, unsigned cpus);
 
 bool is_pci_address(const std::string& device);

@@ -44,8 +44,11 @@ std::vector<unsigned> auto_workers(const LcoreConfig& lcores, const std::vector<
     if (a == "--lcores" || a.rfind("--lcores=", 0) == 0 || a.rfind("-l", 0) == 0 || a.rfind("-c", 0) == 0) return {};
   unsigned next = lcores.main;
   for (unsigned id : lcores.rx) next = std::max(next, id);
+  // One per RX lcore, as far as the CPUs left beside the main and RX lcores go; at least one.
+  const std::size_t spare = cpus > lcores.rx.size() + 1 ? cpus - lcores.rx.size() - 1 : 0;
+  const std::size_t count = std::max<std::size_t>(1, std::min(lcores.rx.size(), spare));
   std::vector<unsigned> ids;
-  for (std::size_t k = 0; k < (lcores.rx.size() + 1) / 2; ++k) ids.push_back(++next);
+  for (std::size_t k = 0; k < count; ++k) ids.push_back(++next);
   if (next > kMaxLcoreId) return {};  // past the EAL's lcore ids: the configuration is the operator's
   return ids;
 }

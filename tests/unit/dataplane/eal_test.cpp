@@ -72,13 +72,15 @@ TEST(EalArgs, AutoWorkers) {
   EXPECT_EQ(auto_workers(lc, {}, 2), std::vector<unsigned>{2});
   EXPECT_EQ(auto_workers(lc, {}, 32), std::vector<unsigned>{2});
   lc.rx = {1, 2, 3};
-  EXPECT_EQ(auto_workers(lc, {}, 8), (std::vector<unsigned>{4, 5}));
+  EXPECT_EQ(auto_workers(lc, {}, 8), (std::vector<unsigned>{4, 5, 6})) << "one per RX lcore";
+  EXPECT_EQ(auto_workers(lc, {}, 6), (std::vector<unsigned>{4, 5})) << "as far as the CPUs go";
+  EXPECT_EQ(auto_workers(lc, {}, 3), std::vector<unsigned>{4}) << "at least one";
   lc.main = 9;
-  EXPECT_EQ(auto_workers(lc, {}, 8), (std::vector<unsigned>{10, 11}));
+  EXPECT_EQ(auto_workers(lc, {}, 8), (std::vector<unsigned>{10, 11, 12}));
   // eal.args that map lcores themselves: the ids might not exist, so none.
   for (const char* a : {"--lcores", "--lcores=0@0,1@1", "-l", "-l0-3", "-c", "-c0xf"})
     EXPECT_EQ(auto_workers(lc, {"--no-telemetry", a}, 8), std::vector<unsigned>{}) << a;
-  EXPECT_EQ(auto_workers(lc, {"--log-level=debug"}, 8).size(), 2u);
+  EXPECT_EQ(auto_workers(lc, {"--log-level=debug"}, 8).size(), 3u);
   lc.rx = {126};
   lc.main = 0;
   EXPECT_EQ(auto_workers(lc, {}, 8), std::vector<unsigned>{127});
