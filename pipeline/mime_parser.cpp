@@ -18,15 +18,9 @@
 #include <cstring>
 #include <new>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define SLUICE_MIME_AVX2 1
-#include <immintrin.h>
-#endif
 
 #include "pipeline/header_fields.h"
+#include "records/byte_block.h"
 #include "pipeline/mime_chars.h"
 
 namespace sluice::pipeline {
@@ -69,53 +63,10 @@ struct LineSkip {
 };
 
 #if defined(__SSE2__)
-// 64 bytes, compared with byte values: bit k set where p[k] is c (or c2). SSE2 (the x86-64
-// baseline) and AVX2; skip_plain_lines is built once with each, the CPU's choice taken at start.
-struct Sse2Block {
-  __m128i v[4];
-  explicit Sse2Block(const uint8_t* p) noexcept {
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) v[q] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * q));
-  }
-  uint64_t eq(char c) const noexcept {
-    const __m128i vc = _mm_set1_epi8(c);
-    uint64_t m = 0;
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q)
-      m |= uint64_t(uint16_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v[q], vc)))) << (16 * q);
-    return m;
-  }
-  uint64_t eq(char c, char c2) const noexcept {
-    const __m128i vc = _mm_set1_epi8(c), vc2 = _mm_set1_epi8(c2);
-    uint64_t m = 0;
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) {
-      const __m128i e = _mm_or_si128(_mm_cmpeq_epi8(v[q], vc), _mm_cmpeq_epi8(v[q], vc2));
-      m |= uint64_t(uint16_t(_mm_movemask_epi8(e))) << (16 * q);
-    }
-    return m;
-  }
-};
+using records::Sse2Block;
 #endif
-
-#if defined(SLUICE_MIME_AVX2)
-struct Avx2Block {
-  __m256i lo, hi;
-  __attribute__((target("avx2"))) explicit Avx2Block(const uint8_t* p) noexcept
-      : lo(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
-        hi(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32))) {}
-  __attribute__((target("avx2"))) uint64_t eq(char c) const noexcept {
-    const __m256i vc = _mm256_set1_epi8(c);
-    return uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, vc)))) |
-           uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, vc)))) << 32;
-  }
-  __attribute__((target("avx2"))) uint64_t eq(char c, char c2) const noexcept {
-    const __m256i vc = _mm256_set1_epi8(c), vc2 = _mm256_set1_epi8(c2);
-    const __m256i l = _mm256_or_si256(_mm256_cmpeq_epi8(lo, vc), _mm256_cmpeq_epi8(lo, vc2));
-    const __m256i h = _mm256_or_si256(_mm256_cmpeq_epi8(hi, vc), _mm256_cmpeq_epi8(hi, vc2));
-    return uint64_t(uint32_t(_mm256_movemask_epi8(l))) | uint64_t(uint32_t(_mm256_movemask_epi8(h))) << 32;
-  }
-};
+#if defined(SLUICE_LINE_SCAN_AVX2)
+using records::Avx2Block;
 #endif
 
 template <class Block>
@@ -175,7 +126,7 @@ LineSkip skip_plain_lines_none(const uint8_t*, std::size_t j, std::size_t n, uin
   return {j, n};
 }
 #endif
-#if defined(SLUICE_MIME_AVX2)
+#if defined(SLUICE_LINE_SCAN_AVX2)
 __attribute__((target("avx2"))) LineSkip skip_plain_lines_avx2(const uint8_t* p, std::size_t j, std::size_t n,
                                                                uint8_t extra, bool bare_seen, bool long_seen,
                                                                uint64_t line_len) noexcept {
@@ -183,13 +134,11 @@ __attribute__((target("avx2"))) LineSkip skip_plain_lines_avx2(const uint8_t* p,
 }
 #endif
 
-// Chosen once at start: AVX2 where the CPU has it, unless SLUICE_LINE_SCAN=sse2 (measurements and
-// tests: the same binary both ways; reassembly/smtp_session.cpp reads it too).
+// Chosen once at start (records::avx2_line_scans(): AVX2 where the CPU has it, unless
+// SLUICE_LINE_SCAN=sse2; the SMTP DATA scan follows the same choice).
 LineSkipFn pick_skip_plain_lines() noexcept {
-#if defined(SLUICE_MIME_AVX2)
-  const char* env = std::getenv("SLUICE_LINE_SCAN");
-  __builtin_cpu_init();
-  if (!(env && std::strcmp(env, "sse2") == 0) && __builtin_cpu_supports("avx2")) return skip_plain_lines_avx2;
+#if defined(SLUICE_LINE_SCAN_AVX2)
+  if (records::avx2_line_scans()) return skip_plain_lines_avx2;
 #endif
 #if defined(__SSE2__)
   return skip_plain_lines_sse2;

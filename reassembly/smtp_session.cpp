@@ -9,18 +9,13 @@
 // parsed again (from the start of the mode the reply selects) when the reply arrives.
 #include "reassembly/smtp_session.h"
 
+#include "records/byte_block.h"
+
 #include <algorithm>
 #include <bit>
 #include <cstdlib>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define SLUICE_SMTP_AVX2 1
-#include <immintrin.h>
-#endif
 
 namespace sluice::reassembly {
 
@@ -59,49 +54,10 @@ struct DataSkip {
 };
 
 #if defined(__SSE2__)
-// 64 octets, compared with one octet value at a time: bit k set where p[k] == c. SSE2 (the x86-64
-// baseline) and AVX2; skip_data_lines is built once with each, the CPU's choice taken at start.
-struct Sse2Block {
-  __m128i v[4];
-  explicit Sse2Block(const uint8_t* p) noexcept {
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) v[q] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * q));
-  }
-  uint64_t eq(char c) const noexcept {
-    const __m128i vc = _mm_set1_epi8(c);
-    uint64_t m = 0;
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q)
-      m |= uint64_t(uint16_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v[q], vc)))) << (16 * q);
-    return m;
-  }
-  bool any(char c) const noexcept {
-    const __m128i vc = _mm_set1_epi8(c);
-    __m128i e = _mm_cmpeq_epi8(v[0], vc);
-#pragma GCC unroll 3
-    for (int q = 1; q < 4; ++q) e = _mm_or_si128(e, _mm_cmpeq_epi8(v[q], vc));
-    return _mm_movemask_epi8(e) != 0;
-  }
-};
+using records::Sse2Block;
 #endif
-
-#if defined(SLUICE_SMTP_AVX2)
-struct Avx2Block {
-  __m256i lo, hi;
-  __attribute__((target("avx2"))) explicit Avx2Block(const uint8_t* p) noexcept
-      : lo(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
-        hi(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32))) {}
-  __attribute__((target("avx2"))) uint64_t eq(char c) const noexcept {
-    const __m256i vc = _mm256_set1_epi8(c);
-    return uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, vc)))) |
-           uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, vc)))) << 32;
-  }
-  __attribute__((target("avx2"))) bool any(char c) const noexcept {
-    const __m256i vc = _mm256_set1_epi8(c);
-    const __m256i e = _mm256_or_si256(_mm256_cmpeq_epi8(lo, vc), _mm256_cmpeq_epi8(hi, vc));
-    return !_mm256_testz_si256(e, e);
-  }
-};
+#if defined(SLUICE_LINE_SCAN_AVX2)
+using records::Avx2Block;
 #endif
 
 template <class Block>
@@ -140,20 +96,18 @@ DataSkip skip_data_lines_sse2(const uint8_t* p, std::size_t i, std::size_t n, st
 #else
 DataSkip skip_data_lines_none(const uint8_t*, std::size_t i, std::size_t n, std::size_t) noexcept { return {i, n}; }
 #endif
-#if defined(SLUICE_SMTP_AVX2)
+#if defined(SLUICE_LINE_SCAN_AVX2)
 __attribute__((target("avx2"))) DataSkip skip_data_lines_avx2(const uint8_t* p, std::size_t i, std::size_t n,
                                                               std::size_t line_octets) noexcept {
   return skip_data_lines_with<Avx2Block>(p, i, n, line_octets);
 }
 #endif
 
-// Chosen once at start: AVX2 where the CPU has it, unless SLUICE_LINE_SCAN=sse2 (measurements and
-// tests: the same binary both ways).
+// Chosen once at start (records::avx2_line_scans(): AVX2 where the CPU has it, unless
+// SLUICE_LINE_SCAN=sse2; the MIME body scan follows the same choice).
 DataSkipFn pick_skip_data_lines() noexcept {
-#if defined(SLUICE_SMTP_AVX2)
-  const char* env = std::getenv("SLUICE_LINE_SCAN");
-  __builtin_cpu_init();
-  if (!(env && std::strcmp(env, "sse2") == 0) && __builtin_cpu_supports("avx2")) return skip_data_lines_avx2;
+#if defined(SLUICE_LINE_SCAN_AVX2)
+  if (records::avx2_line_scans()) return skip_data_lines_avx2;
 #endif
 #if defined(__SSE2__)
   return skip_data_lines_sse2;
