@@ -4,8 +4,8 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
+#include <new>
 
 namespace sluice::dataplane {
 
@@ -19,17 +19,17 @@ std::unique_ptr<ChunkPool> ChunkPool::create(const std::string& name, unsigned n
     error = "workers.chunk_pool: cannot create the stack of " + std::to_string(n) + " chunks: " + rte_strerror(rte_errno);
     return nullptr;
   }
-  p->len_ = std::size_t{n} * sizeof(pipeline::WorkChunk);
-  void* map = mmap(nullptr, p->len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (map == MAP_FAILED) {
-    error = "workers.chunk_pool: cannot reserve " + std::to_string(p->len_ >> 20) + " MiB for " + std::to_string(n) +
-            " chunks: " + std::strerror(errno);
+  const std::size_t len = std::size_t{n} * sizeof(pipeline::WorkChunk);
+  try {
+    p->region_ = records::ReservedRegion(len);
+  } catch (const std::bad_alloc&) {
+    error = "workers.chunk_pool: cannot reserve " + std::to_string(len >> 20) + " MiB for " + std::to_string(n) +
+            " chunks";
     return nullptr;
   }
-  p->map_ = map;
   // A chunk's first use faults in one 4 KiB page on the RX lcore, not 2 MiB at once.
-  madvise(map, p->len_, MADV_NOHUGEPAGE);
-  auto* chunks = static_cast<pipeline::WorkChunk*>(map);
+  madvise(p->region_.data(), p->region_.size(), MADV_NOHUGEPAGE);
+  auto* chunks = static_cast<pipeline::WorkChunk*>(p->region_.data());
   void* batch[kCache];
   // Pushed from the last, so that the first pops give the lowest addresses.
   for (unsigned left = n; left > 0;) {
@@ -41,10 +41,7 @@ std::unique_ptr<ChunkPool> ChunkPool::create(const std::string& name, unsigned n
   return p;
 }
 
-ChunkPool::~ChunkPool() {
-  rte_stack_free(free_);
-  if (map_) munmap(map_, len_);
-}
+ChunkPool::~ChunkPool() { rte_stack_free(free_); }
 
 bool ChunkPool::refill() noexcept {
   void** into = reinterpret_cast<void**>(cache_);

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "pipeline/handoff.h"
+#include "records/reserved_region.h"
 
 namespace sluice::dataplane {
 
@@ -58,8 +59,7 @@ class ChunkPool {
   void spill() noexcept;
 
   rte_stack* free_ = nullptr;  // read by every lcore, written by none
-  void* map_ = nullptr;
-  std::size_t len_ = 0;
+  records::ReservedRegion region_;  // the chunks
   unsigned n_ = 0;
   alignas(64) unsigned cached_ = 0;  // the owner's alone, on lines of their own
   pipeline::WorkChunk* cache_[kCache] = {};
